@@ -1,0 +1,49 @@
+# Entry points: `make demo` (the main job on a simulated fleet) and `make test` (what CI runs).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+FLEET_DIR ?= .fleet/demo
+DEMO_HOSTS ?= xavier=1,nano=1,tx2=1
+
+APT_PACKAGES := openssh-server openssh-client rsync iproute2 util-linux mount e2fsprogs \
+	gcc libc6-dev make procps python3 python3-venv
+
+.PHONY: system-deps venv lint test test-unit test-fleet demo wheelhouse constraints clean
+
+system-deps:
+	@if [ "$$(id -u)" != 0 ]; then echo "system-deps: run as root (apt-get, namespaces, mounts)"; exit 1; fi
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null
+
+# The venv is rebuilt when the pinned requirements change.
+$(VENV)/.installed: requirements/dev.txt requirements/controller.txt requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -r requirements/dev.txt -c requirements/constraints.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(VENV)/bin/yamllint -s .
+	$(VENV)/bin/ansible-lint --profile production
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/vermin --target=3.6- --no-tips --violations --eval-annotations builder/
+
+# pytest exits 5 when it collected no test: that must fail loudly, never pass.
+test: lint
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VPY) -m pytest -q; rc=$$?; \
+	if [ $$rc = 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+wheelhouse: venv
+	$(VPY) tools/wheelhouse.py
+
+demo: venv wheelhouse
+	$(VPY) tools/demo.py --fleet-dir $(FLEET_DIR) --hosts $(DEMO_HOSTS)
+
+constraints: venv
+	$(VPY) -m pip freeze --exclude pip --exclude setuptools --exclude wheel > requirements/constraints.txt
+
+clean:
+	rm -rf $(VENV) .cache artifacts .fleet
