@@ -1,0 +1,88 @@
+"""The build key: one sha256 naming "this engine", shared by the controller and the device.
+
+Two builds with the same key produce interchangeable engines, so the store can skip a build
+whose key it already holds. Stdlib only (the controller imports it without PyYAML).
+"""
+
+import hashlib
+import json
+
+# Bump when the set or the meaning of the fields below changes: every key changes with it.
+KEY_SCHEMA = 1
+
+# ModelSpec fields that change the engine (they become GridAnchor / NMS plugin parameters
+# or the input binding). Not included: name, graph path and engine file name (where
+# things live, not what is built), the sha256 pin (the graph's actual checksum is
+# included instead), pipeline_config path (its checksum is included, see below).
+SPEC_FIELDS = (
+    "num_classes", "min_size", "max_size", "input_order", "input_dims", "aspect_ratios",
+    "feature_map_shapes", "variance", "confidence_threshold", "nms_threshold", "top_k",
+    "keep_top_k",
+)
+FLOAT_FIELDS = ("min_size", "max_size", "confidence_threshold", "nms_threshold")
+FLOAT_LIST_FIELDS = ("aspect_ratios", "variance")
+
+# Build options that change the engine: precision (kernels), workspace (tactics TensorRT
+# may choose), max batch (implicit batch dimension), DLA core (where layers run).
+OPTION_FIELDS = ("precision", "workspace_mib", "max_batch", "dla_core")
+
+
+def _spec_dict(spec):
+    return spec.as_dict() if hasattr(spec, "as_dict") else dict(spec)
+
+
+def _canonical_spec(spec):
+    values = _spec_dict(spec)
+    missing = [field for field in SPEC_FIELDS if field not in values]
+    if missing:
+        raise ValueError("build_key: spec lacks {}".format(", ".join(missing)))
+    canonical = {}
+    for field in SPEC_FIELDS:
+        value = values[field]
+        # 1 and 1.0 must give the same key (YAML and JSON round trips may change the type).
+        if value is not None and field in FLOAT_FIELDS:
+            value = float(value)
+        elif value is not None and field in FLOAT_LIST_FIELDS:
+            value = [float(item) for item in value]
+        canonical[field] = value
+    if values.get("pipeline_config"):
+        # Aspect ratios (and checks of the spec) may be read from this file: its content
+        # is an input of the build. Its path is not.
+        digest = values.get("pipeline_config_sha256")
+        if not digest:
+            raise ValueError("build_key: spec has pipeline_config but no "
+                             "pipeline_config_sha256 (load the catalog with check_graphs=True)")
+        canonical["pipeline_config_sha256"] = digest.lower()
+    return canonical
+
+
+def _canonical_options(options):
+    missing = [field for field in OPTION_FIELDS if field not in options]
+    if missing:
+        raise ValueError("build_key: options lack {}".format(", ".join(missing)))
+    canonical = {field: options[field] for field in OPTION_FIELDS}
+    canonical["precision"] = str(canonical["precision"]).lower()
+    return canonical
+
+
+def build_key_payload(platform_id, graph_sha256, spec, options, builder_version):
+    """The canonical JSON text that ``build_key`` hashes (useful in manifests and debugging)."""
+    payload = {
+        "key_schema": KEY_SCHEMA,
+        "platform_id": platform_id,
+        "graph_sha256": graph_sha256.lower(),
+        "spec": _canonical_spec(spec),
+        "options": _canonical_options(options),
+        "builder_version": builder_version,
+    }
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def build_key(platform_id, graph_sha256, spec, options, builder_version):
+    """sha256 hex over platform_id, graph checksum, SPEC_FIELDS, OPTION_FIELDS, builder version.
+
+    ``spec``: a ModelSpec or its ``as_dict()``; ``options``: a dict with exactly the
+    OPTION_FIELDS that matter (extra keys are ignored, missing ones raise ValueError).
+    """
+    text = build_key_payload(platform_id, graph_sha256, spec, options, builder_version)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
