@@ -1,0 +1,260 @@
+"""What an SSD frozen graph (TF Object Detection API export) says about itself.
+
+Everything here is read from the graph's structure, never from the model's name:
+anchors per location and class count from the box predictors' convolution filters,
+feature map sizes by following convolution strides from the input, the input size
+from the image placeholder or the preprocessor's resize.
+"""
+
+import collections
+import re
+
+from . import graph_edit
+from .errors import UserError
+from .tfcompat import const_value
+
+# Top-level namespaces that the surgery collapses into the "Input" placeholder.
+INPUT_NAMESPACES = ("image_tensor", "ToFloat", "Cast", "Preprocessor")
+ANCHOR_NAMESPACE = "MultipleGridAnchorGenerator"
+PREDICTOR = re.compile(r"^BoxPredictor_(\d+)/")
+RESIZE_OPS = ("ResizeBilinear", "ResizeNearestNeighbor", "ResizeBicubic", "ResizeArea")
+PASS_THROUGH_OPS = ("Identity", "Snapshot")
+
+SsdLayout = collections.namedtuple(
+    "SsdLayout",
+    "num_classes anchors_per_location feature_map_shapes input_dims num_layers anchors sources",
+)
+
+
+class _Graph(object):
+    def __init__(self, graph_def, path):
+        self.nodes = graph_edit.nodes_by_name(graph_def)
+        self.path = path
+
+    def fail(self, message, fix):
+        raise UserError("graph {}: {}. {}".format(self.path, message, fix))
+
+    def source(self, input_name):
+        """The node behind an input string, looking through Identity nodes."""
+        node = self.nodes.get(graph_edit.node_name(input_name))
+        while node is not None and node.op in PASS_THROUGH_OPS and node.input:
+            node = self.nodes.get(graph_edit.node_name(node.input[0]))
+        return node
+
+    def const(self, input_name):
+        node = self.source(input_name)
+        return None if node is None else const_value(node)
+
+    def const_shape(self, input_name):
+        node = self.source(input_name)
+        if node is None or node.op != "Const":
+            return None
+        return [int(dim.size) for dim in node.attr["value"].tensor.tensor_shape.dim]
+
+
+def _top_namespace(name):
+    return name.split("/")[0]
+
+
+def check_is_ssd_export(graph_def, path):
+    """UserError naming the missing node when the graph is not an OD API SSD export."""
+    names = [node.name for node in graph_def.node]
+    present = set(names)
+    tops = set(_top_namespace(name) for name in names)
+
+    def need(condition, what, fix):
+        if not condition:
+            raise UserError("graph {}: not an SSD export of the TensorFlow Object Detection "
+                            "API: {}. {}".format(path, what, fix))
+
+    export_fix = ("Export the model with object_detection/export_inference_graph.py "
+                  "(input_type image_tensor) and point the catalog's 'graph' key at its "
+                  "frozen_inference_graph.pb")
+    need("image_tensor" in present or "Preprocessor" in tops,
+         "no 'image_tensor' placeholder and no 'Preprocessor/...' nodes", export_fix)
+    need("Postprocessor" in tops, "no 'Postprocessor/...' nodes (the part replaced by the "
+         "NMS plugin)", export_fix)
+    need("concat" in present, "no 'concat' node (the box-location concat)", export_fix)
+    need("concat_1" in present, "no 'concat_1' node (the class-score concat)", export_fix)
+    need(any(PREDICTOR.match(name) for name in names), "no 'BoxPredictor_0/...' nodes",
+         export_fix)
+    need(ANCHOR_NAMESPACE in tops,
+         "no '{}/...' nodes (the anchor generator replaced by GridAnchor_TRT; some published "
+         "exports have it folded into constants)".format(ANCHOR_NAMESPACE),
+         "Re-export the checkpoint with export_inference_graph.py")
+
+
+def _predictor_convs(graph, index):
+    """(box conv, class conv) NodeDefs of BoxPredictor_<index>."""
+    found = {}
+    for kind in ("BoxEncodingPredictor", "ClassPredictor"):
+        prefix = "BoxPredictor_{}/{}/".format(index, kind)
+        convs = [node for name, node in graph.nodes.items()
+                 if name.startswith(prefix) and node.op == "Conv2D"]
+        if len(convs) != 1:
+            graph.fail("expected one Conv2D under {} but found {}".format(prefix, len(convs)),
+                       "Only the convolutional box predictor of SSD exports is supported")
+        found[kind] = convs[0]
+    return found["BoxEncodingPredictor"], found["ClassPredictor"]
+
+
+def _out_channels(graph, conv):
+    shape = graph.const_shape(conv.input[1])
+    if shape is None or len(shape) != 4:
+        graph.fail("the filter of {} is not a constant 4-D tensor".format(conv.name),
+                   "Use a frozen graph (all variables converted to constants)")
+    return shape[3]
+
+
+def _reshape_classes(graph, index):
+    """The class count written in BoxPredictor_<index>/Reshape_1's shape, or None."""
+    reshape = graph.nodes.get("BoxPredictor_{}/Reshape_1".format(index))
+    if reshape is None or len(reshape.input) < 2:
+        return None
+    shape_node = graph.source(reshape.input[1])
+    if shape_node is None:
+        return None
+    if shape_node.op == "Pack" and shape_node.input:
+        value = graph.const(shape_node.input[-1])
+    else:
+        value = const_value(shape_node)
+        value = None if value is None else value.reshape(-1)[-1]
+    return None if value is None else int(value)
+
+
+def _input_size(graph):
+    """((height, width), source text)."""
+    image = graph.nodes.get("image_tensor")
+    if image is not None and "shape" in image.attr:
+        dims = [int(dim.size) for dim in image.attr["shape"].shape.dim]
+        if len(dims) == 4 and dims[1] > 0 and dims[2] > 0:
+            return (dims[1], dims[2]), "graph: image_tensor shape"
+    for name, node in graph.nodes.items():
+        if _top_namespace(name) == "Preprocessor" and node.op in RESIZE_OPS:
+            size = graph.const(node.input[1])
+            if size is not None and size.size == 2:
+                return (int(size[0]), int(size[1])), "graph: {} size".format(name)
+    graph.fail("cannot tell the input size: 'image_tensor' has no fixed height/width and no "
+               "Preprocessor/.../Resize* node has a constant size",
+               "Export with a fixed_shape_resizer (image_resizer in pipeline.config)")
+
+
+def _conv_output(size, kernel, stride, padding, dilation):
+    if padding == "SAME":
+        return (size + stride - 1) // stride
+    effective = (kernel - 1) * dilation + 1
+    return (size - effective + stride) // stride
+
+
+def _window(node, attr, fallback):
+    values = list(node.attr[attr].list.i) if attr in node.attr else []
+    return (values[1], values[2]) if len(values) == 4 else fallback
+
+
+def _spatial_step(graph, node, size):
+    """The (height, width) after ``node`` given its data input's ``size``."""
+    if node.op in ("Conv2D", "DepthwiseConv2dNative", "MaxPool", "AvgPool"):
+        if node.attr["data_format"].s not in (b"", b"NHWC"):
+            graph.fail("{} uses data_format {}".format(node.name, node.attr["data_format"].s),
+                       "Only NHWC exports are supported")
+        if node.op in ("MaxPool", "AvgPool"):
+            kernel = _window(node, "ksize", (1, 1))
+        else:
+            kernel = tuple(graph.const_shape(node.input[1])[:2])
+        stride = _window(node, "strides", (1, 1))
+        dilation = _window(node, "dilations", (1, 1))
+        padding = node.attr["padding"].s.decode()
+        return tuple(_conv_output(size[axis], kernel[axis], stride[axis], padding,
+                                  dilation[axis]) for axis in (0, 1))
+    if node.op in ("Pad", "PadV2", "MirrorPad"):
+        pads = graph.const(node.input[1])
+        return (size[0] + int(pads[1].sum()), size[1] + int(pads[2].sum()))
+    if node.op in RESIZE_OPS:
+        new_size = graph.const(node.input[1])
+        return (int(new_size[0]), int(new_size[1]))
+    return size
+
+
+def _data_input(graph, node):
+    """The first input of ``node`` that is not a constant (the feature-map path)."""
+    for input_name in node.input:
+        if graph_edit.is_control(input_name):
+            continue
+        source = graph.source(input_name)
+        if source is not None and source.op != "Const":
+            return graph.nodes[graph_edit.node_name(input_name)]
+    return None
+
+
+def _feature_map_size(graph, conv, input_size):
+    """Spatial size of a predictor's input, following strides back to the input image."""
+    path = []
+    node = graph.nodes[graph_edit.node_name(conv.input[0])]
+    while _top_namespace(node.name) not in INPUT_NAMESPACES:
+        path.append(node)
+        node = _data_input(graph, node)
+        if node is None:
+            graph.fail("cannot follow {} back to the input image".format(conv.name),
+                       "Is this a frozen SSD export with a single image input?")
+    size = input_size
+    for step in reversed(path):
+        size = _spatial_step(graph, step, size)
+    return size
+
+
+def analyze(graph_def, path):
+    """SsdLayout of an SSD export; UserError when the graph is not one."""
+    check_is_ssd_export(graph_def, path)
+    graph = _Graph(graph_def, path)
+    indices = sorted(set(int(PREDICTOR.match(name).group(1))
+                         for name in graph.nodes if PREDICTOR.match(name)))
+    if indices != list(range(len(indices))):
+        graph.fail("box predictors are numbered {}".format(indices),
+                   "Expected BoxPredictor_0 .. BoxPredictor_{}".format(len(indices) - 1))
+    (height, width), input_source = _input_size(graph)
+    anchors_per_location, class_counts, shapes = [], [], []
+    for index in indices:
+        box_conv, class_conv = _predictor_convs(graph, index)
+        box_channels = _out_channels(graph, box_conv)
+        if box_channels % 4:
+            graph.fail("{} has {} output channels, not a multiple of 4 (box coordinates)"
+                       .format(box_conv.name, box_channels), "Is this an SSD box predictor?")
+        anchors = box_channels // 4
+        class_channels = _out_channels(graph, class_conv)
+        if class_channels % anchors:
+            graph.fail("{} has {} channels for {} anchors per location".format(
+                class_conv.name, class_channels, anchors), "Is this an SSD box predictor?")
+        classes = class_channels // anchors
+        written = _reshape_classes(graph, index)
+        if written is not None and written != classes:
+            graph.fail("BoxPredictor_{}/Reshape_1 reshapes to {} classes but its class "
+                       "predictor has {} ({} channels / {} anchors)".format(
+                           index, written, classes, class_channels, anchors),
+                       "The graph is inconsistent; re-export it")
+        fm_height, fm_width = _feature_map_size(graph, class_conv, (height, width))
+        if fm_height != fm_width:
+            graph.fail("feature map {} is {}x{}, not square".format(index, fm_height, fm_width),
+                       "GridAnchor_TRT supports square feature maps only: use a square input")
+        anchors_per_location.append(anchors)
+        class_counts.append(classes)
+        shapes.append(fm_height)
+    if len(set(class_counts)) != 1:
+        graph.fail("the box predictors disagree on the class count: {}".format(class_counts),
+                   "The graph is inconsistent; re-export it")
+    sources = {
+        "num_classes": "graph: BoxPredictor_*/ClassPredictor channels / anchors per location",
+        "anchors_per_location": "graph: BoxPredictor_*/BoxEncodingPredictor channels / 4",
+        "feature_map_shapes": "graph: strides from the input to each BoxPredictor",
+        "num_layers": "graph: number of BoxPredictor_N",
+        "anchors": "graph: sum of feature map cells x anchors per location",
+        "input_dims": input_source,
+    }
+    return SsdLayout(
+        num_classes=class_counts[0],
+        anchors_per_location=anchors_per_location,
+        feature_map_shapes=shapes,
+        input_dims=[3, height, width],
+        num_layers=len(indices),
+        anchors=sum(size * size * count for size, count in zip(shapes, anchors_per_location)),
+        sources=sources,
+    )
