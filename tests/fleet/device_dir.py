@@ -1,0 +1,157 @@
+"""The host-side directory of one simulated device and the mount plan built from it.
+
+    DIR/devices/<name>/
+      etc.upper/        overlay upper of the device's /etc (nv_tegra_release, hostname,
+                        ssh/ with sshd_config + host key, simjetson/ device.json + fault)
+      usrlocal.upper/   overlay upper of /usr/local (cuda-X.Y/lib64/libcudart*, cuda link)
+      pysite.upper/     overlay upper of /usr/local/lib/python3.X/dist-packages, whose
+                        lower layer is the JetPack doubles tree of the device's generation
+      firmware/         bound read-only onto /sys/firmware (devicetree/base/model...)
+      dpkg-status       bound read-only onto /var/lib/dpkg/status
+      disk.img          sparse ext4 image: the device's /root, /opt, /tmp, /var/tmp
+      plan.json, holder.log
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from fleet import device_files
+
+DISK_SIZE = "16G"            # sparse: costs what is written (TensorFlow venvs ~1 GB each)
+DEVICE_DISK_MOUNT = "/run/simjetson/disk"
+# Device dir -> where it lives on the device's own disk image (name, mode).
+WRITABLE_DIRS = (("/root", "root", "0700"), ("/opt", "opt", "0755"),
+                 ("/tmp", "tmp", "1777"), ("/var/tmp", "var-tmp", "1777"))
+HOST_KEY = "ssh/ssh_host_ed25519_key"
+
+
+class DeviceDir:
+    def __init__(self, path):
+        self.path = Path(path)
+        self.etc = self.path / "etc.upper"
+        self.usrlocal = self.path / "usrlocal.upper"
+        self.pysite = self.path / "pysite.upper"
+        self.firmware = self.path / "firmware"
+        self.dpkg_status = self.path / "dpkg-status"
+        self.disk = self.path / "disk.img"
+        self.plan_file = self.path / "plan.json"
+        self.log = self.path / "holder.log"
+
+    @property
+    def host_key(self):
+        return self.etc / HOST_KEY
+
+    def host_public_key(self):
+        return Path(str(self.host_key) + ".pub").read_text().split()[:2]
+
+    def start_host_key_job(self):
+        """ssh-keygen for this device unless the key exists (keys survive down/up)."""
+        if self.host_key.is_file():
+            return None
+        self.host_key.parent.mkdir(parents=True, exist_ok=True)
+        return subprocess.Popen(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", self.path.name,
+             "-f", str(self.host_key)], stdin=subprocess.DEVNULL)
+
+    def write_files(self, name, profile, *, address, port, client_public_key,
+                    host_dpkg_status, architecture):
+        for directory in (self.etc / "simjetson", self.etc / "ssh", self.firmware /
+                          "devicetree" / "base", self.usrlocal, self.pysite):
+            directory.mkdir(parents=True, exist_ok=True)
+        for work in ("etc.work", "usrlocal.work", "pysite.work"):
+            (self.path / work).mkdir(exist_ok=True)
+        texts = {
+            self.etc / "nv_tegra_release": device_files.nv_tegra_release(profile),
+            self.etc / "hostname": name + "\n",
+            self.etc / "ssh" / "sshd_config": device_files.sshd_config(name, address, port),
+            self.etc / "ssh" / "simjetson_authorized_keys": client_public_key,
+            self.etc / "simjetson" / "device.json": device_files.device_json(name, profile),
+            self.etc / "simjetson" / "fault": "ok\n",
+            self.dpkg_status: device_files.dpkg_status(profile, host_dpkg_status, architecture),
+        }
+        for path, text in texts.items():
+            path.write_text(text)
+        base = self.firmware / "devicetree" / "base"
+        (base / "model").write_bytes(device_files.devicetree_model(profile))
+        (base / "compatible").write_bytes(device_files.devicetree_compatible(profile))
+        stale_marker = self.etc / "simjetson" / "build-started"
+        if stale_marker.exists():
+            stale_marker.unlink()
+
+    def install_cuda(self, cudart, cuda_version, cudart_deb):
+        """/usr/local/cuda -> cuda-X.Y with lib64/libcudart.so{,.SONAME,.FULL} like JetPack."""
+        major = int(cuda_version.split(".")[0])
+        soname = "libcudart.so." + (cuda_version if major < 11 else
+                                    "{}.0".format(major) if major == 11 else str(major))
+        full = "libcudart.so.{}.{}".format(cuda_version, cudart_deb.split("-")[0].split(".")[2])
+        lib64 = self.usrlocal / "cuda-{}".format(cuda_version) / "lib64"
+        lib64.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cudart, lib64 / full)
+        for link, target in ((lib64 / soname, full), (lib64 / "libcudart.so", soname),
+                             (self.usrlocal / "cuda", "cuda-{}".format(cuda_version))):
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(target)
+
+    def install_file(self, source, device_path):
+        """Copy a file to a path under /usr/local on the device."""
+        relative = Path(device_path).relative_to("/usr/local")
+        destination = self.usrlocal / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, destination)
+
+    def create_disk(self):
+        """A sparse ext4 image, created once (mkfs with lazy init takes milliseconds)."""
+        if self.disk.is_file():
+            return
+        temporary = self.disk.with_suffix(".tmp")
+        with open(temporary, "wb") as handle:
+            handle.truncate(_parse_size(DISK_SIZE))
+        # -m 0: no root reserve, the ssh user is root and disk-full must hit it too.
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", "-L", self.path.name[:16],
+                        "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
+                        str(temporary)], check=True, capture_output=True)
+        os.replace(temporary, self.disk)
+
+    def write_plan(self, name, python_version, doubles_tree, owner_pid):
+        dist_packages = "/usr/local/lib/python{}/dist-packages".format(python_version)
+        (self.usrlocal / dist_packages[len("/usr/local/"):]).mkdir(parents=True, exist_ok=True)
+        steps = [
+            {"kind": "tmpfs", "target": "/run", "options": "size=64m,mode=0755"},
+            {"kind": "mkdir", "path": "/run/sshd", "mode": "0755"},
+            {"kind": "mkdir", "path": DEVICE_DISK_MOUNT, "mode": "0755"},
+            {"kind": "loop", "image": str(self.disk), "target": DEVICE_DISK_MOUNT},
+        ]
+        steps += [{"kind": "mkdir", "path": "{}/{}".format(DEVICE_DISK_MOUNT, sub), "mode": mode}
+                  for _, sub, mode in WRITABLE_DIRS]
+        steps += [
+            _overlay("/etc", ["/etc"], self.etc, self.path / "etc.work"),
+            _overlay("/usr/local", ["/usr/local"], self.usrlocal, self.path / "usrlocal.work"),
+        ]
+        if doubles_tree is not None:
+            steps.append(_overlay(dist_packages, [str(doubles_tree), dist_packages],
+                                  self.pysite, self.path / "pysite.work"))
+        steps += [
+            {"kind": "bind", "source": str(self.firmware), "target": "/sys/firmware",
+             "readonly": True},
+            {"kind": "bind", "source": str(self.dpkg_status), "target": "/var/lib/dpkg/status",
+             "readonly": True},
+        ]
+        # Last: these may hide the fleet dir itself (a fleet under /tmp or /root).
+        steps += [{"kind": "bind", "source": "{}/{}".format(DEVICE_DISK_MOUNT, sub),
+                   "target": target} for target, sub, _ in WRITABLE_DIRS]
+        self.plan_file.write_text(json.dumps(
+            {"hostname": name, "owner_pid": owner_pid, "steps": steps}, indent=1) + "\n")
+
+
+def _overlay(target, lower, upper, work):
+    return {"kind": "overlay", "target": target, "lower": [str(p) for p in lower],
+            "upper": str(upper), "work": str(work)}
+
+
+def _parse_size(text):
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)

@@ -1,0 +1,88 @@
+"""Unit tests of the fleet's profiles and identity files (no root, no sshd)."""
+
+import json
+import re
+
+import pytest
+
+from fleet import device_files, inventory, profiles
+
+
+def test_release_lines_keep_the_real_format():
+    nano = device_files.nv_tegra_release(profiles.profile("nano"))
+    assert nano.splitlines()[0] == (
+        "# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t210ref, EABI: aarch64, "
+        "DATE: Sat Feb 19 17:05:08 UTC 2022")
+    # R32 files continue with sha1 lines of libraries.
+    assert re.match(r"^[0-9a-f]{40} \*/usr/lib/aarch64-linux-gnu/tegra/", nano.splitlines()[1])
+    xavier = device_files.nv_tegra_release(profiles.profile("xavier@35.4.1"))
+    assert "DATE: Tue Aug  1 19:57:35 UTC 2023" in xavier.splitlines()[0]  # two spaces
+    assert "BOARD: t186ref" in xavier
+    orin = device_files.nv_tegra_release(profiles.profile("orin"))
+    assert orin.startswith("# R36 (release), REVISION: 4.3,")
+    assert "BOARD: generic" in orin.splitlines()[0]
+
+
+def test_device_tree_strings_are_nul_terminated_and_separated():
+    nano = profiles.profile("nano")
+    assert device_files.devicetree_model(nano) == b"NVIDIA Jetson Nano Developer Kit\0"
+    assert device_files.devicetree_compatible(nano).split(b"\0") == [
+        b"nvidia,p3449-0000-b00+p3448-0000-b00", b"nvidia,jetson-nano", b"nvidia,tegra210", b""]
+    assert device_files.devicetree_model(profiles.profile("xavier@35.4.1")) == b"Jetson-AGX\0"
+
+
+def test_dpkg_status_replaces_host_entries_and_adds_jetpack():
+    host = ("Package: python3\nStatus: install ok installed\nVersion: 3.11.2-1\n\n"
+            "Package: tensorrt\nStatus: install ok installed\nVersion: 0.0-host\n")
+    text = device_files.dpkg_status(profiles.profile("nano"), host, "arm64")
+    stanzas = {s.split("\n", 1)[0][len("Package: "):]: s for s in text.strip().split("\n\n")}
+    assert "Version: 3.11.2-1" in stanzas["python3"]
+    assert "Version: 8.2.1.8-1+cuda10.2" in stanzas["tensorrt"]
+    assert "0.0-host" not in text
+    assert "Version: 8.2.1-1+cuda10.2" in stanzas["uff-converter-tf"]
+    assert "Version: 8.2.1.32-1+cuda10.2" in stanzas["libcudnn8"]
+    orin = device_files.dpkg_status(profiles.profile("orin"), "", "arm64")
+    assert "uff-converter-tf" not in orin and "graphsurgeon-tf" not in orin
+    assert "Package: libnvinfer10\n" in orin
+
+
+def test_device_json_has_every_key_the_doubles_require():
+    data = json.loads(device_files.device_json("tx2-1", profiles.profile("tx2")))
+    assert data["tensorrt_version"] == "6.0.1.10"
+    assert data["compute_capability"] == "6.2"
+    for key in ("name", "profile", "module", "soc", "compute_capability", "memory_mib",
+                "dla_cores", "l4t", "tensorrt_version", "build_seconds", "infer_ms"):
+        assert key in data
+
+
+def test_hosts_are_numbered_per_kind_and_overrides_apply():
+    plan = profiles.plan_hosts("nano=2,xavier=1,xavier@35.4.1=1", "nano=30,xavier@35.4.1=8")
+    assert [name for name, _ in plan] == ["nano-1", "nano-2", "xavier-1", "xavier-2"]
+    assert [p.build_seconds for _, p in plan] == [30.0, 30.0, 1.0, 8.0]
+    assert plan[3][1].release.tensorrt_version == "8.5.2.2"
+
+
+@pytest.mark.parametrize("hosts, message", [
+    ("jetson=1", "unknown device kind 'jetson'"),
+    ("nano@35.4.1=1", "never released L4T 35.4.1"),
+    ("xavier@31.0=1", "no simulated L4T release"),
+    ("nano", "is not KIND[@L4T]=COUNT"),
+    ("nano=0", "is not KIND[@L4T]=COUNT"),
+])
+def test_bad_hosts_are_named(hosts, message):
+    with pytest.raises(profiles.ProfileError, match=re.escape(message)):
+        profiles.plan_hosts(hosts)
+
+
+def test_build_seconds_for_a_kind_not_in_the_fleet_is_an_error():
+    with pytest.raises(profiles.ProfileError, match="orin"):
+        profiles.plan_hosts("nano=1", "orin=5")
+
+
+def test_inventory_keeps_host_key_checking_on():
+    hosts = [{"name": "nano-1", "group": "nano", "address": "127.0.0.9", "port": 2222}]
+    text = inventory.inventory_text("/f", hosts, "/f/id_ed25519", "/f/known_hosts")
+    assert "StrictHostKeyChecking=yes" in text
+    assert "UserKnownHostsFile=/f/known_hosts" in text
+    assert 'ansible_host: "127.0.0.9"' in text
+    assert "StrictHostKeyChecking=no" not in text
