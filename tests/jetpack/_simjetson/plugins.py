@@ -1,0 +1,51 @@
+"""The plugin registry: which plugin creators a process has, per TensorRT version."""
+
+from . import context
+
+FLATTENCONCAT_LIBRARY = "libflattenconcat.so"
+# Creators in libnvinfer_plugin, registered by trt.init_libnvinfer_plugins(logger, "").
+_BUILTIN = ("GridAnchor_TRT", "NMS_TRT", "Normalize_TRT", "PriorBox_TRT", "Reorg_TRT",
+            "Region_TRT", "Clip_TRT", "LReLU_TRT")
+_BUILTIN_SINCE_7 = ("FlattenConcat_TRT", "BatchedNMS_TRT")
+
+
+def library_loaded(basename, maps_file="/proc/self/maps"):
+    """Whether a shared library with this file name is mapped into this process."""
+    with open(maps_file) as handle:
+        for line in handle:
+            fields = line.rstrip("\n").split(None, 5)
+            if len(fields) == 6 and fields[5].rsplit("/", 1)[-1].startswith(basename):
+                return True
+    return False
+
+
+def creator_names():
+    ctx = context.get()
+    names = []
+    if ctx.plugins_initialised:
+        names.extend(_BUILTIN)
+        if ctx.version[0] >= 7:
+            names.extend(_BUILTIN_SINCE_7)
+    # TRT 5/6: FlattenConcat_TRT lives in the sample's plugin library, which registers its
+    # creator when loaded (ctypes.CDLL), with or without init_libnvinfer_plugins.
+    if ctx.version[0] < 7 and library_loaded(FLATTENCONCAT_LIBRARY):
+        names.append("FlattenConcat_TRT")
+    return names
+
+
+class PluginCreatorImpl:
+    def __init__(self, name):
+        self.name = name
+        self.plugin_version = "1"
+        self.plugin_namespace = ""
+
+
+class PluginRegistryImpl:
+    @property
+    def plugin_creator_list(self):
+        return [PluginCreatorImpl(name) for name in creator_names()]
+
+    def get_plugin_creator(self, type, version, plugin_namespace=""):  # noqa: A002 (real name)
+        if type in creator_names() and str(version) == "1" and plugin_namespace == "":
+            return PluginCreatorImpl(type)
+        return None

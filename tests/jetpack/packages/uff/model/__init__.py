@@ -1,0 +1,1 @@
+"""SIMULATED uff.model."""
