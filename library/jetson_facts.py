@@ -1,0 +1,235 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Ansible module: Jetson platform facts plus the device-side state of the engine builder.
+
+Runs on the device (Python 3.6 on JetPack 4). The platform detection is the builder's own
+code (builder/platform.py), shipped through module_utils/jetson_builder -> ../builder so
+that there is one copy of it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import glob
+import hashlib
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.jetson_builder.errors import UserError
+from ansible.module_utils.jetson_builder.platform import (
+    detect_platform,
+    supported,
+    tensorrt_generation,
+)
+
+DOCUMENTATION = r"""
+---
+module: jetson_facts
+short_description: Detect the Jetson platform and the engine builder's state on the device
+description:
+  - Detects the Jetson module, SoC, compute capability, L4T / JetPack release and the TensorRT,
+    CUDA and cuDNN versions with the builder's own detection code (C(builder/platform.py)),
+    and derives the C(platform_id), the key under which engines are portable.
+  - In the same call reports the device-side state under O(root_dir) so that a run with
+    nothing to do needs one remote module execution per device - the environment marker
+    written by the jetson_env role, the builder version installed in the venv, the sha256 of
+    the graphs in the work directory and the engines and manifests present.
+  - Fails for a host that is not a Jetson, or whose TensorRT is missing or of a generation
+    the builder does not know, with a message saying what was found; other hosts go on.
+  - A Jetson whose TensorRT generation is known but cannot run the builder's UFF path
+    (TensorRT 10, ONNX only) gets its facts with C(supported=false) and C(support_reason),
+    so that its models fail one by one with that reason.
+version_added: "0.1.0"
+author: Jetson engine builder maintainers
+options:
+  root_dir:
+    description:
+      - Directory of the builder on the device (venv in C(<root_dir>/venv), work directory in
+        C(<root_dir>/work/<model>/)). It does not have to exist.
+    type: path
+    default: /opt/trt-builder
+  device_root:
+    description:
+      - Root of the filesystem whose platform is detected. C(/) on a device; a mounted root
+        filesystem image (for example a flashed image mounted on the controller) otherwise.
+      - O(root_dir) is always read on the running system.
+    type: path
+    default: /
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+notes:
+  - Reads files only; never changes anything (C(changed) is always false).
+"""
+
+EXAMPLES = r"""
+- name: Detect the platform and the builder's state
+  jetson_facts:
+    root_dir: /opt/trt-builder
+
+- name: Show the platform id
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts.jetson.platform_id }}: {{ ansible_facts.jetson_state.models | list }}"
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts added to the host.
+  returned: always
+  type: dict
+  contains:
+    jetson:
+      description:
+        - The detected platform (keys of C(builder.platform.detect_platform)) plus
+          C(tensorrt_generation) (trt5_6, trt7, trt8_0, trt8_4, trt10), C(supported)
+          and C(support_reason) (null when supported).
+      returned: always
+      type: dict
+      sample:
+        module: jetson-nano
+        soc: tegra210
+        compute_capability: "5.3"
+        l4t: 32.7.1
+        jetpack: 4.6.1
+        tensorrt: 8.2.1
+        cuda: "10.2"
+        cudnn: 8.2.1
+        python: 3.6.9
+        platform_id: jetson-nano_l4t32.7.1_trt8.2.1
+        dla_cores: 0
+        memory_mib: 3964
+        warnings: []
+        tensorrt_generation: trt8_0
+        supported: true
+        support_reason: null
+    jetson_state:
+      description: What the builder left on the device.
+      returned: always
+      type: dict
+      contains:
+        root_dir:
+          description: The inspected root directory.
+          type: str
+        env_marker:
+          description:
+            - Content of C(<root_dir>/venv/trt-builder-env.json), null when absent or unreadable.
+          type: dict
+        builder_version:
+          description: Version of the builder wheel installed in the venv, or null.
+          type: str
+        models:
+          description:
+            - One entry per directory in C(<root_dir>/work/) with C(graphs) (file name -> sha256
+              of every C(.pb) file), C(engines) (file name -> size in bytes of every C(.bin)
+              file) and C(manifest) (parsed C(manifest.json) or null).
+          type: dict
+"""
+
+ENV_MARKER = "trt-builder-env.json"
+BUILDER_DIST = "jetson_engine_builder"
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_json(path):
+    """Parsed JSON file, or None when it is missing or not valid JSON (state is then 'unknown')."""
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def installed_builder_version(venv_dir):
+    """Version from the builder's dist-info METADATA in the venv, without running Python there."""
+    dist_info = BUILDER_DIST + "-*.dist-info"
+    pattern = os.path.join(venv_dir, "lib", "python*", "site-packages", dist_info, "METADATA")
+    for metadata in sorted(glob.glob(pattern)):
+        with open(metadata) as handle:
+            for line in handle:
+                if line.startswith("Version:"):
+                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break
+    return None
+
+
+def model_state(model_dir):
+    graphs = {}
+    engines = {}
+    for name in sorted(os.listdir(model_dir)):
+        path = os.path.join(model_dir, name)
+        if not os.path.isfile(path):
+            continue
+        if name.endswith(".pb"):
+            graphs[name] = file_sha256(path)
+        elif name.endswith(".bin"):
+            engines[name] = os.path.getsize(path)
+    return {
+        "graphs": graphs,
+        "engines": engines,
+        "manifest": read_json(os.path.join(model_dir, "manifest.json")),
+    }
+
+
+def builder_state(root_dir):
+    venv_dir = os.path.join(root_dir, "venv")
+    work_dir = os.path.join(root_dir, "work")
+    models = {}
+    if os.path.isdir(work_dir):
+        for name in sorted(os.listdir(work_dir)):
+            model_dir = os.path.join(work_dir, name)
+            if os.path.isdir(model_dir):
+                models[name] = model_state(model_dir)
+    return {
+        "root_dir": root_dir,
+        "env_marker": read_json(os.path.join(venv_dir, ENV_MARKER)),
+        "builder_version": installed_builder_version(venv_dir),
+        "models": models,
+    }
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "root_dir": {"type": "path", "default": "/opt/trt-builder"},
+            "device_root": {"type": "path", "default": "/"},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        platform = detect_platform(module.params["device_root"])
+    except UserError as error:
+        module.fail_json(msg=str(error), jetson_failure="not_jetson")
+    generation, reason = tensorrt_generation(platform["tensorrt"])
+    can_build, detail = supported(platform)
+    platform = dict(
+        platform,
+        tensorrt_generation=generation,
+        supported=can_build,
+        support_reason=None if can_build else detail,
+    )
+    if generation is None:
+        # No TensorRT, or one the builder knows nothing about: nothing can run here.
+        module.fail_json(
+            msg="Unsupported JetPack on {} (L4T {}, JetPack {}): {}".format(
+                platform["module"], platform["l4t"], platform["jetpack"] or "unknown", reason
+            ),
+            jetson_failure="unsupported_jetpack",
+            ansible_facts={"jetson": platform},
+        )
+    state = builder_state(module.params["root_dir"])
+    module.exit_json(changed=False, ansible_facts={"jetson": platform, "jetson_state": state})
+
+
+if __name__ == "__main__":
+    main()

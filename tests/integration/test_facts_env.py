@@ -1,0 +1,205 @@
+"""library/jetson_facts.py and roles/jetson_env against laid-out roots and the simulated fleet.
+
+- The module, run by real ansible (AnsiballZ packs builder/platform.py through module_utils),
+  on laid-out device roots: every reference profile, not a Jetson, JetPack without TensorRT,
+  TensorRT 10 (facts with supported=false), and the device-side state it reports.
+- Over real SSH on the simulated fleet: facts on every profile; the env role installs once
+  (cold time and bytes pushed are printed) and a second run reports changed=0; the paramiko
+  connection works once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from builder.platform import detect_platform
+from tests.integration.envside import (
+    FLEET_VARS,
+    REPO,
+    TEST_PLAYBOOKS,
+    adhoc_json,
+    fleet,
+    make_catalog,
+    playbook,
+)
+from tests.unit.platform_roots import PROFILES, lay_out
+
+LOCAL = ["localhost,"]
+
+
+def facts_on(root: Path, state_dir: Path) -> dict:
+    hosts = adhoc_json("localhost", LOCAL, "jetson_facts",
+                       f"device_root={root} root_dir={state_dir}", "--connection=local",
+                       env={"ANSIBLE_PYTHON_INTERPRETER": sys.executable})
+    return hosts["localhost"]
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_module_reports_the_builders_detection_for_every_profile(tmp_path, profile):
+    root = lay_out(tmp_path / "root", profile)
+    result = facts_on(root, tmp_path / "absent")
+    expected = detect_platform(str(root))
+    if expected["tensorrt"] is None:
+        pytest.fail(f"profile {profile} has no TensorRT: the test roots changed")
+    assert "jetson_failure" not in result, result
+    jetson = result["ansible_facts"]["jetson"]
+    for key in ("module", "soc", "compute_capability", "l4t", "jetpack", "tensorrt",
+                "platform_id", "dla_cores", "memory_mib"):
+        assert jetson[key] == expected[key], key
+    assert result["changed"] is False
+    state = result["ansible_facts"]["jetson_state"]
+    assert state == {"root_dir": str(tmp_path / "absent"), "env_marker": None,
+                     "builder_version": None, "models": {}}
+
+
+def test_tensorrt10_gets_facts_but_is_marked_unsupported(tmp_path):
+    orin = next(name for name in PROFILES if name.startswith("agx-orin"))
+    result = facts_on(lay_out(tmp_path / "root", orin), tmp_path / "state")
+    jetson = result["ansible_facts"]["jetson"]
+    assert jetson["tensorrt_generation"] == "trt10"
+    assert jetson["supported"] is False
+    assert "UFF" in jetson["support_reason"]
+
+
+def test_not_a_jetson_fails_with_what_was_looked_for(tmp_path):
+    root = tmp_path / "pc"
+    (root / "etc").mkdir(parents=True)
+    result = facts_on(root, tmp_path / "state")
+    # (--tree files keep the module's result; the 'failed' flag is not among it)
+    assert result["msg"].startswith("not a Jetson")
+    assert "nv_tegra_release" in result["msg"]
+    assert result["jetson_failure"] == "not_jetson"
+
+
+def test_jetson_without_tensorrt_is_an_unsupported_jetpack(tmp_path):
+    packages = {"nvidia-l4t-core": "32.7.1-20220219090432"}
+    root = lay_out(tmp_path / "root", "nano-32.7.1", packages=packages)
+    result = facts_on(root, tmp_path / "state")
+    assert result["jetson_failure"] == "unsupported_jetpack"
+    assert "jetson-nano" in result["msg"] and "L4T 32.7.1" in result["msg"]
+    assert "TensorRT is not installed" in result["msg"]
+
+
+def test_module_reports_the_device_side_state(tmp_path):
+    state = tmp_path / "opt"
+    marker = {"pin_set": "simulated-cp311", "pins_sha256": "ab" * 32}
+    site = state / "venv" / "lib" / "python3.6" / "site-packages"
+    dist_info = site / "jetson_engine_builder-0.3.1.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: jetson-engine-builder\n"
+                                        "Version: 0.3.1\n\nVersion: not-this\n")
+    (state / "venv" / "trt-builder-env.json").write_text(json.dumps(marker))
+    work = state / "work" / "ssd_a"
+    work.mkdir(parents=True)
+    (work / "frozen_inference_graph.pb").write_bytes(b"graph bytes")
+    (work / "TRT_ssd_a.bin").write_bytes(b"x" * 1234)
+    (work / "manifest.json").write_text('{"build_key": "k1"}')
+    (state / "work" / "ssd_b").mkdir()
+    (state / "work" / "ssd_b" / "manifest.json").write_text("{truncated")
+
+    result = facts_on(lay_out(tmp_path / "root", "nano-32.7.1"), state)
+    got = result["ansible_facts"]["jetson_state"]
+    assert got["env_marker"] == marker
+    assert got["builder_version"] == "0.3.1"
+    assert got["models"]["ssd_a"] == {
+        "graphs": {"frozen_inference_graph.pb": hashlib.sha256(b"graph bytes").hexdigest()},
+        "engines": {"TRT_ssd_a.bin": 1234},
+        "manifest": {"build_key": "k1"},
+    }
+    # A half-written manifest is reported as absent, not as a crash.
+    assert got["models"]["ssd_b"] == {"graphs": {}, "engines": {}, "manifest": None}
+
+
+# --- over real SSH on the simulated fleet -------------------------------------------------
+
+FLEET_PROFILES = {  # host -> (module slug, L4T) of the profile simfleet gives it
+    "nano-1": ("jetson-nano", "32.7.1"),
+    "tx2-1": ("jetson-tx2", "32.3.1"),
+    "xavier-1": ("jetson-agx-xavier", "32.4.4"),
+    "xavier-2": ("jetson-agx-xavier", "35.4.1"),
+    "orin-1": ("jetson-agx-orin", "36.4.3"),
+}
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    catalog = make_catalog(tmp_path_factory.mktemp("graphs"))
+    with fleet(tmp_path_factory.mktemp("fleet"),
+               "nano=1,tx2=1,xavier=1,xavier@35.4.1=1,orin=1") as running:
+        running.env = {"ENGINE_TEST_CATALOG": str(catalog)}
+        yield running
+
+
+@pytest.mark.fleet
+def test_facts_on_every_simulated_profile(sim):
+    results = adhoc_json("all", [sim.inventory, FLEET_VARS], "jetson_facts")
+    assert set(results) == set(FLEET_PROFILES)
+    ids = set()
+    for host, (module, l4t) in FLEET_PROFILES.items():
+        jetson = results[host]["ansible_facts"]["jetson"]
+        assert (jetson["module"], jetson["l4t"]) == (module, l4t), host
+        assert jetson["supported"] is (module != "jetson-agx-orin"), host
+        ids.add(jetson["platform_id"])
+        assert results[host]["ansible_facts"]["jetson_state"]["env_marker"] is None
+    assert len(ids) == len(FLEET_PROFILES)  # every profile is its own platform
+
+
+@pytest.mark.fleet
+def test_env_installs_once_then_changes_nothing(sim):
+    play = TEST_PLAYBOOKS / "env_roles.yml"
+    inventories = [sim.inventory, FLEET_VARS]
+    cold = playbook(play, inventories, "--limit", "nano-1", env=sim.env)
+    assert cold.rc == 0, cold.out[-4000:]
+    assert cold.recap()["nano-1"]["changed"] > 0
+    wheelhouse = json.loads((REPO / ".cache/wheelhouse/simulated-cp311/wheelhouse.json")
+                            .read_text())
+    pushed = sum(record["size"] for record in wheelhouse["files"])
+    print(f"\nenv role cold on one device: {cold.seconds:.1f} s, {pushed / 1e6:.1f} MB pushed")
+
+    marker = sim.shell("nano-1", "cat /opt/trt-builder/venv/trt-builder-env.json")
+    assert json.loads(marker.stdout)["pin_set"] == "simulated-cp311"
+    tf_version = sim.shell("nano-1", "/opt/trt-builder/venv/bin/python -c "
+                           "'import tensorflow as tf; print(tf.__version__)' 2>/dev/null")
+    assert tf_version.stdout.strip() == "2.15.1"
+    assert not sim.exists("nano-1", "/opt/trt-builder/wheelhouse/simulated-cp311")
+
+    warm = playbook(play, inventories, "--limit", "nano-1", env=sim.env)
+    assert warm.rc == 0, warm.out[-4000:]
+    assert warm.recap()["nano-1"]["changed"] == 0, warm.out[-4000:]
+    assert "Install the pinned packages" not in warm.out  # the marker skipped the install
+    print(f"env role warm: {warm.seconds:.1f} s")
+
+    # A changed pin set (another marker) makes the role run again; here: a swap of the
+    # recorded TensorRT version, as after a JetPack upgrade.
+    sim.shell("nano-1", "sed -i 's/\"tensorrt\": \"[^\"]*\"/\"tensorrt\": \"old\"/' "
+                        "/opt/trt-builder/venv/trt-builder-env.json")
+    again = playbook(play, inventories, "--limit", "nano-1", env=sim.env)
+    assert again.rc == 0, again.out[-4000:]
+    assert "Install the pinned packages" in again.out
+    assert again.recap()["nano-1"]["changed"] >= 1  # marker rewritten, nothing reinstalled
+
+
+@pytest.mark.fleet
+def test_paramiko_connection_reaches_a_device(sim, tmp_path):
+    # paramiko reads ~/.ssh/known_hosts only: give it the fleet's, host key checking stays on.
+    (tmp_path / ".ssh").mkdir()
+    shutil.copy(sim.dir / "known_hosts", tmp_path / ".ssh" / "known_hosts")
+    results = adhoc_json("tx2-1", [sim.inventory, FLEET_VARS], "jetson_facts", "",
+                         "--connection=paramiko", env={"HOME": str(tmp_path)})
+    assert results["tx2-1"]["ansible_facts"]["jetson"]["module"] == "jetson-tx2"
+
+
+@pytest.mark.fleet
+def test_paramiko_refuses_an_unknown_host_key(sim, tmp_path):
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "known_hosts").write_text("")
+    results = adhoc_json("tx2-1", [sim.inventory, FLEET_VARS], "jetson_facts", "",
+                         "--connection=paramiko", env={"HOME": str(tmp_path)})
+    assert results["tx2-1"].get("unreachable") is True
+    assert "ansible_facts" not in results["tx2-1"]

@@ -1,0 +1,116 @@
+"""roles/preflight: bad input stops the run on the controller, names host/file/key/fix, and
+no device is touched (checked over real SSH on the simulated fleet afterwards)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.integration.envside import (
+    REPO,
+    TEST_PLAYBOOKS,
+    copy_fleet_vars,
+    fleet,
+    make_catalog,
+    playbook,
+)
+
+pytestmark = pytest.mark.fleet
+PRODUCT_PLAYBOOK = REPO / "build_engines.yml"
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    catalog = make_catalog(tmp_path_factory.mktemp("graphs"))
+    with fleet(tmp_path_factory.mktemp("fleet"), "nano=2,xavier=1") as running:
+        running.catalog = catalog
+        yield running
+
+
+def edit_yaml(path, **values):
+    data = yaml.safe_load(path.read_text()) if path.exists() else {}
+    data.update(values)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("---\n" + yaml.safe_dump(data))
+
+
+def run_preflight(sim, fleet_vars, catalog=None, playbook_path=None):
+    return playbook(playbook_path or TEST_PLAYBOOKS / "env_roles.yml",
+                    [sim.inventory, fleet_vars],
+                    env={"ENGINE_TEST_CATALOG": str(catalog or sim.catalog)})
+
+
+def assert_no_device_touched(sim):
+    for host in sim.hosts:
+        assert not sim.exists(host, "/opt/trt-builder"), host
+        assert not sim.exists(host, "/root/.ansible"), host  # no module ever ran there
+
+
+def test_good_input_passes_and_exports_the_catalog(sim, tmp_path):
+    fleet_vars = copy_fleet_vars(tmp_path / "vars")
+    result = playbook(TEST_PLAYBOOKS / "preflight_only.yml", [sim.inventory, fleet_vars],
+                      env={"ENGINE_TEST_CATALOG": str(sim.catalog)})
+    assert result.rc == 0, result.out[-3000:]
+    assert "Preflight OK: 3 host(s), models ssd_mobilenet_v2_coco" in result.out
+    assert_no_device_touched(sim)
+
+
+def test_unknown_model_in_group_vars(sim, tmp_path):
+    fleet_vars = copy_fleet_vars(tmp_path / "vars")
+    edit_yaml(fleet_vars / "group_vars" / "nano.yml",
+              engine_models=["ssd_mobilenet_v2_coco", "ssd_mobilenet_v2_cocoo"])
+    result = run_preflight(sim, fleet_vars)
+    assert result.rc != 0
+    for host in ("nano-1", "nano-2"):
+        assert (f"host '{host}', file group_vars/nano.yml ({fleet_vars}/group_vars/nano.yml), "
+                "key 'engine_models': model 'ssd_mobilenet_v2_cocoo' is not in the catalog"
+                ) in result.out
+    assert "Did you mean 'ssd_mobilenet_v2_coco'?" in result.out
+    assert "host 'xavier-1'" not in result.out
+    assert_no_device_touched(sim)
+
+
+def test_bad_precision_in_host_vars(sim, tmp_path):
+    fleet_vars = copy_fleet_vars(tmp_path / "vars")
+    edit_yaml(fleet_vars / "host_vars" / "xavier-1.yml", engine_precision="fp8",
+              engine_workspace_mib=True)
+    result = run_preflight(sim, fleet_vars)
+    assert result.rc != 0
+    assert ("host 'xavier-1', file host_vars/xavier-1.yml "
+            f"({fleet_vars}/host_vars/xavier-1.yml), key 'engine_precision': 'fp8' is not a "
+            "precision. Use fp16") in result.out
+    # bool is not an int, and both problems come in one message
+    assert "key 'engine_workspace_mib': True is not an integer >= 16" in result.out
+    assert "Preflight found 2 problem(s), nothing was changed" in result.out
+    assert_no_device_touched(sim)
+
+
+def test_bad_catalog(sim, tmp_path):
+    catalog_dir = tmp_path / "catalog"
+    catalog_dir.mkdir()
+    good = yaml.safe_load(sim.catalog.read_text())
+    spec = dict(good["models"]["ssd_mobilenet_v2_coco"])
+    spec["graph"] = str(sim.catalog.parent / spec["graph"])
+    spec["num_clases"] = 91  # misspelt key
+    spec["min_size"] = 0.99  # not below max_size
+    catalog = catalog_dir / "models.yml"
+    catalog.write_text(yaml.safe_dump({"version": 1, "models": {"ssd_mobilenet_v2_coco": spec}}))
+    result = run_preflight(sim, copy_fleet_vars(tmp_path / "vars"), catalog=catalog)
+    assert result.rc != 0
+    assert f"{catalog}" in result.out
+    assert "model 'ssd_mobilenet_v2_coco'" in result.out
+    assert "num_clases" in result.out and "num_classes" in result.out  # with the suggestion
+    assert "min_size" in result.out
+    assert_no_device_touched(sim)
+
+
+@pytest.mark.skipif(not (REPO / "playbooks" / "build_engines.yml").exists(),
+                    reason="playbooks/build_engines.yml (the main play) is not there yet")
+def test_the_product_command_stops_at_preflight(sim, tmp_path):
+    fleet_vars = copy_fleet_vars(tmp_path / "vars")
+    edit_yaml(fleet_vars / "group_vars" / "all.yml", engine_build_scope="everywhere")
+    result = run_preflight(sim, fleet_vars, playbook_path=PRODUCT_PLAYBOOK)
+    assert result.rc != 0
+    assert ("file group_vars/all.yml" in result.out
+            and "key 'engine_build_scope': 'everywhere' is not a build scope" in result.out)
+    assert_no_device_touched(sim)
