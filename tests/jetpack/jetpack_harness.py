@@ -64,6 +64,10 @@ made = {
     "order_bad": f.reference_recipe(f.mini_ssd(), input_order=(1, 0, 2)),
     "classes_bad": f.reference_recipe(f.mini_ssd(), classes=4),
     "cast": f.reference_recipe(f.mini_ssd(cast=True)),
+    # plugin nodes from create_node: unsuffixed field names, typed by the converter
+    "good_plain": f.reference_recipe(f.mini_ssd(), suffixed=False),
+    "order_bad_plain": f.reference_recipe(f.mini_ssd(), input_order=(1, 0, 2), suffixed=False),
+    "classes_bad_plain": f.reference_recipe(f.mini_ssd(), classes=4, suffixed=False),
 }
 paths = {}
 for name, graph in made.items():

@@ -33,8 +33,12 @@ def mini_ssd(classes=3, cast=False):
             scope = "BoxPredictor_{}".format(index)
             box = conv(fmap, 8, anchors * 4, 1, scope + "/BoxEncodingPredictor")
             cls = conv(fmap, 8, anchors * classes, 1, scope + "/ClassPredictor")
-            locs.append(tf.reshape(box, [1, size * size * anchors, 1, 4], name=scope + "/Reshape"))
-            confs.append(tf.reshape(cls, [1, size * size * anchors, classes],
+            # Like Object Detection API exports: the batch size comes from the feature map's
+            # shape at run time (Shape -> StridedSlice -> Pack), so the UFF parser must fold it.
+            batch = tf.raw_ops.Shape(input=fmap, name=scope + "/Shape")[0]
+            locs.append(tf.reshape(box, tf.stack([batch, size * size * anchors, 1, 4]),
+                                   name=scope + "/Reshape"))
+            confs.append(tf.reshape(cls, tf.stack([batch, -1, classes]),
                                     name=scope + "/Reshape_1"))
         loc = tf.concat(locs, 1, name="concat")
         conf = tf.concat(confs, 1, name="concat_1")
@@ -53,21 +57,21 @@ def mini_ssd(classes=3, cast=False):
     return graph.as_graph_def()
 
 
-def reference_recipe(graphdef, classes=3, input_order=(0, 2, 1)):
-    """The old build_engine.py surgery, with JetPack's graphsurgeon API."""
+def reference_recipe(graphdef, classes=3, input_order=(0, 2, 1), suffixed=True):
+    """The old build_engine.py surgery, with JetPack's graphsurgeon API. suffixed=False
+    makes the plugin nodes with create_node (plain field names, types left to uff)."""
     import graphsurgeon as gs  # noqa: PLC0415  (needs the generation tree on sys.path)
 
+    plugin = gs.create_plugin_node if suffixed else gs.create_node
     dynamic = gs.DynamicGraph(graphdef)
     Input = gs.create_plugin_node(name="Input", op="Placeholder", shape=[1, 3, 300, 300])
-    prior = gs.create_plugin_node(name="GridAnchor", op="GridAnchor_TRT", minSize=0.2,
-                                  maxSize=0.95, aspectRatios=[1.0, 2.0, 0.5, 3.0, 0.33],
-                                  variance=[0.1, 0.1, 0.2, 0.2], featureMapShapes=[19, 10],
-                                  numLayers=2)
-    nms = gs.create_plugin_node(name="NMS", op="NMS_TRT", shareLocation=1,
-                                varianceEncodedInTarget=0, backgroundLabelId=0,
-                                confidenceThreshold=1e-8, nmsThreshold=0.6, topK=100,
-                                keepTopK=10, numClasses=classes, inputOrder=list(input_order),
-                                confSigmoid=1, isNormalized=1)
+    prior = plugin(name="GridAnchor", op="GridAnchor_TRT", minSize=0.2,
+                   maxSize=0.95, aspectRatios=[1.0, 2.0, 0.5, 3.0, 0.33],
+                   variance=[0.1, 0.1, 0.2, 0.2], featureMapShapes=[19, 10], numLayers=2)
+    nms = plugin(name="NMS", op="NMS_TRT", shareLocation=1, varianceEncodedInTarget=0,
+                 backgroundLabelId=0, confidenceThreshold=1e-8, nmsThreshold=0.6, topK=100,
+                 keepTopK=10, numClasses=classes, inputOrder=list(input_order), confSigmoid=1,
+                 isNormalized=1)
     concat_priorbox = gs.create_node("concat_priorbox", op="ConcatV2", dtype=tf.float32, axis=2)
     concat_box_loc = gs.create_plugin_node("concat_box_loc", op="FlattenConcat_TRT")
     concat_box_conf = gs.create_plugin_node("concat_box_conf", op="FlattenConcat_TRT")

@@ -2,8 +2,10 @@
 
 Implicit batch: shapes carry no batch dimension; image tensors are CHW (TF's NHWC axes are
 remapped), everything else keeps TF's order minus the batch axis. Inference is lazy from
-the marked outputs, so shape-computing side branches (Shape/StridedSlice/Pack feeding a
-Reshape) are never evaluated, as the real parser folds them away.
+the marked outputs. Shape-computing branches (Shape -> StridedSlice -> Pack feeding a
+Reshape, as Object Detection API box predictors have) are folded into constants, as the
+real parser does: Shape gives the TF-order dims with a symbolic batch first, and a Reshape
+drops its first shape element (the batch). They add no layers.
 """
 
 import math
@@ -17,6 +19,18 @@ ELEMENTWISE_UNARY = frozenset([
     "BiasAdd", "FusedBatchNorm"
 ])
 ELEMENTWISE_BINARY = frozenset(["Add", "Sub", "Mul", "Div", "RealDiv", "Maximum", "Minimum", "Pow"])
+# Ops evaluated at parse time into constants (no layer in the network).
+FOLDED = frozenset(["Const", "Shape", "StridedSlice", "Pack"])
+
+
+class _Batch:
+    """The implicit batch size: unknown at parse time, so it may only be carried along."""
+
+    def __repr__(self):
+        return "N"
+
+
+BATCH = _Batch()
 
 
 class ShapeError(Exception):
@@ -61,7 +75,7 @@ class ShapeInference:
         outputs, inputs, weights = handler(node)
         self.visiting.discard(name)
         self.outputs_of[name] = outputs
-        if node["op"] != "Const":
+        if node["op"] not in FOLDED:
             self.layers.append(LayerInfo(name, node["op"], inputs, outputs,
                                          attrs=node.get("attrs"), weights_nbytes=weights,
                                          plugin=node["op"].startswith("_")))
@@ -77,6 +91,7 @@ class ShapeInference:
                 "AvgPool": self._pool, "Pad": self._pad, "Reshape": self._reshape,
                 "Squeeze": self._squeeze, "ConcatV2": self._concat, "_ConcatV2": self._concat,
                 "Transpose": self._transpose, "_GridAnchor_TRT": self._grid_anchor,
+                "Shape": self._folded, "StridedSlice": self._folded, "Pack": self._folded,
                 "_FlattenConcat_TRT": self._flatten_concat, "_NMS_TRT": self._nms}.get(op)
 
     # -- helpers -------------------------------------------------------------------------
@@ -108,6 +123,79 @@ class ShapeInference:
     def _out(self, node, shape, layout="plain", dtype="float32", index=0):
         name = node["name"] if index == 0 else "{}_{}".format(node["name"], index)
         return TensorInfo(name, shape, dtype, layout)
+
+    # -- parse-time folding of shape computations ----------------------------------------
+    def folded(self, reference):
+        """The value of a constant or shape-computing tensor: a list (1-D) or a scalar,
+        whose items are ints or BATCH. ShapeError when it cannot be known at parse time."""
+        name, _ = node_tensor_name(reference)
+        node = self.nodes.get(name)
+        if node is None:
+            raise ShapeError(name, "input {} not found in the graph".format(reference))
+        fold = {"Const": self._fold_const, "Identity": self._fold_identity,
+                "Shape": self._fold_shape, "StridedSlice": self._fold_strided_slice,
+                "Pack": self._fold_pack}.get(node["op"])
+        if fold is None:
+            raise ShapeError(name, "{} output is not a constant; a shape must be computed "
+                             "from constants and Shape/StridedSlice/Pack".format(node["op"]))
+        return fold(node)
+
+    def _fold_const(self, node):
+        const = node["const"]
+        if "values" not in const or len(const["shape"]) > 1:
+            raise ShapeError(node["name"], "constant {} {} cannot be used as a shape".format(
+                const["dtype"], const["shape"]))
+        return list(const["values"]) if const["shape"] else const["values"][0]
+
+    def _fold_identity(self, node):
+        return self.folded(self._data_inputs(node)[0])
+
+    def _fold_shape(self, node):
+        reference = self._data_inputs(node)[0]
+        tensor = self.tensors(reference)[0]
+        dims = list(tensor.shape)
+        if tensor.layout == "chw" and self._tf_order(reference) == "NHWC":
+            dims = dims[1:] + dims[:1]
+        return [BATCH] + dims
+
+    def _tf_order(self, reference):
+        """The axis order TensorFlow sees an image tensor in: the registered order for
+        inputs, NHWC for everything computed (the SSD graphs' convolutions are NHWC)."""
+        name, _ = node_tensor_name(reference)
+        if self.nodes[name]["op"] == "Input":
+            return self.registered_inputs[name][1]
+        return "NHWC"
+
+    def _fold_strided_slice(self, node):
+        refs = self._data_inputs(node)
+        if len(refs) != 4:
+            raise ShapeError(node["name"], "StridedSlice needs input, begin, end, strides")
+        values = self.folded(refs[0])
+        begin, end, strides = (self.folded(ref) for ref in refs[1:])
+        if not isinstance(values, list) or not all(
+                isinstance(v, list) and len(v) == 1 for v in (begin, end, strides)):
+            raise ShapeError(node["name"], "only 1-D StridedSlice can be folded")
+        attrs = node["attrs"]
+        start = None if attrs.get("begin_mask", 0) & 1 else begin[0]
+        stop = None if attrs.get("end_mask", 0) & 1 else end[0]
+        if attrs.get("shrink_axis_mask", 0) & 1:
+            if not -len(values) <= begin[0] < len(values):
+                raise ShapeError(node["name"], "index {} out of range for {}".format(
+                    begin[0], values))
+            return values[begin[0]]
+        return values[start:stop:strides[0]]
+
+    def _fold_pack(self, node):
+        items = [self.folded(ref) for ref in self._data_inputs(node)]
+        if node["attrs"].get("axis", 0) != 0 or any(isinstance(i, list) for i in items):
+            raise ShapeError(node["name"], "only Pack of scalars on axis 0 can be folded")
+        return items
+
+    def _folded(self, node):
+        """A folded tensor used as data: a constant of its value's size."""
+        value = self.folded(node["name"])
+        shape = (len(value),) if isinstance(value, list) else ()
+        return [self._out(node, shape, dtype="int32")], [], 0
 
     # -- op rules ------------------------------------------------------------------------
     def _input(self, node):
@@ -200,10 +288,16 @@ class ShapeInference:
         refs = self._data_inputs(node)
         source = self.tensors(refs[0])[0]
         volume = source.volume()
-        values = self._const_values(node, refs[1]) if len(refs) > 1 else None
-        if values is None:
-            return [self._out(node, (volume,))], [source], 0
+        if len(refs) != 2:
+            raise ShapeError(node["name"], "Reshape needs input and shape")
+        values = self.folded(refs[1])
+        if not isinstance(values, list) or not values:
+            raise ShapeError(node["name"], "Reshape shape {} is not a list of dims".format(
+                values))
         dims = list(values[1:])  # drop the batch dimension
+        if BATCH in dims:
+            raise ShapeError(node["name"], "Reshape moves the batch dimension ({}); implicit "
+                             "batch networks keep it first".format(values))
         if dims.count(-1) > 1:
             raise ShapeError(node["name"], "Reshape with more than one -1")
         known = 1

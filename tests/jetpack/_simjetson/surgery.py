@@ -15,6 +15,12 @@ def _tf():
     return tf.compat.v1
 
 
+def _is_ndarray(value):
+    import numpy as np  # noqa: PLC0415  (lazy, like TensorFlow above)
+
+    return isinstance(value, np.ndarray)
+
+
 def _node_name(reference):
     return reference.lstrip("^").split(":")[0]
 
@@ -27,55 +33,67 @@ def _as_list(items):
     return [items]
 
 
-def _set_attr(node, key, value, tf):
-    attr = node.attr[key]
+# graphsurgeon.create_plugin_node suffixes each field with its kind so that the uff
+# converter can turn it into a typed plugin field (the suffix is stripped there).
+_PLUGIN_SUFFIX = {"int": "_u_int", "float": "_u_float", "ilist": "_u_ilist",
+                  "flist": "_u_flist", "str": "_u_str"}
+
+
+def _set_attr(node, key, value, tf, trt_plugin):  # noqa: PLR0912  (one branch per kind)
+    """Store one keyword the way JetPack's graphsurgeon update_node does (same order of
+    checks: a bool is an int there, so plugin bools become `_u_int`)."""
+
+    def named(kind):
+        return key + _PLUGIN_SUFFIX[kind] if trt_plugin else key
+
     if isinstance(value, tf.DType):
-        attr.type = value.as_datatype_enum
-    elif isinstance(value, bool):
-        attr.b = value
+        node.attr[key].type = value.as_datatype_enum
+    elif key == "shape":
+        node.attr[key].shape.SetInParent()
+        for size in value:
+            node.attr[key].shape.dim.add(size=int(size))
+    elif key == "inputs":
+        for item in _as_list(value):
+            if not isinstance(item, (str, tf.NodeDef)):
+                raise TypeError("Input type unrecognized. Must be a tensorflow.NodeDef or a "
+                                "string.")
+            node.input.append(item if isinstance(item, str) else item.name)
     elif isinstance(value, int):
-        attr.i = value
+        node.attr[named("int")].i = value
     elif isinstance(value, float):
-        attr.f = value
-    elif isinstance(value, (str, bytes)):
-        attr.s = value.encode() if isinstance(value, str) else value
-    elif isinstance(value, (list, tuple)):
-        _set_list_attr(attr, key, list(value), tf)
+        node.attr[named("float")].f = value
+    elif isinstance(value, list):
+        if any(isinstance(item, float) for item in value):
+            node.attr[named("flist")].list.f.extend(value)
+        elif all(isinstance(item, int) for item in value):
+            node.attr[named("ilist")].list.i.extend(value)
+        else:
+            raise TypeError("Only lists of floats or ints are currently supported.")
+    elif isinstance(value, str):
+        node.attr[named("str")].s = value.encode()
+    elif _is_ndarray(value):
+        node.attr[key].tensor.tensor_shape.CopyFrom(tf.TensorShape(value.shape).as_proto())
+        node.attr[key].tensor.tensor_content = value.tobytes()
     else:
-        raise TypeError("graphsurgeon: cannot store attribute {}={!r} ({})".format(
-            key, value, type(value).__name__))
+        raise TypeError("Type: {} unrecognized.".format(type(value)))
 
 
-def _set_list_attr(attr, key, values, tf):
-    attr.list.SetInParent()
-    if all(isinstance(v, tf.DType) for v in values):
-        attr.list.type.extend(v.as_datatype_enum for v in values)
-    elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        attr.list.i.extend(values)
-    elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        attr.list.f.extend(float(v) for v in values)
-    elif all(isinstance(v, (str, bytes)) for v in values):
-        attr.list.s.extend(v.encode() if isinstance(v, str) else v for v in values)
-    else:
-        raise TypeError("graphsurgeon: attribute {} mixes types: {!r}".format(key, values))
-
-
-def create_node(name, op=None, inputs=None, **kwargs):
-    """A NodeDef named `name` with op and attributes from keyword arguments."""
+def create_node(name, op=None, trt_plugin=False, **kwargs):
+    """A NodeDef named `name` (op defaults to the name) with attributes from keywords;
+    `inputs=` takes node names or NodeDefs, `shape=` becomes a shape attribute."""
     tf = _tf()
     node = tf.NodeDef()
     node.name = name
-    node.op = op if op is not None else name
-    node.input.extend(_as_list(inputs))
+    node.op = op or name
     for key, value in kwargs.items():
-        _set_attr(node, key, value, tf)
+        _set_attr(node, key, value, tf, trt_plugin)
     return node
 
 
-def create_plugin_node(name, op="Plugin", dtype=None, inputs=None, **kwargs):
-    """A TensorRT plugin node (dtype defaults to tf.float32 like JetPack's graphsurgeon)."""
-    tf = _tf()
-    return create_node(name, op=op, inputs=inputs, dtype=dtype or tf.float32, **kwargs)
+def create_plugin_node(name, op=None, **kwargs):
+    """A TensorRT plugin node: fields named `<field>_u_<kind>` (int, float, ilist, flist,
+    str), which the uff converter strips into typed plugin fields."""
+    return create_node(name, op, trt_plugin=True, **kwargs)
 
 
 class DynamicGraph:

@@ -7,14 +7,17 @@ from . import tfproto, uffformat
 
 # TF ops the UFF converter (uff/converters/tensorflow/converter_functions.py, 0.6.x) has a
 # conversion function for. TF 1.14/1.15-style AddV2, FusedBatchNormV3 and Cast are not
-# among them: graphs exported with newer TF need surgery before conversion.
+# among them (nor Unpack or Range): graphs exported with newer TF need surgery before
+# conversion. Shape, StridedSlice and Pack are: SSD box predictors compute their Reshape
+# shapes with them, and the UFF parser folds those into constants.
 SUPPORTED_TF_OPS = frozenset([
     "Placeholder", "Const", "Identity", "Add", "Sub", "Mul", "Div", "RealDiv", "Maximum",
     "Minimum", "Neg", "Abs", "Exp", "Log", "Sqrt", "Rsqrt", "Square", "Pow", "Relu",
     "Relu6", "Elu", "Selu", "Softplus", "Softsign", "Tanh", "Sigmoid", "Softmax", "Conv2D",
     "DepthwiseConv2dNative", "Conv2DBackpropInput", "BiasAdd", "MatMul", "MaxPool",
     "AvgPool", "FusedBatchNorm", "ConcatV2", "Reshape", "Squeeze", "Transpose", "Pad",
-    "Mean", "Sum", "Prod", "Max", "Min", "StridedSlice", "Pack", "ExpandDims", "LeakyRelu"
+    "Mean", "Sum", "Prod", "Max", "Min", "StridedSlice", "Pack", "ExpandDims", "LeakyRelu",
+    "Shape"
 ])
 
 # Per uff version: the TensorFlow version its NOTE line names.
@@ -54,21 +57,98 @@ def _reachable(nodes_by_name, output_nodes):
     return seen
 
 
+# graphsurgeon.create_plugin_node names plugin fields `<field>_u_<type>`; the converter
+# strips the suffix and gives the field that type. Unsuffixed attributes get the type of
+# their TensorFlow attribute kind.
+FIELD_SUFFIX = "_u_"
+# suffix type -> field types of the attribute value it accepts (ints widen to floats)
+_SUFFIX_ACCEPTS = {"int": ("int", "bool"), "bool": ("bool", "int"), "float": ("float", "int"),
+                   "str": ("str",), "ilist": ("ilist", "list"),
+                   "flist": ("flist", "ilist", "list")}
+_SCALAR_KINDS = {"i": "int", "f": "float", "b": "bool", "s": "str", "type": "dtype",
+                 "shape": "shape", "tensor": "tensor"}
+_LIST_KINDS = (("i", "ilist"), ("f", "flist"), ("s", "slist"), ("type", "dtype_list"),
+               ("b", "blist"), ("shape", "shape_list"))
+
+
+def _kind_type(value):
+    """The field type an AttrValue's own kind gives ('list' for an empty list)."""
+    kind = value.WhichOneof("value")
+    if kind != "list":
+        return _SCALAR_KINDS.get(kind, kind)
+    for field, type_name in _LIST_KINDS:
+        if len(getattr(value.list, field)):
+            return type_name
+    return "list"
+
+
+def _coerce(type_name, value):
+    if type_name == "int":
+        return int(value)
+    if type_name == "bool":
+        return bool(value)
+    if type_name == "float":
+        return float(value)
+    if type_name == "ilist":
+        return [int(item) for item in value]
+    if type_name == "flist":
+        return [float(item) for item in value]
+    return value
+
+
+def plugin_fields(node):
+    """(fields, field types) of a custom-op node, suffixes stripped."""
+    fields, types = {}, {}
+    for key in sorted(node.attr):
+        proto = node.attr[key]
+        if proto.WhichOneof("value") is None:
+            continue
+        name, _, suffix = key.rpartition(FIELD_SUFFIX)
+        own_type = _kind_type(proto)
+        if not name or suffix not in _SUFFIX_ACCEPTS:
+            name, type_name = key, own_type  # no (known) suffix: the attribute's kind
+        elif own_type in _SUFFIX_ACCEPTS[suffix]:
+            type_name = suffix
+        else:
+            raise UffException("{}: attribute {} holds a {} value, its suffix asks for {} "
+                               "(SIMULATED converter check)".format(node.name, key, own_type,
+                                                                     suffix))
+        if name in fields:
+            raise UffException("{}: plugin field {} is given twice ({})".format(
+                node.name, name, key))
+        fields[name] = _coerce(type_name, tfproto.attr_value(proto))
+        types[name] = type_name
+    return fields, types
+
+
+def _check_strided_slice(node):
+    # The real converter_functions.convert_strided_slice refuses these masks.
+    if node.attr["ellipsis_mask"].i != 0:
+        raise ValueError("ellipsis_mask not supported")
+    if node.attr["new_axis_mask"].i != 0:
+        raise ValueError("new_axis_mask not supported")
+
+
 def _convert_node(node, quiet):
-    attrs = {key: tfproto.attr_value(node.attr[key]) for key in sorted(node.attr)}
     data_inputs = [ref for ref in node.input if not ref.startswith("^")]
-    converted = {"name": node.name, "inputs": data_inputs, "attrs": attrs}
+    converted = {"name": node.name, "inputs": data_inputs}
+    if node.op not in SUPPORTED_TF_OPS:
+        _say(quiet, "Warning: No conversion function registered for layer: {} yet.".format(node.op))
+        _say(quiet, "Converting {} as custom op: {}".format(node.name, node.op))
+        converted["op"] = "_" + node.op  # UFF custom ops carry a leading underscore
+        converted["attrs"], converted["field_types"] = plugin_fields(node)
+        return converted
+    if node.op == "StridedSlice":
+        _check_strided_slice(node)
+    attrs = {key: tfproto.attr_value(node.attr[key]) for key in sorted(node.attr)}
+    converted["attrs"] = attrs
     if node.op == "Const":
         converted["op"] = "Const"
         converted["const"] = attrs.pop("value")
     elif node.op == "Placeholder":
         converted["op"] = "Input"
-    elif node.op in SUPPORTED_TF_OPS:
-        converted["op"] = node.op
     else:
-        _say(quiet, "Warning: No conversion function registered for layer: {} yet.".format(node.op))
-        _say(quiet, "Converting {} as custom op: {}".format(node.name, node.op))
-        converted["op"] = "_" + node.op  # UFF custom ops carry a leading underscore
+        converted["op"] = node.op
     return converted
 
 

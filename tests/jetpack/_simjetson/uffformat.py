@@ -41,6 +41,11 @@ def node_tensor_name(reference):
     return name, int(port) if port else 0
 
 
+# plugin field type -> the uff.proto Data member the real text dump shows
+_TEXT_CODES = {"int": "i", "float": "d", "bool": "b", "str": "s", "ilist": "i_list",
+               "flist": "d_list", "dtype": "dtype"}
+
+
 def to_text(graph):
     """Human dump in the spirit of the real converter's .pbtxt (ids, inputs, operation, fields)."""
     lines = ["# " + MAGIC, "version: 1", 'descriptor_core_version: "{}"'.format(
@@ -50,9 +55,12 @@ def to_text(graph):
         lines.append('    id: "{}"'.format(node["name"]))
         lines.extend('    inputs: "{}"'.format(ref) for ref in node["inputs"])
         lines.append('    operation: "{}"'.format(node["op"]))
+        types = node.get("field_types", {})
         for key in sorted(node.get("attrs", {})):
-            lines.append("    fields {{ key: \"{}\" value: {} }}".format(
-                key, json.dumps(node["attrs"][key])))
+            value = json.dumps(node["attrs"][key])
+            if key in types:  # typed plugin field, as the real dump shows it (i, d, i_list..)
+                value = "{{ {}: {} }}".format(_TEXT_CODES.get(types[key], types[key]), value)
+            lines.append("    fields {{ key: \"{}\" value: {} }}".format(key, value))
         if "const" in node:
             const = node["const"]
             lines.append("    # const shape={} dtype={} nbytes={}".format(
