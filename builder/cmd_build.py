@@ -1,0 +1,116 @@
+"""``build``: (convert, then) build the TensorRT engine of one model on this device."""
+
+import argparse
+import json
+import os
+import sys
+
+from .catalog import file_sha256
+from .cmd_check import DEFAULT_CATALOG
+from .engine_build import (
+    DEFAULT_PLUGIN_LIBRARY,
+    build_engine,
+    check_options_for_platform,
+    progress_printer,
+)
+from .errors import UserError
+from .platform import detect_platform
+from .trt_adapter import BuildOptions, TensorRTFailure, TrtAdapter, import_tensorrt, report_failure
+from .uff_convert import check_graph, convert_model, load_model_spec, prepare_out_dir
+
+EXIT_CODES = """exit codes:
+  0  engine and manifest.json written
+  1  TensorRT refused (parse, build or out of memory): TensorRT's own error lines are
+     printed on stderr, then a one-line summary
+  2  bad input or environment (catalog, options, missing package, disk space): one
+     message saying which file / option and what to do
+On 1 and 2 (and when killed) no engine or manifest is written, and a previous engine
+with its manifest stays as it was. manifest.json is written last: an engine without
+one is an unfinished build.
+"""
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "build",
+        help="build the TensorRT engine of a model (converting it first)",
+        description="Build TRT_<MODEL>.bin (the catalog's engine name) and manifest.json "
+                    "in --out. Without --uff the model is converted first (as 'convert' "
+                    "does, the .uff and .pbtxt stay in --out).",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", metavar="MODEL", help="model name in the catalog")
+    parser.add_argument("--catalog", default=DEFAULT_CATALOG,
+                        help="catalog file (default: %(default)s)")
+    parser.add_argument("--uff", help="build from this .uff (made by 'convert') instead of "
+                                      "converting the graph")
+    parser.add_argument("--out", default=".",
+                        help="output directory (default: the current directory)")
+    parser.add_argument("--precision", choices=("fp16", "fp32"), default="fp16",
+                        help="engine precision (default: %(default)s)")
+    parser.add_argument("--workspace-mib", type=int, default=256, metavar="N",
+                        help="TensorRT builder workspace in MiB (default: %(default)s)")
+    parser.add_argument("--max-batch", type=int, default=1, metavar="N",
+                        help="maximum batch size (default: %(default)s)")
+    parser.add_argument("--timing-cache", metavar="PATH",
+                        help="reuse and update this timing cache (TensorRT 8+; ignored "
+                             "with a warning before 8)")
+    parser.add_argument("--dla-core", type=int, metavar="N",
+                        help="run on DLA core N with GPU fallback (Xavier / Orin only)")
+    parser.add_argument("--plugin-library", action="append", metavar="PATH",
+                        help="plugin library to load first, TensorRT 5/6 only (default: "
+                             "{})".format(DEFAULT_PLUGIN_LIBRARY))
+    parser.add_argument("--root", default="/",
+                        help="filesystem root for platform detection (default: %(default)s)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show TensorRT's INFO messages")
+    parser.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args):
+    progress = progress_printer(sys.stderr)
+    spec = load_model_spec(args.catalog, args.model)
+    options = BuildOptions(args.precision, args.workspace_mib, args.max_batch, args.dla_core)
+    out_dir = prepare_out_dir(args.out)
+    facts = detect_platform(args.root)
+    progress("platform {}".format(facts["platform_id"]))
+    check_options_for_platform(options, facts)
+    adapter = TrtAdapter(import_tensorrt(), verbose=args.verbose)
+    adapter.require_uff()
+
+    warnings = []
+    derived = None
+    if args.uff:
+        if not os.path.isfile(args.uff):
+            raise UserError("--uff {}: no such file; run 'convert {}' first or drop --uff "
+                            "to convert as part of the build".format(args.uff, spec.name))
+        uff_path = os.path.abspath(args.uff)
+        graph_sha256 = check_graph(spec)
+        uff_sha256 = file_sha256(uff_path)
+    else:
+        converted = convert_model(spec, out_dir, progress, trt_version=adapter.version_text)
+        uff_path, graph_sha256, uff_sha256 = (converted.uff_path, converted.graph_sha256,
+                                              converted.uff_sha256)
+        warnings.extend(converted.warnings)
+        derived = converted.derived  # surgery checked the catalog against the graph
+
+    try:
+        engine_path, manifest = build_engine(
+            spec, uff_path, out_dir, options=options, facts=facts, adapter=adapter,
+            progress=progress, graph_sha256=graph_sha256, uff_sha256=uff_sha256,
+            input_dims=spec.input_dims, derived=derived, timing_cache=args.timing_cache,
+            plugin_libraries=args.plugin_library, extra_warnings=warnings)
+    except TensorRTFailure as failure:
+        report_failure(failure, sys.stderr)
+        return 1
+    if args.json:
+        json.dump(manifest, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+    else:
+        print("built {} ({} bytes, sha256 {}) in {:.1f} s".format(
+            engine_path, manifest["engine_size"], manifest["engine_sha256"],
+            manifest["build_seconds"]))
+    return 0

@@ -1,0 +1,178 @@
+"""UFF -> TensorRT engine on this device, published with its manifest.
+
+The steps around the TensorRT calls (which live in trt_adapter): refuse what cannot
+work before spending minutes in TensorRT (DLA on a device without one, a workspace
+beyond the device's memory, too little disk), keep the timing cache consistent under
+concurrent builds, and publish ``TRT_<model>.bin`` + ``manifest.json`` atomically.
+"""
+
+import contextlib
+import fcntl
+import os
+import time
+
+from . import __version__, atomic
+from .buildkey import build_key
+from .errors import UserError
+from .manifest import new_manifest, publish_engine, require_free_space
+from .trt_adapter import parse_version
+from .uff_convert import UFF_INPUT, UFF_OUTPUT
+
+# Where real JetPack 4 setups keep the FlattenConcat_TRT plugin that TensorRT 5/6 lack
+# (compiled from the uff_ssd sample); --plugin-library overrides it.
+DEFAULT_PLUGIN_LIBRARY = "/usr/local/lib/libflattenconcat.so"
+# Manifest, log lines, filesystem slack on top of the engine itself.
+PUBLISH_MARGIN_BYTES = 4 * 1024 * 1024
+# TensorRT needs room for the network, the workspace and the tactics it times, and the
+# engine ends up at roughly the size of the weights: ask for twice the UFF.
+BUILD_SPACE_FACTOR = 2
+
+
+class TimingCacheFile(object):
+    """A timing cache file shared by builds on one device.
+
+    Read under a lock, merged and written back under the lock (atomically), so two
+    builds never lose each other's timings. The lock is a separate ``.lock`` file:
+    the cache itself is replaced by rename, which would drop a lock held on it.
+    """
+
+    def __init__(self, path):
+        self.path = os.path.abspath(path)
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory):
+            raise UserError("--timing-cache {}: directory {} does not exist; create it or "
+                            "choose another path".format(path, directory))
+        self.lock_path = self.path + ".lock"
+
+    @contextlib.contextmanager
+    def _locked(self):
+        with open(self.lock_path, "a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def _read_unlocked(self):
+        try:
+            with open(self.path, "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return b""
+
+    def read(self):
+        """The cache bytes (b"" when there is none yet)."""
+        with self._locked():
+            return self._read_unlocked()
+
+    def update(self, merge):
+        """Replace the cache with ``merge(current bytes)``, all under the lock."""
+        with self._locked():
+            atomic.write_bytes(self.path, merge(self._read_unlocked()))
+
+
+def progress_printer(stream):
+    """A ``progress(text)`` that prints timestamped lines to ``stream``."""
+    def progress(text):
+        stream.write("[{}] {}\n".format(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                        text))
+        stream.flush()
+    return progress
+
+
+def check_options_for_platform(options, facts):
+    """Refuse options this device cannot honour, before TensorRT spends minutes on them."""
+    module = facts.get("module") or "this device"
+    if options.dla_core is not None:
+        cores = facts.get("dla_cores") or 0
+        if cores == 0:
+            raise UserError(
+                "--dla-core {}: {} has no DLA (deep learning accelerator); DLA exists on "
+                "Xavier and Orin modules, not on Nano, TX2 or Orin Nano. Drop "
+                "--dla-core".format(options.dla_core, module))
+        if options.dla_core >= cores:
+            raise UserError(
+                "--dla-core {}: {} has {} DLA core(s), numbered 0 to {}; choose one of "
+                "them".format(options.dla_core, module, cores, cores - 1))
+    memory = facts.get("memory_mib")
+    if memory and options.workspace_mib >= memory:
+        raise UserError(
+            "--workspace-mib {} is not below the device's memory ({} MiB on {}, shared by "
+            "CPU and GPU); TensorRT could not allocate it. Use a smaller workspace (256 to "
+            "1024 MiB is typical; at most about half the memory)".format(
+                options.workspace_mib, memory, module))
+
+
+def check_tensorrt_matches_platform(adapter, facts, warn):
+    """The bindings' version should be the one dpkg reports (it is in the platform_id)."""
+    installed = facts.get("tensorrt")
+    if installed and parse_version(installed)[:3] != adapter.version[:3]:
+        warn("the tensorrt Python module is {} but dpkg reports TensorRT {}; the engine is "
+             "keyed by the dpkg version ({}). Fix the Python path or the "
+             "install".format(adapter.version_text, installed, facts.get("platform_id")))
+
+
+def build_engine(spec, uff_path, out_dir, *, options, facts, adapter, progress,
+                 graph_sha256, uff_sha256, input_dims, derived=None, timing_cache=None,
+                 plugin_libraries=None, extra_warnings=()):
+    """Build ``spec``'s engine from ``uff_path`` into ``out_dir``; return (path, manifest).
+
+    ``facts``: detect_platform() of this device; ``adapter``: a TrtAdapter;
+    ``input_dims``: (C, H, W) of the UFF input; ``derived``: what the graph surgery
+    derived (num_classes, input_order, ...), recorded in the manifest, or None.
+    Raises UserError for bad input, TensorRTFailure when TensorRT refuses; on either,
+    nothing new is written to ``out_dir``.
+    """
+    check_options_for_platform(options, facts)
+    check_tensorrt_matches_platform(adapter, facts, adapter.warn)
+    adapter.require_uff()
+    require_free_space(out_dir, os.path.getsize(uff_path) * BUILD_SPACE_FACTOR
+                       + PUBLISH_MARGIN_BYTES, "the engine of {}".format(spec.name))
+
+    libraries = []
+    if adapter.needs_plugin_library():
+        libraries = list(plugin_libraries or [DEFAULT_PLUGIN_LIBRARY])
+        progress("TensorRT {} lacks FlattenConcat_TRT: loading {}".format(
+            adapter.version_text, ", ".join(libraries)))
+    adapter.load_plugins(libraries)
+
+    cache = TimingCacheFile(timing_cache) if timing_cache else None
+    progress("building {} with TensorRT {} (API {}): {}, workspace {} MiB, max batch {}{}"
+             .format(spec.engine, adapter.version_text, adapter.generation, options.precision,
+                     options.workspace_mib, options.max_batch,
+                     "" if options.dla_core is None else ", DLA core {}".format(
+                         options.dla_core)))
+    started = time.time()
+    plan = adapter.build_from_uff(uff_path, [(UFF_INPUT, tuple(input_dims))],
+                                  [UFF_OUTPUT], options, timing_cache=cache)
+    seconds = round(time.time() - started, 3)
+    progress("engine built in {:.1f} s ({} bytes)".format(seconds, len(plan)))
+
+    require_free_space(out_dir, len(plan) + PUBLISH_MARGIN_BYTES, spec.engine)
+    platform_id = facts.get("platform_id")
+    facts_for_manifest = {
+        "model": spec.name,
+        "graph_sha256": graph_sha256,
+        "uff_sha256": uff_sha256,
+        "build_key": build_key(platform_id, graph_sha256, spec, options.as_dict(),
+                               __version__),
+        "spec": spec.as_dict(),
+        "derived": derived,
+        "input_dims": list(input_dims),
+        "platform": facts,
+        "platform_id": platform_id,
+        "tensorrt_version": adapter.version_text,
+        "tensorrt_api": adapter.generation,
+        "precision": options.precision,
+        "workspace_mib": options.workspace_mib,
+        "max_batch": options.max_batch,
+        "dla_core": options.dla_core,
+        "timing_cache": cache.path if cache else None,
+        "build_seconds": seconds,
+        "builder_version": __version__,
+        "warnings": list(extra_warnings) + list(adapter.notes),
+    }
+    manifest = new_manifest(spec.engine, plan, facts_for_manifest)
+    engine_path = publish_engine(out_dir, spec.engine, plan, manifest)
+    progress("wrote {} and its manifest".format(engine_path))
+    return engine_path, manifest

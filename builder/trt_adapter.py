@@ -1,0 +1,439 @@
+"""One adapter over every TensorRT Python API generation the fleet runs.
+
+    5.x        builder.max_workspace_size / fp16_mode / build_cuda_engine;
+               FlattenConcat plugin comes from a separate library (ctypes)
+    6.x, 7.x   create_builder_config + build_engine(network, config)
+    8.0-8.3    config.max_workspace_size, build_serialized_network, timing cache
+    8.4-8.6    config.set_memory_pool_limit(MemoryPoolType.WORKSPACE, ...)
+    10.x       no UffParser, no implicit batch: UFF models are refused
+
+The API is chosen by feature detection (the newest call that exists is used, so a
+call removed in 8.0 is never touched on 8.x); the parsed numeric version is used only
+where an attribute cannot tell (logger style, plugin library). Never string compares:
+"10.3" < "7" as strings.
+"""
+
+import ctypes
+import re
+import sys
+import warnings
+
+from .errors import UserError
+from .trt_log import TrtLog
+
+NO_UFF_NOTE = "UFF models cannot be built on JetPack 6 (TensorRT 10)"
+# Binding element sizes by DataType name (trt.nptype needs numpy, which may be absent).
+_ITEMSIZE = {
+    "FLOAT": 4, "HALF": 2, "INT8": 1, "INT32": 4, "BOOL": 1, "UINT8": 1, "INT64": 8,
+    "BF16": 2, "FP8": 1,
+}
+
+
+class TensorRTFailure(Exception):
+    """TensorRT refused a parse, build, deserialization or run (exit code 1).
+
+    ``summary`` is one line saying what failed; ``lines`` are TensorRT's own messages.
+    """
+
+    def __init__(self, summary, lines):
+        Exception.__init__(self, summary)
+        self.summary = summary
+        self.lines = list(lines)
+
+
+def import_tensorrt():
+    """The ``tensorrt`` module, or a UserError saying where it comes from."""
+    try:
+        import tensorrt  # noqa: PLC0415 (JetPack package, imported when needed)
+    except ImportError as error:
+        raise UserError(
+            "cannot import the TensorRT Python bindings ({}). They come with JetPack "
+            "(package python3-libnvinfer, in /usr/lib/python3.X/dist-packages): run the "
+            "builder with the system python3, or from a venv created with "
+            "--system-site-packages".format(error)
+        ) from error
+    return tensorrt
+
+
+def parse_version(text):
+    """'8.2.1.8' -> (8, 2, 1, 8); '10.3.0' -> (10, 3, 0, 0). Padded to 4 numbers."""
+    match = re.match(r"^\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:\.(\d+))?", str(text))
+    if not match:
+        raise UserError(
+            "cannot read the TensorRT version from tensorrt.__version__ = {!r}; "
+            "reinstall the JetPack TensorRT Python bindings (python3-libnvinfer)".format(text)
+        )
+    numbers = [int(part) for part in match.groups() if part is not None]
+    return tuple(numbers + [0] * (4 - len(numbers)))
+
+
+def api_generation(version):
+    """The API generation label of a parsed version (for manifests and messages)."""
+    if version < (7, 0, 0, 0):
+        return "5/6"
+    if version < (8, 0, 0, 0):
+        return "7"
+    if version < (8, 4, 0, 0):
+        return "8.0-8.3"
+    if version < (10, 0, 0, 0):
+        return "8.4-8.6"
+    return "10"
+
+
+def check_uff_support(trt):
+    """UserError naming the ONNX way when this TensorRT has no UFF parser (10.x)."""
+    if hasattr(trt, "UffParser"):
+        return
+    version = parse_version(trt.__version__)
+    raise UserError(
+        "TensorRT {}.{} has no UFF parser: export the model to ONNX (tf2onnx) and build "
+        "the engine from the .onnx instead (trtexec --onnx=...); {}. Build this model on "
+        "a JetPack 4/5 device (TensorRT 5-8) or move it to ONNX.".format(
+            version[0], version[1], NO_UFF_NOTE)
+    )
+
+
+def optional_tensorrt():
+    """The tensorrt module when importable, else None (for steps that only check it)."""
+    try:
+        import tensorrt  # noqa: PLC0415 (JetPack package, imported when needed)
+    except ImportError:
+        return None
+    return tensorrt
+
+
+def report_failure(failure, stream):
+    """TensorRT's lines, then one summary line (what ``build``/``verify`` exit 1 with)."""
+    for line in failure.lines:
+        stream.write("  {}\n".format(line))
+    stream.write("error: {}\n".format(failure.summary))
+    stream.flush()
+
+
+class BuildOptions(object):
+    """What the user chose for one engine build."""
+
+    def __init__(self, precision="fp16", workspace_mib=256, max_batch=1, dla_core=None):
+        if precision not in ("fp16", "fp32"):
+            raise UserError("--precision must be fp16 or fp32, not {!r}".format(precision))
+        if workspace_mib < 1:
+            raise UserError("--workspace-mib must be at least 1 (MiB), not {}".format(
+                workspace_mib))
+        if max_batch < 1:
+            raise UserError("--max-batch must be at least 1, not {}".format(max_batch))
+        if dla_core is not None and dla_core < 0:
+            raise UserError("--dla-core must be 0 or more, not {}".format(dla_core))
+        self.precision = precision
+        self.workspace_mib = workspace_mib
+        self.max_batch = max_batch
+        self.dla_core = dla_core
+
+    @property
+    def workspace_bytes(self):
+        return self.workspace_mib * 1024 * 1024
+
+    def as_dict(self):
+        return {
+            "precision": self.precision,
+            "workspace_mib": self.workspace_mib,
+            "max_batch": self.max_batch,
+            "dla_core": self.dla_core,
+        }
+
+
+class TensorInfo(object):
+    """One engine input or output."""
+
+    __slots__ = ("index", "name", "shape", "is_input", "dtype_name")
+
+    def __init__(self, index, name, shape, is_input, dtype_name):
+        self.index = index
+        self.name = name
+        self.shape = shape
+        self.is_input = is_input
+        self.dtype_name = dtype_name
+
+    @property
+    def itemsize(self):
+        return _ITEMSIZE[self.dtype_name]
+
+    @property
+    def volume(self):
+        count = 1
+        for dim in self.shape:
+            count *= max(int(dim), 1)
+        return count
+
+    @property
+    def nbytes(self):
+        return self.volume * self.itemsize
+
+
+class TrtAdapter(object):
+    """TensorRT calls for building from UFF and running an engine, any generation.
+
+    ``notes`` collects the warnings the adapter printed (for the manifest).
+    """
+
+    def __init__(self, trt, verbose=False, echo=None):
+        self.trt = trt
+        self.version_text = str(trt.__version__)
+        self.version = parse_version(self.version_text)
+        self.generation = api_generation(self.version)
+        self._echo = sys.stderr if echo is None else echo
+        self.log = TrtLog(
+            trt,
+            use_python_logger=self.version >= (8, 0, 0, 0),
+            min_severity="INFO" if verbose else "WARNING",
+            echo=self._echo,
+        )
+        self.notes = []
+        self._plugins_ready = False
+        self._runtime = None
+
+    # -- shared -----------------------------------------------------------------
+
+    @property
+    def short_version(self):
+        return "{}.{}".format(self.version[0], self.version[1])
+
+    def warn(self, message):
+        self.notes.append(message)
+        self._echo.write("warning: {}\n".format(message))
+        self._echo.flush()
+
+    def _failure(self, summary, mark):
+        lines = [str(record) for record in self.log.since(mark) if record.is_error()]
+        if not lines:
+            lines = [str(record) for record in self.log.since(mark)]
+        if not lines:
+            lines = ["(TensorRT logged nothing; rerun with --verbose for its INFO lines)"]
+        return TensorRTFailure(summary, lines)
+
+    def needs_plugin_library(self):
+        """TensorRT 5 and 6 lack FlattenConcat_TRT in libnvinfer_plugin (7 has it)."""
+        return self.version < (7, 0, 0, 0)
+
+    def load_plugins(self, libraries=()):
+        """Load extra plugin libraries, then register TensorRT's own plugins.
+
+        GridAnchor_TRT / NMS_TRT (and FlattenConcat_TRT from 7) live in
+        libnvinfer_plugin and must be registered before a UFF parse or an engine load.
+        """
+        if self._plugins_ready:
+            return
+        for path in libraries:
+            try:
+                ctypes.CDLL(path)
+            except OSError as error:
+                raise UserError(
+                    "cannot load the TensorRT plugin library {} ({}); TensorRT {} needs "
+                    "FlattenConcat_TRT from it: build it from the TensorRT samples or give "
+                    "its path with --plugin-library".format(path, error, self.version_text)
+                ) from error
+        mark = self.log.mark()
+        with self.log.capturing():
+            ok = self.trt.init_libnvinfer_plugins(self.log.logger, "")
+        if ok is False:
+            raise self._failure("TensorRT could not register its plugins", mark)
+        self._plugins_ready = True
+
+    # -- build --------------------------------------------------------------------
+
+    def require_uff(self):
+        """Refuse clearly where TensorRT has no UFF parser (10.x, JetPack 6)."""
+        check_uff_support(self.trt)
+
+    def check_dla(self, builder, options):
+        if options.dla_core is None:
+            return
+        available = getattr(builder, "num_DLA_cores", None)
+        if available is not None and options.dla_core >= available:
+            raise UserError(
+                "--dla-core {}: TensorRT sees {} DLA core(s) on this device; use a core "
+                "number below {} or drop --dla-core".format(
+                    options.dla_core, available, available)
+            )
+
+    def build_from_uff(self, uff_path, inputs, outputs, options, timing_cache=None):
+        """Parse ``uff_path`` and build a serialized engine (bytes).
+
+        ``inputs``: [(name, (C, H, W))]; ``outputs``: [name]; ``timing_cache``: an object
+        with ``read() -> bytes`` and ``update(merge)`` (see engine_build.TimingCacheFile)
+        or None. Raises TensorRTFailure with TensorRT's lines when it refuses.
+        """
+        trt = self.trt
+        self.require_uff()
+        mark = self.log.mark()
+        with self.log.capturing():
+            builder = trt.Builder(self.log.logger)
+            network = builder.create_network()  # implicit batch, what UFF needs
+            parser = trt.UffParser()
+            refused = [name for name, dims in inputs
+                       if parser.register_input(name, tuple(dims)) is False]
+            refused += [name for name in outputs if parser.register_output(name) is False]
+            parsed = not refused and parser.parse(uff_path, network)
+        # Raised outside the capture: fd-captured lines are recorded when it ends.
+        if refused:
+            raise self._failure("TensorRT refused to register {}".format(
+                ", ".join(refused)), mark)
+        if not parsed:
+            raise self._failure("TensorRT could not parse {}".format(uff_path), mark)
+
+        self.check_dla(builder, options)
+        if options.precision == "fp16" and not builder.platform_has_fast_fp16:
+            self.warn("this GPU has no fast FP16; building FP16 anyway as asked")
+        config = self._configure(builder, options)
+        cache_attached = self._attach_timing_cache(config, timing_cache)
+
+        mark = self.log.mark()
+        with self.log.capturing():
+            plan = self._build(builder, network, config)
+        if not plan:
+            raise self._failure("TensorRT could not build the engine from {}".format(
+                uff_path), mark)
+        if cache_attached:
+            timing_cache.update(
+                lambda existing: self._merged_timing_cache(config, existing, timing_cache.path))
+        return plan
+
+    def _configure(self, builder, options):
+        """Apply options through the newest API present; None config on TensorRT 5."""
+        trt = self.trt
+        with warnings.catch_warnings():
+            # Implicit batch (all UFF can do) is deprecated from 8.4 but still works.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            builder.max_batch_size = options.max_batch
+        if not hasattr(builder, "create_builder_config"):
+            builder.max_workspace_size = options.workspace_bytes
+            builder.fp16_mode = options.precision == "fp16"
+            if options.dla_core is not None:
+                raise UserError(
+                    "--dla-core needs TensorRT 6 or newer (builder config); this device has "
+                    "TensorRT {}: drop --dla-core".format(self.version_text)
+                )
+            return None
+        config = builder.create_builder_config()
+        if hasattr(config, "set_memory_pool_limit"):
+            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_bytes)
+        else:
+            config.max_workspace_size = options.workspace_bytes
+        if options.precision == "fp16":
+            config.set_flag(trt.BuilderFlag.FP16)
+        if options.dla_core is not None:
+            config.default_device_type = trt.DeviceType.DLA
+            config.DLA_core = options.dla_core
+            # Layers the DLA cannot run (the SSD plugins among them) go to the GPU.
+            config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+        return config
+
+    def _build(self, builder, network, config):
+        """Serialized engine bytes, or None when TensorRT refused."""
+        if hasattr(builder, "build_serialized_network"):
+            plan = builder.build_serialized_network(network, config)
+            return None if plan is None else bytes(plan)
+        if config is not None:
+            engine = builder.build_engine(network, config)
+        else:
+            engine = builder.build_cuda_engine(network)
+        if engine is None:
+            return None
+        return bytes(engine.serialize())
+
+    def _attach_timing_cache(self, config, timing_cache):
+        if timing_cache is None:
+            return False
+        if config is None or not hasattr(config, "create_timing_cache"):
+            self.warn(
+                "--timing-cache ignored: TensorRT {} has no timing cache "
+                "(it came with 8.0)".format(self.version_text)
+            )
+            return False
+        mark = self.log.mark()
+        with self.log.capturing():
+            cache = config.create_timing_cache(timing_cache.read())
+            attached = cache is not None and config.set_timing_cache(cache, False)
+        if not attached:
+            self.warn(
+                "timing cache {} does not fit this device/TensorRT ({}); starting an "
+                "empty one".format(timing_cache.path, "; ".join(
+                    str(record) for record in self.log.since(mark)) or "no reason logged")
+            )
+            config.set_timing_cache(config.create_timing_cache(b""), False)
+        return True
+
+    def _merged_timing_cache(self, config, existing, path):
+        """This build's timing cache combined with what is on disk now, serialized."""
+        own = config.get_timing_cache()
+        if existing:
+            with self.log.capturing():
+                other = config.create_timing_cache(existing)
+                combined = other is not None and own.combine(other, False)
+            if not combined:
+                self.warn("timing cache {}: the file on disk could not be merged; "
+                          "replacing it with this build's cache".format(path))
+        return bytes(own.serialize())
+
+    # -- run ----------------------------------------------------------------------
+
+    def deserialize(self, plan):
+        """An ICudaEngine from engine bytes; TensorRTFailure with TensorRT's reason."""
+        mark = self.log.mark()
+        with self.log.capturing():
+            self._runtime = self.trt.Runtime(self.log.logger)
+            engine = self._runtime.deserialize_cuda_engine(plan)
+        if engine is None:
+            raise self._failure("TensorRT could not load the engine", mark)
+        return engine
+
+    def tensors(self, engine):
+        """Inputs and outputs of ``engine`` in binding order, as TensorInfo."""
+        found = []
+        if hasattr(engine, "num_io_tensors"):  # 8.5+
+            for index in range(engine.num_io_tensors):
+                name = engine.get_tensor_name(index)
+                is_input = engine.get_tensor_mode(name) == self.trt.TensorIOMode.INPUT
+                found.append(TensorInfo(index, name, tuple(engine.get_tensor_shape(name)),
+                                        is_input, _dtype_name(engine.get_tensor_dtype(name))))
+            return found
+        for index in range(engine.num_bindings):
+            found.append(TensorInfo(
+                index, engine.get_binding_name(index), tuple(engine.get_binding_shape(index)),
+                bool(engine.binding_is_input(index)),
+                _dtype_name(engine.get_binding_dtype(index)),
+            ))
+        return found
+
+    def create_context(self, engine):
+        mark = self.log.mark()
+        with self.log.capturing():
+            context = engine.create_execution_context()
+        if context is None:
+            raise self._failure("TensorRT could not create an execution context", mark)
+        return context
+
+    def execute(self, engine, context, tensors, addresses, stream):
+        """Run once (batch 1). ``addresses``: device pointer per tensor, same order."""
+        implicit = getattr(engine, "has_implicit_batch_dimension", self.version < (10,))
+        mark = self.log.mark()
+        with self.log.capturing(), warnings.catch_warnings():
+            # execute() is deprecated from 8.4 but is the call for implicit batch.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            if implicit:
+                ok = context.execute(1, list(addresses))
+            elif hasattr(context, "execute_async_v3"):
+                for tensor, address in zip(tensors, addresses):
+                    context.set_tensor_address(tensor.name, address)
+                ok = context.execute_async_v3(stream)
+            else:
+                ok = context.execute_v2(list(addresses))
+        if not ok:
+            raise self._failure("TensorRT could not run the engine", mark)
+
+
+def _dtype_name(dtype):
+    name = str(dtype).rsplit(".", 1)[-1].upper()
+    if name not in _ITEMSIZE:
+        raise UserError("the engine has a tensor of type {}, which verify cannot read".format(
+            dtype))
+    return name
