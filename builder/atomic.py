@@ -5,11 +5,20 @@ import os
 import tempfile
 
 
+def _default_file_mode():
+    """0666 minus the process umask: what open() would have given the file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_bytes(path, data):
     """Write ``data`` to ``path`` through a temp file in the same directory."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
+        # mkstemp creates 0600; the published file gets the mode a plain open() would give.
+        os.chmod(tmp_path, _default_file_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -68,7 +68,6 @@ def publish_engine(directory, engine_file, plan, manifest):
     engine_path = os.path.join(directory, engine_file)
     staging = os.path.join(directory, ".{}.partial".format(engine_file))
     atomic.write_bytes(staging, plan)
-    _make_readable(staging)
     try:
         old_manifest = manifest_path(directory)
         if os.path.exists(old_manifest):
@@ -140,15 +139,6 @@ def record_verify(engine_path, result):
 
 def _write_manifest(path, manifest):
     atomic.write_json(path, manifest)
-    _make_readable(path)
-
-
-def _make_readable(path):
-    # Temp files are created 0600; the application loading the engine (and the
-    # collector reading the manifest) may run as another user: use the umask's mode.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def _fsync_directory(directory):
