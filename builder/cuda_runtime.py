@@ -27,19 +27,23 @@ class CudaError(Exception):
 
 
 def find_libcudart(explicit=None):
-    """Path or name of libcudart to load: ``explicit``, else the loader's, else JetPack's."""
+    """Path or name of libcudart to load: ``explicit``, else JetPack's, else the loader's.
+
+    JetPack's runtime under /usr/local/cuda comes first: it is the CUDA TensorRT was
+    built against, while the loader may know another CUDA installed beside it.
+    """
     if explicit:
         if not os.path.exists(explicit):
             raise UserError("--cudart {}: no such file; give the path of libcudart.so "
                             "(JetPack: /usr/local/cuda/lib64/libcudart.so)".format(explicit))
         return explicit
-    found = ctypes.util.find_library("cudart")
-    if found:
-        return found
     for pattern in DEFAULT_LIBRARY_GLOBS:
         matches = sorted(glob.glob(pattern))
         if matches:
             return matches[0]
+    found = ctypes.util.find_library("cudart")
+    if found:
+        return found
     raise UserError(
         "cannot find libcudart (the CUDA runtime): not known to the dynamic loader and "
         "not in {}. JetPack installs it under /usr/local/cuda/lib64; give its path with "
