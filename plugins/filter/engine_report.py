@@ -1,0 +1,133 @@
+"""The run's summary (per host and model) and the store's human report."""
+
+import os
+import sys
+
+# plugins/filter is on the filter path, not on sys.path: reach the planning helpers by path.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from engine_plan import host_fact, store_has  # noqa: E402
+
+FAILED = "failed"
+
+
+def _row(host, model, platform_id, result):
+    """One summary row from ``result`` = (status, detail[, host_left]). ``host_left``: the
+    detail only says that the host dropped out (the callback, which saw why, replaces it
+    with the host's unreachable or failure message)."""
+    status, detail = result[0], result[1]
+    return {"host": host, "model": model, "platform_id": platform_id, "status": status,
+            "detail": detail or "", "host_left": len(result) > 2 and result[2]}
+
+
+def _collector_of(hostvars, hosts, platform_id, model):
+    """The host that brought (platform_id, model) into the store in this run, if any."""
+    for host in hosts:
+        plan_host = host_fact(hostvars, host, "engine_plan_request", {})
+        collected = host_fact(hostvars, host, "engine_collect_outcomes", {})
+        if plan_host.get("platform_id") == platform_id and model in collected:
+            return host
+    return None
+
+
+def _failed_peer(context, platform_id, model):
+    """A host of ``platform_id`` whose build of ``model`` failed in this run, if any."""
+    for host in context["hosts"]:
+        outcome = host_fact(context["hostvars"], host, "engine_build_outcomes", {}).get(model)
+        if outcome and outcome["status"] == FAILED and outcome["platform_id"] == platform_id:
+            return host
+    return None
+
+
+def _planned(entry, scope):
+    """(status, detail) of a plan entry before anything ran (check mode)."""
+    if entry["unsupported"]:
+        return FAILED, entry["unsupported"]
+    if entry["cached"] and (scope == "platform" or entry["on_device"]):
+        return "cached", "in store"
+    if entry["on_device"]:
+        return "would collect", "engine already on the device"
+    if scope == "platform" and entry["rank"] > 0:
+        return "fallback", "builds if #{} fails".format(entry["rank"])
+    return "would build", ""
+
+
+def _this_run(host, model, context):
+    """(status, detail) from what this host did with the model in this run, or None."""
+    outcome = host_fact(context["hostvars"], host, "engine_build_outcomes", {}).get(model)
+    if not outcome:
+        return None
+    if outcome["status"] == FAILED:
+        return FAILED, outcome["reason"]
+    if model not in host_fact(context["hostvars"], host, "engine_collect_outcomes", {}):
+        return FAILED, "engine built and verified but not brought into the store"
+    status = "built" if outcome["status"] == "built" else "collected"
+    return status, "in {}".format(outcome["elapsed"]) if outcome.get("elapsed") else ""
+
+
+def _from_elsewhere(host, model, platform_id, entry, context):
+    """(status, detail[, host_left]) of a model this host did not handle in this run."""
+    if entry["cached"] and (context["scope"] == "platform" or entry["on_device"]):
+        return "cached", "in store"
+    if context["scope"] == "platform" and store_has(
+        context["store_dir"], platform_id, model, entry["build_key"]
+    ):
+        builder = _collector_of(context["hostvars"], context["hosts"], platform_id, model)
+        return "shared", "built by {}".format(builder or "?")
+    if host not in context["active"]:
+        return FAILED, "host left the run before building (unreachable or failed)", True
+    peer = _failed_peer(context, platform_id, model)
+    if peer is not None:
+        return FAILED, "not built: it failed on {} (same platform)".format(peer)
+    return FAILED, "not built: no device of platform {} succeeded".format(platform_id)
+
+
+def engine_summary_rows(plan, hostvars, hosts, active, check_mode=False):
+    """One row per planned (host, model): built / collected / cached / shared / failed."""
+    context = {"hostvars": hostvars, "hosts": list(hosts), "active": set(active),
+               "scope": plan["scope"], "store_dir": plan["store_dir"]}
+    rows = []
+    for host in sorted(plan["hosts"]):
+        host_plan = plan["hosts"][host]
+        for model, entry in sorted(host_plan["models"].items()):
+            platform_id = host_plan["platform_id"]
+            if check_mode or entry["unsupported"]:
+                result = _planned(entry, plan["scope"])
+            else:
+                result = _this_run(host, model, context) or _from_elsewhere(
+                    host, model, platform_id, entry, context)
+            rows.append(_row(host, model, platform_id, result))
+    return rows
+
+
+def engine_store_report(index):
+    """Markdown report of the store (platform x model), from index.json's content.
+
+    Derived from the store only, so it is identical when nothing in the store changed.
+    """
+    lines = [
+        "# TensorRT engines in the store",
+        "",
+        "| platform | model | precision | TensorRT | size (MiB) | build (s) | FPS | build key |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for platform_id, models in sorted((index.get("engines") or {}).items()):
+        for model, entry in sorted(models.items()):
+            verify = entry.get("verify") or {}
+            size = entry.get("engine_size")
+            seconds = entry.get("build_seconds")
+            lines.append("| {} | {} | {} | {} | {} | {} | {} | `{}` |".format(
+                platform_id, model, entry.get("precision", "?"),
+                entry.get("tensorrt_version", "?"),
+                "{:.1f}".format(size / 1048576.0) if size is not None else "?",
+                "{:.0f}".format(seconds) if seconds is not None else "?",
+                verify.get("fps", "?"), (entry.get("build_key") or "?")[:12],
+            ))
+    return "\n".join(lines) + "\n"
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "engine_summary_rows": engine_summary_rows,
+            "engine_store_report": engine_store_report,
+        }

@@ -1,0 +1,346 @@
+"""`ansible-playbook build_engines.yml` end to end on one simulated mixed fleet.
+
+The tests of this module run in file order on the same fleet, catalog and store (the
+environment of each device is installed once): check mode first, then the first real run,
+then reruns that must change nothing or only what the test changed. Each scenario prints
+its wall time (pytest -s, or in the report on failure).
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+
+FLEET = "nano=2,tx2=1,xavier=1,xavier@35.4.1=1,orin=1"
+MODELS = ["ssd_mobilenet_v1_coco", "ssd_mobilenet_v2_coco"]
+CHANGED_MODEL = "ssd_mobilenet_v1_coco"
+ROOT_DIR = "/opt/trt-builder"
+ORIN = "orin-1"
+# Platform scope: the first device by name of each platform builds.
+BUILDERS = ["nano-1", "tx2-1", "xavier-1", "xavier-2"]
+SHARING = ["nano-2"]  # same platform as nano-1: served from the store
+NO_UFF = "no UFF parser"
+# How TensorRT refuses a plan from another GPU / another TensorRT (reference/jetson-platforms.md).
+REFUSALS = ("generated on an incompatible device", "Version tag does not match",
+            "not compatible with this version of TensorRT")
+REPO = Path(__file__).resolve().parents[2]
+ANSIBLE = Path(sys.executable).parent / "ansible"
+
+
+def sha256_file(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def store_snapshot(store):
+    """path -> (sha256, mtime_ns) of every file of the store except its lock."""
+    return {
+        str(path.relative_to(store)): (sha256_file(path), path.stat().st_mtime_ns)
+        for path in sorted(Path(store).rglob("*"))
+        if path.is_file() and path.name != ".lock"
+    }
+
+
+def platform_dirs(store):
+    return sorted(p.name for p in Path(store).iterdir()
+                  if p.is_dir() and not p.name.startswith("."))
+
+
+def timed(record, name, run):
+    record[name] = round(run.seconds, 1)
+    print("scenario {}: {:.1f} s".format(name, run.seconds))
+    return run
+
+
+# ---------------------------------------------------------------- the store module alone
+
+def stage(directory, model, payload, platform_id="jetson-nano_l4t32.7.1_trt8.2.1"):
+    """A staged engine + manifest as engine_collect leaves them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    engine_file = "TRT_{}.bin".format(model)
+    (directory / engine_file).write_bytes(payload)
+    manifest = {"model": model, "platform_id": platform_id, "engine_file": engine_file,
+                "engine_sha256": hashlib.sha256(payload).hexdigest(),
+                "engine_size": len(payload),
+                "build_key": hashlib.sha256(payload + b"key").hexdigest()}
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    return manifest
+
+
+def engine_store(store, staged, model, platform_id="jetson-nano_l4t32.7.1_trt8.2.1"):
+    """Run library/engine_store.py through ansible (the real module code path)."""
+    args = json.dumps({"store_dir": str(store), "platform_id": platform_id, "model": model,
+                       "staged_dir": str(staged)})
+    result = subprocess.run(
+        [str(ANSIBLE), "localhost", "-m", "engine_store", "-a", args, "-o"],
+        cwd=str(REPO), capture_output=True, text=True, timeout=120, check=False,
+        env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                 ANSIBLE_CALLBACKS_ENABLED=""),
+    )
+    _, _, payload = result.stdout.partition("=> ")
+    return result.returncode, json.loads(payload) if payload.strip() else result.stdout
+
+
+def test_store_files_an_engine_once_and_keeps_the_index(tmp_path):
+    store = tmp_path / "engines"
+    manifest = stage(tmp_path / "staged", "m1", b"SIMULATED engine one")
+
+    rc, first = engine_store(store, tmp_path / "staged", "m1")
+    assert rc == 0 and first["changed"] and first["index_changed"], first
+    entry = store / manifest["platform_id"] / "m1"
+    assert sorted(p.name for p in entry.iterdir()) == ["TRT_m1.bin", "manifest.json"]
+    index = json.loads((store / "index.json").read_text())
+    assert index["engines"][manifest["platform_id"]]["m1"]["build_key"] == manifest["build_key"]
+
+    rc, again = engine_store(store, tmp_path / "staged", "m1")
+    assert rc == 0 and not again["changed"], again
+    assert not [p for p in entry.parent.iterdir() if p.name.startswith(".")], "temp dirs left"
+
+
+def test_store_refuses_a_corrupt_or_misfiled_engine(tmp_path):
+    store = tmp_path / "engines"
+    stage(tmp_path / "staged", "m1", b"SIMULATED engine one")
+    (tmp_path / "staged" / "TRT_m1.bin").write_bytes(b"SIMULATED truncated")
+    rc, result = engine_store(store, tmp_path / "staged", "m1")
+    assert rc != 0 and "transfer is corrupt" in result["msg"], result
+
+    stage(tmp_path / "other", "m1", b"SIMULATED engine one")
+    rc, result = engine_store(store, tmp_path / "other", "m1", platform_id="jetson-tx2_x")
+    assert rc != 0 and "refusing to file it under" in result["msg"], result
+    assert not (store / "jetson-tx2_x").exists()
+
+
+def test_store_serializes_concurrent_writers(tmp_path):
+    store = tmp_path / "engines"
+    models = ["m{}".format(i) for i in range(6)]
+    for model in models:
+        stage(tmp_path / model, model, "SIMULATED {}".format(model).encode())
+    with ThreadPoolExecutor(len(models)) as pool:
+        results = list(pool.map(lambda m: engine_store(store, tmp_path / m, m), models))
+    assert all(rc == 0 for rc, _ in results), results
+    index = json.loads((store / "index.json").read_text())
+    assert sorted(index["engines"]["jetson-nano_l4t32.7.1_trt8.2.1"]) == models
+
+
+# ---------------------------------------------------------------- the fleet
+
+@pytest.fixture(scope="module")
+def fleet(module_sim_fleet):
+    return module_sim_fleet(FLEET)
+
+
+@pytest.fixture(scope="module")
+def runner(fleet, engine_runner_factory):
+    return engine_runner_factory(fleet, MODELS)
+
+
+@pytest.fixture(scope="module")
+def timings():
+    record = {}
+    yield record
+    print("scenario wall times (s): {}".format(json.dumps(record, sort_keys=True)))
+
+
+@pytest.mark.fleet
+def test_check_mode_prints_the_plan_and_changes_nothing(fleet, runner, timings):
+    run = timed(timings, "check_mode", runner.run("--check"))
+
+    assert "would build" in run.output, run.describe()
+    for host in BUILDERS:
+        statuses = {r["model"]: r["status"] for r in run.summary() if r["host"] == host}
+        assert statuses == dict.fromkeys(MODELS, "would build"), run.describe()
+    assert set(run.rows_by("fallback")) == {(host, m) for host in SHARING for m in MODELS}
+    assert set(run.rows_by("failed")) == {(ORIN, m) for m in MODELS}
+    assert run.builds() == []
+    assert not runner.store.exists()
+    for host in fleet.names:
+        probe = fleet.ssh(host, "test -e {}".format(ROOT_DIR))
+        assert probe.returncode == 1, "{}: {} exists after --check".format(host, ROOT_DIR)
+
+
+@pytest.mark.fleet
+def test_mixed_fleet_end_to_end(fleet, runner, timings):
+    run = timed(timings, "first_run", runner.run())
+
+    # orin (TensorRT 10) fails its UFF models with the reason; everything else succeeds.
+    assert run.returncode != 0, run.describe()
+    orin_rows = [r for r in run.summary() if r["host"] == ORIN]
+    assert {r["model"] for r in orin_rows} == set(MODELS)
+    assert all(r["status"] == "failed" and NO_UFF in r["detail"] for r in orin_rows), orin_rows
+    assert run.builds() == sorted((h, m) for h in BUILDERS for m in MODELS), run.describe()
+    assert set(run.rows_by("built")) == {(h, m) for h in BUILDERS for m in MODELS}
+    assert set(run.rows_by("shared")) == {(h, m) for h in SHARING for m in MODELS}
+
+    index = json.loads((runner.store / "index.json").read_text())
+    platforms = platform_dirs(runner.store)
+    assert len(platforms) == len(BUILDERS)
+    assert sorted(index["engines"]) == platforms
+    for platform_id in platforms:
+        assert sorted(index["engines"][platform_id]) == sorted(MODELS)
+        for model in MODELS:
+            entry_dir = runner.store / platform_id / model
+            assert sorted(p.name for p in entry_dir.iterdir()) == sorted(
+                ["TRT_{}.bin".format(model), "manifest.json"])
+            manifest = json.loads((entry_dir / "manifest.json").read_text())
+            engine = entry_dir / manifest["engine_file"]
+            assert manifest["platform_id"] == platform_id and manifest["model"] == model
+            assert manifest["engine_sha256"] == sha256_file(engine)
+            assert manifest["verify"], "engine verified on its device before collection"
+            assert b"SIMULATED" in engine.read_bytes()[:4096]
+            assert index["engines"][platform_id][model]["build_key"] == manifest["build_key"]
+    assert not list(runner.store.glob(".staging/*")), "staging area left behind"
+    report = (runner.store / "report.md").read_text()
+    assert all(platform_id in report for platform_id in platforms)
+
+
+def _push_and_verify(fleet, host, engine):
+    """Copy an engine into a device's /tmp and run `builder verify` on it there."""
+    target = "/tmp/{}".format(engine.name)
+    fleet.device_path(host, target).write_bytes(engine.read_bytes())
+    return fleet.ssh(host, "{}/venv/bin/python -m builder verify {} --json".format(
+        ROOT_DIR, target))
+
+
+@pytest.mark.fleet
+def test_engines_load_on_their_platform_only(fleet, runner):
+    nano_dir = next(p for p in platform_dirs(runner.store) if p.startswith("jetson-nano"))
+    engine = runner.store / nano_dir / MODELS[0] / "TRT_{}.bin".format(MODELS[0])
+
+    # The store's copy (fetched, filed) still loads on its platform ...
+    same = _push_and_verify(fleet, "nano-1", engine)
+    assert same.returncode == 0, same.stderr
+    assert json.loads(same.stdout)["ok"] is True
+
+    # ... and is refused on other GPUs (nano-2 has no builder venv: it built nothing).
+    for host in ("xavier-1", "tx2-1"):
+        other = _push_and_verify(fleet, host, engine)
+        assert other.returncode == 1, (host, other.stdout, other.stderr)
+        assert any(reason in other.stderr for reason in REFUSALS), (host, other.stderr)
+
+
+@pytest.mark.fleet
+def test_second_run_changes_nothing(runner, timings):
+    before = store_snapshot(runner.store)
+    run = timed(timings, "second_run", runner.run())
+
+    assert run.builds() == [], run.describe()
+    recap = run.recap()
+    assert recap and all(counts["changed"] == 0 for counts in recap.values()), recap
+    assert store_snapshot(runner.store) == before
+    # Still non-zero: orin cannot build UFF models, and says so every time.
+    assert run.returncode != 0
+    assert set(run.rows_by("failed")) == {(ORIN, m) for m in MODELS}
+
+
+def _change_graph(catalog, model):
+    """Give ``model`` a different (still valid) graph and pin its new sha256 in the catalog."""
+    from tensorflow.core.framework import graph_pb2  # noqa: PLC0415  (slow import)
+
+    data = yaml.safe_load(catalog.read_text())
+    graph_path = catalog.parent / data["models"][model]["graph"]
+    graph = graph_pb2.GraphDef()
+    graph.ParseFromString(graph_path.read_bytes())
+    marker = graph.node.add()
+    marker.name = "test_revision_marker"
+    marker.op = "NoOp"
+    graph_path.write_bytes(graph.SerializeToString(deterministic=True))
+    data["models"][model]["sha256"] = sha256_file(graph_path)
+    catalog.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+@pytest.mark.fleet
+def test_changed_graph_rebuilds_that_model_only(runner, timings):
+    before = store_snapshot(runner.store)
+    _change_graph(runner.catalog, CHANGED_MODEL)
+    run = timed(timings, "changed_graph", runner.run())
+
+    assert run.builds() == sorted((h, CHANGED_MODEL) for h in BUILDERS), run.describe()
+    after = store_snapshot(runner.store)
+    for path, state in before.items():
+        if CHANGED_MODEL in path or path in ("index.json", "report.md"):
+            continue
+        assert after[path] == state, "{} changed".format(path)
+    changed = [p for p in after if CHANGED_MODEL in p and p.endswith("manifest.json")]
+    assert len(changed) == len(BUILDERS) and all(after[p] != before[p] for p in changed)
+
+
+@pytest.mark.fleet
+def test_added_host_of_a_known_platform_builds_nothing(runner, module_sim_fleet, timings):
+    extra = module_sim_fleet("nano=1")
+    inventory = yaml.safe_load(extra.inventory.read_text())
+    hosts = inventory["all"]["children"]["nano"]["hosts"]
+    hosts["nano-added"] = hosts.pop("nano-1")
+    renamed = extra.dir / "inventory-renamed.yml"
+    renamed.write_text(yaml.safe_dump(inventory))
+    runner.inventories.append(renamed)
+    try:
+        run = timed(timings, "added_host", runner.run())
+    finally:
+        runner.inventories.remove(renamed)
+
+    assert run.builds() == [], run.describe()
+    assert {(r["model"], r["status"]) for r in run.summary() if r["host"] == "nano-added"} == {
+        (m, "cached") for m in MODELS}
+    assert run.recap()["nano-added"]["changed"] == 0
+    probe = extra.ssh("nano-1", "test -e {}/venv".format(ROOT_DIR))
+    assert probe.returncode == 1, "no environment installed on a host that builds nothing"
+
+
+@pytest.mark.fleet
+def test_unreachable_and_oom_then_rerun_finishes_what_is_missing(fleet, runner, timings):
+    # New options give every platform new build keys, so every builder has work.
+    options = {"engine_precision": "fp32", "engine_models": [MODELS[1]]}
+    fleet.fault("nano-1", "oom")
+    cut = threading.Event()
+
+    def cut_tx2_after_facts(line):
+        if not cut.is_set() and line.startswith("TASK [engine_plan"):
+            cut.set()
+            fleet.fault("tx2-1", "unreachable")
+
+    try:
+        run = timed(timings, "faults", runner.run(extra_vars=options, on_line=cut_tx2_after_facts))
+    finally:
+        fleet.fault("nano-1", "ok")
+        fleet.fault("tx2-1", "ok")
+
+    assert cut.is_set()
+    assert run.returncode != 0, run.describe()
+    rows = {(r["host"], r["model"]): r for r in run.summary()}
+    assert rows[("nano-1", MODELS[1])]["status"] == "failed"
+    assert rows[("nano-2", MODELS[1])]["status"] == "built", "next nano took over"
+    assert rows[("tx2-1", MODELS[1])]["status"] == "failed"
+    assert "unreachable" in rows[("tx2-1", MODELS[1])]["detail"]
+    assert rows[("xavier-1", MODELS[1])]["status"] == "built"
+    assert run.recap()["tx2-1"]["unreachable"] == 1
+
+    rerun = timed(timings, "after_faults", runner.run(extra_vars=options))
+    assert rerun.builds() == [("tx2-1", MODELS[1])], rerun.describe()
+    statuses = {(r["host"], r["model"]): r["status"] for r in rerun.summary()}
+    assert statuses[("tx2-1", MODELS[1])] == "built"
+    assert statuses[("nano-1", MODELS[1])] == "cached"
+    assert set(rerun.rows_by("failed")) == {(ORIN, MODELS[1])}
+
+
+@pytest.mark.fleet
+def test_build_survives_a_dropped_connection(fleet, runner, timings):
+    # The device cuts every SSH session when the build starts and refuses new ones for a
+    # while; the build goes on and Ansible's polling picks the result up afterwards.
+    options = {"engine_precision": "fp32", "engine_models": [MODELS[0]]}
+    fleet.fault("xavier-1", "drop-mid-build")
+    try:
+        run = timed(timings, "dropped_connection",
+                    runner.run("--limit", "xavier-1", extra_vars=options))
+    finally:
+        fleet.fault("xavier-1", "ok")
+
+    assert run.builds() == [("xavier-1", MODELS[0])], run.describe()
+    assert run.rows_by("built") == [("xavier-1", MODELS[0])], run.describe()
+    assert run.recap()["xavier-1"]["unreachable"] == 0
+    assert run.returncode == 0, run.describe()
