@@ -11,10 +11,15 @@ APT_PACKAGES := openssh-server openssh-client rsync iproute2 util-linux mount e2
 
 .PHONY: system-deps venv lint test test-unit test-fleet demo wheelhouse constraints clean
 
+# Debian packages, installed only when one is missing (apt-get update is slow).
 system-deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "system-deps: run as root (apt-get, namespaces, mounts)"; exit 1; fi
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 # The venv is rebuilt when the pinned requirements change.
 $(VENV)/.installed: requirements/dev.txt requirements/controller.txt requirements/constraints.txt
@@ -32,18 +37,21 @@ lint: venv
 	$(VENV)/bin/vermin --target=3.6- --no-tips --violations --eval-annotations builder/
 
 # pytest exits 5 when it collected no test: that must fail loudly, never pass.
-test: lint
+test: system-deps lint
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VPY) -m pytest -q; rc=$$?; \
 	if [ $$rc = 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
+# The role builds the wheelhouse itself when needed; this target only prefetches it.
+PIN_SET ?= simulated-cp311
 wheelhouse: venv
-	$(VPY) tools/wheelhouse.py
+	$(VPY) tools/wheelhouse.py --pin-set $(PIN_SET)
 
-demo: venv wheelhouse
+demo: system-deps venv
 	$(VPY) tools/demo.py --fleet-dir $(FLEET_DIR) --hosts $(DEMO_HOSTS)
 
 constraints: venv
-	$(VPY) -m pip freeze --exclude pip --exclude setuptools --exclude wheel > requirements/constraints.txt
+	{ echo "# Full pinned closure of requirements/dev.txt (pip freeze). Regenerate with: make constraints"; \
+	  $(VPY) -m pip freeze --exclude pip --exclude setuptools --exclude wheel; } > requirements/constraints.txt
 
 clean:
 	rm -rf $(VENV) .cache artifacts .fleet
