@@ -20,6 +20,13 @@ description:
     C(manifest.json) from a staging directory into C(<store_dir>/<platform_id>/<model>/)
     after checking the engine's sha256 against the manifest, then rewrites
     C(<store_dir>/index.json) from every manifest in the store.
+  - Each index entry carries what the store's report shows: engine size and build time,
+    precision, TensorRT version, the graph (file name and sha256), the platform facts
+    (module, L4T, JetPack), the on-device verification (ok, FPS, median latency) and
+    C(built_on), the host the engine was collected from.
+  - C(built_on) is the name of the directory above C(staged_dir) when C(staged_dir) is
+    C(<store_dir>/.staging/<host>/<model>) (the layout of the engine_collect role); an entry
+    that is filed again unchanged keeps the host it had.
   - The model directory is assembled in a temporary directory of the same file system and
     renamed into place, so a reader sees the old entry or the new one, never a half-written one.
   - Every write happens under an exclusive C(fcntl) lock on C(<store_dir>/.lock), so two
@@ -89,9 +96,13 @@ INDEX_FIELDS = (
     "precision",
     "created_utc",
     "build_seconds",
+    "graph_sha256",
 )
-# The part of the manifest's "verify" result worth a line in the index.
-VERIFY_FIELDS = ("ok", "fps", "median_ms", "verified_utc")
+# The part of the manifest's "verify" result worth a line in the index (the report shows it).
+VERIFY_FIELDS = ("ok", "fps", "median_ms", "verified_utc", "problems")
+# The platform facts (manifest "platform", from builder/platform.py) the report shows.
+PLATFORM_FIELDS = ("module", "soc", "compute_capability", "l4t", "jetpack")
+STAGING_NAME = ".staging"
 
 
 class StoreError(Exception):
@@ -208,8 +219,62 @@ def install_entry(staged_dir, entry_dir, model, engine_file):
             shutil.rmtree(old_dir, ignore_errors=True)
 
 
-def build_index(store_dir):
-    """index.json content: platform_id -> model -> summary of its manifest."""
+def staging_host(store_dir, staged_dir):
+    """The host of ``<store_dir>/.staging/<host>/<model>`` (engine_collect's layout), else None."""
+    host_dir = os.path.dirname(os.path.normpath(staged_dir))
+    staging_root = os.path.normpath(os.path.join(store_dir, STAGING_NAME))
+    if os.path.dirname(host_dir) != staging_root:
+        return None
+    return os.path.basename(host_dir)
+
+
+def read_index(store_dir):
+    """The current index.json content, or an empty index when there is none yet."""
+    index_path = os.path.join(store_dir, INDEX_NAME)
+    if not os.path.isfile(index_path):
+        return {"engines": {}}
+    try:
+        with open(index_path, encoding="utf-8") as handle:
+            index = json.load(handle)
+    except ValueError:
+        return {"engines": {}}  # a damaged index is rebuilt from the manifests
+    return index if isinstance(index.get("engines"), dict) else {"engines": {}}
+
+
+def known_hosts(index):
+    """(platform_id, model) -> (build_key, built_on) of the entries of ``index`` with a host."""
+    hosts = {}
+    for platform_id, models in index["engines"].items():
+        for model, entry in (models or {}).items():
+            if isinstance(entry, dict) and entry.get("built_on"):
+                hosts[(platform_id, model)] = (entry.get("build_key"), entry["built_on"])
+    return hosts
+
+
+def index_entry(platform_id, model, manifest, hosts):
+    """The index's summary of one manifest; ``hosts`` as returned by known_hosts()."""
+    entry = {key: manifest[key] for key in INDEX_FIELDS if key in manifest}
+    verify = manifest.get("verify") or {}
+    entry["verify"] = {key: verify[key] for key in VERIFY_FIELDS if key in verify}
+    platform = manifest.get("platform") or {}
+    entry["platform"] = {key: platform[key] for key in PLATFORM_FIELDS if key in platform}
+    graph = (manifest.get("spec") or {}).get("graph")
+    if graph:
+        entry["graph_file"] = os.path.basename(graph)
+    build_key, host = hosts.get((platform_id, model), (None, None))
+    if host and build_key == manifest["build_key"]:
+        entry["built_on"] = host
+    entry["engine"] = "{}/{}/{}".format(platform_id, model, manifest["engine_file"])
+    return entry
+
+
+def build_index(store_dir, hosts=None):
+    """index.json content: platform_id -> model -> summary of its manifest.
+
+    hosts: (platform_id, model) -> (build_key, host) that built it; a host is recorded for
+    an entry only while the entry's build key is the one it built.
+    """
+    hosts = hosts or {}
     engines = {}
     for platform_id in sorted(os.listdir(store_dir)):
         platform_dir = os.path.join(store_dir, platform_id)
@@ -220,17 +285,14 @@ def build_index(store_dir):
             if model.startswith(".") or not os.path.isfile(manifest_path):
                 continue
             manifest = read_manifest(manifest_path)
-            entry = {key: manifest[key] for key in INDEX_FIELDS if key in manifest}
-            verify = manifest.get("verify") or {}
-            entry["verify"] = {key: verify[key] for key in VERIFY_FIELDS if key in verify}
-            entry["engine"] = "{}/{}/{}".format(platform_id, model, manifest["engine_file"])
-            engines.setdefault(platform_id, {})[model] = entry
+            engines.setdefault(platform_id, {})[model] = index_entry(
+                platform_id, model, manifest, hosts)
     return {"format": 1, "engines": engines}
 
 
-def refresh_index(module, store_dir):
+def refresh_index(module, store_dir, hosts):
     """Rewrite index.json when its content changes; return whether it changed."""
-    text = json.dumps(build_index(store_dir), indent=2, sort_keys=True) + "\n"
+    text = json.dumps(build_index(store_dir, hosts), indent=2, sort_keys=True) + "\n"
     index_path = os.path.join(store_dir, INDEX_NAME)
     if os.path.isfile(index_path):
         with open(index_path, encoding="utf-8") as handle:
@@ -270,7 +332,11 @@ def file_engine(module, params):
         entry_changed = not same_entry(entry_dir, manifest, engine_sha256)
         if entry_changed and not module.check_mode:
             install_entry(params["staged_dir"], entry_dir, model, manifest["engine_file"])
-        index_changed = refresh_index(module, store_dir)
+        hosts = known_hosts(read_index(store_dir))
+        host = staging_host(store_dir, params["staged_dir"])
+        if host and (entry_changed or (params["platform_id"], model) not in hosts):
+            hosts[(params["platform_id"], model)] = (manifest["build_key"], host)
+        index_changed = refresh_index(module, store_dir, hosts)
     return {
         "changed": entry_changed or index_changed,
         "path": entry_dir,

@@ -1,6 +1,7 @@
-"""The run's summary (per host and model) and the store's human report."""
+"""The run's summary: one row per host and model (the store's report: engine_store_report.py)."""
 
 import os
+import re
 import sys
 
 # plugins/filter is on the filter path, not on sys.path: reach the planning helpers by path.
@@ -8,6 +9,21 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from engine_plan import host_fact, store_has  # noqa: E402
 
 FAILED = "failed"
+# The command module's "delta": H:MM:SS.ffffff
+DELTA = re.compile(r"^(\d+):(\d\d):(\d\d(?:\.\d+)?)$")
+
+
+def readable_delta(delta):
+    """0:00:07.703662 -> 7.7 s, 0:12:34.5 -> 12m34s, 1:02:05 -> 1h02m05s (else as given)."""
+    match = DELTA.match(str(delta))
+    if not match:
+        return str(delta)
+    hours, minutes, seconds = int(match.group(1)), int(match.group(2)), float(match.group(3))
+    if hours:
+        return "{}h{:02d}m{:02d}s".format(hours, minutes, int(seconds))
+    if minutes:
+        return "{}m{:02d}s".format(minutes, int(seconds))
+    return "{:.1f} s".format(seconds)
 
 
 def _row(host, model, platform_id, result):
@@ -61,7 +77,8 @@ def _this_run(host, model, context):
     if model not in host_fact(context["hostvars"], host, "engine_collect_outcomes", {}):
         return FAILED, "engine built and verified but not brought into the store"
     status = "built" if outcome["status"] == "built" else "collected"
-    return status, "in {}".format(outcome["elapsed"]) if outcome.get("elapsed") else ""
+    return status, "in {}".format(readable_delta(outcome["elapsed"])) if outcome.get(
+        "elapsed") else ""
 
 
 def _from_elsewhere(host, model, platform_id, entry, context):
@@ -99,35 +116,8 @@ def engine_summary_rows(plan, hostvars, hosts, active, check_mode=False):
     return rows
 
 
-def engine_store_report(index):
-    """Markdown report of the store (platform x model), from index.json's content.
-
-    Derived from the store only, so it is identical when nothing in the store changed.
-    """
-    lines = [
-        "# TensorRT engines in the store",
-        "",
-        "| platform | model | precision | TensorRT | size (MiB) | build (s) | FPS | build key |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for platform_id, models in sorted((index.get("engines") or {}).items()):
-        for model, entry in sorted(models.items()):
-            verify = entry.get("verify") or {}
-            size = entry.get("engine_size")
-            seconds = entry.get("build_seconds")
-            lines.append("| {} | {} | {} | {} | {} | {} | {} | `{}` |".format(
-                platform_id, model, entry.get("precision", "?"),
-                entry.get("tensorrt_version", "?"),
-                "{:.1f}".format(size / 1048576.0) if size is not None else "?",
-                "{:.0f}".format(seconds) if seconds is not None else "?",
-                verify.get("fps", "?"), (entry.get("build_key") or "?")[:12],
-            ))
-    return "\n".join(lines) + "\n"
-
-
 class FilterModule:
     def filters(self):
         return {
             "engine_summary_rows": engine_summary_rows,
-            "engine_store_report": engine_store_report,
         }

@@ -81,15 +81,12 @@ class EngineRun:
                 continue
             if header is None or not line.strip() or re.match(r"^\d+ row\(s\)", line):
                 continue
-            model_at = header.index("MODEL")
-            status_at = header.index("STATUS")
-            detail_at = header.index("DETAIL")
-            rows.append({
-                "host": line[:model_at].strip(),
-                "model": line[model_at:status_at].strip(),
-                "status": line[status_at:detail_at].strip(),
-                "detail": line[detail_at:].strip(),
-            })
+            # Columns start where their header word starts; the last one runs to the end.
+            starts = [(m.group().lower(), m.start()) for m in re.finditer(r"\S+", header)]
+            ends = [start for _, start in starts[1:]] + [None]
+            row = {name: line[start:end].strip() for (name, start), end in zip(starts, ends)}
+            row["platform_id"] = row.pop("platform", None)
+            rows.append(row)
         return rows
 
     def rows_by(self, status):

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -195,8 +196,40 @@ def test_mixed_fleet_end_to_end(fleet, runner, timings):
             assert b"SIMULATED" in engine.read_bytes()[:4096]
             assert index["engines"][platform_id][model]["build_key"] == manifest["build_key"]
     assert not list(runner.store.glob(".staging/*")), "staging area left behind"
-    report = (runner.store / "report.md").read_text()
-    assert all(platform_id in report for platform_id in platforms)
+    check_reports_match_index(runner.store, index, BUILDERS)
+
+
+class _ReportRows(HTMLParser):
+    """(platform, model) -> {cell class: data-value} of report.html's engines table."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self._row = {}, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr" and "data-platform" in attrs:
+            self._row = self.rows.setdefault((attrs["data-platform"], attrs["data-model"]), {})
+        elif self._row is not None and "data-value" in attrs:
+            self._row[attrs.get("class", "").split()[-1]] = attrs["data-value"]
+
+
+def check_reports_match_index(store, index, builders):
+    """report.html and report.md show every engine of index.json with its own values."""
+    page = _ReportRows()
+    page.feed((store / "report.html").read_text())
+    markdown = (store / "report.md").read_text()
+    expected = {(p, m): e for p, models in index["engines"].items() for m, e in models.items()}
+    assert set(page.rows) == set(expected)
+    for (platform_id, model), entry in expected.items():
+        row = page.rows[(platform_id, model)]
+        assert row["status"] == "verified", (platform_id, model, row)
+        assert row["fps"] == str(entry["verify"]["fps"])
+        assert row["size"] == str(entry["engine_size"])
+        assert row["graph"] == entry["graph_sha256"] and row["built"] == entry["created_utc"]
+        assert row["built-on"] == entry["built_on"] and entry["built_on"] in builders
+        assert any(line.startswith("| {} (".format(platform_id)) and "| {} |".format(model) in line
+                   for line in markdown.splitlines()), (platform_id, model)
 
 
 def _push_and_verify(fleet, host, engine):

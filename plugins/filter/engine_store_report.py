@@ -1,0 +1,169 @@
+"""The store's content as report rows (from index.json only) and the Markdown report.
+
+Both the Markdown and the HTML report (engine_report_html.py) are built from the rows of
+``store_rows``: one per (platform, model), sorted, values raw and formatted. Nothing here
+reads the clock, so the same index.json always gives the same report bytes.
+"""
+
+VERIFIED = "verified"
+VERIFY_FAILED = "verify failed"
+NOT_VERIFIED = "not verified"
+MISSING = "–"  # en dash: a value the index does not have
+
+
+def verify_status(verify):
+    """(status, detail) of an engine from its index "verify" entry."""
+    if not verify or "ok" not in verify:
+        return NOT_VERIFIED, "no verify result in the manifest"
+    if verify["ok"]:
+        return VERIFIED, ""
+    problems = verify.get("problems") or []
+    return VERIFY_FAILED, "; ".join(str(p) for p in problems) or "verification reported a failure"
+
+
+def store_rows(index):
+    """One dict per engine of index.json, sorted by platform then model."""
+    rows = []
+    for platform_id, models in sorted(((index or {}).get("engines") or {}).items()):
+        for model, entry in sorted(models.items()):
+            verify = entry.get("verify") or {}
+            platform = entry.get("platform") or {}
+            status, detail = verify_status(verify)
+            rows.append({
+                "platform_id": platform_id,
+                "model": model,
+                "module": platform.get("module"),
+                "l4t": platform.get("l4t"),
+                "jetpack": platform.get("jetpack"),
+                "tensorrt": entry.get("tensorrt_version"),
+                "precision": entry.get("precision"),
+                "status": status,
+                "status_detail": detail,
+                "engine_size": entry.get("engine_size"),
+                "build_seconds": entry.get("build_seconds"),
+                "fps": verify.get("fps"),
+                "median_ms": verify.get("median_ms"),
+                "created_utc": entry.get("created_utc"),
+                "built_on": entry.get("built_on"),
+                "graph_file": entry.get("graph_file"),
+                "graph_sha256": entry.get("graph_sha256"),
+                "build_key": entry.get("build_key"),
+            })
+    return rows
+
+
+def newest_build(rows):
+    """The latest created_utc of the rows (ISO 8601 UTC strings sort by time), or None."""
+    stamps = [row["created_utc"] for row in rows if row["created_utc"]]
+    return max(stamps) if stamps else None
+
+
+def format_size(size):
+    if size is None:
+        return MISSING
+    if size < 1048576:
+        return "{:.1f} KiB".format(size / 1024.0)
+    return "{:.1f} MiB".format(size / 1048576.0)
+
+
+def format_duration(seconds):
+    """1.5 s / 7m 05s / 1h 02m: build times run from seconds (simulated) to an hour."""
+    if seconds is None:
+        return MISSING
+    if seconds < 60:
+        return "{:.1f} s".format(seconds)
+    whole = int(round(seconds))
+    if whole < 3600:
+        return "{}m {:02d}s".format(whole // 60, whole % 60)
+    return "{}h {:02d}m".format(whole // 3600, whole % 3600 // 60)
+
+
+def format_fps(fps):
+    return MISSING if fps is None else "{:.1f}".format(fps)
+
+
+def format_ms(ms):
+    return MISSING if ms is None else "{:.1f} ms".format(ms)
+
+
+def format_utc(stamp):
+    """2026-11-25T03:31:31Z -> 2026-11-25 03:31 (the report says UTC in its headers)."""
+    if not stamp:
+        return MISSING
+    return stamp.replace("T", " ")[:16]
+
+
+def platform_facts(row):
+    """"JetPack 4.6.1 · L4T 32.7.1 · TensorRT 8.2.1.8" from what the row knows."""
+    parts = [
+        "{} {}".format(name, row[key])
+        for name, key in (("JetPack", "jetpack"), ("L4T", "l4t"), ("TensorRT", "tensorrt"))
+        if row[key]
+    ]
+    return " · ".join(parts)
+
+
+def short_sha(sha):
+    return sha[:12] if sha else MISSING
+
+
+def text_or_missing(value):
+    return MISSING if value in (None, "") else str(value)
+
+
+def summary_line(rows):
+    """The one-line overview both reports open with."""
+    platforms = len({row["platform_id"] for row in rows})
+    models = len({row["model"] for row in rows})
+    counts = {status: sum(1 for row in rows if row["status"] == status)
+              for status in (VERIFIED, VERIFY_FAILED, NOT_VERIFIED)}
+    line = "{} engine(s) of {} model(s) on {} platform(s): {} verified".format(
+        len(rows), models, platforms, counts[VERIFIED])
+    for status in (VERIFY_FAILED, NOT_VERIFIED):
+        if counts[status]:
+            line += ", {} {}".format(counts[status], status)
+    newest = newest_build(rows)
+    if newest:
+        line += ". Newest build {} UTC".format(format_utc(newest))
+    return line + "."
+
+
+def _md_cell(text):
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+MD_COLUMNS = ("platform", "model", "status", "precision", "size", "build time", "FPS",
+              "latency (median)", "built (UTC)", "built on", "graph")
+
+
+def _md_cells(row):
+    status = row["status"] + (": " + row["status_detail"] if row["status_detail"] else "")
+    platform = "{} ({})".format(row["platform_id"], platform_facts(row)) if platform_facts(
+        row) else row["platform_id"]
+    graph = "{} `{}`".format(text_or_missing(row["graph_file"]), short_sha(row["graph_sha256"]))
+    return (platform, row["model"], status, text_or_missing(row["precision"]),
+            format_size(row["engine_size"]), format_duration(row["build_seconds"]),
+            format_fps(row["fps"]), format_ms(row["median_ms"]), format_utc(row["created_utc"]),
+            text_or_missing(row["built_on"]), graph)
+
+
+def engine_store_report(index):
+    """Markdown report of the store (platform x model), from index.json's content."""
+    rows = store_rows(index)
+    lines = ["# TensorRT engines in the store", ""]
+    if not rows:
+        return "\n".join(lines + ["The store holds no engine yet.", ""])
+    lines += [
+        summary_line(rows) + " FPS and latency were measured on the device after the build"
+        " (`builder verify`). report.html shows the same table with charts.",
+        "",
+        "| " + " | ".join(MD_COLUMNS) + " |",
+        "|" + "---|" * len(MD_COLUMNS),
+    ]
+    lines += ["| " + " | ".join(_md_cell(c) for c in _md_cells(row)) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+class FilterModule:
+    def filters(self):
+        return {"engine_store_report": engine_store_report}

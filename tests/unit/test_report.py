@@ -1,0 +1,383 @@
+"""The store's reports (report.md, report.html), the index content they need, and the
+engine_summary callback's progress lines and table: pure functions, no Ansible run."""
+
+import copy
+import importlib.util
+import json
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load(path, name):
+    """Import a plugin file by path (plugins/ and library/ are not packages)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+report_html = load("plugins/filter/engine_report_html.py", "engine_report_html")
+store_report = load("plugins/filter/engine_store_report.py", "engine_store_report_under_test")
+summary = load("plugins/callback/engine_summary.py", "engine_summary_callback")
+store = load("library/engine_store.py", "engine_store_module")
+
+NANO = "jetson-nano_l4t32.7.1_trt8.2.1"
+XAVIER = "jetson-agx-xavier_l4t35.4.1_trt8.5.2"
+V1, V2 = "ssd_mobilenet_v1_coco", "ssd_mobilenet_v2_coco"
+
+
+def entry(size, seconds, verify, host="nano-1", created="2026-11-25T03:31:31Z", **platform):
+    facts = {"module": "jetson-nano", "l4t": "32.7.1", "jetpack": "4.6.1"}
+    facts.update(platform)
+    return {
+        "build_key": "b" * 64, "engine_sha256": "e" * 64, "engine_size": size,
+        "build_seconds": seconds, "created_utc": created, "precision": "fp16",
+        "tensorrt_version": "8.2.1.8", "graph_sha256": "93fb612d8dff" + "0" * 52,
+        "graph_file": "frozen_inference_graph.pb", "built_on": host, "platform": facts,
+        "verify": verify, "engine": "x/y/TRT_y.bin",
+    }
+
+
+def sample_index():
+    """Two platforms x two models: verified, verify failed, not verified (no verify)."""
+    return {"format": 1, "engines": {
+        NANO: {
+            V1: entry(195403, 3.004, {"ok": True, "fps": 23.93, "median_ms": 41.79}),
+            V2: entry(23456789, 754.2, {"ok": False, "fps": 3.1, "median_ms": 320.0,
+                                        "problems": ["NMS kept <b>0</b> & nothing"]}),
+        },
+        XAVIER: {
+            V1: entry(131213, 1.002, {"ok": True, "fps": 97.17, "median_ms": 10.29},
+                      host="xavier-2", created="2026-11-26T10:00:00Z",
+                      module="jetson-agx-xavier", l4t="35.4.1", jetpack="5.1.2"),
+            V2: entry(195755, 61.0, {}, host="xavier-2", module="jetson-agx-xavier",
+                      l4t="35.4.1", jetpack="5.1.2"),
+        },
+    }}
+
+
+# What a reader must see in each row (formatted by hand, not by the code under test).
+EXPECTED = {
+    (NANO, V1): {"status": "verified", "size": "190.8 KiB", "fps": "23.9",
+                 "build-time": "3.0 s", "latency": "41.8 ms"},
+    (NANO, V2): {"status": "verify failed", "size": "22.4 MiB", "fps": "3.1",
+                 "build-time": "12m 34s", "latency": "320.0 ms"},
+    (XAVIER, V1): {"status": "verified", "size": "128.1 KiB", "fps": "97.2",
+                   "build-time": "1.0 s", "latency": "10.3 ms"},
+    (XAVIER, V2): {"status": "not verified", "size": "191.2 KiB", "fps": "–",
+                   "build-time": "1m 01s", "latency": "–"},
+}
+
+
+class TableReader(HTMLParser):
+    """rows[(platform, model)] = {cell class: {"text", "value"}} of the engines table, plus
+    every tag and attribute seen (to check for external resources) and the SVG bar titles."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.rows = {}
+        self.tags = []
+        self.bar_titles = []
+        self._row = self._cell = None
+        self._stack = []
+        self._title = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append((tag, attrs))
+        self._stack.append(tag)
+        if tag == "tr" and "data-platform" in attrs:
+            self._row = self.rows.setdefault((attrs["data-platform"], attrs["data-model"]), {})
+        elif tag in ("td", "span") and self._row is not None and attrs.get("class"):
+            name = attrs["class"].split()[-1]
+            self._row[name] = {"text": "", "value": attrs.get("data-value")}
+            if tag == "td":
+                self._cell = self._row[name]
+        elif tag == "title" and "rect" in self._stack[:-1]:
+            self._title = ""
+
+    def handle_endtag(self, tag):
+        if self._stack and self._stack[-1] == tag:
+            self._stack.pop()
+        if tag == "tr":
+            self._row = None
+        elif tag == "td":
+            self._cell = None
+        elif tag == "title" and self._title is not None:
+            self.bar_titles.append(self._title)
+            self._title = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell["text"] += data
+        if self._title is not None:
+            self._title += data
+
+
+def read_html(text):
+    reader = TableReader()
+    reader.feed(text)
+    reader.close()
+    return reader
+
+
+def test_html_rows_carry_every_value_of_the_index_in_the_right_row():
+    index = sample_index()
+    reader = read_html(report_html.engine_store_report_html(index))
+
+    assert set(reader.rows) == set(EXPECTED)
+    for (platform_id, model), expected in EXPECTED.items():
+        row = reader.rows[(platform_id, model)]
+        source = index["engines"][platform_id][model]
+        assert row["platform"]["value"] == platform_id
+        assert row["platform"]["text"].startswith(platform_id)
+        assert "JetPack " + source["platform"]["jetpack"] in row["platform"]["text"]
+        assert row["model"]["value"] == model and row["model"]["text"].startswith(model)
+        assert row["precision"]["value"] == "fp16"
+        assert row["size"]["value"] == str(source["engine_size"])
+        assert row["build-time"]["value"] == str(source["build_seconds"])
+        assert row["built"]["value"] == source["created_utc"]
+        assert row["built-on"]["value"] == source["built_on"]
+        assert row["graph"]["value"] == source["graph_sha256"]
+        assert row["status"]["value"] == expected["status"]
+        assert row["fps"]["value"] == (str(source["verify"]["fps"]) if "fps" in source["verify"]
+                                       else None)
+        for cell in ("size", "fps", "build-time", "latency"):
+            assert row[cell]["text"].strip() == expected[cell], (platform_id, model, cell)
+    failed = reader.rows[(NANO, V2)]["status"]["text"]
+    assert "verify failed" in failed and "NMS kept <b>0</b> & nothing" in failed
+
+
+def test_html_is_self_contained_and_escapes_text():
+    index = sample_index()
+    index["engines"][NANO][V1]["built_on"] = '<img src="http://x/y.png">'
+    text = report_html.engine_store_report_html(index)
+    reader = read_html(text)
+
+    assert not [tag for tag, _ in reader.tags if tag in ("script", "link", "img", "iframe")]
+    for tag, attrs in reader.tags:
+        for name, value in attrs.items():
+            assert not (name in ("src", "href") and value), (tag, name, value)
+            if name in ("xmlns", "data-value"):  # a namespace name; escaped data
+                continue
+            assert "http" not in (value or ""), (tag, name, value)
+    assert "&lt;img src=&quot;http://x/y.png&quot;&gt;" in text
+    assert "&lt;b&gt;0&lt;/b&gt; &amp; nothing" in text
+    assert reader.rows[(NANO, V1)]["built-on"]["value"] == '<img src="http://x/y.png">'
+
+
+def test_html_charts_draw_fps_of_verified_engines_and_every_build_time():
+    reader = read_html(report_html.engine_store_report_html(sample_index()))
+
+    fps_bars = sorted(t for t in reader.bar_titles if t.split(": ")[-1] in ("23.9", "97.2", "3.1"))
+    assert fps_bars == sorted([
+        "{} on {}: 23.9".format(V1, NANO), "{} on {}: 97.2".format(V1, XAVIER)])
+    for (platform_id, model), expected in EXPECTED.items():
+        title = "{} on {}: {}".format(model, platform_id, expected["build-time"])
+        assert title in reader.bar_titles, title
+
+
+def test_reports_are_identical_for_identical_content():
+    index = sample_index()
+    reordered = {"engines": dict(reversed(list(copy.deepcopy(index)["engines"].items()))),
+                 "format": 1}
+    for name in ("report.md", "report.html"):
+        first = report_html.engine_store_document(index, name)
+        assert first == report_html.engine_store_document(json.loads(json.dumps(index)), name)
+        assert first == report_html.engine_store_document(reordered, name)
+    changed = copy.deepcopy(index)
+    changed["engines"][NANO][V1]["verify"]["fps"] = 24.5
+    assert report_html.engine_store_document(changed, "report.html") != \
+        report_html.engine_store_document(index, "report.html")
+
+
+def test_reports_name_the_newest_build_instead_of_the_clock():
+    for name in ("report.md", "report.html"):
+        text = report_html.engine_store_document(sample_index(), name)
+        assert "Newest build 2026-11-26 10:00 UTC" in text
+
+
+def test_markdown_rows_carry_the_values_of_the_index():
+    text = store_report.engine_store_report(sample_index())
+    lines = [line for line in text.splitlines() if line.startswith("| jetson-")]
+    assert len(lines) == len(EXPECTED)
+    for (platform_id, model), expected in EXPECTED.items():
+        row = next(line for line in lines
+                   if line.startswith("| " + platform_id) and "| {} |".format(model) in line)
+        cells = [cell.strip() for cell in row.strip("|").split(" | ")]
+        assert cells[2].startswith(expected["status"])
+        assert cells[4:8] == [expected["size"], expected["build-time"], expected["fps"],
+                              expected["latency"]]
+        assert cells[9] == index_host(platform_id)
+
+
+def index_host(platform_id):
+    return "nano-1" if platform_id == NANO else "xavier-2"
+
+
+def test_markdown_escapes_the_table_separator():
+    index = sample_index()
+    index["engines"][NANO][V2]["verify"]["problems"] = ["a | b"]
+    row = next(line for line in store_report.engine_store_report(index).splitlines()
+               if line.startswith("| jetson-") and "verify failed" in line)
+    assert "a \\| b" in row
+
+
+def test_empty_store_says_so():
+    for name in ("report.md", "report.html"):
+        text = report_html.engine_store_document({"format": 1, "engines": {}}, name)
+        assert "no engine yet" in text
+    with pytest.raises(ValueError, match="unknown report 'report.pdf'"):
+        report_html.engine_store_document({}, "report.pdf")
+
+
+@pytest.mark.parametrize("largest, step_for, ticks", [
+    (98.6, report_html.decimal_step, [0, 25, 50, 75, 100]),
+    (3.0, report_html.duration_step, [0, 1, 2, 3]),
+    (754.2, report_html.duration_step, [0, 300, 600, 900]),
+    (0, report_html.decimal_step, [0, 1]),
+])
+def test_axis_ticks_are_round(largest, step_for, ticks):
+    assert report_html.nice_ticks(largest, step_for) == ticks
+
+
+# ---------------------------------------------------------------- index content
+
+def write_manifest(store_dir, platform_id, model, **extra):
+    directory = store_dir / platform_id / model
+    directory.mkdir(parents=True)
+    manifest = {"model": model, "platform_id": platform_id, "build_key": "k-" + model,
+                "engine_file": "TRT_{}.bin".format(model), "engine_sha256": "s",
+                "engine_size": 10, "graph_sha256": "g" * 64,
+                "spec": {"graph": "/opt/trt-builder/work/{}/frozen.pb".format(model)},
+                "platform": {"module": "jetson-nano", "l4t": "32.7.1", "jetpack": "4.6.1",
+                             "memory_mib": 3964},
+                "verify": {"ok": True, "fps": 23.9, "median_ms": 41.8, "detections": [1]}}
+    manifest.update(extra)
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    return manifest
+
+
+def test_index_entry_carries_what_the_report_shows(tmp_path):
+    write_manifest(tmp_path, NANO, V1)
+    hosts = {(NANO, V1): ("k-" + V1, "nano-1")}
+    found = store.build_index(str(tmp_path), hosts)["engines"][NANO][V1]
+
+    assert found["graph_file"] == "frozen.pb" and found["graph_sha256"] == "g" * 64
+    assert found["platform"] == {"module": "jetson-nano", "l4t": "32.7.1", "jetpack": "4.6.1"}
+    assert found["verify"] == {"ok": True, "fps": 23.9, "median_ms": 41.8}
+    assert found["built_on"] == "nano-1"
+    # A host recorded for another build key is not this engine's builder.
+    stale = {(NANO, V1): ("an older key", "nano-2")}
+    assert "built_on" not in store.build_index(str(tmp_path), stale)["engines"][NANO][V1]
+
+
+def test_host_comes_from_the_staging_layout_only(tmp_path):
+    store_dir = str(tmp_path / "engines")
+    staged = str(tmp_path / "engines" / ".staging" / "nano-1" / V1)
+    assert store.staging_host(store_dir, staged) == "nano-1"
+    assert store.staging_host(store_dir, staged + "/") == "nano-1"
+    assert store.staging_host(store_dir, str(tmp_path / "staged")) is None
+
+
+def test_known_hosts_survive_an_index_rewrite(tmp_path):
+    write_manifest(tmp_path, NANO, V1)
+    index = store.build_index(str(tmp_path), {(NANO, V1): ("k-" + V1, "nano-1")})
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    assert store.known_hosts(store.read_index(str(tmp_path))) == {
+        (NANO, V1): ("k-" + V1, "nano-1")}
+    (tmp_path / "index.json").write_text("{not json")
+    assert store.read_index(str(tmp_path)) == {"engines": {}}
+
+
+# ---------------------------------------------------------------- callback
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_progress_names_host_item_and_elapsed_time_at_a_human_pace():
+    clock = FakeClock()
+    progress = summary.BuildProgress(15, clock=clock)
+    progress.task_started("nano-1", "engine_build : Build", [V1, V2])
+
+    clock.now += 5
+    assert progress.poll("nano-1", "j1") == "  building  nano-1  {} (1 of 2)  5s".format(V1)
+    clock.now += 5
+    assert progress.poll("nano-1", "j1") is None  # 10 s since the last line
+    clock.now += 75
+    assert progress.poll("nano-1", "j1") == "  building  nano-1  {} (1 of 2)  1m25s".format(V1)
+
+    progress.item_done("nano-1")
+    clock.now += 5
+    assert progress.poll("nano-1", "j2") == "  building  nano-1  {} (2 of 2)  5s".format(V2)
+    progress.task_done("nano-1")
+    assert progress.poll("nano-1", "j2") is None
+
+
+def test_progress_without_loop_names_the_task():
+    clock = FakeClock()
+    progress = summary.BuildProgress(15, clock=clock)
+    progress.task_started("tx2-1", "engine_build : Build", None)
+    clock.now += 3725
+    assert progress.poll("tx2-1", "j9") == "  building  tx2-1  engine_build : Build  1h02m05s"
+    assert progress.poll("orin-1", "j3") is None  # a host this callback did not see start
+
+
+def test_progress_lines_keep_their_columns_aligned():
+    clock = FakeClock()
+    progress = summary.BuildProgress(15, clock=clock)
+    progress.task_started("xavier-12", "build", [V1])
+    progress.task_started("tx2-1", "build", [V2, V1])
+    first = progress.poll("xavier-12", "j1")
+    second = progress.poll("tx2-1", "j2")
+    assert first.index(V1) == second.index(V2)
+    assert second.endswith("  0s")
+
+
+def test_summary_table_is_aligned_and_lists_unreachable_hosts():
+    rows = [
+        {"host": "nano-1", "model": V1, "platform_id": NANO, "status": "built",
+         "detail": "in 1m20s"},
+        {"host": "orin-1", "model": V2, "platform_id": "jetson-agx-orin_l4t36.3.0_trt10.3.0",
+         "status": "failed", "detail": "TensorRT 10 has no UFF parser", "host_left": False},
+        {"host": "tx2-1", "model": V1, "platform_id": "jetson-tx2_x", "status": "failed",
+         "detail": "host left the run", "host_left": True},
+    ]
+    merged = summary.merge_host_problems(rows, {"tx2-1": "ssh: timed out", "gone-1": "no route"},
+                                         {})
+    lines = summary.format_table(merged)
+
+    header = lines[0]
+    starts = [header.index(name) for name in summary.SUMMARY_COLUMNS]
+    assert starts == sorted(starts)
+    by_host = {line.split()[0]: line for line in lines[1:]}
+    assert set(by_host) == {"nano-1", "orin-1", "tx2-1", "gone-1"}
+    for line in lines[1:]:
+        assert line[starts[3]:].split()[0] in ("built", "failed", "unreachable"), line
+        assert line[starts[3] - 2:starts[3]] == "  "
+    assert by_host["orin-1"][starts[4]:] == "TensorRT 10 has no UFF parser"
+    assert by_host["tx2-1"][starts[4]:] == "host unreachable: ssh: timed out"
+    assert by_host["gone-1"][starts[1]:].split()[:3] == ["-", "-", "unreachable"]
+    assert by_host["gone-1"].endswith("no route")
+
+
+run_summary = load("plugins/filter/engine_report.py", "engine_report_summary")
+
+
+@pytest.mark.parametrize("delta, shown", [
+    ("0:00:07.703662", "7.7 s"), ("0:12:34.500001", "12m34s"), ("1:02:05.1", "1h02m05s"),
+    ("soon", "soon"),
+])
+def test_build_wall_time_is_readable(delta, shown):
+    assert run_summary.readable_delta(delta) == shown
