@@ -7,9 +7,9 @@ FLEET_DIR ?= .fleet/demo
 DEMO_HOSTS ?= xavier=1,nano=1,tx2=1
 
 APT_PACKAGES := openssh-server openssh-client rsync iproute2 util-linux mount e2fsprogs \
-	gcc libc6-dev make procps python3 python3-venv
+	gcc libc6-dev make procps python3 python3-venv nftables
 
-.PHONY: system-deps venv lint test test-unit test-fleet demo wheelhouse constraints clean
+.PHONY: system-deps venv lint test demo bench bench-quick wheelhouse constraints clean
 
 # Debian packages, installed only when one is missing (apt-get update is slow).
 system-deps:
@@ -48,6 +48,13 @@ wheelhouse: venv
 
 demo: system-deps venv
 	$(VPY) tools/demo.py --fleet-dir $(FLEET_DIR) --hosts $(DEMO_HOSTS)
+
+# The fleet benchmark (bench/README.md): tables and a chart under bench/results/.
+bench: system-deps venv
+	$(VPY) bench/run.py
+
+bench-quick: system-deps venv
+	$(VPY) bench/run.py --sizes 2 --quick
 
 constraints: venv
 	{ echo "# Full pinned closure of requirements/dev.txt (pip freeze). Regenerate with: make constraints"; \

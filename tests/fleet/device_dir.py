@@ -9,6 +9,7 @@
       firmware/         bound read-only onto /sys/firmware (devicetree/base/model...)
       dpkg-status       bound read-only onto /var/lib/dpkg/status
       disk.img          sparse ext4 image: the device's /root, /opt, /tmp, /var/tmp
+      shared.upper/     (only with a shared tree) writable upper layer over the shared tree
       plan.json, holder.log
 """
 
@@ -57,7 +58,7 @@ class DeviceDir:
              "-f", str(self.host_key)], stdin=subprocess.DEVNULL)
 
     def write_files(self, name, profile, *, address, port, client_public_key,
-                    host_dpkg_status, architecture):
+                    host_dpkg_status, architecture, sshd_log_level="INFO"):
         for directory in (self.etc / "simjetson", self.etc / "ssh", self.firmware /
                           "devicetree" / "base", self.usrlocal, self.pysite):
             directory.mkdir(parents=True, exist_ok=True)
@@ -66,7 +67,8 @@ class DeviceDir:
         texts = {
             self.etc / "nv_tegra_release": device_files.nv_tegra_release(profile),
             self.etc / "hostname": name + "\n",
-            self.etc / "ssh" / "sshd_config": device_files.sshd_config(name, address, port),
+            self.etc / "ssh" / "sshd_config": device_files.sshd_config(
+                name, address, port, sshd_log_level),
             self.etc / "ssh" / "simjetson_authorized_keys": client_public_key,
             self.etc / "simjetson" / "device.json": device_files.device_json(name, profile),
             self.etc / "simjetson" / "fault": "ok\n",
@@ -116,7 +118,10 @@ class DeviceDir:
                         str(temporary)], check=True, capture_output=True)
         os.replace(temporary, self.disk)
 
-    def write_plan(self, name, python_version, doubles_tree, owner_pid):
+    def write_plan(self, name, python_version, doubles_tree, owner_pid, shared_tree=None):
+        """shared_tree: optional (host dir, device path): the host dir is mounted at the device
+        path as the read-only lower layer of an overlay whose upper layer is this device's own
+        (fresh at every up), e.g. one provisioned venv shared by many devices."""
         dist_packages = "/usr/local/lib/python{}/dist-packages".format(python_version)
         (self.usrlocal / dist_packages[len("/usr/local/"):]).mkdir(parents=True, exist_ok=True)
         steps = [
@@ -143,6 +148,14 @@ class DeviceDir:
         # Last: these may hide the fleet dir itself (a fleet under /tmp or /root).
         steps += [{"kind": "bind", "source": "{}/{}".format(DEVICE_DISK_MOUNT, sub),
                    "target": target} for target, sub, _ in WRITABLE_DIRS]
+        if shared_tree is not None:
+            source, device_path = shared_tree
+            upper, work = self.path / "shared.upper", self.path / "shared.work"
+            for directory in (upper, work):
+                shutil.rmtree(directory, ignore_errors=True)
+                directory.mkdir()
+            steps += [{"kind": "mkdir", "path": device_path, "mode": "0755"},
+                      _overlay(device_path, [source], upper, work)]
         self.plan_file.write_text(json.dumps(
             {"hostname": name, "owner_pid": owner_pid, "steps": steps}, indent=1) + "\n")
 

@@ -117,8 +117,12 @@ def device_json(name, profile):
     }, indent=2) + "\n"
 
 
-def sshd_config(name, address, port):
-    """A complete sshd_config for the device (it replaces the host's inside the device)."""
+def sshd_config(name, address, port, log_level="INFO"):
+    """A complete sshd_config for the device (it replaces the host's inside the device).
+
+    log_level VERBOSE makes sshd log every session it starts and the bytes of every
+    connection (bench/ counts remote executions and traffic per device from it).
+    """
     return """# SIMULATED Jetson {name}: sshd of the simulated fleet (tests/fleet/device_files.py)
 ListenAddress {address}:{port}
 HostKey /etc/ssh/ssh_host_ed25519_key
@@ -139,5 +143,5 @@ MaxStartups 256
 MaxSessions 256
 AcceptEnv LANG LC_*
 Subsystem sftp internal-sftp
-LogLevel INFO
-""".format(name=name, address=address, port=port)
+LogLevel {log_level}
+""".format(name=name, address=address, port=port, log_level=log_level)

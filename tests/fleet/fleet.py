@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fleet import addresses, faults, inventory, jetpack_link, procs, profiles, sshd_ctl
-from fleet.device_dir import DeviceDir
+from fleet.device_dir import WRITABLE_DIRS, DeviceDir
 
 HOLDER = Path(__file__).resolve().parent / "holder.py"
 SYSTEM_PYTHON = "/usr/bin/python3"   # the devices' ansible_python_interpreter
@@ -80,10 +80,16 @@ def _client_key(fleet_dir):
 
 
 def up(fleet_dir, hosts_text, build_seconds_text="", *, port=profiles.DEFAULT_PORT,
-       owner_pid=None, with_jetpack=True):
-    """Start the fleet; returns the state dict. Cleans up after itself when it fails."""
+       owner_pid=None, with_jetpack=True, sshd_log_level="INFO", shared_tree=None):
+    """Start the fleet; returns the state dict. Cleans up after itself when it fails.
+
+    sshd_log_level: the devices' sshd LogLevel. shared_tree: (host dir, device path) mounted
+    on every device as the lower layer of a per-device overlay (see DeviceDir.write_plan).
+    """
     fleet_dir = Path(fleet_dir).resolve()
     plan = profiles.plan_hosts(hosts_text, build_seconds_text)
+    if shared_tree is not None:
+        shared_tree = _check_shared_tree(fleet_dir, shared_tree)
     with _locked(fleet_dir):
         running = procs.holders_of(fleet_dir / "devices")
         if running:
@@ -92,7 +98,8 @@ def up(fleet_dir, hosts_text, build_seconds_text="", *, port=profiles.DEFAULT_PO
         started = time.monotonic()
         try:
             state = _up_locked(fleet_dir, plan, build_seconds_text, port=port,
-                               owner_pid=owner_pid, with_jetpack=with_jetpack)
+                               owner_pid=owner_pid, with_jetpack=with_jetpack,
+                               sshd_log_level=sshd_log_level, shared_tree=shared_tree)
         except BaseException:
             _down_locked(fleet_dir)
             raise
@@ -101,7 +108,26 @@ def up(fleet_dir, hosts_text, build_seconds_text="", *, port=profiles.DEFAULT_PO
         return state
 
 
-def _up_locked(fleet_dir, plan, build_seconds_text, *, port, owner_pid, with_jetpack):
+def _check_shared_tree(fleet_dir, shared_tree):
+    """The overlay is mounted after the device's own /root, /opt, /tmp, /var/tmp hide the
+    host's: its layers must live elsewhere."""
+    source, device_path = Path(shared_tree[0]).resolve(), shared_tree[1]
+    if not source.is_dir():
+        raise FleetError("shared tree {}: no such directory".format(source))
+    if not device_path.startswith("/") or device_path == "/":
+        raise FleetError("shared tree: device path {!r} must be an absolute path below /"
+                         .format(device_path))
+    hidden = ["/" + sub.strip("/") for sub, _, _ in WRITABLE_DIRS]
+    for path in (source, fleet_dir):
+        if any(str(path) == top or str(path).startswith(top + "/") for top in hidden):
+            raise FleetError("shared tree: {} is under {}, which the devices' own directories "
+                             "hide; use a directory elsewhere (e.g. under the repository)"
+                             .format(path, ", ".join(hidden)))
+    return str(source), device_path
+
+
+def _up_locked(fleet_dir, plan, build_seconds_text, *, port, owner_pid, with_jetpack,
+               sshd_log_level="INFO", shared_tree=None):
     jetpack = jetpack_link.Jetpack(JETPACK_CACHE) if with_jetpack else None
     addresses.release(fleet_dir)   # leftovers of an earlier crashed run of this dir
     allocated = addresses.allocate(fleet_dir, len(plan), port)
@@ -111,7 +137,8 @@ def _up_locked(fleet_dir, plan, build_seconds_text, *, port, owner_pid, with_jet
              for (name, profile), address in zip(plan, allocated)]
     state = {"dir": str(fleet_dir), "hosts": hosts, "jetpack": jetpack is not None,
              "owner_pid": owner_pid, "state": "starting",
-             "build_seconds": build_seconds_text}
+             "build_seconds": build_seconds_text, "sshd_log_level": sshd_log_level,
+             "shared_tree": list(shared_tree) if shared_tree else None}
     _save_state(fleet_dir, state)  # from here on `down` knows what to clean
 
     client_key = _client_key(fleet_dir)
@@ -124,7 +151,7 @@ def _up_locked(fleet_dir, plan, build_seconds_text, *, port, owner_pid, with_jet
     for host, device, (_, profile) in zip(hosts, devices, plan):
         device.write_files(host["name"], profile, address=host["address"], port=port,
                            client_public_key=client_public, host_dpkg_status=host_status,
-                           architecture=architecture)
+                           architecture=architecture, sshd_log_level=sshd_log_level)
         device.create_disk()
         tree = None
         if jetpack is not None:
@@ -135,7 +162,7 @@ def _up_locked(fleet_dir, plan, build_seconds_text, *, port, owner_pid, with_jet
                 plugin = jetpack.flattenconcat()
                 if plugin is not None:
                     device.install_file(plugin, jetpack.flattenconcat_device_path())
-        device.write_plan(host["name"], python_version, tree, owner_pid)
+        device.write_plan(host["name"], python_version, tree, owner_pid, shared_tree)
     for job in key_jobs:
         if job.wait() != 0:
             raise FleetError("ssh-keygen failed for a device host key (exit {})".format(

@@ -2,7 +2,8 @@
 
     python3 tests/fleet/simfleet.py up     --dir DIR --hosts nano=2,tx2=1,xavier@35.4.1=1
                                            [--build-seconds nano=30,xavier=8] [--port 2222]
-                                           [--without-jetpack]
+                                           [--without-jetpack] [--sshd-log-level VERBOSE]
+                                           [--shared-tree HOSTDIR:DEVICEPATH]
     python3 tests/fleet/simfleet.py status --dir DIR
     python3 tests/fleet/simfleet.py fault  --dir DIR HOST KIND [--drop-seconds 5]
     python3 tests/fleet/simfleet.py down   --dir DIR
@@ -39,6 +40,12 @@ def _parser():
                     help="tear every device down when this process exits")
     up.add_argument("--without-jetpack", action="store_true",
                     help="devices without the TensorRT/uff/graphsurgeon doubles")
+    up.add_argument("--sshd-log-level", default="INFO",
+                    choices=["QUIET", "FATAL", "ERROR", "INFO", "VERBOSE", "DEBUG1"],
+                    help="VERBOSE logs every session and the bytes of every connection")
+    up.add_argument("--shared-tree", default=None, metavar="HOSTDIR:DEVICEPATH",
+                    help="mount HOSTDIR at DEVICEPATH on every device, read-only below a "
+                         "per-device writable layer (e.g. an already provisioned venv)")
     down = commands.add_parser("down", help="stop everything the fleet started")
     down.add_argument("--dir", required=True, type=Path)
     status = commands.add_parser("status", help="print hosts and their state")
@@ -52,10 +59,22 @@ def _parser():
     return parser
 
 
+def _shared_tree(text):
+    if text is None:
+        return None
+    source, sep, device_path = text.rpartition(":")
+    if not sep or not source or not device_path:
+        raise fleet.FleetError("--shared-tree {!r}: expected HOSTDIR:DEVICEPATH, e.g. "
+                               ".cache/venv:/opt/trt-builder/venv".format(text))
+    return source, device_path
+
+
 def _run(args):
     if args.command == "up":
         state = fleet.up(args.dir, args.hosts, args.build_seconds, port=args.port,
-                         owner_pid=args.owner_pid, with_jetpack=not args.without_jetpack)
+                         owner_pid=args.owner_pid, with_jetpack=not args.without_jetpack,
+                         sshd_log_level=args.sshd_log_level,
+                         shared_tree=_shared_tree(args.shared_tree))
         print("fleet up in {:.2f} s: {} hosts; inventory {}".format(
             state["up_seconds"], len(state["hosts"]), Path(state["dir"]) / "inventory.yml"))
         if not state["jetpack"]:

@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""Fleet benchmark: the tool's cost as the fleet grows, side by side with the manual way.
+
+    python3 bench/run.py [--sizes 1,4,16,32] [--quick] [--build-seconds nano=12,tx2=9,xavier=5]
+                         [--scopes platform,device] [--env-install-sizes 1,4]
+
+For each fleet size, on a fresh simulated fleet of mixed devices (tests/fleet), 2 models:
+  per scope (platform, device): build_engines.yml cold, again at once (no-op), and again after
+  one graph changed; then the manual baseline (bench/manual_baseline.py) on a fresh fleet.
+Prints one table and writes bench/results/<timestamp>.{md,json,png}. Run with the project's
+venv python (ansible-playbook next to it). Needs root (the simulated fleet).
+`--sizes 2 --quick` is the CI version: its figures are printed, never asserted.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import report, steps  # noqa: E402  (after sys.path)
+from bench.fleet_session import REPO_ROOT, BenchError, Fleet, mixed_hosts  # noqa: E402
+from bench.seed import Seed  # noqa: E402
+from bench.workload import Workload  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+WORK_ROOT = REPO_ROOT / ".cache" / "bench"   # not under /tmp: the devices hide the host's /tmp
+DEFAULT_KINDS = "nano,tx2,xavier"
+DEFAULT_BUILD_SECONDS = "nano=12,tx2=9,xavier=5"
+QUICK_BUILD_SECONDS = "nano=3,tx2=2,xavier=1"
+
+
+def parse_build_seconds(text, kinds):
+    seconds = {}
+    for item in text.split(","):
+        kind, sep, value = item.partition("=")
+        try:
+            seconds[kind] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise SystemExit("error: --build-seconds {!r}: expected KIND=SECONDS,... e.g. {}"
+                             .format(text, DEFAULT_BUILD_SECONDS))
+    missing = [k for k in kinds if k.split("@")[0] not in seconds and k not in seconds]
+    if missing:
+        raise SystemExit("error: --build-seconds {!r} gives no time for {}".format(
+            text, ", ".join(missing)))
+    return seconds
+
+
+def _csv(text):
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,4,16,32")
+    parser.add_argument("--quick", action="store_true",
+                        help="short emulated builds ({}); no environment install when a "
+                             "seed from an earlier run is cached".format(QUICK_BUILD_SECONDS))
+    parser.add_argument("--kinds", default=DEFAULT_KINDS,
+                        help="device kinds dealt round-robin (default %(default)s)")
+    parser.add_argument("--build-seconds", default=None,
+                        help="emulated build time per kind (default {})".format(
+                            DEFAULT_BUILD_SECONDS))
+    parser.add_argument("--scopes", default="platform,device")
+    parser.add_argument("--env-install-sizes", default=None,
+                        help="sizes whose first cold run installs the environment (default: "
+                             "sizes <= 4, or the smallest size)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    return parser
+
+
+class Benchmark:
+    def __init__(self, args):
+        self.sizes = sorted(int(s) for s in _csv(args.sizes))
+        self.kinds = _csv(args.kinds)
+        self.scopes = _csv(args.scopes)
+        self.build_text = args.build_seconds or (QUICK_BUILD_SECONDS if args.quick
+                                                 else DEFAULT_BUILD_SECONDS)
+        self.build_seconds = parse_build_seconds(self.build_text, self.kinds)
+        self.seed = Seed(WORK_ROOT)
+        if args.env_install_sizes is not None:
+            self.env_sizes = {int(s) for s in _csv(args.env_install_sizes)}
+        elif args.quick and self.seed.has_venv():
+            self.env_sizes = set()   # CI: the environment install was measured before
+        else:
+            self.env_sizes = {s for s in self.sizes if s <= 4} or {self.sizes[0]}
+        self.stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.work = WORK_ROOT / self.stamp
+        self.logs = args.results_dir / (self.stamp + "-logs")
+        self.results_dir = args.results_dir
+        self.models = None
+        self.profiles = {}
+
+    def _kind_seconds(self, kind):
+        return self.build_seconds.get(kind, self.build_seconds.get(kind.split("@")[0]))
+
+    def _fleet(self, name, size, provisioned):
+        fleet_dir = self.work / "fleet-{}".format(name)
+        shared = self.seed.shared_tree() if provisioned else None
+        return Fleet(fleet_dir, mixed_hosts(size, self.kinds), self._build_text_for(size),
+                     shared)
+
+    def _build_text_for(self, size):
+        """simfleet refuses build times for kinds the fleet does not have."""
+        present = {kind.split("@")[0] for kind in self.kinds[:size]}
+        return ",".join("{}={:g}".format(kind, seconds)
+                        for kind, seconds in self.build_seconds.items()
+                        if kind.split("@")[0] in present)
+
+    def _start(self, fleet, provisioned):
+        fleet.up()
+        if provisioned:
+            self.seed.mark_provisioned(fleet)
+        return fleet
+
+    def _ensure_seed(self, size):
+        """Provisioned fleets need the seed venv and a marker for every profile they have."""
+        if self.seed.has_venv() and not self.seed.missing_profiles(self._profiles_of(size)):
+            return
+        probe = self._fleet("seed", len(self.kinds), provisioned=False)
+        print("  seeding the provisioned environment (not measured): {}".format(
+            probe.hosts_text), flush=True)
+        workload = Workload(self.work / "seed-workload").prepare()
+        self._start(probe, provisioned=False)
+        try:
+            record = steps.playbook_step("seed", probe, workload, store_dir=self.work / "seed",
+                                         scope="platform", log_dir=self.logs)
+            found = self.seed.harvest(probe)
+        finally:
+            probe.down()
+            shutil.rmtree(probe.dir, ignore_errors=True)
+        if self.seed.missing_profiles(self._profiles_of(size)) or not self.seed.has_venv():
+            raise BenchError("seeding did not provision every device (got {}); see {}".format(
+                found, record["log"]))
+
+    def _profiles_of(self, size):
+        if size not in self.profiles:
+            self.profiles[size] = self._profiles_now(size)
+        return self.profiles[size]
+
+    def _profiles_now(self, size):
+        # The profile names (kind@l4t) come from the fleet itself: ask simfleet's profiles.
+        sys.path.insert(0, str(REPO_ROOT / "tests"))
+        from fleet import profiles  # noqa: PLC0415  (tests/ is not a package path)
+        plan = profiles.plan_hosts(mixed_hosts(size, self.kinds), self._build_text_for(size))
+        return sorted({profile.name for _, profile in plan})
+
+    def measure_size(self, size):
+        profiles_here = self._profiles_of(size)
+        kinds_here = {p.split("@")[0] for p in profiles_here}
+        entry = {"size": size, "hosts": mixed_hosts(size, self.kinds),
+                 "floor_s": max(self._kind_seconds(k) for k in kinds_here),
+                 "platforms": len(profiles_here), "models": None, "scopes": {}}
+        env_pending = size in self.env_sizes
+        for scope in self.scopes:
+            provisioned = not env_pending
+            if provisioned:
+                self._ensure_seed(size)
+            workload = Workload(self.work / "workload-{}-{}".format(size, scope)).prepare()
+            self.models = workload.models
+            fleet = self._fleet("{}-{}".format(size, scope), size, provisioned)
+            store = self.work / "store-{}-{}".format(size, scope)
+            self._start(fleet, provisioned)
+            try:
+                cold = self._step("{}-{}-cold".format(size, scope), fleet, workload, store, scope)
+                if not provisioned:
+                    self.seed.harvest(fleet)
+                    env_pending = False
+                noop = self._step("{}-{}-noop".format(size, scope), fleet, workload, store,
+                                  scope)
+                workload.change_graph(workload.models[0])
+                changed = self._step("{}-{}-changed".format(size, scope), fleet, workload,
+                                     store, scope)
+            finally:
+                fleet.down()
+                shutil.rmtree(fleet.dir, ignore_errors=True)
+            entry["scopes"][scope] = {"cold": cold, "noop": noop, "changed": changed,
+                                      "env_in_cold": not provisioned}
+        entry["models"] = self.models
+        entry["naive_builds"] = size * len(self.models)
+        entry["distinct_builds"] = entry["platforms"] * len(self.models)
+        entry["baseline"] = self._baseline(size)
+        return entry
+
+    def _step(self, label, fleet, workload, store, scope):
+        print("  {} ...".format(label), end=" ", flush=True)
+        record = steps.playbook_step(label, fleet, workload, store_dir=store, scope=scope,
+                                     log_dir=self.logs)
+        print("{:.1f} s, rc {}, {} builds".format(record["wall_s"], record["rc"],
+                                                 record["builds"]), flush=True)
+        return record
+
+    def _baseline(self, size):
+        self._ensure_seed(size)
+        workload = Workload(self.work / "workload-{}-baseline".format(size)).prepare()
+        fleet = self._fleet("{}-baseline".format(size), size, provisioned=True)
+        self._start(fleet, provisioned=True)
+        print("  {}-baseline ...".format(size), end=" ", flush=True)
+        try:
+            record = steps.baseline_step("{}-baseline".format(size), fleet, workload, self.logs)
+        finally:
+            fleet.down()
+            shutil.rmtree(fleet.dir, ignore_errors=True)
+        print("{:.1f} s, rc {}, {} builds".format(record["wall_s"], record["rc"],
+                                                 record["builds"]), flush=True)
+        return record
+
+    def run(self):
+        self.logs.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        meta = {"started": self.stamp, "cpus": os.cpu_count(), "machine": os.uname().machine,
+                "build_seconds": self.build_text, "kinds": ",".join(self.kinds),
+                "scopes": self.scopes, "sizes": self.sizes}
+        entries = []
+        try:
+            for size in self.sizes:
+                print("fleet of {} ({})".format(size, mixed_hosts(size, self.kinds)), flush=True)
+                entries.append(self.measure_size(size))
+        finally:
+            shutil.rmtree(self.work, ignore_errors=True)
+        meta["models"] = ",".join(self.models or [])
+        meta["total_s"] = round(time.monotonic() - started, 1)
+        text = report.write(self.results_dir, self.stamp, meta, entries)
+        print()
+        print(text)
+        print("benchmark took {:.0f} s; results: {}".format(
+            meta["total_s"], self.results_dir / (self.stamp + ".{md,json,png}")))
+        return 0
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    if os.geteuid() != 0:
+        print("error: the benchmark starts a simulated fleet, which needs root", file=sys.stderr)
+        return 2
+    try:
+        return Benchmark(args).run()
+    except BenchError as exc:
+        print("error: {}".format(exc), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""One measured step: a playbook run or the manual baseline, on a fleet that is up.
+
+Every step is measured the same way: wall time and controller CPU of the whole process tree
+(measured.py), and per device, from the device's own sshd log, the remote command executions,
+file transfers and bytes, plus the engine builds it performed (engine files written).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.fleet_session import REPO_ROOT, BenchError
+from bench.seed import ROOT_DIR
+
+MEASURED = Path(__file__).resolve().parent / "measured.py"
+BASELINE = Path(__file__).resolve().parent / "manual_baseline.py"
+FLEET_VARS = REPO_ROOT / "tests" / "integration" / "fleet_vars"
+SETTLE_TIMEOUT_S = 10.0
+
+
+def ansible_playbook():
+    beside = Path(sys.executable).parent / "ansible-playbook"
+    found = str(beside) if beside.exists() else shutil.which("ansible-playbook")
+    if not found:
+        raise BenchError("ansible-playbook not found next to {} nor on PATH: run the benchmark "
+                         "with the project's venv python (make venv)".format(sys.executable))
+    return found
+
+
+def _measure(command, log_path, env=None, control_dir=None):
+    result_path = Path(str(log_path) + ".json")
+    args = [sys.executable, str(MEASURED), "--result", str(result_path), "--log", str(log_path)]
+    if control_dir:
+        args += ["--control-dir", str(control_dir)]
+    status = subprocess.call(args + ["--"] + [str(c) for c in command], env=env, cwd=REPO_ROOT)
+    if not result_path.is_file():
+        raise BenchError("measuring {} failed (exit {}), see {}".format(command[0], status,
+                                                                        log_path))
+    return json.loads(result_path.read_text())
+
+
+def _settled_figures(fleet, mark):
+    """sshd accounts a connection when it closes, shortly after the client is gone."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    previous = None
+    while True:
+        current = fleet.figures_since(mark)
+        if current == previous or time.monotonic() > deadline:
+            return current
+        previous = current
+        time.sleep(0.3)
+
+
+def _record(label, fleet, measured, *, per_device, builds, log_path):
+    hosts = len(fleet.hosts)
+    total = {key: sum(d[key] for d in per_device.values())
+             for key in ("commands", "file_transfers", "connections",
+                         "bytes_to_device", "bytes_from_device")}
+    return {
+        "step": label, "devices": hosts, "rc": measured["rc"], "wall_s": measured["wall_s"],
+        "controller_cpu_s": measured["cpu_s"],
+        "controller_cpu_per_device_s": round(measured["cpu_s"] / hosts, 3),
+        "commands_per_device": round(total["commands"] / hosts, 2),
+        "commands_max_device": max(d["commands"] for d in per_device.values()),
+        "file_transfers_per_device": round(total["file_transfers"] / hosts, 2),
+        "bytes_to_device_per_device": round(total["bytes_to_device"] / hosts),
+        "bytes_from_device_per_device": round(total["bytes_from_device"] / hosts),
+        "builds": sum(builds.values()), "builds_by_host": builds, "per_device": per_device,
+        "log": str(log_path),
+    }
+
+
+def playbook_step(label, fleet, workload, *, store_dir, scope, log_dir):
+    """One `ansible-playbook build_engines.yml` run, exactly as users run it."""
+    control_dir = Path(tempfile.mkdtemp(prefix="bcp", dir="/tmp"))  # short: socket paths
+    env = dict(os.environ, ENGINE_TEST_CATALOG=str(workload.catalog),
+               ENGINE_TEST_STORE=str(store_dir), ANSIBLE_SSH_CONTROL_PATH_DIR=str(control_dir),
+               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    extra = json.dumps({"engine_models": workload.models, "engine_build_scope": scope})
+    command = [ansible_playbook(), "build_engines.yml", "-i", fleet.inventory,
+               "-i", FLEET_VARS, "-e", extra]
+    log_path = Path(log_dir) / "{}.log".format(label)
+    mark = fleet.mark()
+    since = time.time()
+    try:
+        measured = _measure(command, log_path, env=env, control_dir=control_dir)
+    finally:
+        shutil.rmtree(control_dir, ignore_errors=True)
+    per_device = _settled_figures(fleet, mark)
+    builds = fleet.engines_written_since(ROOT_DIR + "/work", since)
+    return _record(label, fleet, measured, per_device=per_device, builds=builds,
+                   log_path=log_path)
+
+
+def baseline_step(label, fleet, workload, log_dir):
+    log_path = Path(log_dir) / "{}.log".format(label)
+    out_dir = Path(log_dir) / "{}-engines".format(label)
+    command = [sys.executable, BASELINE, "--inventory", fleet.inventory,
+               "--catalog", workload.catalog, "--models", ",".join(workload.models),
+               "--out", out_dir]
+    mark = fleet.mark()
+    since = time.time()
+    measured = _measure(command, log_path)
+    per_device = _settled_figures(fleet, mark)
+    builds = fleet.engines_written_since("/root/manual", since)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    return _record(label, fleet, measured, per_device=per_device, builds=builds,
+                   log_path=log_path)
