@@ -12,9 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from bench.fleet_session import REPO_ROOT, BenchError
+from bench.fleet_session import BenchError
+from tests.graphs.generated import graphs_dir
 
-GRAPHS_DIR = REPO_ROOT / ".cache" / "test-graphs"
 DEFAULT_MODELS = ("ssd_mobilenet_v2_coco", "ssd_mobilenet_v1_coco")
 UNUSED_FIELD_TAG = bytes([0xC0, 0x3E])   # field 1000, varint (GraphDef does not use it)
 
@@ -27,10 +27,8 @@ class Workload:
         self.changes = 0
 
     def prepare(self):
-        source = GRAPHS_DIR / "models.yml"
-        if not source.is_file():
-            raise BenchError("{} is missing: run `python3 tests/graphs/make_ssd_graphs.py {}` "
-                             "first (make demo does it too)".format(source, GRAPHS_DIR))
+        graphs = graphs_dir()  # generated once per generator version, then cached
+        source = graphs / "models.yml"
         catalog = yaml.safe_load(source.read_text())
         unknown = [m for m in self.models if m not in catalog["models"]]
         if unknown:
@@ -45,7 +43,7 @@ class Workload:
                 if entry.get(key):
                     target = self.dir / entry[key]
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(GRAPHS_DIR / entry[key], target)
+                    shutil.copyfile(graphs / entry[key], target)
             entries[model] = entry
         self._write_catalog(entries)
         return self

@@ -19,21 +19,16 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-GRAPHS_DIR = REPO_ROOT / ".cache" / "test-graphs"
 FLEET_VARS = REPO_ROOT / "tests" / "integration" / "fleet_vars"
 STORE_DIR = REPO_ROOT / "artifacts" / "engines"
+
+sys.path.insert(0, str(REPO_ROOT))
+from tests.graphs.generated import graphs_dir  # noqa: E402  (needs the repo on sys.path)
 
 
 def run(command: list[str], **kwargs) -> int:
     print("+ " + " ".join(str(part) for part in command), flush=True)
     return subprocess.call([str(part) for part in command], cwd=REPO_ROOT, **kwargs)
-
-
-def ensure_graphs() -> None:
-    if (GRAPHS_DIR / "models.yml").is_file():
-        return
-    if run([sys.executable, "tests/graphs/make_ssd_graphs.py", GRAPHS_DIR]) != 0:
-        sys.exit("demo: generating the test graphs failed (see above)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,13 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fleet_dir = (REPO_ROOT / args.fleet_dir).resolve()
 
-    ensure_graphs()
+    print("Generating the SSD test graphs with TensorFlow (cached after the first run)...")
+    catalog = graphs_dir() / "models.yml"
     simfleet = [sys.executable, "tests/fleet/simfleet.py"]
     run(simfleet + ["down", "--dir", fleet_dir])  # a fleet left by an interrupted demo
     if run(simfleet + ["up", "--dir", fleet_dir, "--hosts", args.hosts]) != 0:
         print("demo: the simulated fleet did not start (see above)", file=sys.stderr)
         return 1
-    env = dict(os.environ, ENGINE_TEST_CATALOG=str(GRAPHS_DIR / "models.yml"),
+    env = dict(os.environ, ENGINE_TEST_CATALOG=str(catalog),
                ENGINE_TEST_STORE=str(STORE_DIR))
     playbook = Path(sys.executable).parent / "ansible-playbook"
     try:
