@@ -87,9 +87,9 @@ def markdown(meta, entries):
             cold, noop, changed = steps["cold"], steps["noop"], steps["changed"]
             lines.append(
                 "| {size} | {scope} | {base} | {cold}{env} | {noop} | {changed} | {floor} "
-                "| {bc} / {bn} / {bch} ({naive}, {distinct}) | {cc:g} / {cn:g} / {cch:g} ({cb:g}) "
+                "| {bc} / {bn} / {bch} ({naive}, {distinct}) | {cc:g} / {cn:g} / {cch:g} ({cb}) "
                 "| {kc} / {kn} / {kch} ({kb}) | {fn:g} | {pc:.2f} / {pn:.3f} / {pch:.2f} "
-                "({pb:.2f}) |".format(
+                "({pb}) |".format(
                     size=entry["size"], scope=scope, base=_s(base and base["wall_s"]),
                     cold=_s(cold["wall_s"]), env=" +env" if steps["env_in_cold"] else "",
                     noop=_s(noop["wall_s"]), changed=_s(changed["wall_s"]),
@@ -97,7 +97,7 @@ def markdown(meta, entries):
                     bch=changed["builds"], naive=entry["naive_builds"],
                     distinct=entry["distinct_builds"], cc=cold["commands_per_device"],
                     cn=noop["commands_per_device"], cch=changed["commands_per_device"],
-                    cb=base["commands_per_device"] if base else 0,
+                    cb="{:g}".format(base["commands_per_device"]) if base else "-",
                     kc=_kb(cold["bytes_to_device_per_device"]),
                     kn=_kb(noop["bytes_to_device_per_device"]),
                     kch=_kb(changed["bytes_to_device_per_device"]),
@@ -106,7 +106,7 @@ def markdown(meta, entries):
                     pc=cold["controller_cpu_per_device_s"],
                     pn=noop["controller_cpu_per_device_s"],
                     pch=changed["controller_cpu_per_device_s"],
-                    pb=base["controller_cpu_per_device_s"] if base else 0.0))
+                    pb="{:.2f}".format(base["controller_cpu_per_device_s"]) if base else "-"))
     lines += ["", "## Targets", "", "| devices | target | scope | measured | met |",
               "|---:|---|---|---|---|"]
     for entry in entries:
@@ -115,8 +115,8 @@ def markdown(meta, entries):
                 entry["size"], name, scope, measured, "yes" if met else "**NO**"))
     failed = [(e["size"], s, step) for e in entries
               for s, steps in e["scopes"].items() for step in ("cold", "noop", "changed")
-              if steps[step]["rc"] != 0] + [(e["size"], "baseline", "")
-                                            for e in entries if e["baseline"]["rc"] != 0]
+              if steps[step]["rc"] != 0] + [(e["size"], "baseline", "") for e in entries
+                                            if e["baseline"] and e["baseline"]["rc"] != 0]
     if failed:
         lines += ["", "Runs that exited non-zero (their figures still count what was done): "
                   + ", ".join("{} devices {} {}".format(*f).strip() for f in failed)]
@@ -130,7 +130,7 @@ def chart(entries, scope):
         return [e["scopes"][scope][step]["wall_s"] if scope in e["scopes"] else None
                 for e in entries]
 
-    series = [("baseline", [e["baseline"]["wall_s"] for e in entries]),
+    series = [("baseline", [e["baseline"]["wall_s"] if e["baseline"] else None for e in entries]),
               ("cold", walls("cold")), ("no-op", walls("noop")),
               ("changed", walls("changed")), ("floor", [e["floor_s"] for e in entries])]
     return png_chart.line_chart("wall time vs devices ({} scope)".format(scope), labels,

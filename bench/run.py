@@ -3,6 +3,7 @@
 
     python3 bench/run.py [--sizes 1,4,16,32] [--quick] [--build-seconds nano=12,tx2=9,xavier=5]
                          [--scopes platform,device] [--env-install-sizes 1,4]
+                         [--baseline-sizes 1,4,16] [--device-scope-sizes 1,4,16]
 
 For each fleet size, on a fresh simulated fleet of mixed devices (tests/fleet), 2 models:
   per scope (platform, device): build_engines.yml cold, again at once (no-op), and again after
@@ -56,6 +57,11 @@ def _csv(text):
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _size_set(text, sizes):
+    """The sizes named in ``text`` (all of ``sizes`` when it is None)."""
+    return set(sizes) if text is None else {int(s) for s in _csv(text)}
+
+
 def _parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,4,16,32")
@@ -71,6 +77,12 @@ def _parser():
     parser.add_argument("--env-install-sizes", default=None,
                         help="sizes whose first cold run installs the environment (default: "
                              "sizes <= 4, or the smallest size)")
+    parser.add_argument("--baseline-sizes", default=None,
+                        help="sizes that also run the manual baseline (default: all; it is "
+                             "serial, the longest part at 32 devices)")
+    parser.add_argument("--device-scope-sizes", default=None,
+                        help="sizes that also run the device scope when --scopes has it "
+                             "(default: all)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     return parser
 
@@ -80,6 +92,8 @@ class Benchmark:
         self.sizes = sorted(int(s) for s in _csv(args.sizes))
         self.kinds = _csv(args.kinds)
         self.scopes = _csv(args.scopes)
+        self.baseline_sizes = _size_set(args.baseline_sizes, self.sizes)
+        self.device_scope_sizes = _size_set(args.device_scope_sizes, self.sizes)
         self.build_text = args.build_seconds or (QUICK_BUILD_SECONDS if args.quick
                                                  else DEFAULT_BUILD_SECONDS)
         self.build_seconds = parse_build_seconds(self.build_text, self.kinds)
@@ -158,7 +172,7 @@ class Benchmark:
                  "floor_s": max(self._kind_seconds(k) for k in kinds_here),
                  "platforms": len(profiles_here), "models": None, "scopes": {}}
         env_pending = size in self.env_sizes
-        for scope in self.scopes:
+        for scope in self._scopes_of(size):
             provisioned = not env_pending
             if provisioned:
                 self._ensure_seed(size)
@@ -185,8 +199,12 @@ class Benchmark:
         entry["models"] = self.models
         entry["naive_builds"] = size * len(self.models)
         entry["distinct_builds"] = entry["platforms"] * len(self.models)
-        entry["baseline"] = self._baseline(size)
+        entry["baseline"] = self._baseline(size) if size in self.baseline_sizes else None
         return entry
+
+    def _scopes_of(self, size):
+        return [scope for scope in self.scopes
+                if scope != "device" or size in self.device_scope_sizes]
 
     def _step(self, label, fleet, workload, store, scope):
         print("  {} ...".format(label), end=" ", flush=True)

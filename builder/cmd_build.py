@@ -1,10 +1,12 @@
 """``build``: (convert, then) build the TensorRT engine of one model on this device."""
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 
+from . import cmd_verify
 from .catalog import file_sha256
 from .cmd_check import DEFAULT_CATALOG
 from .engine_build import (
@@ -14,6 +16,7 @@ from .engine_build import (
     progress_printer,
 )
 from .errors import UserError
+from .manifest import manifest_path, read_manifest
 from .platform import detect_platform
 from .trt_adapter import BuildOptions, TensorRTFailure, TrtAdapter, import_tensorrt, report_failure
 from .uff_convert import check_graph, convert_model, load_model_spec, prepare_out_dir
@@ -24,6 +27,8 @@ EXIT_CODES = """exit codes:
      printed on stderr, then a one-line summary
   2  bad input or environment (catalog, options, missing package, disk space): one
      message saying which file / option and what to do
+With --verify the codes of 'verify' follow a successful build (1: the engine does not
+load or its output is insane; the engine and manifest stay, the manifest records why).
 On 1 and 2 (and when killed) no engine or manifest is written, and a previous engine
 with its manifest stays as it was. manifest.json is written last: an engine without
 one is an unfinished build.
@@ -65,7 +70,15 @@ def add_parser(subparsers):
                         help="filesystem root for platform detection (default: %(default)s)")
     parser.add_argument("--verbose", action="store_true",
                         help="also show TensorRT's INFO messages")
-    parser.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    parser.add_argument("--verify", action="store_true",
+                        help="then verify the engine as 'verify' does (synthetic image) and "
+                             "record the result in manifest.json: one device command instead "
+                             "of two")
+    parser.add_argument("--cudart", metavar="PATH",
+                        help="with --verify: libcudart to use (as for 'verify')")
+    parser.add_argument("--json", action="store_true",
+                        help="print the manifest as JSON (with --verify: with its \"verify\" "
+                             "record)")
     parser.set_defaults(run=run)
     return parser
 
@@ -106,11 +119,31 @@ def run(args):
     except TensorRTFailure as failure:
         report_failure(failure, sys.stderr)
         return 1
-    if args.json:
-        json.dump(manifest, sys.stdout, indent=2, sort_keys=True)
-        sys.stdout.write("\n")
-    else:
+    if not args.json:
         print("built {} ({} bytes, sha256 {}) in {:.1f} s".format(
             engine_path, manifest["engine_size"], manifest["engine_sha256"],
             manifest["build_seconds"]))
-    return 0
+    rc = 0
+    if args.verify:
+        rc = _verify(engine_path, args)
+        manifest = read_manifest(manifest_path(out_dir))
+    if args.json:
+        json.dump(manifest, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+    return rc
+
+
+def _verify(engine_path, args):
+    """Run 'verify' (its own defaults) on the new engine; it records its result in the manifest.
+
+    With --json its human line goes to stderr, so that stdout stays one JSON document.
+    """
+    argv = [engine_path] + (["--cudart", args.cudart] if args.cudart else [])
+    argv += ["--plugin-library=" + path for path in args.plugin_library or []]
+    argv += ["--verbose"] if args.verbose else []
+    parser = argparse.ArgumentParser(prog="build --verify")
+    verify_args = cmd_verify.add_parser(parser.add_subparsers()).parse_args(argv)
+    if not args.json:
+        return cmd_verify.run(verify_args)
+    with contextlib.redirect_stdout(sys.stderr):
+        return cmd_verify.run(verify_args)
