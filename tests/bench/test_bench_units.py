@@ -61,10 +61,12 @@ def test_targets_judge_the_figures():
                  "cold": _step(builds=6, wall_s=100.0, commands_max_device=30),
                  "noop": _step(commands_max_device=3, wall_s=6.0),
                  "changed": _step(builds=4)}}}
-    met = {name: ok for name, _, _, ok in report.targets(entry)}
+    lone = {"size": 1, "floor_s": 10.0, "scopes": {"platform": {
+        "cold": _step(wall_s=40.0, commands_max_device=15)}}}
+    met = {name: ok for name, _, _, ok in report.targets(entry, lone)}
     assert met["no-op: remote executions per device <= 2"] is False
     assert met["no-op: 0 files sent (environment, graphs)"] is True
     assert met["cold: builds = distinct (platform, model)"] is True
     assert met["changed: only the changed model's builds"] is False
-    # allowed = 12 + 30 * (6 / 3) = 72 < 100
+    # a remote execution costs (40 - 10) / 15 = 2 s alone: allowed = 12 + 30 * 2 = 72 < 100
     assert met["cold: wall <= slowest build + its remote executions"] is False
