@@ -8,7 +8,8 @@ import contextlib
 import os
 import sys
 
-from .catalog import file_sha256, load_catalog
+from .catalog import load_catalog
+from .checksums import file_sha256
 from .errors import UserError
 from .manifest import require_free_space
 from .trt_adapter import TensorRTFailure
