@@ -7,7 +7,7 @@ import os
 import sys
 
 from . import cmd_verify
-from .checksums import file_sha256
+from .catalog import file_sha256
 from .cmd_check import DEFAULT_CATALOG
 from .engine_build import (
     DEFAULT_PLUGIN_LIBRARY,

@@ -8,8 +8,7 @@ import contextlib
 import os
 import sys
 
-from .catalog import load_catalog
-from .checksums import file_sha256
+from .catalog import file_sha256, load_catalog
 from .errors import UserError
 from .manifest import require_free_space
 from .trt_adapter import TensorRTFailure

@@ -3,13 +3,13 @@
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.jetson_builder.checksums import file_sha256
 
 DOCUMENTATION = r"""
 ---
@@ -109,6 +109,12 @@ class StoreError(Exception):
     """A staged engine that must not enter the store; the message says why and where."""
 
 
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_manifest(path):
@@ -146,7 +152,7 @@ def check_staged(staged_dir, platform_id, model):
         )
     if not os.path.isfile(engine_path):
         raise StoreError("staged engine {} is missing".format(engine_path))
-    actual = file_sha256(engine_path)
+    actual = sha256_of(engine_path)
     if actual != manifest["engine_sha256"]:
         raise StoreError(
             "{} has sha256 {} but its manifest says {}: the transfer is corrupt, rebuild or "
@@ -169,7 +175,7 @@ def same_entry(entry_dir, manifest, engine_sha256):
         current["build_key"] == manifest["build_key"]
         and current["engine_file"] == manifest["engine_file"]
         and current["engine_sha256"] == engine_sha256
-        and file_sha256(existing_engine) == engine_sha256
+        and sha256_of(existing_engine) == engine_sha256
     )
 
 

@@ -12,11 +12,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import glob
+import hashlib
 import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.jetson_builder.checksums import file_sha256
 from ansible.module_utils.jetson_builder.errors import UserError
 from ansible.module_utils.jetson_builder.platform import (
     detect_platform,
@@ -132,6 +132,12 @@ ansible_facts:
 ENV_MARKER = "trt-builder-env.json"
 BUILDER_DIST = "jetson_engine_builder"
 
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_json(path):

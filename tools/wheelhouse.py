@@ -27,9 +27,6 @@ from pathlib import Path
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
-from builder.checksums import file_sha256  # noqa: E402  (needs REPO_ROOT on sys.path)
-
 DEFAULT_PINS = REPO_ROOT / "roles" / "jetson_env" / "vars" / "main.yml"
 DEFAULT_DEST = REPO_ROOT / ".cache" / "wheelhouse"
 MANIFEST = "wheelhouse.json"
@@ -86,6 +83,12 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def file_record(path: Path, known: dict) -> dict:

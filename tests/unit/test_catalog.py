@@ -13,9 +13,9 @@ from builder import cli
 from builder.catalog import (
     CatalogError,
     ModelSpec,
+    file_sha256,
     load_catalog,
 )
-from builder.checksums import file_sha256
 
 REPO = Path(__file__).resolve().parents[2]
 GRAPH_BYTES = b"not really a GraphDef, only bytes to checksum\n" * 100
