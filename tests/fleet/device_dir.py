@@ -68,7 +68,7 @@ class DeviceDir:
             self.etc / "nv_tegra_release": device_files.nv_tegra_release(profile),
             self.etc / "hostname": name + "\n",
             self.etc / "ssh" / "sshd_config": device_files.sshd_config(
-                name, address, port, sshd_log_level),
+                name, address, port, sshd_log_level, kex=profile.release.ssh_kex),
             self.etc / "ssh" / "simjetson_authorized_keys": client_public_key,
             self.etc / "simjetson" / "device.json": device_files.device_json(name, profile),
             self.etc / "simjetson" / "fault": "ok\n",

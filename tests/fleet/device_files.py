@@ -117,11 +117,13 @@ def device_json(name, profile):
     }, indent=2) + "\n"
 
 
-def sshd_config(name, address, port, log_level="INFO"):
+def sshd_config(name, address, port, log_level="INFO", kex=None):
     """A complete sshd_config for the device (it replaces the host's inside the device).
 
     log_level VERBOSE makes sshd log every session it starts and the bytes of every
-    connection (bench/ counts remote executions and traffic per device from it).
+    connection (bench/ counts remote executions and traffic per device from it). kex: the
+    key exchanges the device's own OpenSSH offers (profiles.Release.ssh_kex), None for the
+    host sshd's defaults.
     """
     return """# SIMULATED Jetson {name}: sshd of the simulated fleet (tests/fleet/device_files.py)
 ListenAddress {address}:{port}
@@ -144,4 +146,5 @@ MaxSessions 256
 AcceptEnv LANG LC_*
 Subsystem sftp internal-sftp
 LogLevel {log_level}
-""".format(name=name, address=address, port=port, log_level=log_level)
+""".format(name=name, address=address, port=port, log_level=log_level) + (
+        "KexAlgorithms {}\n".format(kex) if kex else "")

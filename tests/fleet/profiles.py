@@ -74,6 +74,27 @@ class Release:
     def cuda_dashed(self):
         return self.cuda_version.replace(".", "-")
 
+    @property
+    def ssh_kex(self):
+        """The key exchanges the device's sshd offers by default (its Ubuntu's OpenSSH)."""
+        return SSH_KEX_BY_L4T_MAJOR[self.major]
+
+
+# What the sshd of each L4T line's Ubuntu offers by default: R32 = 18.04 (OpenSSH 7.6p1), R35 =
+# 20.04 (8.2p1), R36 = 22.04 (8.9p1). The post-quantum sntrup761x25519 exchange became a default
+# in OpenSSH 8.5, so only R36 devices offer it. The simulated devices run the host's newer sshd,
+# which would offer it to every device: its client side costs ~0.13 s of controller CPU per
+# connection here against ~0.02 s for curve25519, which would skew the benchmark's per-device
+# controller CPU away from what a real JetPack 4/5 fleet costs.
+_CLASSIC_KEX = ("curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,"
+                "ecdh-sha2-nistp384,ecdh-sha2-nistp521,diffie-hellman-group-exchange-sha256,"
+                "diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,"
+                "diffie-hellman-group14-sha256")
+SSH_KEX_BY_L4T_MAJOR = {
+    32: _CLASSIC_KEX + ",diffie-hellman-group14-sha1",
+    35: _CLASSIC_KEX,
+    36: "sntrup761x25519-sha512@openssh.com," + _CLASSIC_KEX,
+}
 
 MODULES = {m.kind: m for m in (
     Module("nano", "jetson-nano", "NVIDIA Jetson Nano Developer Kit",

@@ -19,7 +19,8 @@ from fleet.fixture import fleet_processes
 pytestmark = pytest.mark.fleet
 
 SIMFLEET = Path(__file__).resolve().parent / "simfleet.py"
-ANSIBLE = Path("/work/venv-try/bin/ansible")
+# The ansible next to the interpreter running the tests (the project venv, `make venv`).
+ANSIBLE = Path(sys.executable).parent / "ansible"
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +241,17 @@ def test_system_python_sees_the_tensorrt_of_its_generation(sim_fleet):
         assert lines and lines[0] == "{} {}".format(version, version), result.stderr
         assert ("has-uff" in lines) is has_uff, result.stdout + result.stderr
         assert "libcudart.so" in lines
+
+
+def test_devices_offer_the_key_exchanges_of_their_ubuntu(sim_fleet):
+    # JetPack 4 (Ubuntu 18.04) and 5 (20.04) predate OpenSSH's post-quantum default; 6 has it.
+    sim = sim_fleet("nano=1,xavier@35.4.1=1,orin=1")
+    for name, kex in (("nano-1", "curve25519-sha256"), ("xavier-1", "curve25519-sha256"),
+                      ("orin-1", "sntrup761x25519-sha512@openssh.com")):
+        result = subprocess.run(sim.ssh_command(name, "true", "-v"), capture_output=True,
+                                text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+        assert result.returncode == 0, result.stderr
+        assert "kex: algorithm: {}\n".format(kex) in result.stderr, result.stderr
 
 
 # --- lifecycle -----------------------------------------------------------------------
