@@ -26,21 +26,27 @@ def add_parser(subparsers):
     return parser
 
 
-def run(args):
+def catalog_report(path, models=None, check_graphs=True):
+    """What ``check --json`` prints, as a dict: {"catalog", "models": {name: spec}} for a
+    valid catalog, {"errors": [problem]} otherwise. The Ansible preflight calls it in-process."""
     try:
-        catalog = load_catalog(args.catalog, models=args.models or None,
-                               check_graphs=args.check_graphs)
+        catalog = load_catalog(path, models=models, check_graphs=check_graphs)
     except CatalogError as error:
-        if not args.json:
-            raise
-        _print_json({"errors": [problem.as_dict() for problem in error.problems]})
-        return 2
+        return {"errors": [problem.as_dict() for problem in error.problems]}
+    return {
+        "catalog": catalog.path,
+        "models": {name: spec.as_dict() for name, spec in catalog.models.items()},
+    }
+
+
+def run(args):
     if args.json:
-        _print_json({
-            "catalog": catalog.path,
-            "models": {name: spec.as_dict() for name, spec in catalog.models.items()},
-        })
-        return 0
+        report = catalog_report(args.catalog, models=args.models or None,
+                                check_graphs=args.check_graphs)
+        _print_json(report)
+        return 2 if "errors" in report else 0
+    catalog = load_catalog(args.catalog, models=args.models or None,
+                           check_graphs=args.check_graphs)
     for name, spec in catalog.models.items():
         pin = "sha256 pinned" if spec.sha256 else "no sha256 pin"
         print("OK {}: {} ({}), engine {}".format(name, spec.graph, pin, spec.engine))

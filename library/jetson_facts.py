@@ -227,6 +227,9 @@ def main():
             jetson_failure="unsupported_jetpack",
             ansible_facts={"jetson": platform},
         )
+    # Shown by Ansible as [WARNING] lines: no extra task per host just to print them.
+    for warning in platform["warnings"]:
+        module.warn("{}: {}".format(platform["platform_id"], warning))
     state = builder_state(module.params["root_dir"])
     module.exit_json(changed=False, ansible_facts={"jetson": platform, "jetson_state": state})
 

@@ -20,6 +20,8 @@ from builder import __version__ as BUILDER_VERSION  # noqa: E402  (needs REPO_RO
 from builder import buildkey  # noqa: E402
 
 SCOPES = ("platform", "device")
+# The build options of a host's selection that change the engine (build_options below).
+OPTION_KEYS = ("precision", "workspace_mib", "max_batch", "dla_core")
 # A failed build is worth retrying on another device of the platform unless the builder said
 # the input itself is wrong (exit 2): that fails the same way everywhere.
 USER_ERROR_RC = 2
@@ -99,6 +101,32 @@ def build_options(request):
     }
 
 
+def engine_plan_requests(selections, hostvars, hosts):
+    """One planning request per host, from the preflight's checked selection of each host
+    (``preflight_selections``: models and build options) and its jetson_facts facts.
+
+    Built on the controller in one pass over the hosts, so that planning costs no task per
+    host (each task per host is a worker process on the controller).
+    """
+    requests = []
+    for host in hosts:
+        facts = host_fact(hostvars, host, "ansible_facts", {})
+        platform = facts.get("jetson")
+        if platform is None:
+            continue  # the host failed before its facts (it is reported as such)
+        selection = selections[host]
+        requests.append({
+            "host": host,
+            "platform_id": platform["platform_id"],
+            "models": list(selection["models"]),
+            "options": {key: selection.get(key) for key in OPTION_KEYS},
+            "device_models": (facts.get("jetson_state") or {}).get("models") or {},
+            "unsupported": "" if platform.get("supported", True)
+            else platform.get("support_reason") or "",
+        })
+    return requests
+
+
 def engine_plan(requests, catalog, store_dir, scope):
     """Plan a run from every active host's request.
 
@@ -166,6 +194,7 @@ def engine_plan(requests, catalog, store_dir, scope):
     return {
         "scope": scope,
         "rounds": rounds,
+        "pending": _pending_entries(hosts, scope),
         "store_dir": store_dir,
         "builder_version": BUILDER_VERSION,
         "builder_digest": builder_source_digest(),
@@ -174,28 +203,46 @@ def engine_plan(requests, catalog, store_dir, scope):
     }
 
 
+def _pending_entries(hosts, scope):
+    """How many supported plan entries a build round would act on: not in the store (device
+    scope: not in the store and on the device). 0 on a no-op rerun: no round runs at all."""
+    pending = 0
+    for host_plan in hosts.values():
+        for entry in host_plan["models"].values():
+            done = entry["cached"] and (scope == "platform" or entry["on_device"])
+            pending += not (entry["unsupported"] or done)
+    return pending
+
+
 def host_fact(hostvars, host, name, default=None):
     """A fact of another host, or ``default`` when that host never set it."""
     value = hostvars[host].get(name)
     return default if value is None else value
 
 
-def _failed_with_user_error(hostvars, hosts, platform_id, model):
-    for host in hosts:
-        outcome = host_fact(hostvars, host, "engine_build_outcomes", {}).get(model) or {}
-        if outcome.get("platform_id") == platform_id and outcome.get("rc") == USER_ERROR_RC:
-            return True
-    return False
+def host_facts(hostvars, hosts, name, default=None):
+    """{host: fact} for every host. Each ``hostvars[host]`` computes all of that host's
+    variables, so loops over hosts read each host once, never once per host and model."""
+    return {host: host_fact(hostvars, host, name, default) for host in hosts}
 
 
-def engine_round_work(plan, host, round_index, hostvars, hosts):
+def _user_errors(outcomes_by_host):
+    """{(platform_id, model)} that a device failed with a user error (exit 2) in this run."""
+    return {
+        (outcome.get("platform_id"), model)
+        for outcomes in outcomes_by_host.values()
+        for model, outcome in outcomes.items()
+        if outcome.get("rc") == USER_ERROR_RC
+    }
+
+
+def engine_round_work(plan, host, round_index, user_errors):
     """What ``host`` does in round ``round_index``: {"build": [models], "collect": [models]}.
 
     collect-only: the device already holds the engine (a previous run built it and could not
     bring it home). Platform scope skips what the store gained in earlier rounds and what a
-    device of the platform already failed on with a user error (exit 2: the input is wrong,
-    another device would fail the same way); ``hosts`` are the play's hosts whose
-    ``engine_build_outcomes`` are consulted for that.
+    device of the platform already failed on with a user error (``user_errors``, exit 2: the
+    input is wrong, another device would fail the same way).
     """
     work = {"build": [], "collect": []}
     host_plan = plan["hosts"].get(host)
@@ -208,12 +255,26 @@ def engine_round_work(plan, host, round_index, hostvars, hosts):
         if plan["scope"] == "platform":
             if store_has(plan["store_dir"], platform_id, model, entry["build_key"]):
                 continue
-            if _failed_with_user_error(hostvars, hosts, platform_id, model):
+            if (platform_id, model) in user_errors:
                 continue
         elif entry["cached"] and entry["on_device"]:
             continue
         work["collect" if entry["on_device"] else "build"].append(model)
     return work
+
+
+def engine_round_works(plan, round_index, hostvars, hosts):
+    """{host: {"build", "collect"}} of the hosts that have work in round ``round_index``
+    (every other host sits the round out). Computed once per round on the controller;
+    ``hosts``: the play's hosts, whose ``engine_build_outcomes`` of earlier rounds count."""
+    round_index = int(round_index)  # a Jinja variable arrives as text
+    user_errors = _user_errors(host_facts(hostvars, hosts, "engine_build_outcomes", {}))
+    works = {}
+    for host in hosts:
+        work = engine_round_work(plan, host, round_index, user_errors)
+        if work["build"] or work["collect"]:
+            works[host] = work
+    return works
 
 
 def engine_plan_lines(plan):
@@ -244,7 +305,8 @@ class FilterModule:
         return {
             "engine_build_key": engine_build_key,
             "engine_store_manifest": engine_store_manifest,
+            "engine_plan_requests": engine_plan_requests,
             "engine_plan": engine_plan,
-            "engine_round_work": engine_round_work,
+            "engine_round_works": engine_round_works,
             "engine_plan_lines": engine_plan_lines,
         }

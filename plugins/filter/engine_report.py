@@ -6,7 +6,7 @@ import sys
 
 # plugins/filter is on the filter path, not on sys.path: reach the planning helpers by path.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from engine_plan import host_fact, store_has  # noqa: E402
+from engine_plan import host_facts, store_has  # noqa: E402
 
 FAILED = "failed"
 # The command module's "delta": H:MM:SS.ffffff
@@ -35,12 +35,11 @@ def _row(host, model, platform_id, result):
             "detail": detail or "", "host_left": len(result) > 2 and result[2]}
 
 
-def _collector_of(hostvars, hosts, platform_id, model):
+def _collector_of(context, platform_id, model):
     """The host that brought (platform_id, model) into the store in this run, if any."""
-    for host in hosts:
-        plan_host = host_fact(hostvars, host, "engine_plan_request", {})
-        collected = host_fact(hostvars, host, "engine_collect_outcomes", {})
-        if plan_host.get("platform_id") == platform_id and model in collected:
+    for host in context["hosts"]:
+        plan_host = context["plan_hosts"].get(host) or {}
+        if plan_host.get("platform_id") == platform_id and model in context["collected"][host]:
             return host
     return None
 
@@ -48,7 +47,7 @@ def _collector_of(hostvars, hosts, platform_id, model):
 def _failed_peer(context, platform_id, model):
     """A host of ``platform_id`` whose build of ``model`` failed in this run, if any."""
     for host in context["hosts"]:
-        outcome = host_fact(context["hostvars"], host, "engine_build_outcomes", {}).get(model)
+        outcome = context["outcomes"][host].get(model)
         if outcome and outcome["status"] == FAILED and outcome["platform_id"] == platform_id:
             return host
     return None
@@ -69,12 +68,12 @@ def _planned(entry, scope):
 
 def _this_run(host, model, context):
     """(status, detail) from what this host did with the model in this run, or None."""
-    outcome = host_fact(context["hostvars"], host, "engine_build_outcomes", {}).get(model)
+    outcome = context["outcomes"].get(host, {}).get(model)
     if not outcome:
         return None
     if outcome["status"] == FAILED:
         return FAILED, outcome["reason"]
-    if model not in host_fact(context["hostvars"], host, "engine_collect_outcomes", {}):
+    if model not in context["collected"].get(host, {}):
         return FAILED, "engine built and verified but not brought into the store"
     status = "built" if outcome["status"] == "built" else "collected"
     return status, "in {}".format(readable_delta(outcome["elapsed"])) if outcome.get(
@@ -88,7 +87,7 @@ def _from_elsewhere(host, model, platform_id, entry, context):
     if context["scope"] == "platform" and store_has(
         context["store_dir"], platform_id, model, entry["build_key"]
     ):
-        builder = _collector_of(context["hostvars"], context["hosts"], platform_id, model)
+        builder = _collector_of(context, platform_id, model)
         return "shared", "built by {}".format(builder or "?")
     if host not in context["active"]:
         return FAILED, "host left the run before building (unreachable or failed)", True
@@ -100,8 +99,15 @@ def _from_elsewhere(host, model, platform_id, entry, context):
 
 def engine_summary_rows(plan, hostvars, hosts, active, check_mode=False):
     """One row per planned (host, model): built / collected / cached / shared / failed."""
-    context = {"hostvars": hostvars, "hosts": list(hosts), "active": set(active),
-               "scope": plan["scope"], "store_dir": plan["store_dir"]}
+    hosts = list(hosts)
+    # Nothing ran on a device in check mode or when the plan left nothing to do (no round).
+    ran = not check_mode and plan.get("pending", 1) > 0
+    context = {"hosts": hosts, "active": set(active), "plan_hosts": plan["hosts"],
+               "scope": plan["scope"], "store_dir": plan["store_dir"],
+               # Read once per host: each hostvars[host] computes all of its variables.
+               "outcomes": host_facts(hostvars, hosts, "engine_build_outcomes", {}) if ran else {},
+               "collected": host_facts(hostvars, hosts, "engine_collect_outcomes", {}) if ran
+               else {}}
     rows = []
     for host in sorted(plan["hosts"]):
         host_plan = plan["hosts"][host]

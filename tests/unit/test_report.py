@@ -2,25 +2,12 @@
 engine_summary callback's progress lines and table: pure functions, no Ansible run."""
 
 import copy
-import importlib.util
 import json
-import sys
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def load(path, name):
-    """Import a plugin file by path (plugins/ and library/ are not packages)."""
-    spec = importlib.util.spec_from_file_location(name, REPO / path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
+from tests.unit.plugin_files import load
 
 report_html = load("plugins/filter/engine_report_html.py", "engine_report_html")
 store_report = load("plugins/filter/engine_store_report.py", "engine_store_report_under_test")

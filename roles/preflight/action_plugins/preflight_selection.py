@@ -1,21 +1,32 @@
-"""Action plugin (controller only): check every host's model selection and build options.
+"""Action plugin (controller only): check the catalog and every host's selection and options.
 
-Reads each play host's engine_* variables, checks them against the validated catalog and
+Validates the model catalog with the builder's own checks (in this process: no module and
+no interpreter is started), reads each play host's engine_* variables, checks them against
+the validated catalog and
 the allowed values, and names for every problem the inventory file the host gets the key
 from, so that the user knows what to edit. Exports the selected models of the catalog as
-the fact ``preflight_catalog`` (graph sha256 computed here, on the controller).
-Touches no device.
+the fact ``preflight_catalog`` (graph sha256 computed here, on the controller) and each
+host's checked selection as ``preflight_selections`` (host -> models and build options).
+Fails, with every problem in one message, when any input is wrong. Touches no device.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
+import sys
 from pathlib import Path
 
 import yaml
 from ansible.plugins.action import ActionBase
+
+# The builder's own catalog checks run in this process (roles/preflight/action_plugins -> repo).
+REPO_ROOT = str(Path(__file__).resolve().parents[3])
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+from builder.catalog import file_sha256  # noqa: E402  (needs REPO_ROOT on sys.path)
+from builder.cmd_check import catalog_report  # noqa: E402
 
 DOCUMENTATION = r"""
 ---
@@ -30,12 +41,10 @@ options:
     elements: str
     required: true
   catalog_path:
-    description: The catalog file the builder validated.
+    description:
+      - The model catalog, validated here with the builder's own checks (what
+        C(python -m builder check --json) does, called in this process).
     type: path
-    required: true
-  catalog_report:
-    description: Parsed output of C(python -m builder check --json) (C(models) or C(errors)).
-    type: dict
     required: true
 """
 
@@ -47,14 +56,6 @@ FALLBACK_FILE = "group_vars/<group>.yml or host_vars/{host}.yml"
 
 def is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_yaml(path: Path):
@@ -223,13 +224,13 @@ class HostChecker:
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset(("hosts", "catalog_path", "catalog_report"))
+    _VALID_ARGS = frozenset(("hosts", "catalog_path"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = self._task.args
-        report = args["catalog_report"]
         catalog_path = os.path.abspath(args["catalog_path"])
+        report = catalog_report(catalog_path)
         problems = [error["text"] for error in report.get("errors", [])]
         catalog = report.get("models") if not problems else None
         origin = VarOrigin(task_vars.get("ansible_inventory_sources") or [],
@@ -251,16 +252,19 @@ class ActionModule(ActionBase):
             problems += checker.problems
             selected.update(m for m in options[host]["models"] if catalog and m in catalog)
 
+        result.update(changed=False, problems=problems)
+        if problems:
+            result.update(failed=True, msg="Preflight found {} problem(s), nothing was changed:\n{}"
+                          .format(len(problems), "\n".join(problems)))
+            return result
         exported = {}
-        if not problems:
-            for name in sorted(selected):
-                # A pinned sha256 was verified by the builder; an unpinned one is computed here.
-                spec = catalog[name]
-                exported[name] = dict(spec, sha256=spec.get("sha256") or file_sha256(spec["graph"]))
+        for name in sorted(selected):
+            # A pinned sha256 was verified by the builder; an unpinned one is computed here.
+            spec = catalog[name]
+            exported[name] = dict(spec, sha256=spec.get("sha256") or file_sha256(spec["graph"]))
         result.update(
-            changed=False,
-            problems=problems,
-            options=options,
-            ansible_facts={"preflight_catalog": exported},
+            msg="Preflight OK: {} host(s), models {}".format(len(args["hosts"]),
+                                                          ", ".join(exported)),
+            ansible_facts={"preflight_catalog": exported, "preflight_selections": options},
         )
         return result
