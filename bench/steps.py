@@ -14,12 +14,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import timeline
 from bench.fleet_session import REPO_ROOT, BenchError
 from bench.seed import ROOT_DIR
 
 MEASURED = Path(__file__).resolve().parent / "measured.py"
 BASELINE = Path(__file__).resolve().parent / "manual_baseline.py"
 FLEET_VARS = REPO_ROOT / "tests" / "integration" / "fleet_vars"
+# The project's callbacks (ansible.cfg) plus the benchmark's task timeline.
+CALLBACK_PATHS = [REPO_ROOT / "plugins" / "callback",
+                  Path(__file__).resolve().parent / "callback_plugins"]
+CALLBACKS = "engine_summary,bench_timeline"
 SETTLE_TIMEOUT_S = 10.0
 
 
@@ -78,13 +83,16 @@ def _record(label, fleet, measured, *, per_device, builds, log_path):
 def playbook_step(label, fleet, workload, *, store_dir, scope, log_dir):
     """One `ansible-playbook build_engines.yml` run, exactly as users run it."""
     control_dir = Path(tempfile.mkdtemp(prefix="bcp", dir="/tmp"))  # short: socket paths
+    log_path = Path(log_dir) / "{}.log".format(label)
+    timeline_path = Path(log_dir) / "{}.timeline.json".format(label)
     env = dict(os.environ, ENGINE_TEST_CATALOG=str(workload.catalog),
                ENGINE_TEST_STORE=str(store_dir), ANSIBLE_SSH_CONTROL_PATH_DIR=str(control_dir),
+               ANSIBLE_CALLBACK_PLUGINS=os.pathsep.join(str(p) for p in CALLBACK_PATHS),
+               ANSIBLE_CALLBACKS_ENABLED=CALLBACKS, BENCH_TIMELINE_FILE=str(timeline_path),
                PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
     extra = json.dumps({"engine_models": workload.models, "engine_build_scope": scope})
     command = [ansible_playbook(), "build_engines.yml", "-i", fleet.inventory,
                "-i", FLEET_VARS, "-e", extra]
-    log_path = Path(log_dir) / "{}.log".format(label)
     mark = fleet.mark()
     since = time.time()
     try:
@@ -93,8 +101,12 @@ def playbook_step(label, fleet, workload, *, store_dir, scope, log_dir):
         shutil.rmtree(control_dir, ignore_errors=True)
     per_device = _settled_figures(fleet, mark)
     builds = fleet.engines_written_since(ROOT_DIR + "/work", since)
-    return _record(label, fleet, measured, per_device=per_device, builds=builds,
-                   log_path=log_path)
+    record = _record(label, fleet, measured, per_device=per_device, builds=builds,
+                     log_path=log_path)
+    if timeline_path.is_file():
+        events = json.loads(timeline_path.read_text())["events"]
+        record["device_times"] = timeline.device_times(events)
+    return record
 
 
 def baseline_step(label, fleet, workload, log_dir):

@@ -3,7 +3,7 @@
 import struct
 import zlib
 
-from bench import png_chart, report, sshd_log
+from bench import png_chart, report, sshd_log, timeline
 from bench.fleet_session import mixed_hosts
 from bench.workload import _varint
 
@@ -55,18 +55,56 @@ def _step(**figures):
     return dict(base, **figures)
 
 
+def _met(rows, prefix):
+    (met,) = [ok for name, _, _, ok in rows if name.startswith(prefix)]
+    return met
+
+
 def test_targets_judge_the_figures():
     entry = {"size": 32, "platforms": 3, "naive_builds": 64, "distinct_builds": 6,
              "floor_s": 12.0, "scopes": {"platform": {
-                 "cold": _step(builds=6, wall_s=100.0, commands_max_device=30),
-                 "noop": _step(commands_max_device=3, wall_s=6.0),
+                 "cold": _step(builds=6, wall_s=100.0, commands_max_device=30,
+                               floor_device={"host": "nano-1", "busy_s": 60.0,
+                                             "waiting_s": 9.0, "waiting_after_facts_s": 3.5,
+                                             "span_s": 70.0}),
+                 "noop": _step(commands_max_device=3, wall_s=6.0, controller_cpu_s=8.0),
                  "changed": _step(builds=4)}}}
-    lone = {"size": 1, "floor_s": 10.0, "scopes": {"platform": {
-        "cold": _step(wall_s=40.0, commands_max_device=15)}}}
-    met = {name: ok for name, _, _, ok in report.targets(entry, lone)}
-    assert met["no-op: remote executions per device <= 2"] is False
-    assert met["no-op: 0 files sent (environment, graphs)"] is True
-    assert met["cold: builds = distinct (platform, model)"] is True
-    assert met["changed: only the changed model's builds"] is False
-    # a remote execution costs (40 - 10) / 15 = 2 s alone: allowed = 12 + 30 * 2 = 72 < 100
-    assert met["cold: wall <= slowest build + its remote executions"] is False
+    previous = {"size": 16, "scopes": {"platform": {"noop": _step(controller_cpu_s=4.0)}}}
+    rows = report.targets(entry, previous)
+    assert _met(rows, "no-op: remote executions per device <= 2") is False
+    assert _met(rows, "no-op: 0 files sent") is True
+    assert _met(rows, "no-op: controller CPU per device <= 0.1 s (run total") is True
+    # (8.0 - 4.0) / (32 - 16) = 0.25 s per added device
+    assert _met(rows, "no-op: controller CPU per added device") is False
+    assert _met(rows, "cold: builds = distinct (platform, model)") is True
+    assert _met(rows, "changed: only the changed model's builds") is False
+    assert _met(rows, "cold: no device waits on another") is False
+    entry["scopes"]["platform"]["cold"]["floor_device"]["waiting_after_facts_s"] = 0.4
+    assert _met(report.targets(entry, previous), "cold: no device waits on another") is True
+
+
+def _event(host, start, end, on_device=True, status="ok"):
+    return {"host": host, "task": "t", "start": start, "end": end, "on_device": on_device,
+            "status": status}
+
+
+def test_device_times_leave_the_wait_for_the_facts_of_others_apart():
+    # a's first task (its facts) ends at 1; b's facts run until 3, then both work
+    times = timeline.device_times([_event("a", 0, 1), _event("b", 0, 3), _event("a", 3, 4),
+                                   _event("b", 3, 6), _event("a", 6, 7)])
+    assert times["a"]["waiting_s"] == 4.0
+    assert times["a"]["waiting_after_facts_s"] == 2.0
+
+
+def test_device_times_count_waiting_only_while_another_device_works():
+    events = [_event("a", 0, 2), _event("a", 2, 3, on_device=False),
+              _event("a", 3, 5, status="skipped"), _event("a", 5, 6), _event("b", 0, 4),
+              _event("c", 7, 9)]
+    times = timeline.device_times(events)
+    # a: busy 0-2 and 5-6; b works 2-4 while a does not (before a's second task: the plan's
+    # wait for every device's first task); c works after a's last task
+    assert times["a"] == {"busy_s": 3.0, "waiting_s": 2.0, "waiting_after_facts_s": 0.0,
+                          "span_s": 6.0}
+    assert times["b"] == {"busy_s": 4.0, "waiting_s": 0.0, "waiting_after_facts_s": 0.0,
+                          "span_s": 4.0}
+    assert times["c"]["waiting_s"] == 0.0
