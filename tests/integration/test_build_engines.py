@@ -74,18 +74,32 @@ def stage(directory, model, payload, platform_id="jetson-nano_l4t32.7.1_trt8.2.1
     return manifest
 
 
-def engine_store(store, staged, model, platform_id="jetson-nano_l4t32.7.1_trt8.2.1"):
-    """Run library/engine_store.py through ansible (the real module code path)."""
-    args = json.dumps({"store_dir": str(store), "platform_id": platform_id, "model": model,
-                       "staged_dir": str(staged)})
+def ansible_localhost(action, args, **env):
+    """Run one module or action plugin on localhost through ansible; (rc, result dict)."""
     result = subprocess.run(
-        [str(ANSIBLE), "localhost", "-m", "engine_store", "-a", args, "-o"],
+        [str(ANSIBLE), "localhost", "-m", action, "-a", json.dumps(args), "-o"],
         cwd=str(REPO), capture_output=True, text=True, timeout=120, check=False,
         env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-                 ANSIBLE_CALLBACKS_ENABLED=""),
+                 ANSIBLE_CALLBACKS_ENABLED="", **env),
     )
     _, _, payload = result.stdout.partition("=> ")
     return result.returncode, json.loads(payload) if payload.strip() else result.stdout
+
+
+def engine_store(store, staged, model, platform_id="jetson-nano_l4t32.7.1_trt8.2.1"):
+    """Run library/engine_store.py through ansible (the real module code path)."""
+    return ansible_localhost("engine_store", {
+        "store_dir": str(store), "platform_id": platform_id, "model": model,
+        "staged_dir": str(staged)})
+
+
+def engine_store_collect(store, staging, models, platform_id="jetson-nano_l4t32.7.1_trt8.2.1"):
+    """Run the engine_collect role's action plugin (in-process filing) through ansible."""
+    return ansible_localhost(
+        "engine_store_collect",
+        {"store_dir": str(store), "platform_id": platform_id, "staging_dir": str(staging),
+         "models": models},
+        ANSIBLE_ACTION_PLUGINS=str(REPO / "roles" / "engine_collect" / "action_plugins"))
 
 
 def test_store_files_an_engine_once_and_keeps_the_index(tmp_path):
@@ -115,6 +129,26 @@ def test_store_refuses_a_corrupt_or_misfiled_engine(tmp_path):
     rc, result = engine_store(store, tmp_path / "other", "m1", platform_id="jetson-tx2_x")
     assert rc != 0 and "refusing to file it under" in result["msg"], result
     assert not (store / "jetson-tx2_x").exists()
+
+
+def test_collect_files_a_hosts_engines_in_process_and_keeps_a_refused_staging(tmp_path):
+    store, staging = tmp_path / "engines", tmp_path / ".staging-host"
+    stage(staging / "m1", "m1", b"SIMULATED engine one")
+    stage(staging / "m2", "m2", b"SIMULATED engine two")
+    (staging / "m2" / "TRT_m2.bin").write_bytes(b"SIMULATED truncated")
+
+    rc, result = engine_store_collect(store, staging, ["m1", "m2"])
+    assert rc != 0 and "m2: " in result["msg"] and "transfer is corrupt" in result["msg"], result
+    assert list(result["paths"]) == ["m1"], "the good engine is filed all the same"
+    assert (staging / "m2").is_dir(), "a refused engine stays staged for a look"
+
+    stage(staging / "m2", "m2", b"SIMULATED engine two")
+    rc, result = engine_store_collect(store, staging, ["m1", "m2"])
+    assert rc == 0 and result["changed"], result
+    assert sorted(result["paths"]) == ["m1", "m2"]
+    assert not staging.exists(), "staging area cleared once everything is filed"
+    index = json.loads((store / "index.json").read_text())
+    assert sorted(index["engines"]["jetson-nano_l4t32.7.1_trt8.2.1"]) == ["m1", "m2"]
 
 
 def test_store_serializes_concurrent_writers(tmp_path):
