@@ -41,7 +41,7 @@ def test_quick_benchmark_writes_table_json_and_chart(tmp_path):
                if line.startswith("| 2 | no-op: remote executions per device")]
     assert len(targets) == 2
     for line in table:
-        assert len(line.strip("|").split("|")) == 12, line
+        assert len(line.strip("|").split("|")) == 13, line
 
     data = json.loads(next(tmp_path.glob("*.json")).read_text())
     (entry,) = data["entries"]
@@ -55,5 +55,10 @@ def test_quick_benchmark_writes_table_json_and_chart(tmp_path):
             assert all(d["commands"] > 0 for d in record["per_device"].values())
             # and the traffic counters saw every device's SSH connection
             assert all(d["bytes_to_device"] > 0 for d in record["per_device"].values())
+            # the task timeline saw every device busy
+            assert set(record["device_times"]) == {"nano-1", "tx2-1"}
+            assert all(t["busy_s"] > 0 for t in record["device_times"].values())
+        # the device that did the slowest build (nano: 3 s against tx2's 2 s)
+        assert entry["scopes"][scope]["cold"]["floor_device"]["host"] == "nano-1"
     assert set(entry["baseline"]) >= STEP_KEYS
     assert next(tmp_path.glob("*.png")).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
