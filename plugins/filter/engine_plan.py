@@ -203,14 +203,19 @@ def engine_plan(requests, catalog, store_dir, scope):
     }
 
 
+def already_done(entry, scope):
+    """A plan entry that needs nothing this run: its engine is in the store (device scope:
+    in the store and on the device)."""
+    return entry["cached"] and (scope == "platform" or entry["on_device"])
+
+
 def _pending_entries(hosts, scope):
-    """How many supported plan entries a build round would act on: not in the store (device
-    scope: not in the store and on the device). 0 on a no-op rerun: no round runs at all."""
+    """How many supported plan entries a build round would act on (not already_done).
+    0 on a no-op rerun: no round runs at all."""
     pending = 0
     for host_plan in hosts.values():
         for entry in host_plan["models"].values():
-            done = entry["cached"] and (scope == "platform" or entry["on_device"])
-            pending += not (entry["unsupported"] or done)
+            pending += not (entry["unsupported"] or already_done(entry, scope))
     return pending
 
 
@@ -257,7 +262,7 @@ def engine_round_work(plan, host, round_index, user_errors):
                 continue
             if (platform_id, model) in user_errors:
                 continue
-        elif entry["cached"] and entry["on_device"]:
+        elif already_done(entry, plan["scope"]):
             continue
         work["collect" if entry["on_device"] else "build"].append(model)
     return work
@@ -284,7 +289,7 @@ def engine_plan_lines(plan):
         for model, entry in sorted(host_plan["models"].items()):
             if entry["unsupported"]:
                 action = "cannot build: {}".format(entry["unsupported"])
-            elif entry["cached"] and (plan["scope"] == "platform" or entry["on_device"]):
+            elif already_done(entry, plan["scope"]):
                 action = "cached in store"
             elif entry["on_device"]:
                 action = "on device, collect only"

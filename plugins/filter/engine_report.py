@@ -6,7 +6,7 @@ import sys
 
 # plugins/filter is on the filter path, not on sys.path: reach the planning helpers by path.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from engine_plan import host_facts, store_has  # noqa: E402
+from engine_plan import already_done, host_facts, store_has  # noqa: E402
 
 FAILED = "failed"
 # The command module's "delta": H:MM:SS.ffffff
@@ -57,7 +57,7 @@ def _planned(entry, scope):
     """(status, detail) of a plan entry before anything ran (check mode)."""
     if entry["unsupported"]:
         return FAILED, entry["unsupported"]
-    if entry["cached"] and (scope == "platform" or entry["on_device"]):
+    if already_done(entry, scope):
         return "cached", "in store"
     if entry["on_device"]:
         return "would collect", "engine already on the device"
@@ -82,7 +82,7 @@ def _this_run(host, model, context):
 
 def _from_elsewhere(host, model, platform_id, entry, context):
     """(status, detail[, host_left]) of a model this host did not handle in this run."""
-    if entry["cached"] and (context["scope"] == "platform" or entry["on_device"]):
+    if already_done(entry, context["scope"]):
         return "cached", "in store"
     if context["scope"] == "platform" and store_has(
         context["store_dir"], platform_id, model, entry["build_key"]
