@@ -68,12 +68,12 @@ def _planned(entry, scope):
 
 def _this_run(host, model, context):
     """(status, detail) from what this host did with the model in this run, or None."""
-    outcome = context["outcomes"].get(host, {}).get(model)
+    outcome = context["outcomes"][host].get(model)
     if not outcome:
         return None
     if outcome["status"] == FAILED:
         return FAILED, outcome["reason"]
-    if model not in context["collected"].get(host, {}):
+    if model not in context["collected"][host]:
         return FAILED, "engine built and verified but not brought into the store"
     status = "built" if outcome["status"] == "built" else "collected"
     return status, "in {}".format(readable_delta(outcome["elapsed"])) if outcome.get(
@@ -100,14 +100,18 @@ def _from_elsewhere(host, model, platform_id, entry, context):
 def engine_summary_rows(plan, hostvars, hosts, active, check_mode=False):
     """One row per planned (host, model): built / collected / cached / shared / failed."""
     hosts = list(hosts)
-    # Nothing ran on a device in check mode or when the plan left nothing to do (no round).
+    # Nothing ran on a device in check mode or when the plan left nothing to do (no round),
+    # so no host's variables need reading; otherwise each host is read once (each
+    # hostvars[host] computes all of its variables).
     ran = not check_mode and plan.get("pending", 1) > 0
+
+    def this_run(name):
+        return host_facts(hostvars, hosts, name, {}) if ran else {host: {} for host in hosts}
+
     context = {"hosts": hosts, "active": set(active), "plan_hosts": plan["hosts"],
                "scope": plan["scope"], "store_dir": plan["store_dir"],
-               # Read once per host: each hostvars[host] computes all of its variables.
-               "outcomes": host_facts(hostvars, hosts, "engine_build_outcomes", {}) if ran else {},
-               "collected": host_facts(hostvars, hosts, "engine_collect_outcomes", {}) if ran
-               else {}}
+               "outcomes": this_run("engine_build_outcomes"),
+               "collected": this_run("engine_collect_outcomes")}
     rows = []
     for host in sorted(plan["hosts"]):
         host_plan = plan["hosts"][host]
