@@ -9,12 +9,12 @@ from .errors import UserError
 
 # Subcommand name -> module in this package exposing add_parser(subparsers) and run(args).
 SUBCOMMANDS = (
-    ("check", "cmd_check"),
-    ("platform", "cmd_platform"),
-    ("inspect", "cmd_inspect"),
-    ("convert", "cmd_convert"),
-    ("build", "cmd_build"),
-    ("verify", "cmd_verify"),
+    ("check", "commands.check"),
+    ("platform", "commands.platform"),
+    ("inspect", "commands.inspect"),
+    ("convert", "commands.convert"),
+    ("build", "commands.build"),
+    ("verify", "commands.verify"),
 )
 
 

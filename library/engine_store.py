@@ -100,7 +100,7 @@ INDEX_FIELDS = (
 )
 # The part of the manifest's "verify" result worth a line in the index (the report shows it).
 VERIFY_FIELDS = ("ok", "fps", "median_ms", "verified_utc", "problems")
-# The platform facts (manifest "platform", from builder/platform.py) the report shows.
+# The platform facts (manifest "platform", from builder/platform/detect.py) the report shows.
 PLATFORM_FIELDS = ("module", "soc", "compute_capability", "l4t", "jetpack")
 STAGING_NAME = ".staging"
 

@@ -3,7 +3,7 @@
 """Ansible module: Jetson platform facts plus the device-side state of the engine builder.
 
 Runs on the device (Python 3.6 on JetPack 4). The platform detection is the builder's own
-code (builder/platform.py), shipped through module_utils/jetson_builder -> ../builder so
+code (builder/platform/detect.py), shipped through module_utils/jetson_builder -> ../builder so
 that there is one copy of it.
 """
 
@@ -18,7 +18,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.jetson_builder.errors import UserError
-from ansible.module_utils.jetson_builder.platform import (
+from ansible.module_utils.jetson_builder.platform.detect import (
     detect_platform,
     supported,
     tensorrt_generation,
@@ -30,7 +30,7 @@ module: jetson_facts
 short_description: Detect the Jetson platform and the engine builder's state on the device
 description:
   - Detects the Jetson module, SoC, compute capability, L4T / JetPack release and the TensorRT,
-    CUDA and cuDNN versions with the builder's own detection code (C(builder/platform.py)),
+    CUDA and cuDNN versions with the builder's own detection code (C(builder/platform/detect.py)),
     and derives the C(platform_id), the key under which engines are portable.
   - In the same call reports the device-side state under O(root_dir) so that a run with
     nothing to do needs one remote module execution per device - the environment marker
@@ -84,7 +84,7 @@ ansible_facts:
   contains:
     jetson:
       description:
-        - The detected platform (keys of C(builder.platform.detect_platform)) plus
+        - The detected platform (keys of C(builder.platform.detect.detect_platform)) plus
           C(tensorrt_generation) (trt5_6, trt7, trt8_0, trt8_4, trt10), C(supported)
           and C(support_reason) (null when supported).
       returned: always

@@ -40,7 +40,7 @@ def builder_source_digest():
     """sha256 over the builder's sources: names the wheel, so an edit without a version bump
     still gets a fresh wheel."""
     digest = hashlib.sha256()
-    paths = sorted(glob.glob(os.path.join(REPO_ROOT, "builder", "*.py")))
+    paths = sorted(glob.glob(os.path.join(REPO_ROOT, "builder", "**", "*.py"), recursive=True))
     for path in paths + [os.path.join(REPO_ROOT, "pyproject.toml")]:
         digest.update(os.path.relpath(path, REPO_ROOT).encode("utf-8") + b"\0")
         with open(path, "rb") as handle:

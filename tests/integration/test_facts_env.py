@@ -1,6 +1,6 @@
 """library/jetson_facts.py and roles/jetson_env against laid-out roots and the simulated fleet.
 
-- The module, run by real ansible (AnsiballZ packs builder/platform.py through module_utils),
+- The module, run by real ansible (AnsiballZ packs builder/platform/detect.py through module_utils),
   on laid-out device roots: every reference profile, not a Jetson, JetPack without TensorRT,
   TensorRT 10 (facts with supported=false), and the device-side state it reports.
 - Over real SSH on the simulated fleet: facts on every profile; the env role installs once
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.platform import detect_platform
+from builder.platform.detect import detect_platform
 from tests.integration.envside import (
     FLEET_VARS,
     REPO,

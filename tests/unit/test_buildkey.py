@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from builder.buildkey import OPTION_FIELDS, SPEC_FIELDS, build_key, build_key_payload
-from builder.catalog import load_catalog
+from builder.spec.catalog import load_catalog
 
 PLATFORM = "jetson-nano_l4t32.7.1_trt8.2.1"
 GRAPH_SHA = hashlib.sha256(b"graph").hexdigest()

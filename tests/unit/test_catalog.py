@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from builder import cli
-from builder.catalog import (
+from builder.spec.catalog import (
     CatalogError,
     ModelSpec,
     file_sha256,
@@ -25,8 +25,8 @@ GRAPH_BYTES = b"not really a GraphDef, only bytes to checksum\n" * 100
 def own_subcommands(monkeypatch):
     """Only the subcommands under test: a sibling subcommand that is broken or not yet
     written must not fail the catalog's tests (the subprocess test uses the full CLI)."""
-    monkeypatch.setattr(cli, "SUBCOMMANDS", (("check", "cmd_check"),
-                                             ("platform", "cmd_platform")))
+    monkeypatch.setattr(cli, "SUBCOMMANDS", (("check", "commands.check"),
+                                             ("platform", "commands.platform")))
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder.platform import detect_platform
+from builder.platform.detect import detect_platform
 from tests.unit.platform_roots import lay_out
 
 REPO = Path(__file__).resolve().parents[2]

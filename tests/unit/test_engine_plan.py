@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from builder.cmd_check import catalog_report
+from builder.commands.check import catalog_report
 from tests.unit.plugin_files import load
 
 plan_filters = load("plugins/filter/engine_plan.py", "engine_plan")

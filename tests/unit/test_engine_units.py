@@ -12,15 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from builder import manifest, trt_log, verify
-from builder.cuda_runtime import CudaRuntime, DeviceBuffers, find_libcudart
-from builder.engine_build import (
+from builder import manifest
+from builder.errors import UserError
+from builder.trt import log as trt_log
+from builder.trt.adapter import BuildOptions, api_generation, parse_version
+from builder.trt.build import (
     DEFAULT_PLUGIN_LIBRARY,
     TimingCacheFile,
     check_options_for_platform,
 )
-from builder.errors import UserError
-from builder.trt_adapter import BuildOptions, api_generation, parse_version
+from builder.verify import run as verify
+from builder.verify.cuda_runtime import CudaRuntime, DeviceBuffers, find_libcudart
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "jetpack"))
@@ -282,7 +284,7 @@ def test_cuda_roundtrip_and_version(cudart, tmp_path, monkeypatch):
 def test_cuda_errors_carry_code_and_text(cudart, tmp_path):
     script = (
         "import sys\n"
-        "from builder.cuda_runtime import CudaRuntime, CudaError\n"
+        "from builder.verify.cuda_runtime import CudaRuntime, CudaError\n"
         "cuda = CudaRuntime(sys.argv[1])\n"
         "try:\n"
         "    cuda.malloc(256 * 1024 * 1024)\n"
@@ -311,7 +313,7 @@ def test_missing_cudart_path_is_a_user_error(tmp_path):
 def test_device_buffers_freed_after_a_failed_allocation(cudart, tmp_path):
     script = (
         "import sys\n"
-        "from builder.cuda_runtime import CudaRuntime, CudaError, DeviceBuffers\n"
+        "from builder.verify.cuda_runtime import CudaRuntime, CudaError, DeviceBuffers\n"
         "cuda = CudaRuntime(sys.argv[1])\n"
         "try:\n"
         "    with DeviceBuffers(cuda, [60 << 20, 60 << 20]):\n"

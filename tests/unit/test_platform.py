@@ -10,7 +10,7 @@ import pytest
 
 from builder import cli
 from builder.errors import UserError
-from builder.platform import (
+from builder.platform.detect import (
     L4T_RELEASES,
     detect_platform,
     parse_dpkg_status,
@@ -25,8 +25,8 @@ from tests.unit.platform_roots import PROFILES, lay_out
 def own_subcommands(monkeypatch):
     """Only the subcommands under test (a sibling that is not written yet must not fail
     these tests; test_catalog.py runs the full CLI in a subprocess)."""
-    monkeypatch.setattr(cli, "SUBCOMMANDS", (("check", "cmd_check"),
-                                             ("platform", "cmd_platform")))
+    monkeypatch.setattr(cli, "SUBCOMMANDS", (("check", "commands.check"),
+                                             ("platform", "commands.platform")))
 
 
 # ------------------------------------------------------------------ every profile

@@ -12,10 +12,10 @@ from google.protobuf import text_format
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "graphs"))
 from generated import graphs_dir  # noqa: E402
 
-from builder import surgery  # noqa: E402
-from builder.catalog import load_catalog  # noqa: E402
 from builder.errors import UserError  # noqa: E402
-from builder.tfcompat import const_value, new_graph_def, read_graph_def  # noqa: E402
+from builder.graph import surgery  # noqa: E402
+from builder.graph.tfcompat import const_value, new_graph_def, read_graph_def  # noqa: E402
+from builder.spec.catalog import load_catalog  # noqa: E402
 
 # What each generated export must give (independently known from the generator's
 # settings, not from the surgery code).

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from builder import graph_edit
 from builder.errors import UserError
-from builder.pipeline_config import read_anchor_settings
-from builder.tfcompat import new_graph_def, new_node
+from builder.graph import edit as graph_edit
+from builder.graph.tfcompat import new_graph_def, new_node
+from builder.spec.pipeline_config import read_anchor_settings
 
 
 def make_graph(spec):

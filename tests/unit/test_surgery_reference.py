@@ -22,8 +22,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "graphs"))
 from generated import graphs_dir  # noqa: E402
 
-from builder import surgery  # noqa: E402
-from builder.catalog import load_catalog  # noqa: E402
+from builder.graph import surgery  # noqa: E402
+from builder.spec.catalog import load_catalog  # noqa: E402
 
 JETPACK = Path(__file__).resolve().parents[1] / "jetpack"
 PLUGIN_NAMES = ("Input", "MultipleGridAnchorGenerator", "NMS", "concat_priorbox",

@@ -25,8 +25,8 @@ REPO_ROOT = str(Path(__file__).resolve().parents[3])
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from builder.catalog import file_sha256  # noqa: E402  (needs REPO_ROOT on sys.path)
-from builder.cmd_check import catalog_report  # noqa: E402
+from builder.commands.check import catalog_report  # noqa: E402
+from builder.spec.catalog import file_sha256  # noqa: E402  (needs REPO_ROOT on sys.path)
 
 DOCUMENTATION = r"""
 ---

@@ -7,7 +7,7 @@ Only the few fields the SSD recipe needs are read, so the object_detection packa
 import collections
 import re
 
-from .errors import UserError
+from ..errors import UserError
 
 _TOKEN = re.compile(r"""\s*(?:(\#[^\n]*)|([{}:;,\[\]])|("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
                     r"""|([^\s{}:;,\[\]"'#]+))""")

@@ -11,12 +11,12 @@ import fcntl
 import os
 import time
 
-from . import __version__, atomic
-from .buildkey import build_key
-from .errors import UserError
-from .manifest import new_manifest, publish_engine, require_free_space
-from .trt_adapter import parse_version
-from .uff_convert import UFF_INPUT, UFF_OUTPUT
+from .. import __version__, atomic
+from ..buildkey import build_key
+from ..errors import UserError
+from ..manifest import new_manifest, publish_engine, require_free_space
+from ..trt.adapter import parse_version
+from ..uff.convert import UFF_INPUT, UFF_OUTPUT
 
 # Where real JetPack 4 setups keep the FlattenConcat_TRT plugin that TensorRT 5/6 lack
 # (compiled from the uff_ssd sample); --plugin-library overrides it.

@@ -9,9 +9,9 @@ from the image placeholder or the preprocessor's resize.
 import collections
 import re
 
-from . import graph_edit
-from .errors import UserError
-from .tfcompat import const_value
+from ..errors import UserError
+from ..graph import edit as graph_edit
+from ..graph.tfcompat import const_value
 
 # Top-level namespaces that the surgery collapses into the "Input" placeholder.
 INPUT_NAMESPACES = ("image_tensor", "ToFloat", "Cast", "Preprocessor")

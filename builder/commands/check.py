@@ -3,7 +3,7 @@
 import json
 import sys
 
-from .catalog import CatalogError, load_catalog
+from ..spec.catalog import CatalogError, load_catalog
 
 DEFAULT_CATALOG = "models/models.yml"
 

@@ -18,8 +18,8 @@ import re
 import sys
 import warnings
 
-from .errors import UserError
-from .trt_log import TrtLog
+from ..errors import UserError
+from ..trt.log import TrtLog
 
 NO_UFF_NOTE = "UFF models cannot be built on JetPack 6 (TensorRT 10)"
 # Binding element sizes by DataType name (trt.nptype needs numpy, which may be absent).

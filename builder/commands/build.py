@@ -6,20 +6,20 @@ import json
 import os
 import sys
 
-from . import cmd_verify
-from .catalog import file_sha256
-from .cmd_check import DEFAULT_CATALOG
-from .engine_build import (
+from ..commands import verify as cmd_verify
+from ..commands.check import DEFAULT_CATALOG
+from ..errors import UserError
+from ..manifest import manifest_path, read_manifest
+from ..platform.detect import detect_platform
+from ..spec.catalog import file_sha256
+from ..trt.adapter import BuildOptions, TensorRTFailure, TrtAdapter, import_tensorrt, report_failure
+from ..trt.build import (
     DEFAULT_PLUGIN_LIBRARY,
     build_engine,
     check_options_for_platform,
     progress_printer,
 )
-from .errors import UserError
-from .manifest import manifest_path, read_manifest
-from .platform import detect_platform
-from .trt_adapter import BuildOptions, TensorRTFailure, TrtAdapter, import_tensorrt, report_failure
-from .uff_convert import check_graph, convert_model, load_model_spec, prepare_out_dir
+from ..uff.convert import check_graph, convert_model, load_model_spec, prepare_out_dir
 
 EXIT_CODES = """exit codes:
   0  engine and manifest.json written

@@ -12,8 +12,8 @@ import re
 
 import yaml
 
-from .errors import UserError
-from .suggest import did_you_mean
+from ..errors import UserError
+from ..spec.suggest import did_you_mean
 
 CATALOG_VERSION = 1
 TOP_LEVEL_KEYS = ("version", "models")

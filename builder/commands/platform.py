@@ -3,7 +3,7 @@
 import json
 import sys
 
-from .platform import detect_platform, supported
+from ..platform.detect import detect_platform, supported
 
 # Order of the human-readable listing.
 SHOWN_KEYS = ("platform_id", "module", "model", "soc", "compute_capability", "l4t", "jetpack",

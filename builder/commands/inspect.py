@@ -8,9 +8,9 @@ import json
 import os
 import sys
 
-from .catalog import load_catalog
-from .errors import UserError
-from .surgery import transform_model, write_pbtxt
+from ..errors import UserError
+from ..graph.surgery import transform_model, write_pbtxt
+from ..spec.catalog import load_catalog
 
 DEFAULT_CATALOG = "models/models.yml"
 SHOWN_KEYS = ("num_classes", "input_order", "num_layers", "feature_map_shapes",

@@ -16,10 +16,13 @@ num_classes, input_order, feature map shapes and the input size come from the gr
 catalog values are checked against them (see ``transform_graph_def``).
 """
 
-from . import graph_edit, pipeline_config, ssd_graph, ssd_plugins
-from .atomic import write_text
-from .errors import UserError
-from .tfcompat import graph_def_to_text, new_graph_def, read_graph_def
+from ..atomic import write_text
+from ..errors import UserError
+from ..graph import edit as graph_edit
+from ..graph import plugins as ssd_plugins
+from ..graph import ssd as ssd_graph
+from ..graph.tfcompat import graph_def_to_text, new_graph_def, read_graph_def
+from ..spec import pipeline_config
 
 OUTPUT_NODES = [ssd_plugins.NMS]
 DEFAULT_ASPECT_RATIOS = [1.0, 2.0, 0.5, 3.0, 0.33]  # the reference recipe's

@@ -3,10 +3,10 @@
 import json
 import sys
 
-from .cmd_check import DEFAULT_CATALOG
-from .engine_build import progress_printer
-from .trt_adapter import TensorRTFailure, check_uff_support, optional_tensorrt, report_failure
-from .uff_convert import convert_model, load_model_spec, prepare_out_dir
+from ..commands.check import DEFAULT_CATALOG
+from ..trt.adapter import TensorRTFailure, check_uff_support, optional_tensorrt, report_failure
+from ..trt.build import progress_printer
+from ..uff.convert import convert_model, load_model_spec, prepare_out_dir
 
 
 def add_parser(subparsers):

@@ -12,9 +12,9 @@ import os
 import struct
 import time
 
-from .cuda_runtime import DeviceBuffers
-from .errors import UserError
-from .manifest import utc_now
+from ..errors import UserError
+from ..manifest import utc_now
+from ..verify.cuda_runtime import DeviceBuffers
 
 DETECTION_FIELDS = 7
 # Float slack when checking normalized coordinates and confidences.

@@ -10,7 +10,7 @@ import ctypes.util
 import glob
 import os
 
-from .errors import UserError
+from ..errors import UserError
 
 CUDA_SUCCESS = 0
 MEMCPY_HOST_TO_DEVICE = 1

@@ -5,12 +5,12 @@ import json
 import os
 import sys
 
-from .cuda_runtime import CudaError, CudaRuntime
-from .engine_build import DEFAULT_PLUGIN_LIBRARY, progress_printer
-from .errors import UserError
-from .manifest import manifest_path, read_manifest, record_verify
-from .trt_adapter import TensorRTFailure, TrtAdapter, import_tensorrt, report_failure
-from .verify import verify_engine
+from ..errors import UserError
+from ..manifest import manifest_path, read_manifest, record_verify
+from ..trt.adapter import TensorRTFailure, TrtAdapter, import_tensorrt, report_failure
+from ..trt.build import DEFAULT_PLUGIN_LIBRARY, progress_printer
+from ..verify.cuda_runtime import CudaError, CudaRuntime
+from ..verify.run import verify_engine
 
 EXIT_CODES = """exit codes:
   0  the engine loaded, ran and its output is sane (recorded in manifest.json)

@@ -8,10 +8,10 @@ import contextlib
 import os
 import sys
 
-from .catalog import file_sha256, load_catalog
-from .errors import UserError
-from .manifest import require_free_space
-from .trt_adapter import TensorRTFailure
+from ..errors import UserError
+from ..manifest import require_free_space
+from ..spec.catalog import file_sha256, load_catalog
+from ..trt.adapter import TensorRTFailure
 
 # Names the UFF converter and the TensorRT UFF parser agree on for the SSD recipe.
 UFF_INPUT = "Input"
@@ -116,7 +116,7 @@ def convert_model(spec, out_dir, progress, trt_version=None):
     _tensorflow, uff = import_converters()
     from uff.model.exceptions import UffException  # noqa: PLC0415 (JetPack package)
 
-    from . import surgery  # noqa: PLC0415 (imports TensorFlow; checked above)
+    from ..graph import surgery  # noqa: PLC0415 (imports TensorFlow; checked above
 
     require_free_space(out_dir, os.path.getsize(spec.graph) * CONVERT_SPACE_FACTOR,
                       "the .uff and .pbtxt of {}".format(spec.name))

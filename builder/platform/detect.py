@@ -16,7 +16,7 @@ import os
 import platform as _pyplatform
 import re
 
-from .errors import UserError
+from ..errors import UserError
 
 # ---------------------------------------------------------------- reference tables
 

@@ -8,7 +8,7 @@ recipe, which existing consumers and the UffParser registration expect.
 
 import numpy
 
-from .tfcompat import float_dtype_enum, new_node, set_const_value
+from ..graph.tfcompat import float_dtype_enum, new_node, set_const_value
 
 INPUT = "Input"
 NMS = "NMS"

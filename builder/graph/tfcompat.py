@@ -6,7 +6,7 @@ The builder only handles GraphDef protos (no sessions): on TF 2.x that is
 
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
 
 _CACHE = {}  # "tf": the module, once imported
 
