@@ -19,7 +19,7 @@ import os
 import time
 
 from . import atomic
-from .errors import UserError
+from .errors import DiskSpaceError, UserError
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
@@ -87,11 +87,11 @@ def require_free_space(directory, needed_bytes, what):
     stats = os.statvfs(directory)
     free = stats.f_bavail * stats.f_frsize
     if free < needed_bytes:
-        raise UserError(
+        raise DiskSpaceError(
             "not enough free disk space in {} for {}: {:.1f} MiB free, about {:.1f} MiB "
             "needed. Free some space or choose another directory with --out".format(
-                directory, what, free / 1048576.0, needed_bytes / 1048576.0)
-        )
+                directory, what, free / 1048576.0, needed_bytes / 1048576.0),
+            directory, free, needed_bytes)
     return free
 
 

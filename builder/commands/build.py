@@ -8,11 +8,11 @@ import sys
 
 from ..commands import verify as cmd_verify
 from ..commands.check import DEFAULT_CATALOG
-from ..errors import UserError
+from ..errors import UserError, VerifyFailed
 from ..manifest import manifest_path, read_manifest
 from ..platform.detect import detect_platform
 from ..spec.catalog import file_sha256
-from ..trt.adapter import BuildOptions, TensorRTFailure, TrtAdapter, import_tensorrt, report_failure
+from ..trt.adapter import BuildOptions, TrtAdapter, import_tensorrt
 from ..trt.build import (
     DEFAULT_PLUGIN_LIBRARY,
     build_engine,
@@ -110,27 +110,28 @@ def run(args):
         warnings.extend(converted.warnings)
         derived = converted.derived  # surgery checked the catalog against the graph
 
-    try:
-        engine_path, manifest = build_engine(
-            spec, uff_path, out_dir, options=options, facts=facts, adapter=adapter,
-            progress=progress, graph_sha256=graph_sha256, uff_sha256=uff_sha256,
-            input_dims=spec.input_dims, derived=derived, timing_cache=args.timing_cache,
-            plugin_libraries=args.plugin_library, extra_warnings=warnings)
-    except TensorRTFailure as failure:
-        report_failure(failure, sys.stderr)
-        return 1
+    engine_path, manifest = build_engine(
+        spec, uff_path, out_dir, options=options, facts=facts, adapter=adapter,
+        progress=progress, graph_sha256=graph_sha256, uff_sha256=uff_sha256,
+        input_dims=spec.input_dims, derived=derived, timing_cache=args.timing_cache,
+        plugin_libraries=args.plugin_library, extra_warnings=warnings)
     if not args.json:
         print("built {} ({} bytes, sha256 {}) in {:.1f} s".format(
             engine_path, manifest["engine_size"], manifest["engine_sha256"],
             manifest["build_seconds"]))
-    rc = 0
+    verify_failure = None
     if args.verify:
-        rc = _verify(engine_path, args)
+        try:
+            _verify(engine_path, args)
+        except VerifyFailed as failure:
+            verify_failure = failure  # the manifest records it: print it, then fail
         manifest = read_manifest(manifest_path(out_dir))
     if args.json:
         json.dump(manifest, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
-    return rc
+    if verify_failure is not None:
+        raise verify_failure
+    return 0
 
 
 def _verify(engine_path, args):

@@ -4,7 +4,7 @@ import json
 import sys
 
 from ..commands.check import DEFAULT_CATALOG
-from ..trt.adapter import TensorRTFailure, check_uff_support, optional_tensorrt, report_failure
+from ..trt.adapter import check_uff_support, optional_tensorrt
 from ..trt.build import progress_printer
 from ..uff.convert import convert_model, load_model_spec, prepare_out_dir
 
@@ -38,12 +38,8 @@ def run(args):
     if trt is not None:
         # JetPack 6: no UFF parser, so a .uff would be useless here.
         check_uff_support(trt)
-    try:
-        result = convert_model(spec, out_dir, progress_printer(sys.stderr),
-                               trt_version=None if trt is None else str(trt.__version__))
-    except TensorRTFailure as failure:
-        report_failure(failure, sys.stderr)
-        return 1
+    result = convert_model(spec, out_dir, progress_printer(sys.stderr),
+                           trt_version=None if trt is None else str(trt.__version__))
     if args.json:
         json.dump(result.as_dict(), sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")

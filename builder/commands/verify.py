@@ -5,11 +5,11 @@ import json
 import os
 import sys
 
-from ..errors import UserError
+from ..errors import UserError, VerifyFailed
 from ..manifest import manifest_path, read_manifest, record_verify
-from ..trt.adapter import TensorRTFailure, TrtAdapter, import_tensorrt, report_failure
+from ..trt.adapter import TrtAdapter, import_tensorrt
 from ..trt.build import DEFAULT_PLUGIN_LIBRARY, progress_printer
-from ..verify.cuda_runtime import CudaError, CudaRuntime
+from ..verify.cuda_runtime import CudaRuntime
 from ..verify.run import verify_engine
 
 EXIT_CODES = """exit codes:
@@ -62,16 +62,9 @@ def run(args):
     libraries = []
     if adapter.needs_plugin_library():
         libraries = args.plugin_library or [DEFAULT_PLUGIN_LIBRARY]
-    try:
-        adapter.load_plugins(libraries)
-        result = verify_engine(args.engine, adapter, cuda, image_path=args.image,
-                               runs=args.runs, keep_top_k=keep_top_k, progress=progress)
-    except TensorRTFailure as failure:
-        report_failure(failure, sys.stderr)
-        return 1
-    except CudaError as error:
-        sys.stderr.write("error: CUDA: {}\n".format(error))
-        return 1
+    adapter.load_plugins(libraries)
+    result = verify_engine(args.engine, adapter, cuda, image_path=args.image,
+                           runs=args.runs, keep_top_k=keep_top_k, progress=progress)
     if args.json:
         json.dump(result, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
@@ -85,9 +78,8 @@ def run(args):
     if not result["ok"]:
         for problem in result["problems"]:
             sys.stderr.write("  {}\n".format(problem))
-        sys.stderr.write("error: insane output from {}: {}\n".format(
-            args.engine, result["problems"][0]))
-        return 1
+        raise VerifyFailed("insane output from {}: {}".format(args.engine,
+                                                              result["problems"][0]))
     return 0
 
 

@@ -102,14 +102,6 @@ def optional_tensorrt():
     return tensorrt
 
 
-def report_failure(failure, stream):
-    """TensorRT's lines, then one summary line (what ``build``/``verify`` exit 1 with)."""
-    for line in failure.lines:
-        stream.write("  {}\n".format(line))
-    stream.write("error: {}\n".format(failure.summary))
-    stream.flush()
-
-
 class BuildOptions(object):
     """What the user chose for one engine build."""
 

@@ -80,27 +80,35 @@ def progress_printer(stream):
     return progress
 
 
-def check_options_for_platform(options, facts):
-    """Refuse options this device cannot honour, before TensorRT spends minutes on them."""
+CLI_OPTION_NAMES = {"dla_core": "--dla-core", "workspace_mib": "--workspace-mib"}
+
+
+def check_options_for_platform(options, facts, names=None):
+    """Refuse options this device cannot honour, before TensorRT spends minutes on them.
+
+    ``names``: how the options are called where the user set them (the CLI's flags by
+    default; the controller passes its inventory variable names).
+    """
+    names = dict(CLI_OPTION_NAMES, **(names or {}))
     module = facts.get("module") or "this device"
     if options.dla_core is not None:
         cores = facts.get("dla_cores") or 0
         if cores == 0:
             raise UserError(
-                "--dla-core {}: {} has no DLA (deep learning accelerator); DLA exists on "
-                "Xavier and Orin modules, not on Nano, TX2 or Orin Nano. Drop "
-                "--dla-core".format(options.dla_core, module))
+                "{} {}: {} has no DLA (deep learning accelerator); DLA exists on "
+                "Xavier and Orin modules, not on Nano, TX2 or Orin Nano. Remove {} (GPU "
+                "only)".format(names["dla_core"], options.dla_core, module, names["dla_core"]))
         if options.dla_core >= cores:
             raise UserError(
-                "--dla-core {}: {} has {} DLA core(s), numbered 0 to {}; choose one of "
-                "them".format(options.dla_core, module, cores, cores - 1))
+                "{} {}: {} has {} DLA core(s), numbered 0 to {}; choose one of "
+                "them".format(names["dla_core"], options.dla_core, module, cores, cores - 1))
     memory = facts.get("memory_mib")
     if memory and options.workspace_mib >= memory:
         raise UserError(
-            "--workspace-mib {} is not below the device's memory ({} MiB on {}, shared by "
+            "{} {} is not below the device's memory ({} MiB on {}, shared by "
             "CPU and GPU); TensorRT could not allocate it. Use a smaller workspace (256 to "
             "1024 MiB is typical; at most about half the memory)".format(
-                options.workspace_mib, memory, module))
+                names["workspace_mib"], options.workspace_mib, memory, module))
 
 
 def check_tensorrt_matches_platform(adapter, facts, warn):

@@ -282,7 +282,7 @@ def test_engines_load_on_their_platform_only(fleet, runner):
     # The store's copy (fetched, filed) still loads on its platform ...
     same = _push_and_verify(fleet, "nano-1", engine)
     assert same.returncode == 0, same.stderr
-    assert json.loads(same.stdout)["ok"] is True
+    assert json.loads(same.stdout)["result"]["ok"] is True
 
     # ... and is refused on other GPUs (nano-2 has no builder venv: it built nothing).
     for host in ("xavier-1", "tx2-1"):

@@ -412,7 +412,9 @@ def test_check_errors_exit_2_with_all_messages(workdir, capsys, own_subcommands)
 def test_check_json_success(workdir, capsys, own_subcommands):
     path = write_catalog(workdir, one_model() + "  m2:\n" + GOOD_MODEL)
     assert cli.main(["check", "--catalog", str(path), "--json", "m2"]) == 0
-    result = json.loads(capsys.readouterr().out)
+    record = json.loads(capsys.readouterr().out)
+    assert record["status"] == "ok" and record["kind"] is None
+    result = record["result"]
     assert result["catalog"] == str(path)
     assert list(result["models"]) == ["m2"]
     assert result["models"]["m2"]["engine"] == "TRT_m2.bin"
@@ -423,7 +425,9 @@ def test_check_json_errors(workdir, capsys, own_subcommands):
     path = write_catalog(workdir, one_model(base=base))
     assert cli.main(["check", "--catalog", str(path), "--json"]) == 2
     captured = capsys.readouterr()
-    errors = json.loads(captured.out)["errors"]
+    record = json.loads(captured.out)
+    assert (record["status"], record["kind"]) == ("failed", "user")
+    errors = record["result"]["errors"]
     assert [(e["file"], e["model"], e["key"]) for e in errors] == [
         (str(path), "m1", "input_order")]
     assert "permutation" in errors[0]["message"]

@@ -310,7 +310,7 @@ def test_out_of_memory_build_leaves_no_engine(name, expected, devices, good_uff,
     out = tmp_path / "out"
     result = devices[name].build(graphs_dir() / "models.yml", out, "--uff", good_uff(name),
                                  fault="oom")
-    assert result.returncode == 1, _explain(result)
+    assert result.returncode == 4, _explain(result)  # out of memory, not a TensorRT refusal
     assert expected in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: TensorRT could not build the engine")
@@ -338,7 +338,7 @@ def test_failed_rebuild_keeps_previous_engine_and_manifest(devices, graphs, buil
     before = {n: (out / n).read_bytes() for n in (ENGINE, "manifest.json")}
     result = devices["nano-trt8.2"].build(graphs / "models.yml", out, "--uff",
                                           good_uff("nano-trt8.2"), fault="oom")
-    assert result.returncode == 1, _explain(result)
+    assert result.returncode == 4, _explain(result)
     assert {n: (out / n).read_bytes() for n in before} == before
 
 
@@ -412,7 +412,7 @@ def test_verify_records_result_in_manifest(name, built, devices):
     assert result.returncode == 0, _explain(result)
     checked = devices[name].verify(out / ENGINE, "--runs", "3", "--json")
     assert checked.returncode == 0, _explain(checked)
-    reported = json.loads(checked.stdout)
+    reported = json.loads(checked.stdout)["result"]
     assert reported["ok"] is True and reported["runs"] == 3
     assert reported["median_ms"] > 0 and reported["fps"] > 0
     assert 0 <= reported["keep_count"] <= reported["keep_top_k"] == 100
@@ -428,7 +428,7 @@ def test_verify_with_a_ppm_image(built, devices, tmp_path):
     checked = devices["nano-trt8.2"].verify(out / ENGINE, "--image", image, "--runs", "2",
                                             "--json")
     assert checked.returncode == 0, _explain(checked)
-    assert json.loads(checked.stdout)["image"] == str(image)
+    assert json.loads(checked.stdout)["result"]["image"] == str(image)
 
 
 @pytest.mark.parametrize("case", [
@@ -504,7 +504,7 @@ def test_convert_writes_uff_and_pbtxt_and_json_on_stdout(devices, graphs, tmp_pa
     result = devices["nano-trt8.2"].run("convert", MODEL, "--catalog", graphs / "models.yml",
                                         "--out", tmp_path, "--json")
     assert result.returncode == 0, _explain(result)
-    reported = json.loads(result.stdout)  # the converter's chatter went to stderr
+    reported = json.loads(result.stdout)["result"]  # the converter's chatter went to stderr
     assert "UFF Version" in result.stderr
     assert reported["derived"]["input_order"] == [0, 2, 1]
     assert Path(reported["uff"]).read_bytes().startswith(b"SIMULATED UFF")

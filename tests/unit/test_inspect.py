@@ -18,7 +18,7 @@ def test_inspect_json_and_pbtxt(tmp_path, capsys):
                  "--out", str(tmp_path), "--json"])
     out = capsys.readouterr().out
     assert code == 0
-    report = json.loads(out)
+    report = json.loads(out)["result"]
     assert report["num_classes"] == 91
     assert report["input_order"] == [1, 0, 2]
     assert report["num_layers"] == 6
@@ -52,7 +52,9 @@ def test_inspect_shows_graph_values_then_fails_on_disagreement(tmp_path, capsys)
     code = main(["inspect", "m", "--catalog", str(catalog), "--out", str(tmp_path), "--json"])
     captured = capsys.readouterr()
     assert code == 2
-    report = json.loads(captured.out)
+    record = json.loads(captured.out)
+    assert (record["status"], record["kind"]) == ("failed", "user")
+    report = record["result"]
     assert report["num_classes"] == 91 and report["input_order"] == [1, 0, 2]
     assert len(report["problems"]) == 2
     assert "num_classes is 2 in the catalog but 91" in captured.err

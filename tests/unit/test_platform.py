@@ -338,7 +338,7 @@ def test_tensorrt_generation(version, generation, unsupported):
 def test_platform_command_json(tmp_path, capsys, own_subcommands):
     root = lay_out(tmp_path, "xavier-35.4.1")
     assert cli.main(["platform", "--root", root, "--json"]) == 0
-    facts = json.loads(capsys.readouterr().out)
+    facts = json.loads(capsys.readouterr().out)["result"]
     assert facts["platform_id"] == "jetson-agx-xavier_l4t35.4.1_trt8.5.2"
     assert facts["builder_supported"] is True and facts["tensorrt_generation"] == "trt8_4"
 

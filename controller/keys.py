@@ -1,0 +1,26 @@
+"""Build keys and store variants of a host's models (the same key the device writes).
+
+The key itself is builder/buildkey.py's, shared with the devices, so the controller and a
+device cannot disagree on it.
+"""
+
+from __future__ import annotations
+
+from builder import __version__ as BUILDER_VERSION
+from builder import buildkey
+
+from .selection import EngineOptions, HostSelection
+
+
+def engine_build_key(spec: dict, platform_id: str, options: EngineOptions) -> str:
+    """``spec``: a preflight catalog entry (its ``sha256`` is the graph's checksum)."""
+    return buildkey.build_key(platform_id, spec["sha256"], spec, options.as_dict(),
+                              BUILDER_VERSION)
+
+
+def host_build_keys(selection: HostSelection, platform_id: str, catalog: dict
+                    ) -> dict[str, tuple[str, str]]:
+    """{model: (build_key, variant)} of every model the host selects."""
+    return {model: (engine_build_key(catalog[model], platform_id, selection.options),
+                    selection.options.variant)
+            for model in selection.models}

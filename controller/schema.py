@@ -1,0 +1,165 @@
+"""The user variables: name, type, range, default and a one-line doc, written once.
+
+The preflight checks every host's values against this table, the preflight role's
+argument_specs are generated from it (``python3 -m controller schema --argument-specs``) and the
+README's variable table is generated from it (``--readme``); tests keep both in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PRECISIONS = ("fp16", "fp32")
+BUILD_SCOPES = ("platform", "device")
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    type: str  # "str", "int", "list", "path", "bool"
+    default: Any
+    doc: str
+    choices: tuple = ()
+    minimum: int | None = None
+    maximum: int | None = None
+    nullable: bool = False
+    secret: bool = False
+    example: str = ""
+
+    def describe_range(self) -> str:
+        if self.choices:
+            return " | ".join(str(choice) for choice in self.choices)
+        parts = []
+        if self.minimum is not None:
+            parts.append(">= {}".format(self.minimum))
+        if self.maximum is not None:
+            parts.append("<= {}".format(self.maximum))
+        if self.nullable:
+            parts.append("or null")
+        return ", ".join(parts)
+
+
+USER_VARIABLES = (
+    Variable("engine_catalog", "path", "models/models.yml",
+             "the model catalog on the controller (one for the whole fleet)"),
+    Variable("engine_models", "list", [],
+             "catalog model names to build on these devices", example="[ssd_mobilenet_v2_coco]"),
+    Variable("engine_precision", "str", "fp16", "engine precision", choices=PRECISIONS),
+    Variable("engine_workspace_mib", "int", 1024,
+             "TensorRT builder workspace in MiB; below the device's memory (Nano: 256)",
+             minimum=16, maximum=65536),
+    Variable("engine_max_batch", "int", 1, "implicit batch size of the engines",
+             minimum=1, maximum=64),
+    Variable("engine_dla_core", "int", None,
+             "DLA core to build for (Xavier, AGX Orin; GPU fallback on), null for the GPU",
+             minimum=0, maximum=1, nullable=True),
+    Variable("engine_build_scope", "str", "platform",
+             "platform: hosts with equal build keys share one engine (one builds, the next of "
+             "the platform takes over if it fails); device: this host builds its own",
+             choices=BUILD_SCOPES),
+    Variable("engine_store_dir", "path", "artifacts/engines",
+             "the engine store on the controller (one for the whole fleet)"),
+    Variable("engine_graph_allowed_dirs", "list", [],
+             "extra controller directories that catalog graphs may resolve into (default: "
+             "only the catalog's own directory)"),
+    Variable("engine_fetch_max_mib", "int", 1024,
+             "largest engine or manifest the controller accepts from a device, in MiB",
+             minimum=1, maximum=65536),
+    Variable("engine_store_wait_s", "int", 3600,
+             "how long a run waits for another run that holds the store; 0: stop at once",
+             minimum=0, maximum=86400),
+    Variable("jetson_env_pip_index_url", "str", "",
+             "empty: offline devices get the wheels from the controller; or a package index "
+             "the devices reach (may hold credentials: never printed)", secret=True),
+    Variable("jetson_env_swap_mib", "int", 0,
+             "swap file to create on low-memory devices (0: leave swap alone)",
+             minimum=0, maximum=65536),
+)
+
+BY_NAME = {variable.name: variable for variable in USER_VARIABLES}
+# Variables that must be equal on every host of a run (they name controller-side things).
+FLEET_WIDE = ("engine_catalog", "engine_store_dir", "engine_graph_allowed_dirs",
+              "engine_fetch_max_mib", "engine_store_wait_s")
+SECRETS = tuple(variable.name for variable in USER_VARIABLES if variable.secret)
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def problem_with(variable: Variable, value: Any) -> str | None:
+    """What is wrong with ``value`` for ``variable`` (None when it fits)."""
+    if value is None:
+        return None if variable.nullable else "it is empty (null)"
+    if variable.type == "int":
+        if not is_int(value):
+            return "{!r} is not a whole number".format(value)
+        if variable.minimum is not None and value < variable.minimum:
+            return "{} is below the minimum {}".format(value, variable.minimum)
+        if variable.maximum is not None and value > variable.maximum:
+            return "{} is above the maximum {}".format(value, variable.maximum)
+        return None
+    if variable.type == "list":
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            return "{!r} is not a list of names".format(value)
+        return None
+    if not isinstance(value, str):
+        return "{!r} is not text".format(value)
+    if variable.choices and value not in variable.choices:
+        return "{!r} is not one of {}".format(value, ", ".join(variable.choices))
+    return None
+
+
+def fix_for(variable: Variable) -> str:
+    """One sentence saying what to write instead."""
+    if variable.choices:
+        return "Use one of: {}.".format(", ".join(variable.choices))
+    if variable.type == "int":
+        return "Set a whole number {}{}.".format(
+            variable.describe_range(), " (null: {})".format("the GPU") if variable.nullable
+            else "")
+    if variable.type == "list":
+        return "Write a YAML list, e.g. {}.".format(variable.example or "[]")
+    return "Set a text value ({}).".format(variable.doc)
+
+
+ARGSPEC_TYPES = {"str": "str", "int": "int", "list": "list", "path": "path", "bool": "bool"}
+
+
+def argument_specs() -> dict:
+    """The preflight role's argument_specs: the user variables as role inputs."""
+    options = {}
+    for variable in USER_VARIABLES:
+        option = {"type": ARGSPEC_TYPES[variable.type], "description": [variable.doc]}
+        if variable.type == "list":
+            option["elements"] = "str"
+        if variable.choices:
+            option["choices"] = list(variable.choices)
+        if variable.secret:
+            option["no_log"] = True
+        if variable.default not in (None, [], "") or variable.type == "int":
+            option["default"] = variable.default
+        options[variable.name] = option
+    return {"argument_specs": {"main": {
+        "short_description": "Check the catalog and every host's engine_* variables",
+        "description": [
+            "Runs once on the controller before any device is touched. The options below "
+            "are the user variables (group_vars / host_vars), generated from "
+            "controller/schema.py: every host's values are checked, not only the first's.",
+        ],
+        "options": options,
+    }}}
+
+
+def readme_table() -> str:
+    """The README's variable table (Markdown)."""
+    lines = ["| variable | type | default | range | meaning |", "|---|---|---|---|---|"]
+    for variable in USER_VARIABLES:
+        default = "`{}`".format(variable.default if variable.default is not None else "null")
+        if variable.default in ("", []):
+            default = "`{!r}`".format(variable.default).replace("'", '"')
+        doc = variable.doc + (" **secret**" if variable.secret else "")
+        lines.append("| `{}` | {} | {} | {} | {} |".format(
+            variable.name, variable.type, default, variable.describe_range() or "-", doc))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,232 @@
+"""Each host's selection (models and engine options) from its group_vars / host_vars.
+
+The host's selection is the unit of planning: two hosts of one group may differ in any
+engine option or in their build scope. Every problem names the host, the inventory file the
+value comes from, the key and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from . import schema
+
+YAML_SUFFIXES = ("", ".yml", ".yaml", ".json")
+FALLBACK_FILE = "group_vars/<group>.yml or host_vars/{host}.yml"
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """The build options that change the engine (the OPTION_FIELDS of builder/buildkey.py)."""
+
+    precision: str
+    workspace_mib: int
+    max_batch: int
+    dla_core: int | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def variant(self) -> str:
+        """The store's name for these options, readable: fp16-ws256, fp32-dla0-b4-ws2048."""
+        parts = [self.precision]
+        if self.dla_core is not None:
+            parts.append("dla{}".format(self.dla_core))
+        if self.max_batch != 1:
+            parts.append("b{}".format(self.max_batch))
+        parts.append("ws{}".format(self.workspace_mib))
+        return "-".join(parts)
+
+    def builder_args(self) -> list[str]:
+        args = ["--precision", self.precision, "--workspace-mib", str(self.workspace_mib),
+                "--max-batch", str(self.max_batch)]
+        if self.dla_core is not None:
+            args += ["--dla-core", str(self.dla_core)]
+        return args
+
+
+@dataclass(frozen=True)
+class HostSelection:
+    host: str
+    models: tuple[str, ...]
+    options: EngineOptions
+    scope: str
+    # Where each value came from, for messages that name the file to edit.
+    origins: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def as_dict(self) -> dict:
+        return {"host": self.host, "models": list(self.models), "options": self.options.as_dict(),
+                "scope": self.scope, "origins": dict(self.origins)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> HostSelection:
+        return cls(host=data["host"], models=tuple(data["models"]),
+                   options=EngineOptions(**data["options"]), scope=data["scope"],
+                   origins=dict(data.get("origins") or {}))
+
+
+def load_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None  # an unreadable vars file was already reported by the inventory loader
+
+
+def vars_files(base: Path, kind: str, name: str) -> list[Path]:
+    """group_vars/<name>.yml, .yaml, .json, no suffix, or every file in group_vars/<name>/."""
+    found = [base / kind / (name + suffix) for suffix in YAML_SUFFIXES]
+    found = [path for path in found if path.is_file()]
+    directory = base / kind / name
+    if directory.is_dir():
+        found += sorted(p for p in directory.rglob("*") if p.is_file())
+    return found
+
+
+def inline_defines(inventory: Path, host: str, groups: list[str], key: str) -> bool:
+    """True when a YAML inventory file sets the key inline for the host or one of its groups."""
+    data = load_yaml(inventory)
+    if not isinstance(data, dict):
+        return False
+    pending = list(data.items())
+    while pending:
+        name, group = pending.pop()
+        if not isinstance(group, dict):
+            continue
+        hosts = group.get("hosts")
+        if isinstance(hosts, dict) and key in (hosts.get(host) or {}):
+            return True
+        if name in [*groups, "all"] and key in (group.get("vars") or {}):
+            return True
+        pending += list((group.get("children") or {}).items())
+    return False
+
+
+class VarOrigin:
+    """Finds the inventory file a host's variable comes from (host_vars before group_vars)."""
+
+    def __init__(self, inventory_sources: list[str], playbook_dir: str | None):
+        self.bases: list[Path] = []
+        self.inventory_files: list[Path] = []
+        for source in inventory_sources:
+            path = Path(source)
+            if path.is_dir():
+                self.bases.append(path)
+            elif path.is_file():
+                self.bases.append(path.parent)
+                self.inventory_files.append(path)
+        if playbook_dir:
+            self.bases.append(Path(playbook_dir))
+
+    def find(self, host: str, groups: list[str], key: str) -> str:
+        ordered_groups = [g for g in groups if g != "all"] + ["all"]
+        candidates = []
+        for base in self.bases:
+            candidates += vars_files(base, "host_vars", host)
+        for group in ordered_groups:
+            for base in self.bases:
+                candidates += vars_files(base, "group_vars", group)
+        for path in candidates:
+            data = load_yaml(path)
+            if isinstance(data, dict) and key in data:
+                return self.display(path)
+        for inventory in self.inventory_files:
+            if inline_defines(inventory, host, groups, key):
+                return self.display(inventory)
+        return FALLBACK_FILE.format(host=host)
+
+    @staticmethod
+    def display(path: Path) -> str:
+        """'group_vars/nano.yml (/abs/inventory/jetsons/group_vars/nano.yml)'."""
+        parts = path.parts
+        for marker in ("group_vars", "host_vars"):
+            if marker in parts:
+                return "{} ({})".format("/".join(parts[parts.index(marker):]), path)
+        return str(path)
+
+
+class HostChecker:
+    """The checks of one host's user variables (controller/schema.py); a message per problem."""
+
+    def __init__(self, host: str, values: dict, origin: Callable[[str], str],
+                 catalog_models: dict | None, catalog_path: str):
+        self.host = host
+        self.values = values
+        self.origin = origin
+        self.catalog_models = catalog_models
+        self.catalog_path = catalog_path
+        self.problems: list[str] = []
+
+    def problem(self, key: str, text: str, fix: str) -> None:
+        self.problems.append("host '{}', file {}, key '{}': {}. {}".format(
+            self.host, self.origin(key), key, text, fix))
+
+    def check(self) -> HostSelection | None:
+        for variable in schema.USER_VARIABLES:
+            if variable.name == "engine_models" or variable.name not in self.values:
+                continue
+            text = schema.problem_with(variable, self.values[variable.name])
+            if text:
+                self.problem(variable.name, text, schema.fix_for(variable))
+        self.check_models(self.values.get("engine_models"))
+        catalog = self.values.get("engine_catalog")
+        if catalog and os.path.realpath(catalog) != self.catalog_path:
+            self.problem("engine_catalog",
+                         "{} differs from the catalog of this run, {}".format(
+                             catalog, self.catalog_path),
+                         "Use one catalog for the whole fleet (set engine_catalog in "
+                         "group_vars/all.yml only).")
+        if self.problems:
+            return None
+        values = self.values
+        options = EngineOptions(values["engine_precision"], values["engine_workspace_mib"],
+                                values["engine_max_batch"], values.get("engine_dla_core"))
+        keys = ("engine_models", "engine_precision", "engine_workspace_mib", "engine_max_batch",
+                "engine_dla_core", "engine_build_scope")
+        return HostSelection(self.host, tuple(values.get("engine_models") or ()), options,
+                             values["engine_build_scope"],
+                             {key: self.origin(key) for key in keys})
+
+    def check_models(self, models: Any) -> None:
+        variable = schema.BY_NAME["engine_models"]
+        text = schema.problem_with(variable, models)
+        if text:
+            self.problem("engine_models", text, schema.fix_for(variable))
+            return
+        if self.catalog_models is None:
+            return  # the catalog itself is broken: its problems are reported instead
+        known = sorted(self.catalog_models)
+        for model in models:
+            if model in self.catalog_models:
+                continue
+            close = difflib.get_close_matches(model, known, n=1, cutoff=0.6)
+            hint = "Did you mean '{}'? ".format(close[0]) if close else ""
+            self.problem("engine_models",
+                         "model '{}' is not in the catalog {}".format(model, self.catalog_path),
+                         "{}Use one of: {}; or add the model to the catalog.".format(
+                             hint, ", ".join(known) or "(the catalog is empty)"))
+
+
+def fleet_wide_problems(values_by_host: dict[str, dict], origin: Callable[[str, str], str]
+                        ) -> list[str]:
+    """Variables that name controller-side things must be equal on every host."""
+    problems = []
+    for name in schema.FLEET_WIDE:
+        seen: dict[str, list[str]] = {}
+        for host, values in values_by_host.items():
+            seen.setdefault(repr(values.get(name)), []).append(host)
+        if len(seen) > 1:
+            detail = "; ".join("{} on {}".format(value, ", ".join(sorted(hosts)[:3]) + (
+                " ..." if len(hosts) > 3 else "")) for value, hosts in sorted(seen.items()))
+            first = sorted(values_by_host)[0]
+            problems.append(
+                "key '{}' differs between hosts ({}), file {}: it names one thing on the "
+                "controller for the whole run. Set it once, in group_vars/all.yml".format(
+                    name, detail, origin(first, name)))
+    return problems

@@ -1,0 +1,540 @@
+"""The engine store on the controller: one entry per (platform_id, model, engine options).
+
+    <store>/<platform_id>/<model>/<variant>/TRT_<model>.bin   the engine
+    <store>/<platform_id>/<model>/<variant>/manifest.json     what it is (builder/manifest.py)
+    <store>/index.json                                        build key -> entry, for reports
+    <store>/.quarantine/<when>-<platform_id>-<model>-<variant>/  entries found corrupt, + REASON
+    <store>/.staging/<host>/<model>/                          fetched files before filing
+
+Every path is built from checked components and confined to the store (controller/trust.py).
+Entries are assembled in a temporary directory and renamed into place under an fcntl lock on
+``<store>/.lock``, so a reader sees the old entry or the new one. A stored engine counts as
+cached only once it is verified against its manifest: the size, mtime and inode recorded in
+the index when it was last hashed, and a full sha256 when any of them changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder.spec.catalog import file_sha256
+
+from . import trust
+from .selection import EngineOptions
+
+INDEX_NAME = "index.json"
+INDEX_FORMAT = 2
+MANIFEST_NAME = "manifest.json"
+LOCK_NAME = ".lock"
+STAGING_NAME = ".staging"
+QUARANTINE_NAME = ".quarantine"
+TEMP_PREFIXES = (".index-", ".new-", ".old-")
+REQUIRED_MANIFEST_KEYS = ("model", "platform_id", "build_key", "engine_file", "engine_sha256",
+                          "engine_size", "precision", "workspace_mib", "max_batch")
+# Manifest fields copied into each index entry (the reports read the index alone).
+INDEX_FIELDS = ("build_key", "engine_sha256", "engine_size", "builder_version",
+                "tensorrt_version", "precision", "workspace_mib", "max_batch", "dla_core",
+                "created_utc", "build_seconds", "graph_sha256")
+VERIFY_FIELDS = ("ok", "fps", "median_ms", "verified_utc", "problems")
+PLATFORM_FIELDS = ("module", "soc", "compute_capability", "l4t", "jetpack")
+# Engines made by the JetPack test doubles start with this (tests/jetpack): the index and
+# every report made from it say so.
+SIMULATED_MARK = b"SIMULATED"
+SPACE_MARGIN_BYTES = 16 << 20
+
+
+class StoreError(Exception):
+    """An engine that must not enter the store, or a store that cannot be used; the message
+    says what, where and what to do."""
+
+
+@dataclass(frozen=True)
+class StoreEntry:
+    platform_id: str
+    model: str
+    variant: str
+    build_key: str
+    dir: Path
+    engine_file: str
+    engine_sha256: str
+    engine_size: int
+    manifest: dict = field(compare=False, repr=False)
+
+    @property
+    def engine_path(self) -> Path:
+        return self.dir / self.engine_file
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.dir / MANIFEST_NAME
+
+    @property
+    def relpath(self) -> str:
+        return "{}/{}/{}".format(self.platform_id, self.model, self.variant)
+
+
+def variant_of(manifest: dict) -> str:
+    return EngineOptions(str(manifest["precision"]), int(manifest["workspace_mib"]),
+                         int(manifest["max_batch"]), manifest.get("dla_core")).variant
+
+
+def read_manifest(path: Path, source: str = "the store") -> dict:
+    """A manifest with the keys the store relies on, its names checked (StoreError if not)."""
+    try:
+        manifest = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise StoreError("cannot read manifest {}: {}".format(path, error)) from error
+    if not isinstance(manifest, dict):
+        raise StoreError("manifest {} is not a JSON object".format(path))
+    missing = [key for key in REQUIRED_MANIFEST_KEYS if key not in manifest]
+    if missing:
+        raise StoreError("manifest {} lacks {}".format(path, ", ".join(missing)))
+    try:
+        trust.component(manifest["platform_id"], "platform_id", source)
+        trust.component(manifest["model"], "model", source, trust.MODEL_NAME)
+        trust.component(manifest["engine_file"], "engine_file", source)
+        trust.sha256_text(manifest["engine_sha256"], "engine_sha256", source)
+        trust.component(variant_of(manifest), "engine options", source)
+    except (trust.Untrusted, TypeError, ValueError) as error:
+        raise StoreError("manifest {}: {}".format(path, error)) from error
+    return manifest
+
+
+def _stat_of(path: Path) -> dict:
+    info = os.stat(str(path))
+    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "ino": info.st_ino}
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(str(path), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".index-", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, str(path))
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def is_simulated(engine_path: Path) -> bool:
+    with open(str(engine_path), "rb") as handle:
+        return handle.read(len(SIMULATED_MARK)) == SIMULATED_MARK
+
+
+def no_space_message(where: Path, needed: int) -> str:
+    free = shutil.disk_usage(str(where)).free
+    return ("the controller's engine store {} has {:.0f} MiB free, about {:.0f} MiB are needed "
+            "for this engine: free space on that disk, or set engine_store_dir (group_vars/"
+            "all.yml) to a disk with room".format(where, free / 2**20, needed / 2**20 + 1))
+
+
+class EngineStore:
+    def __init__(self, root: Path | str):
+        self.root = Path(os.path.abspath(str(root)))
+        self._index: dict | None = None
+        self.notes: list[str] = []  # what the store did by itself (repairs), for the run's output
+
+    # -- layout ---------------------------------------------------------------------------
+    def entry_dir(self, platform_id: str, model: str, variant: str) -> Path:
+        source = "the plan"
+        return trust.confined(self.root, trust.component(platform_id, "platform_id", source),
+                              trust.component(model, "model", source, trust.MODEL_NAME),
+                              trust.component(variant, "variant", source))
+
+    def staging_dir(self, host: str) -> Path:
+        return trust.confined(self.root, STAGING_NAME, trust.component(host, "host name",
+                                                                       "the inventory"))
+
+    def _entry_from_manifest(self, directory: Path, manifest: dict) -> StoreEntry:
+        return StoreEntry(manifest["platform_id"], manifest["model"], variant_of(manifest),
+                          manifest["build_key"], directory, manifest["engine_file"],
+                          manifest["engine_sha256"], int(manifest["engine_size"]), manifest)
+
+    def _manifest_dirs(self):
+        """Every <platform_id>/<model>/<variant>/ holding a manifest.json."""
+        if not self.root.is_dir():
+            return
+        for platform_dir in sorted(self.root.iterdir()):
+            if platform_dir.name.startswith(".") or not platform_dir.is_dir():
+                continue
+            for model_dir in sorted(platform_dir.iterdir()):
+                if model_dir.name.startswith(".") or not model_dir.is_dir():
+                    continue
+                for variant_dir in sorted(model_dir.iterdir()):
+                    if (not variant_dir.name.startswith(".") and variant_dir.is_dir()
+                            and (variant_dir / MANIFEST_NAME).is_file()):
+                        yield variant_dir
+
+    # -- locking --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self):
+        """Exclusive lock for a read-compare-write of the store (released on close)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(str(self.root / LOCK_NAME), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            self._index = None  # another process may have changed it
+            yield
+
+    # -- index ----------------------------------------------------------------------------
+    def index(self, *, repair: bool = True) -> dict:
+        """The index; a missing, unreadable or old-format one is rebuilt from the manifests
+        (and written back when ``repair``), with a note saying so."""
+        if self._index is not None:
+            return self._index
+        path = self.root / INDEX_NAME
+        problem = None
+        try:
+            index = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT or \
+                    not isinstance(index.get("entries"), dict):
+                problem = "is not an index of format {}".format(INDEX_FORMAT)
+        except FileNotFoundError:
+            index, problem = None, None if not self.root.is_dir() else "is missing"
+        except (OSError, ValueError) as error:
+            index, problem = None, "is unreadable ({})".format(error)
+        if index is None or problem:
+            if problem and (self._legacy_entries() or self.root.is_dir()):
+                index = self._rebuild(repair, "{} {}".format(path, problem))
+            else:
+                index = {"format": INDEX_FORMAT, "simulated": False, "entries": {}}
+        self._index = index
+        return index
+
+    def _rebuild(self, write: bool, why: str) -> dict:
+        if write:
+            with self.locked():
+                migrated = self.migrate_legacy()
+                index = self.build_index(self._previous_hosts())
+                self._write_index(index)
+            self.notes.append("{}: rebuilt it from the manifests{}".format(
+                why, " after moving {} entries of the old layout".format(len(migrated))
+                if migrated else ""))
+            return index
+        return self.build_index({})
+
+    def _previous_hosts(self) -> dict:
+        """rel -> (build_key, built_on) from the current index, when it can be read."""
+        try:
+            old = json.loads((self.root / INDEX_NAME).read_text(encoding="utf-8"))
+            entries = old.get("entries") or {}
+            return {rel: (e.get("build_key"), e.get("built_on")) for rel, e in entries.items()
+                    if isinstance(e, dict) and e.get("built_on")}
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def index_entry(self, entry: StoreEntry, built_on: str | None) -> dict:
+        manifest = entry.manifest
+        summary = {key: manifest[key] for key in INDEX_FIELDS if key in manifest}
+        verify = manifest.get("verify") or {}
+        summary["verify"] = {key: verify[key] for key in VERIFY_FIELDS if key in verify}
+        platform = manifest.get("platform") or {}
+        summary["platform"] = {key: platform[key] for key in PLATFORM_FIELDS if key in platform}
+        graph = (manifest.get("spec") or {}).get("graph")
+        if graph:
+            summary["graph_file"] = os.path.basename(str(graph))
+        summary.update(platform_id=entry.platform_id, model=entry.model, variant=entry.variant,
+                       engine="{}/{}".format(entry.relpath, entry.engine_file),
+                       stat=_stat_of(entry.engine_path),
+                       simulated=is_simulated(entry.engine_path))
+        if built_on:
+            summary["built_on"] = built_on
+        return summary
+
+    def build_index(self, hosts: dict) -> dict:
+        """The index from every manifest; hosts: rel -> (build_key, built_on) to keep."""
+        entries = {}
+        for directory in self._manifest_dirs():
+            try:
+                entry = self._entry_from_manifest(directory, read_manifest(
+                    directory / MANIFEST_NAME))
+                if not entry.engine_path.is_file():
+                    continue
+            except StoreError as error:
+                self.notes.append("left out of the index: {}".format(error))
+                continue
+            key, host = hosts.get(entry.relpath, (None, None))
+            entries[entry.relpath] = self.index_entry(entry, host if key == entry.build_key
+                                                      else None)
+        return {"format": INDEX_FORMAT,
+                "simulated": any(e["simulated"] for e in entries.values()),
+                "entries": entries}
+
+    def _write_index(self, index: dict) -> bool:
+        text = json.dumps(index, indent=2, sort_keys=True) + "\n"
+        path = self.root / INDEX_NAME
+        with contextlib.suppress(OSError):
+            if path.read_text(encoding="utf-8") == text:
+                self._index = index
+                return False
+        _write_atomic(path, text)
+        self._index = index
+        return True
+
+    # -- lookups --------------------------------------------------------------------------
+    def lookup(self, build_key: str) -> StoreEntry | None:
+        """The entry holding ``build_key`` (not yet verified: see ``verify``), or None."""
+        for rel, summary in self.index()["entries"].items():
+            if summary.get("build_key") != build_key:
+                continue
+            directory = self.root / rel
+            try:
+                manifest = read_manifest(directory / MANIFEST_NAME)
+            except StoreError:
+                return self._entry_from_summary(directory, summary)
+            return self._entry_from_manifest(directory, manifest)
+        return None
+
+    def _entry_from_summary(self, directory: Path, summary: dict) -> StoreEntry:
+        """An entry whose manifest went missing or bad: verify() reports it corrupt."""
+        return StoreEntry(summary["platform_id"], summary["model"], summary["variant"],
+                          summary["build_key"], directory,
+                          os.path.basename(summary.get("engine", "")),
+                          summary.get("engine_sha256", ""), summary.get("engine_size", 0), {})
+
+    def verify(self, entry: StoreEntry) -> str | None:
+        """None when the entry's engine matches its manifest, else why it is corrupt."""
+        if not entry.manifest:
+            return "its manifest {} is missing or unreadable".format(entry.manifest_path)
+        try:
+            current = _stat_of(entry.engine_path)
+        except FileNotFoundError:
+            return "its engine {} is missing".format(entry.engine_path)
+        if current["size"] != entry.engine_size:
+            return "its engine {} has {} bytes, the manifest says {}".format(
+                entry.engine_path, current["size"], entry.engine_size)
+        summary = self.index()["entries"].get(entry.relpath) or {}
+        if summary.get("stat") == current and summary.get("engine_sha256") == entry.engine_sha256:
+            return None  # hashed before, unchanged since (size, mtime, inode)
+        actual = file_sha256(str(entry.engine_path))
+        if actual != entry.engine_sha256:
+            return "its engine {} has sha256 {}, the manifest says {}".format(
+                entry.engine_path, actual, entry.engine_sha256)
+        if summary:
+            summary["stat"] = current
+            self._index_dirty = True
+        return None
+
+    def save_verified_stats(self) -> None:
+        """Write back the stats of engines hashed by ``verify`` (next run: no re-hash)."""
+        if getattr(self, "_index_dirty", False):
+            with self.locked():
+                index = self.index()
+                self._write_index(index)
+            self._index_dirty = False
+
+    # -- changes --------------------------------------------------------------------------
+    def quarantine(self, entry: StoreEntry, reason: str) -> Path:
+        """Move a corrupt entry out of the way (kept for a look, with the reason)."""
+        with self.locked():
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            target = trust.confined(self.root, QUARANTINE_NAME, "{}-{}-{}-{}".format(
+                stamp, entry.platform_id, entry.model, entry.variant))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if entry.dir.is_dir():
+                os.rename(str(entry.dir), str(target))
+            else:
+                target.mkdir()
+            (target / "REASON.txt").write_text("{}\n{}\n".format(entry.relpath, reason))
+            index = self.index(repair=False)
+            index["entries"].pop(entry.relpath, None)
+            self._write_index(index)
+        return target
+
+    def file_engine(self, staged_dir: Path, *, platform_id: str, model: str, variant: str,
+                    build_key: str, built_on: str, max_bytes: int) -> dict:
+        """Bring a fetched engine + manifest into the store (StoreError when refused).
+
+        Everything the device sent is checked against what the plan expects: platform_id,
+        model, variant (its options), build key, the engine's size and sha256.
+        """
+        source = "host {}".format(built_on)
+        manifest_file = staged_dir / MANIFEST_NAME
+        try:
+            trust.regular_file_of_bounded_size(manifest_file, max_bytes, "fetched manifest")
+            manifest = read_manifest(manifest_file, source)
+            engine_file = staged_dir / manifest["engine_file"]
+            size = trust.regular_file_of_bounded_size(engine_file, max_bytes, "fetched engine")
+        except (trust.Untrusted, FileNotFoundError) as error:
+            raise StoreError(str(error)) from error
+        expected = {"platform_id": platform_id, "model": model, "build_key": build_key}
+        for key, value in expected.items():
+            if manifest[key] != value:
+                raise StoreError("{}: its manifest says {} {!r}, the plan expects {!r}: "
+                                 "refused".format(source, key, manifest[key], value))
+        if variant_of(manifest) != variant:
+            raise StoreError("{}: its engine was built with options {}, the plan expects {}: "
+                             "refused".format(source, variant_of(manifest), variant))
+        if size != manifest["engine_size"] or file_sha256(str(engine_file)) != \
+                manifest["engine_sha256"]:
+            raise StoreError("{}: the fetched engine {} does not match its manifest (size or "
+                             "sha256): the transfer is corrupt; the next run builds it "
+                             "again".format(source, engine_file))
+        entry_dir = self.entry_dir(platform_id, model, variant)
+        with self.locked():
+            entry = self._entry_from_manifest(entry_dir, manifest)
+            changed = not self._same_entry(entry)
+            if changed:
+                needed = size + manifest_file.stat().st_size + SPACE_MARGIN_BYTES
+                if shutil.disk_usage(str(self.root)).free < needed:
+                    raise StoreError(no_space_message(self.root, needed))
+                try:
+                    self._install(staged_dir, entry_dir, [entry.engine_file, MANIFEST_NAME])
+                except OSError as error:
+                    if error.errno == errno.ENOSPC:
+                        raise StoreError(no_space_message(self.root, needed)) from error
+                    raise
+            index = self.index(repair=False)
+            previous = index["entries"].get(entry.relpath) or {}
+            host = built_on if changed or not previous.get("built_on") else previous["built_on"]
+            index["entries"][entry.relpath] = self.index_entry(entry, host)
+            index["simulated"] = any(e.get("simulated") for e in index["entries"].values())
+            index_changed = self._write_index(index)
+        return {"changed": changed or index_changed, "path": str(entry_dir),
+                "engine_sha256": manifest["engine_sha256"], "relpath": entry.relpath}
+
+    def _same_entry(self, entry: StoreEntry) -> bool:
+        try:
+            current = read_manifest(entry.manifest_path)
+        except StoreError:
+            return False
+        return (current["build_key"] == entry.build_key
+                and current["engine_sha256"] == entry.engine_sha256
+                and entry.engine_path.is_file()
+                and file_sha256(str(entry.engine_path)) == entry.engine_sha256)
+
+    @staticmethod
+    def _install(staged_dir: Path, entry_dir: Path, names: list[str]) -> None:
+        """Replace entry_dir by a copy of the staged files; readers never see a partial entry."""
+        parent = entry_dir.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        new_dir = Path(tempfile.mkdtemp(prefix=".new-{}-".format(entry_dir.name),
+                                        dir=str(parent)))
+        old_dir = None
+        try:
+            for name in names:
+                target = new_dir / name
+                shutil.copyfile(str(staged_dir / name), str(target))
+                with open(str(target), "rb+") as handle:
+                    os.fsync(handle.fileno())
+                os.chmod(str(target), 0o644)
+            os.chmod(str(new_dir), 0o755)
+            _fsync_dir(new_dir)
+            if entry_dir.is_dir():
+                # rename(2) cannot replace a non-empty directory: move the old one aside first.
+                old_dir = Path(tempfile.mkdtemp(prefix=".old-{}-".format(entry_dir.name),
+                                                dir=str(parent)))
+                os.rename(str(entry_dir), str(old_dir / entry_dir.name))
+            os.rename(str(new_dir), str(entry_dir))
+            new_dir = None
+            _fsync_dir(parent)
+        finally:
+            if new_dir is not None:
+                shutil.rmtree(str(new_dir), ignore_errors=True)
+            if old_dir is not None:
+                shutil.rmtree(str(old_dir), ignore_errors=True)
+
+    # -- the old layout (format 1) --------------------------------------------------------
+    def _legacy_entries(self) -> list[Path]:
+        """<platform_id>/<model>/ directories of the old layout (manifest beside the engine)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(path.parent for path in self.root.glob("*/*/" + MANIFEST_NAME)
+                      if not path.parent.name.startswith(".")
+                      and not path.parent.parent.name.startswith("."))
+
+    def migrate_legacy(self) -> list[str]:
+        """Move every old-layout entry into its variant directory (call under the lock)."""
+        moved = []
+        for model_dir in self._legacy_entries():
+            manifest = read_manifest(model_dir / MANIFEST_NAME)
+            variant_dir = self.entry_dir(manifest["platform_id"], manifest["model"],
+                                         variant_of(manifest))
+            self._install(model_dir, variant_dir, [manifest["engine_file"], MANIFEST_NAME])
+            for name in (manifest["engine_file"], MANIFEST_NAME):
+                with contextlib.suppress(FileNotFoundError):
+                    (model_dir / name).unlink()
+            moved.append("{} -> {}".format(model_dir, variant_dir))
+        return moved
+
+    # -- the store tool -------------------------------------------------------------------
+    def leftovers(self) -> list[Path]:
+        """Staging areas and temporaries that a killed run left behind."""
+        found = []
+        if (self.root / STAGING_NAME).is_dir():
+            found.append(self.root / STAGING_NAME)
+        for path in self.root.rglob(".*"):
+            if path.name.startswith(TEMP_PREFIXES):
+                found.append(path)
+        return sorted(set(found))
+
+    def check(self) -> list[str]:
+        """Every problem of the store (empty: healthy). Reads only."""
+        problems = []
+        if self._legacy_entries():
+            problems.append("{} entries are in the old layout (<platform_id>/<model>/)".format(
+                len(self._legacy_entries())))
+        try:
+            on_disk = json.loads((self.root / INDEX_NAME).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            on_disk = None
+            problems.append("{} is missing".format(self.root / INDEX_NAME))
+        except (OSError, ValueError) as error:
+            on_disk = None
+            problems.append("{} is unreadable: {}".format(self.root / INDEX_NAME, error))
+        fresh = self.build_index({})
+        problems += self.notes
+        self._index = fresh
+        for rel in sorted(fresh["entries"]):
+            entry = self.lookup(fresh["entries"][rel]["build_key"])
+            reason = self.verify(entry) if entry else "unreadable"
+            if reason:
+                problems.append("{}: corrupt: {}".format(rel, reason))
+        if on_disk is not None:
+            listed = set((on_disk.get("entries") or {}) if isinstance(on_disk, dict) else {})
+            for rel in sorted(listed ^ set(fresh["entries"])):
+                problems.append("index.json and the manifests disagree on {}".format(rel))
+        problems += ["left over by an interrupted run: {}".format(p) for p in self.leftovers()]
+        return problems
+
+    def repair(self) -> list[str]:
+        """Quarantine corrupt entries, migrate the old layout, rebuild index.json, remove
+        leftovers. Returns what was done."""
+        done = []
+        with self.locked():
+            done += ["moved {}".format(line) for line in self.migrate_legacy()]
+            for path in self.leftovers():
+                shutil.rmtree(str(path)) if path.is_dir() else path.unlink()
+                done.append("removed {}".format(path))
+            hosts = self._previous_hosts()
+            self._index = self.build_index(hosts)
+        for rel, summary in sorted(self._index["entries"].items()):
+            entry = self.lookup(summary["build_key"])
+            reason = self.verify(entry) if entry else "unreadable"
+            if reason and entry:
+                done.append("quarantined {}: {} ({})".format(rel, reason,
+                                                             self.quarantine(entry, reason)))
+        with self.locked():
+            if self._write_index(self.build_index(hosts)):
+                done.append("rewrote {}".format(self.root / INDEX_NAME))
+        return done
