@@ -8,7 +8,7 @@ import hashlib
 import json
 
 # Bump when the set or the meaning of the fields below changes: every key changes with it.
-KEY_SCHEMA = 1
+KEY_SCHEMA = 2  # 2: input_dims defaults to "auto" (read from the graph)
 
 # ModelSpec fields that change the engine (they become GridAnchor / NMS plugin parameters
 # or the input binding). Not included: name, graph path and engine file name (where

@@ -110,10 +110,17 @@ def run(args):
         warnings.extend(converted.warnings)
         derived = converted.derived  # surgery checked the catalog against the graph
 
+    input_dims = spec.input_dims
+    if input_dims == "auto":
+        if derived is None:
+            raise UserError("model {}: input_dims is 'auto' in the catalog, which the "
+                            "conversion reads from the graph: build without --uff, or set "
+                            "input_dims: [3, HEIGHT, WIDTH] in the catalog".format(spec.name))
+        input_dims = derived["input_dims"]
     engine_path, manifest = build_engine(
         spec, uff_path, out_dir, options=options, facts=facts, adapter=adapter,
         progress=progress, graph_sha256=graph_sha256, uff_sha256=uff_sha256,
-        input_dims=spec.input_dims, derived=derived, timing_cache=args.timing_cache,
+        input_dims=input_dims, derived=derived, timing_cache=args.timing_cache,
         plugin_libraries=args.plugin_library, extra_warnings=warnings)
     if not args.json:
         print("built {} ({} bytes, sha256 {}) in {:.1f} s".format(

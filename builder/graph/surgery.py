@@ -155,11 +155,10 @@ def _compare_with_catalog(spec, derived, nms_inputs, checks):
         checks.disagree("input_order", list(spec.input_order), derived["input_order"],
                         "the graph (NMS inputs {})".format(", ".join(nms_inputs)),
                         auto_fix.format(derived["input_order"]))
-    if list(spec.input_dims) != derived["input_dims"]:
+    if spec.input_dims != "auto" and list(spec.input_dims) != derived["input_dims"]:
         checks.disagree("input_dims", list(spec.input_dims), derived["input_dims"],
-                        "the graph ({}; [3, 300, 300] is the catalog default)".format(
-                            derived["sources"]["input_dims"]),
-                        "Set input_dims: {}".format(derived["input_dims"]))
+                        "the graph ({})".format(derived["sources"]["input_dims"]),
+                        auto_fix.format(derived["input_dims"]))
     if spec.feature_map_shapes is not None and \
             list(spec.feature_map_shapes) != derived["feature_map_shapes"]:
         checks.disagree("feature_map_shapes", list(spec.feature_map_shapes),

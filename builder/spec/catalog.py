@@ -20,13 +20,12 @@ TOP_LEVEL_KEYS = ("version", "models")
 README_HINT = "see models/README.md"
 
 # Model names and engine file names become path components on the device and in the store.
-SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 # PyYAML follows YAML 1.1, where "1e-8" (no dot) is a string, not a float. Accept such
 # strings for float keys so that the catalog behaves as users expect.
 FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
-DEFAULT_INPUT_DIMS = [3, 300, 300]
 DEFAULT_VARIANCE = [0.1, 0.1, 0.2, 0.2]
 
 
@@ -167,6 +166,8 @@ def _check_input_order(value, key):
 
 
 def _check_input_dims(value, key):
+    if value == "auto":
+        return value
     if (
         isinstance(value, list)
         and len(value) == 3
@@ -181,8 +182,9 @@ def _check_input_dims(value, key):
             )
         return list(value)
     raise _Invalid(
-        "expected 3 positive integers [channels, height, width], got {!r}".format(value),
-        "Write e.g. [3, 300, 300]",
+        "expected 'auto' or 3 positive integers [channels, height, width], got {!r}".format(
+            value),
+        "Write 'auto' (the builder reads it from the graph) or e.g. [3, 300, 300]",
     )
 
 
@@ -278,7 +280,7 @@ FIELDS = collections.OrderedDict(
         ("min_size", _Field(_check_scale, None, True)),
         ("max_size", _Field(_check_scale, None, True)),
         ("input_order", _Field(_check_input_order, "auto", False)),
-        ("input_dims", _Field(_check_input_dims, DEFAULT_INPUT_DIMS, False)),
+        ("input_dims", _Field(_check_input_dims, "auto", False)),
         ("aspect_ratios", _Field(_check_aspect_ratios, None, False)),
         ("feature_map_shapes", _Field(_check_feature_map_shapes, None, False)),
         ("variance", _Field(_check_variance, DEFAULT_VARIANCE, False)),
@@ -490,7 +492,8 @@ def _check_name(name, collector):
         return False
     if not SAFE_NAME.match(name):
         collector.add(name, None, "the name may only contain letters, digits, '_', '-', '.' "
-                      "and must not start with '.' (it becomes a directory name). Rename "
+                      "and must not start with '.' or '-' (it becomes a directory name and a "
+                      "command-line argument). Rename "
                       "the model")
         return False
     return True

@@ -47,7 +47,7 @@ def test_key_is_sha256_hex_and_stable(tmp_path):
     assert key(spec(tmp_path, name="m1", engine="TRT_m1.bin", extra="")) == first
     # Pinned value: a change here means every stored engine gets rebuilt. Bump KEY_SCHEMA
     # deliberately when it must change.
-    assert first == "9953e05eade5df909abf3331370d17817550537a9a9423de8b80f009d4d8044a"
+    assert first == "20654ecc80fb9c89562920b09448cd14ab8eb53b0965cdea758d48e2b8e35bce"
 
 
 def test_model_spec_and_its_dict_give_the_same_key(tmp_path):

@@ -432,7 +432,7 @@ def test_check_json_errors(workdir, capsys, own_subcommands):
         (str(path), "m1", "input_order")]
     assert "permutation" in errors[0]["message"]
     assert errors[0]["text"].startswith(str(path))
-    assert captured.err == ""
+    assert captured.err == "error: the check command reported problems (see result)\n"
 
 
 def test_check_no_graphs_option(workdir, capsys, own_subcommands):

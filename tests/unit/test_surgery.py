@@ -236,9 +236,17 @@ def test_catalog_disagreement_stops_with_both_values(tmp_path, override, expecte
     assert len(result.problems) == 1
 
 
-def test_default_input_dims_mismatch_names_the_fix(tmp_path):
+def test_input_dims_auto_by_default_reads_a_256_export(tmp_path):
     path = write_catalog(tmp_path / "models.yml", {"m": catalog_entry("ssd_mobilenet_v2_256")})
-    with pytest.raises(UserError, match=r"Set input_dims: \[3, 256, 256\]"):
+    spec = load_catalog(str(path)).models["m"]
+    assert spec.input_dims == "auto"
+    assert surgery.transform_model(spec).derived["input_dims"] == [3, 256, 256]
+
+
+def test_explicit_input_dims_mismatch_names_the_fix(tmp_path):
+    path = write_catalog(tmp_path / "models.yml", {"m": catalog_entry(
+        "ssd_mobilenet_v2_256", input_dims=[3, 300, 300])})
+    with pytest.raises(UserError, match=r"Change it in the catalog to \[3, 256, 256\]"):
         surgery.transform_model(load_catalog(str(path)).models["m"])
 
 

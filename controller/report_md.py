@@ -5,6 +5,9 @@ Both the Markdown and the HTML report (engine_report_html.py) are built from the
 reads the clock, so the same index.json always gives the same report bytes.
 """
 
+SIMULATED_TEXT = ("these engines were built by a simulated fleet (test doubles of TensorRT): "
+                  "they do not run on a Jetson, and their FPS, latency and build times are "
+                  "emulated")
 VERIFIED = "verified"
 VERIFY_FAILED = "verify failed"
 NOT_VERIFIED = "not verified"
@@ -24,8 +27,10 @@ def verify_status(verify):
 def store_rows(index):
     """One dict per engine of index.json, sorted by platform then model."""
     rows = []
-    for platform_id, models in sorted(((index or {}).get("engines") or {}).items()):
-        for model, entry in sorted(models.items()):
+    entries = (index or {}).get("entries") or {}
+    for _, entry in sorted(entries.items()):
+        if isinstance(entry, dict):
+            platform_id, model = entry.get("platform_id"), entry.get("model")
             verify = entry.get("verify") or {}
             platform = entry.get("platform") or {}
             status, detail = verify_status(verify)
@@ -37,6 +42,7 @@ def store_rows(index):
                 "jetpack": platform.get("jetpack"),
                 "tensorrt": entry.get("tensorrt_version"),
                 "precision": entry.get("precision"),
+                "variant": entry.get("variant"),
                 "status": status,
                 "status_detail": detail,
                 "engine_size": entry.get("engine_size"),
@@ -132,7 +138,7 @@ def _md_cell(text):
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-MD_COLUMNS = ("platform", "model", "status", "precision", "size", "build time", "FPS",
+MD_COLUMNS = ("platform", "model", "status", "variant", "size", "build time", "FPS",
               "latency (median)", "built (UTC)", "built on", "graph")
 
 
@@ -141,7 +147,7 @@ def _md_cells(row):
     platform = "{} ({})".format(row["platform_id"], platform_facts(row)) if platform_facts(
         row) else row["platform_id"]
     graph = "{} `{}`".format(text_or_missing(row["graph_file"]), short_sha(row["graph_sha256"]))
-    return (platform, row["model"], status, text_or_missing(row["precision"]),
+    return (platform, row["model"], status, text_or_missing(row["variant"]),
             format_size(row["engine_size"]), format_duration(row["build_seconds"]),
             format_fps(row["fps"]), format_ms(row["median_ms"]), format_utc(row["created_utc"]),
             text_or_missing(row["built_on"]), graph)
@@ -151,6 +157,8 @@ def engine_store_report(index):
     """Markdown report of the store (platform x model), from index.json's content."""
     rows = store_rows(index)
     lines = ["# TensorRT engines in the store", ""]
+    if (index or {}).get("simulated"):
+        lines += ["> **SIMULATED**: " + SIMULATED_TEXT, ""]
     if not rows:
         return "\n".join(lines + ["The store holds no engine yet.", ""])
     lines += [
@@ -163,7 +171,3 @@ def engine_store_report(index):
     lines += ["| " + " | ".join(_md_cell(c) for c in _md_cells(row)) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
-
-class FilterModule:
-    def filters(self):
-        return {"engine_store_report": engine_store_report}

@@ -8,12 +8,8 @@ the page back without parsing formatted numbers.
 
 import html
 import math
-import os
-import sys
 
-# plugins/filter is on the filter path, not on sys.path: reach the row helpers by path.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from engine_store_report import (  # noqa: E402
+from .report_md import (
     MISSING,
     NOT_VERIFIED,
     VERIFIED,
@@ -42,6 +38,7 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
 h1 { font-size: 22px; margin: 0 0 4px; }
 h2 { font-size: 17px; margin: 28px 0 10px; }
 p.summary { color: #57606a; margin: 0; }
+p.simulated { background: #fff8c5; border: 1px solid #d4a72c; padding: 6px 10px; }
 .wide { overflow-x: auto; background: #fff; border: 1px solid #d0d7de; border-radius: 6px; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { padding: 6px 8px; text-align: left; vertical-align: top; white-space: nowrap; }
@@ -94,9 +91,9 @@ def _cell(css_class, text, value=None, sub=None, title=None):
 
 
 def _model_cell(row):
-    return '<td class="model"{}>{}<span class="sub precision"{}>{}</span></td>'.format(
-        _data_value(row["model"]), esc(row["model"]), _data_value(row["precision"]),
-        esc(text_or_missing(row["precision"])))
+    return '<td class="model"{}>{}<span class="sub variant"{}>{}</span></td>'.format(
+        _data_value(row["model"]), esc(row["model"]), _data_value(row["variant"]),
+        esc(text_or_missing(row["variant"])))
 
 
 def _built_cell(row):
@@ -114,7 +111,7 @@ def _status_cell(row):
         esc(row["status"]), STATUS_CLASS[row["status"]], esc(row["status"]), why)
 
 
-TABLE_HEAD = (("platform", "Platform"), ("model", "Model, precision"), ("status", "Status"),
+TABLE_HEAD = (("platform", "Platform"), ("model", "Model, variant"), ("status", "Status"),
               ("num", "Size"), ("num", "Build time"),
               ("num", "FPS"), ("num", "Latency"), ("built", "Built (UTC) on host"),
               ("graph", "Graph"))
@@ -291,6 +288,10 @@ BUILD_TIME_CHART = {"key": "build_seconds", "caption": "Build time on the device
                     "verified_only": False}
 
 
+SIMULATED_HTML = ('<p class="simulated"><strong>SIMULATED</strong>: {}</p>'.format(
+    esc(SIMULATED_TEXT)))
+
+
 def engine_store_report_html(index):
     """The whole report page (a str) for index.json's content."""
     rows = store_rows(index)
@@ -312,7 +313,7 @@ def engine_store_report_html(index):
         "<title>TensorRT engines in the store</title>",
         "<style>{}</style></head><body>".format(CSS),
         "<h1>TensorRT engines in the store</h1>",
-    ] + body + [
+    ] + ([SIMULATED_HTML] if (index or {}).get("simulated") else []) + body + [
         "<footer>Generated from index.json of the engine store; FPS and latency come from "
         "<code>builder verify</code> on the device that built the engine. {} marks a value "
         "the index does not have.</footer>".format(esc(MISSING)),
@@ -333,7 +334,3 @@ def engine_store_document(index, name):
     return STORE_DOCUMENTS[name](index)
 
 
-class FilterModule:
-    def filters(self):
-        return {"engine_store_report_html": engine_store_report_html,
-                "engine_store_document": engine_store_document}

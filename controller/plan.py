@@ -1,0 +1,197 @@
+"""Who builds what: per host and model, the build key, the store's state, the device's rank.
+
+The host's selection is the unit: each host's models get build keys from that host's own
+options. In platform scope the hosts whose build keys are equal (same platform_id, same engine
+options) share one engine: the first of them (holding it already, then by name) builds in
+round 0, the next takes over in round 1 if that fails, and so on. In device scope a host
+builds its own engine (the store still keeps one entry per build key). A stored engine counts
+as cached only after it is verified against its manifest; a corrupt one is quarantined and
+rebuilt in the same run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from builder import __version__ as BUILDER_VERSION
+
+from . import device as device_checks
+from .keys import engine_build_key
+from .selection import HostSelection
+from .store import EngineStore
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class PlanEntry:
+    model: str
+    build_key: str
+    variant: str
+    engine: str
+    cached: bool
+    on_device: bool
+    rank: int = 0
+    refused: str | None = None       # why this host cannot build it (options, platform)
+    store_problem: str | None = None  # the stored entry was corrupt (quarantined)
+
+
+@dataclass
+class HostPlan:
+    host: str
+    platform_id: str
+    scope: str
+    options: dict
+    models: dict[str, PlanEntry] = field(default_factory=dict)
+
+
+def already_done(entry: dict, scope: str) -> bool:
+    """Nothing to do this run: in the store (device scope: and on the device)."""
+    return entry["cached"] and (scope == "platform" or entry["on_device"])
+
+
+def builder_source_digest() -> str:
+    """sha256 over the builder's sources: names the wheel, so an edit without a version bump
+    still gets a fresh wheel."""
+    digest = hashlib.sha256()
+    paths = sorted((REPO_ROOT / "builder").rglob("*.py")) + [REPO_ROOT / "pyproject.toml"]
+    for path in paths:
+        digest.update(str(path.relative_to(REPO_ROOT)).encode("utf-8") + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+class StoreState:
+    """Verified lookups of the store, once per build key per plan."""
+
+    def __init__(self, store: EngineStore, repair: bool):
+        self.store = store
+        self.repair = repair
+        self.known: dict[str, tuple[bool, str | None]] = {}
+
+    def cached(self, key: str) -> tuple[bool, str | None]:
+        if key not in self.known:
+            entry = self.store.lookup(key)
+            problem = self.store.verify(entry) if entry else None
+            if problem and self.repair:
+                where = self.store.quarantine(entry, problem)
+                problem = "{}; moved to {}".format(problem, where)
+            self.known[key] = (entry is not None and problem is None, problem)
+        return self.known[key]
+
+
+def make_plan(selections: dict[str, HostSelection], devices: dict, catalog: dict,
+              store: EngineStore, *, check_mode: bool) -> dict:
+    """The plan of every host with facts (``devices``: host -> DevicePlatform)."""
+    state = StoreState(store, repair=not check_mode)
+    hosts: dict[str, HostPlan] = {}
+    groups: dict[str, list[str]] = {}  # build key -> platform-scope hosts that want it
+    for host in sorted(devices):
+        device, selection = devices[host], selections[host]
+        refused = device_checks.option_problem(selection, device)
+        if refused is None and not device.supported:
+            refused = device.support_reason or "the builder cannot run on this platform"
+        host_plan = HostPlan(host, device.platform_id, selection.scope,
+                             selection.options.as_dict())
+        for model in selection.models:
+            spec = catalog[model]
+            key = engine_build_key(spec, device.platform_id, selection.options)
+            cached, problem = state.cached(key)
+            work = device.work.get(model) or {}
+            entry = PlanEntry(model, key, selection.options.variant, spec["engine"], cached,
+                              work.get("engine_build_key") == key, refused=refused,
+                              store_problem=problem)
+            host_plan.models[model] = entry
+            if refused is None and selection.scope == "platform":
+                groups.setdefault(key, []).append(host)
+        hosts[host] = host_plan
+    rounds = 1 if hosts else 0
+    for key, candidates in groups.items():
+        model = next(m for m, e in hosts[candidates[0]].models.items() if e.build_key == key)
+        candidates.sort(key=lambda h, m=model: (not hosts[h].models[m].on_device, h))
+        for rank, host in enumerate(candidates):
+            hosts[host].models[model].rank = rank
+        rounds = max(rounds, len(candidates))
+    plan = {
+        "rounds": rounds,
+        "store_dir": str(store.root),
+        "builder_version": BUILDER_VERSION,
+        "builder_digest": builder_source_digest(),
+        "hosts": {host: asdict(host_plan) for host, host_plan in hosts.items()},
+        "notes": list(store.notes),
+    }
+    plan["pending"] = pending_entries(plan)
+    store.save_verified_stats() if not check_mode else None
+    return plan
+
+
+def pending_entries(plan: dict) -> int:
+    """How many entries a build round would act on; 0 on a no-op rerun (no round runs)."""
+    return sum(not (entry["refused"] or already_done(entry, host_plan["scope"]))
+               for host_plan in plan["hosts"].values()
+               for entry in host_plan["models"].values())
+
+
+def round_work(plan: dict, host: str, round_index: int, store: EngineStore,
+               user_errors: set[str]) -> dict:
+    """What ``host`` does in round ``round_index``: {"build": [models], "collect": [models]}.
+
+    collect-only: the device already holds the engine (a previous run built it and could not
+    bring it home). Platform scope skips what the store gained in earlier rounds and the build
+    keys a device already failed with a user error (the input is wrong: another device of the
+    same key would fail the same way).
+    """
+    work: dict[str, list[str]] = {"build": [], "collect": []}
+    host_plan = plan["hosts"].get(host)
+    if host_plan is None:
+        return work
+    for model, entry in sorted(host_plan["models"].items()):
+        if entry["rank"] != round_index or entry["refused"]:
+            continue
+        if host_plan["scope"] == "platform":
+            if entry["build_key"] in user_errors or store.lookup(entry["build_key"]):
+                continue
+        elif already_done(entry, "device"):
+            continue
+        work["collect" if entry["on_device"] else "build"].append(model)
+    return work
+
+
+def round_works(plan: dict, round_index: int, store: EngineStore,
+                outcomes_by_host: dict) -> dict:
+    """{host: work} of the hosts with work in round ``round_index``."""
+    user_errors = {outcome.get("build_key") for outcomes in outcomes_by_host.values()
+                   for outcome in (outcomes or {}).values() if outcome.get("kind") == "user"}
+    works = {}
+    for host in plan["hosts"]:
+        work = round_work(plan, host, round_index, store, user_errors)
+        if work["build"] or work["collect"]:
+            works[host] = work
+    return works
+
+
+def action_of(entry: dict, scope: str) -> str:
+    if entry["refused"]:
+        return "cannot build: {}".format(entry["refused"])
+    if already_done(entry, scope):
+        return "cached in store"
+    prefix = "store entry corrupt ({}), ".format(entry["store_problem"]) \
+        if entry["store_problem"] else ""
+    if entry["on_device"]:
+        return prefix + "on device, collect only"
+    if scope == "platform" and entry["rank"] > 0:
+        return prefix + "fallback builder #{} (if the earlier ones fail)".format(entry["rank"])
+    return prefix + ("build" if scope == "platform" else "build (device scope)")
+
+
+def plan_lines(plan: dict) -> list[str]:
+    """One line per host and model (printed in --check and normal runs)."""
+    lines = []
+    for host, host_plan in sorted(plan["hosts"].items()):
+        for model, entry in sorted(host_plan["models"].items()):
+            lines.append("{:<20} {:<26} {:<38} {:<14} {} (key {})".format(
+                host, model, host_plan["platform_id"], entry["variant"],
+                action_of(entry, host_plan["scope"]), entry["build_key"][:12]))
+    return lines

@@ -1,0 +1,109 @@
+"""The run's summary: one row per host and model (built, collected, cached, shared, failed)."""
+
+from __future__ import annotations
+
+import re
+
+from .plan import already_done
+
+FAILED = "failed"
+# The command module's "delta": H:MM:SS.ffffff
+DELTA = re.compile(r"^(\d+):(\d\d):(\d\d(?:\.\d+)?)$")
+
+
+def readable_delta(delta: object) -> str:
+    """0:00:07.703662 -> 7.7 s, 0:12:34.5 -> 12m34s, 1:02:05 -> 1h02m05s (else as given)."""
+    match = DELTA.match(str(delta))
+    if not match:
+        return str(delta)
+    hours, minutes, seconds = int(match.group(1)), int(match.group(2)), float(match.group(3))
+    if hours:
+        return "{}h{:02d}m{:02d}s".format(hours, minutes, int(seconds))
+    if minutes:
+        return "{}m{:02d}s".format(minutes, int(seconds))
+    return "{:.1f} s".format(seconds)
+
+
+def _planned(entry: dict, scope: str) -> tuple:
+    """(status, detail) of a plan entry before anything ran (check mode)."""
+    if entry["refused"]:
+        return FAILED, entry["refused"]
+    if already_done(entry, scope):
+        return "cached", "in store"
+    corrupt = "store entry corrupt, " if entry["store_problem"] else ""
+    if entry["on_device"]:
+        return "would collect", corrupt + "engine already on the device"
+    if scope == "platform" and entry["rank"] > 0:
+        return "fallback", "builds if #{} fails".format(entry["rank"])
+    return "would build", corrupt.rstrip(", ")
+
+
+class RunFacts:
+    """What the hosts did in this run (their outcome and collect facts)."""
+
+    def __init__(self, outcomes: dict, collected: dict, active: set):
+        self.outcomes = outcomes      # host -> model -> outcome
+        self.collected = collected    # host -> model -> store path
+        self.active = active          # hosts still in the play
+
+    def collector_of(self, build_key: str, plan: dict) -> str | None:
+        for host, models in self.collected.items():
+            for model in models or {}:
+                entry = plan["hosts"].get(host, {}).get("models", {}).get(model)
+                if entry and entry["build_key"] == build_key:
+                    return host
+        return None
+
+    def failed_peer(self, build_key: str) -> str | None:
+        for host, outcomes in self.outcomes.items():
+            for outcome in (outcomes or {}).values():
+                if outcome.get("status") == FAILED and outcome.get("build_key") == build_key:
+                    return host
+        return None
+
+
+def _this_run(host: str, model: str, facts: RunFacts) -> tuple | None:
+    outcome = (facts.outcomes.get(host) or {}).get(model)
+    if not outcome:
+        return None
+    if outcome["status"] == FAILED:
+        return FAILED, "{} ({})".format(outcome["reason"], outcome["kind"])
+    if model not in (facts.collected.get(host) or {}):
+        return FAILED, "built and verified, but not brought into the store (see the " \
+                       "collect step's error above)"
+    status = "built" if outcome["status"] == "built" else "collected"
+    elapsed = outcome.get("elapsed")
+    return status, "in {}".format(readable_delta(elapsed)) if elapsed else ""
+
+
+def _from_elsewhere(host: str, entry: dict, scope: str, facts: RunFacts, plan: dict,
+                    in_store) -> tuple:
+    if already_done(entry, scope):
+        return "cached", "in store"
+    if scope == "platform" and in_store(entry["build_key"]):
+        return "shared", "built by {}".format(facts.collector_of(entry["build_key"], plan)
+                                              or "an earlier run")
+    if host not in facts.active:
+        return FAILED, "host left the run before building (unreachable or failed)", True
+    peer = facts.failed_peer(entry["build_key"])
+    if peer is not None:
+        return FAILED, "not built: it failed on {} (same build key)".format(peer)
+    return FAILED, "not built: no device with this build key succeeded"
+
+
+def summary_rows(plan: dict, facts: RunFacts | None, in_store) -> list[dict]:
+    """One row per planned (host, model). ``facts`` None: nothing ran (check mode, no-op).
+    ``in_store(build_key)``: whether the store holds the key now."""
+    rows = []
+    for host in sorted(plan["hosts"]):
+        host_plan = plan["hosts"][host]
+        for model, entry in sorted(host_plan["models"].items()):
+            if facts is None or entry["refused"]:
+                result = _planned(entry, host_plan["scope"])
+            else:
+                result = _this_run(host, model, facts) or _from_elsewhere(
+                    host, entry, host_plan["scope"], facts, plan, in_store)
+            rows.append({"host": host, "model": model, "platform_id": host_plan["platform_id"],
+                         "variant": entry["variant"], "status": result[0],
+                         "detail": result[1] or "", "host_left": len(result) > 2})
+    return rows
