@@ -26,6 +26,7 @@ $(VENV)/.installed: requirements/dev.txt requirements/controller.txt requirement
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q -r requirements/dev.txt -c requirements/constraints.txt
+	$(VPY) tools/controller_path.py
 	touch $@
 
 venv: $(VENV)/.installed

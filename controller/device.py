@@ -20,6 +20,13 @@ from . import trust
 from .selection import HostSelection
 
 INVENTORY_NAMES = {"dla_core": "engine_dla_core", "workspace_mib": "engine_workspace_mib"}
+# Rough disk needs of a build on the device, to refuse before anything is pushed: the pinned
+# environment once (TensorFlow 1.15 for JetPack 4 installs to ~600 MB, the simulated fleet's
+# TensorFlow 2.15 to ~700 MB: with pip's temporary copies, about 1 GiB), then per model the
+# graph, its transformed copy and UFF (about 3x the graph) and the engine.
+ENV_MIB = 1024
+PER_MODEL_MIB = 64
+GRAPH_COPIES = 3
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,9 @@ class DevicePlatform:
     tensorrt: str | None
     supported: bool
     support_reason: str | None
+    root_dir: str
+    free_mib: int | None
+    env_installed: bool
     # model -> {"graphs": {name: sha256}, "engine_build_key": key or None} of its work dir
     work: dict
 
@@ -44,10 +54,10 @@ def _work_state(host: str, models: dict, engine_names: dict[str, str]) -> dict:
     work = {}
     for model, state in (models or {}).items():
         trust.component(model, "a work directory", source, trust.MODEL_NAME)
-        state = state if isinstance(state, dict) else {}
-        graphs = state.get("graphs") if isinstance(state.get("graphs"), dict) else {}
-        engines = state.get("engines") if isinstance(state.get("engines"), dict) else {}
-        manifest = state.get("manifest") if isinstance(state.get("manifest"), dict) else {}
+        listed = state if isinstance(state, dict) else {}
+        graphs = listed.get("graphs") if isinstance(listed.get("graphs"), dict) else {}
+        engines = listed.get("engines") if isinstance(listed.get("engines"), dict) else {}
+        manifest = listed.get("manifest") if isinstance(listed.get("manifest"), dict) else {}
         engine = engine_names.get(model)
         work[model] = {
             "graphs": {name: digest for name, digest in graphs.items() if isinstance(digest, str)},
@@ -73,12 +83,31 @@ def device_platform(host: str, facts: dict, engine_names: dict[str, str]) -> Dev
         raise trust.Untrusted("{} sent dla_cores {!r} / memory_mib {!r}: not numbers".format(
             source, dla_cores, memory))
     state = facts.get("jetson_state") if isinstance(facts.get("jetson_state"), dict) else {}
+    free = state.get("free_mib")
     return DevicePlatform(
         host=host, platform_id=platform_id, module=str(platform.get("module") or "unknown"),
         memory_mib=memory, dla_cores=dla_cores, tensorrt=platform.get("tensorrt"),
         supported=bool(platform.get("supported", True)),
         support_reason=platform.get("support_reason"),
+        root_dir=str(state.get("root_dir") or "the builder's directory"),
+        free_mib=free if isinstance(free, int) and not isinstance(free, bool) else None,
+        env_installed=isinstance(state.get("env_marker"), dict),
         work=_work_state(host, state.get("models"), engine_names))
+
+
+def disk_problem(device: DevicePlatform, graph_bytes: list[int]) -> str | None:
+    """Why this device has too little disk for builds of graphs of these sizes (or None)."""
+    if device.free_mib is None or not graph_bytes:
+        return None
+    needed = (0 if device.env_installed else ENV_MIB) + sum(
+        PER_MODEL_MIB + GRAPH_COPIES * size // 2**20 for size in graph_bytes)
+    if device.free_mib >= needed:
+        return None
+    return ("device {}: {} has {} MiB free, about {} MiB are needed ({}{} model(s) to build). "
+            "Free space on the device, or set jetson_facts_root_dir and jetson_env_root_dir "
+            "(group_vars or host_vars) to a directory on a larger disk".format(
+                device.host, device.root_dir, device.free_mib, needed,
+                "" if device.env_installed else "the pinned environment, ", len(graph_bytes)))
 
 
 def option_problem(selection: HostSelection, device: DevicePlatform) -> str | None:

@@ -51,7 +51,10 @@ def _no_record(result: dict) -> tuple[str, str]:
         return "oom" if signal == 9 else "bug", "killed by {} (rc {})".format(SIGNALS[signal], rc)
     tail = [line for line in (result.get("stderr") or "").splitlines() if line.strip()]
     last = tail[-1].strip() if tail else "nothing on stderr"
-    return EXIT_KINDS.get(rc, "bug"), "exit {} without a builder record: {}".format(rc, last)
+    # Every ending of the builder writes a record; without one, exit 1 is Python's own for an
+    # uncaught exception before the builder started (a bug, not a TensorRT refusal).
+    kind = "bug" if rc == 1 else EXIT_KINDS.get(rc, "bug")
+    return kind, "exit {} without a builder record: {}".format(rc, last)
 
 
 def _text(value: object) -> str:
@@ -83,7 +86,8 @@ def outcome_of(model: str, build_key: str, result: dict, built: bool) -> BuildOu
                         None, lines, details)
 
 
-def host_outcomes(build_results: list, verify_results: list, host_plan: dict) -> dict:
+def host_outcomes(build_results: list, verify_results: list, host_plan: dict, host: str,
+                  root_dir: str) -> dict:
     """model -> outcome (as a dict) of one host's round, from the registered loop results."""
     outcomes = {}
     for result, built in [(r, True) for r in build_results] + [(r, False)
@@ -94,7 +98,10 @@ def host_outcomes(build_results: list, verify_results: list, host_plan: dict) ->
         entry = host_plan["models"].get(model)
         if entry is None:
             continue
-        outcomes[model] = asdict(outcome_of(model, entry["build_key"], result, built))
+        outcome = outcome_of(model, entry["build_key"], result, built)
+        if outcome.kind == "disk":
+            outcome.reason = disk_advice(host, asdict(outcome), root_dir)
+        outcomes[model] = asdict(outcome)
     return outcomes
 
 

@@ -12,6 +12,7 @@ rebuilt in the same run.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from builder import __version__ as BUILDER_VERSION
 
 from . import device as device_checks
 from .keys import engine_build_key
-from .selection import HostSelection
+from .selection import EngineOptions, HostSelection
 from .store import EngineStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,8 @@ class HostPlan:
     scope: str
     options: dict
     models: dict[str, PlanEntry] = field(default_factory=dict)
+    # Work directories of models the host no longer selects: their graphs are removed.
+    stale_work: list[str] = field(default_factory=list)
 
 
 def already_done(entry: dict, scope: str) -> bool:
@@ -82,6 +85,19 @@ class StoreState:
         return self.known[key]
 
 
+def _disk_refusal(device, selection: HostSelection, catalog: dict, state: StoreState
+                  ) -> str | None:
+    """The device's disk against the builds it may do (what is not cached or on it already)."""
+    sizes = []
+    for model in selection.models:
+        spec = catalog[model]
+        key = engine_build_key(spec, device.platform_id, selection.options)
+        on_device = (device.work.get(model) or {}).get("engine_build_key") == key
+        if not on_device and not (selection.scope == "platform" and state.cached(key)[0]):
+            sizes.append(os.path.getsize(spec["graph"]))
+    return device_checks.disk_problem(device, sizes)
+
+
 def make_plan(selections: dict[str, HostSelection], devices: dict, catalog: dict,
               store: EngineStore, *, check_mode: bool) -> dict:
     """The plan of every host with facts (``devices``: host -> DevicePlatform)."""
@@ -93,8 +109,11 @@ def make_plan(selections: dict[str, HostSelection], devices: dict, catalog: dict
         refused = device_checks.option_problem(selection, device)
         if refused is None and not device.supported:
             refused = device.support_reason or "the builder cannot run on this platform"
+        if refused is None:
+            refused = _disk_refusal(device, selection, catalog, state)
         host_plan = HostPlan(host, device.platform_id, selection.scope,
-                             selection.options.as_dict())
+                             selection.options.as_dict(),
+                             stale_work=sorted(set(device.work) - set(selection.models)))
         for model in selection.models:
             spec = catalog[model]
             key = engine_build_key(spec, device.platform_id, selection.options)
@@ -131,7 +150,8 @@ def pending_entries(plan: dict) -> int:
     """How many entries a build round would act on; 0 on a no-op rerun (no round runs)."""
     return sum(not (entry["refused"] or already_done(entry, host_plan["scope"]))
                for host_plan in plan["hosts"].values()
-               for entry in host_plan["models"].values())
+               for entry in host_plan["models"].values()) + sum(
+        len(host_plan["stale_work"]) for host_plan in plan["hosts"].values())
 
 
 def round_work(plan: dict, host: str, round_index: int, store: EngineStore,
@@ -143,10 +163,12 @@ def round_work(plan: dict, host: str, round_index: int, store: EngineStore,
     keys a device already failed with a user error (the input is wrong: another device of the
     same key would fail the same way).
     """
-    work: dict[str, list[str]] = {"build": [], "collect": []}
+    work: dict[str, list[str]] = {"build": [], "collect": [], "remove": []}
     host_plan = plan["hosts"].get(host)
     if host_plan is None:
         return work
+    if round_index == 0:
+        work["remove"] = list(host_plan["stale_work"])
     for model, entry in sorted(host_plan["models"].items()):
         if entry["rank"] != round_index or entry["refused"]:
             continue
@@ -167,7 +189,7 @@ def round_works(plan: dict, round_index: int, store: EngineStore,
     works = {}
     for host in plan["hosts"]:
         work = round_work(plan, host, round_index, store, user_errors)
-        if work["build"] or work["collect"]:
+        if work["build"] or work["collect"] or work["remove"]:
             works[host] = work
     return works
 
@@ -195,3 +217,8 @@ def plan_lines(plan: dict) -> list[str]:
                 host, model, host_plan["platform_id"], entry["variant"],
                 action_of(entry, host_plan["scope"]), entry["build_key"][:12]))
     return lines
+
+
+def options_args(options: dict) -> list[str]:
+    """The builder's command-line options for a host's engine options."""
+    return EngineOptions(**options).builder_args()

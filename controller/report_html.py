@@ -12,6 +12,7 @@ import math
 from .report_md import (
     MISSING,
     NOT_VERIFIED,
+    SIMULATED_TEXT,
     VERIFIED,
     VERIFY_FAILED,
     engine_store_report,

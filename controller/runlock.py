@@ -51,7 +51,7 @@ def describe(holder: dict) -> str:
         holder.get("command", "?"))
 
 
-def acquire(store_dir: Path, owner_pid: int, command: str, wait_s: int,
+def acquire(store_dir: Path, owner_pid: int, command: str, wait_s: int, *,
             say: Callable[[str], None], clock=time.monotonic, sleep=time.sleep) -> bool:
     """Take the store's run lock for ``owner_pid``; True when newly taken, False when that
     process already holds it. Waits up to ``wait_s`` for another live run (StoreBusy after)."""

@@ -88,7 +88,7 @@ def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def problem_with(variable: Variable, value: Any) -> str | None:
+def problem_with(variable: Variable, value: Any) -> str | None:  # noqa: PLR0911
     """What is wrong with ``value`` for ``variable`` (None when it fits)."""
     if value is None:
         return None if variable.nullable else "it is empty (null)"

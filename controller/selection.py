@@ -169,7 +169,8 @@ class HostChecker:
 
     def check(self) -> HostSelection | None:
         for variable in schema.USER_VARIABLES:
-            if variable.name == "engine_models" or variable.name not in self.values:
+            value = self.values.get(variable.name)
+            if variable.name == "engine_models" or (value is None and variable.type == "path"):
                 continue
             text = schema.problem_with(variable, self.values[variable.name])
             if text:

@@ -154,6 +154,8 @@ class EngineStore:
         self.root = Path(os.path.abspath(str(root)))
         self._index: dict | None = None
         self.notes: list[str] = []  # what the store did by itself (repairs), for the run's output
+        # rel -> (engine sha256, stat) of engines verify() hashed; saved by save_verified_stats
+        self._hashed: dict[str, tuple[str, dict]] = {}
 
     # -- layout ---------------------------------------------------------------------------
     def entry_dir(self, platform_id: str, model: str, variant: str) -> Path:
@@ -243,7 +245,9 @@ class EngineStore:
         except (OSError, ValueError, AttributeError):
             return {}
 
-    def index_entry(self, entry: StoreEntry, built_on: str | None) -> dict:
+    def index_entry(self, entry: StoreEntry, built_on: str | None, *, hashed: bool) -> dict:
+        """The index's summary of an entry. ``hashed``: its engine was just checked against
+        its manifest, so its stat is recorded (later lookups skip the hash while it holds)."""
         manifest = entry.manifest
         summary = {key: manifest[key] for key in INDEX_FIELDS if key in manifest}
         verify = manifest.get("verify") or {}
@@ -255,8 +259,9 @@ class EngineStore:
             summary["graph_file"] = os.path.basename(str(graph))
         summary.update(platform_id=entry.platform_id, model=entry.model, variant=entry.variant,
                        engine="{}/{}".format(entry.relpath, entry.engine_file),
-                       stat=_stat_of(entry.engine_path),
                        simulated=is_simulated(entry.engine_path))
+        if hashed:
+            summary["stat"] = _stat_of(entry.engine_path)
         if built_on:
             summary["built_on"] = built_on
         return summary
@@ -274,8 +279,8 @@ class EngineStore:
                 self.notes.append("left out of the index: {}".format(error))
                 continue
             key, host = hosts.get(entry.relpath, (None, None))
-            entries[entry.relpath] = self.index_entry(entry, host if key == entry.build_key
-                                                      else None)
+            entries[entry.relpath] = self.index_entry(
+                entry, host if key == entry.build_key else None, hashed=False)
         return {"format": INDEX_FORMAT,
                 "simulated": any(e["simulated"] for e in entries.values()),
                 "entries": entries}
@@ -312,8 +317,11 @@ class EngineStore:
                           os.path.basename(summary.get("engine", "")),
                           summary.get("engine_sha256", ""), summary.get("engine_size", 0), {})
 
-    def verify(self, entry: StoreEntry) -> str | None:
-        """None when the entry's engine matches its manifest, else why it is corrupt."""
+    def verify(self, entry: StoreEntry, *, full: bool = False) -> str | None:
+        """None when the entry's engine matches its manifest, else why it is corrupt.
+
+        Without ``full``, an engine whose size, mtime and inode are those recorded when it was
+        last hashed is not hashed again."""
         if not entry.manifest:
             return "its manifest {} is missing or unreadable".format(entry.manifest_path)
         try:
@@ -324,24 +332,28 @@ class EngineStore:
             return "its engine {} has {} bytes, the manifest says {}".format(
                 entry.engine_path, current["size"], entry.engine_size)
         summary = self.index()["entries"].get(entry.relpath) or {}
-        if summary.get("stat") == current and summary.get("engine_sha256") == entry.engine_sha256:
+        if not full and summary.get("stat") == current and \
+                summary.get("engine_sha256") == entry.engine_sha256:
             return None  # hashed before, unchanged since (size, mtime, inode)
         actual = file_sha256(str(entry.engine_path))
         if actual != entry.engine_sha256:
             return "its engine {} has sha256 {}, the manifest says {}".format(
                 entry.engine_path, actual, entry.engine_sha256)
-        if summary:
-            summary["stat"] = current
-            self._index_dirty = True
+        self._hashed[entry.relpath] = (actual, current)
         return None
 
     def save_verified_stats(self) -> None:
-        """Write back the stats of engines hashed by ``verify`` (next run: no re-hash)."""
-        if getattr(self, "_index_dirty", False):
-            with self.locked():
-                index = self.index()
-                self._write_index(index)
-            self._index_dirty = False
+        """Record the stats of engines ``verify`` hashed (the next lookups skip the hash)."""
+        if not self._hashed:
+            return
+        with self.locked():
+            index = self.index()
+            for rel, (digest, current) in self._hashed.items():
+                summary = index["entries"].get(rel)
+                if summary and summary.get("engine_sha256") == digest:
+                    summary["stat"] = current
+            self._write_index(index)
+        self._hashed = {}
 
     # -- changes --------------------------------------------------------------------------
     def quarantine(self, entry: StoreEntry, reason: str) -> Path:
@@ -407,7 +419,7 @@ class EngineStore:
             index = self.index(repair=False)
             previous = index["entries"].get(entry.relpath) or {}
             host = built_on if changed or not previous.get("built_on") else previous["built_on"]
-            index["entries"][entry.relpath] = self.index_entry(entry, host)
+            index["entries"][entry.relpath] = self.index_entry(entry, host, hashed=True)
             index["simulated"] = any(e.get("simulated") for e in index["entries"].values())
             index_changed = self._write_index(index)
         return {"changed": changed or index_changed, "path": str(entry_dir),
@@ -507,7 +519,7 @@ class EngineStore:
         self._index = fresh
         for rel in sorted(fresh["entries"]):
             entry = self.lookup(fresh["entries"][rel]["build_key"])
-            reason = self.verify(entry) if entry else "unreadable"
+            reason = self.verify(entry, full=True) if entry else "unreadable"
             if reason:
                 problems.append("{}: corrupt: {}".format(rel, reason))
         if on_disk is not None:
@@ -530,7 +542,7 @@ class EngineStore:
             self._index = self.build_index(hosts)
         for rel, summary in sorted(self._index["entries"].items()):
             entry = self.lookup(summary["build_key"])
-            reason = self.verify(entry) if entry else "unreadable"
+            reason = self.verify(entry, full=True) if entry else "unreadable"
             if reason and entry:
                 done.append("quarantined {}: {} ({})".format(rel, reason,
                                                              self.quarantine(entry, reason)))

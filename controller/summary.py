@@ -76,7 +76,7 @@ def _this_run(host: str, model: str, facts: RunFacts) -> tuple | None:
     return status, "in {}".format(readable_delta(elapsed)) if elapsed else ""
 
 
-def _from_elsewhere(host: str, entry: dict, scope: str, facts: RunFacts, plan: dict,
+def _from_elsewhere(host: str, entry: dict, scope: str, facts: RunFacts, plan: dict, *,
                     in_store) -> tuple:
     if already_done(entry, scope):
         return "cached", "in store"
@@ -102,7 +102,7 @@ def summary_rows(plan: dict, facts: RunFacts | None, in_store) -> list[dict]:
                 result = _planned(entry, host_plan["scope"])
             else:
                 result = _this_run(host, model, facts) or _from_elsewhere(
-                    host, entry, host_plan["scope"], facts, plan, in_store)
+                    host, entry, host_plan["scope"], facts, plan, in_store=in_store)
             rows.append({"host": host, "model": model, "platform_id": host_plan["platform_id"],
                          "variant": entry["variant"], "status": result[0],
                          "detail": result[1] or "", "host_left": len(result) > 2})

@@ -114,6 +114,9 @@ ansible_facts:
         root_dir:
           description: The inspected root directory.
           type: str
+        free_mib:
+          description: Free MiB on the file system of O(root_dir) (or its nearest existing parent).
+          type: int
         env_marker:
           description:
             - Content of C(<root_dir>/venv/trt-builder-env.json), null when absent or unreadable.
@@ -181,6 +184,14 @@ def model_state(model_dir):
     }
 
 
+def free_mib(path):
+    """Free MiB on the file system that holds ``path`` (or its nearest existing parent)."""
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize // (1024 * 1024)
+
+
 def builder_state(root_dir):
     venv_dir = os.path.join(root_dir, "venv")
     work_dir = os.path.join(root_dir, "work")
@@ -192,6 +203,7 @@ def builder_state(root_dir):
                 models[name] = model_state(model_dir)
     return {
         "root_dir": root_dir,
+        "free_mib": free_mib(root_dir),
         "env_marker": read_json(os.path.join(venv_dir, ENV_MARKER)),
         "builder_version": installed_builder_version(venv_dir),
         "models": models,

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         run(simfleet + ["down", "--dir", fleet_dir])
     print()
-    print(f"Engines and manifests: {STORE_DIR}/<platform_id>/<model>/")
+    print(f"Engines and manifests: {STORE_DIR}/<platform_id>/<model>/<variant>/")
     print(f"Index:                 {STORE_DIR / 'index.json'}")
     print(f"Report:                {STORE_DIR / 'report.md'} and {STORE_DIR / 'report.html'}")
     print(f"ansible-playbook exit code: {status}")

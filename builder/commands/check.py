@@ -3,6 +3,8 @@
 import json
 import sys
 
+from ..errors import UserError
+from ..graph.check import graph_problems, tensorflow_available
 from ..spec.catalog import CatalogError, load_catalog
 
 DEFAULT_CATALOG = "models/models.yml"
@@ -19,7 +21,8 @@ def add_parser(subparsers):
     parser.add_argument("--json", action="store_true",
                         help="print the validated specs (or the errors) as JSON on stdout")
     parser.add_argument("--no-graphs", dest="check_graphs", action="store_false",
-                        help="do not check that graph files exist and match their sha256 pin")
+                        help="do not check that graph files exist and match their sha256 pin, "
+                             "nor what the graphs say against the catalog")
     parser.add_argument("models", nargs="*", metavar="MODEL",
                         help="check only these models (default: all)")
     parser.set_defaults(run=run)
@@ -39,17 +42,36 @@ def catalog_report(path, models=None, check_graphs=True):
     }
 
 
+def graph_report(catalog):
+    """{model: [problem]} of the graphs that disagree with the catalog (what the conversion
+    would refuse on the device), or None when TensorFlow is not installed here."""
+    if not tensorflow_available():
+        return None
+    found = {name: graph_problems(spec) for name, spec in catalog.models.items()}
+    return {name: problems for name, problems in found.items() if problems}
+
+
 def run(args):
     if args.json:
         report = catalog_report(args.catalog, models=args.models or None,
                                 check_graphs=args.check_graphs)
+        if "errors" not in report and args.check_graphs:
+            report["graph_problems"] = graph_report(load_catalog(
+                args.catalog, models=args.models or None))
         _print_json(report)
-        return 2 if "errors" in report else 0
+        return 2 if "errors" in report or report.get("graph_problems") else 0
     catalog = load_catalog(args.catalog, models=args.models or None,
                            check_graphs=args.check_graphs)
+    graphs = graph_report(catalog) if args.check_graphs else {}
+    if graphs:
+        raise UserError("the catalog disagrees with the graph:\n  " + "\n  ".join(
+            problem for problems in graphs.values() for problem in problems))
     for name, spec in catalog.models.items():
         pin = "sha256 pinned" if spec.sha256 else "no sha256 pin"
-        print("OK {}: {} ({}), engine {}".format(name, spec.graph, pin, spec.engine))
+        checked = "graph checked" if graphs is not None else \
+            "graph not checked (no TensorFlow here)"
+        print("OK {}: {} ({}, {}), engine {}".format(name, spec.graph, pin, checked,
+                                                     spec.engine))
     return 0
 
 

@@ -36,16 +36,20 @@ options:
 
 UNREACHABLE = "unreachable"
 FAILED = "failed"
+# A failure of a controller step (run once for the fleet) is the controller's, not the
+# host's it ran "on".
+CONTROLLER = "controller"
+CONTROLLER_ACTIONS = ("engine_preflight", "engine_plan", "engine_round", "engine_report")
 
 
-SUMMARY_COLUMNS = ("HOST", "MODEL", "PLATFORM", "STATUS", "DETAIL")
+SUMMARY_COLUMNS = ("HOST", "MODEL", "PLATFORM", "VARIANT", "STATUS", "DETAIL")
 
 
 def format_table(rows):
     """Aligned text lines: host, model, platform, status, detail (the last one not padded)."""
     cells = [SUMMARY_COLUMNS]
-    cells += [(r["host"], r["model"], r.get("platform_id") or "-", r["status"], r["detail"])
-              for r in rows]
+    cells += [(r["host"], r["model"], r.get("platform_id") or "-", r.get("variant") or "-",
+               r["status"], r["detail"]) for r in rows]
     widths = [max(len(str(line[i])) for line in cells) for i in range(len(SUMMARY_COLUMNS) - 1)]
     return [
         ("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)) + "  "
@@ -147,7 +151,7 @@ def merge_host_problems(rows, unreachable, failures):
     return merged
 
 
-def first_line(text, limit=240):
+def first_line(text, limit=4000):
     """A message on one line (Ansible messages may span several), cut at ``limit``."""
     joined = " ".join(line.strip() for line in str(text or "").splitlines() if line.strip())
     if not joined:
@@ -167,6 +171,7 @@ class CallbackModule(CallbackBase):
         self.failures = {}
         self.play = None
         self.progress = None
+        self.controller_lines = []
 
     def set_options(self, task_keys=None, var_options=None, direct=None):
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
@@ -236,9 +241,13 @@ class CallbackModule(CallbackBase):
         self.progress.task_done(result._host.get_name())
         if ignore_errors:
             return
-        host = result._host.get_name()
+        task = result._task
+        host = CONTROLLER if task.action in CONTROLLER_ACTIONS else result._host.get_name()
+        if host == CONTROLLER:
+            # Every line of it (a preflight lists all its problems), printed after the table.
+            self.controller_lines.extend(str(result._result.get("msg") or "").splitlines())
         self.failures.setdefault(host, "{}: {}".format(
-            result._task.get_name(), first_line(result._result.get("msg"))))
+            task.get_name(), first_line(result._result.get("msg"))))
 
     def v2_playbook_on_stats(self, stats):
         custom = stats.custom.get("_run", {}) if stats.custom else {}
@@ -255,3 +264,7 @@ class CallbackModule(CallbackBase):
         problems = [r for r in merged if r["status"] in (FAILED, UNREACHABLE)]
         self._display.display("{} row(s), {} failed or unreachable".format(
             len(merged), len(problems)))
+        if self.controller_lines:
+            self._display.display("The controller stopped the run:")
+            for line in self.controller_lines:
+                self._display.display("  " + line)

@@ -117,6 +117,8 @@ def playbook(playbook_path: Path, inventories, *args: str, env: dict | None = No
     run_env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
                    ANSIBLE_FORCE_COLOR="0", PYTHONUNBUFFERED="1")
     run_env.update(env or {})
+    # The preflight takes the store's run lock: a store of the test's own, never the repo's.
+    run_env.setdefault("ENGINE_TEST_STORE", tempfile.mkdtemp(prefix="engine-store-"))
     start = time.monotonic()
     result = subprocess.run(argv, cwd=REPO, env=run_env, capture_output=True, text=True,
                             timeout=timeout, check=False)

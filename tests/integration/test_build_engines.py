@@ -8,11 +8,8 @@ its wall time (pytest -s, or in the report on failure).
 
 import hashlib
 import json
-import os
-import subprocess
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -57,110 +54,6 @@ def timed(record, name, run):
     record[name] = round(run.seconds, 1)
     print("scenario {}: {:.1f} s".format(name, run.seconds))
     return run
-
-
-# ---------------------------------------------------------------- the store module alone
-
-def stage(directory, model, payload, platform_id="jetson-nano_l4t32.7.1_trt8.2.1"):
-    """A staged engine + manifest as engine_collect leaves them."""
-    directory.mkdir(parents=True, exist_ok=True)
-    engine_file = "TRT_{}.bin".format(model)
-    (directory / engine_file).write_bytes(payload)
-    manifest = {"model": model, "platform_id": platform_id, "engine_file": engine_file,
-                "engine_sha256": hashlib.sha256(payload).hexdigest(),
-                "engine_size": len(payload),
-                "build_key": hashlib.sha256(payload + b"key").hexdigest()}
-    (directory / "manifest.json").write_text(json.dumps(manifest))
-    return manifest
-
-
-def ansible_localhost(action, args, **env):
-    """Run one module or action plugin on localhost through ansible; (rc, result dict)."""
-    result = subprocess.run(
-        [str(ANSIBLE), "localhost", "-m", action, "-a", json.dumps(args), "-o"],
-        cwd=str(REPO), capture_output=True, text=True, timeout=120, check=False,
-        env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-                 ANSIBLE_CALLBACKS_ENABLED="", **env),
-    )
-    _, _, payload = result.stdout.partition("=> ")
-    return result.returncode, json.loads(payload) if payload.strip() else result.stdout
-
-
-def engine_store(store, staged, model, platform_id="jetson-nano_l4t32.7.1_trt8.2.1"):
-    """Run library/engine_store.py through ansible (the real module code path)."""
-    return ansible_localhost("engine_store", {
-        "store_dir": str(store), "platform_id": platform_id, "model": model,
-        "staged_dir": str(staged)})
-
-
-def engine_store_collect(store, staging, models, platform_id="jetson-nano_l4t32.7.1_trt8.2.1"):
-    """Run the engine_collect role's action plugin (in-process filing) through ansible."""
-    return ansible_localhost(
-        "engine_store_collect",
-        {"store_dir": str(store), "platform_id": platform_id, "staging_dir": str(staging),
-         "models": models},
-        ANSIBLE_ACTION_PLUGINS=str(REPO / "roles" / "engine_collect" / "action_plugins"))
-
-
-def test_store_files_an_engine_once_and_keeps_the_index(tmp_path):
-    store = tmp_path / "engines"
-    manifest = stage(tmp_path / "staged", "m1", b"SIMULATED engine one")
-
-    rc, first = engine_store(store, tmp_path / "staged", "m1")
-    assert rc == 0 and first["changed"] and first["index_changed"], first
-    entry = store / manifest["platform_id"] / "m1"
-    assert sorted(p.name for p in entry.iterdir()) == ["TRT_m1.bin", "manifest.json"]
-    index = json.loads((store / "index.json").read_text())
-    assert index["engines"][manifest["platform_id"]]["m1"]["build_key"] == manifest["build_key"]
-
-    rc, again = engine_store(store, tmp_path / "staged", "m1")
-    assert rc == 0 and not again["changed"], again
-    assert not [p for p in entry.parent.iterdir() if p.name.startswith(".")], "temp dirs left"
-
-
-def test_store_refuses_a_corrupt_or_misfiled_engine(tmp_path):
-    store = tmp_path / "engines"
-    stage(tmp_path / "staged", "m1", b"SIMULATED engine one")
-    (tmp_path / "staged" / "TRT_m1.bin").write_bytes(b"SIMULATED truncated")
-    rc, result = engine_store(store, tmp_path / "staged", "m1")
-    assert rc != 0 and "transfer is corrupt" in result["msg"], result
-
-    stage(tmp_path / "other", "m1", b"SIMULATED engine one")
-    rc, result = engine_store(store, tmp_path / "other", "m1", platform_id="jetson-tx2_x")
-    assert rc != 0 and "refusing to file it under" in result["msg"], result
-    assert not (store / "jetson-tx2_x").exists()
-
-
-def test_collect_files_a_hosts_engines_in_process_and_keeps_a_refused_staging(tmp_path):
-    store, staging = tmp_path / "engines", tmp_path / ".staging-host"
-    stage(staging / "m1", "m1", b"SIMULATED engine one")
-    stage(staging / "m2", "m2", b"SIMULATED engine two")
-    (staging / "m2" / "TRT_m2.bin").write_bytes(b"SIMULATED truncated")
-
-    rc, result = engine_store_collect(store, staging, ["m1", "m2"])
-    assert rc != 0 and "m2: " in result["msg"] and "transfer is corrupt" in result["msg"], result
-    assert list(result["paths"]) == ["m1"], "the good engine is filed all the same"
-    assert (staging / "m2").is_dir(), "a refused engine stays staged for a look"
-
-    stage(staging / "m2", "m2", b"SIMULATED engine two")
-    rc, result = engine_store_collect(store, staging, ["m1", "m2"])
-    assert rc == 0 and result["changed"], result
-    assert sorted(result["paths"]) == ["m1", "m2"]
-    assert not staging.exists(), "staging area cleared once everything is filed"
-    index = json.loads((store / "index.json").read_text())
-    assert sorted(index["engines"]["jetson-nano_l4t32.7.1_trt8.2.1"]) == ["m1", "m2"]
-
-
-def test_store_serializes_concurrent_writers(tmp_path):
-    store = tmp_path / "engines"
-    models = ["m{}".format(i) for i in range(6)]
-    for model in models:
-        stage(tmp_path / model, model, "SIMULATED {}".format(model).encode())
-    with ThreadPoolExecutor(len(models)) as pool:
-        results = list(pool.map(lambda m: engine_store(store, tmp_path / m, m), models))
-    assert all(rc == 0 for rc, _ in results), results
-    index = json.loads((store / "index.json").read_text())
-    assert sorted(index["engines"]["jetson-nano_l4t32.7.1_trt8.2.1"]) == models
 
 
 # ---------------------------------------------------------------- the fleet
@@ -213,13 +106,16 @@ def test_mixed_fleet_end_to_end(fleet, runner, timings):
     assert set(run.rows_by("shared")) == {(h, m) for h in SHARING for m in MODELS}
 
     index = json.loads((runner.store / "index.json").read_text())
+    assert index["format"] == 2 and index["simulated"] is True
     platforms = platform_dirs(runner.store)
     assert len(platforms) == len(BUILDERS)
-    assert sorted(index["engines"]) == platforms
+    entries = {(e["platform_id"], e["model"]): (rel, e) for rel, e in index["entries"].items()}
+    assert sorted({p for p, _ in entries}) == platforms
     for platform_id in platforms:
-        assert sorted(index["engines"][platform_id]) == sorted(MODELS)
         for model in MODELS:
-            entry_dir = runner.store / platform_id / model
+            rel, summary = entries[(platform_id, model)]
+            entry_dir = runner.store / rel
+            assert rel == "{}/{}/{}".format(platform_id, model, summary["variant"])
             assert sorted(p.name for p in entry_dir.iterdir()) == sorted(
                 ["TRT_{}.bin".format(model), "manifest.json"])
             manifest = json.loads((entry_dir / "manifest.json").read_text())
@@ -228,7 +124,7 @@ def test_mixed_fleet_end_to_end(fleet, runner, timings):
             assert manifest["engine_sha256"] == sha256_file(engine)
             assert manifest["verify"], "engine verified on its device before collection"
             assert b"SIMULATED" in engine.read_bytes()[:4096]
-            assert index["engines"][platform_id][model]["build_key"] == manifest["build_key"]
+            assert summary["build_key"] == manifest["build_key"]
     assert not list(runner.store.glob(".staging/*")), "staging area left behind"
     check_reports_match_index(runner.store, index, BUILDERS)
 
@@ -253,7 +149,7 @@ def check_reports_match_index(store, index, builders):
     page = _ReportRows()
     page.feed((store / "report.html").read_text())
     markdown = (store / "report.md").read_text()
-    expected = {(p, m): e for p, models in index["engines"].items() for m, e in models.items()}
+    expected = {(e["platform_id"], e["model"]): e for e in index["entries"].values()}
     assert set(page.rows) == set(expected)
     for (platform_id, model), entry in expected.items():
         row = page.rows[(platform_id, model)]
@@ -277,7 +173,7 @@ def _push_and_verify(fleet, host, engine):
 @pytest.mark.fleet
 def test_engines_load_on_their_platform_only(fleet, runner):
     nano_dir = next(p for p in platform_dirs(runner.store) if p.startswith("jetson-nano"))
-    engine = runner.store / nano_dir / MODELS[0] / "TRT_{}.bin".format(MODELS[0])
+    (engine,) = (runner.store / nano_dir / MODELS[0]).glob("*/TRT_{}.bin".format(MODELS[0]))
 
     # The store's copy (fetched, filed) still loads on its platform ...
     same = _push_and_verify(fleet, "nano-1", engine)

@@ -77,10 +77,10 @@ def test_bad_precision_in_host_vars(sim, tmp_path):
     result = run_preflight(sim, fleet_vars)
     assert result.rc != 0
     assert ("host 'xavier-1', file host_vars/xavier-1.yml "
-            f"({fleet_vars}/host_vars/xavier-1.yml), key 'engine_precision': 'fp8' is not a "
-            "precision. Use fp16") in result.out
+            f"({fleet_vars}/host_vars/xavier-1.yml), key 'engine_precision': 'fp8' is not one of "
+            "fp16, fp32. Use one of: fp16, fp32.") in result.out
     # bool is not an int, and both problems come in one message
-    assert "key 'engine_workspace_mib': True is not an integer >= 16" in result.out
+    assert "key 'engine_workspace_mib': True is not a whole number" in result.out
     assert "Preflight found 2 problem(s), nothing was changed" in result.out
     assert_no_device_touched(sim)
 
@@ -112,5 +112,66 @@ def test_the_product_command_stops_at_preflight(sim, tmp_path):
     result = run_preflight(sim, fleet_vars, playbook_path=PRODUCT_PLAYBOOK)
     assert result.rc != 0
     assert ("file group_vars/all.yml" in result.out
-            and "key 'engine_build_scope': 'everywhere' is not a build scope" in result.out)
+            and "key 'engine_build_scope': 'everywhere' is not one of platform, device"
+            in result.out)
+    assert_no_device_touched(sim)
+
+
+def catalog_with(tmp_path, sim, **changes):
+    """A copy of the fleet's catalog in its own directory, one model, with ``changes``."""
+    catalog_dir = tmp_path / "catalog"
+    catalog_dir.mkdir(exist_ok=True)
+    good = yaml.safe_load(sim.catalog.read_text())
+    spec = dict(good["models"]["ssd_mobilenet_v2_coco"])
+    graph = sim.catalog.parent / spec["graph"]
+    (catalog_dir / "frozen.pb").write_bytes(graph.read_bytes())
+    spec["graph"] = "frozen.pb"
+    spec.pop("sha256", None)
+    name = changes.pop("name", "ssd_mobilenet_v2_coco")
+    spec.update(changes)
+    catalog = catalog_dir / "models.yml"
+    catalog.write_text(yaml.safe_dump({"version": 1, "models": {name: spec}}))
+    return catalog
+
+
+def test_a_graph_that_links_out_of_the_catalog_directory_is_refused(sim, tmp_path):
+    secret = tmp_path / "secret.pb"
+    secret.write_bytes(b"controller secret")
+    secret.chmod(0o600)
+    catalog = catalog_with(tmp_path, sim)
+    (catalog.parent / "frozen.pb").unlink()
+    (catalog.parent / "frozen.pb").symlink_to(secret)
+    result = run_preflight(sim, copy_fleet_vars(tmp_path / "vars"), catalog=catalog)
+    assert result.rc != 0
+    assert "key 'graph'" in result.out and "resolves to {}".format(secret) in result.out
+    assert "engine_graph_allowed_dirs" in result.out
+    assert_no_device_touched(sim)
+
+    # The fix the message gives, followed: the directory allowed explicitly.
+    fleet_vars = copy_fleet_vars(tmp_path / "allowed")
+    edit_yaml(fleet_vars / "group_vars" / "all.yml", engine_graph_allowed_dirs=[str(tmp_path)])
+    allowed = playbook(TEST_PLAYBOOKS / "preflight_only.yml", [sim.inventory, fleet_vars],
+                       env={"ENGINE_TEST_CATALOG": str(catalog)})
+    assert "resolves to" not in allowed.out  # the path check passed (the graph check follows)
+
+
+def test_a_wrong_num_classes_stops_the_run_before_any_device(sim, tmp_path):
+    catalog = catalog_with(tmp_path, sim, num_classes=90)
+    result = run_preflight(sim, copy_fleet_vars(tmp_path / "vars"), catalog=catalog)
+    assert result.rc != 0
+    line = next(n for n, text in enumerate(catalog.read_text().splitlines(), 1)
+                if text.strip().startswith("num_classes:"))
+    assert "{}:{}: model 'ssd_mobilenet_v2_coco': num_classes is 90 in the catalog but 91".format(
+        catalog, line) in result.out
+    assert "Change it in the catalog to 91 (or write 'auto')" in result.out
+    assert_no_device_touched(sim)
+
+
+def test_a_model_named_like_an_option_is_refused(sim, tmp_path):
+    catalog = catalog_with(tmp_path, sim, name="--help")
+    fleet_vars = copy_fleet_vars(tmp_path / "vars")
+    edit_yaml(fleet_vars / "group_vars" / "all.yml", engine_models=["--help"])
+    result = run_preflight(sim, fleet_vars, catalog=catalog)
+    assert result.rc != 0
+    assert "must not start with '.' or '-'" in result.out
     assert_no_device_touched(sim)

@@ -1,19 +1,21 @@
-"""The controller-side plan and build rounds (plugins/filter/engine_plan.py), and the run
-summary reading each host once: pure functions on hand-made facts, no Ansible run."""
-
-import json
+"""The controller's plan (controller/plan.py): per-host selections, build keys, ranks, rounds,
+and the summary made from it: pure functions on hand-made facts, no Ansible run."""
 
 import pytest
 
 from builder.commands.check import catalog_report
-from tests.unit.plugin_files import load
-
-plan_filters = load("plugins/filter/engine_plan.py", "engine_plan")
-summary = load("plugins/filter/engine_report.py", "engine_report_under_test")
+from controller import plan as planning
+from controller import summary
+from controller.device import device_platform
+from controller.selection import EngineOptions, HostSelection
+from controller.store import EngineStore
+from controller.trust import Untrusted
+from tests.unit.store_helpers import file_entry
 
 NANO = "jetson-nano_l4t32.7.1_trt8.2.1"
 TX2 = "jetson-tx2_l4t32.3.1_trt6.0.1"
-OPTIONS = {"precision": "fp16", "workspace_mib": 512, "max_batch": 1, "dla_core": None}
+XAVIER = "jetson-agx-xavier_l4t32.4.4_trt7.1.3"
+FP16 = EngineOptions("fp16", 512, 1, None)
 
 
 @pytest.fixture
@@ -23,108 +25,162 @@ def catalog(tmp_path):
         "  {0}:\n    graph: {0}.pb\n    num_classes: 91\n    min_size: 0.2\n"
         "    max_size: 0.95\n".format(name) for name in ("m1", "m2"))
     (tmp_path / "models.yml").write_text(text)
+    for name in ("m1", "m2"):
+        with open(str(tmp_path / (name + ".pb")), "wb") as graph:
+            graph.truncate(40 << 20)  # a 40 MiB graph (sparse: only its size matters here)
     report = catalog_report(str(tmp_path / "models.yml"), check_graphs=False)
     return {name: dict(spec, sha256=name[-1] * 64) for name, spec in report["models"].items()}
 
 
-class HostVars(dict):
-    """hostvars as a filter sees it; counts how often each host's variables are computed."""
-
-    def __init__(self, hosts):
-        super().__init__(hosts)
-        self.reads = {}
-
-    def __getitem__(self, host):
-        self.reads[host] = self.reads.get(host, 0) + 1
-        return super().__getitem__(host)
+def devices(platforms, supported=True, dla_cores=0, work=None, free_mib=None):
+    return {host: device_platform(host, {
+        "jetson": {"platform_id": platform, "supported": supported, "module": "jetson-x",
+                   "dla_cores": dla_cores, "memory_mib": 8000,
+                   "support_reason": None if supported else "TensorRT 10 has no UFF"},
+        "jetson_state": {"models": (work or {}).get(host, {}), "free_mib": free_mib,
+                         "root_dir": "/opt/trt-builder"}},
+        {"m1": "TRT_m1.bin", "m2": "TRT_m2.bin"}) for host, platform in platforms.items()}
 
 
-def fleet(platforms, supported=True):
-    """hostvars of hosts named by platform: {"nano-1": NANO, ...} -> facts like jetson_facts'."""
-    return HostVars({
-        host: {"ansible_facts": {
-            "jetson": {"platform_id": platform, "supported": supported,
-                       "support_reason": None if supported else "TensorRT 10 has no UFF"},
-            "jetson_state": {"models": {}}}}
-        for host, platform in platforms.items()})
+def selections(hosts, options=FP16, scope="platform", models=("m1", "m2"), **per_host):
+    chosen = {host: HostSelection(host, tuple(models), options, scope) for host in hosts}
+    chosen.update(per_host)
+    return chosen
 
 
-def plan_for(hostvars, catalog, store, scope="platform", models=("m1", "m2")):
-    selections = {host: dict(OPTIONS, models=list(models)) for host in hostvars}
-    requests = plan_filters.engine_plan_requests(selections, hostvars, sorted(hostvars))
-    return plan_filters.engine_plan(requests, catalog, str(store), scope)
+def make(hosts, catalog, store, **kwargs):
+    return planning.make_plan(kwargs.pop("chosen", None) or selections(hosts), hosts, catalog,
+                              EngineStore(store), check_mode=kwargs.pop("check_mode", False))
 
 
-def file_in_store(store, plan, host, model):
-    entry = plan["hosts"][host]["models"][model]
-    target = store / plan["hosts"][host]["platform_id"] / model
-    target.mkdir(parents=True)
-    (target / "manifest.json").write_text(json.dumps({"build_key": entry["build_key"]}))
-
-
-def test_requests_skip_hosts_without_facts_and_carry_the_selection(catalog):
-    hostvars = fleet({"nano-1": NANO})
-    hostvars["nano-2"] = {}  # failed before its facts
-    selections = {host: dict(OPTIONS, models=["m1"]) for host in hostvars}
-    requests = plan_filters.engine_plan_requests(selections, hostvars, ["nano-1", "nano-2"])
-    assert requests == [{"host": "nano-1", "platform_id": NANO, "models": ["m1"],
-                         "options": OPTIONS, "device_models": {}, "unsupported": ""}]
-
-
-def test_platform_scope_ranks_one_builder_per_platform(catalog, tmp_path):
-    hostvars = fleet({"nano-1": NANO, "nano-2": NANO, "nano-3": NANO, "tx2-1": TX2})
-    plan = plan_for(hostvars, catalog, tmp_path)
-    assert plan["rounds"] == 3
-    assert plan["pending"] == 8
-    ranks = {host: plan["hosts"][host]["models"]["m1"]["rank"] for host in hostvars}
+def test_platform_scope_ranks_one_builder_per_build_key(catalog, tmp_path):
+    hosts = devices({"nano-1": NANO, "nano-2": NANO, "nano-3": NANO, "tx2-1": TX2})
+    plan = make(hosts, catalog, tmp_path / "store")
+    assert plan["rounds"] == 3 and plan["pending"] == 8
+    ranks = {host: plan["hosts"][host]["models"]["m1"]["rank"] for host in hosts}
     assert ranks == {"nano-1": 0, "nano-2": 1, "nano-3": 2, "tx2-1": 0}
+    works = planning.round_works(plan, 0, EngineStore(tmp_path / "store"), {})
+    assert works == {host: {"build": ["m1", "m2"], "collect": [], "remove": []}
+                     for host in ("nano-1", "tx2-1")}
 
-    works = plan_filters.engine_round_works(plan, "0", hostvars, sorted(hostvars))
-    assert works == {"nano-1": {"build": ["m1", "m2"], "collect": []},
-                     "tx2-1": {"build": ["m1", "m2"], "collect": []}}
+
+def test_per_host_options_give_their_own_build_keys_and_variants(catalog, tmp_path):
+    """The shipped sample: one Xavier fp32 in device scope, its group fp16 with DLA 0."""
+    hosts = devices({"xavier-agx-01": XAVIER, "xavier-agx-02": XAVIER, "xavier-agx-03": XAVIER},
+                    dla_cores=2)
+    group = EngineOptions("fp16", 2048, 1, 0)
+    own = HostSelection("xavier-agx-02", ("m1",), EngineOptions("fp32", 2048, 1, None),
+                        "device")
+    chosen = selections(hosts, options=group, models=("m1",), **{"xavier-agx-02": own})
+    plan = make(hosts, catalog, tmp_path / "store", chosen=chosen)
+
+    entries = {host: plan["hosts"][host]["models"]["m1"] for host in hosts}
+    assert entries["xavier-agx-01"]["build_key"] == entries["xavier-agx-03"]["build_key"]
+    assert entries["xavier-agx-02"]["build_key"] != entries["xavier-agx-01"]["build_key"]
+    assert entries["xavier-agx-01"]["variant"] == "fp16-dla0-ws2048"
+    assert entries["xavier-agx-02"]["variant"] == "fp32-ws2048"
+    assert [entries[h]["rank"] for h in sorted(hosts)] == [0, 0, 1]
+    works = planning.round_works(plan, 0, EngineStore(tmp_path / "store"), {})
+    assert sorted(works) == ["xavier-agx-01", "xavier-agx-02"]
+
+
+def test_a_rerun_with_verified_engines_has_nothing_pending(catalog, tmp_path):
+    hosts = devices({"nano-1": NANO, "nano-2": NANO})
+    store = tmp_path / "store"
+    plan = make(hosts, catalog, store)
+    for model in ("m1", "m2"):
+        file_entry(store, plan["hosts"]["nano-1"], model)
+    rerun = make(hosts, catalog, store)
+    assert rerun["pending"] == 0
+    rows = summary.summary_rows(rerun, None, lambda key: True)
+    assert {row["status"] for row in rows} == {"cached"}
+    # device scope: in the store is not enough, the engine must also be on the device
+    device = selections(hosts, scope="device")
+    assert make(hosts, catalog, store, chosen=device)["pending"] == 4
+
+
+def test_a_corrupt_stored_engine_is_quarantined_and_rebuilt(catalog, tmp_path):
+    hosts = devices({"nano-1": NANO})
+    store = tmp_path / "store"
+    plan = make(hosts, catalog, store)
+    engine = file_entry(store, plan["hosts"]["nano-1"], "m1")
+    data = bytearray(engine.read_bytes())
+    data[-1] ^= 0xFF
+    engine.write_bytes(bytes(data))
+
+    checked = make(hosts, catalog, store, check_mode=True)  # reads only
+    assert "sha256" in checked["hosts"]["nano-1"]["models"]["m1"]["store_problem"]
+    assert engine.exists()
+    rerun = make(hosts, catalog, store)
+    entry = rerun["hosts"]["nano-1"]["models"]["m1"]
+    assert not entry["cached"] and "moved to" in entry["store_problem"]
+    assert not engine.exists()
+    (quarantined,) = (store / ".quarantine").iterdir()
+    assert "sha256" in (quarantined / "REASON.txt").read_text()
+    assert "store entry corrupt" in planning.action_of(entry, "platform")
 
 
 def test_a_failed_build_goes_to_the_next_device_unless_the_input_was_wrong(catalog, tmp_path):
-    hostvars = fleet({"nano-1": NANO, "nano-2": NANO, "tx2-1": TX2, "tx2-2": TX2})
-    plan = plan_for(hostvars, catalog, tmp_path)
-    for model in ("m1", "m2"):
-        file_in_store(tmp_path, plan, "tx2-1", model)
-    file_in_store(tmp_path, plan, "nano-1", "m1")
-    # nano-1: m2 failed in TensorRT (rc 1): worth another device; a user error (rc 2) is not.
-    hostvars["nano-1"]["engine_build_outcomes"] = {"m2": {"platform_id": NANO, "rc": 1}}
-    assert plan_filters.engine_round_works(plan, 1, hostvars, sorted(hostvars)) == {
-        "nano-2": {"build": ["m2"], "collect": []}}
-    hostvars["nano-1"]["engine_build_outcomes"]["m2"]["rc"] = 2
-    assert plan_filters.engine_round_works(plan, 1, hostvars, sorted(hostvars)) == {}
+    hosts = devices({"nano-1": NANO, "nano-2": NANO})
+    store = EngineStore(tmp_path / "store")
+    plan = make(hosts, catalog, tmp_path / "store")
+    key = plan["hosts"]["nano-1"]["models"]["m2"]["build_key"]
+    file_entry(tmp_path / "store", plan["hosts"]["nano-1"], "m1")
+    failed = {"nano-1": {"m2": {"build_key": key, "kind": "tensorrt", "status": "failed"}}}
+    assert planning.round_works(plan, 1, store, failed) == {
+        "nano-2": {"build": ["m2"], "collect": [], "remove": []}}
+    failed["nano-1"]["m2"]["kind"] = "user"
+    assert planning.round_works(plan, 1, store, failed) == {}
 
 
-def test_rounds_read_each_host_once(catalog, tmp_path):
-    hostvars = fleet({"nano-{}".format(i): NANO for i in range(1, 9)})
-    plan = plan_for(hostvars, catalog, tmp_path)
-    hostvars.reads.clear()
-    plan_filters.engine_round_works(plan, 1, hostvars, sorted(hostvars))
-    assert hostvars.reads == {host: 1 for host in hostvars}
-
-
-def test_a_rerun_with_everything_in_store_has_nothing_pending(catalog, tmp_path):
-    hostvars = fleet({"nano-1": NANO, "nano-2": NANO})
-    plan = plan_for(hostvars, catalog, tmp_path)
-    for model in ("m1", "m2"):
-        file_in_store(tmp_path, plan, "nano-1", model)
-    rerun = plan_for(hostvars, catalog, tmp_path)
-    assert rerun["pending"] == 0
-    # device scope: in the store is not enough, the engine must also be on the device
-    assert plan_for(hostvars, catalog, tmp_path, scope="device")["pending"] == 4
-
-    # Nothing ran: the summary needs no host's variables.
-    hostvars.reads.clear()
-    rows = summary.engine_summary_rows(rerun, hostvars, sorted(hostvars), sorted(hostvars))
-    assert {row["status"] for row in rows} == {"cached"}
-    assert hostvars.reads == {}
+def test_options_a_device_cannot_honour_are_refused_in_the_plan(catalog, tmp_path):
+    hosts = devices({"nano-1": NANO})
+    dla = HostSelection("nano-1", ("m1",), EngineOptions("fp16", 256, 1, 0), "platform",
+                        {"engine_dla_core": "host_vars/nano-1.yml"})
+    plan = make(hosts, catalog, tmp_path, chosen={"nano-1": dla})
+    refused = plan["hosts"]["nano-1"]["models"]["m1"]["refused"]
+    assert refused.startswith("file host_vars/nano-1.yml: engine_dla_core 0: jetson-x has no DLA")
+    assert plan["pending"] == 0
+    big = HostSelection("nano-1", ("m1",), EngineOptions("fp16", 9000, 1, None), "platform")
+    refused = make(hosts, catalog, tmp_path, chosen={"nano-1": big})["hosts"]["nano-1"][
+        "models"]["m1"]["refused"]
+    assert "engine_workspace_mib 9000 is not below the device's memory (8000 MiB" in refused
 
 
 def test_unsupported_platforms_are_never_pending(catalog, tmp_path):
-    plan = plan_for(fleet({"orin-1": "jetson-agx-orin_l4t36.4.3_trt10.3.0"}, supported=False),
-                    catalog, tmp_path)
+    plan = make(devices({"orin-1": "jetson-agx-orin_l4t36.4.3_trt10.3.0"}, supported=False),
+                catalog, tmp_path)
     assert plan["pending"] == 0
-    assert plan["hosts"]["orin-1"]["models"]["m1"]["unsupported"] == "TensorRT 10 has no UFF"
+    assert plan["hosts"]["orin-1"]["models"]["m1"]["refused"] == "TensorRT 10 has no UFF"
+
+
+def test_work_of_models_no_longer_selected_is_removed(catalog, tmp_path):
+    work = {"nano-1": {"old_model": {"graphs": {"old.pb": "a" * 64}, "engines": {}}}}
+    plan = make(devices({"nano-1": NANO}, work=work), catalog, tmp_path)
+    assert plan["hosts"]["nano-1"]["stale_work"] == ["old_model"]
+    assert planning.round_works(plan, 0, EngineStore(tmp_path), {})["nano-1"]["remove"] == [
+        "old_model"]
+
+
+@pytest.mark.parametrize("platform_id", ["../../etc", "/abs", "a/b", "-rf", "", None, "x" * 200])
+def test_a_device_that_lies_about_its_platform_is_refused(platform_id):
+    with pytest.raises(Untrusted, match="host nano-1 sent platform_id"):
+        devices({"nano-1": platform_id})
+
+
+def test_a_device_work_dir_named_like_a_path_is_refused():
+    with pytest.raises(Untrusted, match="work directory"):
+        devices({"nano-1": NANO}, work={"nano-1": {"../escape": {}}})
+
+
+def test_a_device_without_the_disk_for_its_builds_is_refused_before_any_push(catalog, tmp_path):
+    # No environment yet: ~1024 MiB for it, then 64 + 3 x 40 MiB per model.
+    plan = make(devices({"nano-1": NANO}, free_mib=1200), catalog, tmp_path)
+    refused = plan["hosts"]["nano-1"]["models"]["m1"]["refused"]
+    assert refused == (
+        "device nano-1: /opt/trt-builder has 1200 MiB free, about 1392 MiB are needed (the "
+        "pinned environment, 2 model(s) to build). Free space on the device, or set "
+        "jetson_facts_root_dir and jetson_env_root_dir (group_vars or host_vars) to a "
+        "directory on a larger disk")
+    assert plan["pending"] == 0
+    assert make(devices({"nano-1": NANO}, free_mib=1400), catalog, tmp_path)["pending"] == 2

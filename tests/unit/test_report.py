@@ -7,12 +7,12 @@ from html.parser import HTMLParser
 
 import pytest
 
+from controller import report_html
+from controller import report_md as store_report
+from controller import summary as run_summary
 from tests.unit.plugin_files import load
 
-report_html = load("plugins/filter/engine_report_html.py", "engine_report_html")
-store_report = load("plugins/filter/engine_store_report.py", "engine_store_report_under_test")
 summary = load("plugins/callback/engine_summary.py", "engine_summary_callback")
-store = load("library/engine_store.py", "engine_store_module")
 
 NANO = "jetson-nano_l4t32.7.1_trt8.2.1"
 XAVIER = "jetson-agx-xavier_l4t35.4.1_trt8.5.2"
@@ -22,7 +22,7 @@ V1, V2 = "ssd_mobilenet_v1_coco", "ssd_mobilenet_v2_coco"
 def entry(size, seconds, verify, host="nano-1", created="2026-11-25T03:31:31Z", **platform):
     facts = {"module": "jetson-nano", "l4t": "32.7.1", "jetpack": "4.6.1"}
     facts.update(platform)
-    return {
+    return {"variant": "fp16-ws256",
         "build_key": "b" * 64, "engine_sha256": "e" * 64, "engine_size": size,
         "build_seconds": seconds, "created_utc": created, "precision": "fp16",
         "tensorrt_version": "8.2.1.8", "graph_sha256": "93fb612d8dff" + "0" * 52,
@@ -33,7 +33,7 @@ def entry(size, seconds, verify, host="nano-1", created="2026-11-25T03:31:31Z", 
 
 def sample_index():
     """Two platforms x two models: verified, verify failed, not verified (no verify)."""
-    return {"format": 1, "engines": {
+    return as_entries({
         NANO: {
             V1: entry(195403, 3.004, {"ok": True, "fps": 23.93, "median_ms": 41.79}),
             V2: entry(23456789, 754.2, {"ok": False, "fps": 3.1, "median_ms": 320.0,
@@ -46,7 +46,22 @@ def sample_index():
             V2: entry(195755, 61.0, {}, host="xavier-2", module="jetson-agx-xavier",
                       l4t="35.4.1", jetpack="5.1.2"),
         },
-    }}
+    })
+
+
+def entry_of(index, platform_id, model):
+    return next(e for e in index["entries"].values()
+                if (e["platform_id"], e["model"]) == (platform_id, model))
+
+
+def as_entries(by_platform, simulated=False):
+    """An index of format 2 from {platform_id: {model: entry}}."""
+    entries = {}
+    for platform_id, models in by_platform.items():
+        for model, summary_entry in models.items():
+            rel = "{}/{}/{}".format(platform_id, model, summary_entry["variant"])
+            entries[rel] = dict(summary_entry, platform_id=platform_id, model=model)
+    return {"format": 2, "simulated": simulated, "entries": entries}
 
 
 # What a reader must see in each row (formatted by hand, not by the code under test).
@@ -121,12 +136,12 @@ def test_html_rows_carry_every_value_of_the_index_in_the_right_row():
     assert set(reader.rows) == set(EXPECTED)
     for (platform_id, model), expected in EXPECTED.items():
         row = reader.rows[(platform_id, model)]
-        source = index["engines"][platform_id][model]
+        source = entry_of(index, platform_id, model)
         assert row["platform"]["value"] == platform_id
         assert row["platform"]["text"].startswith(platform_id)
         assert "JetPack " + source["platform"]["jetpack"] in row["platform"]["text"]
         assert row["model"]["value"] == model and row["model"]["text"].startswith(model)
-        assert row["precision"]["value"] == "fp16"
+        assert row["variant"]["value"] == "fp16-ws256"
         assert row["size"]["value"] == str(source["engine_size"])
         assert row["build-time"]["value"] == str(source["build_seconds"])
         assert row["built"]["value"] == source["created_utc"]
@@ -143,7 +158,7 @@ def test_html_rows_carry_every_value_of_the_index_in_the_right_row():
 
 def test_html_is_self_contained_and_escapes_text():
     index = sample_index()
-    index["engines"][NANO][V1]["built_on"] = '<img src="http://x/y.png">'
+    entry_of(index, NANO, V1)["built_on"] = '<img src="http://x/y.png">'
     text = report_html.engine_store_report_html(index)
     reader = read_html(text)
 
@@ -172,14 +187,13 @@ def test_html_charts_draw_fps_of_verified_engines_and_every_build_time():
 
 def test_reports_are_identical_for_identical_content():
     index = sample_index()
-    reordered = {"engines": dict(reversed(list(copy.deepcopy(index)["engines"].items()))),
-                 "format": 1}
+    reordered = dict(index, entries=dict(reversed(list(copy.deepcopy(index)["entries"].items()))))
     for name in ("report.md", "report.html"):
         first = report_html.engine_store_document(index, name)
         assert first == report_html.engine_store_document(json.loads(json.dumps(index)), name)
         assert first == report_html.engine_store_document(reordered, name)
     changed = copy.deepcopy(index)
-    changed["engines"][NANO][V1]["verify"]["fps"] = 24.5
+    entry_of(changed, NANO, V1)["verify"]["fps"] = 24.5
     assert report_html.engine_store_document(changed, "report.html") != \
         report_html.engine_store_document(index, "report.html")
 
@@ -210,7 +224,7 @@ def index_host(platform_id):
 
 def test_markdown_escapes_the_table_separator():
     index = sample_index()
-    index["engines"][NANO][V2]["verify"]["problems"] = ["a | b"]
+    entry_of(index, NANO, V2)["verify"]["problems"] = ["a | b"]
     row = next(line for line in store_report.engine_store_report(index).splitlines()
                if line.startswith("| jetson-") and "verify failed" in line)
     assert "a \\| b" in row
@@ -218,7 +232,7 @@ def test_markdown_escapes_the_table_separator():
 
 def test_empty_store_says_so():
     for name in ("report.md", "report.html"):
-        text = report_html.engine_store_document({"format": 1, "engines": {}}, name)
+        text = report_html.engine_store_document({"format": 2, "entries": {}}, name)
         assert "no engine yet" in text
     with pytest.raises(ValueError, match="unknown report 'report.pdf'"):
         report_html.engine_store_document({}, "report.pdf")
@@ -234,53 +248,11 @@ def test_axis_ticks_are_round(largest, step_for, ticks):
     assert report_html.nice_ticks(largest, step_for) == ticks
 
 
-# ---------------------------------------------------------------- index content
-
-def write_manifest(store_dir, platform_id, model, **extra):
-    directory = store_dir / platform_id / model
-    directory.mkdir(parents=True)
-    manifest = {"model": model, "platform_id": platform_id, "build_key": "k-" + model,
-                "engine_file": "TRT_{}.bin".format(model), "engine_sha256": "s",
-                "engine_size": 10, "graph_sha256": "g" * 64,
-                "spec": {"graph": "/opt/trt-builder/work/{}/frozen.pb".format(model)},
-                "platform": {"module": "jetson-nano", "l4t": "32.7.1", "jetpack": "4.6.1",
-                             "memory_mib": 3964},
-                "verify": {"ok": True, "fps": 23.9, "median_ms": 41.8, "detections": [1]}}
-    manifest.update(extra)
-    (directory / "manifest.json").write_text(json.dumps(manifest))
-    return manifest
-
-
-def test_index_entry_carries_what_the_report_shows(tmp_path):
-    write_manifest(tmp_path, NANO, V1)
-    hosts = {(NANO, V1): ("k-" + V1, "nano-1")}
-    found = store.build_index(str(tmp_path), hosts)["engines"][NANO][V1]
-
-    assert found["graph_file"] == "frozen.pb" and found["graph_sha256"] == "g" * 64
-    assert found["platform"] == {"module": "jetson-nano", "l4t": "32.7.1", "jetpack": "4.6.1"}
-    assert found["verify"] == {"ok": True, "fps": 23.9, "median_ms": 41.8}
-    assert found["built_on"] == "nano-1"
-    # A host recorded for another build key is not this engine's builder.
-    stale = {(NANO, V1): ("an older key", "nano-2")}
-    assert "built_on" not in store.build_index(str(tmp_path), stale)["engines"][NANO][V1]
-
-
-def test_host_comes_from_the_staging_layout_only(tmp_path):
-    store_dir = str(tmp_path / "engines")
-    staged = str(tmp_path / "engines" / ".staging" / "nano-1" / V1)
-    assert store.staging_host(store_dir, staged) == "nano-1"
-    assert store.staging_host(store_dir, staged + "/") == "nano-1"
-    assert store.staging_host(store_dir, str(tmp_path / "staged")) is None
-
-
-def test_known_hosts_survive_an_index_rewrite(tmp_path):
-    write_manifest(tmp_path, NANO, V1)
-    index = store.build_index(str(tmp_path), {(NANO, V1): ("k-" + V1, "nano-1")})
-    (tmp_path / "index.json").write_text(json.dumps(index))
-    assert store.known_hosts(store.read_index(str(tmp_path))) == {
-        (NANO, V1): ("k-" + V1, "nano-1")}
-    (tmp_path / "index.json").write_text("{not json")
-    assert store.read_index(str(tmp_path)) == {"engines": {}}
+def test_reports_of_a_simulated_store_say_so():
+    index = dict(sample_index(), simulated=True)
+    for name in ("report.md", "report.html"):
+        assert "SIMULATED" in report_html.engine_store_document(index, name)
+        assert "SIMULATED" not in report_html.engine_store_document(sample_index(), name)
 
 
 # ---------------------------------------------------------------- callback
@@ -334,7 +306,8 @@ def test_progress_lines_keep_their_columns_aligned():
 
 def test_summary_table_is_aligned_and_lists_unreachable_hosts():
     rows = [
-        {"host": "nano-1", "model": V1, "platform_id": NANO, "status": "built",
+        {"host": "nano-1", "model": V1, "platform_id": NANO, "variant": "fp16-ws256",
+         "status": "built",
          "detail": "in 1m20s"},
         {"host": "orin-1", "model": V2, "platform_id": "jetson-agx-orin_l4t36.3.0_trt10.3.0",
          "status": "failed", "detail": "TensorRT 10 has no UFF parser", "host_left": False},
@@ -351,15 +324,15 @@ def test_summary_table_is_aligned_and_lists_unreachable_hosts():
     by_host = {line.split()[0]: line for line in lines[1:]}
     assert set(by_host) == {"nano-1", "orin-1", "tx2-1", "gone-1"}
     for line in lines[1:]:
-        assert line[starts[3]:].split()[0] in ("built", "failed", "unreachable"), line
-        assert line[starts[3] - 2:starts[3]] == "  "
-    assert by_host["orin-1"][starts[4]:] == "TensorRT 10 has no UFF parser"
-    assert by_host["tx2-1"][starts[4]:] == "host unreachable: ssh: timed out"
-    assert by_host["gone-1"][starts[1]:].split()[:3] == ["-", "-", "unreachable"]
+        assert line[starts[4]:].split()[0] in ("built", "failed", "unreachable"), line
+        assert line[starts[4] - 2:starts[4]] == "  "
+    assert by_host["nano-1"][starts[3]:].split()[0] == "fp16-ws256"
+    assert by_host["orin-1"][starts[5]:] == "TensorRT 10 has no UFF parser"
+    assert by_host["tx2-1"][starts[5]:] == "host unreachable: ssh: timed out"
+    assert by_host["gone-1"][starts[1]:].split()[:4] == ["-", "-", "-", "unreachable"]
     assert by_host["gone-1"].endswith("no route")
 
 
-run_summary = load("plugins/filter/engine_report.py", "engine_report_summary")
 
 
 @pytest.mark.parametrize("delta, shown", [

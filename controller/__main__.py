@@ -1,0 +1,80 @@
+"""``python3 -m controller``: the store tool and the schema's generated files.
+
+    python3 -m controller store check DIR    verify every entry, the index, leftovers (exit 1 if
+                                             anything is wrong, each problem on one line)
+    python3 -m controller store repair DIR   quarantine corrupt entries, migrate the old layout,
+                                             rebuild index.json, remove leftovers of killed runs
+    python3 -m controller schema --argument-specs | --readme
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+from . import schema
+from .store import EngineStore
+
+ROLE_INPUTS = {
+    "preflight_catalog_path": {"type": "path", "description": [
+        "The catalog to validate (default C(engine_catalog))."]},
+    "preflight_hosts": {"type": "list", "elements": "str", "description": [
+        "Hosts whose variables are checked (default every play host; respects --limit)."]},
+    "preflight_store_dir": {"type": "path", "description": [
+        "The store whose run lock the run takes (default C(engine_store_dir))."]},
+    "preflight_store_wait_s": {"type": "int", "description": [
+        "How long to wait for another run holding the store (default C(engine_store_wait_s))."]},
+}
+
+
+class _IndentedDumper(yaml.SafeDumper):
+    """Lists indented under their key (what yamllint's default config wants)."""
+
+    def increase_indent(self, flow=False, indentless=False):
+        return super().increase_indent(flow, False)
+
+
+def argument_specs_text() -> str:
+    specs = schema.argument_specs()
+    specs["argument_specs"]["main"]["options"].update(ROLE_INPUTS)
+    header = ("---\n# Generated from controller/schema.py: "
+              "python3 -m controller schema --argument-specs\n")
+    return header + yaml.dump(specs, Dumper=_IndentedDumper, sort_keys=False, width=96)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m controller")
+    commands = parser.add_subparsers(dest="command", required=True)
+    store = commands.add_parser("store", help="check or repair an engine store")
+    store.add_argument("action", choices=("check", "repair"))
+    store.add_argument("dir", help="the store (engine_store_dir, e.g. artifacts/engines)")
+    generated = commands.add_parser("schema", help="print a file generated from the schema")
+    generated.add_argument("--argument-specs", action="store_true")
+    generated.add_argument("--readme", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "schema":
+        sys.stdout.write(argument_specs_text() if args.argument_specs else schema.readme_table())
+        return 0
+    engine_store = EngineStore(args.dir)
+    if not engine_store.root.is_dir():
+        print("error: {} is not a directory".format(engine_store.root), file=sys.stderr)
+        return 2
+    if args.action == "check":
+        problems = engine_store.check()
+        for line in problems:
+            print(line)
+        print("{}: {}".format(engine_store.root, "{} problem(s); run: python3 -m controller "
+                              "store repair {}".format(len(problems), args.dir) if problems
+                              else "healthy"))
+        return 1 if problems else 0
+    done = engine_store.repair()
+    for line in done:
+        print(line)
+    print("{}: repaired ({} action(s))".format(engine_store.root, len(done)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""The one Ansible-facing piece of the package: the base of the controller-side actions.
+
+Each action plugin in plugins/action/ is a few lines: it names its arguments and calls one
+decision of this package. It runs in the controller's Ansible process (no module, no
+interpreter start, no connection). A refusal of the trust boundary, the store or the run lock
+fails the task with its message, never with a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ansible.plugins.action import ActionBase
+
+from .runlock import StoreBusy
+from .store import StoreError
+from .trust import Untrusted
+
+EXPECTED = (StoreError, StoreBusy, Untrusted)
+
+
+class ControllerAction(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    ARGS: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._VALID_ARGS = frozenset(self.ARGS)
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        missing = [name for name in self.ARGS if name not in self._task.args]
+        if missing:
+            result.update(failed=True, msg="missing argument(s): {}".format(", ".join(missing)))
+            return result
+        # Plain Python values (Ansible hands over its own str subclasses, which e.g. YAML
+        # dumpers refuse): the package below never sees an Ansible type.
+        args = json.loads(json.dumps(dict(self._task.args)))
+        try:
+            result.update(self.decide(args, task_vars or {}))
+        except EXPECTED as error:
+            result.update(failed=True, msg=str(error))
+        result.setdefault("changed", False)
+        return result
+
+    @property
+    def check_mode(self) -> bool:
+        return bool(self._task.check_mode)
+
+    def decide(self, args: dict, task_vars: dict) -> dict:
+        raise NotImplementedError

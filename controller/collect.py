@@ -1,0 +1,71 @@
+"""Bringing a device's engines home: what may be fetched, and filing what was fetched.
+
+The device is not trusted: its file listing is checked (plain files, bounded size) before a
+byte is fetched, every fetched file again after, and the store checks the manifest against
+the plan (controller/store.py). The host's staging area is removed on every path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+
+from . import trust
+from .store import MANIFEST_NAME, EngineStore, StoreError
+
+
+def fetchable(found: list, models: list[str], host_plan: dict, max_bytes: int, host: str
+              ) -> tuple[list[dict], dict]:
+    """([{"model", "name", "path"}], {model: why refused}) from ``find`` results per model
+    (ansible.builtin.find over each model's work dir, links not followed)."""
+    allowed, refused = [], {}
+    for result in found:
+        model = result.get("item")
+        if model not in models:
+            continue
+        wanted = {host_plan["models"][model]["engine"], MANIFEST_NAME}
+        files = {Path(str(f.get("path"))).name: f for f in result.get("files") or []}
+        for name in sorted(wanted):
+            info = files.get(name)
+            if info is None:
+                refused[model] = "{} is missing in its work directory on {}".format(name, host)
+            elif info.get("islnk") or not info.get("isreg"):
+                refused[model] = "{} on {} is not a regular file (a link?): refused".format(
+                    name, host)
+            elif int(info.get("size") or 0) > max_bytes:
+                refused[model] = ("{} on {} has {} bytes, above engine_fetch_max_mib ({} "
+                                  "bytes): refused".format(name, host, info.get("size"),
+                                                           max_bytes))
+        if model not in refused:
+            allowed += [{"model": model, "name": name, "path": files[name]["path"]}
+                        for name in sorted(wanted)]
+    return allowed, refused
+
+
+def file_host_engines(store_dir: str, host: str, models: list[str], host_plan: dict, *,
+                      max_bytes: int, check_mode: bool) -> tuple[dict, dict]:
+    """({model: store path}, {model: why refused}); the staging area is gone afterwards."""
+    store = EngineStore(store_dir)
+    staging = store.staging_dir(host)
+    filed, refused = {}, {}
+    try:
+        for model in models:
+            trust.component(model, "model", "the plan", trust.MODEL_NAME)
+            entry = host_plan["models"][model]
+            if check_mode:
+                continue
+            try:
+                result = store.file_engine(
+                    trust.confined(staging, model), platform_id=host_plan["platform_id"],
+                    model=model, variant=entry["variant"], build_key=entry["build_key"],
+                    built_on=host, max_bytes=max_bytes)
+            except StoreError as error:
+                refused[model] = str(error)
+                continue
+            filed[model] = result["path"]
+    finally:
+        shutil.rmtree(str(staging), ignore_errors=True)
+        with contextlib.suppress(OSError):  # the last host out removes .staging itself
+            staging.parent.rmdir()
+    return filed, refused

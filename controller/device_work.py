@@ -1,0 +1,67 @@
+"""What the controller sends to a device for its builds: files, one-model catalogs, commands."""
+
+from __future__ import annotations
+
+import os
+
+import yaml
+
+from .trust import Untrusted
+
+# preflight catalog keys that are not catalog keys: computed on the controller.
+CONTROLLER_ONLY_KEYS = ("name", "pipeline_config_sha256")
+
+
+def device_files(spec: dict) -> dict[str, str]:
+    """Controller path -> device file name of the files a model's build reads."""
+    files = {spec["graph"]: os.path.basename(spec["graph"])}
+    if spec.get("pipeline_config"):
+        files[spec["pipeline_config"]] = os.path.basename(spec["pipeline_config"])
+    if len(set(files.values())) != len(files):
+        raise Untrusted("model {}: graph and pipeline_config have the same file name {!r}; "
+                        "rename one of them in the catalog".format(
+                            spec.get("name"), os.path.basename(spec["graph"])))
+    return files
+
+
+def files_to_push(catalog: dict, models: list[str], work: dict) -> list[dict]:
+    """[{"src", "model", "name"}] of the files the device lacks or holds with other content.
+
+    Graphs are compared by sha256 with what jetson_facts saw in each model's work dir, so an
+    unchanged graph costs no transfer and no remote call. Other files (pipeline configs) are
+    small and left to the copy module's own checksum comparison.
+    """
+    pushes = []
+    for model in models:
+        spec = catalog[model]
+        on_device = (work.get(model) or {}).get("graphs") or {}
+        for src, name in sorted(device_files(spec).items()):
+            if src == spec["graph"] and on_device.get(name) == spec["sha256"]:
+                continue
+            pushes.append({"src": src, "model": model, "name": name})
+    return pushes
+
+
+def device_catalog_text(spec: dict) -> str:
+    """A one-model catalog (YAML) for the device, its paths relative to the model's work dir.
+
+    ``sha256`` (computed on the controller when the catalog had no pin) stays the pin, so the
+    device refuses a graph that was damaged on the way.
+    """
+    entry = {key: value for key, value in spec.items()
+             if key not in CONTROLLER_ONLY_KEYS and value is not None}
+    entry["graph"] = os.path.basename(spec["graph"])
+    if spec.get("pipeline_config"):
+        entry["pipeline_config"] = os.path.basename(spec["pipeline_config"])
+    return yaml.safe_dump({"version": 1, "models": {spec["name"]: entry}}, sort_keys=True)
+
+
+def build_argv(python: str, model: str, catalog_file: str, out_dir: str, *,
+               options_args: list, extra: list) -> list[str]:
+    """The device command of one build; options before ``--``, the model name after it."""
+    return [python, "-m", "builder", "build", "--catalog", catalog_file, "--out", out_dir,
+            "--verify", "--json", *options_args, *extra, "--", model]
+
+
+def verify_argv(python: str, engine_path: str, extra: list) -> list[str]:
+    return [python, "-m", "builder", "verify", "--json", *extra, "--", engine_path]

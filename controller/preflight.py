@@ -1,0 +1,148 @@
+"""The preflight: the catalog, its paths and graphs, and every host's selection, checked on
+the controller before any device is touched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from builder import __version__ as BUILDER_VERSION
+from builder.commands.check import catalog_report
+from builder.spec.catalog import file_sha256, load_catalog
+
+from . import schema, trust
+from .selection import HostChecker, HostSelection, VarOrigin, fleet_wide_problems
+
+GRAPH_CHECK_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "graph-checks"
+
+
+def catalog_line(path: str, model: str, key: str) -> str:
+    """'models.yml:12' of ``key`` of ``model`` in the catalog (the model's line if the key is
+    not written there)."""
+    try:
+        root = yaml.compose(Path(path).read_text())
+        models = next(v for k, v in root.value if k.value == "models")
+        entry = next(v for k, v in models.value if k.value == model)
+        node = next((k for k, _ in entry.value if k.value == key), entry)
+        return "{}:{}".format(path, node.start_mark.line + 1)
+    except (OSError, yaml.YAMLError, StopIteration, AttributeError, TypeError):
+        return path
+
+
+def path_problems(specs: dict, catalog_path: str, allowed_dirs: list[str]) -> list[str]:
+    """Graph and pipeline_config paths must resolve inside the catalog's directory (or a
+    directory the user allowed): a link to a controller secret must not reach the fleet."""
+    roots = [Path(os.path.dirname(catalog_path))] + [Path(d) for d in allowed_dirs]
+    problems = []
+    for name, spec in sorted(specs.items()):
+        for key in ("graph", "pipeline_config"):
+            if not spec.get(key):
+                continue
+            if not trust.inside_any(spec[key], roots):
+                problems.append(
+                    "{}: model '{}', key '{}': {} resolves to {}, outside the catalog's "
+                    "directory {}. Put the file next to the catalog, or name its directory in "
+                    "engine_graph_allowed_dirs (group_vars/all.yml) if it is meant".format(
+                        catalog_line(catalog_path, name, key), name, key, spec[key],
+                        os.path.realpath(spec[key]), roots[0]))
+    return problems
+
+
+def _graph_check_key(spec: dict) -> str:
+    text = json.dumps({"spec": {k: v for k, v in spec.items() if k != "graph"},
+                       "builder": BUILDER_VERSION}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def graph_problems(specs: dict, catalog_path: str, cache_dir: Path = GRAPH_CHECK_CACHE
+                   ) -> tuple[list[str], list[str]]:
+    """(problems, notes) of the graph checks (builder/graph/check.py) of the selected models.
+
+    A graph that passed before (same graph sha256, same spec, same builder) is not checked
+    again: the check imports TensorFlow, which costs seconds.
+    """
+    problems, notes, pending = [], [], []
+    for name, spec in sorted(specs.items()):
+        marker = cache_dir / (_graph_check_key(spec) + ".ok")
+        if not marker.is_file():
+            pending.append((name, spec, marker))
+    if not pending:
+        return problems, notes
+    # Imported here: the check module is cheap, but what it calls imports TensorFlow.
+    from builder.graph.check import (  # noqa: PLC0415
+        graph_problems as check_graph,
+    )
+    from builder.graph.check import (  # noqa: PLC0415
+        tensorflow_available,
+    )
+    if not tensorflow_available():
+        return problems, ["graph checks skipped for {}: TensorFlow is not installed on the "
+                          "controller (pip install -r requirements/controller.txt); the "
+                          "devices check the graphs when they convert them".format(
+                              ", ".join(name for name, _, _ in pending))]
+    catalog = load_catalog(catalog_path, models=[name for name, _, _ in pending])
+    for name, _spec, marker in pending:
+        found = check_graph(catalog.models[name])
+        for text in found:
+            key = next((k for k in ("num_classes", "input_order", "input_dims",
+                                    "feature_map_shapes", "aspect_ratios", "min_size",
+                                    "max_size") if "{} is".format(k) in text), "graph")
+            problems.append("{}: {}".format(catalog_line(catalog_path, name, key), text))
+        if not found:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text("{}\n".format(name))
+    return problems, notes
+
+
+def run_preflight(catalog_path: str, hosts: list[str], hostvars, inventory_sources: list[str],
+                  playbook_dir: str | None) -> dict:
+    """{"problems", "notes", "catalog": {name: spec}, "selections": {host: selection}}."""
+    catalog_path = os.path.realpath(catalog_path)
+    report = catalog_report(catalog_path)
+    problems = [error["text"] for error in report.get("errors", [])]
+    catalog = report.get("models") if not problems else None
+    origin = VarOrigin(inventory_sources, playbook_dir)
+    values_by_host, selections = {}, {}
+    for host in hosts:
+        host_vars = hostvars[host]
+        groups = list(host_vars.get("group_names") or [])
+        # A path the inventory does not set is the role's default (not checked per host).
+        values = {v.name: host_vars.get(v.name, None if v.type == "path" else v.default)
+                  for v in schema.USER_VARIABLES}
+        values_by_host[host] = values
+
+        def where(key, host=host, groups=groups):
+            return origin.find(host, groups, key)
+
+        checker = HostChecker(host, values, where, catalog, catalog_path)
+        selection = checker.check()
+        problems += checker.problems
+        if selection is not None:
+            selections[host] = selection
+    problems += fleet_wide_problems(
+        values_by_host, lambda host, key: origin.find(
+            host, list(hostvars[host].get("group_names") or []), key))
+    notes: list[str] = []
+    exported = {}
+    if catalog is not None and not problems:
+        selected = sorted({m for s in selections.values() for m in s.models})
+        for name in selected:
+            # A pinned sha256 was verified by the builder; an unpinned one is computed here.
+            spec = catalog[name]
+            exported[name] = dict(spec, sha256=spec.get("sha256") or file_sha256(spec["graph"]))
+        first = values_by_host[hosts[0]] if hosts else {}
+        problems += path_problems(exported, catalog_path,
+                                  list(first.get("engine_graph_allowed_dirs") or []))
+        if not problems:
+            found, notes = graph_problems(exported, catalog_path)
+            problems += found
+    return {"problems": problems, "notes": notes, "catalog": exported,
+            "selections": {h: s.as_dict() for h, s in selections.items()}}
+
+
+def selections_from(data: dict) -> dict[str, HostSelection]:
+    return {host: HostSelection.from_dict(item) for host, item in data.items()}

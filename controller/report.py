@@ -1,0 +1,58 @@
+"""The end of a run: summary rows for the callback, the store's reports where they changed."""
+
+from __future__ import annotations
+
+from builder.atomic import write_text
+
+from .report_html import engine_store_document
+from .store import EngineStore
+from .summary import RunFacts, summary_rows
+
+
+def _run_facts(plan: dict, hostvars, hosts: list[str], active: set) -> RunFacts | None:
+    """What the hosts did in this run; None when nothing ran on a device (no round)."""
+    if plan.get("pending", 1) == 0:
+        return None
+    outcomes, collected = {}, {}
+    for host in hosts:
+        if host not in plan["hosts"]:
+            continue
+        values = hostvars[host]
+        outcomes[host] = values.get("engine_build_outcomes") or {}
+        collected[host] = values.get("engine_collect_outcomes") or {}
+        for model, reason in (values.get("engine_collect_refused") or {}).items():
+            outcome = outcomes[host].get(model)
+            if outcome:
+                outcomes[host][model] = dict(outcome, status="failed", kind="store",
+                                             reason="not brought into the store: " + reason)
+    return RunFacts(outcomes, collected, active)
+
+
+def run_report(plan: dict, hostvars, hosts: list[str], active: set, store_dir: str, *,
+               documents: list[str], check_mode: bool) -> tuple[list, list, list]:
+    """(summary rows, report files written, notes)."""
+    rows, written, notes = [], [], []
+    store = EngineStore(store_dir) if store_dir else None
+    if plan:
+        facts = None if check_mode else _run_facts(plan, hostvars, hosts, active)
+        rows = summary_rows(plan, facts, lambda key: store is not None and
+                            store.lookup(key) is not None)
+        for host, reason in sorted((plan.get("refused_hosts") or {}).items()):
+            rows.append({"host": host, "model": "-", "platform_id": None, "variant": "-",
+                         "status": "failed", "detail": "refused: " + reason,
+                         "host_left": False})
+    if store is None or check_mode or not store.root.is_dir():
+        return rows, written, notes
+    index = store.index()
+    notes += store.notes
+    for name in documents:
+        target = store.root / name
+        text = engine_store_document(index, name)
+        try:
+            unchanged = target.read_text(encoding="utf-8") == text
+        except FileNotFoundError:
+            unchanged = False
+        if not unchanged:
+            write_text(str(target), text)
+            written.append(str(target))
+    return rows, written, notes

@@ -1,0 +1,25 @@
+"""Read one device's builder records of this round (controller only): controller/outcome.py."""
+
+from __future__ import annotations
+
+from controller.action import ControllerAction
+from controller.outcome import host_outcomes
+
+
+class ActionModule(ControllerAction):
+    ARGS = ("build_results", "verify_results", "host_plan", "previous")
+
+    def decide(self, args, task_vars):
+        outcomes = dict(args["previous"] or {})
+        facts = task_vars.get("ansible_facts") or {}
+        outcomes.update(host_outcomes(args["build_results"] or [], args["verify_results"] or [],
+                                      args["host_plan"], task_vars["inventory_hostname"],
+                                      str((facts.get("jetson_state") or {}).get("root_dir"))))
+        lines = ["{}: {}{}{}".format(model, o["status"],
+                                     " in " + o["elapsed"] if o["elapsed"] else "",
+                                     ": " + o["reason"] if o["reason"] else "")
+                 for model, o in sorted(outcomes.items())]
+        verified = sorted(model for model, o in outcomes.items()
+                          if o["status"] in ("built", "on_device") and o["verify"] is not None)
+        return {"msg": lines, "verified": verified,
+                "ansible_facts": {"engine_build_outcomes": outcomes}}

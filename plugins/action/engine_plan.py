@@ -1,0 +1,35 @@
+"""The plan (controller only, once per run): see controller/plan.py."""
+
+from __future__ import annotations
+
+from controller import plan, trust
+from controller.action import ControllerAction
+from controller.device import device_platform
+from controller.preflight import selections_from
+from controller.store import EngineStore
+
+
+class ActionModule(ControllerAction):
+    ARGS = ("selections", "catalog", "store_dir", "hosts")
+
+    def decide(self, args, task_vars):
+        hostvars = task_vars["hostvars"]
+        catalog = args["catalog"]
+        engines = {name: spec["engine"] for name, spec in catalog.items()}
+        devices, refused = {}, {}
+        for host in args["hosts"]:
+            facts = hostvars[host].get("ansible_facts") or {}
+            if "jetson" not in facts:
+                continue  # failed before its facts: reported as such
+            try:
+                devices[host] = device_platform(host, facts, engines)
+            except trust.Untrusted as error:
+                refused[host] = str(error)
+        result = plan.make_plan(selections_from(args["selections"]), devices, catalog,
+                                EngineStore(args["store_dir"]), check_mode=self.check_mode)
+        result["refused_hosts"] = refused
+        result["devices"] = {host: device.as_dict() for host, device in devices.items()}
+        lines = plan.plan_lines(result) + ["{}: refused: {}".format(h, r)
+                                           for h, r in sorted(refused.items())]
+        return {"msg": lines + result["notes"], "failed": bool(refused),
+                "ansible_facts": {"engine_plan_result": result}}

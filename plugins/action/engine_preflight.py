@@ -1,0 +1,43 @@
+"""Preflight (controller only): the catalog, its paths and graphs, every host's selection;
+then the store's run lock. See controller/preflight.py."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ansible.errors import AnsibleError
+from ansible.utils.display import Display
+
+try:
+    from controller import preflight, runlock
+    from controller.action import ControllerAction
+except ImportError as error:  # the first plugin of a run: say how to fix the controller
+    raise AnsibleError(
+        "the controller package is not importable ({}): run `make venv` (or `python3 "
+        "tools/controller_path.py`) to put this repository on the path of the Python that "
+        "runs ansible-playbook".format(error)) from error
+
+
+class ActionModule(ControllerAction):
+    ARGS = ("hosts", "catalog_path", "store_dir", "store_wait_s")
+
+    def decide(self, args, task_vars):
+        checked = preflight.run_preflight(
+            args["catalog_path"], list(args["hosts"]), task_vars["hostvars"],
+            task_vars.get("ansible_inventory_sources") or [], task_vars.get("playbook_dir"))
+        problems = checked["problems"]
+        if problems:
+            return {"failed": True, "problems": problems,
+                    "msg": "Preflight found {} problem(s), nothing was changed:\n{}".format(
+                        len(problems), "\n".join(problems))}
+        if not self.check_mode:
+            # The workers' parent is the run's ansible-playbook process: it holds the lock.
+            runlock.acquire(Path(args["store_dir"]), os.getppid(), " ".join(sys.argv),
+                            int(args["store_wait_s"]), say=Display().display)
+        return {"notes": checked["notes"],
+                "msg": "Preflight OK: {} host(s), models {}".format(
+                    len(args["hosts"]), ", ".join(checked["catalog"]) or "(none)"),
+                "ansible_facts": {"preflight_catalog": checked["catalog"],
+                                  "preflight_selections": checked["selections"]}}

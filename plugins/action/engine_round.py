@@ -1,0 +1,48 @@
+"""One build round's work for every device (controller only): see controller/plan.py."""
+
+from __future__ import annotations
+
+from controller import plan
+from controller.action import ControllerAction
+from controller.device_work import build_argv, device_catalog_text, files_to_push, verify_argv
+from controller.store import EngineStore
+
+
+def device_work(work, host_plan, device, catalog, *, root_dir, extra):
+    """The round's work of one device with what its tasks need: files, catalogs, commands."""
+    python = root_dir + "/venv/bin/python"
+    commands = {}
+    for model in work["build"]:
+        catalog_file = "{}/work/{}/catalog.yml".format(root_dir, model)
+        options = plan.options_args(host_plan["options"])
+        commands[model] = {
+            "catalog_text": device_catalog_text(catalog[model]),
+            "catalog_file": catalog_file,
+            "argv": build_argv(python, model, catalog_file, "{}/work/{}".format(root_dir, model),
+                               options_args=options, extra=extra)}
+    verifies = {model: verify_argv(python, "{}/work/{}/{}".format(
+        root_dir, model, host_plan["models"][model]["engine"]), extra)
+        for model in work["collect"]}
+    return dict(work, root_dir=root_dir, commands=commands, verifies=verifies,
+                push=files_to_push(catalog, work["build"], device["work"]))
+
+
+class ActionModule(ControllerAction):
+    ARGS = ("plan", "round", "catalog", "hosts", "cudart")
+
+    def decide(self, args, task_vars):
+        hostvars = task_vars["hostvars"]
+        the_plan = args["plan"]
+        outcomes = {host: hostvars[host].get("engine_build_outcomes") or {}
+                    for host in args["hosts"] if host in the_plan["hosts"]}
+        works = plan.round_works(the_plan, int(args["round"]), EngineStore(the_plan["store_dir"]),
+                                 outcomes)
+        extra = ["--cudart", args["cudart"]] if args["cudart"] else []
+        detailed = {}
+        for host, work in works.items():
+            root_dir = hostvars[host]["ansible_facts"]["jetson_state"]["root_dir"]
+            detailed[host] = device_work(work, the_plan["hosts"][host],
+                                         the_plan["devices"][host], args["catalog"],
+                                         root_dir=root_dir, extra=extra)
+        return {"ansible_facts": {"engine_round": int(args["round"]),
+                                  "engine_round_work": detailed}}

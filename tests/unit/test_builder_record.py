@@ -1,0 +1,96 @@
+"""Every builder command ends with one JSON record (builder/cli.py): status, kind, message,
+TensorRT's lines; the exit code is decided there. One test per kind of failure."""
+
+import json
+import sys
+import types
+
+import pytest
+
+from builder import cli
+from builder.errors import DiskSpaceError, UserError, VerifyFailed
+from builder.trt.adapter import TensorRTFailure
+from controller.outcome import outcome_of
+
+
+def fake_command(monkeypatch, raises=None, prints=None):
+    """A 'fake' subcommand (this test's own), ending as told."""
+    module = types.ModuleType("builder.commands.fake_for_test")
+
+    def run(args):
+        if prints is not None:
+            print(json.dumps(prints))
+        if raises is not None:
+            raise raises
+        return 0
+
+    def add_parser(subparsers):
+        parser = subparsers.add_parser("fake")
+        parser.add_argument("--json", action="store_true")
+        parser.set_defaults(run=run)
+
+    module.add_parser, module.run = add_parser, run
+    monkeypatch.setitem(sys.modules, "builder.commands.fake_for_test", module)
+    monkeypatch.setattr(cli, "SUBCOMMANDS", (("fake", "commands.fake_for_test"),))
+
+
+@pytest.mark.parametrize("error, kind, code", [
+    (None, None, 0),
+    (UserError("catalog.yml: key 'x': bad. Fix it"), "user", 2),
+    (DiskSpaceError("no room in /opt", "/opt", 10, 20), "disk", 3),
+    (TensorRTFailure("TensorRT could not build", ["[TRT] [E] 4: invalid graph"]), "tensorrt", 1),
+    (TensorRTFailure("TensorRT could not build", ["Error Code 1: Cuda Runtime (out of memory)"]),
+     "oom", 4),
+    (VerifyFailed("insane output: no detection"), "verify", 1),
+    (MemoryError(), "oom", 4),
+    (OSError(28, "No space left on device", "/opt/x"), "disk", 3),
+    (ZeroDivisionError("division by zero"), "bug", 70),
+])
+def test_one_record_for_every_ending(monkeypatch, capsys, error, kind, code):
+    fake_command(monkeypatch, raises=error, prints={"partial": True})
+    assert cli.main(["fake", "--json"]) == code
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)
+    assert record["record"] == 1 and record["command"] == "fake"
+    assert record["status"] == ("ok" if error is None else "failed")
+    assert record["kind"] == kind
+    assert record["result"] == {"partial": True}
+    if kind == "bug":
+        assert "ZeroDivisionError: division by zero" in record["message"]
+        assert "Traceback" in captured.err  # for the bug report, on stderr only
+    if isinstance(error, TensorRTFailure):
+        assert record["tensorrt_lines"] == error.lines
+    if kind == "disk" and isinstance(error, DiskSpaceError):
+        assert record["details"] == {"directory": "/opt", "free_bytes": 10, "needed_bytes": 20}
+
+
+def test_the_controller_reads_the_record_not_stderr():
+    record = {"record": 1, "status": "failed", "kind": "tensorrt", "message": "could not build",
+              "tensorrt_lines": ["[TRT] [E] bad"], "details": {}, "result": None}
+    result = {"rc": 1, "stdout": json.dumps(record), "stderr": "error: something else",
+              "item": "m1", "delta": "0:00:01.5"}
+    outcome = outcome_of("m1", "k" * 64, result, built=True)
+    assert (outcome.status, outcome.kind, outcome.reason) == ("failed", "tensorrt",
+                                                              "could not build")
+    crashed = outcome_of("m1", "k", {"rc": 1, "stdout": "",
+                                     "stderr": "Traceback ...\nKeyError: 'x'"}, built=True)
+    assert crashed.kind == "bug" and "KeyError: 'x'" in crashed.reason
+    killed = outcome_of("m1", "k", {"rc": -9, "stdout": "", "stderr": ""}, built=True)
+    assert killed.kind == "oom" and "SIGKILL" in killed.reason
+
+
+def test_a_full_device_disk_names_the_device_the_directory_the_figures_and_the_fix():
+    from controller.outcome import host_outcomes  # noqa: PLC0415
+
+    record = {"record": 1, "status": "failed", "kind": "disk", "message": "no room",
+              "tensorrt_lines": [], "result": None,
+              "details": {"directory": "/opt/trt-builder/work/m1", "free_bytes": 5 << 20,
+                          "needed_bytes": 300 << 20}}
+    results = [{"item": "m1", "rc": 3, "stdout": json.dumps(record), "delta": "0:00:02"}]
+    plan = {"models": {"m1": {"build_key": "k" * 64}}}
+    outcome = host_outcomes(results, [], plan, "nano-1", "/opt/trt-builder")["m1"]
+    assert outcome["kind"] == "disk"
+    assert outcome["reason"] == (
+        "device nano-1: not enough disk space in /opt/trt-builder/work/m1 (5 MiB free, about "
+        "300 MiB needed). Free space on the device, or set jetson_facts_root_dir and "
+        "jetson_env_root_dir (group_vars) to a larger disk")
