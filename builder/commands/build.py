@@ -9,6 +9,7 @@ import sys
 from ..commands import verify as cmd_verify
 from ..commands.check import DEFAULT_CATALOG
 from ..errors import UserError, VerifyFailed
+from ..graph.check import graph_input_dims
 from ..manifest import manifest_path, read_manifest
 from ..platform.detect import detect_platform
 from ..spec.catalog import file_sha256
@@ -112,11 +113,8 @@ def run(args):
 
     input_dims = spec.input_dims
     if input_dims == "auto":
-        if derived is None:
-            raise UserError("model {}: input_dims is 'auto' in the catalog, which the "
-                            "conversion reads from the graph: build without --uff, or set "
-                            "input_dims: [3, HEIGHT, WIDTH] in the catalog".format(spec.name))
-        input_dims = derived["input_dims"]
+        # From the conversion, or (built from a given .uff) read from the graph itself.
+        input_dims = derived["input_dims"] if derived is not None else graph_input_dims(spec)
     engine_path, manifest = build_engine(
         spec, uff_path, out_dir, options=options, facts=facts, adapter=adapter,
         progress=progress, graph_sha256=graph_sha256, uff_sha256=uff_sha256,

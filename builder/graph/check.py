@@ -25,3 +25,11 @@ def tensorflow_available():
     except ImportError:
         return False
     return True
+
+
+def graph_input_dims(spec):
+    """[3, H, W] of the graph's image input (imports TensorFlow)."""
+    from . import ssd  # noqa: PLC0415
+    from .tfcompat import read_graph_def  # noqa: PLC0415 (imports TensorFlow)
+
+    return list(ssd.analyze(read_graph_def(spec.graph), spec.graph).input_dims)

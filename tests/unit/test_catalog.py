@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from builder import cli
+from builder.commands import check as check_command
 from builder.spec.catalog import (
     CatalogError,
     ModelSpec,
@@ -24,9 +25,12 @@ GRAPH_BYTES = b"not really a GraphDef, only bytes to checksum\n" * 100
 @pytest.fixture
 def own_subcommands(monkeypatch):
     """Only the subcommands under test: a sibling subcommand that is broken or not yet
-    written must not fail the catalog's tests (the subprocess test uses the full CLI)."""
+    written must not fail the catalog's tests (the subprocess test uses the full CLI). The
+    graphs here are bytes to checksum, not GraphDefs: check runs as on a controller without
+    TensorFlow (the graph checks have their own test below, on a generated graph)."""
     monkeypatch.setattr(cli, "SUBCOMMANDS", (("check", "commands.check"),
                                              ("platform", "commands.platform")))
+    monkeypatch.setattr(check_command, "tensorflow_available", lambda: False)
 
 
 @pytest.fixture
@@ -451,3 +455,21 @@ def test_python_m_builder_check_subprocess(workdir):
     assert "model 'm1', key 'keep_top_k': keep_top_k 500 is larger than top_k 100" in (
         result.stderr)
     assert "Traceback" not in result.stderr
+
+
+def test_check_compares_the_catalog_with_a_real_graph(tmp_path, capsys, monkeypatch):
+    from tests.graphs.generated import graphs_dir  # noqa: PLC0415 (generates with TensorFlow)
+
+    monkeypatch.setattr(cli, "SUBCOMMANDS", (("check", "commands.check"),))
+    source = graphs_dir()
+    catalog = tmp_path / "models.yml"
+    catalog.write_text("version: 1\nmodels:\n  m:\n    graph: {}\n    min_size: 0.2\n"
+                       "    max_size: 0.95\n    num_classes: 90\n".format(
+                           source / "ssd_mobilenet_v2_coco" / "frozen_inference_graph.pb"))
+    assert cli.main(["check", "--catalog", str(catalog)]) == 2
+    err = capsys.readouterr().err
+    assert "num_classes is 90 in the catalog but 91 in the graph" in err
+    assert "Change it in the catalog to 91 (or write 'auto')" in err
+    catalog.write_text(catalog.read_text().replace("num_classes: 90", "num_classes: auto"))
+    assert cli.main(["check", "--catalog", str(catalog)]) == 0
+    assert "graph checked" in capsys.readouterr().out
