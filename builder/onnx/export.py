@@ -70,7 +70,7 @@ def output_paths(spec, out_dir):
 def check_catalog_against_graph(spec, layout):
     """UserError when the catalog's num_classes / input_dims disagree with the graph."""
     problems = []
-    if spec.num_classes != "auto" and spec.num_classes != layout.num_classes:
+    if spec.num_classes not in ("auto", layout.num_classes):
         problems.append("model '{}': num_classes is {} in the catalog but {} in the graph ({}). "
                         "Change it in the catalog to {} (or write 'auto')".format(
                             spec.name, spec.num_classes, layout.num_classes,
@@ -271,7 +271,7 @@ def add_nms(model, spec, facts, anchors, box_decoder="graph"):
 class Export(object):
     """An exported model: the ONNX proto, its pieces and what they came from."""
 
-    def __init__(self, spec, graph_sha256, facts, anchors, model, box_decoder):
+    def __init__(self, spec, graph_sha256, facts, anchors, *, model, box_decoder):
         self.box_decoder = box_decoder
         self.spec = spec
         self.graph_sha256 = graph_sha256
@@ -330,7 +330,7 @@ def export_model(spec, progress, box_decoder="graph"):
         spec.name, facts.layout.num_classes, anchors.shape[0], facts.scores.converter,
         ssd_graph.PREPROCESSED, RAW_BOXES, RAW_SCORES))
     model = add_nms(convert_cut(facts), spec, facts, anchors, box_decoder)
-    return Export(spec, graph_sha256, facts, anchors, model, box_decoder)
+    return Export(spec, graph_sha256, facts, anchors, model=model, box_decoder=box_decoder)
 
 
 def write_model(export, out_dir):

@@ -146,7 +146,7 @@ def _select(corners, scores, attrs, keep):
         if len(chosen) == keep:
             break
         b, c = int(box_index[position]), int(class_index[position])
-        if len(chosen):
+        if chosen:
             overlaps = iou(corners[b], chosen_boxes)
             same = np.ones(len(chosen), bool) if agnostic else chosen_classes == c
             if np.any((overlaps > threshold) & same):
