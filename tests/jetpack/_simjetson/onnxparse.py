@@ -124,50 +124,51 @@ def _nms_assert(version, index, node, condition):
 
 def check_efficient_nms(version, index, node, tensors, onnx):
     """None, or the OnnxParseError the plugin's checks give for this node."""
+    for condition in _nms_problems(node, tensors, onnx):
+        return _nms_assert(version, index, node, condition)
+    return None
+
+
+def _attribute_problems(node, onnx):
     for field, kind in EFFICIENT_NMS_FIELDS.items():
         value = _attribute(onnx, node, field)
-        if value is None:
-            continue
-        if (kind == "f") != isinstance(value, float):
-            return _nms_assert(version, index, node, "field {} has type {}".format(
-                field, "float" if kind == "f" else "int"))
-    coding = _attribute(onnx, node, "box_coding", 0)
-    if coding not in (0, 1):
-        return _nms_assert(version, index, node, "mParam.boxCoding == 0 || "
-                                                 "mParam.boxCoding == 1")
+        if value is not None and (kind == "f") != isinstance(value, float):
+            yield "field {} has type {}".format(field, "float" if kind == "f" else "int")
+
+
+def _anchor_problems(anchors, boxes):
+    if len(anchors.shape) != 3 or anchors.shape[2] != 4 or \
+            anchors.shape[0] not in (1, boxes.shape[0]):
+        yield "anchors dims [1 or B, N, 4] (got {})".format(list(anchors.shape))
+    elif anchors.shape[1] != boxes.shape[1]:
+        yield "anchors N ({}) == boxes N ({})".format(anchors.shape[1], boxes.shape[1])
+
+
+def _nms_problems(node, tensors, onnx):
+    """The failed conditions of EfficientNMS_TRT's checks, first one first."""
+    yield from _attribute_problems(node, onnx)
+    if _attribute(onnx, node, "box_coding", 0) not in (0, 1):
+        yield "mParam.boxCoding == 0 || mParam.boxCoding == 1"
     inputs = [tensors[name] for name in node.input if name]
     if len(inputs) not in (2, 3):
-        return _nms_assert(version, index, node, "nbInputs == 2 || nbInputs == 3")
+        yield "nbInputs == 2 || nbInputs == 3"
     if len(node.output) != 4:
-        return _nms_assert(version, index, node, "nbOutputs == 4")
+        yield "nbOutputs == 4"
     boxes, scores = inputs[0], inputs[1]
     if len(boxes.shape) not in (3, 4) or boxes.shape[-1] != 4:
-        return _nms_assert(version, index, node, "boxes dims [B, N, 4] or [B, N, C, 4] "
-                                                 "(got {})".format(list(boxes.shape)))
+        yield "boxes dims [B, N, 4] or [B, N, C, 4] (got {})".format(list(boxes.shape))
     if len(scores.shape) != 3:
-        return _nms_assert(version, index, node, "scores dims [B, N, C] (got {})".format(
-            list(scores.shape)))
+        yield "scores dims [B, N, C] (got {})".format(list(scores.shape))
     if boxes.shape[1] != scores.shape[1]:
-        return _nms_assert(version, index, node, "boxes N ({}) == scores N ({})".format(
-            boxes.shape[1], scores.shape[1]))
+        yield "boxes N ({}) == scores N ({})".format(boxes.shape[1], scores.shape[1])
     if len(boxes.shape) == 4 and boxes.shape[2] not in (1, scores.shape[2]):
-        return _nms_assert(version, index, node, "boxes class dimension ({}) is 1 or the "
-                                                 "scores' class count ({})".format(
-                                                     boxes.shape[2], scores.shape[2]))
+        yield "boxes class dimension ({}) is 1 or the scores' class count ({})".format(
+            boxes.shape[2], scores.shape[2])
     if len(inputs) == 3:
-        anchors = inputs[2]
-        if len(anchors.shape) != 3 or anchors.shape[2] != 4 or \
-                anchors.shape[0] not in (1, boxes.shape[0]):
-            return _nms_assert(version, index, node, "anchors dims [1 or B, N, 4] (got "
-                                                     "{})".format(list(anchors.shape)))
-        if anchors.shape[1] != boxes.shape[1]:
-            return _nms_assert(version, index, node, "anchors N ({}) == boxes N ({})".format(
-                anchors.shape[1], boxes.shape[1]))
+        yield from _anchor_problems(inputs[2], boxes)
     for tensor in inputs:
         if tensor.dtype not in FLOAT_TYPES:
-            return _nms_assert(version, index, node, "input {} is float32 or float16 (got "
-                                                     "{})".format(tensor.name, tensor.dtype))
-    return None
+            yield "input {} is float32 or float16 (got {})".format(tensor.name, tensor.dtype)
 
 
 def efficient_nms_outputs(onnx, node, tensors):
@@ -211,11 +212,13 @@ def _weights(tensors, node, initializers):
 def parse_model(data, version):
     """(inputs, outputs, layers) of the network, or raises OnnxParseError."""
     onnx = _onnx()
+    from google.protobuf.message import DecodeError  # noqa: PLC0415  (comes with onnx)
+
     try:
         model = onnx.load_from_string(bytes(data))
-    except Exception as error:  # noqa: BLE001  (protobuf raises several kinds)
+    except DecodeError as error:
         raise OnnxParseError("MODEL_DESERIALIZE_FAILED",
-                             "Failed to parse ONNX model: {}".format(type(error).__name__))
+                             "Failed to parse ONNX model: {}".format(error)) from error
     if not model.graph.node:
         raise OnnxParseError("MODEL_DESERIALIZE_FAILED",
                              "Failed to parse ONNX model (no graph nodes)")
