@@ -174,9 +174,9 @@ def build_engine(spec, source, out_dir, *, options, facts, adapter, progress,
     adapter.load_plugins(libraries)
 
     cache = TimingCacheFile(timing_cache) if timing_cache else None
-    progress("building {} from {} with TensorRT {} (API {}): {}, workspace {} MiB, max batch "
-             "{}{}".format(spec.engine, source.kind.upper(), adapter.version_text,
-                           adapter.generation, options.precision, options.workspace_mib,
+    progress("building {} with TensorRT {} (API {}) from {}: {}, workspace {} MiB, max batch "
+             "{}{}".format(spec.engine, adapter.version_text, adapter.generation,
+                           source.kind.upper(), options.precision, options.workspace_mib,
                            options.max_batch, "" if options.dla_core is None
                            else ", DLA core {}".format(options.dla_core)))
     started = time.time()
