@@ -5,7 +5,7 @@ import os
 import sys
 
 from .. import atomic
-from ..commands.check import DEFAULT_CATALOG
+from ..commands.check import add_model_arguments
 from ..spec.catalog import file_sha256
 from ..trt.build import progress_printer
 from ..uff.convert import load_model_spec, prepare_out_dir
@@ -26,13 +26,8 @@ def add_parser(subparsers):
                     "exported and verified; 1: exported but the verification failed (the "
                     "report says which figure); 2: bad input or missing package.",
     )
-    parser.add_argument("model", metavar="MODEL", help="model name in the catalog")
-    parser.add_argument("--catalog", default=DEFAULT_CATALOG,
-                        help="catalog file (default: %(default)s)")
-    parser.add_argument("--out", default=".",
-                        help="output directory, created when missing (default: the current "
-                             "directory)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_model_arguments(parser, "output directory, created when missing (default: the current "
+                        "directory)", "print the report as JSON")
     parser.set_defaults(run=run)
     return parser
 
