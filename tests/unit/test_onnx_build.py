@@ -165,3 +165,23 @@ def test_catalog_refuses_an_unknown_engine_path(tmp_path):
                             timeout=120, check=False)
     assert result.returncode == 2, _explain(result)
     assert "key 'engine_path': 'trt' is not one of auto, uff, onnx" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["orin-nano-trt8.6", "orin-trt10"])
+def test_build_and_verify_an_onnx_engine(name, devices, exported, tmp_path):
+    catalog, onnx_path = exported
+    device = devices[name]
+    out = tmp_path / "out"
+    result = build(device, catalog, out, "--onnx", onnx_path, "--verify", "--cudart",
+                   device.cudart, "--json")
+    assert result.returncode == 0, _explain(result)
+    manifest = json.loads(result.stdout)
+    verify = manifest["verify"]
+    assert verify["ok"] is True and verify["problems"] == []
+    assert verify["nms_outputs"] == "EfficientNMS_TRT" and verify["keep_top_k"] == 100
+    assert 0 <= verify["keep_count"] <= 100 and verify["median_ms"] > 0
+    for row in verify["detections"]:
+        assert 1 <= row["label"] < 91  # background class 0 is never reported
+        xmin, ymin, xmax, ymax = row["box"]
+        assert 0 <= xmin <= xmax <= 1 and 0 <= ymin <= ymax <= 1
+    assert json.loads((out / "manifest.json").read_text())["verify"] == verify
