@@ -185,3 +185,37 @@ def test_build_and_verify_an_onnx_engine(name, devices, exported, tmp_path):
         xmin, ymin, xmax, ymax = row["box"]
         assert 0 <= xmin <= xmax <= 1 and 0 <= ymin <= ymax <= 1
     assert json.loads((out / "manifest.json").read_text())["verify"] == verify
+
+
+class _Spec(object):
+    name = "m"
+
+    def __init__(self, engine_path):
+        self.engine_path = engine_path
+
+
+@pytest.mark.parametrize(("version", "requested", "chosen"), [
+    ((8, 2, 1, 8), "auto", "uff"), ((8, 3, 9, 0), "auto", "uff"),
+    ((8, 4, 0, 0), "auto", "onnx"), ((8, 6, 2, 0), "auto", "onnx"),
+    ((10, 3, 0, 0), "auto", "onnx"), ((8, 5, 2, 2), "uff", "uff"),
+    ((8, 4, 1, 5), "onnx", "onnx"), ((7, 1, 3, 0), "auto", "uff"),
+])
+def test_engine_path_choice(version, requested, chosen):
+    from builder.trt.enginepath import choose_engine_path  # noqa: PLC0415
+
+    assert choose_engine_path(_Spec(requested), version, "x", "cat.yml") == chosen
+
+
+@pytest.mark.parametrize(("text", "requested", "says"), [
+    ("10.3.0", "uff", "uff cannot be built here: TensorRT 10.3.0 has no UFF parser"),
+    ("8.2.1.8", "onnx", "onnx cannot be built here: TensorRT 8.2.1.8 is older than 8.4"),
+])
+def test_engine_path_refusals_name_file_model_and_key(text, requested, says):
+    from builder.errors import UserError  # noqa: PLC0415
+    from builder.trt.enginepath import choose_engine_path  # noqa: PLC0415
+
+    version = tuple(int(part) for part in text.split("."))
+    with pytest.raises(UserError) as caught:
+        choose_engine_path(_Spec(requested), version, text, "cat.yml")
+    assert str(caught.value).startswith("cat.yml: model 'm', key 'engine_path': " + says)
+    assert "Write engine_path: auto" in str(caught.value)
