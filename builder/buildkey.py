@@ -8,16 +8,18 @@ import hashlib
 import json
 
 # Bump when the set or the meaning of the fields below changes: every key changes with it.
-KEY_SCHEMA = 2  # 2: input_dims defaults to "auto" (read from the graph)
+KEY_SCHEMA = 2  # 2: input_dims defaults to "auto"; engine_path and box_decoder
 
 # ModelSpec fields that change the engine (they become GridAnchor / NMS plugin parameters
-# or the input binding). Not included: name, graph path and engine file name (where
+# or the input binding; engine_path picks UFF or ONNX, and with the platform_id, which
+# names the TensorRT version, it tells which one 'auto' became; box_decoder changes the
+# ONNX graph). Not included: name, graph path and engine file name (where
 # things live, not what is built), the sha256 pin (the graph's actual checksum is
 # included instead), pipeline_config path (its checksum is included, see below).
 SPEC_FIELDS = (
     "num_classes", "min_size", "max_size", "input_order", "input_dims", "aspect_ratios",
     "feature_map_shapes", "variance", "confidence_threshold", "nms_threshold", "top_k",
-    "keep_top_k",
+    "keep_top_k", "engine_path", "box_decoder",
 )
 FLOAT_FIELDS = ("min_size", "max_size", "confidence_threshold", "nms_threshold")
 FLOAT_LIST_FIELDS = ("aspect_ratios", "variance")

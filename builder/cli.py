@@ -32,6 +32,7 @@ SUBCOMMANDS = (
     ("platform", "commands.platform"),
     ("inspect", "commands.inspect"),
     ("convert", "commands.convert"),
+    ("onnx", "commands.onnx"),
     ("build", "commands.build"),
     ("verify", "commands.verify"),
 )

@@ -13,13 +13,16 @@ from ..graph.check import graph_input_dims
 from ..manifest import manifest_path, read_manifest
 from ..platform.detect import detect_platform
 from ..spec.catalog import file_sha256
+from ..trt import enginepath
 from ..trt.adapter import BuildOptions, TrtAdapter, import_tensorrt
 from ..trt.build import (
     DEFAULT_PLUGIN_LIBRARY,
+    EngineSource,
     build_engine,
     check_options_for_platform,
     progress_printer,
 )
+from ..trt.enginepath import choose_engine_path
 from ..uff.convert import check_graph, convert_model, load_model_spec, prepare_out_dir
 
 EXIT_CODES = """exit codes:
@@ -41,8 +44,11 @@ def add_parser(subparsers):
         "build",
         help="build the TensorRT engine of a model (converting it first)",
         description="Build TRT_<MODEL>.bin (the catalog's engine name) and manifest.json "
-                    "in --out. Without --uff the model is converted first (as 'convert' "
-                    "does, the .uff and .pbtxt stay in --out).",
+                    "in --out. The catalog's engine_path (default auto) and this device's "
+                    "TensorRT pick the path: UFF before TensorRT 8.4 (without --uff the "
+                    "model is converted first, as 'convert' does; the .uff and .pbtxt stay "
+                    "in --out), ONNX from 8.4 (the .onnx made by 'onnx' on the controller, "
+                    "no TensorFlow needed here).",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -50,7 +56,12 @@ def add_parser(subparsers):
     parser.add_argument("--catalog", default=DEFAULT_CATALOG,
                         help="catalog file (default: %(default)s)")
     parser.add_argument("--uff", help="build from this .uff (made by 'convert') instead of "
-                                      "converting the graph")
+                                      "converting the graph (UFF path: TensorRT < 8.4, or "
+                                      "engine_path: uff)")
+    parser.add_argument("--onnx", help="build from this .onnx (made by 'onnx' on the "
+                                       "controller; default: <MODEL>.onnx in --out). ONNX "
+                                       "path: TensorRT >= 8.4 unless engine_path: uff. Its "
+                                       "report <file>.json must be next to it")
     parser.add_argument("--out", default=".",
                         help="output directory (default: the current directory)")
     parser.add_argument("--precision", choices=("fp16", "fp32"), default="fp16",
@@ -93,32 +104,20 @@ def run(args):
     progress("platform {}".format(facts["platform_id"]))
     check_options_for_platform(options, facts)
     adapter = TrtAdapter(import_tensorrt(), verbose=args.verbose)
-    adapter.require_uff()
-
+    path = choose_engine_path(spec, adapter.version, adapter.version_text,
+                              os.path.abspath(args.catalog))
+    progress("engine path {} (catalog engine_path {}, TensorRT {})".format(
+        path, spec.engine_path, adapter.version_text))
     warnings = []
-    derived = None
-    if args.uff:
-        if not os.path.isfile(args.uff):
-            raise UserError("--uff {}: no such file; run 'convert {}' first or drop --uff "
-                            "to convert as part of the build".format(args.uff, spec.name))
-        uff_path = os.path.abspath(args.uff)
+    if path == enginepath.ONNX:
+        source = onnx_source(spec, args, out_dir)
         graph_sha256 = check_graph(spec)
-        uff_sha256 = file_sha256(uff_path)
     else:
-        converted = convert_model(spec, out_dir, progress, trt_version=adapter.version_text)
-        uff_path, graph_sha256, uff_sha256 = (converted.uff_path, converted.graph_sha256,
-                                              converted.uff_sha256)
-        warnings.extend(converted.warnings)
-        derived = converted.derived  # surgery checked the catalog against the graph
-
-    input_dims = spec.input_dims
-    if input_dims == "auto":
-        # From the conversion, or (built from a given .uff) read from the graph itself.
-        input_dims = derived["input_dims"] if derived is not None else graph_input_dims(spec)
+        source, graph_sha256 = _uff_source(spec, args, out_dir, adapter, progress=progress,
+                                           warnings=warnings)
     engine_path, manifest = build_engine(
-        spec, uff_path, out_dir, options=options, facts=facts, adapter=adapter,
-        progress=progress, graph_sha256=graph_sha256, uff_sha256=uff_sha256,
-        input_dims=input_dims, derived=derived, timing_cache=args.timing_cache,
+        spec, source, out_dir, options=options, facts=facts, adapter=adapter,
+        progress=progress, graph_sha256=graph_sha256, timing_cache=args.timing_cache,
         plugin_libraries=args.plugin_library, extra_warnings=warnings)
     if not args.json:
         print("built {} ({} bytes, sha256 {}) in {:.1f} s".format(
@@ -137,6 +136,76 @@ def run(args):
     if verify_failure is not None:
         raise verify_failure
     return 0
+
+
+def _uff_source(spec, args, out_dir, adapter, *, progress, warnings):
+    """(EngineSource, graph sha256) of the UFF path: the given .uff or a fresh conversion."""
+    if args.onnx:
+        raise UserError("--onnx {}: model {} builds from UFF here (engine_path {}, TensorRT "
+                        "{}); drop --onnx, or set engine_path: onnx in the catalog on a "
+                        "TensorRT >= 8.4 device".format(args.onnx, spec.name, spec.engine_path,
+                                                        adapter.version_text))
+    adapter.require_uff()
+    if args.uff:
+        if not os.path.isfile(args.uff):
+            raise UserError("--uff {}: no such file; run 'convert {}' first or drop --uff "
+                            "to convert as part of the build".format(args.uff, spec.name))
+        uff_path = os.path.abspath(args.uff)
+        # input_dims 'auto': read from the graph itself (no conversion to say it).
+        dims = graph_input_dims(spec) if spec.input_dims == "auto" else spec.input_dims
+        source = EngineSource("uff", uff_path, file_sha256(uff_path), dims)
+        return source, check_graph(spec)
+    converted = convert_model(spec, out_dir, progress, trt_version=adapter.version_text)
+    warnings.extend(converted.warnings)
+    # derived: the surgery checked the catalog against the graph
+    dims = converted.derived["input_dims"] if spec.input_dims == "auto" else spec.input_dims
+    source = EngineSource("uff", converted.uff_path, converted.uff_sha256, dims,
+                          derived=converted.derived)
+    return source, converted.graph_sha256
+
+
+def onnx_source(spec, args, out_dir):
+    """EngineSource of the ONNX path: the .onnx and the report 'builder onnx' wrote."""
+    if args.uff:
+        raise UserError("--uff {}: model {} builds from ONNX on this TensorRT (engine_path "
+                        "{}); pass --onnx FILE (made by 'python3 -m builder onnx {}' on the "
+                        "controller), or set engine_path: uff in the catalog".format(
+                            args.uff, spec.name, spec.engine_path, spec.name))
+    onnx_path = os.path.abspath(args.onnx or os.path.join(out_dir, spec.name + ".onnx"))
+    export_hint = ("export it on the controller with 'python3 -m builder onnx {} --catalog "
+                   "CATALOG --out DIR' and copy {}.onnx and {}.onnx.json into {}".format(
+                       spec.name, spec.name, spec.name, out_dir))
+    if not os.path.isfile(onnx_path):
+        raise UserError("{}: no such file; the ONNX path (TensorRT >= 8.4) needs it: {}, or "
+                        "name it with --onnx".format(onnx_path, export_hint))
+    report = read_onnx_report(onnx_path, export_hint)
+    actual = file_sha256(onnx_path)
+    if report.get("onnx_sha256") != actual:
+        raise UserError("{}: onnx_sha256 {} does not match {} (sha256 {}): the report "
+                        "belongs to another export; {}".format(
+                            onnx_path + ".json", report.get("onnx_sha256"), onnx_path, actual,
+                            export_hint))
+    if report.get("graph_sha256") != check_graph(spec):
+        raise UserError("{}: made from a graph with sha256 {}, but the catalog's graph {} is "
+                        "another; {}".format(onnx_path + ".json", report.get("graph_sha256"),
+                                             spec.graph, export_hint))
+    verification = report.get("verification") or {}
+    if not verification.get("ok"):
+        raise UserError("{}: the export failed its verification against TensorFlow ({}); "
+                        "fix the model or the catalog, then {}".format(
+                            onnx_path + ".json",
+                            "; ".join(verification.get("problems") or ["no verification"]),
+                            export_hint))
+    dims = report["input"]["shape"][1:] if spec.input_dims == "auto" else spec.input_dims
+    return EngineSource("onnx", onnx_path, actual, dims, onnx_report=report)
+
+
+def read_onnx_report(onnx_path, export_hint):
+    path = onnx_path + ".json"
+    if not os.path.isfile(path):
+        raise UserError("{}: no such file (the report of {}); {}".format(
+            path, os.path.basename(onnx_path), export_hint))
+    return read_manifest(path)
 
 
 def _verify(engine_path, args):

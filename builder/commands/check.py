@@ -10,6 +10,15 @@ from ..spec.catalog import CatalogError, load_catalog
 DEFAULT_CATALOG = "models/models.yml"
 
 
+
+def add_model_arguments(parser, out_help, json_help):
+    """MODEL, --catalog, --out, --json: the arguments of the commands that export one model."""
+    parser.add_argument("model", metavar="MODEL", help="model name in the catalog")
+    parser.add_argument("--catalog", default=DEFAULT_CATALOG,
+                        help="catalog file (default: %(default)s)")
+    parser.add_argument("--out", default=".", help=out_help)
+    parser.add_argument("--json", action="store_true", help=json_help)
+
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "check",

@@ -3,7 +3,7 @@
 import json
 import sys
 
-from ..commands.check import DEFAULT_CATALOG
+from ..commands.check import add_model_arguments
 from ..trt.adapter import check_uff_support, optional_tensorrt
 from ..trt.build import progress_printer
 from ..uff.convert import convert_model, load_model_spec, prepare_out_dir
@@ -20,13 +20,8 @@ def add_parser(subparsers):
                     "UFF converter refused the graph (its message is printed); 2: bad input "
                     "or missing package (the message says which).",
     )
-    parser.add_argument("model", metavar="MODEL", help="model name in the catalog")
-    parser.add_argument("--catalog", default=DEFAULT_CATALOG,
-                        help="catalog file (default: %(default)s)")
-    parser.add_argument("--out", default=".",
-                        help="output directory (default: the current directory)")
-    parser.add_argument("--json", action="store_true",
-                        help="print the result (paths, checksums, derived values) as JSON")
+    add_model_arguments(parser, "output directory (default: the current directory)",
+                        "print the result (paths, checksums, derived values) as JSON")
     parser.set_defaults(run=run)
     return parser
 

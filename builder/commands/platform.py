@@ -3,7 +3,8 @@
 import json
 import sys
 
-from ..platform.detect import detect_platform, supported
+from ..platform.detect import detect_platform, supported, version_tuple
+from ..trt import enginepath
 
 # Order of the human-readable listing.
 SHOWN_KEYS = ("platform_id", "module", "model", "soc", "compute_capability", "l4t", "jetpack",
@@ -28,9 +29,14 @@ def add_parser(subparsers):
 def run(args):
     facts = detect_platform(args.root)
     ok, detail = supported(facts)
+    path = None
+    if ok:
+        path = enginepath.ONNX if enginepath.can_build(
+            enginepath.ONNX, version_tuple(facts["tensorrt"])) else enginepath.UFF
     facts = dict(facts, builder_supported=ok,
                  tensorrt_generation=detail if ok else None,
-                 unsupported_reason=None if ok else detail)
+                 unsupported_reason=None if ok else detail,
+                 engine_path=path)
     if args.json:
         json.dump(facts, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
@@ -40,7 +46,8 @@ def run(args):
             value = facts[key]
             print("{}  {}".format(key.ljust(width), "-" if value is None else value))
         print("{}  {}".format("builder".ljust(width),
-                              "supported ({})".format(detail) if ok
+                              "supported ({}, engine path {} unless the catalog's "
+                              "engine_path says otherwise)".format(detail, path) if ok
                               else "unsupported: " + detail))
     for warning in facts["warnings"]:
         sys.stderr.write("warning: {}\n".format(warning))

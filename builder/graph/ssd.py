@@ -258,3 +258,84 @@ def analyze(graph_def, path):
         anchors=sum(size * size * count for size, count in zip(shapes, anchors_per_location)),
         sources=sources,
     )
+
+
+# Names the Object Detection API exporter gives the score conversion in the Postprocessor
+# (post_processing_builder: scale_logits, then the score converter, then the slice that
+# drops the background column when the model adds one).
+SCORE_SCALE_NODE = "Postprocessor/scale_logits"
+SCORE_CONVERTER_NODE = "Postprocessor/convert_scores"
+SCORE_CONVERTERS = {"Sigmoid": "sigmoid", "Softmax": "softmax", "Identity": "identity"}
+# The anchor concat, under its older and newer scope (the UFF surgery collapses both).
+ANCHOR_CONCATS = ("MultipleGridAnchorGenerator/Concatenate/concat", "Concatenate/concat")
+# The tensors the UFF recipe feeds NMS_TRT: box encodings (after the Squeeze), class logits.
+BOX_ENCODINGS = "Squeeze"
+CLASS_PREDICTIONS = "concat_1"
+PREPROCESSED = "Preprocessor/sub"
+
+ScoreConversion = collections.namedtuple(
+    "ScoreConversion", "converter logit_scale background_class sources")
+
+
+def score_conversion(graph_def, path):
+    """How the export turns class logits into scores: ScoreConversion.
+
+    ``converter``: 'sigmoid' | 'softmax' | 'identity'; ``logit_scale``: the divisor
+    before it; ``background_class``: 0 when the Postprocessor slices column 0 off the
+    scores (add_background_class), else -1.
+    """
+    graph = _Graph(graph_def, path)
+    fix = ("Export the model with object_detection/export_inference_graph.py; the ONNX path "
+           "reads the score converter from the Postprocessor")
+    converter = graph.nodes.get(SCORE_CONVERTER_NODE)
+    if converter is None or converter.op not in SCORE_CONVERTERS:
+        graph.fail("no {} node with one of the ops {}".format(
+            SCORE_CONVERTER_NODE, ", ".join(sorted(SCORE_CONVERTERS))), fix)
+    scale = 1.0
+    scale_node = graph.nodes.get(SCORE_SCALE_NODE)
+    if scale_node is not None:
+        value = graph.const(scale_node.input[1]) if len(scale_node.input) > 1 else None
+        if value is None or value.size != 1:
+            graph.fail("{} does not divide by a constant".format(SCORE_SCALE_NODE), fix)
+        scale = float(value.reshape(-1)[0])
+    background = -1
+    for node in graph.nodes.values():
+        if node.op == "Slice" and node.input and \
+                graph_edit.node_name(node.input[0]) == SCORE_CONVERTER_NODE:
+            begin = graph.const(node.input[1])
+            if begin is not None and int(begin.reshape(-1)[-1]) == 1:
+                background = 0
+    sources = {
+        "score_converter": "graph: {} op {}".format(SCORE_CONVERTER_NODE, converter.op),
+        "logit_scale": "graph: {}".format(SCORE_SCALE_NODE) if scale_node is not None
+        else "default (no {} node)".format(SCORE_SCALE_NODE),
+        "background_class": "graph: Slice of {} from class 1".format(SCORE_CONVERTER_NODE)
+        if background == 0 else "graph: no Slice drops a background column",
+    }
+    return ScoreConversion(SCORE_CONVERTERS[converter.op], scale, background, sources)
+
+
+def anchor_concat_name(graph_def, path):
+    """The node concatenating the anchor generator's boxes (N, 4), corner coded."""
+    names = set(node.name for node in graph_def.node)
+    for name in ANCHOR_CONCATS:
+        if name in names:
+            return name
+    raise UserError("graph {}: none of the anchor concat nodes {} exists. Re-export the "
+                    "checkpoint with export_inference_graph.py".format(
+                        path, ", ".join(ANCHOR_CONCATS)))
+
+
+def nms_is_class_agnostic(graph_def, path):
+    """True when the export's NMS runs once over every box's best class (an ArgMax over the
+    classes feeds it), False for the per-class MultiClassNonMaxSuppression."""
+    names = [node.name for node in graph_def.node
+             if _top_namespace(node.name) == "Postprocessor"]
+    ops = set(node.op for node in graph_def.node if _top_namespace(node.name) == "Postprocessor")
+    if any("/MultiClassNonMaxSuppression/" in name for name in names):
+        return False
+    if "ArgMax" in ops:
+        return True
+    raise UserError("graph {}: the Postprocessor has neither MultiClassNonMaxSuppression nor an "
+                    "ArgMax over the classes; cannot tell how its NMS treats classes. Export the "
+                    "model with object_detection/export_inference_graph.py".format(path))

@@ -115,15 +115,15 @@ L4T_RELEASES = {
     "36.4.3": ("6.2", "10.3", "12.6", "9.3"),
 }
 
-# TensorRT generations and whether the builder's path (frozen graph -> UFF -> engine)
-# works there: (first version, first version after, generation name, reason if unsupported).
+# TensorRT generations and whether the builder can build there: (first version, first
+# version after, generation name, reason if unsupported). Up to 8.3 the engines come from
+# UFF, from 8.4 from ONNX (builder/trt/enginepath.py); 10 has no UFF parser, ONNX only.
 TENSORRT_GENERATIONS = (
     ((5, 0), (7, 0), "trt5_6", None),
     ((7, 0), (8, 0), "trt7", None),
     ((8, 0), (8, 4), "trt8_0", None),
     ((8, 4), (9, 0), "trt8_4", None),
-    ((10, 0), (11, 0), "trt10",
-     "TensorRT 10 has no UFF parser (ONNX only); the builder's UFF path cannot run there"),
+    ((10, 0), (11, 0), "trt10", None),
 )
 
 DEVICE_TREE_DIRS = ("proc/device-tree", "sys/firmware/devicetree/base")

@@ -230,6 +230,22 @@ def _check_top_k(value, key):
     return _as_int(value, key, 1)
 
 
+ENGINE_PATHS = ("auto", "uff", "onnx")
+BOX_DECODERS = ("graph", "plugin")
+
+
+def _choice(choices, meaning):
+    def check(value, key):
+        if value not in choices:
+            raise _Invalid(
+                "{!r} is not one of {}".format(value, ", ".join(choices)),
+                "Write one of {} ({}) or remove the key for the default {}".format(
+                    ", ".join(choices), meaning, choices[0]),
+            )
+        return value
+    return check
+
+
 def _check_engine(value, key):
     if not isinstance(value, str) or not SAFE_NAME.match(value) or not value.endswith(".bin"):
         raise _Invalid(
@@ -290,6 +306,11 @@ FIELDS = collections.OrderedDict(
         ("keep_top_k", _Field(_check_top_k, 100, False)),
         ("engine", _Field(_check_engine, None, False)),
         ("pipeline_config", _Field(_check_path_text, None, False)),
+        ("engine_path", _Field(_choice(ENGINE_PATHS, "auto: ONNX on TensorRT >= 8.4, UFF "
+                                                     "before"), "auto", False)),
+        ("box_decoder", _Field(_choice(BOX_DECODERS, "ONNX path: decode and clip the boxes "
+                                                     "in the graph, or in EfficientNMS_TRT"),
+                               "graph", False)),
     ]
 )
 

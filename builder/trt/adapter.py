@@ -19,6 +19,7 @@ import sys
 import warnings
 
 from ..errors import UserError
+from ..trt import enginepath
 from ..trt.log import TrtLog
 
 NO_UFF_NOTE = "UFF models cannot be built on JetPack 6 (TensorRT 10)"
@@ -248,7 +249,7 @@ class TrtAdapter(object):
             )
 
     def build_from_uff(self, uff_path, inputs, outputs, options, timing_cache=None):
-        """Parse ``uff_path`` and build a serialized engine (bytes).
+        """Parse ``uff_path`` and build a serialized engine: (bytes, output bindings).
 
         ``inputs``: [(name, (C, H, W))]; ``outputs``: [name]; ``timing_cache``: an object
         with ``read() -> bytes`` and ``update(merge)`` (see engine_build.TimingCacheFile)
@@ -271,31 +272,68 @@ class TrtAdapter(object):
                 ", ".join(refused)), mark)
         if not parsed:
             raise self._failure("TensorRT could not parse {}".format(uff_path), mark)
+        return self._build_network(builder, network, options, timing_cache, uff_path)
 
+    def build_from_onnx(self, onnx_path, options, timing_cache=None):
+        """Parse ``onnx_path`` (explicit batch, OnnxParser) and build: (bytes, bindings).
+
+        The ONNX graph's EfficientNMS_TRT node is resolved by the parser from the plugin
+        registry: ``load_plugins`` must have run. Raises TensorRTFailure with the
+        parser's errors (one per line) when it refuses.
+        """
+        trt = self.trt
+        if not enginepath.can_build(enginepath.ONNX, self.version):
+            raise UserError("TensorRT {} cannot build the ONNX path (EfficientNMS_TRT needs "
+                            "TensorRT >= {}.{}); build this model from UFF".format(
+                                self.version_text, *enginepath.ONNX_MIN))
+        mark = self.log.mark()
+        with self.log.capturing():
+            builder = trt.Builder(self.log.logger)
+            network = builder.create_network(self._explicit_batch_flags())
+            parser = trt.OnnxParser(network, self.log.logger)
+            parsed = parser.parse_from_file(onnx_path)
+            errors = [str(parser.get_error(index)) for index in range(parser.num_errors)]
+        if not parsed:
+            failure = self._failure("TensorRT could not parse {}".format(onnx_path), mark)
+            failure.lines.extend(line for line in errors if line not in failure.lines)
+            raise failure
+        return self._build_network(builder, network, options, timing_cache, onnx_path)
+
+    def _explicit_batch_flags(self):
+        """The create_network flags of an explicit-batch network (the only kind from 10)."""
+        flag = getattr(self.trt, "NetworkDefinitionCreationFlag", None)
+        if self.version >= (10, 0, 0, 0) or flag is None:
+            return 0
+        return 1 << int(flag.EXPLICIT_BATCH)
+
+    def _build_network(self, builder, network, options, timing_cache, source):
+        """Configure and build a parsed network: (plan bytes, output bindings)."""
         self.check_dla(builder, options)
         if options.precision == "fp16" and not builder.platform_has_fast_fp16:
             self.warn("this GPU has no fast FP16; building FP16 anyway as asked")
-        config = self._configure(builder, options)
+        config = self._configure(builder, options, implicit_batch=network_is_implicit(network))
         cache_attached = self._attach_timing_cache(config, timing_cache)
+        outputs = network_outputs(network)
 
         mark = self.log.mark()
         with self.log.capturing():
             plan = self._build(builder, network, config)
         if not plan:
             raise self._failure("TensorRT could not build the engine from {}".format(
-                uff_path), mark)
+                source), mark)
         if cache_attached:
             timing_cache.update(
                 lambda existing: self._merged_timing_cache(config, existing, timing_cache.path))
-        return plan
+        return plan, outputs
 
-    def _configure(self, builder, options):
+    def _configure(self, builder, options, implicit_batch=True):
         """Apply options through the newest API present; None config on TensorRT 5."""
         trt = self.trt
-        with warnings.catch_warnings():
-            # Implicit batch (all UFF can do) is deprecated from 8.4 but still works.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            builder.max_batch_size = options.max_batch
+        if implicit_batch:
+            with warnings.catch_warnings():
+                # Implicit batch (all UFF can do) is deprecated from 8.4 but still works.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                builder.max_batch_size = options.max_batch
         if not hasattr(builder, "create_builder_config"):
             builder.max_workspace_size = options.workspace_bytes
             builder.fp16_mode = options.precision == "fp16"
@@ -421,6 +459,20 @@ class TrtAdapter(object):
                 ok = context.execute_v2(list(addresses))
         if not ok:
             raise self._failure("TensorRT could not run the engine", mark)
+
+
+def network_is_implicit(network):
+    return bool(getattr(network, "has_implicit_batch_dimension", True))
+
+
+def network_outputs(network):
+    """[{name, shape, dtype}] of a parsed network's outputs (what the engine will bind)."""
+    found = []
+    for index in range(network.num_outputs):
+        tensor = network.get_output(index)
+        found.append({"name": tensor.name, "shape": [int(d) for d in tensor.shape],
+                      "dtype": _dtype_name(tensor.dtype)})
+    return found
 
 
 def _dtype_name(dtype):

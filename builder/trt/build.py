@@ -1,4 +1,4 @@
-"""UFF -> TensorRT engine on this device, published with its manifest.
+"""UFF or ONNX -> TensorRT engine on this device, published with its manifest.
 
 The steps around the TensorRT calls (which live in trt_adapter): refuse what cannot
 work before spending minutes in TensorRT (DLA on a device without one, a workspace
@@ -120,21 +120,58 @@ def check_tensorrt_matches_platform(adapter, facts, warn):
              "install".format(adapter.version_text, installed, facts.get("platform_id")))
 
 
-def build_engine(spec, uff_path, out_dir, *, options, facts, adapter, progress,
-                 graph_sha256, uff_sha256, input_dims, derived=None, timing_cache=None,
-                 plugin_libraries=None, extra_warnings=()):
-    """Build ``spec``'s engine from ``uff_path`` into ``out_dir``; return (path, manifest).
+class EngineSource(object):
+    """The file an engine is built from and what is known about it.
 
-    ``facts``: detect_platform() of this device; ``adapter``: a TrtAdapter;
-    ``input_dims``: (C, H, W) of the UFF input; ``derived``: what the graph surgery
-    derived (num_classes, input_order, ...), recorded in the manifest, or None.
-    Raises UserError for bad input, TensorRTFailure when TensorRT refuses; on either,
-    nothing new is written to ``out_dir``.
+    ``kind``: 'uff' or 'onnx'; ``path``, ``sha256``: the file; ``input_dims``: (C, H, W);
+    ``derived``: what the UFF surgery derived (or None); ``onnx_report``: the report
+    'builder onnx' wrote next to the .onnx (its verification figures go into the manifest).
+    """
+
+    def __init__(self, kind, path, sha256, input_dims, *, derived=None, onnx_report=None):
+        self.kind = kind
+        self.path = path
+        self.sha256 = sha256
+        self.input_dims = list(input_dims)
+        self.derived = derived
+        self.onnx_report = onnx_report
+
+    def manifest_fields(self):
+        fields = {"engine_path": self.kind, "uff_sha256": None, "onnx_sha256": None,
+                  "onnx": None}
+        fields[self.kind + "_sha256"] = self.sha256
+        if self.onnx_report is not None:
+            fields["onnx"] = {key: self.onnx_report.get(key) for key in ONNX_REPORT_KEYS}
+        return fields
+
+
+# What the manifest keeps of the ONNX report (the integrator's store reads these).
+ONNX_REPORT_KEYS = ("onnx_sha256", "opset", "box_decoder", "nms", "cut_tensors", "anchors",
+                    "num_classes", "score_converter", "input", "outputs", "verification")
+
+
+def _parse_and_build(adapter, source, options, cache):
+    if source.kind == "onnx":
+        return adapter.build_from_onnx(source.path, options, timing_cache=cache)
+    adapter.require_uff()
+    return adapter.build_from_uff(source.path, [(UFF_INPUT, tuple(source.input_dims))],
+                                  [UFF_OUTPUT], options, timing_cache=cache)
+
+
+def build_engine(spec, source, out_dir, *, options, facts, adapter, progress,
+                 graph_sha256, timing_cache=None, plugin_libraries=None, extra_warnings=()):
+    """Build ``spec``'s engine from ``source`` (an EngineSource) into ``out_dir``.
+
+    Returns (engine path, manifest). ``facts``: detect_platform() of this device;
+    ``adapter``: a TrtAdapter. Raises UserError for bad input, TensorRTFailure when
+    TensorRT refuses; on either, nothing new is written to ``out_dir``.
     """
     check_options_for_platform(options, facts)
     check_tensorrt_matches_platform(adapter, facts, adapter.warn)
-    adapter.require_uff()
-    require_free_space(out_dir, os.path.getsize(uff_path) * BUILD_SPACE_FACTOR
+    if source.kind == "onnx" and options.max_batch != 1:
+        raise UserError("--max-batch {}: the ONNX path builds the exported file's batch of 1 "
+                        "(explicit batch); use --max-batch 1".format(options.max_batch))
+    require_free_space(out_dir, os.path.getsize(source.path) * BUILD_SPACE_FACTOR
                        + PUBLISH_MARGIN_BYTES, "the engine of {}".format(spec.name))
 
     libraries = []
@@ -145,14 +182,13 @@ def build_engine(spec, uff_path, out_dir, *, options, facts, adapter, progress,
     adapter.load_plugins(libraries)
 
     cache = TimingCacheFile(timing_cache) if timing_cache else None
-    progress("building {} with TensorRT {} (API {}): {}, workspace {} MiB, max batch {}{}"
-             .format(spec.engine, adapter.version_text, adapter.generation, options.precision,
-                     options.workspace_mib, options.max_batch,
-                     "" if options.dla_core is None else ", DLA core {}".format(
-                         options.dla_core)))
+    progress("building {} with TensorRT {} (API {}) from {}: {}, workspace {} MiB, max batch "
+             "{}{}".format(spec.engine, adapter.version_text, adapter.generation,
+                           source.kind.upper(), options.precision, options.workspace_mib,
+                           options.max_batch, "" if options.dla_core is None
+                           else ", DLA core {}".format(options.dla_core)))
     started = time.time()
-    plan = adapter.build_from_uff(uff_path, [(UFF_INPUT, tuple(input_dims))],
-                                  [UFF_OUTPUT], options, timing_cache=cache)
+    plan, outputs = _parse_and_build(adapter, source, options, cache)
     seconds = round(time.time() - started, 3)
     progress("engine built in {:.1f} s ({} bytes)".format(seconds, len(plan)))
 
@@ -161,12 +197,12 @@ def build_engine(spec, uff_path, out_dir, *, options, facts, adapter, progress,
     facts_for_manifest = {
         "model": spec.name,
         "graph_sha256": graph_sha256,
-        "uff_sha256": uff_sha256,
         "build_key": build_key(platform_id, graph_sha256, spec, options.as_dict(),
                                __version__),
         "spec": spec.as_dict(),
-        "derived": derived,
-        "input_dims": list(input_dims),
+        "derived": source.derived,
+        "input_dims": list(source.input_dims),
+        "outputs": outputs,
         "platform": facts,
         "platform_id": platform_id,
         "tensorrt_version": adapter.version_text,
@@ -180,6 +216,7 @@ def build_engine(spec, uff_path, out_dir, *, options, facts, adapter, progress,
         "builder_version": __version__,
         "warnings": list(extra_warnings) + list(adapter.notes),
     }
+    facts_for_manifest.update(source.manifest_fields())
     manifest = new_manifest(spec.engine, plan, facts_for_manifest)
     engine_path = publish_engine(out_dir, spec.engine, plan, manifest)
     progress("wrote {} and its manifest".format(engine_path))

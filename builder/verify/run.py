@@ -2,8 +2,11 @@
 
 Standard library only (no numpy on some devices): images are PPM/PGM read by hand
 (other formats through Pillow when it is installed), tensors are ``array`` objects.
-The SSD engine's outputs: detections [1, keepTopK, 7] (image_id, label, confidence,
-xmin, ymin, xmax, ymax, normalized) and an int32 keep count.
+The SSD engine's outputs, by engine path: UFF (NMS_TRT) gives detections [1, keepTopK, 7]
+(image_id, label, confidence, xmin, ymin, xmax, ymax, normalized) and an int32 keep count;
+ONNX (EfficientNMS_TRT) gives num_detections int32 [1, 1], detection_boxes [1, K, 4]
+(ymin, xmin, ymax, xmax), detection_scores [1, K] and detection_classes int32 [1, K]. Both
+are read into the NMS_TRT row layout and checked the same way.
 """
 
 import array
@@ -127,19 +130,61 @@ def to_chw_input(image, channels, height, width):
 
 # -- output checks ------------------------------------------------------------------
 
+EFFICIENT_NMS_OUTPUTS = ("num_detections", "detection_boxes", "detection_scores",
+                         "detection_classes")
+
+
+class NmsOutputs(object):
+    """The NMS outputs of an engine: ``tensors`` to read, ``keep_top_k``, and ``rows()``
+    turning the read bytes into NMS_TRT rows (flat floats) and the keep count."""
+
+    def __init__(self, kind, tensors, keep_top_k):
+        self.kind = kind
+        self.tensors = tensors
+        self.keep_top_k = keep_top_k
+
+    def rows(self, raw):
+        """(values, keep count) from {tensor name: bytes}."""
+        if self.kind == "NMS_TRT":
+            detections, count = self.tensors
+            values = _floats(raw[detections.name], detections.dtype_name)
+            return values, array.array("i", raw[count.name])[0]
+        count_t, boxes_t, scores_t, classes_t = self.tensors
+        count = array.array("i", raw[count_t.name])[0]
+        boxes = _floats(raw[boxes_t.name], boxes_t.dtype_name)
+        scores = _floats(raw[scores_t.name], scores_t.dtype_name)
+        classes = array.array("i", raw[classes_t.name])
+        values = array.array("f")
+        for index in range(self.keep_top_k):
+            ymin, xmin, ymax, xmax = boxes[index * 4:(index + 1) * 4]
+            values.extend([0.0, float(classes[index]), scores[index], xmin, ymin, xmax, ymax])
+        return values, count
+
+
+def _floats(raw, dtype_name):
+    return array.array("f", raw) if dtype_name == "FLOAT" else _half_to_float(raw)
+
+
 def find_outputs(tensors):
-    """(detections TensorInfo, keep count TensorInfo) among the engine's outputs."""
+    """The engine's NmsOutputs (NMS_TRT or EfficientNMS_TRT layout)."""
     outputs = [tensor for tensor in tensors if not tensor.is_input]
+    by_name = dict((tensor.name, tensor) for tensor in outputs)
+    if all(name in by_name for name in EFFICIENT_NMS_OUTPUTS):
+        found = [by_name[name] for name in EFFICIENT_NMS_OUTPUTS]
+        if [t.dtype_name for t in found][::3] == ["INT32", "INT32"] and \
+                found[1].shape and found[1].shape[-1] == 4:
+            return NmsOutputs("EfficientNMS_TRT", found, int(found[1].shape[-2]))
     detections = [t for t in outputs if t.dtype_name in ("FLOAT", "HALF")
                   and t.shape and t.shape[-1] == DETECTION_FIELDS]
     counts = [t for t in outputs if t.dtype_name == "INT32"]
     if len(detections) != 1 or len(counts) != 1:
         raise UserError(
-            "the engine's outputs {} are not those of an SSD NMS engine (one float output "
-            "[..., keepTopK, 7] and one int32 keep count); verify only checks SSD "
-            "engines".format(", ".join("{}{}:{}".format(t.name, list(t.shape), t.dtype_name)
-                                       for t in outputs)))
-    return detections[0], counts[0]
+            "the engine's outputs {} are not those of an SSD NMS engine (NMS_TRT: one float "
+            "output [..., keepTopK, 7] and one int32 keep count; EfficientNMS_TRT: {}); "
+            "verify only checks SSD engines".format(
+                ", ".join("{}{}:{}".format(t.name, list(t.shape), t.dtype_name)
+                          for t in outputs), ", ".join(EFFICIENT_NMS_OUTPUTS)))
+    return NmsOutputs("NMS_TRT", [detections[0], counts[0]], int(detections[0].shape[-2]))
 
 
 def check_detections(values, keep_count, keep_top_k):
@@ -204,9 +249,9 @@ def verify_engine(engine_path, adapter, cuda, *, image_path=None, runs=10, keep_
         raise UserError("the engine's inputs {} are not one float CHW image; verify only "
                         "checks SSD engines".format([(t.name, t.shape) for t in inputs]))
     channels, height, width = (int(dim) for dim in inputs[0].shape[-3:])
-    detections, count = find_outputs(tensors)
+    nms = find_outputs(tensors)
     if keep_top_k is None:
-        keep_top_k = int(detections.shape[-2])
+        keep_top_k = nms.keep_top_k
 
     image = load_image(image_path) if image_path else synthetic_image(width, height)
     chw = to_chw_input(image, channels, height, width)
@@ -226,16 +271,14 @@ def verify_engine(engine_path, adapter, cuda, *, image_path=None, runs=10, keep_
                 cuda.to_device(by_name[inputs[0].name], chw)
                 adapter.execute(engine, context, tensors, pointers, stream)
                 cuda.stream_synchronize(stream)
-                raw_detections = cuda.from_device(by_name[detections.name], detections.nbytes)
-                raw_count = cuda.from_device(by_name[count.name], count.nbytes)
+                raw = dict((tensor.name, cuda.from_device(by_name[tensor.name], tensor.nbytes))
+                           for tensor in nms.tensors)
                 if run_index:  # the first run warms up (lazy allocations, clocks)
                     latencies.append((time.perf_counter() - started) * 1000.0)
     finally:
         cuda.stream_destroy(stream)
 
-    values = array.array("f", raw_detections) if detections.dtype_name == "FLOAT" \
-        else _half_to_float(raw_detections)
-    keep_count = array.array("i", raw_count)[0]
+    values, keep_count = nms.rows(raw)
     problems = check_detections(values, keep_count, keep_top_k)
     median_ms = median(latencies)
     return {
@@ -250,6 +293,7 @@ def verify_engine(engine_path, adapter, cuda, *, image_path=None, runs=10, keep_
         "fps": round(1000.0 / median_ms, 2) if median_ms > 0 else None,
         "keep_count": keep_count,
         "keep_top_k": keep_top_k,
+        "nms_outputs": nms.kind,
         "detections": summarize_detections(values, keep_count) if not problems else [],
         "tensorrt_version": adapter.version_text,
         "cuda_runtime": cuda.runtime_version(),

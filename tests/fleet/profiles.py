@@ -114,6 +114,22 @@ MODULES = {m.kind: m for m in (
     Module("orin", "jetson-agx-orin", "NVIDIA Jetson AGX Orin Developer Kit",
            ("nvidia,p3737-0000+p3701-0005", "nvidia,p3701-0005", "nvidia,tegra234"),
            "tegra234", "8.7", 30536, 2, "t186ref", "36.4.3", (36,), 1.0, 4.0),
+    # Orin Nano 8 GB developer kit (module p3767-0005 on carrier p3768) and Orin NX 16 GB
+    # (p3767-0000). JetPack 6.2 (L4T 36.4.3) added the "Super" power modes, and the device
+    # tree model string of a board flashed for them ends in "Super"; SoC, compute
+    # capability and DLA count do not change. Part numbers and model strings: reference
+    # docs/reference/jetson-platforms.md. MemTotal values are plausible, not read from a
+    # device (8 GB and 16 GB modules, less the carve-outs).
+    Module("orin-nano", "jetson-orin-nano", "NVIDIA Jetson Orin Nano Developer Kit",
+           ("nvidia,p3768-0000+p3767-0005", "nvidia,p3767-0005", "nvidia,tegra234"),
+           "tegra234", "8.7", 7620, 0, "generic", "36.4.3", (36,), 1.5, 9.0),
+    Module("orin-nano-super", "jetson-orin-nano",
+           "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super",
+           ("nvidia,p3768-0000+p3767-0005", "nvidia,p3767-0005", "nvidia,tegra234"),
+           "tegra234", "8.7", 7620, 0, "generic", "36.4.3", (36,), 1.2, 7.0),
+    Module("orin-nx", "jetson-orin-nx", "NVIDIA Jetson Orin NX Engineering Reference Developer Kit",
+           ("nvidia,p3768-0000+p3767-0000", "nvidia,p3767-0000", "nvidia,tegra234"),
+           "tegra234", "8.7", 15656, 2, "generic", "36.4.3", (36,), 1.2, 6.0),
 )}
 
 RELEASES = {r.l4t: r for r in (

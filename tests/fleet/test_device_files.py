@@ -86,3 +86,31 @@ def test_inventory_keeps_host_key_checking_on():
     assert "UserKnownHostsFile=/f/known_hosts" in text
     assert 'ansible_host: "127.0.0.9"' in text
     assert "StrictHostKeyChecking=no" not in text
+
+
+@pytest.mark.parametrize(("kind", "module", "dla"), [
+    ("orin", "jetson-agx-orin", 2), ("orin-nano", "jetson-orin-nano", 0),
+    ("orin-nano-super", "jetson-orin-nano", 0), ("orin-nx", "jetson-orin-nx", 2),
+])
+def test_orin_profiles_are_detected_as_their_module(tmp_path, kind, module, dla):
+    """The identity files a simulated Orin gets are read back by the real detection."""
+    from builder.platform.detect import detect_platform  # noqa: PLC0415
+
+    chosen = profiles.profile(kind)
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "nv_tegra_release").write_text(device_files.nv_tegra_release(chosen))
+    tree = tmp_path / "sys" / "firmware" / "devicetree" / "base"
+    tree.mkdir(parents=True)
+    (tree / "model").write_bytes(device_files.devicetree_model(chosen))
+    (tree / "compatible").write_bytes(device_files.devicetree_compatible(chosen))
+    dpkg = tmp_path / "var" / "lib" / "dpkg"
+    dpkg.mkdir(parents=True)
+    (dpkg / "status").write_text(device_files.dpkg_status(chosen, "", "arm64"))
+    facts = detect_platform(str(tmp_path))
+    assert (facts["module"], facts["dla_cores"], facts["compute_capability"]) == (
+        module, dla, "8.7")
+    assert (facts["l4t"], facts["jetpack"], facts["tensorrt"]) == ("36.4.3", "6.2", "10.3.0")
+    assert facts["cuda"] == "12.6"
+    assert facts["platform_id"] == "{}_l4t36.4.3_trt10.3.0".format(module)
+    if kind.endswith("-super"):
+        assert chosen.model.endswith("Super")

@@ -58,13 +58,12 @@ def test_module_reports_the_builders_detection_for_every_profile(tmp_path, profi
                      "builder_version": None, "models": {}}
 
 
-def test_tensorrt10_gets_facts_but_is_marked_unsupported(tmp_path):
+def test_tensorrt10_is_supported_through_onnx(tmp_path):
     orin = next(name for name in PROFILES if name.startswith("agx-orin"))
     result = facts_on(lay_out(tmp_path / "root", orin), tmp_path / "state")
     jetson = result["ansible_facts"]["jetson"]
     assert jetson["tensorrt_generation"] == "trt10"
-    assert jetson["supported"] is False
-    assert "UFF" in jetson["support_reason"]
+    assert jetson["supported"] is True and jetson["support_reason"] is None
 
 
 def test_not_a_jetson_fails_with_what_was_looked_for(tmp_path):
@@ -144,7 +143,7 @@ def test_facts_on_every_simulated_profile(sim):
     for host, (module, l4t) in FLEET_PROFILES.items():
         jetson = results[host]["ansible_facts"]["jetson"]
         assert (jetson["module"], jetson["l4t"]) == (module, l4t), host
-        assert jetson["supported"] is (module != "jetson-agx-orin"), host
+        assert jetson["supported"] is True, host  # TensorRT 10 builds from ONNX
         ids.add(jetson["platform_id"])
         assert results[host]["ansible_facts"]["jetson_state"]["env_marker"] is None
     assert len(ids) == len(FLEET_PROFILES)  # every profile is its own platform

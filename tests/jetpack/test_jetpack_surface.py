@@ -108,3 +108,33 @@ def test_surface_of_column(gen, column):
         elif warned:
             mismatches.append("{}: unexpected DeprecationWarning {}".format(name, warned))
     assert not mismatches, "\n".join(mismatches)
+
+
+ONNX_API = Path(__file__).resolve().parents[2] / "docs" / "reference" / "tensorrt-onnx-api.yaml"
+
+
+def _onnx_api_rows():
+    import yaml  # noqa: PLC0415
+
+    return {name: [cell.strip() for cell in str(row).split("|")]
+            for name, row in yaml.safe_load(ONNX_API.read_text())["meta"]["quick_matrix"].items()}
+
+
+def test_onnx_api_rows_agree_with_the_doubles_table():
+    """Rows the doubles also tabulate (surface.EXTRA / MATRIX) say the same there."""
+    for name, row in _onnx_api_rows().items():
+        tabulated = surface.cells(name)
+        if tabulated is not None:
+            assert [tabulated[column] for column in versions.COLUMNS] == row, name
+
+
+@pytest.mark.parametrize("column", versions.COLUMNS)
+def test_onnx_api_surface_of_column(gen, column):
+    rows = _onnx_api_rows()
+    result = gen.run(PROBE, VERSION_OF_COLUMN[column], input=json.dumps(list(rows)))
+    report = last_json(result)
+    index = versions.COLUMNS.index(column)
+    wrong = ["{}: present={} but the ONNX API reference says {!r}".format(
+        name, report[name]["present"], row[index])
+        for name, row in rows.items() if report[name]["present"] != (row[index] != "-")]
+    assert not wrong, "\n".join(wrong)

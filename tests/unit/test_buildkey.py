@@ -47,7 +47,7 @@ def test_key_is_sha256_hex_and_stable(tmp_path):
     assert key(spec(tmp_path, name="m1", engine="TRT_m1.bin", extra="")) == first
     # Pinned value: a change here means every stored engine gets rebuilt. Bump KEY_SCHEMA
     # deliberately when it must change.
-    assert first == "20654ecc80fb9c89562920b09448cd14ab8eb53b0965cdea758d48e2b8e35bce"
+    assert first == "9e21c0e99f9cb6dc4f6677ae0999c8d3b97428f90239eca6191b643ef018f6c5"
 
 
 def test_model_spec_and_its_dict_give_the_same_key(tmp_path):
@@ -77,7 +77,7 @@ def test_int_and_float_spellings_give_the_same_key(tmp_path):
     ("input_dims", [3, 512, 512]), ("aspect_ratios", [1.0, 2.0]),
     ("feature_map_shapes", [19, 10, 5, 3, 2, 1]), ("variance", [0.1, 0.1, 0.2, 0.3]),
     ("confidence_threshold", 0.3), ("nms_threshold", 0.5), ("top_k", 200),
-    ("keep_top_k", 50),
+    ("keep_top_k", 50), ("engine_path", "uff"), ("box_decoder", "plugin"),
 ])
 def test_every_spec_field_changes_the_key(tmp_path, field, value):
     assert field in SPEC_FIELDS
@@ -132,5 +132,5 @@ def test_payload_is_canonical_json(tmp_path):
     text = build_key_payload(PLATFORM, GRAPH_SHA, spec(tmp_path), OPTIONS, "0.1.0")
     assert " " not in text
     assert text.index('"builder_version"') < text.index('"graph_sha256"')
-    assert '"engine"' not in text and '"graph"' not in text and '"name"' not in text
+    assert '"engine":' not in text and '"graph":' not in text and '"name":' not in text
     assert hashlib.sha256(text.encode()).hexdigest() == key(spec(tmp_path))

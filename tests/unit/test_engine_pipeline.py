@@ -126,8 +126,22 @@ def _explain(result):
 
 
 @pytest.fixture(scope="module")
-def graphs():
-    return graphs_dir()
+def graphs(tmp_path_factory):
+    """The generated graphs with a catalog forcing engine_path: uff on every model.
+
+    This module tests the UFF path on every generation that has it; from TensorRT 8.4 the
+    default ('auto') is ONNX (tests/unit/test_onnx_build.py)."""
+    return uff_graphs(tmp_path_factory.mktemp("uff-graphs"))
+
+
+def uff_graphs(folder):
+    source = graphs_dir()
+    catalog = yaml.safe_load((source / "models.yml").read_text())
+    for name, entry in catalog["models"].items():
+        entry["engine_path"] = "uff"
+        (folder / name).symlink_to(source / name)
+    (folder / "models.yml").write_text(yaml.safe_dump(catalog))
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -236,12 +250,12 @@ def test_api_generations_chosen_by_version(built):
 
 
 @pytest.mark.parametrize("name", ["nano-trt8.2", "xavier-trt8.5", "orin-nano-trt8.6"])
-def test_no_removed_or_warning_api_on_trt8(name, devices, good_uff, tmp_path):
+def test_no_removed_or_warning_api_on_trt8(name, devices, graphs, good_uff, tmp_path):
     """8.x doubles raise AttributeError for what 8.0 removed and DeprecationWarning for
     build_engine / get_binding_* / context managers: make any such warning fatal."""
     strict = ["-W", "error::DeprecationWarning"]
     out = tmp_path / "out"
-    result = devices[name].build(graphs_dir() / "models.yml", out, "--uff", good_uff(name),
+    result = devices[name].build(graphs / "models.yml", out, "--uff", good_uff(name),
                                  "--timing-cache", tmp_path / "timing.cache",
                                  python_options=strict)
     assert result.returncode == 0, _explain(result)
@@ -266,8 +280,9 @@ def test_convert_then_build_from_the_frozen_graph(name, devices, graphs, tmp_pat
 def test_trt10_refuses_uff_and_names_onnx(devices, graphs, tmp_path):
     result = devices["orin-trt10"].build(graphs / "models.yml", tmp_path)
     assert result.returncode == 2, _explain(result)
-    assert "TensorRT 10.3 has no UFF parser" in result.stderr
-    assert "ONNX" in result.stderr and "JetPack 6" in result.stderr
+    assert "key 'engine_path': uff cannot be built here" in result.stderr
+    assert "TensorRT 10.3.0 has no UFF parser" in result.stderr and "JetPack 6" in result.stderr
+    assert "python3 -m builder onnx {}".format(MODEL) in result.stderr
     assert "Traceback" not in result.stderr
     assert os.listdir(tmp_path) == []
 
@@ -306,9 +321,10 @@ def test_graph_not_matching_its_pin(devices, graphs, tmp_path):
     ("nano-trt8.2", "Error Code 1: Cuda Runtime (out of memory)"),
     ("nano-trt7", "Cuda Error in allocate: 2 (out of memory)"),
 ])
-def test_out_of_memory_build_leaves_no_engine(name, expected, devices, good_uff, tmp_path):
+def test_out_of_memory_build_leaves_no_engine(name, expected, *, devices, graphs, good_uff,
+                                             tmp_path):
     out = tmp_path / "out"
-    result = devices[name].build(graphs_dir() / "models.yml", out, "--uff", good_uff(name),
+    result = devices[name].build(graphs / "models.yml", out, "--uff", good_uff(name),
                                  fault="oom")
     assert result.returncode == 4, _explain(result)  # out of memory, not a TensorRT refusal
     assert expected in result.stderr
@@ -320,9 +336,10 @@ def test_out_of_memory_build_leaves_no_engine(name, expected, devices, good_uff,
 
 
 @pytest.mark.parametrize("name", ["nano-trt7", "nano-trt8.2"])
-def test_nms_assertion_from_a_uff_with_wrong_num_classes(name, devices, mini_uffs, tmp_path):
+def test_nms_assertion_from_a_uff_with_wrong_num_classes(name, devices, graphs, mini_uffs,
+                                                        tmp_path):
     out = tmp_path / "out"
-    result = devices[name].build(graphs_dir() / "models.yml", out, "--uff",
+    result = devices[name].build(graphs / "models.yml", out, "--uff",
                                  mini_uffs[devices[name].generation]["classes_bad"])
     assert result.returncode == 1, _explain(result)
     assert "[TensorRT] INTERNAL ERROR: nmsPlugin.cpp" in result.stderr

@@ -62,12 +62,10 @@ def test_proc_device_tree_symlink_that_points_outside_the_root(tmp_path):
 def test_supported_per_profile(tmp_path):
     expected = {"nano-32.7.1": "trt8_0", "tx2-32.3.1": "trt5_6", "xavier-32.4.4": "trt7",
                 "xavier-35.4.1": "trt8_4", "xavier-nx-35.3.1": "trt8_4",
-                "orin-nano-36.3": "trt8_4"}
+                "orin-nano-36.3": "trt8_4", "agx-orin-36.4.3": "trt10"}
     for profile, generation in expected.items():
         root = tmp_path / profile
         assert supported(detect_platform(lay_out(root, profile))) == (True, generation)
-    ok, reason = supported(detect_platform(lay_out(tmp_path / "orin", "agx-orin-36.4.3")))
-    assert not ok and "no UFF parser" in reason
 
 
 # ------------------------------------------------------------------ nv_tegra_release variants
@@ -323,7 +321,7 @@ def test_memory(tmp_path):
 @pytest.mark.parametrize(("version", "generation", "unsupported"), [
     ("5.0.6", "trt5_6", False), ("6.0.1", "trt5_6", False), ("7.1.3", "trt7", False),
     ("8.0.1", "trt8_0", False), ("8.2.1", "trt8_0", False), ("8.4.1", "trt8_4", False),
-    ("8.6.2", "trt8_4", False), ("10.3.0", "trt10", True), ("10", "trt10", True),
+    ("8.6.2", "trt8_4", False), ("10.3.0", "trt10", False), ("10", "trt10", False),
     ("9.0.0", None, True), ("4.1.2", None, True), (None, None, True),
 ])
 def test_tensorrt_generation(version, generation, unsupported):
@@ -341,6 +339,7 @@ def test_platform_command_json(tmp_path, capsys, own_subcommands):
     facts = json.loads(capsys.readouterr().out)["result"]
     assert facts["platform_id"] == "jetson-agx-xavier_l4t35.4.1_trt8.5.2"
     assert facts["builder_supported"] is True and facts["tensorrt_generation"] == "trt8_4"
+    assert facts["engine_path"] == "onnx"  # TensorRT 8.5 on JetPack 5
 
 
 def test_platform_command_text_and_warnings(tmp_path, capsys, own_subcommands):
@@ -351,7 +350,7 @@ def test_platform_command_text_and_warnings(tmp_path, capsys, own_subcommands):
     assert re.search(r"^platform_id\s+jetson-agx-orin_l4t36.4.9_trt10.3.0$", captured.out,
                      re.MULTILINE)
     assert re.search(r"^jetpack\s+-$", captured.out, re.MULTILINE)
-    assert "unsupported: TensorRT 10 has no UFF parser" in captured.out
+    assert "supported (trt10, engine path onnx unless" in captured.out
     assert "warning: L4T 36.4.9 is not in the JetPack table" in captured.err
 
 

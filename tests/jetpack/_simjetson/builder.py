@@ -375,7 +375,8 @@ class BuilderImpl:
                     for t in state.inputs]
         bindings += [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype,
                       "is_input": False} for t in state.outputs]
-        plugins = [{"name": layer.name, "op": layer.op.lstrip("_"), "attrs": layer.attrs}
+        plugins = [{"name": layer.name, "op": layer.op.lstrip("_"), "attrs": layer.attrs,
+                    "input_shapes": [list(tensor.shape) for tensor in layer.inputs]}
                    for layer in state.layers if layer.plugin]
         on_dla = [layer.name for layer in self._dla_layers(state, settings) if not layer.plugin]
         return {

@@ -1,6 +1,6 @@
 """UffParser, OnnxParser, CaffeParser doubles."""
 
-from . import context, plugins, uffformat
+from . import context, onnxparse, plugins, uffformat
 from .builder import log_all
 from .shapes import ShapeError, ShapeInference
 
@@ -100,6 +100,8 @@ class ParserErrorImpl:
         return self._node
 
     def __str__(self):
+        if self._description.startswith("In node "):
+            return self._description
         return "In node {} (parse): {}: {}".format(self._node, self._code, self._description)
 
 
@@ -122,9 +124,10 @@ class OnnxParserImpl:
     def clear_errors(self):
         self._errors = []
 
-    def _fail(self, code, text):
-        self._errors.append(ParserErrorImpl(code, text))
-        log_all(self._logger, [(1, text)])
+    def _fail(self, code, text, node=-1, node_line=None):
+        self._errors.append(ParserErrorImpl(code, text, node))
+        lines = [(1, "ModelImporter.cpp: " + node_line)] if node_line else []
+        log_all(self._logger, lines + [(1, text)])
         return False
 
     def parse(self, model, path=None):
@@ -133,9 +136,14 @@ class OnnxParserImpl:
                               "This version of the ONNX parser only supports TensorRT "
                               "INetworkDefinitions with an explicit batch dimension. Please "
                               "ensure the network was initialized with the kEXPLICIT_BATCH flag.")
-        return self._fail(self.MODEL_DESERIALIZE_FAILED,
-                          "Failed to parse ONNX model (SIMULATED parser: only the failure path "
-                          "of ONNX parsing is simulated)")
+        try:
+            inputs, outputs, layers = onnxparse.parse_model(model, context.get().version)
+        except onnxparse.OnnxParseError as error:
+            return self._fail(error.code, error.text, error.node, error.node_line)
+        state = self._network._state
+        state.inputs, state.outputs, state.layers = inputs, outputs, layers
+        state.source = "onnx"
+        return True
 
     def parse_from_file(self, model):
         try:

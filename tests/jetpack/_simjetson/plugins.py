@@ -7,6 +7,9 @@ FLATTENCONCAT_LIBRARY = "libflattenconcat.so"
 _BUILTIN = ("GridAnchor_TRT", "NMS_TRT", "Normalize_TRT", "PriorBox_TRT", "Reorg_TRT",
             "Region_TRT", "Clip_TRT", "LReLU_TRT")
 _BUILTIN_SINCE_7 = ("FlattenConcat_TRT", "BatchedNMS_TRT")
+# plugin/efficientNMSPlugin is part of TensorRT's plugin library from 8.0 (see
+# docs/reference/onnx-tensorrt-operators.md); the builder uses it from 8.4 only.
+_BUILTIN_SINCE_8 = ("EfficientNMS_TRT",)
 
 
 def library_loaded(basename, maps_file="/proc/self/maps"):
@@ -26,6 +29,8 @@ def creator_names():
         names.extend(_BUILTIN)
         if ctx.version[0] >= 7:
             names.extend(_BUILTIN_SINCE_7)
+        if ctx.version[0] >= 8:
+            names.extend(_BUILTIN_SINCE_8)
     # TRT 5/6: FlattenConcat_TRT lives in the sample's plugin library, which registers its
     # creator when loaded (ctypes.CDLL), with or without init_libnvinfer_plugins.
     if ctx.version[0] < 7 and library_loaded(FLATTENCONCAT_LIBRARY):

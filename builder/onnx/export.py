@@ -1,0 +1,342 @@
+"""Frozen SSD graph -> ONNX with an EfficientNMS_TRT node (the TensorRT >= 8.4 path).
+
+Runs on the controller (Python 3.11 with TensorFlow, tf2onnx, onnx, onnx-graphsurgeon),
+never on a device: every heavy import is inside the functions. The recipe:
+
+1. the graph is cut after the Preprocessor (``Preprocessor/sub`` becomes the float input
+   ``Input``, NCHW [1, 3, H, W], so the engine takes what the UFF engine takes) and before
+   the Postprocessor: the box encodings (``Squeeze``) and the class logits (``concat_1``),
+   the tensors the UFF recipe feeds NMS_TRT;
+2. tf2onnx converts that part (tf.compat.v1 GraphDef, shapes folded for the fixed input);
+3. onnx-graphsurgeon appends what the Postprocessor did before its NMS: the box coder's
+   scaling (encodings x ``variance``, the inverse of the TF1 box coder scales 10, 10, 5, 5),
+   the logit scale and the score converter of the export (sigmoid / softmax), then one
+   ``EfficientNMS_TRT`` node (fused box decoder, BoxCenterSize coding) with the anchors as a
+   constant, evaluated by TensorFlow from the graph's own anchor generator.
+
+Every number comes from one place: num_classes, the anchor count and the input size from
+``graph.ssd.analyze`` (the facts the UFF surgery uses), the thresholds and the variance
+from the catalog, the score converter and the background class from the export.
+"""
+
+import os
+
+import numpy as np
+
+from .. import atomic
+from ..errors import UserError
+from ..graph import ssd as ssd_graph
+from ..graph.tfcompat import read_graph_def, tf_v1
+from ..manifest import require_free_space
+from ..onnx import nms_reference
+from ..uff.convert import check_graph
+
+INPUT_NAME = "Input"
+OPSET = 13
+NMS_OP = "EfficientNMS_TRT"
+NMS_PLUGIN_VERSION = "1"
+NMS_NODE = "nms"
+BOXES_INPUT = "nms_box_deltas"
+SCORES_INPUT = "nms_scores"
+ANCHORS_INPUT = "nms_anchors"
+OUTPUT_NAMES = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
+# tf2onnx writes tensor names with their output index.
+RAW_BOXES = ssd_graph.BOX_ENCODINGS + ":0"
+RAW_SCORES = ssd_graph.CLASS_PREDICTIONS + ":0"
+SPACE_FACTOR = 3  # the .onnx holds the weights once; keep room for the staging copy
+
+
+def import_exporters():
+    """(tf2onnx, onnx, onnx_graphsurgeon) or a UserError naming the requirement."""
+    try:
+        import onnx  # noqa: PLC0415  (controller only)
+        import onnx_graphsurgeon  # noqa: PLC0415
+        import tf2onnx  # noqa: PLC0415
+    except ImportError as error:
+        raise UserError(
+            "cannot import {} ({}): 'builder onnx' runs on the controller and needs tf2onnx, "
+            "onnx and onnx-graphsurgeon. Install them with: pip install -r "
+            "requirements/dev.txt -c requirements/constraints.txt".format(
+                getattr(error, "name", None) or "the ONNX tools", error)) from error
+    return tf2onnx, onnx, onnx_graphsurgeon
+
+
+def output_paths(spec, out_dir):
+    """(onnx path, report path) of a model in ``out_dir``."""
+    base = os.path.join(out_dir, spec.name + ".onnx")
+    return base, base + ".json"
+
+
+def check_catalog_against_graph(spec, layout):
+    """UserError when the catalog's num_classes / input_dims disagree with the graph."""
+    problems = []
+    if spec.num_classes not in ("auto", layout.num_classes):
+        problems.append("model '{}': num_classes is {} in the catalog but {} in the graph ({}). "
+                        "Change it in the catalog to {} (or write 'auto')".format(
+                            spec.name, spec.num_classes, layout.num_classes,
+                            layout.sources["num_classes"], layout.num_classes))
+    if spec.input_dims != "auto" and list(spec.input_dims) != list(layout.input_dims):
+        problems.append("model '{}': input_dims is {} in the catalog but {} in the graph ({}). "
+                        "Change it in the catalog to {} (or write 'auto')".format(
+                            spec.name, list(spec.input_dims), layout.input_dims,
+                            layout.sources["input_dims"], layout.input_dims))
+    if problems:
+        raise UserError("\n".join(problems))
+
+
+class GraphFacts(object):
+    """What the export derives from one frozen graph (before any ONNX work)."""
+
+    def __init__(self, spec, graph_def):
+        self.graph_def = graph_def
+        self.layout = ssd_graph.analyze(graph_def, spec.graph)
+        check_catalog_against_graph(spec, self.layout)
+        self.scores = ssd_graph.score_conversion(graph_def, spec.graph)
+        self.class_agnostic = ssd_graph.nms_is_class_agnostic(graph_def, spec.graph)
+        self.anchor_node = ssd_graph.anchor_concat_name(graph_def, spec.graph)
+        channels, height, width = self.layout.input_dims
+        self.nhwc_shape = [1, height, width, channels]
+
+    def nms_attributes(self, spec, box_decoder):
+        return {
+            "plugin_version": NMS_PLUGIN_VERSION,
+            "score_threshold": float(spec.confidence_threshold),
+            "iou_threshold": float(spec.nms_threshold),
+            "max_output_boxes": int(spec.keep_top_k),
+            "background_class": int(self.scores.background_class),
+            "score_activation": 0,  # the converter is a node of the graph (sigmoid or softmax)
+            "class_agnostic": 1 if self.class_agnostic else 0,
+            "box_coding": nms_reference.BOX_CENTER_SIZE if box_decoder == "plugin"
+            else nms_reference.BOX_CORNER,
+        }
+
+
+def cut_graph(facts):
+    """(tf.Graph with the ``Input`` placeholder in place of Preprocessor/sub, placeholder)."""
+    tf = tf_v1()
+    graph = tf.Graph()
+    with graph.as_default():
+        placeholder = tf.placeholder(tf.float32, facts.nhwc_shape, name=INPUT_NAME)
+        tf.import_graph_def(facts.graph_def, input_map={ssd_graph.PREPROCESSED + ":0": placeholder},
+                            name="")
+    return graph, placeholder
+
+
+def evaluate_anchors(spec, facts):
+    """The anchors [N, 4] (ymin, xmin, ymax, xmax) from the graph's own anchor generator."""
+    tf = tf_v1()
+    graph, placeholder = cut_graph(facts)
+    with tf.Session(graph=graph) as session:
+        anchors = session.run(facts.anchor_node + ":0",
+                              {placeholder: np.zeros(facts.nhwc_shape, np.float32)})
+    if anchors.ndim != 2 or anchors.shape[1] != 4 or anchors.shape[0] != facts.layout.anchors:
+        raise UserError(
+            "graph {}: the anchor generator ({}) makes {} anchors but the box predictors "
+            "expect {} ({}). The graph is inconsistent; re-export it".format(
+                spec.graph, facts.anchor_node, list(anchors.shape), facts.layout.anchors,
+                facts.layout.sources["anchors"]))
+    return anchors.astype(np.float32)
+
+
+def _tf_subgraph(facts):
+    tf = tf_v1()
+    graph, _placeholder = cut_graph(facts)
+    cut = tf.graph_util.extract_sub_graph(
+        graph.as_graph_def(), [ssd_graph.BOX_ENCODINGS, ssd_graph.CLASS_PREDICTIONS])
+    return cut
+
+
+def convert_cut(facts):
+    """tf2onnx on the cut graph: an onnx ModelProto with input Input (NCHW), two outputs."""
+    tf2onnx, _onnx, _gs = import_exporters()
+    model, _storage = tf2onnx.convert.from_graph_def(
+        _tf_subgraph(facts), input_names=[INPUT_NAME + ":0"],
+        output_names=[RAW_BOXES, RAW_SCORES], opset=OPSET,
+        inputs_as_nchw=[INPUT_NAME + ":0"])
+    return model
+
+
+def _score_nodes(gs, graph, raw_scores, facts):
+    """Logit scale + score converter as ONNX nodes; returns the scores tensor for NMS."""
+    shape = [1, facts.layout.anchors, facts.layout.num_classes]
+    current = raw_scores
+    if facts.scores.logit_scale != 1.0:
+        scaled = gs.Variable("scaled_logits", dtype=np.float32, shape=shape)
+        divisor = gs.Constant("logit_scale", np.array(facts.scores.logit_scale, np.float32))
+        graph.nodes.append(gs.Node("Div", inputs=[current, divisor], outputs=[scaled]))
+        current = scaled
+    converter = facts.scores.converter
+    if converter == "identity":
+        return current
+    scores = gs.Variable(SCORES_INPUT, dtype=np.float32, shape=shape)
+    if converter == "sigmoid":
+        graph.nodes.append(gs.Node("Sigmoid", inputs=[current], outputs=[scores]))
+    else:
+        graph.nodes.append(gs.Node("Softmax", attrs={"axis": -1}, inputs=[current],
+                                   outputs=[scores]))
+    return scores
+
+
+BOX_DECODERS = ("graph", "plugin")
+DECODED_BOXES = "nms_boxes"
+
+
+def _decode_in_graph(gs, graph, deltas, anchor_values):
+    """Box decoding + clipping to [0, 1] as ONNX nodes: corner boxes [1, N, 4].
+
+    What the TF Postprocessor does before its NMS (FasterRcnnBoxCoder.decode, then the
+    clip to the image window), so the NMS sees the boxes TF's NMS sees.
+    """
+    count = anchor_values.shape[0]
+    half = [1, count, 2]
+    anchor_yx = gs.Constant("anchor_yx", anchor_values[None, :, :2].copy())
+    anchor_hw = gs.Constant("anchor_hw", anchor_values[None, :, 2:].copy())
+    names = ("delta_yx", "delta_hw", "center_yx", "size_hw", "half_hw", "corner_min",
+             "corner_max", "unclipped_boxes")
+    t = {name: gs.Variable(name, dtype=np.float32, shape=half) for name in names}
+    t["unclipped_boxes"].shape = [1, count, 4]
+    boxes = gs.Variable(DECODED_BOXES, dtype=np.float32, shape=[1, count, 4])
+    split = gs.Constant("split_2_2", np.array([2, 2], np.int64))
+    zero = gs.Constant("clip_min", np.array(0.0, np.float32))
+    one = gs.Constant("clip_max", np.array(1.0, np.float32))
+    two = gs.Constant("two", np.array(2.0, np.float32))
+    scaled_yx = gs.Variable("scaled_yx", dtype=np.float32, shape=half)
+    exp_hw = gs.Variable("exp_hw", dtype=np.float32, shape=half)
+    graph.nodes.extend([
+        gs.Node("Split", attrs={"axis": 2}, inputs=[deltas, split],
+                outputs=[t["delta_yx"], t["delta_hw"]]),
+        gs.Node("Mul", inputs=[t["delta_yx"], anchor_hw], outputs=[scaled_yx]),
+        gs.Node("Add", inputs=[scaled_yx, anchor_yx], outputs=[t["center_yx"]]),
+        gs.Node("Exp", inputs=[t["delta_hw"]], outputs=[exp_hw]),
+        gs.Node("Mul", inputs=[exp_hw, anchor_hw], outputs=[t["size_hw"]]),
+        gs.Node("Div", inputs=[t["size_hw"], two], outputs=[t["half_hw"]]),
+        gs.Node("Sub", inputs=[t["center_yx"], t["half_hw"]], outputs=[t["corner_min"]]),
+        gs.Node("Add", inputs=[t["center_yx"], t["half_hw"]], outputs=[t["corner_max"]]),
+        gs.Node("Concat", attrs={"axis": 2}, inputs=[t["corner_min"], t["corner_max"]],
+                outputs=[t["unclipped_boxes"]]),
+        gs.Node("Clip", inputs=[t["unclipped_boxes"], zero, one], outputs=[boxes]),
+    ])
+    return boxes
+
+
+def add_nms(model, spec, facts, anchors, box_decoder="graph"):
+    """The ONNX model with the box scaling, score converter and EfficientNMS_TRT appended.
+
+    ``box_decoder``: "graph" decodes and clips the boxes with ONNX nodes and gives
+    EfficientNMS_TRT corner boxes (box_coding 0, two inputs): the detections TensorFlow's
+    Postprocessor gives, border boxes included. "plugin" uses the plugin's fused decoder
+    (box_coding 1, the anchors as its third input): fewer nodes, but the plugin does not
+    clip, so boxes crossing the image border are suppressed differently than in TF.
+    """
+    if box_decoder not in BOX_DECODERS:
+        raise UserError("--box-decoder {!r}: choose one of {}".format(
+            box_decoder, ", ".join(BOX_DECODERS)))
+    _tf2onnx, _onnx, gs = import_exporters()
+    graph = gs.import_onnx(model)
+    graph.inputs[0].name = INPUT_NAME
+    by_name = {tensor.name: tensor for tensor in graph.outputs}
+    raw_boxes, raw_scores = by_name[RAW_BOXES], by_name[RAW_SCORES]
+    count = facts.layout.anchors
+    deltas = gs.Variable(BOXES_INPUT, dtype=np.float32, shape=[1, count, 4])
+    variance = gs.Constant("box_coder_variance",
+                           np.array(spec.variance, np.float32).reshape(1, 1, 4))
+    graph.nodes.append(gs.Node("Mul", inputs=[raw_boxes, variance], outputs=[deltas]))
+    scores = _score_nodes(gs, graph, raw_scores, facts)
+    anchor_values = nms_reference.center_size_from_corners(anchors).astype(np.float32)
+    if box_decoder == "plugin":
+        nms_inputs = [deltas, scores, gs.Constant(ANCHORS_INPUT,
+                                                  anchor_values.reshape(1, count, 4))]
+    else:
+        nms_inputs = [_decode_in_graph(gs, graph, deltas, anchor_values), scores]
+    keep = int(spec.keep_top_k)
+    outputs = [
+        gs.Variable(OUTPUT_NAMES[0], dtype=np.int32, shape=[1, 1]),
+        gs.Variable(OUTPUT_NAMES[1], dtype=np.float32, shape=[1, keep, 4]),
+        gs.Variable(OUTPUT_NAMES[2], dtype=np.float32, shape=[1, keep]),
+        gs.Variable(OUTPUT_NAMES[3], dtype=np.int32, shape=[1, keep]),
+    ]
+    graph.nodes.append(gs.Node(NMS_OP, name=NMS_NODE,
+                               attrs=facts.nms_attributes(spec, box_decoder),
+                               inputs=nms_inputs, outputs=outputs))
+    graph.outputs = outputs
+    graph.cleanup().toposort()
+    exported = gs.export_onnx(graph)
+    exported.producer_name = "trt-builder onnx"
+    # onnx.checker knows no EfficientNMS_TRT (TensorRT resolves it from its plugin
+    # registry): the verification checks the model without that node.
+    return exported
+
+
+class Export(object):
+    """An exported model: the ONNX proto, its pieces and what they came from."""
+
+    def __init__(self, spec, graph_sha256, facts, anchors, *, model, box_decoder):
+        self.box_decoder = box_decoder
+        self.spec = spec
+        self.graph_sha256 = graph_sha256
+        self.facts = facts
+        self.anchors = anchors
+        self.model = model
+
+    def nms_attributes(self):
+        return self.facts.nms_attributes(self.spec, self.box_decoder)
+
+    def report(self):
+        layout = self.facts.layout
+        return {
+            "model": self.spec.name,
+            "graph": self.spec.graph,
+            "graph_sha256": self.graph_sha256,
+            "input": {"name": INPUT_NAME, "shape": [1] + list(layout.input_dims),
+                      "layout": "NCHW", "cut_at": ssd_graph.PREPROCESSED + ":0"},
+            "cut_tensors": {"boxes": RAW_BOXES, "scores": RAW_SCORES,
+                            "anchors": self.facts.anchor_node + ":0"},
+            "num_classes": layout.num_classes,
+            "anchors": int(self.anchors.shape[0]),
+            "score_converter": self.facts.scores.converter,
+            "logit_scale": self.facts.scores.logit_scale,
+            "box_coder_variance": [float(v) for v in self.spec.variance],
+            "box_decoder": self.box_decoder,
+            "nms": {"op": NMS_OP, "plugin_version": NMS_PLUGIN_VERSION,
+                    "attributes": self.nms_attributes(),
+                    "inputs": [BOXES_INPUT, SCORES_INPUT, ANCHORS_INPUT]
+                    if self.box_decoder == "plugin" else [DECODED_BOXES, SCORES_INPUT]},
+            "outputs": output_bindings(self.spec),
+            "sources": dict(layout.sources, **self.facts.scores.sources),
+            "opset": OPSET,
+        }
+
+
+def output_bindings(spec):
+    """The engine outputs an EfficientNMS_TRT graph has (name, shape, dtype)."""
+    keep = int(spec.keep_top_k)
+    return [
+        {"name": OUTPUT_NAMES[0], "shape": [1, 1], "dtype": "INT32"},
+        {"name": OUTPUT_NAMES[1], "shape": [1, keep, 4], "dtype": "FLOAT"},
+        {"name": OUTPUT_NAMES[2], "shape": [1, keep], "dtype": "FLOAT"},
+        {"name": OUTPUT_NAMES[3], "shape": [1, keep], "dtype": "INT32"},
+    ]
+
+
+def export_model(spec, progress, box_decoder="graph"):
+    """Export ``spec``'s graph to an ONNX proto (not written yet): an Export."""
+    import_exporters()
+    graph_sha256 = check_graph(spec)
+    progress("graph {} sha256 {}".format(spec.graph, graph_sha256))
+    facts = GraphFacts(spec, read_graph_def(spec.graph))
+    anchors = evaluate_anchors(spec, facts)
+    progress("{}: {} classes, {} anchors, scores by {}, cut at {}, {} and {}".format(
+        spec.name, facts.layout.num_classes, anchors.shape[0], facts.scores.converter,
+        ssd_graph.PREPROCESSED, RAW_BOXES, RAW_SCORES))
+    model = add_nms(convert_cut(facts), spec, facts, anchors, box_decoder)
+    return Export(spec, graph_sha256, facts, anchors, model=model, box_decoder=box_decoder)
+
+
+def write_model(export, out_dir):
+    """Write ``<model>.onnx`` atomically; returns its path."""
+    data = export.model.SerializeToString()
+    require_free_space(out_dir, len(data) * SPACE_FACTOR, "the ONNX file of {}".format(
+        export.spec.name))
+    onnx_path, _report = output_paths(export.spec, out_dir)
+    atomic.write_bytes(onnx_path, data)
+    return onnx_path

@@ -1,0 +1,47 @@
+"""Which file a device builds its engine from: UFF (TensorRT < 8.4) or ONNX (>= 8.4).
+
+The catalog key ``engine_path`` (auto | uff | onnx, default auto) can force one where the
+platform can do it. Decided from the catalog and the TensorRT version alone, so that the
+build key (catalog fields + platform_id, which names the TensorRT version) names the path.
+
+- UFF: TensorRT 5 to 8.6 have the UffParser; TensorRT 10 removed it.
+- ONNX with EfficientNMS_TRT: the plugin exists from TensorRT 8.0, but NMS results are
+  unreliable before 8.4 (NVIDIA/TensorRT#1538), so the ONNX path starts at 8.4 and
+  JetPack 4 (TensorRT <= 8.2) keeps UFF.
+"""
+
+from ..errors import UserError
+
+UFF = "uff"
+ONNX = "onnx"
+ONNX_MIN = (8, 4)
+UFF_MAX_MAJOR = 8  # TensorRT 10 has no UFF parser
+
+
+def can_build(path, version):
+    """Whether a TensorRT of parsed ``version`` (a tuple) can build from ``path``."""
+    if path == UFF:
+        return version[0] <= UFF_MAX_MAJOR
+    return tuple(version[:2]) >= ONNX_MIN
+
+
+def choose_engine_path(spec, version, version_text, catalog_path):
+    """'uff' or 'onnx' for ``spec`` on this TensorRT; UserError when the catalog forces a
+    path the platform cannot build."""
+    requested = getattr(spec, "engine_path", "auto") or "auto"
+    if requested == "auto":
+        return ONNX if can_build(ONNX, version) else UFF
+    if can_build(requested, version):
+        return requested
+    where = "{}: model '{}', key 'engine_path'".format(catalog_path, spec.name)
+    if requested == UFF:
+        raise UserError(
+            "{}: uff cannot be built here: TensorRT {} has no UFF parser (removed in "
+            "TensorRT 10, JetPack 6). Write engine_path: auto (or onnx) and export the model "
+            "on the controller with: python3 -m builder onnx {} --catalog {} --out DIR".format(
+                where, version_text, spec.name, catalog_path))
+    raise UserError(
+        "{}: onnx cannot be built here: TensorRT {} is older than {}.{}, where "
+        "EfficientNMS_TRT is unreliable (NVIDIA/TensorRT#1538). Write engine_path: auto (or "
+        "uff) to build this model from UFF on this device, or build it on a JetPack 5/6 "
+        "device".format(where, version_text, ONNX_MIN[0], ONNX_MIN[1]))
