@@ -6,6 +6,8 @@ import os
 
 import yaml
 
+from builder.spec.catalog import file_sha256
+
 from .trust import Untrusted
 
 # preflight catalog keys that are not catalog keys: computed on the controller.
@@ -24,7 +26,8 @@ def device_files(spec: dict) -> dict[str, str]:
     return files
 
 
-def files_to_push(catalog: dict, models: list[str], work: dict) -> list[dict]:
+def files_to_push(catalog: dict, models: list[str], work: dict,
+                  onnx_files: dict | None = None) -> list[dict]:
     """[{"src", "model", "name"}] of the files the device lacks or holds with other content.
 
     Graphs are compared by sha256 with what jetson_facts saw in each model's work dir, so an
@@ -39,6 +42,13 @@ def files_to_push(catalog: dict, models: list[str], work: dict) -> list[dict]:
             if src == spec["graph"] and on_device.get(name) == spec["sha256"]:
                 continue
             pushes.append({"src": src, "model": model, "name": name})
+        exported = (onnx_files or {}).get(model)
+        if exported:  # the ONNX path: the controller's export and its report
+            name = os.path.basename(exported["onnx"])
+            if on_device.get(name) != file_sha256(exported["onnx"]):
+                pushes.append({"src": exported["onnx"], "model": model, "name": name})
+            pushes.append({"src": exported["report"], "model": model,
+                           "name": os.path.basename(exported["report"])})
     return pushes
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from builder import __version__ as BUILDER_VERSION
 
 from . import device as device_checks
+from . import onnx_exports
 from .keys import engine_build_key
 from .selection import EngineOptions, HostSelection
 from .store import EngineStore
@@ -37,6 +38,8 @@ class PlanEntry:
     rank: int = 0
     refused: str | None = None       # why this host cannot build it (options, platform)
     store_problem: str | None = None  # the stored entry was corrupt (quarantined)
+    engine_path: str | None = None   # uff | onnx: what the device builds from
+    export_key: str | None = None    # onnx: the controller's export it is pushed
 
 
 @dataclass
@@ -99,7 +102,8 @@ def _disk_refusal(device, selection: HostSelection, catalog: dict, state: StoreS
 
 
 def make_plan(selections: dict[str, HostSelection], devices: dict, catalog: dict,
-              store: EngineStore, *, check_mode: bool) -> dict:
+              store: EngineStore, *, check_mode: bool, catalog_path: str = "the catalog"
+              ) -> dict:
     """The plan of every host with facts (``devices``: host -> DevicePlatform)."""
     state = StoreState(store, repair=not check_mode)
     hosts: dict[str, HostPlan] = {}
@@ -119,11 +123,16 @@ def make_plan(selections: dict[str, HostSelection], devices: dict, catalog: dict
             key = engine_build_key(spec, device.platform_id, selection.options)
             cached, problem = state.cached(key)
             work = device.work.get(model) or {}
+            path, path_refused = onnx_exports.engine_path_of(spec, device.tensorrt,
+                                                             catalog_path)
             entry = PlanEntry(model, key, selection.options.variant, spec["engine"], cached,
-                              work.get("engine_build_key") == key, refused=refused,
-                              store_problem=problem)
+                              work.get("engine_build_key") == key,
+                              refused=refused or path_refused, store_problem=problem,
+                              engine_path=path,
+                              export_key=onnx_exports.export_key(spec) if path == "onnx"
+                              else None)
             host_plan.models[model] = entry
-            if refused is None and selection.scope == "platform":
+            if entry.refused is None and selection.scope == "platform":
                 groups.setdefault(key, []).append(host)
         hosts[host] = host_plan
     rounds = 1 if hosts else 0
@@ -142,7 +151,27 @@ def make_plan(selections: dict[str, HostSelection], devices: dict, catalog: dict
         "notes": list(store.notes),
     }
     plan["pending"] = pending_entries(plan)
+    plan["exports"] = needed_exports(plan)
     store.save_verified_stats() if not check_mode else None
+    return plan
+
+
+def needed_exports(plan: dict) -> dict[str, str]:
+    """{model: export key} of the ONNX files this run's builds need from the controller."""
+    return {entry["model"]: entry["export_key"]
+            for host_plan in plan["hosts"].values() for entry in host_plan["models"].values()
+            if entry["export_key"] and not entry["refused"]
+            and not already_done(entry, host_plan["scope"]) and not entry["on_device"]}
+
+
+def refuse_model(plan: dict, model: str, reason: str) -> dict:
+    """The plan with every pending ONNX entry of ``model`` refused for ``reason``."""
+    for host_plan in plan["hosts"].values():
+        entry = host_plan["models"].get(model)
+        if entry and entry["export_key"] and not already_done(entry, host_plan["scope"]):
+            entry["refused"] = reason
+    plan["pending"] = pending_entries(plan)
+    plan["exports"] = needed_exports(plan)
     return plan
 
 
@@ -203,6 +232,8 @@ def action_of(entry: dict, scope: str) -> str:
         if entry["store_problem"] else ""
     if entry["on_device"]:
         return prefix + "on device, collect only"
+    if entry["engine_path"] == "onnx":
+        prefix += "ONNX exported on the controller, then "
     if scope == "platform" and entry["rank"] > 0:
         return prefix + "fallback builder #{} (if the earlier ones fail)".format(entry["rank"])
     return prefix + ("build" if scope == "platform" else "build (device scope)")

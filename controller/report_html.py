@@ -94,7 +94,8 @@ def _cell(css_class, text, value=None, sub=None, title=None):
 def _model_cell(row):
     return '<td class="model"{}>{}<span class="sub variant"{}>{}</span></td>'.format(
         _data_value(row["model"]), esc(row["model"]), _data_value(row["variant"]),
-        esc(text_or_missing(row["variant"])))
+        esc(text_or_missing(row["variant"]) + (" · " + row["engine_path"]
+                                               if row["engine_path"] else "")))
 
 
 def _built_cell(row):

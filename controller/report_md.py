@@ -43,6 +43,7 @@ def store_rows(index):
                 "tensorrt": entry.get("tensorrt_version"),
                 "precision": entry.get("precision"),
                 "variant": entry.get("variant"),
+                "engine_path": entry.get("engine_path"),
                 "status": status,
                 "status_detail": detail,
                 "engine_size": entry.get("engine_size"),
@@ -147,7 +148,9 @@ def _md_cells(row):
     platform = "{} ({})".format(row["platform_id"], platform_facts(row)) if platform_facts(
         row) else row["platform_id"]
     graph = "{} `{}`".format(text_or_missing(row["graph_file"]), short_sha(row["graph_sha256"]))
-    return (platform, row["model"], status, text_or_missing(row["variant"]),
+    variant = text_or_missing(row["variant"]) + (
+        " ({})".format(row["engine_path"]) if row["engine_path"] else "")
+    return (platform, row["model"], status, variant,
             format_size(row["engine_size"]), format_duration(row["build_seconds"]),
             format_fps(row["fps"]), format_ms(row["median_ms"]), format_utc(row["created_utc"]),
             text_or_missing(row["built_on"]), graph)

@@ -43,7 +43,7 @@ REQUIRED_MANIFEST_KEYS = ("model", "platform_id", "build_key", "engine_file", "e
 # Manifest fields copied into each index entry (the reports read the index alone).
 INDEX_FIELDS = ("build_key", "engine_sha256", "engine_size", "builder_version",
                 "tensorrt_version", "precision", "workspace_mib", "max_batch", "dla_core",
-                "created_utc", "build_seconds", "graph_sha256")
+                "created_utc", "build_seconds", "graph_sha256", "engine_path", "outputs")
 VERIFY_FIELDS = ("ok", "fps", "median_ms", "verified_utc", "problems")
 PLATFORM_FIELDS = ("module", "soc", "compute_capability", "l4t", "jetpack")
 # Engines made by the JetPack test doubles start with this (tests/jetpack): the index and
@@ -257,6 +257,12 @@ class EngineStore:
         graph = (manifest.get("spec") or {}).get("graph")
         if graph:
             summary["graph_file"] = os.path.basename(str(graph))
+        verification = ((manifest.get("onnx") or {}).get("verification") or {})
+        if verification:  # the ONNX path: the export's check against TensorFlow
+            summary["onnx_verification"] = {
+                "ok": verification.get("ok"),
+                "cut_max_abs_error": (verification.get("cut") or {}).get("max_abs_error"),
+                "detections": verification.get("detections")}
         summary.update(platform_id=entry.platform_id, model=entry.model, variant=entry.variant,
                        engine="{}/{}".format(entry.relpath, entry.engine_file),
                        simulated=is_simulated(entry.engine_path))

@@ -126,9 +126,9 @@ ansible_facts:
           type: str
         models:
           description:
-            - One entry per directory in C(<root_dir>/work/) with C(graphs) (file name -> sha256
-              of every C(.pb) file), C(engines) (file name -> size in bytes of every C(.bin)
-              file) and C(manifest) (parsed C(manifest.json) or null).
+            - One entry per directory in C(<root_dir>/work/) with C(graphs) (file name ->
+              sha256 of every C(.pb) and C(.onnx) file), C(engines) (file name -> size in
+              bytes of every C(.bin) file) and C(manifest) (parsed C(manifest.json) or null).
           type: dict
 """
 
@@ -173,7 +173,7 @@ def model_state(model_dir):
         path = os.path.join(model_dir, name)
         if not os.path.isfile(path):
             continue
-        if name.endswith(".pb"):
+        if name.endswith((".pb", ".onnx")):
             graphs[name] = file_sha256(path)
         elif name.endswith(".bin"):
             engines[name] = os.path.getsize(path)

@@ -40,4 +40,6 @@ class ActionModule(ControllerAction):
                 "msg": "Preflight OK: {} host(s), models {}".format(
                     len(args["hosts"]), ", ".join(checked["catalog"]) or "(none)"),
                 "ansible_facts": {"preflight_catalog": checked["catalog"],
+                                  "preflight_catalog_file": os.path.realpath(
+                                      args["catalog_path"]),
                                   "preflight_selections": checked["selections"]}}

@@ -8,7 +8,7 @@ from controller.device_work import build_argv, device_catalog_text, files_to_pus
 from controller.store import EngineStore
 
 
-def device_work(work, host_plan, device, catalog, *, root_dir, extra):
+def device_work(work, host_plan, device, catalog, *, root_dir, extra, onnx_files=None):
     """The round's work of one device with what its tasks need: files, catalogs, commands."""
     python = root_dir + "/venv/bin/python"
     commands = {}
@@ -23,8 +23,10 @@ def device_work(work, host_plan, device, catalog, *, root_dir, extra):
     verifies = {model: verify_argv(python, "{}/work/{}/{}".format(
         root_dir, model, host_plan["models"][model]["engine"]), extra)
         for model in work["collect"]}
+    onnx_models = [m for m in work["build"] if host_plan["models"][m]["engine_path"] == "onnx"]
+    onnx_files = {m: f for m, f in (onnx_files or {}).items() if m in onnx_models}
     return dict(work, root_dir=root_dir, commands=commands, verifies=verifies,
-                push=files_to_push(catalog, work["build"], device["work"]))
+                push=files_to_push(catalog, work["build"], device["work"], onnx_files))
 
 
 class ActionModule(ControllerAction):
@@ -43,6 +45,7 @@ class ActionModule(ControllerAction):
             root_dir = hostvars[host]["ansible_facts"]["jetson_state"]["root_dir"]
             detailed[host] = device_work(work, the_plan["hosts"][host],
                                          the_plan["devices"][host], args["catalog"],
-                                         root_dir=root_dir, extra=extra)
+                                         root_dir=root_dir, extra=extra,
+                                         onnx_files=the_plan.get("onnx_files"))
         return {"ansible_facts": {"engine_round": int(args["round"]),
                                   "engine_round_work": detailed}}

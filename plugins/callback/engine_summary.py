@@ -39,7 +39,8 @@ FAILED = "failed"
 # A failure of a controller step (run once for the fleet) is the controller's, not the
 # host's it ran "on".
 CONTROLLER = "controller"
-CONTROLLER_ACTIONS = ("engine_preflight", "engine_plan", "engine_round", "engine_report")
+CONTROLLER_ACTIONS = ("engine_preflight", "engine_plan", "engine_onnx", "engine_round",
+                      "engine_report")
 
 
 SUMMARY_COLUMNS = ("HOST", "MODEL", "PLATFORM", "VARIANT", "STATUS", "DETAIL")

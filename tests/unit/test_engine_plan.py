@@ -35,6 +35,7 @@ def catalog(tmp_path):
 def devices(platforms, supported=True, dla_cores=0, work=None, free_mib=None):
     return {host: device_platform(host, {
         "jetson": {"platform_id": platform, "supported": supported, "module": "jetson-x",
+                   "tensorrt": str(platform).rpartition("_trt")[2] or None,
                    "dla_cores": dla_cores, "memory_mib": 8000,
                    "support_reason": None if supported else "TensorRT 10 has no UFF"},
         "jetson_state": {"models": (work or {}).get(host, {}), "free_mib": free_mib,
@@ -184,3 +185,24 @@ def test_a_device_without_the_disk_for_its_builds_is_refused_before_any_push(cat
         "directory on a larger disk")
     assert plan["pending"] == 0
     assert make(devices({"nano-1": NANO}, free_mib=1400), catalog, tmp_path)["pending"] == 2
+
+
+def test_tensorrt_8_4_and_later_build_from_an_onnx_export_made_once(catalog, tmp_path):
+    orin = "jetson-agx-orin_l4t36.4.3_trt10.3.0"
+    plan = make(devices({"nano-1": NANO, "orin-1": orin, "orin-2": orin}), catalog, tmp_path)
+    paths = {host: plan["hosts"][host]["models"]["m1"]["engine_path"] for host in plan["hosts"]}
+    assert paths == {"nano-1": "uff", "orin-1": "onnx", "orin-2": "onnx"}
+    keys = {plan["hosts"][h]["models"]["m1"]["export_key"] for h in ("orin-1", "orin-2")}
+    assert len(keys) == 1 and plan["hosts"]["nano-1"]["models"]["m1"]["export_key"] is None
+    assert sorted(plan["exports"]) == ["m1", "m2"]
+    refused = planning.refuse_model(plan, "m1", "the export failed")
+    assert refused["hosts"]["orin-1"]["models"]["m1"]["refused"] == "the export failed"
+    assert refused["hosts"]["nano-1"]["models"]["m1"]["refused"] is None
+    assert sorted(refused["exports"]) == ["m2"]
+
+
+def test_a_forced_engine_path_the_platform_cannot_build_is_refused(catalog, tmp_path):
+    forced = {name: dict(spec, engine_path="uff") for name, spec in catalog.items()}
+    plan = make(devices({"orin-1": "jetson-agx-orin_l4t36.4.3_trt10.3.0"}), forced, tmp_path)
+    refused = plan["hosts"]["orin-1"]["models"]["m1"]["refused"]
+    assert "key 'engine_path': uff cannot be built here: TensorRT 10.3.0 has no UFF" in refused

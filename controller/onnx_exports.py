@@ -1,0 +1,109 @@
+"""The ONNX files of the ONNX path (TensorRT >= 8.4): made once per graph on the controller,
+verified there against TensorFlow, kept in the store, pushed to the devices that build from
+them.
+
+    <store>/onnx/<model>/<export key>/<model>.onnx        the graph with EfficientNMS_TRT
+    <store>/onnx/<model>/<export key>/<model>.onnx.json   builder onnx's report (verification)
+
+The export key names what the ONNX file depends on: the graph's sha256, the catalog fields
+that change it (the engine-affecting ones, box_decoder among them) and the builder version;
+not the engine options (precision, workspace, DLA), which only the device's build uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import types
+from pathlib import Path
+
+from builder import __version__ as BUILDER_VERSION
+from builder import buildkey
+from builder.errors import UserError
+from builder.trt.adapter import parse_version
+from builder.trt.enginepath import choose_engine_path
+
+from . import trust
+from .store import EngineStore, StoreError
+
+ONNX_DIR = "onnx"
+
+
+def engine_path_of(spec: dict, tensorrt: str | None, catalog_path: str) -> tuple[str | None,
+                                                                                  str | None]:
+    """('uff' | 'onnx', None) for a model on a TensorRT version, or (None, why refused)."""
+    if not tensorrt:
+        return None, "TensorRT is not installed on the device"
+    try:
+        return choose_engine_path(types.SimpleNamespace(**spec), parse_version(tensorrt),
+                                  tensorrt, catalog_path), None
+    except UserError as error:
+        return None, str(error)
+
+
+def export_key(spec: dict) -> str:
+    """What an ONNX export of ``spec`` depends on (see the module docstring)."""
+    payload = {"graph_sha256": spec["sha256"],
+               "spec": {field: spec.get(field) for field in buildkey.SPEC_FIELDS},
+               "pipeline_config_sha256": spec.get("pipeline_config_sha256"),
+               "builder_version": BUILDER_VERSION}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def export_dir(store: EngineStore, model: str, key: str) -> Path:
+    return trust.confined(store.root, ONNX_DIR, trust.component(model, "model", "the plan",
+                                                                trust.MODEL_NAME), key)
+
+
+def files_of(store: EngineStore, model: str, key: str) -> dict | None:
+    """{"onnx", "report"} paths of a verified export in the store, or None."""
+    directory = export_dir(store, model, key)
+    onnx, report = directory / (model + ".onnx"), directory / (model + ".onnx.json")
+    if not (onnx.is_file() and report.is_file()):
+        return None
+    return {"onnx": str(onnx), "report": str(report)}
+
+
+def _record(stdout: str) -> dict | None:
+    try:
+        record = json.loads(stdout)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and record.get("record") == 1 else None
+
+
+def export(store: EngineStore, model: str, key: str, catalog_path: str) -> dict:
+    """Run ``builder onnx`` for ``model`` into the store (StoreError with its message if the
+    export or its verification fails); the files' paths."""
+    found = files_of(store, model, key)
+    if found:
+        return found
+    target = export_dir(store, model, key)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".new-onnx-", dir=str(target.parent)))
+    try:
+        # Its own process: TensorFlow and tf2onnx stay out of Ansible's worker.
+        run = subprocess.run(
+            [sys.executable, "-m", "builder", "onnx", "--catalog", catalog_path, "--out",
+             str(work), "--json", "--", model],
+            capture_output=True, text=True, check=False,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        record = _record(run.stdout)
+        if run.returncode != 0 or record is None or record.get("status") != "ok":
+            message = (record or {}).get("message") or (run.stderr.strip().splitlines() or [
+                "exit {}".format(run.returncode)])[-1]
+            raise StoreError("model {}: the ONNX export on the controller failed: {}".format(
+                model, message))
+        os.chmod(str(work), 0o755)
+        os.rename(str(work), str(target))
+        work = None
+    finally:
+        if work is not None:
+            shutil.rmtree(str(work), ignore_errors=True)
+    return files_of(store, model, key)

@@ -1,0 +1,28 @@
+"""The ONNX files this run's builds need, exported and verified on the controller into the
+store (controller only, once per run): controller/onnx_exports.py."""
+
+from __future__ import annotations
+
+from controller import onnx_exports, plan
+from controller.action import ControllerAction
+from controller.store import EngineStore, StoreError
+
+
+class ActionModule(ControllerAction):
+    ARGS = ("plan", "catalog_path")
+
+    def decide(self, args, task_vars):
+        the_plan = args["plan"]
+        store = EngineStore(the_plan["store_dir"])
+        files, lines = {}, []
+        made = False
+        for model, key in sorted(the_plan["exports"].items()):
+            try:
+                made = made or onnx_exports.files_of(store, model, key) is None
+                files[model] = onnx_exports.export(store, model, key, args["catalog_path"])
+                lines.append("{}: {}".format(model, files[model]["onnx"]))
+            except StoreError as error:
+                the_plan = plan.refuse_model(the_plan, model, str(error))
+                lines.append(str(error))
+        return {"msg": lines, "changed": made,
+                "ansible_facts": {"engine_plan_result": dict(the_plan, onnx_files=files)}}
