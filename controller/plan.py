@@ -101,6 +101,13 @@ def _disk_refusal(device, selection: HostSelection, catalog: dict, state: StoreS
     return device_checks.disk_problem(device, sizes)
 
 
+def _longest_first(key: str, groups: dict, hosts: dict, catalog: dict) -> tuple:
+    """Sort key of a build: the largest graph (the longest build expected) first."""
+    host = groups[key][0]
+    model = next(m for m, e in hosts[host].models.items() if e.build_key == key)
+    return (-os.path.getsize(catalog[model]["graph"]), model, key)
+
+
 def make_plan(selections: dict[str, HostSelection], devices: dict, catalog: dict,
               store: EngineStore, *, check_mode: bool, catalog_path: str = "the catalog"
               ) -> dict:
@@ -136,9 +143,16 @@ def make_plan(selections: dict[str, HostSelection], devices: dict, catalog: dict
                 groups.setdefault(key, []).append(host)
         hosts[host] = host_plan
     rounds = 1 if hosts else 0
-    for key, candidates in groups.items():
+    first_builds: dict[str, int] = {}  # host -> builds it makes in round 0 so far
+    for key in sorted(groups, key=lambda k: _longest_first(k, groups, hosts, catalog)):
+        candidates = groups[key]
         model = next(m for m, e in hosts[candidates[0]].models.items() if e.build_key == key)
-        candidates.sort(key=lambda h, m=model: (not hosts[h].models[m].on_device, h))
+        # The device holding the engine already goes first; then the least loaded, so that
+        # a platform's builds spread over its devices (one build at a time per device).
+        candidates.sort(key=lambda h, m=model: (not hosts[h].models[m].on_device,
+                                                first_builds.get(h, 0), h))
+        if not hosts[candidates[0]].models[model].cached:  # only builds to make count
+            first_builds[candidates[0]] = first_builds.get(candidates[0], 0) + 1
         for rank, host in enumerate(candidates):
             hosts[host].models[model].rank = rank
         rounds = max(rounds, len(candidates))

@@ -8,6 +8,7 @@ its wall time (pytest -s, or in the report on failure).
 
 import hashlib
 import json
+import subprocess
 import sys
 import threading
 from html.parser import HTMLParser
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from controller import runlock
 
 FLEET = "nano=2,tx2=1,xavier=1,xavier@35.4.1=1,orin=1"
 MODELS = ["ssd_mobilenet_v1_coco", "ssd_mobilenet_v2_coco"]
@@ -199,6 +202,43 @@ def test_second_run_changes_nothing(runner, timings):
     # Still non-zero: orin cannot build UFF models, and says so every time.
     assert run.returncode != 0
     assert set(run.rows_by("failed")) == {(ORIN, m) for m in MODELS}
+
+
+@pytest.mark.fleet
+def test_a_truncated_index_is_rebuilt_by_the_next_run(runner, timings):
+    index_path = runner.store / "index.json"
+    good = json.loads(index_path.read_text())
+    index_path.write_text(index_path.read_text()[:100])  # a run killed while writing it
+    run = timed(timings, "truncated_index", runner.run())
+    assert run.builds() == [], run.describe()
+    assert "rebuilt it from the manifests" in run.output, run.describe()
+    rebuilt = json.loads(index_path.read_text())
+    assert {rel: e["build_key"] for rel, e in rebuilt["entries"].items()} == {
+        rel: e["build_key"] for rel, e in good["entries"].items()}
+
+
+@pytest.mark.fleet
+def test_a_second_run_on_the_same_store_does_not_build_twice(runner, timings):
+    # A second run while the first holds the store stops at once (engine_store_wait_s: 0),
+    # saying who holds it; it builds nothing and leaves the first run's lock alone.
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    lock = runner.store / ".run-lock"
+    try:
+        lock.write_text(json.dumps({"pid": holder.pid, "start": runlock.process_start(holder.pid),
+                                    "user": "root",
+                                    "host": "controller", "since": "now",
+                                    "command": "ansible-playbook build_engines.yml"}))
+        run = timed(timings, "store_busy", runner.run(extra_vars={"engine_store_wait_s": 0}))
+        assert run.returncode != 0 and run.builds() == [], run.describe()
+        assert "is in use by the run of pid {}".format(holder.pid) in run.output, run.describe()
+        assert lock.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # Its process gone, the lock is stale: the next run takes the store over.
+    run = timed(timings, "stale_lock", runner.run())
+    assert run.builds() == [] and "is in use" not in run.output, run.describe()
+    assert not lock.exists()
 
 
 def _change_graph(catalog, model):

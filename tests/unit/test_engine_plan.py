@@ -61,8 +61,10 @@ def test_platform_scope_ranks_one_builder_per_build_key(catalog, tmp_path):
     ranks = {host: plan["hosts"][host]["models"]["m1"]["rank"] for host in hosts}
     assert ranks == {"nano-1": 0, "nano-2": 1, "nano-3": 2, "tx2-1": 0}
     works = planning.round_works(plan, 0, EngineStore(tmp_path / "store"), {})
-    assert works == {host: {"build": ["m1", "m2"], "collect": [], "remove": []}
-                     for host in ("nano-1", "tx2-1")}
+    # The platform's two builds go to two of its devices; the lone TX2 builds both.
+    assert works == {"nano-1": {"build": ["m1"], "collect": [], "remove": []},
+                     "nano-2": {"build": ["m2"], "collect": [], "remove": []},
+                     "tx2-1": {"build": ["m1", "m2"], "collect": [], "remove": []}}
 
 
 def test_per_host_options_give_their_own_build_keys_and_variants(catalog, tmp_path):
@@ -125,12 +127,13 @@ def test_a_failed_build_goes_to_the_next_device_unless_the_input_was_wrong(catal
     hosts = devices({"nano-1": NANO, "nano-2": NANO})
     store = EngineStore(tmp_path / "store")
     plan = make(hosts, catalog, tmp_path / "store")
-    key = plan["hosts"]["nano-1"]["models"]["m2"]["build_key"]
+    key = plan["hosts"]["nano-2"]["models"]["m2"]["build_key"]
+    assert plan["hosts"]["nano-2"]["models"]["m2"]["rank"] == 0  # builds spread: m1 on nano-1
     file_entry(tmp_path / "store", plan["hosts"]["nano-1"], "m1")
-    failed = {"nano-1": {"m2": {"build_key": key, "kind": "tensorrt", "status": "failed"}}}
+    failed = {"nano-2": {"m2": {"build_key": key, "kind": "tensorrt", "status": "failed"}}}
     assert planning.round_works(plan, 1, store, failed) == {
-        "nano-2": {"build": ["m2"], "collect": [], "remove": []}}
-    failed["nano-1"]["m2"]["kind"] = "user"
+        "nano-1": {"build": ["m2"], "collect": [], "remove": []}}
+    failed["nano-2"]["m2"]["kind"] = "user"
     assert planning.round_works(plan, 1, store, failed) == {}
 
 
@@ -206,3 +209,19 @@ def test_a_forced_engine_path_the_platform_cannot_build_is_refused(catalog, tmp_
     plan = make(devices({"orin-1": "jetson-agx-orin_l4t36.4.3_trt10.3.0"}), forced, tmp_path)
     refused = plan["hosts"]["orin-1"]["models"]["m1"]["refused"]
     assert "key 'engine_path': uff cannot be built here: TensorRT 10.3.0 has no UFF" in refused
+
+
+def test_builds_spread_over_a_platforms_devices_longest_first(catalog, tmp_path):
+    with open(str(tmp_path / "m2.pb"), "wb") as graph:
+        graph.truncate(80 << 20)  # m2: the larger graph, the longer build
+    hosts = devices({"nano-{}".format(i): NANO for i in range(1, 7)})
+    plan = make(hosts, catalog, tmp_path / "store")
+    first = {model: next(h for h in sorted(hosts) if plan["hosts"][h]["models"][model]["rank"]
+                         == 0) for model in ("m1", "m2")}
+    assert first == {"m2": "nano-1", "m1": "nano-2"}
+    # A failure hands the build to the next device of the platform.
+    store = EngineStore(tmp_path / "store")
+    key = plan["hosts"]["nano-1"]["models"]["m2"]["build_key"]
+    failed = {"nano-1": {"m2": {"build_key": key, "kind": "tensorrt", "status": "failed"}}}
+    round_1 = planning.round_works(plan, 1, store, failed)
+    assert [h for h, w in round_1.items() if "m2" in w["build"]] == ["nano-2"]
