@@ -7,7 +7,8 @@
       pysite.upper/     overlay upper of /usr/local/lib/python3.X/dist-packages, whose
                         lower layer is the JetPack doubles tree of the device's generation
       firmware/         bound read-only onto /sys/firmware (devicetree/base/model...)
-      dpkg-status       bound read-only onto /var/lib/dpkg/status
+      dpkg.upper/status overlay upper of /var/lib/dpkg (the host's dpkg database is the
+                        lower layer): the device's own copy of the status file
       disk.img          sparse ext4 image: the device's /root, /opt, /tmp, /var/tmp
       shared.upper/     (only with a shared tree) writable upper layer over the shared tree
       plan.json, holder.log
@@ -27,6 +28,7 @@ DEVICE_DISK_MOUNT = "/run/simjetson/disk"
 WRITABLE_DIRS = (("/root", "root", "0700"), ("/opt", "opt", "0755"),
                  ("/tmp", "tmp", "1777"), ("/var/tmp", "var-tmp", "1777"))
 HOST_KEY = "ssh/ssh_host_ed25519_key"
+DPKG_DIR = "/var/lib/dpkg"
 
 
 class DeviceDir:
@@ -36,7 +38,8 @@ class DeviceDir:
         self.usrlocal = self.path / "usrlocal.upper"
         self.pysite = self.path / "pysite.upper"
         self.firmware = self.path / "firmware"
-        self.dpkg_status = self.path / "dpkg-status"
+        self.dpkg_upper = self.path / "dpkg.upper"
+        self.dpkg_status = self.dpkg_upper / "status"
         self.disk = self.path / "disk.img"
         self.plan_file = self.path / "plan.json"
         self.log = self.path / "holder.log"
@@ -60,9 +63,9 @@ class DeviceDir:
     def write_files(self, name, profile, *, address, port, client_public_key,
                     host_dpkg_status, architecture, sshd_log_level="INFO"):
         for directory in (self.etc / "simjetson", self.etc / "ssh", self.firmware /
-                          "devicetree" / "base", self.usrlocal, self.pysite):
+                          "devicetree" / "base", self.usrlocal, self.pysite, self.dpkg_upper):
             directory.mkdir(parents=True, exist_ok=True)
-        for work in ("etc.work", "usrlocal.work", "pysite.work"):
+        for work in ("etc.work", "usrlocal.work", "pysite.work", "dpkg.work"):
             (self.path / work).mkdir(exist_ok=True)
         texts = {
             self.etc / "nv_tegra_release": device_files.nv_tegra_release(profile),
@@ -139,11 +142,14 @@ class DeviceDir:
         if doubles_tree is not None:
             steps.append(_overlay(dist_packages, [str(doubles_tree), dist_packages],
                                   self.pysite, self.path / "pysite.work"))
+        # Mount points are directories only, never a host file: the host's apt replaces
+        # /var/lib/dpkg/status by renaming a new file over it, and a rename over a mount
+        # point detaches that mount in every namespace (the device would see the host's
+        # packages, without JetPack). The device's status is its own file in an overlay.
         steps += [
             {"kind": "bind", "source": str(self.firmware), "target": "/sys/firmware",
              "readonly": True},
-            {"kind": "bind", "source": str(self.dpkg_status), "target": "/var/lib/dpkg/status",
-             "readonly": True},
+            _overlay(DPKG_DIR, [DPKG_DIR], self.dpkg_upper, self.path / "dpkg.work"),
         ]
         # Last: these may hide the fleet dir itself (a fleet under /tmp or /root).
         steps += [{"kind": "bind", "source": "{}/{}".format(DEVICE_DISK_MOUNT, sub),
