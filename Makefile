@@ -32,7 +32,8 @@ venv: $(VENV)/.installed
 
 lint: venv
 	$(VENV)/bin/yamllint -s .
-	$(VENV)/bin/ansible-lint --profile production
+	@# ansible-lint warns ("PATH altered") unless its own bin dir is on PATH.
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/ansible-lint --profile production
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/vermin --target=3.6- --no-tips --violations --eval-annotations builder/
 
