@@ -24,6 +24,7 @@ from fleet import device_files
 
 DISK_SIZE = "16G"            # sparse: costs what is written (TensorFlow venvs ~1 GB each)
 DEVICE_DISK_MOUNT = "/run/simjetson/disk"
+SHARED_STAGE = "/run/simjetson/shared"   # where a shared tree's layers stay reachable
 # Device dir -> where it lives on the device's own disk image (name, mode).
 WRITABLE_DIRS = (("/root", "root", "0700"), ("/opt", "opt", "0755"),
                  ("/tmp", "tmp", "1777"), ("/var/tmp", "var-tmp", "1777"))
@@ -151,17 +152,28 @@ class DeviceDir:
              "readonly": True},
             _overlay(DPKG_DIR, [DPKG_DIR], self.dpkg_upper, self.path / "dpkg.work"),
         ]
-        # Last: these may hide the fleet dir itself (a fleet under /tmp or /root).
-        steps += [{"kind": "bind", "source": "{}/{}".format(DEVICE_DISK_MOUNT, sub),
-                   "target": target} for target, sub, _ in WRITABLE_DIRS]
         if shared_tree is not None:
+            # The device's own /root, /opt, /tmp, /var/tmp (next) hide the host's, and the
+            # shared tree or this device dir may live there (a clone under /tmp): reach both
+            # through binds under the device's /run, made while the host paths are visible.
             source, device_path = shared_tree
             upper, work = self.path / "shared.upper", self.path / "shared.work"
             for directory in (upper, work):
                 shutil.rmtree(directory, ignore_errors=True)
                 directory.mkdir()
+            staged = {"lower": SHARED_STAGE + "/lower", "layers": SHARED_STAGE + "/layers"}
+            steps += [{"kind": "mkdir", "path": path, "mode": "0755"} for path in staged.values()]
+            steps += [{"kind": "bind", "source": source, "target": staged["lower"],
+                       "readonly": True},
+                      {"kind": "bind", "source": str(self.path), "target": staged["layers"]}]
+        # These may hide the fleet dir itself (a fleet under /tmp or /root).
+        steps += [{"kind": "bind", "source": "{}/{}".format(DEVICE_DISK_MOUNT, sub),
+                   "target": target} for target, sub, _ in WRITABLE_DIRS]
+        if shared_tree is not None:
+            layers = Path(staged["layers"])
             steps += [{"kind": "mkdir", "path": device_path, "mode": "0755"},
-                      _overlay(device_path, [source], upper, work)]
+                      _overlay(device_path, [staged["lower"]], layers / upper.name,
+                               layers / work.name)]
         self.plan_file.write_text(json.dumps(
             {"hostname": name, "owner_pid": owner_pid, "steps": steps}, indent=1) + "\n")
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fleet import addresses, faults, inventory, jetpack_link, procs, profiles, sshd_ctl
-from fleet.device_dir import WRITABLE_DIRS, DeviceDir
+from fleet.device_dir import DeviceDir
 
 HOLDER = Path(__file__).resolve().parent / "holder.py"
 SYSTEM_PYTHON = "/usr/bin/python3"   # the devices' ansible_python_interpreter
@@ -109,20 +109,13 @@ def up(fleet_dir, hosts_text, build_seconds_text="", *, port=profiles.DEFAULT_PO
 
 
 def _check_shared_tree(fleet_dir, shared_tree):
-    """The overlay is mounted after the device's own /root, /opt, /tmp, /var/tmp hide the
-    host's: its layers must live elsewhere."""
+    """(host dir, device path), checked; the host dir may be anywhere (also under /tmp)."""
     source, device_path = Path(shared_tree[0]).resolve(), shared_tree[1]
     if not source.is_dir():
         raise FleetError("shared tree {}: no such directory".format(source))
     if not device_path.startswith("/") or device_path == "/":
         raise FleetError("shared tree: device path {!r} must be an absolute path below /"
                          .format(device_path))
-    hidden = ["/" + sub.strip("/") for sub, _, _ in WRITABLE_DIRS]
-    for path in (source, fleet_dir):
-        if any(str(path) == top or str(path).startswith(top + "/") for top in hidden):
-            raise FleetError("shared tree: {} is under {}, which the devices' own directories "
-                             "hide; use a directory elsewhere (e.g. under the repository)"
-                             .format(path, ", ".join(hidden)))
     return str(source), device_path
 
 

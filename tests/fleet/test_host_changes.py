@@ -79,3 +79,28 @@ def test_devices_keep_their_tensorrt_when_host_apt_rewrites_dpkg_status(tmp_path
             assert listed.returncode != 0, (name, listed.stdout)
     finally:
         fleet.down(fleet_dir)
+
+
+def test_shared_tree_and_fleet_under_tmp_are_reachable_from_the_devices(tmp_path):
+    """A clone under /tmp (or /root, /opt, /var/tmp) puts the shared tree and the fleet dir
+    where the devices' own directories hide the host's: the devices still see the tree,
+    write above it, and the host's copy stays untouched."""
+    if os.geteuid() != 0:
+        pytest.skip("the simulated fleet needs root (mount namespaces, loop devices)")
+    tree = tmp_path / "clone" / ".cache" / "venv"
+    (tree / "bin").mkdir(parents=True)
+    (tree / "bin" / "marker").write_text("shared tree under {}\n".format(tmp_path))
+    fleet_dir = tmp_path / "clone" / ".fleet"
+    try:
+        fleet.up(fleet_dir, "nano=1,tx2=1", owner_pid=os.getpid(), with_jetpack=False,
+                 shared_tree=(str(tree), "/opt/trt-builder/venv"))
+        sim = SimFleet(fleet_dir)
+        for name in sim.names:
+            read = sim.ssh(name, "cat /opt/trt-builder/venv/bin/marker && "
+                                 "echo {0} > /opt/trt-builder/venv/bin/own && "
+                                 "cat /opt/trt-builder/venv/bin/own".format(name))
+            assert read.returncode == 0, (name, read.stderr)
+            assert read.stdout == "shared tree under {}\n{}\n".format(tmp_path, name)
+        assert sorted(p.name for p in (tree / "bin").iterdir()) == ["marker"]
+    finally:
+        fleet.down(fleet_dir)
