@@ -9,7 +9,7 @@ DEMO_HOSTS ?= xavier=1,nano=1,tx2=1
 APT_PACKAGES := openssh-server openssh-client rsync iproute2 util-linux mount e2fsprogs \
 	gcc libc6-dev make procps python3 python3-venv nftables
 
-.PHONY: system-deps venv lint test demo bench bench-quick wheelhouse constraints clean
+.PHONY: system-deps venv lint test demo sample bench bench-quick wheelhouse constraints clean
 
 # Debian packages, installed only when one is missing (apt-get update is slow).
 system-deps:
@@ -46,6 +46,12 @@ test: system-deps lint
 PIN_SET ?= simulated-cp311
 wheelhouse: venv
 	$(VPY) tools/wheelhouse.py --pin-set $(PIN_SET)
+
+# The sample graph of models/sample.yml (models/sample/, git-ignored): real TensorFlow, ~20 s.
+SAMPLE_GRAPH := models/sample/ssd_mobilenet_v2_coco/frozen_inference_graph.pb
+sample: $(SAMPLE_GRAPH)
+$(SAMPLE_GRAPH): tests/graphs/make_ssd_graphs.py tests/graphs/ssd_graph_builder.py | venv
+	$(VPY) tests/graphs/make_ssd_graphs.py models/sample --variant ssd_mobilenet_v2_coco
 
 demo: system-deps venv
 	$(VPY) tools/demo.py --fleet-dir $(FLEET_DIR) --hosts $(DEMO_HOSTS)
