@@ -38,6 +38,9 @@ def inventory_text(fleet_dir, hosts, private_key, known_hosts):
                 ("ansible_python_interpreter", "/usr/bin/python3"),
                 ("ansible_ssh_common_args", ssh_args),
             ]
+            if host.get("python"):   # which Python the device runs (reports can show it)
+                variables += [("simjetson_python", host["python"]["version"]),
+                              ("simjetson_python_fallback", host["python"]["fallback"])]
             lines.append("        {}:".format(host["name"]))
             lines += ["          {}: {}".format(key, _scalar(value)) for key, value in variables]
     return "\n".join(lines) + "\n"
