@@ -112,3 +112,16 @@ def test_the_simulated_set_has_no_local_pin(paths, capsys):
     assert code == 0, err
     assert json.loads(out)["local_pins"] == []
 
+
+
+@pytest.mark.parametrize("name, pip", [("jetpack46-cp36", "21.3.1"), ("jetpack5-cp38", "23.3.2")])
+def test_the_real_sets_install_their_pinned_pip_first(paths, capsys, name, pip):
+    code, out, err = run(["--pin-set", name, "--dest", paths["dest"], "--local-pins",
+                          paths["local"], "--requirements-only", "--allow-missing-local",
+                          "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["bootstrap"] == ["pip"]
+    house = paths["dest"] / name
+    bootstrap = (house / "requirements-bootstrap.txt").read_text().splitlines()[1:]
+    assert len(bootstrap) == 1 and bootstrap[0].startswith("pip=={} --hash=sha256:".format(pip))
+    assert "\npip==" not in (house / "requirements.txt").read_text()
