@@ -40,7 +40,7 @@ def clone(tmp_path_factory):
     root.mkdir(exist_ok=True)
     target = root / "clone"
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(target)], check=True)
-    (target / ".venv").symlink_to(Path(sys.executable).resolve().parent.parent)
+    (target / ".venv").symlink_to(Path(sys.prefix))   # the venv running the tests
     # A fresh clone's files are newer than the venv's stamp: date the requirements back so
     # `make` reuses the venv instead of re-installing into it.
     for path in (target / "requirements").iterdir():
