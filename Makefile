@@ -9,7 +9,7 @@ DEMO_HOSTS ?= xavier=1,nano=1,tx2=1
 APT_PACKAGES := openssh-server openssh-client rsync iproute2 util-linux mount e2fsprogs \
 	gcc libc6-dev make procps python3 python3-venv nftables
 
-.PHONY: system-deps venv lint test demo bench bench-quick wheelhouse constraints clean
+.PHONY: system-deps venv lint test demo doctor sample bench bench-quick wheelhouse constraints clean
 
 # Debian packages, installed only when one is missing (apt-get update is slow).
 system-deps:
@@ -33,7 +33,8 @@ venv: $(VENV)/.installed
 
 lint: venv
 	$(VENV)/bin/yamllint -s .
-	$(VENV)/bin/ansible-lint --profile production
+	@# ansible-lint warns ("PATH altered") unless its own bin dir is on PATH.
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/ansible-lint --profile production
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/vermin --target=3.6- --no-tips --violations --eval-annotations builder/
 
@@ -46,6 +47,17 @@ test: system-deps lint
 PIN_SET ?= simulated-cp311
 wheelhouse: venv
 	$(VPY) tools/wheelhouse.py --pin-set $(PIN_SET)
+
+# The sample graph of models/sample.yml (models/sample/, git-ignored): real TensorFlow, ~20 s.
+SAMPLE_GRAPH := models/sample/ssd_mobilenet_v2_coco/frozen_inference_graph.pb
+sample: $(SAMPLE_GRAPH)
+$(SAMPLE_GRAPH): tests/graphs/make_ssd_graphs.py tests/graphs/ssd_graph_builder.py | venv
+	$(VPY) tests/graphs/make_ssd_graphs.py models/sample --variant ssd_mobilenet_v2_coco
+
+# Is the controller and the inventory ready for a real run? One line per host and problem.
+INVENTORY ?= inventory/jetsons
+doctor: venv
+	$(VPY) tools/doctor.py -i $(INVENTORY)
 
 demo: system-deps venv
 	$(VPY) tools/demo.py --fleet-dir $(FLEET_DIR) --hosts $(DEMO_HOSTS)

@@ -29,7 +29,7 @@ from bench.seed import Seed  # noqa: E402
 from bench.workload import Workload  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-WORK_ROOT = REPO_ROOT / ".cache" / "bench"   # not under /tmp: the devices hide the host's /tmp
+WORK_ROOT = REPO_ROOT / ".cache" / "bench"
 DEFAULT_KINDS = "nano,tx2,xavier"
 # Emulated build times (the doubles sleep this long inside TensorRT's build call); each build
 # also spends ~5 s of real CPU on the shared cores (TensorFlow import, surgery, UFF).

@@ -76,8 +76,17 @@ def _record(label, fleet, measured, *, per_device, builds, log_path):
         "bytes_to_device_per_device": round(total["bytes_to_device"] / hosts),
         "bytes_from_device_per_device": round(total["bytes_from_device"] / hosts),
         "builds": sum(builds.values()), "builds_by_host": builds, "per_device": per_device,
-        "log": str(log_path),
+        "log": _repo_relative(log_path),
     }
+
+
+def _repo_relative(path):
+    """Results are committed: record paths inside the clone relative to it."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(REPO_ROOT.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def playbook_step(label, fleet, workload, *, store_dir, scope, log_dir):

@@ -60,9 +60,14 @@ def _print_text(report):
 def run(args):
     catalog = load_catalog(args.catalog, models=[args.model])
     spec = catalog.models[args.model]
-    if not os.path.isdir(args.out):
-        raise UserError("--out {}: not a directory. Create it or pass an existing "
-                        "directory".format(args.out))
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UserError("--out {}: exists and is not a directory. Pass a directory (it is "
+                        "created when missing)".format(args.out))
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as exc:
+        raise UserError("--out {}: cannot create it ({}). Pass a directory you can write "
+                        "to".format(args.out, exc.strerror)) from None
     result = transform_model(spec, trt_version=args.trt_version, strict=False)
     pbtxt_path = os.path.abspath(os.path.join(args.out, args.model + ".pbtxt"))
     write_pbtxt(result, pbtxt_path)

@@ -4,6 +4,9 @@ The builder only handles GraphDef protos (no sessions): on TF 2.x that is
 ``tf.compat.v1``, on TF 1.12 (no ``compat.v1`` yet) plain ``tf``.
 """
 
+import logging
+import os
+
 import numpy as np
 
 from ..errors import UserError
@@ -11,11 +14,25 @@ from ..errors import UserError
 _CACHE = {}  # "tf": the module, once imported
 
 
+def import_tensorflow():
+    """``import tensorflow`` without its start-up noise (ImportError as usual).
+
+    TensorFlow prints CPU-feature and oneDNN lines (C++ log level INFO) and deprecation
+    notices of the TF 1 API (Python logger, WARNING) that say nothing about the user's
+    graph. Errors still show; a TF_CPP_MIN_LOG_LEVEL set by the user wins.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    import tensorflow  # noqa: PLC0415  (lazy: heavy, only some commands need it)
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    return tensorflow
+
+
 def tf_v1():
     """The TF 1.x API module; UserError when TensorFlow is not installed."""
     if "tf" not in _CACHE:
         try:
-            import tensorflow  # noqa: PLC0415  (lazy: only surgery needs TensorFlow)
+            tensorflow = import_tensorflow()
         except ImportError as error:
             raise UserError(
                 "TensorFlow is not importable ({}). Graph surgery needs the TensorFlow of the "

@@ -87,7 +87,8 @@ MODEL_WORDS = (
 )
 AGX_BY_SOC = {"tegra194": "jetson-agx-xavier", "tegra234": "jetson-agx-orin"}
 
-# L4T -> (JetPack, TensorRT, CUDA, cuDNN), from reference/jetson-platforms.md (all rows).
+# L4T -> (JetPack, TensorRT, CUDA, cuDNN), from docs/reference/jetson-platforms.md
+# (all rows; each with its source there).
 L4T_RELEASES = {
     "32.1": ("4.2", "5.0.6", "10.0", "7.3.1"),
     "32.2": ("4.2.1", "5.1.6", "10.0", "7.5.0"),

@@ -421,8 +421,11 @@ def _read_yaml(path, shown):
         with open(path, "rb") as handle:
             raw = handle.read()
     except FileNotFoundError:
-        raise _file_error(shown, "file not found (looked for {}). Pass the catalog with "
-                          "--catalog PATH or create it ({})".format(path, README_HINT)) from None
+        raise _file_error(shown, "file not found (looked for {}). Create it ({}; `make "
+                          "sample` makes models/sample.yml usable), or name another catalog: "
+                          "`python3 -m builder ... --catalog PATH`, or for ansible-playbook "
+                          "engine_catalog in group_vars/all.yml or `-e engine_catalog=PATH`"
+                          .format(path, README_HINT)) from None
     except IsADirectoryError:
         raise _file_error(shown, "is a directory, not a catalog file. Pass the path of "
                           "models.yml itself") from None

@@ -85,7 +85,9 @@ def check_graph(spec):
 def import_converters():
     """(tensorflow, uff) modules, or a UserError naming what is missing and who ships it."""
     try:
-        import tensorflow  # noqa: PLC0415 (heavy, only convert needs it)
+        from ..graph.tfcompat import import_tensorflow  # noqa: PLC0415  (needs numpy)
+
+        tensorflow = import_tensorflow()
     except ImportError as error:
         raise UserError(
             "cannot import tensorflow ({}): convert needs TensorFlow 1.x (tf.compat.v1 works "

@@ -7,7 +7,8 @@
       pysite.upper/     overlay upper of /usr/local/lib/python3.X/dist-packages, whose
                         lower layer is the JetPack doubles tree of the device's generation
       firmware/         bound read-only onto /sys/firmware (devicetree/base/model...)
-      dpkg-status       bound read-only onto /var/lib/dpkg/status
+      dpkg.upper/status overlay upper of /var/lib/dpkg (the host's dpkg database is the
+                        lower layer): the device's own copy of the status file
       disk.img          sparse ext4 image: the device's /root, /opt, /tmp, /var/tmp
       shared.upper/     (only with a shared tree) writable upper layer over the shared tree
       plan.json, holder.log
@@ -23,10 +24,14 @@ from fleet import device_files
 
 DISK_SIZE = "16G"            # sparse: costs what is written (TensorFlow venvs ~1 GB each)
 DEVICE_DISK_MOUNT = "/run/simjetson/disk"
+SHARED_STAGE = "/run/simjetson/shared"   # where a shared tree stays reachable
+PYTHON_STAGE = "/run/simjetson/python"   # where the device's Python build stays reachable
+DEVICE_STAGE = "/run/simjetson/device"   # this device dir (overlay upper layers)
 # Device dir -> where it lives on the device's own disk image (name, mode).
 WRITABLE_DIRS = (("/root", "root", "0700"), ("/opt", "opt", "0755"),
                  ("/tmp", "tmp", "1777"), ("/var/tmp", "var-tmp", "1777"))
 HOST_KEY = "ssh/ssh_host_ed25519_key"
+DPKG_DIR = "/var/lib/dpkg"
 
 
 class DeviceDir:
@@ -36,7 +41,8 @@ class DeviceDir:
         self.usrlocal = self.path / "usrlocal.upper"
         self.pysite = self.path / "pysite.upper"
         self.firmware = self.path / "firmware"
-        self.dpkg_status = self.path / "dpkg-status"
+        self.dpkg_upper = self.path / "dpkg.upper"
+        self.dpkg_status = self.dpkg_upper / "status"
         self.disk = self.path / "disk.img"
         self.plan_file = self.path / "plan.json"
         self.log = self.path / "holder.log"
@@ -60,9 +66,9 @@ class DeviceDir:
     def write_files(self, name, profile, *, address, port, client_public_key,
                     host_dpkg_status, architecture, sshd_log_level="INFO"):
         for directory in (self.etc / "simjetson", self.etc / "ssh", self.firmware /
-                          "devicetree" / "base", self.usrlocal, self.pysite):
+                          "devicetree" / "base", self.usrlocal, self.pysite, self.dpkg_upper):
             directory.mkdir(parents=True, exist_ok=True)
-        for work in ("etc.work", "usrlocal.work", "pysite.work"):
+        for work in ("etc.work", "usrlocal.work", "pysite.work", "dpkg.work"):
             (self.path / work).mkdir(exist_ok=True)
         texts = {
             self.etc / "nv_tegra_release": device_files.nv_tegra_release(profile),
@@ -118,10 +124,14 @@ class DeviceDir:
                         str(temporary)], check=True, capture_output=True)
         os.replace(temporary, self.disk)
 
-    def write_plan(self, name, python_version, doubles_tree, owner_pid, shared_tree=None):
+    def write_plan(self, name, python_version, doubles_tree, owner_pid, *, shared_tree=None,
+                   interpreter=None):
         """shared_tree: optional (host dir, device path): the host dir is mounted at the device
         path as the read-only lower layer of an overlay whose upper layer is this device's own
-        (fresh at every up), e.g. one provisioned venv shared by many devices."""
+        (fresh at every up), e.g. one provisioned venv shared by many devices.
+        interpreter: optional prefix of a Python build (pyenv's X.Y.Z) that becomes the
+        device's /usr/bin/python3, at the same absolute path, seeing the doubles through a
+        .pth file; python_version is then its X.Y."""
         dist_packages = "/usr/local/lib/python{}/dist-packages".format(python_version)
         (self.usrlocal / dist_packages[len("/usr/local/"):]).mkdir(parents=True, exist_ok=True)
         steps = [
@@ -139,25 +149,70 @@ class DeviceDir:
         if doubles_tree is not None:
             steps.append(_overlay(dist_packages, [str(doubles_tree), dist_packages],
                                   self.pysite, self.path / "pysite.work"))
+        # Mount points are directories only, never a host file: the host's apt replaces
+        # /var/lib/dpkg/status by renaming a new file over it, and a rename over a mount
+        # point detaches that mount in every namespace (the device would see the host's
+        # packages, without JetPack). The device's status is its own file in an overlay.
         steps += [
             {"kind": "bind", "source": str(self.firmware), "target": "/sys/firmware",
              "readonly": True},
-            {"kind": "bind", "source": str(self.dpkg_status), "target": "/var/lib/dpkg/status",
-             "readonly": True},
+            _overlay(DPKG_DIR, [DPKG_DIR], self.dpkg_upper, self.path / "dpkg.work"),
         ]
-        # Last: these may hide the fleet dir itself (a fleet under /tmp or /root).
-        steps += [{"kind": "bind", "source": "{}/{}".format(DEVICE_DISK_MOUNT, sub),
-                   "target": target} for target, sub, _ in WRITABLE_DIRS]
+        late = []    # mounted once the device's own /root, /opt, /tmp, /var/tmp are in place
+        if shared_tree is not None or interpreter is not None:
+            # Those directories hide the host's, where a shared tree, a pyenv build or this
+            # device dir may live (a clone under /tmp, pyenv under /root): reach them
+            # through binds under the device's /run, made while the host paths are visible.
+            steps += [{"kind": "mkdir", "path": DEVICE_STAGE, "mode": "0755"},
+                      {"kind": "bind", "source": str(self.path), "target": DEVICE_STAGE}]
         if shared_tree is not None:
             source, device_path = shared_tree
-            upper, work = self.path / "shared.upper", self.path / "shared.work"
-            for directory in (upper, work):
-                shutil.rmtree(directory, ignore_errors=True)
-                directory.mkdir()
-            steps += [{"kind": "mkdir", "path": device_path, "mode": "0755"},
-                      _overlay(device_path, [source], upper, work)]
+            steps += self._stage(source, SHARED_STAGE)
+            late += [{"kind": "mkdir", "path": device_path, "mode": "0755"},
+                     self._staged_overlay(device_path, SHARED_STAGE, "shared")]
+        if interpreter is not None:
+            steps += self._stage(str(interpreter), PYTHON_STAGE)
+            steps += self._device_python(interpreter, python_version)
+            late += [{"kind": "mkdir", "path": str(interpreter), "mode": "0755"},
+                     self._staged_overlay(str(interpreter), PYTHON_STAGE, "python",
+                                          fresh=False)]
+        # These may hide the fleet dir itself (a fleet under /tmp or /root).
+        steps += [{"kind": "bind", "source": "{}/{}".format(DEVICE_DISK_MOUNT, sub),
+                   "target": target} for target, sub, _ in WRITABLE_DIRS]
+        steps += late
         self.plan_file.write_text(json.dumps(
             {"hostname": name, "owner_pid": owner_pid, "steps": steps}, indent=1) + "\n")
+
+    @staticmethod
+    def _stage(source, stage):
+        return [{"kind": "mkdir", "path": stage, "mode": "0755"},
+                {"kind": "bind", "source": source, "target": stage, "readonly": True}]
+
+    def _staged_overlay(self, target, stage, layer, fresh=True):
+        """Overlay of a staged lower dir; upper and work in this device dir (via its stage)."""
+        upper, work = self.path / (layer + ".upper"), self.path / (layer + ".work")
+        for directory in (upper, work):
+            if fresh or directory.name.endswith(".work"):
+                shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir(exist_ok=True)
+        staged = Path(DEVICE_STAGE)
+        return _overlay(target, [stage], staged / upper.name, staged / work.name)
+
+    def _device_python(self, interpreter, python_version):
+        """/usr/bin/python3 -> the build; a .pth makes it see the JetPack doubles."""
+        site = self.path / "python.upper" / "lib" / "python{}".format(python_version) / \
+            "site-packages"
+        site.mkdir(parents=True, exist_ok=True)
+        (site / "simjetson-dist-packages.pth").write_text(
+            "/usr/local/lib/python{}/dist-packages\n".format(python_version))
+        usrbin = self.path / "usrbin.upper"
+        usrbin.mkdir(exist_ok=True)
+        (self.path / "usrbin.work").mkdir(exist_ok=True)
+        link = usrbin / "python3"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to("{}/bin/python{}".format(interpreter, python_version))
+        return [_overlay("/usr/bin", ["/usr/bin"], usrbin, self.path / "usrbin.work")]
 
 
 def _overlay(target, lower, upper, work):

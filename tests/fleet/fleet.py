@@ -16,8 +16,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from fleet import addresses, faults, inventory, jetpack_link, procs, profiles, sshd_ctl
-from fleet.device_dir import WRITABLE_DIRS, DeviceDir
+from fleet import (
+    addresses,
+    device_python,
+    faults,
+    inventory,
+    jetpack_link,
+    procs,
+    profiles,
+    sshd_ctl,
+)
+from fleet.device_dir import DeviceDir
 
 HOLDER = Path(__file__).resolve().parent / "holder.py"
 SYSTEM_PYTHON = "/usr/bin/python3"   # the devices' ansible_python_interpreter
@@ -80,11 +89,14 @@ def _client_key(fleet_dir):
 
 
 def up(fleet_dir, hosts_text, build_seconds_text="", *, port=profiles.DEFAULT_PORT,
-       owner_pid=None, with_jetpack=True, sshd_log_level="INFO", shared_tree=None):
+       owner_pid=None, with_jetpack=True, sshd_log_level="INFO", shared_tree=None,
+       device_pythons=False):
     """Start the fleet; returns the state dict. Cleans up after itself when it fails.
 
     sshd_log_level: the devices' sshd LogLevel. shared_tree: (host dir, device path) mounted
     on every device as the lower layer of a per-device overlay (see DeviceDir.write_plan).
+    device_pythons: each device runs the Python of its JetPack (tests/fleet/device_python.py)
+    where the host has a build of it; otherwise (and by default) the host's Python.
     """
     fleet_dir = Path(fleet_dir).resolve()
     plan = profiles.plan_hosts(hosts_text, build_seconds_text)
@@ -99,7 +111,8 @@ def up(fleet_dir, hosts_text, build_seconds_text="", *, port=profiles.DEFAULT_PO
         try:
             state = _up_locked(fleet_dir, plan, build_seconds_text, port=port,
                                owner_pid=owner_pid, with_jetpack=with_jetpack,
-                               sshd_log_level=sshd_log_level, shared_tree=shared_tree)
+                               sshd_log_level=sshd_log_level, shared_tree=shared_tree,
+                               device_pythons=device_pythons)
         except BaseException:
             _down_locked(fleet_dir)
             raise
@@ -109,25 +122,33 @@ def up(fleet_dir, hosts_text, build_seconds_text="", *, port=profiles.DEFAULT_PO
 
 
 def _check_shared_tree(fleet_dir, shared_tree):
-    """The overlay is mounted after the device's own /root, /opt, /tmp, /var/tmp hide the
-    host's: its layers must live elsewhere."""
+    """(host dir, device path), checked; the host dir may be anywhere (also under /tmp)."""
     source, device_path = Path(shared_tree[0]).resolve(), shared_tree[1]
     if not source.is_dir():
         raise FleetError("shared tree {}: no such directory".format(source))
     if not device_path.startswith("/") or device_path == "/":
         raise FleetError("shared tree: device path {!r} must be an absolute path below /"
                          .format(device_path))
-    hidden = ["/" + sub.strip("/") for sub, _, _ in WRITABLE_DIRS]
-    for path in (source, fleet_dir):
-        if any(str(path) == top or str(path).startswith(top + "/") for top in hidden):
-            raise FleetError("shared tree: {} is under {}, which the devices' own directories "
-                             "hide; use a directory elsewhere (e.g. under the repository)"
-                             .format(path, ", ".join(hidden)))
     return str(source), device_path
 
 
+def _device_pythons(plan, host_version):
+    """[(X.Y, build prefix or None, note or None)] per planned host."""
+    root = device_python.pyenv_root()
+    chosen = []
+    for name, profile in plan:
+        minor = device_python.wanted(profile.release)
+        build = device_python.find_build(minor, root)
+        note = None if build else (
+            "{}: no Python {} build under {}/versions (JetPack {} ships {}): the device runs "
+            "the host's Python {}".format(name, minor, root, profile.release.jetpack, minor,
+                                         host_version))
+        chosen.append((minor, build, note) if build else (host_version, None, note))
+    return chosen
+
+
 def _up_locked(fleet_dir, plan, build_seconds_text, *, port, owner_pid, with_jetpack,
-               sshd_log_level="INFO", shared_tree=None):
+               sshd_log_level="INFO", shared_tree=None, device_pythons=False):
     jetpack = jetpack_link.Jetpack(JETPACK_CACHE) if with_jetpack else None
     addresses.release(fleet_dir)   # leftovers of an earlier crashed run of this dir
     allocated = addresses.allocate(fleet_dir, len(plan), port)
@@ -138,14 +159,20 @@ def _up_locked(fleet_dir, plan, build_seconds_text, *, port, owner_pid, with_jet
     state = {"dir": str(fleet_dir), "hosts": hosts, "jetpack": jetpack is not None,
              "owner_pid": owner_pid, "state": "starting",
              "build_seconds": build_seconds_text, "sshd_log_level": sshd_log_level,
-             "shared_tree": list(shared_tree) if shared_tree else None}
+             "shared_tree": list(shared_tree) if shared_tree else None,
+             "device_pythons": device_pythons}
     _save_state(fleet_dir, state)  # from here on `down` knows what to clean
 
     client_key = _client_key(fleet_dir)
     client_public = Path(str(client_key) + ".pub").read_text()
     devices = [DeviceDir(fleet_dir / "devices" / h["name"]) for h in hosts]
     key_jobs = [job for job in (d.start_host_key_job() for d in devices) if job]
-    python_version = _system_python_version()
+    host_python = _system_python_version()
+    pythons = (_device_pythons(plan, host_python) if device_pythons
+               else [(host_python, None, None)] * len(plan))
+    for host, (version, build, note) in zip(hosts, pythons):
+        host["python"] = {"version": version, "build": str(build) if build else None,
+                          "fallback": bool(device_pythons and build is None), "note": note}
     host_status = Path("/var/lib/dpkg/status").read_text()
     architecture = _dpkg_architecture()
     for host, device, (_, profile) in zip(hosts, devices, plan):
@@ -162,7 +189,8 @@ def _up_locked(fleet_dir, plan, build_seconds_text, *, port, owner_pid, with_jet
                 plugin = jetpack.flattenconcat()
                 if plugin is not None:
                     device.install_file(plugin, jetpack.flattenconcat_device_path())
-        device.write_plan(host["name"], python_version, tree, owner_pid, shared_tree)
+        device.write_plan(host["name"], host["python"]["version"], tree, owner_pid,
+                          shared_tree=shared_tree, interpreter=host["python"]["build"])
     for job in key_jobs:
         if job.wait() != 0:
             raise FleetError("ssh-keygen failed for a device host key (exit {})".format(
@@ -287,7 +315,7 @@ def fault(fleet_dir, host_name, kind, drop_seconds=5.0):
 
 
 def status(fleet_dir):
-    """[(host, address:port, profile, state, fault)]; state is checked live."""
+    """[(host, address:port, profile, state, fault, python)]; state is checked live."""
     fleet_dir = Path(fleet_dir).resolve()
     state = load_state(fleet_dir)
     if state is None:
@@ -301,6 +329,9 @@ def status(fleet_dir):
             live = "up"
         else:
             live = "sshd stopped"
+        python = host.get("python") or {}
         rows.append((host["name"], "{}:{}".format(host["address"], host["port"]),
-                     host["profile"], live, host.get("fault", "ok")))
+                     host["profile"], live, host.get("fault", "ok"),
+                     "{}{}".format(python.get("version", "?"),
+                                   " (host's: fallback)" if python.get("fallback") else "")))
     return rows

@@ -3,6 +3,10 @@
 import json
 import shlex
 
+# Pin sets (roles/jetson_env/vars/main.yml) for devices on their JetPack's Python; others
+# keep the fleet's default (tests/integration/fleet_vars: simulated-cp311, the host's Python).
+SIMULATED_PIN_SETS = {"3.6": "simulated-cp36"}
+
 
 def _scalar(value):
     """JSON scalars are valid YAML flow scalars; the system python has no PyYAML."""
@@ -38,6 +42,12 @@ def inventory_text(fleet_dir, hosts, private_key, known_hosts):
                 ("ansible_python_interpreter", "/usr/bin/python3"),
                 ("ansible_ssh_common_args", ssh_args),
             ]
+            if host.get("python"):   # which Python the device runs (reports can show it)
+                variables += [("simjetson_python", host["python"]["version"]),
+                              ("simjetson_python_fallback", host["python"]["fallback"])]
+                pin_set = SIMULATED_PIN_SETS.get(host["python"]["version"])
+                if host["python"]["build"] and pin_set:   # what that Python can install
+                    variables.append(("jetson_env_pin_set", pin_set))
             lines.append("        {}:".format(host["name"]))
             lines += ["          {}: {}".format(key, _scalar(value)) for key, value in variables]
     return "\n".join(lines) + "\n"

@@ -4,7 +4,7 @@ A profile is a module (the hardware: device tree, SoC, memory) combined with an 
 release (the software: nv_tegra_release, dpkg versions of TensorRT / CUDA / cuDNN).
 `--hosts` names them as `kind` (the module's default release) or `kind@l4t`.
 
-Sources: shared/reference/jetson-platforms.md (module table, the R32.7.1 / R32.3.1 /
+Sources: docs/reference/jetson-platforms.md (module table, the R32.7.1 / R32.3.1 /
 R35.4.1 release lines, the JetPack 4.6 dpkg versions, the L4T -> component table).
 Values not in that reference (GCIDs and dates of other releases, exact dpkg build
 numbers) follow the same formats and are plausible, not verified against a device.

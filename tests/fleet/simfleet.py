@@ -3,7 +3,7 @@
     python3 tests/fleet/simfleet.py up     --dir DIR --hosts nano=2,tx2=1,xavier@35.4.1=1
                                            [--build-seconds nano=30,xavier=8] [--port 2222]
                                            [--without-jetpack] [--sshd-log-level VERBOSE]
-                                           [--shared-tree HOSTDIR:DEVICEPATH]
+                                           [--shared-tree HOSTDIR:DEVICEPATH] [--device-pythons]
     python3 tests/fleet/simfleet.py status --dir DIR
     python3 tests/fleet/simfleet.py fault  --dir DIR HOST KIND [--drop-seconds 5]
     python3 tests/fleet/simfleet.py down   --dir DIR
@@ -43,6 +43,9 @@ def _parser():
     up.add_argument("--sshd-log-level", default="INFO",
                     choices=["QUIET", "FATAL", "ERROR", "INFO", "VERBOSE", "DEBUG1"],
                     help="VERBOSE logs every session and the bytes of every connection")
+    up.add_argument("--device-pythons", action="store_true",
+                    help="each device runs its JetPack's Python (3.6 / 3.8 / 3.10 / 3.12) from "
+                         "the host's pyenv builds, the host's Python where one is missing")
     up.add_argument("--shared-tree", default=None, metavar="HOSTDIR:DEVICEPATH",
                     help="mount HOSTDIR at DEVICEPATH on every device, read-only below a "
                          "per-device writable layer (e.g. an already provisioned venv)")
@@ -74,18 +77,22 @@ def _run(args):
         state = fleet.up(args.dir, args.hosts, args.build_seconds, port=args.port,
                          owner_pid=args.owner_pid, with_jetpack=not args.without_jetpack,
                          sshd_log_level=args.sshd_log_level,
-                         shared_tree=_shared_tree(args.shared_tree))
+                         shared_tree=_shared_tree(args.shared_tree),
+                         device_pythons=args.device_pythons)
         print("fleet up in {:.2f} s: {} hosts; inventory {}".format(
             state["up_seconds"], len(state["hosts"]), Path(state["dir"]) / "inventory.yml"))
         if not state["jetpack"]:
             print("note: devices have no JetPack test doubles (--without-jetpack)")
+        for host in state["hosts"]:
+            if host["python"]["note"]:
+                print("note: " + host["python"]["note"])
     elif args.command == "down":
         result = fleet.down(args.dir)
         print("fleet down: {} devices stopped, {} addresses released".format(
             result["namespaces"], len(result["addresses"])))
     elif args.command == "status":
         for row in fleet.status(args.dir):
-            print("{:<14} {:<18} {:<18} {:<13} fault={}".format(*row))
+            print("{:<14} {:<18} {:<18} {:<13} fault={:<14} python={}".format(*row))
     elif args.command == "fault":
         host = fleet.fault(args.dir, args.host, args.kind, args.drop_seconds)
         print("{}: fault {}".format(host["name"], host["fault"]))

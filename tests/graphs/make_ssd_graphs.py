@@ -107,6 +107,7 @@ def catalog_entry(variant, graph_sha256):
 def generate(out_dir, names, run_check=True):
     import tensorflow as tf  # noqa: PLC0415  (slow import: only when generating)
 
+    tf.get_logger().setLevel("ERROR")   # no deprecation notices of the TF 1 API we use
     tf1 = tf.compat.v1
     tf1.disable_v2_behavior()  # v1 control flow: TF 1.x style while loops in map_fn
     out_dir = Path(out_dir)

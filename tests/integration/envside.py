@@ -33,10 +33,11 @@ def tool(name: str) -> str:
 
 
 @contextlib.contextmanager
-def fleet(directory: Path, hosts: str):
-    """A running simulated fleet, always torn down."""
+def fleet(directory: Path, hosts: str, *up_args: str):
+    """A running simulated fleet, always torn down (up_args: more `simfleet.py up` options)."""
     up = subprocess.run([sys.executable, str(SIMFLEET), "up", "--dir", str(directory),
-                         "--hosts", hosts], capture_output=True, text=True, check=False)
+                         "--hosts", hosts, *up_args], capture_output=True, text=True,
+                        check=False)
     try:
         if up.returncode != 0:
             raise RuntimeError(f"simfleet up failed: {up.stdout}\n{up.stderr}")

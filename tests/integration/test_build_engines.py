@@ -24,10 +24,14 @@ MODELS = ["ssd_mobilenet_v1_coco", "ssd_mobilenet_v2_coco"]
 CHANGED_MODEL = "ssd_mobilenet_v1_coco"
 ROOT_DIR = "/opt/trt-builder"
 ORIN = "orin-1"
-# Platform scope: the first device by name of each platform builds.
-BUILDERS = ["nano-1", "tx2-1", "xavier-1", "xavier-2"]
-SHARING = ["nano-2"]  # same platform as nano-1: served from the store
-NO_UFF = "no UFF parser"
+NANOS = ["nano-1", "nano-2"]
+# Platform scope: one device of each platform builds each model; a platform's builds spread
+# over its devices (the two Nanos build one model each). xavier-2 (L4T 35.4.1, TensorRT 8.5)
+# and orin-1 (TensorRT 10) build from ONNX files exported on the controller, the others from
+# UFF.
+SOLE = ["orin-1", "tx2-1", "xavier-1", "xavier-2"]  # alone on their platform: build both
+ONNX_HOSTS = ["orin-1", "xavier-2"]
+PLATFORMS = 5
 # How TensorRT refuses a plan from another GPU / another TensorRT (reference/jetson-platforms.md).
 REFUSALS = ("generated on an incompatible device", "Version tag does not match",
             "not compatible with this version of TensorRT")
@@ -83,11 +87,14 @@ def test_check_mode_prints_the_plan_and_changes_nothing(fleet, runner, timings):
     run = timed(timings, "check_mode", runner.run("--check"))
 
     assert "would build" in run.output, run.describe()
-    for host in BUILDERS:
+    for host in SOLE:
         statuses = {r["model"]: r["status"] for r in run.summary() if r["host"] == host}
         assert statuses == dict.fromkeys(MODELS, "would build"), run.describe()
-    assert set(run.rows_by("fallback")) == {(host, m) for host in SHARING for m in MODELS}
-    assert set(run.rows_by("failed")) == {(ORIN, m) for m in MODELS}
+    nano = {(r["host"], r["model"]): r["status"] for r in run.summary() if r["host"] in NANOS}
+    for model in MODELS:  # one Nano builds it, the other is its fallback
+        assert sorted(nano[(h, model)] for h in NANOS) == ["fallback", "would build"]
+    assert {h for (h, m), s in nano.items() if s == "would build"} == set(NANOS)
+    assert run.rows_by("failed") == []
     assert run.builds() == []
     assert not runner.store.exists()
     for host in fleet.names:
@@ -99,19 +106,19 @@ def test_check_mode_prints_the_plan_and_changes_nothing(fleet, runner, timings):
 def test_mixed_fleet_end_to_end(fleet, runner, timings):
     run = timed(timings, "first_run", runner.run())
 
-    # orin (TensorRT 10) fails its UFF models with the reason; everything else succeeds.
-    assert run.returncode != 0, run.describe()
-    orin_rows = [r for r in run.summary() if r["host"] == ORIN]
-    assert {r["model"] for r in orin_rows} == set(MODELS)
-    assert all(r["status"] == "failed" and NO_UFF in r["detail"] for r in orin_rows), orin_rows
-    assert run.builds() == sorted((h, m) for h in BUILDERS for m in MODELS), run.describe()
-    assert set(run.rows_by("built")) == {(h, m) for h in BUILDERS for m in MODELS}
-    assert set(run.rows_by("shared")) == {(h, m) for h in SHARING for m in MODELS}
+    assert run.returncode == 0, run.describe()
+    nano_builds = [(h, m) for h, m in run.builds() if h in NANOS]
+    assert sorted(m for _, m in nano_builds) == sorted(MODELS)
+    assert sorted(h for h, _ in nano_builds) == NANOS, "the Nanos' builds are spread"
+    assert run.builds() == sorted([(h, m) for h in SOLE for m in MODELS] + nano_builds)
+    assert set(run.rows_by("built")) == set(run.builds())
+    assert set(run.rows_by("shared")) == {(h, m) for h in NANOS for m in MODELS} - set(
+        nano_builds)
 
     index = json.loads((runner.store / "index.json").read_text())
     assert index["format"] == 2 and index["simulated"] is True
     platforms = platform_dirs(runner.store)
-    assert len(platforms) == len(BUILDERS)
+    assert len(platforms) == PLATFORMS
     entries = {(e["platform_id"], e["model"]): (rel, e) for rel, e in index["entries"].items()}
     assert sorted({p for p, _ in entries}) == platforms
     for platform_id in platforms:
@@ -128,8 +135,17 @@ def test_mixed_fleet_end_to_end(fleet, runner, timings):
             assert manifest["verify"], "engine verified on its device before collection"
             assert b"SIMULATED" in engine.read_bytes()[:4096]
             assert summary["build_key"] == manifest["build_key"]
+            onnx = platform_id.startswith(("jetson-agx-orin", "jetson-agx-xavier_l4t35"))
+            assert manifest["engine_path"] == ("onnx" if onnx else "uff"), platform_id
+            if onnx:
+                assert manifest["onnx"]["verification"]["ok"] is True
+                assert [o["name"] for o in manifest["outputs"]] == [
+                    "num_detections", "detection_boxes", "detection_scores",
+                    "detection_classes"]
     assert not list(runner.store.glob(".staging/*")), "staging area left behind"
-    check_reports_match_index(runner.store, index, BUILDERS)
+    check_reports_match_index(runner.store, index, NANOS + SOLE)
+    # One ONNX export per model on the controller, kept in the store, pushed to both.
+    assert len(list(runner.store.glob("onnx/*/*/*.onnx"))) == len(MODELS)
 
 
 class _ReportRows(HTMLParser):
@@ -199,9 +215,8 @@ def test_second_run_changes_nothing(runner, timings):
     recap = run.recap()
     assert recap and all(counts["changed"] == 0 for counts in recap.values()), recap
     assert store_snapshot(runner.store) == before
-    # Still non-zero: orin cannot build UFF models, and says so every time.
-    assert run.returncode != 0
-    assert set(run.rows_by("failed")) == {(ORIN, m) for m in MODELS}
+    assert run.returncode == 0, run.describe()
+    assert run.rows_by("failed") == []
 
 
 @pytest.mark.fleet
@@ -263,14 +278,16 @@ def test_changed_graph_rebuilds_that_model_only(runner, timings):
     _change_graph(runner.catalog, CHANGED_MODEL)
     run = timed(timings, "changed_graph", runner.run())
 
-    assert run.builds() == sorted((h, CHANGED_MODEL) for h in BUILDERS), run.describe()
+    builders = [h for h, m in run.builds() if m == CHANGED_MODEL]
+    assert len(builders) == PLATFORMS and set(SOLE) < set(builders), run.describe()
+    assert [m for _, m in run.builds()] == [CHANGED_MODEL] * PLATFORMS, run.describe()
     after = store_snapshot(runner.store)
     for path, state in before.items():
         if CHANGED_MODEL in path or path in ("index.json", "report.md", "report.html"):
             continue
         assert after[path] == state, "{} changed".format(path)
     changed = [p for p in after if CHANGED_MODEL in p and p.endswith("manifest.json")]
-    assert len(changed) == len(BUILDERS) and all(after[p] != before[p] for p in changed)
+    assert len(changed) == PLATFORMS and all(after[p] != before[p] for p in changed)
 
 
 @pytest.mark.fleet
@@ -328,7 +345,7 @@ def test_unreachable_and_oom_then_rerun_finishes_what_is_missing(fleet, runner, 
     statuses = {(r["host"], r["model"]): r["status"] for r in rerun.summary()}
     assert statuses[("tx2-1", MODELS[1])] == "built"
     assert statuses[("nano-1", MODELS[1])] == "cached"
-    assert set(rerun.rows_by("failed")) == {(ORIN, MODELS[1])}
+    assert rerun.rows_by("failed") == []
 
 
 @pytest.mark.fleet

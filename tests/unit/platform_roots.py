@@ -1,6 +1,6 @@
 """Lay out the files a Jetson's platform detection reads, below a test directory.
 
-One profile per platform in shared/reference/jetson-platforms.md, with the file contents
+One profile per platform in docs/reference/jetson-platforms.md, with the file contents
 real devices print (nv_tegra_release lines, NUL-separated device tree strings, dpkg
 status stanzas). ``lay_out`` takes variants so tests can bend one thing at a time.
 """

@@ -62,8 +62,20 @@ def test_inspect_shows_graph_values_then_fails_on_disagreement(tmp_path, capsys)
     assert (tmp_path / "m.pbtxt").is_file()
 
 
-def test_inspect_out_must_be_a_directory(tmp_path, capsys):
+def test_inspect_creates_a_missing_out_dir(tmp_path, capsys):
+    out = tmp_path / "missing" / "deeper"
     code = main(["inspect", "ssd_mobilenet_v1_coco", "--catalog",
-                 str(graphs_dir() / "models.yml"), "--out", str(tmp_path / "missing")])
+                 str(graphs_dir() / "models.yml"), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert (out / "ssd_mobilenet_v1_coco.pbtxt").is_file()
+
+
+def test_inspect_out_that_is_a_file_is_refused(tmp_path, capsys):
+    taken = tmp_path / "a-file"
+    taken.write_text("not a directory\n")
+    code = main(["inspect", "ssd_mobilenet_v1_coco", "--catalog",
+                 str(graphs_dir() / "models.yml"), "--out", str(taken)])
     assert code == 2
-    assert "--out" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--out {}: exists and is not a directory".format(taken) in err
+    assert taken.read_text() == "not a directory\n"

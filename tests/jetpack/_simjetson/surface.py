@@ -1,7 +1,7 @@
 """Which TensorRT Python API member exists in which version, and how it warns.
 
-MATRIX is the quick_matrix of /work/shared/reference/tensorrt-python-api.yaml, copied
-verbatim (test_surface.py checks it still matches the reference). EXTRA lists members the
+MATRIX is the quick_matrix of docs/reference/tensorrt-python-api.yaml, copied
+verbatim (test_jetpack_surface.py checks it still matches the reference). EXTRA lists members the
 reference does not tabulate but the doubles need; their columns are our reading of the
 same reference (cited in the comments), not independent evidence.
 """

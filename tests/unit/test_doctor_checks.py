@@ -1,0 +1,66 @@
+"""tools/doctor.py's per-host verdicts from a probe's output (the fleet test plants the rest)."""
+
+import pytest
+
+from tests.unit.plugin_files import load
+
+doctor = load("tools/doctor.py", "doctor_tool")
+
+GOOD = ("python=3.6.9\ntegra=# R32 (release), REVISION: 7.1, GCID: 1, BOARD: t210ref, "
+        "EABI: aarch64, DATE: x\nl4tcore=32.7.1-20220219\n"
+        "disk=/opt /dev/mmcblk0p1 30000000 10000000 20000000 34% /\n")
+
+
+def verdict(stdout, capsys, **hostvars):
+    report = doctor.Report()
+    summary = doctor.check_probe(report, "nano-1", hostvars, {"rc": 0, "stdout": stdout}, 2048)
+    return summary, capsys.readouterr().out.splitlines()
+
+
+def test_jetpack4_device_is_ready(capsys):
+    summary, lines = verdict(GOOD, capsys)
+    assert lines == []
+    assert summary == "Python 3.6.9, L4T 32.7.1 = JetPack 4.6.1, 19531 MiB free on /opt"
+
+
+@pytest.mark.parametrize("python, expected", [
+    ("3.13.0", "Python 3.13.0 at python3: ansible-core 2.16 manages 2.7 and 3.5 - 3.12 only"),
+    ("3.4.10", "Python 3.4.10 at python3: ansible-core 2.16 manages 2.7 and 3.5 - 3.12 only"),
+    ("3.5.10", "Python 3.5.10 at python3: Ansible can manage it, but the builder needs 3.6"),
+    ("2.7.18", "Python 2.7.18 at python3: Ansible can manage it, but the builder needs 3.6"),
+])
+def test_pythons_outside_what_ansible_and_the_builder_run(capsys, python, expected):
+    summary, lines = verdict(GOOD.replace("python=3.6.9", "python=" + python), capsys)
+    assert summary is None
+    assert len(lines) == 1 and lines[0].startswith("nano-1: " + expected), lines
+
+
+@pytest.mark.parametrize("python", ["3.8.10", "3.10.12", "3.12.3"])
+def test_pythons_of_jetpack_5_6_7_are_accepted(capsys, python):
+    summary, lines = verdict(GOOD.replace("python=3.6.9", "python=" + python), capsys)
+    assert lines == [] and summary.startswith("Python " + python)
+
+
+def test_l4t_from_the_package_when_the_release_file_is_gone(capsys):
+    text = "\n".join(line for line in GOOD.splitlines() if not line.startswith("tegra="))
+    summary, lines = verdict(text.replace("32.7.1-2022", "35.4.1-2023"), capsys)
+    assert lines == [] and "L4T 35.4.1 = JetPack 5.1.2" in summary
+
+
+def test_a_newer_release_is_not_a_problem(capsys):
+    summary, lines = verdict(GOOD.replace("REVISION: 7.1", "REVISION: 9.9"), capsys)
+    assert lines == [] and "L4T 32.9.9 = JetPack unknown (newer than this tool's table)" in summary
+
+
+def test_ansible_core_other_than_2_16_is_refused(monkeypatch, capsys):
+    import ansible.release  # noqa: PLC0415
+
+    monkeypatch.setattr(ansible.release, "__version__", "2.17.1")
+    report = doctor.Report()
+    doctor.check_ansible(report)
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("controller: ansible-core 2.17.1 here; this tool needs 2.16.x")
+    assert "requirements/controller.txt" in line
+    monkeypatch.setattr(ansible.release, "__version__", "2.16.14")
+    doctor.check_ansible(report)
+    assert capsys.readouterr().out == "" and report.problems == 1
