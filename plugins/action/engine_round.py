@@ -25,7 +25,9 @@ def device_work(work, host_plan, device, catalog, *, root_dir, extra, onnx_files
         for model in work["collect"]}
     onnx_models = [m for m in work["build"] if host_plan["models"][m]["engine_path"] == "onnx"]
     onnx_files = {m: f for m, f in (onnx_files or {}).items() if m in onnx_models}
+    paths = sorted({host_plan["models"][m]["engine_path"] for m in work["build"]})
     return dict(work, root_dir=root_dir, commands=commands, verifies=verifies,
+                engine_paths=paths,
                 push=files_to_push(catalog, work["build"], device["work"], onnx_files))
 
 

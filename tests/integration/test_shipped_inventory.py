@@ -51,11 +51,12 @@ class ShippedRunner(EngineBuildRunner):
         self.home = home
 
     def command(self, *args, extra_vars=None):
+        fleet_vars = yaml.safe_load((FLEET_VARS / "group_vars" / "all.yml").read_text())
         variables = {"engine_catalog": str(self.catalog), "engine_store_dir": str(self.store),
-                     "jetson_env_swap_mib": 0,
-                     "jetson_env_pin_set": yaml.safe_load(
-                         (FLEET_VARS / "group_vars" / "all.yml").read_text())[
-                             "jetson_env_pin_set"]}
+                     "jetson_env_swap_mib": 0}
+        # The simulated devices' pin sets (they run the host's Python on x86_64).
+        variables.update({key: fleet_vars[key] for key in ("jetson_env_pin_set",
+                                                           "jetson_env_onnx_pin_set")})
         variables.update(extra_vars or {})
         return [str(PYTHON_BIN / "ansible-playbook"), str(REPO / "build_engines.yml"),
                 "-i", str(self.inventory_dir), "-e", yaml.safe_dump(variables,

@@ -44,9 +44,12 @@ def _sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_the_real_pin_sets_are_the_jetpack_families_with_uff():
-    assert REAL == ["jetpack46-cp36", "jetpack5-cp38"]
-    for name in REAL:
+def test_the_real_pin_sets_are_the_jetpack_families_of_each_engine_path():
+    assert REAL == ["jetpack46-cp36", "jetpack5-cp38", "jetpack5-onnx-cp38",
+                    "jetpack6-onnx-cp310"]
+    for name in ("jetpack5-onnx-cp38", "jetpack6-onnx-cp310"):  # ONNX path: no TensorFlow
+        assert not [p for p in PIN_SETS[name]["pins"] if p["name"].startswith("tensorflow")]
+    for name in ("jetpack46-cp36", "jetpack5-cp38"):
         tensorflow = [p for p in PIN_SETS[name]["pins"] if p["name"] == "tensorflow"]
         assert len(tensorflow) == 1 and tensorflow[0]["local"] is True, name
         assert tensorflow[0]["download"].startswith("https://developer.download.nvidia.com/")
