@@ -23,6 +23,7 @@ from ansible.module_utils.jetson_builder.platform.detect import (
     supported,
     tensorrt_generation,
 )
+from ansible.module_utils.trt_deploy import install_state
 
 DOCUMENTATION = r"""
 ---
@@ -57,6 +58,14 @@ options:
       - O(root_dir) is always read on the running system.
     type: path
     default: /
+  install_root:
+    description:
+      - Root of the engines installed by deploy_engines.yml (C(<install_root>/<model>/current)).
+        When set, C(ansible_facts.jetson_deployed) reports per model the C(current) and
+        C(previous) versions (build key, platform_id, engine sha256 from their manifests, no
+        hashing) and the installed version names, and the builder version of the deploy
+        environment C(<install_root>/.deploy-venv). It does not have to exist.
+    type: path
 attributes:
   check_mode:
     support: full
@@ -127,8 +136,26 @@ ansible_facts:
               of every C(.pb) file), C(engines) (file name -> size in bytes of every C(.bin)
               file) and C(manifest) (parsed C(manifest.json) or null).
           type: dict
+    jetson_deployed:
+      description: Installed engines under O(install_root) (only when O(install_root) is set).
+      returned: when install_root is set
+      type: dict
+      contains:
+        install_root:
+          description: The inspected install root.
+          type: str
+        builder_version:
+          description: Builder version of the deploy venv C(<install_root>/.deploy-venv), or null.
+          type: str
+        models:
+          description:
+            - model -> C(current) and C(previous) (null or C(version), C(build_key),
+              C(platform_id), C(engine_sha256), C(engine_file)) and C(versions) (installed
+              version names, oldest activation first).
+          type: dict
 """
 
+DEPLOY_VENV = ".deploy-venv"
 ENV_MARKER = "trt-builder-env.json"
 BUILDER_DIST = "jetson_engine_builder"
 
@@ -203,6 +230,7 @@ def main():
         argument_spec={
             "root_dir": {"type": "path", "default": "/opt/trt-builder"},
             "device_root": {"type": "path", "default": "/"},
+            "install_root": {"type": "path"},
         },
         supports_check_mode=True,
     )
@@ -230,8 +258,15 @@ def main():
     # Shown by Ansible as [WARNING] lines: no extra task per host just to print them.
     for warning in platform["warnings"]:
         module.warn("{}: {}".format(platform["platform_id"], warning))
-    state = builder_state(module.params["root_dir"])
-    module.exit_json(changed=False, ansible_facts={"jetson": platform, "jetson_state": state})
+    facts = {"jetson": platform, "jetson_state": builder_state(module.params["root_dir"])}
+    install_root = module.params["install_root"]
+    if install_root:
+        facts["jetson_deployed"] = {
+            "install_root": install_root,
+            "builder_version": installed_builder_version(os.path.join(install_root, DEPLOY_VENV)),
+            "models": install_state(install_root),
+        }
+    module.exit_json(changed=False, ansible_facts=facts)
 
 
 if __name__ == "__main__":
