@@ -63,7 +63,7 @@ options:
       - Root of the engines installed by deploy_engines.yml (C(<install_root>/<model>/current)).
         When set, C(ansible_facts.jetson_deployed) reports per model the C(current) and
         C(previous) versions (build key, platform_id, engine sha256 from their manifests, no
-        hashing) and the installed version names, and the builder version of the deploy
+        hashing) and the installed version names, and the marker of the deploy
         environment C(<install_root>/.deploy-venv). It does not have to exist.
     type: path
 attributes:
@@ -144,9 +144,11 @@ ansible_facts:
         install_root:
           description: The inspected install root.
           type: str
-        builder_version:
-          description: Builder version of the deploy venv C(<install_root>/.deploy-venv), or null.
-          type: str
+        env_marker:
+          description:
+            - Content of C(<install_root>/.deploy-venv/trt-deploy-env.json) (the builder version
+              and source digest the engine_deploy role installed there), or null.
+          type: dict
         models:
           description:
             - model -> C(current) and C(previous) (null or C(version), C(build_key),
@@ -156,6 +158,7 @@ ansible_facts:
 """
 
 DEPLOY_VENV = ".deploy-venv"
+DEPLOY_MARKER = "trt-deploy-env.json"
 ENV_MARKER = "trt-builder-env.json"
 BUILDER_DIST = "jetson_engine_builder"
 
@@ -263,7 +266,7 @@ def main():
     if install_root:
         facts["jetson_deployed"] = {
             "install_root": install_root,
-            "builder_version": installed_builder_version(os.path.join(install_root, DEPLOY_VENV)),
+            "env_marker": read_json(os.path.join(install_root, DEPLOY_VENV, DEPLOY_MARKER)),
             "models": install_state(install_root),
         }
     module.exit_json(changed=False, ansible_facts=facts)

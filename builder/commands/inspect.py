@@ -9,7 +9,6 @@ import os
 import sys
 
 from ..errors import UserError
-from ..graph.surgery import transform_model, write_pbtxt
 from ..spec.catalog import load_catalog
 
 DEFAULT_CATALOG = "models/models.yml"
@@ -63,6 +62,10 @@ def run(args):
     if not os.path.isdir(args.out):
         raise UserError("--out {}: not a directory. Create it or pass an existing "
                         "directory".format(args.out))
+    # Imported here: graph surgery needs numpy, which the other subcommands (verify on a
+    # deploy-only device, roles/engine_deploy) must not require just to start the CLI.
+    from ..graph.surgery import transform_model, write_pbtxt  # noqa: PLC0415
+
     result = transform_model(spec, trt_version=args.trt_version, strict=False)
     pbtxt_path = os.path.abspath(os.path.join(args.out, args.model + ".pbtxt"))
     write_pbtxt(result, pbtxt_path)

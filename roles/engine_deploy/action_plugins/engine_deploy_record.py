@@ -53,6 +53,8 @@ RECORD_NAME = "deployments.json"
 LOCK_NAME = ".lock"
 # Outcomes that mean "this device runs the engine it should".
 GOOD = ("deployed", "up to date", "rolled back")
+# What check mode reports for a device that a real run would change (not a failure).
+CHECK_MODE = ("would deploy", "would roll back")
 # Outcomes that count as a failed device for the staged rollout (max_fail_percentage).
 STOPS_ROLLOUT = ("failed", "health rolled back", "unreachable")
 
@@ -227,12 +229,13 @@ class ActionModule(ActionBase):
                 outcomes[host] = (earlier.get("outcomes") or {}).get(host) or {}
                 continue
             host_result = host_outcomes(plan, host_vars, check_mode)
-            if host not in active:
+            # A device without work (or in check mode) ended its play on purpose.
+            if host not in active and plan["work"] and not check_mode:
                 for outcome in host_result.values():
                     if outcome["status"] not in ("refused", "up to date"):
                         outcome.update(status="unreachable", host_left=True)
             this_batch[host] = outcomes[host] = host_result
-        bad = sorted(h for h in batch if h not in active or any(
+        bad = sorted(h for h in batch if h not in plans or any(
             o["status"] in STOPS_ROLLOUT for o in this_batch.get(h, {}).values()))
         limit = int(args.get("max_fail_percentage", 0))
         stopped = ""
@@ -245,7 +248,7 @@ class ActionModule(ActionBase):
         result.update(
             changed=False, rows=rows, outcomes=this_batch, stop_hosts=bad,
             not_ok=sorted(h for h in batch if h not in this_batch or any(
-                o["status"] not in GOOD for o in this_batch[h].values())),
+                o["status"] not in GOOD + CHECK_MODE for o in this_batch[h].values())),
             msg=["{host} {model}: {status} {detail}".format(**r) for r in rows
                  if r.get("host") in this_batch])
         return result
