@@ -170,9 +170,13 @@ def write_record(store_dir, outcomes, when):
             for model, outcome in models.items():
                 earlier = host_record.get(model) or {}
                 changed = outcome["status"] in ("deployed", "rolled back")
+                same = not changed and outcome["version"] == earlier.get("version")
+                health = earlier.get("health") if same and outcome["health"] == "not checked" \
+                    else outcome["health"]
                 host_record[model] = dict(
                     {key: outcome[key] for key in ("version", "build_key", "platform_id",
-                                                   "health", "status", "detail")},
+                                                   "status", "detail")},
+                    health=health or outcome["health"],
                     when=when,
                     changed_utc=when if changed or outcome["version"] != earlier.get(
                         "version") else earlier.get("changed_utc"))
