@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import json
 import os
+import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.trt_deploy import (
@@ -120,6 +121,7 @@ deploy_failure:
   returned: failure
 """
 
+PROGRESS_LINE = re.compile(r"^\[\d{4}-\d\d-\d\dT[\d:]+Z\] ")
 VERIFY_FIELDS = ("ok", "fps", "median_ms", "problems", "runs")
 
 
@@ -173,15 +175,16 @@ def parse_verify(rc, stdout, stderr):
         parsed = None
     if isinstance(parsed, dict):
         record = {key: parsed[key] for key in VERIFY_FIELDS if key in parsed}
-    # TensorRT's own lines ([TRT] ...) and the builder's "error: ..." say why.
+    # TensorRT's own lines and the builder's "error: ..." say why; its timestamped progress
+    # lines ("[2026-12-01T21:00:00Z] loading ...") do not.
     lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith(("[TRT]", "error"))] or lines
+    errors = [line for line in lines if not PROGRESS_LINE.match(line)] or lines
     if rc == 0 and record is not None and record.get("ok") is True:
         return True, record, None
     if record is not None and record.get("problems"):
         reason = "; ".join(str(p) for p in record["problems"])
     else:
-        reason = " | ".join(errors[-3:]) or "verify exited {} without output".format(rc)
+        reason = " | ".join(errors[-4:]) or "verify exited {} without output".format(rc)
     return False, record, "verify failed (exit {}): {}".format(rc, reason)
 
 

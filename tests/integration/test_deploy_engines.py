@@ -166,13 +166,16 @@ def test_second_deploy_changes_nothing_and_sends_no_engine(fleet, deployer, timi
 def _upgrade_l4t(fleet, host, old, new):
     """Rewrite the device's L4T release (nv_tegra_release and the L4T packages) as an
     apt upgrade of JetPack 4.6.1 -> 4.6.4 does (TensorRT stays 8.2.1)."""
-    major, minor = old.split(".", 1)[1], new.split(".", 1)[1]
-    # The status file is bind-mounted into the device: rewrite it in place.
-    done = fleet.ssh(host, "sed -i 's/REVISION: {},/REVISION: {},/' /etc/nv_tegra_release && "
-                     "s=$(sed 's/^Version: {}-/Version: {}-/' /var/lib/dpkg/status) && "
-                     "printf '%s\\n' \"$s\" > /var/lib/dpkg/status".format(
-                         major, minor, old, new))
-    assert done.returncode == 0, done.stderr
+    release = device_file(fleet, host, "/etc/nv_tegra_release")
+    release.write_text(release.read_text().replace(
+        "REVISION: {},".format(old.split(".", 1)[1]), "REVISION: {},".format(new.split(".", 1)[1])))
+    # The device's dpkg database is bound read-only into it from the fleet directory: the
+    # upgrade rewrites it there, in place (same inode, so the device sees it).
+    status = fleet.dir / "devices" / host / "dpkg-status"
+    text = status.read_text()
+    assert "Version: {}-".format(old) in text
+    with open(str(status), "r+") as handle:
+        handle.write(text.replace("Version: {}-".format(old), "Version: {}-".format(new)))
 
 
 @pytest.mark.fleet

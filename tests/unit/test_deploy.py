@@ -88,7 +88,7 @@ VERIFY_OK = json.dumps({"ok": True, "fps": 41.5, "median_ms": 24.1, "problems": 
 
 @pytest.mark.parametrize("rc, stdout, stderr, ok, reason", [
     (0, VERIFY_OK, "", True, None),
-    (1, "", "[TRT] [E] 6: The engine plan file is generated on an incompatible device, "
+    (1, "", "[2026-12-01T21:00:00Z] loading the engine\n  [TRT] [E] 6: The engine plan file is generated on an incompatible device, "
      "expecting compute 7.2 got compute 5.3, please rebuild.\nerror: TensorRT failed",
      False, "incompatible device"),
     (1, json.dumps({"ok": False, "problems": ["box 2 is not normalized: xmax 1.7"]}), "",
