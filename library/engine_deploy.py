@@ -136,15 +136,12 @@ def engine_name(model):
     return "TRT_{}.bin".format(model)
 
 
-def check_manifest(manifest, path, model, platform_id, build_key=None, engine_sha256=None):
+def check_manifest(manifest, path, model, platform_id, **expected_keys):
     """Raise DeployError when the manifest at ``path`` is not the engine expected here."""
     if manifest is None:
         raise DeployError("manifest", "{} is missing or not a JSON object".format(path))
     expected = {"model": model, "platform_id": platform_id, "engine_file": engine_name(model)}
-    if build_key:
-        expected["build_key"] = build_key
-    if engine_sha256:
-        expected["engine_sha256"] = engine_sha256
+    expected.update((key, value) for key, value in expected_keys.items() if value)
     for key in sorted(expected):
         if manifest.get(key) != expected[key]:
             raise DeployError(
@@ -184,7 +181,7 @@ def parse_verify(rc, stdout, stderr):
     if record is not None and record.get("problems"):
         reason = "; ".join(str(p) for p in record["problems"])
     else:
-        reason = " | ".join(errors[-4:]) or "verify exited {} without output".format(rc)
+        reason = " | ".join(errors) or "verify exited {} without output".format(rc)
     return False, record, "verify failed (exit {}): {}".format(rc, reason)
 
 
@@ -228,7 +225,7 @@ def install(module, params):
             version_dir, incoming_dir))
     manifest_path = os.path.join(source, MANIFEST)
     check_manifest(read_json(manifest_path), manifest_path, model, params["platform_id"],
-                   params["build_key"], params["engine_sha256"])
+                   build_key=params["build_key"], engine_sha256=params["engine_sha256"])
     engine_path = check_engine(source, read_json(manifest_path))
     if current == version:
         return dict(result, changed=False, msg="{} already runs {}".format(model, version))

@@ -88,8 +88,9 @@ VERIFY_OK = json.dumps({"ok": True, "fps": 41.5, "median_ms": 24.1, "problems": 
 
 @pytest.mark.parametrize("rc, stdout, stderr, ok, reason", [
     (0, VERIFY_OK, "", True, None),
-    (1, "", "[2026-12-01T21:00:00Z] loading the engine\n  [TRT] [E] 6: The engine plan file is generated on an incompatible device, "
-     "expecting compute 7.2 got compute 5.3, please rebuild.\nerror: TensorRT failed",
+    (1, "", "[2026-12-01T21:00:00Z] loading the engine\n  [TRT] [E] 6: The engine plan file "
+     "is generated on an incompatible device, expecting compute 7.2 got compute 5.3, please "
+     "rebuild.\nerror: TensorRT failed",
      False, "incompatible device"),
     (1, json.dumps({"ok": False, "problems": ["box 2 is not normalized: xmax 1.7"]}), "",
      False, "box 2 is not normalized"),
@@ -112,11 +113,12 @@ def manifest_for(model=MODEL, platform_id=NANO, key="k" * 64, engine=b"SIMULATED
 
 def test_check_manifest_names_the_key_that_differs():
     manifest = manifest_for()
-    DEPLOY.check_manifest(manifest, "m.json", MODEL, NANO, "k" * 64, sha(b"SIMULATED engine"))
+    DEPLOY.check_manifest(manifest, "m.json", MODEL, NANO, build_key="k" * 64,
+                          engine_sha256=sha(b"SIMULATED engine"))
     with pytest.raises(DEPLOY.DeployError, match="platform_id is 'jetson-nano_l4t32.7.1"):
         DEPLOY.check_manifest(manifest, "m.json", MODEL, NANO_UPGRADED)
     with pytest.raises(DEPLOY.DeployError, match="build_key"):
-        DEPLOY.check_manifest(manifest, "m.json", MODEL, NANO, "other")
+        DEPLOY.check_manifest(manifest, "m.json", MODEL, NANO, build_key="other")
     with pytest.raises(DEPLOY.DeployError, match="missing or not a JSON object"):
         DEPLOY.check_manifest(None, "m.json", MODEL, NANO)
 
@@ -237,18 +239,22 @@ def make_store(store, platform_id, model, engine, key):
     return entry
 
 
+def plan_for(key, platform_id, installed, store):
+    return PLAN.plan_model("nano-1", MODEL, key, platform_id, installed=installed,
+                           store=PLAN.DeployStore(store), verified={})
+
+
 def test_plan_finds_the_entry_by_build_key_never_by_file_name(tmp_path):
     store = tmp_path / "engines"
     key = key_of("nano-key")
     entry = make_store(store, NANO, MODEL, b"SIMULATED nano engine", key)
-    plan = PLAN.plan_model("nano-1", MODEL, key, NANO, {}, PLAN.DeployStore(store), {})
+    plan = plan_for(key, NANO, {}, store)
     assert plan["action"] == "deploy" and plan["push"]
     assert plan["version"] == TRT_DEPLOY.version_name(key, sha(b"SIMULATED nano engine"))
     assert plan["store_engine"] == str(entry / "TRT_{}.bin".format(MODEL))
 
     # Same file name and platform directory, another key (e.g. other options): refused.
-    other = PLAN.plan_model("nano-1", MODEL, key_of("fp32"), NANO, {}, PLAN.DeployStore(store),
-                            {})
+    other = plan_for(key_of("fp32"), NANO, {}, store)
     assert other["action"] == "refused" and "no engine for its build key" in other["reason"]
     assert "run build_engines.yml" in other["reason"] and "--limit nano-1" in other["reason"]
 
@@ -261,13 +267,13 @@ def test_plan_up_to_date_and_reactivation_without_push(tmp_path):
     installed = {"current": {"version": version, "build_key": key, "platform_id": NANO,
                              "engine_sha256": sha(b"SIMULATED nano engine")},
                  "versions": [version]}
-    plan = PLAN.plan_model("nano-1", MODEL, key, NANO, installed, PLAN.DeployStore(store), {})
+    plan = plan_for(key, NANO, installed, store)
     assert plan["action"] == "up_to_date" and plan["version"] == version
 
     rolled_back = {"current": {"version": "aaaaaaaaaaaa-bbbbbbbbbbbb", "build_key": "old",
                                "platform_id": NANO}, "versions": [version,
                                                                   "aaaaaaaaaaaa-bbbbbbbbbbbb"]}
-    plan = PLAN.plan_model("nano-1", MODEL, key, NANO, rolled_back, PLAN.DeployStore(store), {})
+    plan = plan_for(key, NANO, rolled_back, store)
     assert plan["action"] == "deploy" and plan["push"] is False
 
 
@@ -276,15 +282,14 @@ def test_plan_refuses_a_corrupt_entry_and_an_upgraded_jetpack(tmp_path):
     key = key_of("nano-key")
     entry = make_store(store, NANO, MODEL, b"SIMULATED nano engine", key)
     (entry / "TRT_{}.bin".format(MODEL)).write_bytes(b"SIMULATED bit rot")
-    plan = PLAN.plan_model("nano-1", MODEL, key, NANO, {}, PLAN.DeployStore(store), {})
+    plan = plan_for(key, NANO, {}, store)
     assert plan["action"] == "refused" and plan["push"] is False
     assert "is corrupt" in plan["reason"] and "nothing was pushed" in plan["reason"]
     assert "delete {}".format(entry) in plan["reason"]
 
     installed = {"current": {"version": "aaaaaaaaaaaa-bbbbbbbbbbbb", "build_key": key,
                              "platform_id": NANO}}
-    upgraded = PLAN.plan_model("nano-1", MODEL, key_of("new key"), NANO_UPGRADED, installed,
-                               PLAN.DeployStore(store), {})
+    upgraded = plan_for(key_of("new key"), NANO_UPGRADED, installed, store)
     assert upgraded["action"] == "refused"
     assert NANO in upgraded["reason"] and NANO_UPGRADED in upgraded["reason"]
     assert "it keeps aaaaaaaaaaaa-bbbbbbbbbbbb" in upgraded["reason"]

@@ -31,9 +31,9 @@ if str(REPO_ROOT) not in sys.path:
 DOCUMENTATION = r"""
 ---
 action: engine_deploy_plan
-short_description: Per host and model, the store entry of the host's own build key and the action
+short_description: Per host and model, the store entry of the host's own build key, the action
 description:
-  - Controller-side step of the engine_deploy role (see roles/engine_deploy/meta/argument_specs.yml).
+  - Controller-side step of the engine_deploy role (roles/engine_deploy/meta/argument_specs.yml).
 options:
   hosts:
     description: Hosts to plan (the batch).
@@ -179,7 +179,7 @@ def _from(current):
             "from_platform_id": current.get("platform_id")}
 
 
-def plan_model(host, model, key, platform_id, installed, store, verified):
+def plan_model(host, model, key, platform_id, *, installed, store, verified):
     """The action for one host and model. ``installed``: jetson_deployed.models[model] or {}.
     ``verified``: cache build_key -> verify() result, so each store engine is hashed once."""
     current = installed.get("current") or {}
@@ -317,7 +317,8 @@ class ActionModule(ActionBase):
                     models[model] = plan_rollback(model, platform_id, installed)
                 else:
                     models[model] = plan_model(host, model, keys[model][0], platform_id,
-                                               installed, store, verified)
+                                               installed=installed, store=store,
+                                               verified=verified)
                 lines.append(plan_line(host, model, models[model]))
             work = [m for m, item in models.items() if item["action"] in ("deploy", "rollback")]
             files = [{"model": m, "version": item["version"], "src": src}

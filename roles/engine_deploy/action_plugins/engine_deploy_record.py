@@ -20,9 +20,9 @@ from ansible.plugins.action import ActionBase
 DOCUMENTATION = r"""
 ---
 action: engine_deploy_record
-short_description: Outcomes of a deploy batch, the summary rows, and <store>/deployments.json
+short_description: Outcomes of a deploy batch, the summary rows, <store>/deployments.json
 description:
-  - Controller-side step of the engine_deploy role (see roles/engine_deploy/meta/argument_specs.yml).
+  - Controller-side step of the engine_deploy role (roles/engine_deploy/meta/argument_specs.yml).
 options:
   hosts:
     description: Every host of the play (rows for all of them that were planned so far).
@@ -96,30 +96,34 @@ def _one_line(text, limit=200):
 
 def model_outcome(item, switch, undo, health_failure, check_mode):
     """{status, detail, version, build_key, platform_id, health} of one host and model."""
-    action = item["action"]
     kept = {"version": item.get("from_version"), "build_key": item.get("from_build_key"),
-            "platform_id": item.get("from_platform_id")}
-    if action == "refused":
-        return dict(kept, status="refused", detail=item["reason"], health="not checked")
-    if action == "up_to_date":
-        return dict(kept, status="up to date", detail=item["version"], health="not checked")
+            "platform_id": item.get("from_platform_id"), "health": "not checked"}
+    if item["action"] == "refused":
+        return dict(kept, status="refused", detail=item["reason"])
+    if item["action"] == "up_to_date":
+        return dict(kept, status="up to date", detail=item["version"])
+    change = "{} -> {}".format(item.get("from_version") or "nothing", item["version"])
+    if check_mode:
+        status = "would roll back" if item["action"] == "rollback" else "would deploy"
+        return dict(kept, status=status, detail=change)
+    if switch is None:
+        return dict(kept, status="failed", detail="not switched: the host stopped before "
+                    "the switch ({} planned); current unchanged".format(change))
+    if switch.get("failed"):
+        return dict(kept, status="failed", detail="{}; current unchanged".format(
+            _one_line(switch.get("msg"), 400)))
+    return switched_outcome(item, switch, undo, health_failure, kept)
+
+
+def switched_outcome(item, switch, undo, health_failure, kept):
+    """The outcome of a model whose engine_deploy task succeeded (then restart and health)."""
     new = {"version": item["version"], "build_key": item.get("build_key"),
            "platform_id": item["platform_id"]}
     change = "{} -> {}".format(item.get("from_version") or "nothing", item["version"])
-    if check_mode:
-        status = "would roll back" if action == "rollback" else "would deploy"
-        return dict(kept, status=status, detail=change, health="not checked")
-    if switch is None:
-        return dict(kept, status="failed", detail="not switched: the host stopped before "
-                    "the switch ({} planned); current unchanged".format(change),
-                    health="not checked")
-    if switch.get("failed"):
-        return dict(kept, status="failed", detail="{}; current unchanged".format(
-            _one_line(switch.get("msg"), 400)), health="not checked")
     if not switch.get("changed"):
         return dict(new, status="up to date", detail=item["version"], health="not checked")
     if health_failure is None:
-        status = "rolled back" if action == "rollback" else "deployed"
+        status = "rolled back" if item["action"] == "rollback" else "deployed"
         return dict(new, status=status, detail=change, health="ok")
     if undo is not None and not undo.get("failed") and undo.get("changed"):
         return dict(kept, status="health rolled back", detail="{} ({}); switched back to {}"
