@@ -12,8 +12,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import glob
-import hashlib
-import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
@@ -23,7 +21,7 @@ from ansible.module_utils.jetson_builder.platform.detect import (
     supported,
     tensorrt_generation,
 )
-from ansible.module_utils.trt_deploy import install_state
+from ansible.module_utils.trt_deploy import file_sha256, install_state, read_json
 
 DOCUMENTATION = r"""
 ---
@@ -161,23 +159,6 @@ DEPLOY_VENV = ".deploy-venv"
 DEPLOY_MARKER = "trt-deploy-env.json"
 ENV_MARKER = "trt-builder-env.json"
 BUILDER_DIST = "jetson_engine_builder"
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_json(path):
-    """Parsed JSON file, or None when it is missing or not valid JSON (state is then 'unknown')."""
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
-
 
 def installed_builder_version(venv_dir):
     """Version from the builder's dist-info METADATA in the venv, without running Python there."""

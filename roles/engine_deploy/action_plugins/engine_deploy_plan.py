@@ -14,7 +14,6 @@ controller.keys.host_build_keys, so that they can be swapped for the controller 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -60,12 +59,21 @@ OPTION_KEYS = ("precision", "workspace_mib", "max_batch", "dla_core")
 DEFAULT_VARIANT = "default"
 
 
-def _engine_plan_filters():
-    path = REPO_ROOT / "plugins" / "filter" / "engine_plan.py"
-    spec = importlib.util.spec_from_file_location("engine_deploy_engine_plan", path)
+def _load(relative, name):
+    """A repository file that is not a package (plugins/filter, module_utils) as a module."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / relative)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _engine_plan_filters():
+    return _load("plugins/filter/engine_plan.py", "engine_deploy_engine_plan")
+
+
+# The device's own layout helpers (version names, sha256): one copy for both sides.
+TRT_DEPLOY = _load("module_utils/trt_deploy.py", "engine_deploy_trt_deploy")
+version_name = TRT_DEPLOY.version_name
 
 
 class StoreEntry:
@@ -133,7 +141,7 @@ class DeployStore:
             return "its manifest {} has build key {} but the index says {}".format(
                 entry.manifest_path, manifest.get("build_key"), entry.build_key)
         try:
-            actual = _file_sha256(entry.engine_path)
+            actual = TRT_DEPLOY.file_sha256(entry.engine_path)
         except OSError as error:
             return "its engine {} cannot be read: {}".format(entry.engine_path, error)
         if actual != manifest.get("engine_sha256") or actual != entry.engine_sha256:
@@ -154,19 +162,6 @@ def host_build_keys(selection, platform_id, catalog):
     }
 
 # ---------------------------------------------------------------- end of the store adapter
-
-
-def _file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def version_name(build_key, engine_sha256):
-    """Same as module_utils/trt_deploy.py's (the device names its directories by it)."""
-    return "{}-{}".format(build_key[:12], engine_sha256[:12])
 
 
 REBUILD_FIX = ("run build_engines.yml (e.g. ansible-playbook build_engines.yml -i <inventory> "
