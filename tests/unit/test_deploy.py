@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .plugin_files import load
 
@@ -363,3 +364,39 @@ def test_record_merges_batches_atomically_under_the_store_lock(tmp_path):
     assert again["changed_utc"] == "2026-12-01T21:00:00Z", "unchanged current keeps its date"
     assert not [p for p in store.iterdir() if p.name.startswith(".deployments-")]
     assert Path(store / ".lock").exists()
+
+
+# ---------------------------------------------------------------- the restart handlers
+
+HANDLERS = Path(__file__).resolve().parents[2] / "roles/engine_deploy/handlers/main.yml"
+
+
+def _handlers_that_run(restart):
+    """Names of the handlers whose `when` holds for ``engine_deploy_restart: restart``,
+    evaluated by Ansible's own conditional code, with the module each one calls."""
+    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
+    from ansible.playbook.conditional import Conditional  # noqa: PLC0415
+    from ansible.template import Templar  # noqa: PLC0415
+
+    templar = Templar(loader=DataLoader(), variables={"engine_deploy_restart": restart})
+    running = {}
+    for handler in yaml.safe_load(HANDLERS.read_text()):
+        conditional = Conditional(loader=DataLoader())
+        conditional.when = [handler["when"]]
+        if conditional.evaluate_conditional(templar, templar.available_variables):
+            module = next(key for key in handler if key.startswith("ansible.builtin."))
+            running[handler["name"]] = (module, templar.template(handler[module]))
+    return running
+
+
+def test_restart_handlers_pick_the_configured_form():
+    systemd = _handlers_that_run({"systemd": "detector.service"})
+    assert list(systemd.values()) == [("ansible.builtin.systemd_service",
+                                       {"name": "detector.service", "state": "restarted"})]
+    command = _handlers_that_run({"command": "/usr/local/bin/detector --reload"})
+    assert list(command.values()) == [("ansible.builtin.command",
+                                       {"cmd": "/usr/local/bin/detector --reload"})]
+    assert _handlers_that_run(None) == {}
+    for handler in yaml.safe_load(HANDLERS.read_text()):
+        assert handler["listen"] == "Restart the engine consumer"
+        assert handler["register"].startswith("engine_deploy_restarted_")
