@@ -328,7 +328,7 @@ def deploy_item(**extra):
      "failed", "new"),
 ])
 def test_model_outcome(switch, undo, health, status, version):
-    outcome = RECORD.model_outcome(deploy_item(), switch, undo, health, False)
+    outcome = RECORD.model_outcome(deploy_item(), switch, undo, health)
     assert outcome["status"] == status and outcome["version"] == version
 
 

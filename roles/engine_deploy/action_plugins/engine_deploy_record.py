@@ -94,7 +94,7 @@ def _one_line(text, limit=200):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def model_outcome(item, switch, undo, health_failure, check_mode):
+def model_outcome(item, switch, undo, health_failure, *, check_mode=False, error=None):
     """{status, detail, version, build_key, platform_id, health} of one host and model."""
     kept = {"version": item.get("from_version"), "build_key": item.get("from_build_key"),
             "platform_id": item.get("from_platform_id"), "health": "not checked"}
@@ -107,8 +107,9 @@ def model_outcome(item, switch, undo, health_failure, check_mode):
         status = "would roll back" if item["action"] == "rollback" else "would deploy"
         return dict(kept, status=status, detail=change)
     if switch is None:
-        return dict(kept, status="failed", detail="not switched: the host stopped before "
-                    "the switch ({} planned); current unchanged".format(change))
+        return dict(kept, status="failed", detail="not switched ({} planned): {}; current "
+                    "unchanged".format(change, _one_line(error or "the host stopped before "
+                                                         "the switch", 400)))
     if switch.get("failed"):
         return dict(kept, status="failed", detail="{}; current unchanged".format(
             _one_line(switch.get("msg"), 400)))
@@ -138,8 +139,9 @@ def host_outcomes(plan, host_vars, check_mode):
     switches = _by_item(host_vars.get("engine_deploy_switch"))
     undos = _by_item(host_vars.get("engine_deploy_undo"))
     health_failure = _health_failure(host_vars)
+    error = host_vars.get("engine_deploy_error")
     return {model: model_outcome(item, switches.get(model), undos.get(model), health_failure,
-                                 check_mode)
+                                 check_mode=check_mode, error=error)
             for model, item in sorted(plan["models"].items())}
 
 
