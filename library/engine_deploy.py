@@ -236,11 +236,11 @@ def install(module, params):
     if source == incoming_dir:
         os.rename(incoming_dir, version_dir)
         fsync_dir(model_dir)
-        with_others = os.listdir(os.path.dirname(incoming_dir))
-        if not with_others:
-            os.rmdir(os.path.dirname(incoming_dir))
     activate(model_dir, version, current)
     result["removed"] = prune(model_dir, params["keep"])
+    # What is left in .incoming are pushes that failed their checks: disk is scarce.
+    if os.path.isdir(os.path.dirname(incoming_dir)):
+        remove_tree(os.path.dirname(incoming_dir))
     return dict(result, changed=True, msg="{}: {} -> {}".format(model, current or "nothing",
                                                                   version))
 

@@ -326,6 +326,7 @@ def test_dropped_connection_mid_copy_leaves_a_complete_current(fleet, deployer, 
     row = next(r for r in run.summary() if (r["host"], r["model"]) == ("nano-2", V2))
     assert row["status"] in ("unreachable", "failed"), run.describe()
     assert row["status"] == "unreachable" or "Push each new engine" in row["detail"], row
+    print("dropped mid-copy: nano-2 {}: {}".format(row["status"], row["detail"]))
     version, engine, manifest = current_of(fleet, "nano-2", V2)
     assert (version, engine) == before[:2], "current still the complete earlier engine"
     assert sha256_bytes(engine) == manifest["engine_sha256"]

@@ -205,6 +205,10 @@ def test_a_damaged_push_or_a_failed_verify_leaves_current_alone(tmp_path):
     assert os.readlink(str(root / MODEL / "current")) == good
     assert not (root / MODEL / failing).exists(), "an unverified engine never becomes a version"
 
+    _, params = push(root, b"SIMULATED engine four", key_of("k4"))
+    DEPLOY.install(FakeRun(tmp_path), params)
+    assert not (root / MODEL / ".incoming").exists(), "failed pushes cleaned after a success"
+
 
 def test_check_mode_reports_the_switch_and_touches_nothing(tmp_path):
     root = tmp_path / "engines"
