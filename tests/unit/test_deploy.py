@@ -404,3 +404,25 @@ def test_restart_handlers_pick_the_configured_form():
     for handler in yaml.safe_load(HANDLERS.read_text()):
         assert handler["listen"] == "Restart the engine consumer"
         assert handler["register"].startswith("engine_deploy_restarted_")
+
+
+# ---------------------------------------------------------------- the staged rollout
+
+PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks/deploy_engines.yml"
+
+
+@pytest.mark.parametrize("extra, batches", [
+    ({}, [1, "100%"]),                                         # one canary, then the rest
+    ({"engine_deploy_canary": 0.1}, ["10%", "100%"]),          # a fraction of the fleet
+    ({"engine_deploy_canary": 0.25, "engine_deploy_batch": 4}, ["25%", 4]),
+    ({"engine_deploy_canary": "5%"}, ["5%", "100%"]),
+    ({"engine_deploy_canary": 0, "engine_deploy_batch": "50%"}, ["50%"]),  # no canary
+])
+def test_serial_batches_from_the_rollout_settings(extra, batches):
+    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
+    from ansible.template import Templar  # noqa: PLC0415
+
+    play = yaml.safe_load(PLAYBOOK.read_text())[0]
+    assert play["max_fail_percentage"] == "{{ engine_deploy_max_fail_percentage | default(0) }}"
+    rendered = Templar(loader=DataLoader(), variables=extra).template(play["serial"])
+    assert [str(b) for b in rendered] == [str(b) for b in batches]
