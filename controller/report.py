@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+
 from builder.atomic import write_text
 
 from .report_html import engine_store_document
 from .store import EngineStore
 from .summary import RunFacts, summary_rows
+
+DOCUMENTS = ("report.md", "report.html")
+DEPLOYMENTS = "deployments.json"  # written by controller/deployments.py
 
 
 def _run_facts(plan: dict, hostvars, hosts: list[str], active: set) -> RunFacts | None:
@@ -43,8 +49,19 @@ def run_report(plan: dict, hostvars, hosts: list[str], active: set, store_dir: s
                          "host_left": False})
     if store is None or check_mode or not store.root.is_dir():
         return rows, written, notes
-    index = store.index()
+    written = write_reports(store, documents)
     notes += store.notes
+    return rows, written, notes
+
+
+def write_reports(store: EngineStore, documents=DOCUMENTS) -> list[str]:
+    """Render the store's reports from index.json (and deployments.json: the fleet view);
+    write those whose content changed. Returns the paths written."""
+    index = dict(store.index())
+    # No deploy yet, or a damaged record (the next deploy rewrites it): no fleet view.
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        index["deployments"] = json.loads((store.root / DEPLOYMENTS).read_text())
+    written = []
     for name in documents:
         target = store.root / name
         text = engine_store_document(index, name)
@@ -55,4 +72,4 @@ def run_report(plan: dict, hostvars, hosts: list[str], active: set, store_dir: s
         if not unchanged:
             write_text(str(target), text)
             written.append(str(target))
-    return rows, written, notes
+    return written

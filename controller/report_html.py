@@ -10,12 +10,15 @@ import html
 import math
 
 from .report_md import (
+    FLEET_COLUMNS,
     MISSING,
     NOT_VERIFIED,
     SIMULATED_TEXT,
     VERIFIED,
     VERIFY_FAILED,
     engine_store_report,
+    fleet_cells,
+    fleet_rows,
     format_duration,
     format_fps,
     format_ms,
@@ -290,6 +293,20 @@ BUILD_TIME_CHART = {"key": "build_seconds", "caption": "Build time on the device
                     "verified_only": False}
 
 
+def _fleet_table(index):
+    """The fleet view: device x model -> deployed version, platform, status, health, when."""
+    fleet = fleet_rows(index)
+    if not fleet:
+        return []
+    head = "".join("<th>{}</th>".format(esc(title)) for title in FLEET_COLUMNS)
+    body = "".join('<tr data-host="{}" data-model="{}">{}</tr>'.format(
+        esc(row["host"]), esc(row["model"]),
+        "".join("<td>{}</td>".format(esc(cell)) for cell in fleet_cells(row))) for row in fleet)
+    return ["<h2>Fleet (deploy_engines.yml)</h2>",
+            '<div class="wide"><table id="fleet"><thead><tr>{}</tr></thead><tbody>{}</tbody>'
+            "</table></div>".format(head, body)]
+
+
 SIMULATED_HTML = ('<p class="simulated"><strong>SIMULATED</strong>: {}</p>'.format(
     esc(SIMULATED_TEXT)))
 
@@ -305,7 +322,7 @@ def engine_store_report_html(index):
             "<h2>Per platform</h2>",
             bar_chart(rows, FPS_CHART),
             bar_chart(rows, BUILD_TIME_CHART),
-        ]
+        ] + _fleet_table(index)
     else:
         body = ['<p class="summary">The store holds no engine yet.</p>']
     return "\n".join([

@@ -156,6 +156,24 @@ def _md_cells(row):
             text_or_missing(row["built_on"]), graph)
 
 
+def fleet_rows(index):
+    """One dict per (host, model) of the deployments record the index carries (if any)."""
+    hosts = ((index or {}).get("deployments") or {}).get("hosts") or {}
+    return [dict(record, host=host, model=model)
+            for host, models in sorted(hosts.items())
+            for model, record in sorted((models or {}).items()) if isinstance(record, dict)]
+
+
+FLEET_COLUMNS = ("device", "model", "deployed version", "platform", "status", "health",
+                 "when (UTC)")
+
+
+def fleet_cells(row):
+    return (row["host"], row["model"], text_or_missing(row.get("version")),
+            text_or_missing(row.get("platform_id")), text_or_missing(row.get("status")),
+            text_or_missing(row.get("health")), format_utc(row.get("when")))
+
+
 def engine_store_report(index):
     """Markdown report of the store (platform x model), from index.json's content."""
     rows = store_rows(index)
@@ -172,5 +190,11 @@ def engine_store_report(index):
         "|" + "---|" * len(MD_COLUMNS),
     ]
     lines += ["| " + " | ".join(_md_cell(c) for c in _md_cells(row)) + " |" for row in rows]
+    fleet = fleet_rows(index)
+    if fleet:
+        lines += ["", "## Fleet (deploy_engines.yml)", "",
+                  "| " + " | ".join(FLEET_COLUMNS) + " |", "|" + "---|" * len(FLEET_COLUMNS)]
+        lines += ["| " + " | ".join(_md_cell(c) for c in fleet_cells(row)) + " |"
+                  for row in fleet]
     return "\n".join(lines) + "\n"
 

@@ -69,6 +69,9 @@ USER_VARIABLES = (
     Variable("engine_store_wait_s", "int", 3600,
              "how long a run waits for another run that holds the store; 0: stop at once",
              minimum=0, maximum=86400),
+    Variable("engine_deploy_after_build", "bool", False,
+             "build_engines.yml then runs deploy_engines.yml on the devices of the run (when "
+             "every build succeeded)"),
     Variable("jetson_env_pip_index_url", "str", "",
              "empty: offline devices get the wheels from the controller; or a package index "
              "the devices reach (may hold credentials: never printed)", secret=True),
@@ -104,6 +107,8 @@ def problem_with(variable: Variable, value: Any) -> str | None:  # noqa: PLR0911
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             return "{!r} is not a list of names".format(value)
         return None
+    if variable.type == "bool":
+        return None if isinstance(value, bool) else "{!r} is not true or false".format(value)
     if not isinstance(value, str):
         return "{!r} is not text".format(value)
     if variable.choices and value not in variable.choices:
@@ -121,6 +126,8 @@ def fix_for(variable: Variable) -> str:
             else "")
     if variable.type == "list":
         return "Write a YAML list, e.g. {}.".format(variable.example or "[]")
+    if variable.type == "bool":
+        return "Write true or false."
     return "Set a text value ({}).".format(variable.doc)
 
 
@@ -138,7 +145,7 @@ def argument_specs() -> dict:
             option["choices"] = list(variable.choices)
         if variable.secret:
             option["no_log"] = True
-        if variable.default not in (None, [], "") or variable.type == "int":
+        if variable.default not in (None, [], "") or variable.type in ("int", "bool"):
             option["default"] = variable.default
         options[variable.name] = option
     return {"argument_specs": {"main": {

@@ -122,6 +122,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def write_json_atomic(path: Path, data: dict) -> None:
+    """``data`` as sorted, indented JSON at ``path``, replaced atomically."""
+    _write_atomic(Path(path), json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
 def _write_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".index-", dir=str(path.parent))
     try:

@@ -12,8 +12,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import glob
-import hashlib
-import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
@@ -23,6 +21,7 @@ from ansible.module_utils.jetson_builder.platform.detect import (
     supported,
     tensorrt_generation,
 )
+from ansible.module_utils.trt_deploy import file_sha256, install_state, read_json
 
 DOCUMENTATION = r"""
 ---
@@ -57,6 +56,14 @@ options:
       - O(root_dir) is always read on the running system.
     type: path
     default: /
+  install_root:
+    description:
+      - Root of the engines installed by deploy_engines.yml (C(<install_root>/<model>/current)).
+        When set, C(ansible_facts.jetson_deployed) reports per model the C(current) and
+        C(previous) versions (build key, platform_id, engine sha256 from their manifests, no
+        hashing) and the installed version names, and the marker of the deploy
+        environment C(<install_root>/.deploy-venv). It does not have to exist.
+    type: path
 attributes:
   check_mode:
     support: full
@@ -130,27 +137,31 @@ ansible_facts:
               sha256 of every C(.pb) and C(.onnx) file), C(engines) (file name -> size in
               bytes of every C(.bin) file) and C(manifest) (parsed C(manifest.json) or null).
           type: dict
+    jetson_deployed:
+      description: Installed engines under O(install_root) (only when O(install_root) is set).
+      returned: when install_root is set
+      type: dict
+      contains:
+        install_root:
+          description: The inspected install root.
+          type: str
+        env_marker:
+          description:
+            - Content of C(<install_root>/.deploy-venv/trt-deploy-env.json) (the builder version
+              and source digest the engine_deploy role installed there), or null.
+          type: dict
+        models:
+          description:
+            - model -> C(current) and C(previous) (null or C(version), C(build_key),
+              C(platform_id), C(engine_sha256), C(engine_file)) and C(versions) (installed
+              version names, oldest activation first).
+          type: dict
 """
 
+DEPLOY_VENV = ".deploy-venv"
+DEPLOY_MARKER = "trt-deploy-env.json"
 ENV_MARKER = "trt-builder-env.json"
 BUILDER_DIST = "jetson_engine_builder"
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_json(path):
-    """Parsed JSON file, or None when it is missing or not valid JSON (state is then 'unknown')."""
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
-
 
 def installed_builder_version(venv_dir):
     """Version from the builder's dist-info METADATA in the venv, without running Python there."""
@@ -215,6 +226,7 @@ def main():
         argument_spec={
             "root_dir": {"type": "path", "default": "/opt/trt-builder"},
             "device_root": {"type": "path", "default": "/"},
+            "install_root": {"type": "path"},
         },
         supports_check_mode=True,
     )
@@ -242,8 +254,15 @@ def main():
     # Shown by Ansible as [WARNING] lines: no extra task per host just to print them.
     for warning in platform["warnings"]:
         module.warn("{}: {}".format(platform["platform_id"], warning))
-    state = builder_state(module.params["root_dir"])
-    module.exit_json(changed=False, ansible_facts={"jetson": platform, "jetson_state": state})
+    facts = {"jetson": platform, "jetson_state": builder_state(module.params["root_dir"])}
+    install_root = module.params["install_root"]
+    if install_root:
+        facts["jetson_deployed"] = {
+            "install_root": install_root,
+            "env_marker": read_json(os.path.join(install_root, DEPLOY_VENV, DEPLOY_MARKER)),
+            "models": install_state(install_root),
+        }
+    module.exit_json(changed=False, ansible_facts=facts)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ import os
 import sys
 
 from ..errors import UserError
-from ..graph.surgery import transform_model, write_pbtxt
 from ..spec.catalog import load_catalog
 
 DEFAULT_CATALOG = "models/models.yml"
@@ -68,6 +67,10 @@ def run(args):
     except OSError as exc:
         raise UserError("--out {}: cannot create it ({}). Pass a directory you can write "
                         "to".format(args.out, exc.strerror)) from None
+    # Imported here: graph surgery needs numpy, which the other subcommands (verify on a
+    # deploy-only device, roles/engine_deploy) must not require just to start the CLI.
+    from ..graph.surgery import transform_model, write_pbtxt  # noqa: PLC0415
+
     result = transform_model(spec, trt_version=args.trt_version, strict=False)
     pbtxt_path = os.path.abspath(os.path.join(args.out, args.model + ".pbtxt"))
     write_pbtxt(result, pbtxt_path)

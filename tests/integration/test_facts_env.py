@@ -115,6 +115,38 @@ def test_module_reports_the_device_side_state(tmp_path):
     assert got["models"]["ssd_b"] == {"graphs": {}, "engines": {}, "manifest": None}
 
 
+def test_module_reports_the_installed_engines_under_install_root(tmp_path):
+    installed = tmp_path / "trt-engines"
+    versions = ("aaaaaaaaaaaa-111111111111", "bbbbbbbbbbbb-222222222222")
+    for version in versions:
+        (installed / "ssd_a" / version).mkdir(parents=True)
+        (installed / "ssd_a" / version / "manifest.json").write_text(json.dumps({
+            "build_key": version[:1] * 64, "platform_id": "jetson-nano_l4t32.7.1_trt8.2.1",
+            "engine_sha256": version[-1] * 64, "engine_file": "TRT_ssd_a.bin",
+            "verify": {"ok": True, "fps": 40.0}}))
+    (installed / "ssd_a" / "current").symlink_to(versions[1])
+    (installed / "ssd_a" / "previous").symlink_to(versions[0])
+    (installed / "ssd_a" / ".incoming" / "cccccccccccc-333333333333").mkdir(parents=True)
+    (installed / ".deploy-venv").mkdir()
+    marker = {"builder_version": "0.3.1", "builder_digest": "d" * 64}
+    (installed / ".deploy-venv" / "trt-deploy-env.json").write_text(json.dumps(marker))
+
+    hosts = adhoc_json("localhost", LOCAL, "jetson_facts",
+                       "device_root={} root_dir={} install_root={}".format(
+                           lay_out(tmp_path / "root", "nano-32.7.1"), tmp_path / "opt",
+                           installed),
+                       "--connection=local", env={"ANSIBLE_PYTHON_INTERPRETER": sys.executable})
+    deployed = hosts["localhost"]["ansible_facts"]["jetson_deployed"]
+    assert deployed["env_marker"] == marker
+    assert list(deployed["models"]) == ["ssd_a"], "dot directories are not models"
+    model = deployed["models"]["ssd_a"]
+    assert model["current"] == {"version": versions[1], "build_key": "b" * 64,
+                                "platform_id": "jetson-nano_l4t32.7.1_trt8.2.1",
+                                "engine_sha256": "2" * 64, "engine_file": "TRT_ssd_a.bin"}
+    assert model["previous"]["version"] == versions[0]
+    assert sorted(model["versions"]) == list(versions), "the incoming push is not a version"
+
+
 # --- over real SSH on the simulated fleet -------------------------------------------------
 
 FLEET_PROFILES = {  # host -> (module slug, L4T) of the profile simfleet gives it

@@ -341,3 +341,18 @@ def test_summary_table_is_aligned_and_lists_unreachable_hosts():
 ])
 def test_build_wall_time_is_readable(delta, shown):
     assert run_summary.readable_delta(delta) == shown
+
+
+def test_the_fleet_view_shows_what_each_device_runs():
+    deployments = {"format": 1, "hosts": {"nano-1": {V1: {
+        "version": "aaaaaaaaaaaa-bbbbbbbbbbbb", "platform_id": NANO, "status": "deployed",
+        "health": "healthy", "when": "2026-12-01T10:00:00Z", "build_key": "b" * 64}}}}
+    index = dict(sample_index(), deployments=deployments)
+    page = report_html.engine_store_document(index, "report.html")
+    assert '<table id="fleet">' in page and 'data-host="nano-1"' in page
+    assert "aaaaaaaaaaaa-bbbbbbbbbbbb" in page and "healthy" in page
+    markdown = report_html.engine_store_document(index, "report.md")
+    assert "## Fleet (deploy_engines.yml)" in markdown
+    assert "| nano-1 | {} | aaaaaaaaaaaa-bbbbbbbbbbbb | {} | deployed | healthy |".format(
+        V1, NANO) in markdown
+    assert "fleet" not in report_html.engine_store_document(sample_index(), "report.html")

@@ -1,0 +1,19 @@
+"""What deploy_engines.yml does per host and model (controller only, once per batch):
+controller/deploy_plan.py."""
+
+from __future__ import annotations
+
+from controller.action import ControllerAction
+from controller.deploy_plan import DeploySettingsError, make_deploy_plan
+
+
+class ActionModule(ControllerAction):
+    ARGS = ("hosts", "store_dir", "rollback")
+
+    def decide(self, args, task_vars):
+        try:
+            plan, lines = make_deploy_plan(list(args["hosts"]), task_vars["hostvars"],
+                                           args["store_dir"], bool(args["rollback"]))
+        except DeploySettingsError as error:
+            return {"failed": True, "msg": str(error)}
+        return {"msg": lines, "plan": plan}
