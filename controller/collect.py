@@ -15,15 +15,23 @@ from . import trust
 from .store import MANIFEST_NAME, EngineStore, StoreError
 
 
-def fetchable(found: list, models: list[str], host_plan: dict, max_bytes: int, host: str
+def limit_of(model: str, catalog: dict, default_bytes: int) -> int:
+    """The largest file accepted for ``model``: its catalog max_engine_mib, else the default."""
+    mib = (catalog.get(model) or {}).get("max_engine_mib")
+    return mib * 2**20 if mib else default_bytes
+
+
+def fetchable(found: list, models: list[str], host_plan: dict, limits: dict, host: str
               ) -> tuple[list[dict], dict]:
     """([{"model", "name", "path"}], {model: why refused}) from ``find`` results per model
-    (ansible.builtin.find over each model's work dir, links not followed)."""
+    (ansible.builtin.find over each model's work dir, links not followed); ``limits``:
+    model -> the largest file accepted, in bytes."""
     allowed, refused = [], {}
     for result in found:
         model = result.get("item")
         if model not in models:
             continue
+        max_bytes = limits[model]
         wanted = {host_plan["models"][model]["engine"], MANIFEST_NAME}
         files = {Path(str(f.get("path"))).name: f for f in result.get("files") or []}
         for name in sorted(wanted):
@@ -34,9 +42,10 @@ def fetchable(found: list, models: list[str], host_plan: dict, max_bytes: int, h
                 refused[model] = "{} on {} is not a regular file (a link?): refused".format(
                     name, host)
             elif int(info.get("size") or 0) > max_bytes:
-                refused[model] = ("{} on {} has {} bytes, above engine_fetch_max_mib ({} "
-                                  "bytes): refused".format(name, host, info.get("size"),
-                                                           max_bytes))
+                refused[model] = ("{} on {} has {} bytes, above the limit of {} bytes "
+                                  "(engine_fetch_max_mib, or the model's max_engine_mib in "
+                                  "the catalog): refused".format(name, host, info.get("size"),
+                                                                 max_bytes))
         if model not in refused:
             allowed += [{"model": model, "name": name, "path": files[name]["path"]}
                         for name in sorted(wanted)]
@@ -44,7 +53,7 @@ def fetchable(found: list, models: list[str], host_plan: dict, max_bytes: int, h
 
 
 def file_host_engines(store_dir: str, host: str, models: list[str], host_plan: dict, *,
-                      max_bytes: int, check_mode: bool) -> tuple[dict, dict]:
+                      limits: dict, check_mode: bool) -> tuple[dict, dict]:
     """({model: store path}, {model: why refused}); the staging area is gone afterwards."""
     store = EngineStore(store_dir)
     staging = store.staging_dir(host)
@@ -59,7 +68,7 @@ def file_host_engines(store_dir: str, host: str, models: list[str], host_plan: d
                 result = store.file_engine(
                     trust.confined(staging, model), platform_id=host_plan["platform_id"],
                     model=model, variant=entry["variant"], build_key=entry["build_key"],
-                    built_on=host, max_bytes=max_bytes)
+                    built_on=host, max_bytes=limits[model])
             except StoreError as error:
                 refused[model] = str(error)
                 continue

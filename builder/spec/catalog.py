@@ -273,6 +273,12 @@ def _check_sha256(value, key):
     return value.lower()
 
 
+def _check_fetch_limit(value, key):
+    """The largest engine (MiB) the controller accepts for this model (overrides
+    engine_fetch_max_mib); not an engine property, so not in the build key."""
+    return _as_int(value, key, 1)
+
+
 def _check_path_text(value, key):
     if not isinstance(value, str) or not value.strip():
         raise _Invalid(
@@ -311,6 +317,7 @@ FIELDS = collections.OrderedDict(
         ("box_decoder", _Field(_choice(BOX_DECODERS, "ONNX path: decode and clip the boxes "
                                                      "in the graph, or in EfficientNMS_TRT"),
                                "graph", False)),
+        ("max_engine_mib", _Field(_check_fetch_limit, None, False)),
     ]
 )
 

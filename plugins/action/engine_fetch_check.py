@@ -7,14 +7,15 @@ non-regular file or one above engine_fetch_max_mib is refused before any byte is
 from __future__ import annotations
 
 from controller.action import ControllerAction
-from controller.collect import fetchable
+from controller.collect import fetchable, limit_of
 
 
 class ActionModule(ControllerAction):
-    ARGS = ("found", "models", "host_plan", "max_bytes")
+    ARGS = ("found", "models", "host_plan", "catalog", "max_bytes")
 
     def decide(self, args, task_vars):
-        allowed, refused = fetchable(args["found"], args["models"], args["host_plan"],
-                                     int(args["max_bytes"]), task_vars["inventory_hostname"])
+        limits = {m: limit_of(m, args["catalog"], int(args["max_bytes"])) for m in args["models"]}
+        allowed, refused = fetchable(args["found"], args["models"], args["host_plan"], limits,
+                                     task_vars["inventory_hostname"])
         return {"fetch": allowed, "refused": refused,
                 "msg": ["{}: refused: {}".format(m, r) for m, r in sorted(refused.items())]}

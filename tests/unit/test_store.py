@@ -231,3 +231,26 @@ def test_lookups_hash_an_engine_only_when_its_stat_changed(tmp_path, monkeypatch
     store = EngineStore(store_dir)
     assert store.verify(store.lookup("a" * 64)) is None
     assert len(hashed) == 1
+
+
+def test_a_devices_listing_is_checked_before_a_byte_is_fetched():
+    from controller.collect import fetchable, limit_of  # noqa: PLC0415
+
+    plan = {"models": {"m1": {"engine": "TRT_m1.bin"}, "m2": {"engine": "TRT_m2.bin"}}}
+
+    def listing(model, **engine):
+        info = dict({"path": "/w/{}/TRT_{}.bin".format(model, model), "isreg": True,
+                     "islnk": False, "size": 100}, **engine)
+        return {"item": model, "files": [info, {"path": "/w/{}/manifest.json".format(model),
+                                                "isreg": True, "islnk": False, "size": 10}]}
+
+    catalog = {"m1": {"max_engine_mib": 1}, "m2": {}}
+    limits = {m: limit_of(m, catalog, 50) for m in ("m1", "m2")}
+    assert limits == {"m1": 1 << 20, "m2": 50}
+    allowed, refused = fetchable([listing("m1"), listing("m2")], ["m1", "m2"], plan, limits,
+                                 "nano-1")
+    assert [f["model"] for f in allowed] == ["m1", "m1"]
+    assert "has 100 bytes, above the limit of 50 bytes" in refused["m2"]
+    allowed, refused = fetchable([listing("m1", islnk=True, isreg=False)], ["m1"], plan,
+                                 limits, "nano-1")
+    assert allowed == [] and "not a regular file (a link?)" in refused["m1"]
