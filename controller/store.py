@@ -155,8 +155,10 @@ def no_space_message(where: Path, needed: int) -> str:
 
 
 class EngineStore:
-    def __init__(self, root: Path | str):
+    def __init__(self, root: Path | str, *, read_only: bool = False):
+        """``read_only`` (check mode): an unreadable index is rebuilt in memory, not written."""
         self.root = Path(os.path.abspath(str(root)))
+        self.read_only = read_only
         self._index: dict | None = None
         self.notes: list[str] = []  # what the store did by itself (repairs), for the run's output
         # rel -> (engine sha256, stat) of engines verify() hashed; saved by save_verified_stats
@@ -206,9 +208,10 @@ class EngineStore:
     # -- index ----------------------------------------------------------------------------
     def index(self, *, repair: bool = True) -> dict:
         """The index; a missing, unreadable or old-format one is rebuilt from the manifests
-        (and written back when ``repair``), with a note saying so."""
+        (and written back when ``repair`` and the store is not read-only), with a note."""
         if self._index is not None:
             return self._index
+        repair = repair and not self.read_only
         path = self.root / INDEX_NAME
         problem = None
         try:

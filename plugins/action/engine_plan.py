@@ -26,7 +26,8 @@ class ActionModule(ControllerAction):
             except trust.Untrusted as error:
                 refused[host] = str(error)
         result = plan.make_plan(selections_from(args["selections"]), devices, catalog,
-                                EngineStore(args["store_dir"]), check_mode=self.check_mode,
+                                EngineStore(args["store_dir"], read_only=self.check_mode),
+                                check_mode=self.check_mode,
                                 catalog_path=args["catalog_path"])
         result["refused_hosts"] = refused
         result["devices"] = {host: device.as_dict() for host, device in devices.items()}

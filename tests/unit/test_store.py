@@ -254,3 +254,12 @@ def test_a_devices_listing_is_checked_before_a_byte_is_fetched():
     allowed, refused = fetchable([listing("m1", islnk=True, isreg=False)], ["m1"], plan,
                                  limits, "nano-1")
     assert allowed == [] and "not a regular file (a link?)" in refused["m1"]
+
+
+def test_a_read_only_store_rebuilds_an_unreadable_index_in_memory_only(tmp_path):
+    store_dir = tmp_path / "engines"
+    file_one(store_dir, tmp_path)
+    (store_dir / "index.json").write_text("{trunc")
+    store = EngineStore(store_dir, read_only=True)  # what --check uses
+    assert store.lookup("a" * 64) is not None
+    assert (store_dir / "index.json").read_text() == "{trunc"
