@@ -53,8 +53,9 @@ def store_snapshot(store):
 
 
 def platform_dirs(store):
+    """The store's platform directories (not its dot directories, not its ONNX exports)."""
     return sorted(p.name for p in Path(store).iterdir()
-                  if p.is_dir() and not p.name.startswith("."))
+                  if p.is_dir() and not p.name.startswith(".") and p.name != "onnx")
 
 
 def timed(record, name, run):

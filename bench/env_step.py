@@ -1,0 +1,61 @@
+"""The environment step of a device by engine path: bytes pushed and wall time, side by side.
+
+One simulated fleet (a Nano: UFF, TensorFlow in its pin set; a JetPack 5 Xavier and an AGX
+Orin: ONNX, no TensorFlow), the env roles run on each device alone (preflight, facts,
+jetson_env: tests/integration/playbooks/env_roles.yml), cold, then warm. Bytes are the pin
+set's wheels pushed from the controller's wheelhouse (an offline fleet).
+
+    python3 bench/env_step.py
+"""
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.integration.envside import (  # noqa: E402
+    FLEET_VARS,
+    TEST_PLAYBOOKS,
+    fleet,
+    make_catalog,
+    playbook,
+)
+
+HOSTS = "nano=1,xavier@35.4.1=1,orin=1"
+PATHS = {"nano-1": "uff", "xavier-1": "onnx", "orin-1": "onnx"}
+
+
+def wheelhouse_bytes(pin_set):
+    record = REPO / ".cache" / "wheelhouse" / pin_set / "wheelhouse.json"
+    return sum(item["size"] for item in json.loads(record.read_text())["files"])
+
+
+def main():
+    with tempfile.TemporaryDirectory() as work:
+        catalog = make_catalog(Path(work) / "graphs")
+        with fleet(Path(work) / "fleet", HOSTS) as sim:
+            env = {"ENGINE_TEST_CATALOG": str(catalog)}
+            rows = []
+            for host, path in PATHS.items():
+                extra = ["-e", json.dumps({"jetson_env_engine_paths": [path]})]
+                cold = playbook(TEST_PLAYBOOKS / "env_roles.yml", [sim.inventory, FLEET_VARS],
+                                "--limit", host, *extra, env=env)
+                warm = playbook(TEST_PLAYBOOKS / "env_roles.yml", [sim.inventory, FLEET_VARS],
+                                "--limit", host, *extra, env=env)
+                assert cold.rc == 0 and warm.rc == 0, (cold.out[-3000:], warm.out[-3000:])
+                marker = json.loads(sim.shell(host, "cat /opt/trt-builder/venv/"
+                                                    "trt-builder-env.json").stdout)
+                rows.append((host, path, marker["pin_set"], wheelhouse_bytes(marker["pin_set"]),
+                             cold.seconds, warm.seconds))
+    print("| device | engine path | pin set | wheels pushed | cold env step s | warm s |")
+    print("|---|---|---|---:|---:|---:|")
+    for host, path, pin_set, size, cold, warm in rows:
+        print("| {} | {} | {} | {:.1f} MB | {:.1f} | {:.1f} |".format(
+            host, path, pin_set, size / 1e6, cold, warm))
+
+
+if __name__ == "__main__":
+    main()
