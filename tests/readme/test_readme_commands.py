@@ -80,6 +80,14 @@ def test_sample_check_and_inspect(clone):
     assert "input_order           [1, 0, 2]" in inspect.stdout
     assert Path("/tmp/inspect/ssd_mobilenet_v2_coco.pbtxt").is_file()
     assert "cpu_feature_guard" not in inspect.stderr and "oneDNN" not in inspect.stderr
+    # The ONNX export of the ONNX path, by hand (build_engines.yml does it for TensorRT >= 8.4).
+    shutil.rmtree("/tmp/onnx", ignore_errors=True)
+    onnx = sh(clone, readme_command(
+        ".venv/bin/python -m builder onnx ssd_mobilenet_v2_coco --catalog models/sample.yml "
+        "--out /tmp/onnx"))
+    assert onnx.returncode == 0, onnx.stdout[-2000:] + onnx.stderr[-2000:]
+    assert Path("/tmp/onnx/ssd_mobilenet_v2_coco.onnx").is_file()
+    assert "detections vs TensorFlow's Postprocessor" in onnx.stdout
     # The user's own catalog has no graph in a fresh clone: the message says what to do.
     own = sh(clone, readme_command(".venv/bin/python -m builder check --catalog "
                                    "models/models.yml"))
@@ -103,6 +111,11 @@ def test_make_demo_then_the_by_hand_commands_it_prints(clone):
             summary = result.stdout.split("ENGINE SUMMARY", 1)[1]
             rows = [line for line in summary.splitlines() if "ssd_mobilenet_v2_coco" in line]
             assert len(rows) == 3 and all(re.search(r"\b(cached|shared)\b", r) for r in rows)
+    # The store the demo filled, checked with the README's store tool.
+    checked = sh(clone, readme_command(".venv/bin/python -m controller store check "
+                                       "artifacts/engines"))
+    assert checked.returncode == 0 and checked.stdout.strip().endswith("healthy"), (
+        checked.stdout + checked.stderr)
 
 
 def test_make_doctor_on_the_sample_inventory_names_every_unknown_host(clone):
