@@ -164,29 +164,33 @@ def check_engine(directory, manifest):
 
 
 def parse_verify(rc, stdout, stderr):
-    """(ok, record, reason) from the builder's `verify --json` run."""
-    record = None
+    """(ok, record, reason) from the builder's `verify --json` run: its one JSON record
+    (builder/cli.py: status, kind, message, TensorRT's lines, and the verify result)."""
     try:
         parsed = json.loads(stdout) if stdout.strip() else None
     except ValueError:
         parsed = None
-    if isinstance(parsed, dict):
-        record = {key: parsed[key] for key in VERIFY_FIELDS if key in parsed}
-    # TensorRT's own lines and the builder's "error: ..." say why; its timestamped progress
-    # lines ("[2026-12-01T21:00:00Z] loading ...") do not.
-    lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
-    errors = [line for line in lines if not PROGRESS_LINE.match(line)] or lines
-    if rc == 0 and record is not None and record.get("ok") is True:
+    if not isinstance(parsed, dict) or parsed.get("record") != 1:
+        # No record: the builder did not start (exit 1: Python's own) or was killed.
+        lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
+        errors = [line for line in lines if not PROGRESS_LINE.match(line)] or lines
+        return False, None, "verify failed (exit {}): {}".format(
+            rc, errors[-1] if errors else "verify exited {} without output".format(rc))
+    result = parsed.get("result") if isinstance(parsed.get("result"), dict) else {}
+    record = {key: result[key] for key in VERIFY_FIELDS if key in result} or None
+    if rc == 0 and parsed.get("status") == "ok" and record and record.get("ok") is True:
         return True, record, None
-    if record is not None and record.get("problems"):
+    if record and record.get("problems"):
         reason = "; ".join(str(p) for p in record["problems"])
     else:
-        reason = " | ".join(errors) or "verify exited {} without output".format(rc)
-    return False, record, "verify failed (exit {}): {}".format(rc, reason)
+        reason = " | ".join([str(line) for line in parsed.get("tensorrt_lines") or []]
+                            + [str(parsed.get("message") or "failed")])
+    return False, record, "verify failed (exit {}): {} ({})".format(rc, reason,
+                                                                    parsed.get("kind"))
 
 
 def run_verify(module, engine_path):
-    argv = list(module.params["verify_command"]) + [engine_path, "--json"]
+    argv = list(module.params["verify_command"]) + ["--json", "--", engine_path]
     rc, stdout, stderr = module.run_command(argv)
     ok, record, reason = parse_verify(rc, stdout, stderr)
     if not ok:

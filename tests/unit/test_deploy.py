@@ -86,20 +86,30 @@ def test_switch_link_replaces_current_atomically_and_state_reads_it(tmp_path):
 
 # ---------------------------------------------------------------- the module's checks
 
-VERIFY_OK = json.dumps({"ok": True, "fps": 41.5, "median_ms": 24.1, "problems": [], "runs": 10,
-                        "keep_count": 3})
+def verify_record(status="ok", kind=None, message="", lines=(), **result):
+    """What `python -m builder verify --json` prints (builder/cli.py's record)."""
+    return json.dumps({"record": 1, "command": "verify", "status": status, "kind": kind,
+                       "message": message, "tensorrt_lines": list(lines), "details": {},
+                       "result": result or None})
+
+
+VERIFY_OK = verify_record(ok=True, fps=41.5, median_ms=24.1, problems=[], runs=10,
+                          keep_count=3)
 
 
 @pytest.mark.parametrize("rc, stdout, stderr, ok, reason", [
     (0, VERIFY_OK, "", True, None),
-    (1, "", "[2026-12-01T21:00:00Z] loading the engine\n  [TRT] [E] 6: The engine plan file "
-     "is generated on an incompatible device, expecting compute 7.2 got compute 5.3, please "
-     "rebuild.\nerror: TensorRT failed",
-     False, "incompatible device"),
-    (1, json.dumps({"ok": False, "problems": ["box 2 is not normalized: xmax 1.7"]}), "",
+    (1, verify_record("failed", "tensorrt", "TensorRT could not deserialize the engine", [
+        "[TRT] [E] 6: The engine plan file is generated on an incompatible device, expecting "
+        "compute 7.2 got compute 5.3, please rebuild."]), "", False, "incompatible device"),
+    (1, verify_record("failed", "verify", "insane output", ok=False,
+                      problems=["box 2 is not normalized: xmax 1.7"]), "",
      False, "box 2 is not normalized"),
     (0, "not json", "", False, "without output"),
-    (2, "", "error: no libcudart found", False, "no libcudart"),
+    (1, "", "Traceback (most recent call last):\nImportError: no module named yaml", False,
+     "ImportError"),
+    (2, verify_record("failed", "user", "no libcudart found: set --cudart"), "", False,
+     "no libcudart"),
 ])
 def test_parse_verify_accepts_only_a_sane_run(rc, stdout, stderr, ok, reason):
     good, record, why = DEPLOY.parse_verify(rc, stdout, stderr)
@@ -169,8 +179,8 @@ def test_install_switches_only_after_sha256_and_verify_then_rolls_back(tmp_path)
     assert os.readlink(str(model_dir / "current")) == first
     assert (model_dir / "current" / "TRT_{}.bin".format(MODEL)).read_bytes() == \
         b"SIMULATED engine one"
-    assert runner.calls[-1][-2:] == [str(model_dir / ".incoming" / first / "TRT_{}.bin".format(
-        MODEL)), "--json"]
+    assert runner.calls[-1][-3:] == ["--json", "--", str(
+        model_dir / ".incoming" / first / "TRT_{}.bin".format(MODEL))]
 
     second, params = push(root, b"SIMULATED engine two", key_of("k2"))
     assert DEPLOY.install(runner, params)["from_version"] == first
