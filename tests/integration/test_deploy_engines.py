@@ -169,9 +169,8 @@ def _upgrade_l4t(fleet, host, old, new):
     release = device_file(fleet, host, "/etc/nv_tegra_release")
     release.write_text(release.read_text().replace(
         "REVISION: {},".format(old.split(".", 1)[1]), "REVISION: {},".format(new.split(".", 1)[1])))
-    # The device's dpkg database is bound read-only into it from the fleet directory: the
-    # upgrade rewrites it there, in place (same inode, so the device sees it).
-    status = fleet.dir / "devices" / host / "dpkg-status"
+    # The device's own dpkg database, rewritten in place through the device's root.
+    status = device_file(fleet, host, "/var/lib/dpkg/status")
     text = status.read_text()
     assert "Version: {}-".format(old) in text
     with open(str(status), "r+") as handle:
