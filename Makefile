@@ -40,7 +40,8 @@ lint: venv
 	  library/engine_deploy.py module_utils/trt_deploy.py
 
 # pytest exits 5 when it collected no test: that must fail loudly, never pass.
-test: system-deps lint
+# The sample graph too: the simulated fleet's variables default to its catalog (doctor tests).
+test: system-deps lint sample
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VPY) -m pytest -q; rc=$$?; \
 	if [ $$rc = 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
