@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 
 from builder.atomic import write_text
 
+from .attempts import ATTEMPTS_NAME, read_attempts, updated_attempts
 from .report_html import engine_store_document
-from .store import EngineStore
+from .store import EngineStore, write_json_atomic
 from .summary import RunFacts, summary_rows
 
 DOCUMENTS = ("report.md", "report.html")
@@ -49,9 +51,21 @@ def run_report(plan: dict, hostvars, hosts: list[str], active: set, store_dir: s
                          "host_left": False})
     if store is None or check_mode or not store.root.is_dir():
         return rows, written, notes
+    if plan:
+        _record_attempts(store, plan, rows)
     written = write_reports(store, documents)
     notes += store.notes
     return rows, written, notes
+
+
+def _record_attempts(store: EngineStore, plan: dict, rows: list) -> None:
+    """attempts.json after this run, written only when it changed (a no-op rerun writes
+    nothing)."""
+    previous = read_attempts(store.root)
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    attempts = updated_attempts(previous, plan, rows, when)
+    if attempts != previous:
+        write_json_atomic(store.root / ATTEMPTS_NAME, attempts)
 
 
 def write_reports(store: EngineStore, documents=DOCUMENTS) -> list[str]:
@@ -61,6 +75,7 @@ def write_reports(store: EngineStore, documents=DOCUMENTS) -> list[str]:
     # No deploy yet, or a damaged record (the next deploy rewrites it): no fleet view.
     with contextlib.suppress(FileNotFoundError, ValueError):
         index["deployments"] = json.loads((store.root / DEPLOYMENTS).read_text())
+    index["attempts"] = read_attempts(store.root)
     written = []
     for name in documents:
         target = store.root / name

@@ -10,8 +10,11 @@ import html
 import math
 
 from .report_md import (
+    BUILD_TIME_TEXT,
     FLEET_COLUMNS,
+    GRID_INTRO,
     MISSING,
+    NEVER_BUILT,
     NOT_VERIFIED,
     SIMULATED_TEXT,
     VERIFIED,
@@ -24,6 +27,8 @@ from .report_md import (
     format_ms,
     format_size,
     format_utc,
+    grid,
+    hosts_without_platform,
     platform_facts,
     short_sha,
     store_rows,
@@ -34,7 +39,8 @@ from .report_md import (
 # Distinct, colour-blind friendly enough series colours (one per model, in model order).
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#edc948",
            "#9c755f")
-STATUS_CLASS = {VERIFIED: "ok", VERIFY_FAILED: "bad", NOT_VERIFIED: "warn"}
+STATUS_CLASS = {VERIFIED: "ok", VERIFY_FAILED: "bad", NOT_VERIFIED: "warn", "failed": "bad",
+                "refused": "bad", NEVER_BUILT: "none"}
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
@@ -56,6 +62,9 @@ td.status span { display: inline-block; padding: 1px 8px; border-radius: 10px;
 td.status .ok { background: #dafbe1; color: #116329; }
 td.status .bad { background: #ffebe9; color: #a40e26; }
 td.status .warn { background: #fff8c5; color: #7d4e00; }
+td.status .none { background: #eaeef2; color: #57606a; }
+#grid td { white-space: normal; min-width: 160px; }
+#grid td.status span { display: block; margin-bottom: 3px; border-radius: 6px; }
 td.status .why { display: block; white-space: normal; max-width: 220px; color: #a40e26;
                  font-size: 12px; font-weight: 400; background: none; padding: 0; }
 code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; color: #57606a; }
@@ -117,7 +126,7 @@ def _status_cell(row):
 
 
 TABLE_HEAD = (("platform", "Platform"), ("model", "Model, variant"), ("status", "Status"),
-              ("num", "Size"), ("num", "Build time"),
+              ("num", "Size"), ("num", "TensorRT build"),
               ("num", "FPS"), ("num", "Latency"), ("built", "Built (UTC) on host"),
               ("graph", "Graph"))
 
@@ -288,7 +297,7 @@ def _axis_seconds(value):
 FPS_CHART = {"key": "fps", "caption": "FPS measured on the device (higher is better)",
              "label": format_fps, "tick": _axis_fps, "step": decimal_step,
              "verified_only": True}
-BUILD_TIME_CHART = {"key": "build_seconds", "caption": "Build time on the device",
+BUILD_TIME_CHART = {"key": "build_seconds", "caption": "TensorRT build time on the device",
                     "label": format_duration, "tick": _axis_seconds, "step": duration_step,
                     "verified_only": False}
 
@@ -307,6 +316,30 @@ def _fleet_table(index):
             "</table></div>".format(head, body)]
 
 
+def _grid_table(index):
+    """Platform x model: each cell lists the engines in the store and the runs' failures."""
+    models, lines = grid(index)
+    if not lines:
+        return []
+    head = "<th>Platform</th>" + "".join("<th>{}</th>".format(esc(m)) for m in models)
+    body = []
+    for platform_id, cells in lines:
+        tds = "".join('<td class="status" data-model="{}">{}</td>'.format(esc(model), "".join(
+            '<span class="{}" data-state="{}">{}</span>'.format(
+                STATUS_CLASS[cell["state"]], esc(cell["state"]), esc(cell["text"]))
+            for cell in cells[model])) for model in models)
+        body.append('<tr data-grid-platform="{}"><td class="platform">{}</td>{}</tr>'.format(
+            esc(platform_id), esc(platform_id), tds))
+    parts = ["<h2>Platform × model</h2>", '<p class="summary">{}</p>'.format(esc(GRID_INTRO)),
+             '<div class="wide"><table id="grid"><thead><tr>{}</tr></thead><tbody>{}</tbody>'
+             "</table></div>".format(head, "".join(body))]
+    unplaced = hosts_without_platform(index)
+    if unplaced:
+        parts.append("<p>Hosts with no platform (their facts were refused):</p><ul>{}</ul>".format(
+            "".join("<li>{}: {}</li>".format(esc(h), esc(r)) for h, r in unplaced)))
+    return parts
+
+
 SIMULATED_HTML = ('<p class="simulated"><strong>SIMULATED</strong>: {}</p>'.format(
     esc(SIMULATED_TEXT)))
 
@@ -322,9 +355,9 @@ def engine_store_report_html(index):
             "<h2>Per platform</h2>",
             bar_chart(rows, FPS_CHART),
             bar_chart(rows, BUILD_TIME_CHART),
-        ] + _fleet_table(index)
+        ] + _grid_table(index) + _fleet_table(index)
     else:
-        body = ['<p class="summary">The store holds no engine yet.</p>']
+        body = ['<p class="summary">The store holds no engine yet.</p>'] + _grid_table(index)
     return "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -334,8 +367,8 @@ def engine_store_report_html(index):
         "<h1>TensorRT engines in the store</h1>",
     ] + ([SIMULATED_HTML] if (index or {}).get("simulated") else []) + body + [
         "<footer>Generated from index.json of the engine store; FPS and latency come from "
-        "<code>builder verify</code> on the device that built the engine. {} marks a value "
-        "the index does not have.</footer>".format(esc(MISSING)),
+        "<code>builder verify</code> on the device that built the engine. {}. {} marks a "
+        "value the index does not have.</footer>".format(esc(BUILD_TIME_TEXT), esc(MISSING)),
         "</body></html>",
         "",
     ])

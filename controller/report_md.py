@@ -135,11 +135,86 @@ def summary_line(rows):
     return line + "."
 
 
+NEVER_BUILT = "never built"
+
+
+def grid(index):
+    """(models, [(platform_id, {model: [cell]})]): the platform x model view of the store's
+    engines and the runs' failures (index["attempts"], controller/attempts.py).
+
+    A cell is {"state", "variant", "text"}: state is an engine's verify status, "failed" or
+    "refused" (with the reason and host), or "never built" (with why).
+    """
+    attempts = ((index or {}).get("attempts") or {}).get("platforms") or {}
+    engines = {}
+    for row in store_rows(index):
+        engines.setdefault((row["platform_id"], row["model"]), []).append(row)
+    models = {model for _, model in engines}
+    for body in attempts.values():
+        models.update(body.get("selected") or [])
+        models.update(slot.split("/", 1)[0] for slot in body.get("failures") or {})
+    platforms = sorted({pid for pid, _ in engines} | set(attempts))
+    lines = []
+    for platform_id in platforms:
+        body = attempts.get(platform_id) or {}
+        failures = body.get("failures") or {}
+        cells = {}
+        for model in sorted(models):
+            found = [{"state": row["status"], "variant": row["variant"],
+                      "text": "{} {}".format(row["status"], text_or_missing(row["variant"]))}
+                     for row in engines.get((platform_id, model), [])]
+            for slot, failure in sorted(failures.items()):
+                if slot.split("/", 1)[0] == model:
+                    found.append({"state": failure["status"], "variant": failure["variant"],
+                                  "text": "{} {} on {} (since {} UTC): {}".format(
+                                      failure["status"], failure["variant"], failure["host"],
+                                      format_utc(failure["since_utc"]), failure["reason"])})
+            if not found:
+                why = ("selected, but no run finished it yet" if model in (
+                    body.get("selected") or []) else "no host of this platform selects it")
+                found = [{"state": NEVER_BUILT, "variant": None,
+                          "text": "{}: {}".format(NEVER_BUILT, why)}]
+            cells[model] = found
+        lines.append((platform_id, cells))
+    return sorted(models), lines
+
+
+def hosts_without_platform(index):
+    attempts = (index or {}).get("attempts") or {}
+    return sorted((attempts.get("hosts_without_platform") or {}).items())
+
+
+GRID_INTRO = ("Every platform and model the store or the runs know: the engines in the store "
+              "and, from the runs, what failed or was refused (and why) and what was never "
+              "built.")
+
+
+def _md_grid(index):
+    models, lines = grid(index)
+    if not lines:
+        return []
+    out = ["", "## Platform × model", "", GRID_INTRO, "",
+           "| platform | " + " | ".join(_md_cell(m) for m in models) + " |",
+           "|" + "---|" * (len(models) + 1)]
+    out += ["| {} | {} |".format(_md_cell(pid), " | ".join(
+        _md_cell("; ".join(c["text"] for c in cells[m])) for m in models))
+        for pid, cells in lines]
+    unplaced = hosts_without_platform(index)
+    if unplaced:
+        out += ["", "Hosts with no platform (their facts were refused):", ""]
+        out += ["- {}: {}".format(host, _md_cell(reason)) for host, reason in unplaced]
+    return out
+
+
 def _md_cell(text):
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-MD_COLUMNS = ("platform", "model", "status", "variant", "size", "build time", "FPS",
+# What "TensorRT build" means (the run summary's "device run" is the whole device command).
+BUILD_TIME_TEXT = ("TensorRT build is the time TensorRT took to parse the graph and build the "
+                   "engine on the device (the manifest's build_seconds); the run summary's "
+                   "\"device run\" is the whole device command: conversion, build and verify")
+MD_COLUMNS = ("platform", "model", "status", "variant", "size", "TensorRT build", "FPS",
               "latency (median)", "built (UTC)", "built on", "graph")
 
 
@@ -181,15 +256,17 @@ def engine_store_report(index):
     if (index or {}).get("simulated"):
         lines += ["> **SIMULATED**: " + SIMULATED_TEXT, ""]
     if not rows:
-        return "\n".join(lines + ["The store holds no engine yet.", ""])
+        return "\n".join(lines + ["The store holds no engine yet."] + _md_grid(index) + [""])
     lines += [
         summary_line(rows) + " FPS and latency were measured on the device after the build"
-        " (`builder verify`). report.html shows the same table with charts.",
+        " (`builder verify`). " + BUILD_TIME_TEXT + ". report.html shows the same table with "
+        "charts.",
         "",
         "| " + " | ".join(MD_COLUMNS) + " |",
         "|" + "---|" * len(MD_COLUMNS),
     ]
     lines += ["| " + " | ".join(_md_cell(c) for c in _md_cells(row)) + " |" for row in rows]
+    lines += _md_grid(index)
     fleet = fleet_rows(index)
     if fleet:
         lines += ["", "## Fleet (deploy_engines.yml)", "",

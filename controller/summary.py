@@ -73,7 +73,9 @@ def _this_run(host: str, model: str, facts: RunFacts) -> tuple | None:
                        "collect step's error above)"
     status = "built" if outcome["status"] == "built" else "collected"
     elapsed = outcome.get("elapsed")
-    return status, "in {}".format(readable_delta(elapsed)) if elapsed else ""
+    # "device run": the whole device command (conversion, build, verify), not TensorRT's
+    # build alone, which the report shows as "TensorRT build" (controller/report_md.py).
+    return status, "device run {}".format(readable_delta(elapsed)) if elapsed else ""
 
 
 def _from_elsewhere(host: str, entry: dict, scope: str, facts: RunFacts, plan: dict, *,

@@ -340,6 +340,9 @@ def test_unreachable_and_oom_then_rerun_finishes_what_is_missing(fleet, runner, 
     assert "unreachable" in rows[("tx2-1", MODELS[1])]["detail"]
     assert rows[("xavier-1", MODELS[1])]["status"] == "built"
     assert run.recap()["tx2-1"]["unreachable"] == 1
+    # The report's platform x model grid names the failure; the Nano's OOM is not there
+    # (nano-2 built that engine in the same run).
+    assert grid_failures(runner.store) == {("jetson-tx2", MODELS[1], "tx2-1")}
 
     rerun = timed(timings, "after_faults", runner.run(extra_vars=options))
     assert rerun.builds() == [("tx2-1", MODELS[1])], rerun.describe()
@@ -347,6 +350,24 @@ def test_unreachable_and_oom_then_rerun_finishes_what_is_missing(fleet, runner, 
     assert statuses[("tx2-1", MODELS[1])] == "built"
     assert statuses[("nano-1", MODELS[1])] == "cached"
     assert rerun.rows_by("failed") == []
+    assert grid_failures(runner.store) == set()
+
+
+def grid_failures(store):
+    """{(module, model, host)} of the failures report.md's platform x model grid shows."""
+    section = (Path(store) / "report.md").read_text().split("## Platform × model")[1]
+    header = next(line for line in section.splitlines() if line.startswith("| platform |"))
+    models = [cell.strip() for cell in header.strip("|").split("|")][1:]
+    found = set()
+    for line in section.splitlines():
+        if not line.startswith("| jetson-"):
+            continue
+        cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+        for model, cell in zip(models, cells[1:]):
+            for part in cell.split("; "):
+                if part.startswith("failed "):
+                    found.add((cells[0].split("_")[0], model, part.split(" on ")[1].split()[0]))
+    return found
 
 
 @pytest.mark.fleet

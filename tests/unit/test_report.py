@@ -10,6 +10,7 @@ import pytest
 from controller import report_html
 from controller import report_md as store_report
 from controller import summary as run_summary
+from controller.attempts import updated_attempts
 from tests.unit.plugin_files import load
 
 summary = load("plugins/callback/engine_summary.py", "engine_summary_callback")
@@ -205,7 +206,7 @@ def test_reports_name_the_newest_build_instead_of_the_clock():
 
 
 def test_markdown_rows_carry_the_values_of_the_index():
-    text = store_report.engine_store_report(sample_index())
+    text = store_report.engine_store_report(sample_index()).split("## Platform")[0]
     lines = [line for line in text.splitlines() if line.startswith("| jetson-")]
     assert len(lines) == len(EXPECTED)
     for (platform_id, model), expected in EXPECTED.items():
@@ -356,3 +357,91 @@ def test_the_fleet_view_shows_what_each_device_runs():
     assert "| nano-1 | {} | aaaaaaaaaaaa-bbbbbbbbbbbb | {} | deployed | healthy |".format(
         V1, NANO) in markdown
     assert "fleet" not in report_html.engine_store_document(sample_index(), "report.html")
+
+
+ORIN = "jetson-agx-orin_l4t36.4.3_trt10.3.0"
+
+
+def planned(hosts):
+    """A plan of {host: (platform_id, {model: refused reason or None})}."""
+    return {"hosts": {host: {"platform_id": pid, "scope": "platform", "models": {
+        model: {"refused": refused, "variant": "fp16-ws256"} for model, refused in models.items()}}
+        for host, (pid, models) in hosts.items()}, "refused_hosts": {"tx2-9": "bad facts"}}
+
+
+def summary_row(host, model, status, detail, variant="fp16-ws256"):
+    return {"host": host, "model": model, "variant": variant, "status": status,
+            "detail": detail}
+
+
+def test_attempts_keep_failures_until_the_engine_is_in_the_store():
+    plan = planned({"orin-1": (ORIN, {V1: "TensorRT 10 has no UFF parser", V2: None}),
+                    "nano-1": (NANO, {V1: None}), "nano-2": (NANO, {V1: None})})
+    rows = [summary_row("orin-1", V1, "failed", "TensorRT 10 has no UFF parser"),
+            summary_row("orin-1", V2, "built", "device run 3.0 s"),
+            summary_row("nano-1", V1, "failed", "not built: it failed on nano-2 (same build key)"),
+            summary_row("nano-2", V1, "failed", "out of memory (oom)")]
+    first = updated_attempts({}, plan, rows, "2026-12-02T01:00:00Z")
+    orin, nano = first["platforms"][ORIN], first["platforms"][NANO]
+    assert orin["selected"] == sorted([V1, V2]) and nano["selected"] == [V1]
+    assert orin["failures"] == {V1 + "/fp16-ws256": {
+        "variant": "fp16-ws256", "status": "refused", "reason": "TensorRT 10 has no UFF parser",
+        "host": "orin-1", "since_utc": "2026-12-02T01:00:00Z"}}
+    # the failure itself, not the peer that repeats it
+    assert nano["failures"][V1 + "/fp16-ws256"]["host"] == "nano-2"
+    assert nano["failures"][V1 + "/fp16-ws256"]["status"] == "failed"
+    assert first["hosts_without_platform"] == {"tx2-9": "bad facts"}
+    # a rerun that fails the same way changes nothing (no rewrite of attempts.json)
+    assert updated_attempts(first, plan, rows, "2026-12-02T02:00:00Z") == first
+    # the Nano engine lands: its failure goes; the Orin refusal stays
+    rows[3] = summary_row("nano-2", V1, "built", "device run 9.0 s")
+    rows[2] = summary_row("nano-1", V1, "shared", "built by nano-2")
+    later = updated_attempts(first, plan, rows, "2026-12-02T03:00:00Z")
+    assert later["platforms"][NANO]["failures"] == {}
+    assert later["platforms"][ORIN]["failures"] == orin["failures"]
+
+
+def grid_index():
+    index = sample_index()
+    plan = planned({"orin-1": (ORIN, {V1: "TensorRT 10 has no UFF parser"}),
+                    "nano-1": (NANO, {V1: None, V2: None})})
+    rows = [summary_row("orin-1", V1, "failed", "TensorRT 10 has no UFF parser")]
+    index["attempts"] = updated_attempts({}, plan, rows, "2026-12-02T01:00:00Z")
+    return index
+
+
+def test_grid_shows_the_store_failures_and_what_was_never_built():
+    models, lines = store_report.grid(grid_index())
+    assert models == [V1, V2]
+    cells = dict(lines)
+    assert [c["state"] for c in cells[NANO][V1]] == ["verified"]
+    assert [c["state"] for c in cells[NANO][V2]] == ["verify failed"]
+    refused = cells[ORIN][V1]
+    assert [c["state"] for c in refused] == ["refused"]
+    assert "TensorRT 10 has no UFF parser" in refused[0]["text"] and "orin-1" in refused[0]["text"]
+    assert cells[ORIN][V2] == [{"state": "never built", "variant": None, "text":
+                                "never built: no host of this platform selects it"}]
+    assert set(cells) == {NANO, XAVIER, ORIN}
+
+
+def test_both_reports_show_the_grid_and_label_build_times():
+    index = grid_index()
+    markdown = store_report.engine_store_report(index)
+    section = markdown.split("## Platform × model")[1]
+    orin_line = next(line for line in section.splitlines() if line.startswith("| " + ORIN))
+    assert "refused fp16-ws256 on orin-1" in orin_line and "never built" in orin_line
+    assert "tx2-9: bad facts" in section
+    assert "TensorRT build" in markdown and "device run" in markdown
+    page = report_html.engine_store_report_html(index)
+    assert 'id="grid"' in page and 'data-state="refused"' in page
+    assert 'data-state="never built"' in page and "tx2-9: bad facts" in page
+    assert "<th class=\"num\">TensorRT build</th>" in page
+
+
+def test_a_store_without_engines_still_shows_what_failed():
+    index = grid_index()
+    index["entries"] = {}
+    markdown = store_report.engine_store_report(index)
+    assert "The store holds no engine yet." in markdown
+    assert "TensorRT 10 has no UFF parser" in markdown
+    assert 'data-state="refused"' in report_html.engine_store_report_html(index)
