@@ -3,12 +3,14 @@
 
     python3 bench/measured.py --result R.json --log L.txt [--control-dir D] -- COMMAND...
 
-Writes R.json: {"rc", "wall_s", "cpu_s", "cpu_user_s", "cpu_sys_s"}. The wall time runs from
-the start to the exit of COMMAND. The CPU time is user + sys of COMMAND's whole process tree,
-including the ssh ControlPersist masters that detach from it: this process is a child
-subreaper, so they are re-parented here, and after COMMAND exits they are told to exit
-(ssh -O exit on every socket in --control-dir) and reaped, which adds their CPU time to
-RUSAGE_CHILDREN. A separate process, so that nothing else is counted.
+Writes R.json: {"rc", "wall_s", "cpu_s", "cpu_user_s", "cpu_sys_s", "peak_rss_mib"}. The
+wall time runs from the start to the exit of COMMAND. The CPU time is user + sys of
+COMMAND's whole process tree, including the ssh ControlPersist masters that detach from it:
+this process is a child subreaper, so they are re-parented here, and after COMMAND exits
+they are told to exit (ssh -O exit on every socket in --control-dir) and reaped, which adds
+their CPU time to RUSAGE_CHILDREN. A separate process, so that nothing else is counted.
+peak_rss_mib is the largest resident set of any one process of the tree (the kernel keeps a
+maximum, not a sum).
 """
 
 import argparse
@@ -91,6 +93,7 @@ def main(argv=None):
     result = {"rc": rc, "wall_s": round(wall, 3),
               "cpu_user_s": round(usage.ru_utime, 3), "cpu_sys_s": round(usage.ru_stime, 3),
               "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+              "peak_rss_mib": round(usage.ru_maxrss / 1024.0, 1),  # Linux: KiB
               "masters_closed": masters, "unreaped_pids": survivors}
     args.result.write_text(json.dumps(result, indent=1) + "\n")
     return 0 if not survivors else 3

@@ -1,8 +1,10 @@
 """The benchmark's table and targets (markdown), its JSON and its chart.
 
-Input: one entry per fleet size: {"size", "hosts", "floor_s", "naive_builds",
+Input: one entry per fleet size: {"size", "hosts", "emulated_build_s", "naive_builds",
 "distinct_builds", "platforms", "models", "baseline": step, "scopes": {scope: {"cold",
-"noop", "changed": step, "env_in_cold": bool}}} with steps as made by steps.py.
+"noop", "changed", and in platform scope "check", "ping", "deploy", "deploy_again": step,
+"env_in_cold": bool}}} with steps as made by steps.py; a no-op-only entry is {"size",
+"hosts", "noop_only": True, "runs": {forks: {"noop", "ping"}}, "check"}.
 """
 
 import json
@@ -14,6 +16,33 @@ TARGET_NOOP_CPU_S = 0.1
 # "No device waits on another": what the device doing the slowest build may spend idle while
 # other devices work (the controller dispatching 32 workers one after the other takes ~0.5 s).
 TARGET_WAIT_S = 1.0
+# A no-op rerun against a bare `ansible all -m ping` of the same fleet in the same run.
+TARGET_NOOP_OVER_PING = 1.25
+# Cold wall over the longest single-model builder run, when every platform has at least as
+# many devices as models (so no device needs to build twice).
+TARGET_COLD_OVER_FLOOR = 1.5
+NOOP_VS_PING = (("controller CPU", "controller_cpu_s"), ("wall", "wall_s"),
+                ("bytes sent", "bytes_to_device_per_device"))
+
+
+def ratio(a, b):
+    return None if not b or a is None else a / float(b)
+
+
+def devices_per_platform_cover_models(entry):
+    """Whether every kind in the fleet ("nano=11,tx2=11,xavier=10") has >= models devices."""
+    counts = [int(part.split("=")[1]) for part in entry["hosts"].split(",")]
+    return bool(counts) and min(counts) >= len(entry["models"] or ())
+
+
+def noop_ping_targets(size, noop, ping, scope="platform", note=""):
+    rows = []
+    for name, key in NOOP_VS_PING:
+        value = ratio(noop[key], ping[key])
+        rows.append(("no-op / ping {} <= {:g}x{}".format(name, TARGET_NOOP_OVER_PING, note), scope,
+                     "-" if value is None else "{:.2f}x".format(value),
+                     value is not None and value <= TARGET_NOOP_OVER_PING))
+    return rows
 
 
 def _s(value):
@@ -71,6 +100,16 @@ def targets(entry, previous=None):
              "{} (want {})".format(changed["builds"], expect_changed),
              changed["builds"] == expect_changed),
         ]
+        if "ping" in steps:
+            rows += noop_ping_targets(entry["size"], noop, steps["ping"], scope)
+        over_floor = ratio(cold["wall_s"], cold.get("floor_s"))
+        if platform_scope and devices_per_platform_cover_models(entry) and over_floor:
+            rows.append((
+                "cold wall / longest single-model builder run <= {:g}".format(
+                    TARGET_COLD_OVER_FLOOR), scope,
+                "{:.1f} s / {:.1f} s = {:.2f}".format(cold["wall_s"], cold["floor_s"],
+                                                      over_floor),
+                over_floor <= TARGET_COLD_OVER_FLOOR and not steps["env_in_cold"]))
         floor_device = cold.get("floor_device")
         if entry["size"] >= 32 and floor_device:
             rows.append((
@@ -81,6 +120,99 @@ def targets(entry, previous=None):
                 "{busy_s:.1f} s".format(wall=cold["wall_s"], **floor_device),
                 floor_device["waiting_after_facts_s"] <= TARGET_WAIT_S))
     return rows
+
+
+def full_entries(entries):
+    return [entry for entry in entries if not entry.get("noop_only")]
+
+
+def _noop_only_steps(entry):
+    for forks, pair in sorted(entry["runs"].items(), key=lambda item: int(item[0])):
+        for name, step in sorted(pair.items()):
+            yield "{} forks {}".format(name, forks), step
+    yield "check", entry["check"]
+
+
+def noop_only_targets(entry):
+    rows = []
+    for forks, pair in sorted(entry["runs"].items(), key=lambda item: int(item[0])):
+        noop = pair["noop"]
+        rows += [("no-op: remote executions per device <= {} (forks {})".format(
+            TARGET_NOOP_COMMANDS, forks), "platform", "max {}".format(noop["commands_max_device"]),
+            noop["commands_max_device"] <= TARGET_NOOP_COMMANDS),
+            ("no-op: 0 builds (forks {})".format(forks), "platform", str(noop["builds"]),
+             noop["builds"] == 0)]
+        rows += noop_ping_targets(entry["size"], noop, pair["ping"],
+                                  note=" (forks {})".format(forks))
+    return rows
+
+
+def _pairs(entries):
+    """(size, forks, noop, ping, check) of every no-op measured beside a ping."""
+    for entry in entries:
+        if entry.get("noop_only"):
+            for forks, pair in sorted(entry["runs"].items(), key=lambda item: int(item[0])):
+                yield entry["size"], forks, pair["noop"], pair["ping"], entry["check"]
+        elif "ping" in entry["scopes"].get("platform", {}):
+            steps = entry["scopes"]["platform"]
+            yield entry["size"], "cfg", steps["noop"], steps["ping"], steps["check"]
+
+
+def _x(a, b):
+    value = ratio(a, b)
+    return "-" if value is None else "{:.2f}x".format(value)
+
+
+def noop_vs_ping_lines(entries):
+    pairs = list(_pairs(entries))
+    if not pairs:
+        return []
+    lines = ["", "## No-op rerun against `ansible all -m ping` (same fleet, same run)", "",
+             "Platform scope, the store already complete. forks `cfg` is ansible.cfg's. "
+             "Controller CPU and peak memory are of the whole process tree (peak: the largest "
+             "single process); KiB sent are bytes on the wire to each device.", "",
+             "| devices | forks | no-op wall s | ping wall s | wall ratio | no-op CPU s/device "
+             "| ping CPU s/device | CPU ratio | no-op KiB sent/device | ping KiB sent/device "
+             "| bytes ratio | peak RSS MiB no-op / ping | --check wall s, execs/device |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    for size, forks, noop, ping, check in pairs:
+        lines.append(
+            "| {} | {} | {:.1f} | {:.1f} | {} | {:.3f} | {:.3f} | {} | {} | {} | {} | {} / {} "
+            "| {:.1f}, {:g} |".format(
+                size, forks, noop["wall_s"], ping["wall_s"], _x(noop["wall_s"], ping["wall_s"]),
+                noop["controller_cpu_per_device_s"], ping["controller_cpu_per_device_s"],
+                _x(noop["controller_cpu_s"], ping["controller_cpu_s"]),
+                _kb(noop["bytes_to_device_per_device"]), _kb(ping["bytes_to_device_per_device"]),
+                _x(noop["bytes_to_device_per_device"], ping["bytes_to_device_per_device"]),
+                _s(noop.get("controller_peak_rss_mib")), _s(ping.get("controller_peak_rss_mib")),
+                check["wall_s"], check["commands_per_device"]))
+    return lines
+
+
+def deploy_lines(entries):
+    rows = [(e["size"], e["scopes"]["platform"]) for e in full_entries(entries)
+            if "deploy" in e["scopes"].get("platform", {})]
+    if not rows:
+        return []
+    lines = ["", "## deploy_engines.yml (after the build, same fleet)", "",
+             "| devices | run | wall s | remote execs/device | files sent/device "
+             "| KiB sent/device | ctrl CPU s/device | rc |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for size, steps in rows:
+        for name in ("deploy", "deploy_again"):
+            step = steps[name]
+            lines.append("| {} | {} | {:.1f} | {:g} | {:g} | {} | {:.3f} | {} |".format(
+                size, "first deploy" if name == "deploy" else "up-to-date rerun",
+                step["wall_s"], step["commands_per_device"], step["file_transfers_per_device"],
+                _kb(step["bytes_to_device_per_device"]), step["controller_cpu_per_device_s"],
+                step["rc"]))
+    return lines
+
+
+def _floor(cold):
+    if cold.get("floor_s") is None:
+        return "-"
+    return "{:.1f} ({:.2f})".format(cold["floor_s"], cold["wall_s"] / cold["floor_s"])
 
 
 def _waits(floor_device):
@@ -102,13 +234,13 @@ def markdown(meta, entries):
              "executions (sshd sessions; one per module with pipelining), files and bytes "
              "sent to the device, controller CPU (user+sys of the whole process tree).", "",
              "| devices | scope | baseline wall s | cold wall s | no-op wall s | changed wall s "
-             "| floor s | builds cold / no-op / changed (naive, distinct) "
+             "| floor s (cold/floor) | builds cold / no-op / changed (naive, distinct) "
              "| remote execs/device cold / no-op / changed (baseline) "
              "| KiB sent/device cold / no-op / changed (baseline) "
              "| files sent/device no-op | ctrl CPU s/device cold / no-op / changed (baseline) "
              "| cold: slowest builder busy / waited s after the plan (with facts) |",
              "|---:|---|---:|---:|---:|---:|---:|---|---|---|---:|---|---|"]
-    for entry in entries:
+    for entry in full_entries(entries):
         base = entry["baseline"]
         for scope, steps in sorted(entry["scopes"].items()):
             cold, noop, changed = steps["cold"], steps["noop"], steps["changed"]
@@ -120,7 +252,7 @@ def markdown(meta, entries):
                     size=entry["size"], scope=scope, base=_s(base and base["wall_s"]),
                     cold=_s(cold["wall_s"]), env=" +env" if steps["env_in_cold"] else "",
                     noop=_s(noop["wall_s"]), changed=_s(changed["wall_s"]),
-                    floor=_s(entry["floor_s"]), bc=cold["builds"], bn=noop["builds"],
+                    floor=_floor(cold), bc=cold["builds"], bn=noop["builds"],
                     bch=changed["builds"], naive=entry["naive_builds"],
                     distinct=entry["distinct_builds"], cc=cold["commands_per_device"],
                     cn=noop["commands_per_device"], cch=changed["commands_per_device"],
@@ -135,18 +267,24 @@ def markdown(meta, entries):
                     pch=changed["controller_cpu_per_device_s"],
                     pb="{:.2f}".format(base["controller_cpu_per_device_s"]) if base else "-",
                     waits=_waits(cold.get("floor_device"))))
+    lines += noop_vs_ping_lines(entries) + deploy_lines(entries)
     lines += ["", "## Targets", "", "| devices | target | scope | measured | met |",
               "|---:|---|---|---|---|"]
     previous = None
     for entry in entries:
-        for name, scope, measured, met in targets(entry, previous):
+        for name, scope, measured, met in (targets(entry, previous) if not entry.get("noop_only")
+                                           else noop_only_targets(entry)):
             lines.append("| {} | {} | {} | {} | {} |".format(
                 entry["size"], name, scope, measured, "yes" if met else "**NO**"))
-        previous = entry
-    failed = [(e["size"], s, step) for e in entries
-              for s, steps in e["scopes"].items() for step in ("cold", "noop", "changed")
-              if steps[step]["rc"] != 0] + [(e["size"], "baseline", "") for e in entries
-                                            if e["baseline"] and e["baseline"]["rc"] != 0]
+        if not entry.get("noop_only"):
+            previous = entry
+    failed = [(e["size"], s, name) for e in full_entries(entries)
+              for s, steps in e["scopes"].items() for name, step in steps.items()
+              if isinstance(step, dict) and step["rc"] != 0] + [
+        (e["size"], "baseline", "") for e in full_entries(entries)
+        if e["baseline"] and e["baseline"]["rc"] != 0] + [
+        (e["size"], "platform", name) for e in entries if e.get("noop_only")
+        for name, step in _noop_only_steps(e) if step["rc"] != 0]
     if failed:
         lines += ["", "Runs that exited non-zero (their figures still count what was done): "
                   + ", ".join("{} devices {} {}".format(*f).strip() for f in failed)]
@@ -154,6 +292,7 @@ def markdown(meta, entries):
 
 
 def chart(entries, scope):
+    entries = full_entries(entries)
     labels = [str(e["size"]) for e in entries]
 
     def walls(step):
@@ -162,7 +301,9 @@ def chart(entries, scope):
 
     series = [("baseline", [e["baseline"]["wall_s"] if e["baseline"] else None for e in entries]),
               ("cold", walls("cold")), ("no-op", walls("noop")),
-              ("changed", walls("changed")), ("floor", [e["floor_s"] for e in entries])]
+              ("changed", walls("changed")),
+              ("floor", [e["scopes"][scope]["cold"].get("floor_s") if scope in e["scopes"]
+                         else None for e in entries])]
     return png_chart.line_chart("wall time vs devices ({} scope)".format(scope), labels,
                                 series, "seconds")
 
@@ -173,7 +314,8 @@ def write(results_dir, stamp, meta, entries):
     (results_dir / (stamp + ".md")).write_text(text)
     (results_dir / (stamp + ".json")).write_text(
         json.dumps({"meta": meta, "entries": entries}, indent=1) + "\n")
-    scope = "platform" if any("platform" in e["scopes"] for e in entries) else \
-        next(iter(entries[0]["scopes"]))
+    full = full_entries(entries)
+    scope = "platform" if any("platform" in e["scopes"] for e in full) else \
+        next(iter(full[0]["scopes"]))
     (results_dir / (stamp + ".png")).write_bytes(chart(entries, scope))
     return text

@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Fleet benchmark: the tool's cost as the fleet grows, side by side with the manual way.
 
-    python3 bench/run.py [--sizes 1,4,16,32] [--quick] [--build-seconds nano=3,tx2=2,xavier=1]
-                         [--scopes platform,device] [--env-install-sizes 1]
-                         [--baseline-sizes 1,4] [--device-scope-sizes 1,4]
+    python3 bench/run.py [--sizes 1,4,32] [--noop-sizes 128] [--noop-forks 32,128] [--quick]
+                         [--build-seconds nano=3,tx2=2,xavier=1] [--scopes platform,device]
+                         [--env-install-sizes 1] [--baseline-sizes 1,4] [--device-scope-sizes 1,4]
 
 For each fleet size, on a fresh simulated fleet of mixed devices (tests/fleet), 2 models:
   per scope (platform, device): build_engines.yml cold, again at once (no-op), and again after
-  one graph changed; then the manual baseline (bench/manual_baseline.py) on a fresh fleet.
+  one graph changed; in platform scope also `--check`, a bare `ansible all -m ping` (the
+  floor of a no-op), deploy_engines.yml and its up-to-date rerun; then the manual baseline
+  (bench/manual_baseline.py) on a fresh fleet. Each --noop-sizes fleet (provisioned, with the
+  store and models of the largest --sizes fleet) runs only the no-op and ping at each of
+  --noop-forks, and `--check`.
 Prints one table and writes bench/results/<timestamp>.{md,json,png}. Run with the project's
 venv python (ansible-playbook next to it). Needs root (the simulated fleet).
 `--sizes 2 --quick` is the CI version: its figures are printed, never asserted.
@@ -60,6 +64,16 @@ def parse_build_seconds(text, kinds):
     return seconds
 
 
+def single_model_floor(record):
+    """The longest builder run of a device that built exactly one model in ``record`` (the
+    controller's view of that device's builder task: its start to its end), or None when
+    no device built exactly one."""
+    runs = record.get("builder_runs") or {}
+    single = [runs[host] for host, count in record["builds_by_host"].items()
+              if count == 1 and host in runs]
+    return max(single) if single else None
+
+
 def _csv(text):
     return [part.strip() for part in text.split(",") if part.strip()]
 
@@ -74,7 +88,12 @@ def _size_set(text, sizes, largest):
 
 def _parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1,4,16,32")
+    parser.add_argument("--sizes", default="1,4,32")
+    parser.add_argument("--noop-sizes", default=None,
+                        help="fleet sizes that run only the no-op, ping and --check (default "
+                             "128, none with --quick; '' for none)")
+    parser.add_argument("--noop-forks", default="32,128",
+                        help="forks tried by the no-op and ping of --noop-sizes")
     parser.add_argument("--quick", action="store_true",
                         help="no environment install when a seed from an earlier run is "
                              "cached (CI)")
@@ -100,6 +119,11 @@ def _parser():
 class Benchmark:
     def __init__(self, args):
         self.sizes = sorted(int(s) for s in _csv(args.sizes))
+        noop_sizes = args.noop_sizes if args.noop_sizes is not None else (
+            "" if args.quick else "128")
+        self.noop_sizes = sorted(int(s) for s in _csv(noop_sizes))
+        self.noop_forks = [int(f) for f in _csv(args.noop_forks)]
+        self.reuse = None  # (workload, store) of the largest fleet's platform scope
         self.kinds = _csv(args.kinds)
         self.scopes = _csv(args.scopes)
         self.baseline_sizes = _size_set(args.baseline_sizes, self.sizes, BASELINE_MAX_DEFAULT)
@@ -179,7 +203,7 @@ class Benchmark:
         profiles_here = self._profiles_of(size)
         kinds_here = {p.split("@")[0] for p in profiles_here}
         entry = {"size": size, "hosts": mixed_hosts(size, self.kinds),
-                 "floor_s": max(self._kind_seconds(k) for k in kinds_here),
+                 "emulated_build_s": max(self._kind_seconds(k) for k in kinds_here),
                  "platforms": len(profiles_here), "models": None, "scopes": {}}
         env_pending = size in self.env_sizes
         for scope in self._scopes_of(size):
@@ -198,20 +222,70 @@ class Benchmark:
                     env_pending = False
                 noop = self._step("{}-{}-noop".format(size, scope), fleet, workload, store,
                                   scope)
+                more = self._platform_extras(size, fleet, workload, store) \
+                    if scope == "platform" else {}
                 workload.change_graph(workload.models[0])
                 changed = self._step("{}-{}-changed".format(size, scope), fleet, workload,
                                      store, scope)
             finally:
                 fleet.down()
                 shutil.rmtree(fleet.dir, ignore_errors=True)
+            if scope == "platform":
+                self.reuse = (workload, store)
             cold["floor_device"] = self._floor_device(cold)
-            entry["scopes"][scope] = {"cold": cold, "noop": noop, "changed": changed,
-                                      "env_in_cold": not provisioned}
+            cold["floor_s"] = single_model_floor(cold)
+            entry["scopes"][scope] = dict(more, cold=cold, noop=noop, changed=changed,
+                                          env_in_cold=not provisioned)
         entry["models"] = self.models
         entry["naive_builds"] = size * len(self.models)
         entry["distinct_builds"] = entry["platforms"] * len(self.models)
         entry["baseline"] = self._baseline(size) if size in self.baseline_sizes else None
         return entry
+
+    def _platform_extras(self, size, fleet, workload, store):
+        """--check, ping, and a deploy with its up-to-date rerun, after the no-op."""
+        name = "{}-platform".format(size)
+        return {
+            "check": self._step(name + "-check", fleet, workload, store, "platform",
+                                args=["--check"]),
+            "ping": self._ping(name + "-ping", fleet),
+            "deploy": self._step(name + "-deploy", fleet, workload, store, "platform",
+                                 playbook="deploy_engines.yml"),
+            "deploy_again": self._step(name + "-deploy-again", fleet, workload, store,
+                                       "platform", playbook="deploy_engines.yml"),
+        }
+
+    def _ping(self, label, fleet, args=()):
+        print("  {} ...".format(label), end=" ", flush=True)
+        record = steps.ping_step(label, fleet, self.logs, args=args)
+        print("{:.1f} s, rc {}".format(record["wall_s"], record["rc"]), flush=True)
+        return record
+
+    def measure_noop_size(self, size):
+        """A large provisioned fleet on the store of the largest full run: no-op and ping at
+        each forks setting, then --check."""
+        if self.reuse is None:
+            raise BenchError("--noop-sizes needs a --sizes fleet run in platform scope first "
+                             "(its store and models are reused)")
+        workload, store = self.reuse
+        self._ensure_seed(size)
+        fleet = self._fleet("{}-noop".format(size), size, provisioned=True)
+        self._start(fleet, provisioned=True)
+        runs = {}
+        try:
+            for forks in self.noop_forks:
+                label = "{}-platform-f{}".format(size, forks)
+                runs[str(forks)] = {
+                    "noop": self._step(label + "-noop", fleet, workload, store, "platform",
+                                       args=["--forks", str(forks)]),
+                    "ping": self._ping(label + "-ping", fleet, args=["--forks", str(forks)])}
+            check = self._step("{}-platform-check".format(size), fleet, workload, store,
+                               "platform", args=["--check"])
+        finally:
+            fleet.down()
+            shutil.rmtree(fleet.dir, ignore_errors=True)
+        return {"size": size, "hosts": mixed_hosts(size, self.kinds), "noop_only": True,
+                "runs": runs, "check": check}
 
     def _floor_device(self, record):
         """The device that did the slowest build of the run (its kind's emulated build time is
@@ -228,10 +302,10 @@ class Benchmark:
         return [scope for scope in self.scopes
                 if scope != "device" or size in self.device_scope_sizes]
 
-    def _step(self, label, fleet, workload, store, scope):
+    def _step(self, label, fleet, workload, store, scope, **more):
         print("  {} ...".format(label), end=" ", flush=True)
         record = steps.playbook_step(label, fleet, workload, store_dir=store, scope=scope,
-                                     log_dir=self.logs)
+                                     log_dir=self.logs, **more)
         print("{:.1f} s, rc {}, {} builds".format(record["wall_s"], record["rc"],
                                                  record["builds"]), flush=True)
         return record
@@ -256,12 +330,17 @@ class Benchmark:
         started = time.monotonic()
         meta = {"started": self.stamp, "cpus": os.cpu_count(), "machine": os.uname().machine,
                 "build_seconds": self.build_text, "kinds": ",".join(self.kinds),
-                "scopes": self.scopes, "sizes": self.sizes}
+                "scopes": self.scopes, "sizes": self.sizes, "noop_sizes": self.noop_sizes,
+                "noop_forks": self.noop_forks}
         entries = []
         try:
             for size in self.sizes:
                 print("fleet of {} ({})".format(size, mixed_hosts(size, self.kinds)), flush=True)
                 entries.append(self.measure_size(size))
+            for size in self.noop_sizes:
+                print("fleet of {}, no-op only ({})".format(size, mixed_hosts(size, self.kinds)),
+                      flush=True)
+                entries.append(self.measure_noop_size(size))
         finally:
             shutil.rmtree(self.work, ignore_errors=True)
         meta["models"] = ",".join(self.models or [])

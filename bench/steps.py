@@ -70,6 +70,7 @@ def _record(label, fleet, measured, *, per_device, builds, log_path):
         "step": label, "devices": hosts, "rc": measured["rc"], "wall_s": measured["wall_s"],
         "controller_cpu_s": measured["cpu_s"],
         "controller_cpu_per_device_s": round(measured["cpu_s"] / hosts, 3),
+        "controller_peak_rss_mib": measured.get("peak_rss_mib"),
         "commands_per_device": round(total["commands"] / hosts, 2),
         "commands_max_device": max(d["commands"] for d in per_device.values()),
         "file_transfers_per_device": round(total["file_transfers"] / hosts, 2),
@@ -89,33 +90,61 @@ def _repo_relative(path):
         return str(path)
 
 
-def playbook_step(label, fleet, workload, *, store_dir, scope, log_dir):
-    """One `ansible-playbook build_engines.yml` run, exactly as users run it."""
+def _ansible_env(control_dir, **more):
+    """The environment every measured Ansible command runs with (ssh masters in control_dir,
+    so measured.py can close them and count their CPU)."""
+    return dict(os.environ, ANSIBLE_SSH_CONTROL_PATH_DIR=str(control_dir),
+                PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+                **more)
+
+
+def _measured_on_fleet(fleet, command, log_path, env_for):
+    """(record inputs) of one measured Ansible command on ``fleet``: env_for(control_dir)."""
     control_dir = Path(tempfile.mkdtemp(prefix="bcp", dir="/tmp"))  # short: socket paths
-    log_path = Path(log_dir) / "{}.log".format(label)
-    timeline_path = Path(log_dir) / "{}.timeline.json".format(label)
-    env = dict(os.environ, ENGINE_TEST_CATALOG=str(workload.catalog),
-               ENGINE_TEST_STORE=str(store_dir), ANSIBLE_SSH_CONTROL_PATH_DIR=str(control_dir),
-               ANSIBLE_CALLBACK_PLUGINS=os.pathsep.join(str(p) for p in CALLBACK_PATHS),
-               ANSIBLE_CALLBACKS_ENABLED=CALLBACKS, BENCH_TIMELINE_FILE=str(timeline_path),
-               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
-    extra = json.dumps({"engine_models": workload.models, "engine_build_scope": scope})
-    command = [ansible_playbook(), "build_engines.yml", "-i", fleet.inventory,
-               "-i", FLEET_VARS, "-e", extra]
     mark = fleet.mark()
-    since = time.time()
     try:
-        measured = _measure(command, log_path, env=env, control_dir=control_dir)
+        measured = _measure(command, log_path, env=env_for(control_dir), control_dir=control_dir)
     finally:
         shutil.rmtree(control_dir, ignore_errors=True)
-    per_device = _settled_figures(fleet, mark)
+    return measured, _settled_figures(fleet, mark)
+
+
+def playbook_step(label, fleet, workload, *, store_dir, scope, log_dir,
+                  playbook="build_engines.yml", args=()):
+    """One `ansible-playbook PLAYBOOK` run (build_engines.yml unless said), exactly as users
+    run it; ``args``: more ansible-playbook arguments (--check, --forks N)."""
+    log_path = Path(log_dir) / "{}.log".format(label)
+    timeline_path = Path(log_dir) / "{}.timeline.json".format(label)
+    extra = json.dumps({"engine_models": workload.models, "engine_build_scope": scope})
+    command = [ansible_playbook(), playbook, "-i", fleet.inventory, "-i", FLEET_VARS,
+               "-e", extra, *args]
+    since = time.time()
+    def env_for(control):
+        return _ansible_env(
+            control, ENGINE_TEST_CATALOG=str(workload.catalog), ENGINE_TEST_STORE=str(store_dir),
+            ANSIBLE_CALLBACK_PLUGINS=os.pathsep.join(str(p) for p in CALLBACK_PATHS),
+            ANSIBLE_CALLBACKS_ENABLED=CALLBACKS, BENCH_TIMELINE_FILE=str(timeline_path))
+
+    measured, per_device = _measured_on_fleet(fleet, command, log_path, env_for)
     builds = fleet.engines_written_since(ROOT_DIR + "/work", since)
     record = _record(label, fleet, measured, per_device=per_device, builds=builds,
                      log_path=log_path)
     if timeline_path.is_file():
         events = json.loads(timeline_path.read_text())["events"]
         record["device_times"] = timeline.device_times(events)
+        record["builder_runs"] = timeline.builder_runs(events)
     return record
+
+
+def ping_step(label, fleet, log_dir, args=()):
+    """`ansible all -m ansible.builtin.ping` on the same fleet, with the same ansible.cfg:
+    the floor a run with one remote execution per device is compared with."""
+    log_path = Path(log_dir) / "{}.log".format(label)
+    command = [str(Path(ansible_playbook()).with_name("ansible")), "all",
+               "-i", fleet.inventory, "-m", "ansible.builtin.ping", *args]
+    measured, per_device = _measured_on_fleet(fleet, command, log_path, _ansible_env)
+    return _record(label, fleet, measured, per_device=per_device, builds={},
+                   log_path=log_path)
 
 
 def baseline_step(label, fleet, workload, log_dir):

@@ -67,3 +67,18 @@ def device_times(events):
                        "waiting_after_facts_s": round(_length(after_facts), 2),
                        "span_s": round(last - first, 2)}
     return times
+
+
+# The engine_build task that runs the builder on a device (roles/engine_build/tasks/main.yml).
+BUILDER_TASK = "Build the engines"
+
+
+def builder_runs(events):
+    """{host: seconds} of each device's builder task (its start to its end, as the controller
+    saw it: interpreter start, imports, conversion, build and verify on the device)."""
+    runs = {}
+    for event in events:
+        if BUILDER_TASK in event["task"] and event["on_device"] and event["status"] != "skipped":
+            runs[event["host"]] = round(runs.get(event["host"], 0) + event["end"] - event["start"],
+                                        2)
+    return runs

@@ -42,6 +42,11 @@ def test_quick_benchmark_writes_table_json_and_chart(tmp_path):
     assert len(targets) == 2
     for line in table:
         assert len(line.strip("|").split("|")) == 13, line
+    # no-op beside a bare ping of the same fleet, and a deploy with its up-to-date rerun
+    assert "## No-op rerun against `ansible all -m ping`" in main_table
+    assert "## deploy_engines.yml" in main_table
+    assert [line for line in targets_table.splitlines()
+            if line.startswith("| 2 | no-op / ping bytes sent")]
 
     data = json.loads(next(tmp_path.glob("*.json")).read_text())
     (entry,) = data["entries"]
@@ -60,5 +65,13 @@ def test_quick_benchmark_writes_table_json_and_chart(tmp_path):
             assert all(t["busy_s"] > 0 for t in record["device_times"].values())
         # the device that did the slowest build (nano: 3 s against tx2's 2 s)
         assert entry["scopes"][scope]["cold"]["floor_device"]["host"] == "nano-1"
+    platform = entry["scopes"]["platform"]
+    for step in ("check", "ping", "deploy", "deploy_again"):
+        assert set(platform[step]) >= STEP_KEYS, step
+        assert platform[step]["rc"] == 0, (step, platform[step]["log"])
+    assert platform["ping"]["commands_max_device"] == 1
+    # the up-to-date deploy sends no engine: fewer bytes than the first deploy
+    assert (platform["deploy_again"]["bytes_to_device_per_device"]
+            < platform["deploy"]["bytes_to_device_per_device"])
     assert set(entry["baseline"]) >= STEP_KEYS
     assert next(tmp_path.glob("*.png")).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

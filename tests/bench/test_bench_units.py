@@ -5,6 +5,7 @@ import zlib
 
 from bench import png_chart, report, sshd_log, timeline
 from bench.fleet_session import mixed_hosts
+from bench.run import single_model_floor
 from bench.workload import _varint
 
 LOG = """\
@@ -62,13 +63,17 @@ def _met(rows, prefix):
 
 def test_targets_judge_the_figures():
     entry = {"size": 32, "platforms": 3, "naive_builds": 64, "distinct_builds": 6,
-             "floor_s": 12.0, "scopes": {"platform": {
-                 "cold": _step(builds=6, wall_s=100.0, commands_max_device=30,
+             "hosts": "nano=11,tx2=11,xavier=10", "models": ["a", "b"],
+             "scopes": {"platform": {
+                 "cold": _step(builds=6, wall_s=100.0, commands_max_device=30, floor_s=60.0,
                                floor_device={"host": "nano-1", "busy_s": 60.0,
                                              "waiting_s": 9.0, "waiting_after_facts_s": 3.5,
                                              "span_s": 70.0}),
-                 "noop": _step(commands_max_device=3, wall_s=6.0, controller_cpu_s=8.0),
-                 "changed": _step(builds=4)}}}
+                 "noop": _step(commands_max_device=3, wall_s=6.0, controller_cpu_s=8.0,
+                               bytes_to_device_per_device=1200),
+                 "ping": _step(wall_s=5.0, controller_cpu_s=5.0,
+                               bytes_to_device_per_device=1000),
+                 "changed": _step(builds=4), "env_in_cold": False}}}
     previous = {"size": 16, "scopes": {"platform": {"noop": _step(controller_cpu_s=4.0)}}}
     rows = report.targets(entry, previous)
     assert _met(rows, "no-op: remote executions per device <= 2") is False
@@ -79,8 +84,37 @@ def test_targets_judge_the_figures():
     assert _met(rows, "cold: builds = distinct (platform, model)") is True
     assert _met(rows, "changed: only the changed model's builds") is False
     assert _met(rows, "cold: no device waits on another") is False
+    # 6.0 / 5.0 = 1.2, 8.0 / 5.0 = 1.6, 1200 / 1000 = 1.2 against 1.25
+    assert _met(rows, "no-op / ping wall") is True
+    assert _met(rows, "no-op / ping controller CPU") is False
+    assert _met(rows, "no-op / ping bytes sent") is True
+    # 100 s cold over a 60 s single-model builder run: 1.67 > 1.5
+    assert _met(rows, "cold wall / longest single-model builder run") is False
     entry["scopes"]["platform"]["cold"]["floor_device"]["waiting_after_facts_s"] = 0.4
-    assert _met(report.targets(entry, previous), "cold: no device waits on another") is True
+    entry["scopes"]["platform"]["cold"]["floor_s"] = 80.0
+    rows = report.targets(entry, previous)
+    assert _met(rows, "cold: no device waits on another") is True
+    assert _met(rows, "cold wall / longest single-model builder run") is True
+    # a platform with fewer devices than models: the floor target is not judged
+    entry["hosts"] = "nano=1,tx2=1"
+    names = [name for name, *_ in report.targets(entry, previous)]
+    assert not [name for name in names if name.startswith("cold wall")]
+
+
+def test_the_floor_is_the_longest_run_of_a_device_that_built_one_model():
+    record = {"builder_runs": {"nano-1": 30.0, "nano-2": 12.5, "tx2-1": 50.0},
+              "builds_by_host": {"nano-1": 1, "nano-2": 1, "tx2-1": 2, "xavier-1": 0}}
+    assert single_model_floor(record) == 30.0
+    record["builds_by_host"] = {"tx2-1": 2}
+    assert single_model_floor(record) is None
+
+
+def test_builder_runs_add_up_the_builder_task_of_each_device():
+    events = [dict(_event("a", 0, 2), task="engine_build : Build the engines x"),
+              dict(_event("a", 5, 6), task="engine_build : Build the engines x"),
+              dict(_event("b", 0, 9), task="engine_build : Push each graph"),
+              dict(_event("b", 1, 4, status="skipped"), task="engine_build : Build the engines")]
+    assert timeline.builder_runs(events) == {"a": 3.0}
 
 
 def _event(host, start, end, on_device=True, status="ok"):
