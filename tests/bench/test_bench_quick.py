@@ -33,7 +33,8 @@ def test_quick_benchmark_writes_table_json_and_chart(tmp_path):
     markdown = next(tmp_path.glob("*.md")).read_text()
     assert "## Targets" in markdown
     main_table, _, targets_table = markdown.partition("## Targets")
-    table = [line for line in main_table.splitlines() if line.startswith("| 2 |")]
+    first_table = main_table.split("\n## ")[0]
+    table = [line for line in first_table.splitlines() if line.startswith("| 2 |")]
     scopes = sorted(line.split("|")[2].strip() for line in table
                     if line.split("|")[2].strip() in ("platform", "device"))
     assert scopes == ["device", "platform"]
