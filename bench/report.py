@@ -147,15 +147,33 @@ def noop_only_targets(entry):
     return rows
 
 
-def _pairs(entries):
+def _pairs(entries, cfg_forks):
     """(size, forks, noop, ping, check) of every no-op measured beside a ping."""
     for entry in entries:
         if entry.get("noop_only"):
             for forks, pair in sorted(entry["runs"].items(), key=lambda item: int(item[0])):
-                yield entry["size"], forks, pair["noop"], pair["ping"], entry["check"]
+                yield entry["size"], int(forks), pair["noop"], pair["ping"], entry["check"]
         elif "ping" in entry["scopes"].get("platform", {}):
             steps = entry["scopes"]["platform"]
-            yield entry["size"], "cfg", steps["noop"], steps["ping"], steps["check"]
+            yield entry["size"], cfg_forks, steps["noop"], steps["ping"], steps["check"]
+
+
+def added_device_ratios(pairs):
+    """[(from size, to size, forks, {figure: (no-op per added device, ping per added device)})]
+    between consecutive sizes measured with the same forks: what each added device costs,
+    without the fixed start-up of ansible-playbook (preflight, plan, report) or of ansible."""
+    out = []
+    by_forks = {}
+    for size, forks, noop, ping, _ in sorted(pairs, key=lambda p: (p[1], p[0])):
+        previous = by_forks.get(forks)
+        if previous is not None and size > previous[0]:
+            added = float(size - previous[0])
+            figures = {key: ((noop[key] - previous[1][key]) / added,
+                             (ping[key] - previous[2][key]) / added)
+                       for key in ("controller_cpu_s", "wall_s")}
+            out.append((previous[0], size, forks, figures))
+        by_forks[forks] = (size, noop, ping)
+    return out
 
 
 def _x(a, b):
@@ -163,8 +181,8 @@ def _x(a, b):
     return "-" if value is None else "{:.2f}x".format(value)
 
 
-def noop_vs_ping_lines(entries):
-    pairs = list(_pairs(entries))
+def noop_vs_ping_lines(entries, cfg_forks):
+    pairs = list(_pairs(entries, cfg_forks))
     if not pairs:
         return []
     lines = ["", "## No-op rerun against `ansible all -m ping` (same fleet, same run)", "",
@@ -186,6 +204,16 @@ def noop_vs_ping_lines(entries):
                 _x(noop["bytes_to_device_per_device"], ping["bytes_to_device_per_device"]),
                 _s(noop.get("controller_peak_rss_mib")), _s(ping.get("controller_peak_rss_mib")),
                 check["wall_s"], check["commands_per_device"]))
+    slopes = added_device_ratios(pairs)
+    if slopes:
+        lines += ["", "Per added device (the growth of the run's total from the smaller fleet, "
+                  "same forks, divided by the devices added):", "",
+                  "| devices | forks | no-op CPU s | ping CPU s | CPU ratio | no-op wall s "
+                  "| ping wall s | wall ratio |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for small, large, forks, figures in slopes:
+            cpu, wall = figures["controller_cpu_s"], figures["wall_s"]
+            lines.append("| {} -> {} | {} | {:.4f} | {:.4f} | {} | {:.4f} | {:.4f} | {} |".format(
+                small, large, forks, cpu[0], cpu[1], _x(*cpu), wall[0], wall[1], _x(*wall)))
     return lines
 
 
@@ -267,7 +295,7 @@ def markdown(meta, entries):
                     pch=changed["controller_cpu_per_device_s"],
                     pb="{:.2f}".format(base["controller_cpu_per_device_s"]) if base else "-",
                     waits=_waits(cold.get("floor_device"))))
-    lines += noop_vs_ping_lines(entries) + deploy_lines(entries)
+    lines += noop_vs_ping_lines(entries, meta.get("cfg_forks")) + deploy_lines(entries)
     lines += ["", "## Targets", "", "| devices | target | scope | measured | met |",
               "|---:|---|---|---|---|"]
     previous = None
@@ -278,6 +306,16 @@ def markdown(meta, entries):
                 entry["size"], name, scope, measured, "yes" if met else "**NO**"))
         if not entry.get("noop_only"):
             previous = entry
+    for small, large, forks, figures in added_device_ratios(_pairs(entries,
+                                                                   meta.get("cfg_forks"))):
+        for name, key in NOOP_VS_PING[:2]:
+            value = ratio(*figures[key])
+            lines.append("| {} | no-op / ping {} per added device (from {}) <= {:g}x | "
+                         "platform, forks {} | {} | {} |".format(
+                             large, name, small, TARGET_NOOP_OVER_PING, forks,
+                             "-" if value is None else "{:.2f}x".format(value),
+                             "yes" if value is not None and value <= TARGET_NOOP_OVER_PING
+                             else "**NO**"))
     failed = [(e["size"], s, name) for e in full_entries(entries)
               for s, steps in e["scopes"].items() for name, step in steps.items()
               if isinstance(step, dict) and step["rc"] != 0] + [

@@ -18,6 +18,7 @@ venv python (ansible-playbook next to it). Needs root (the simulated fleet).
 """
 
 import argparse
+import configparser
 import os
 import shutil
 import sys
@@ -62,6 +63,13 @@ def parse_build_seconds(text, kinds):
         raise SystemExit("error: --build-seconds {!r} gives no time for {}".format(
             text, ", ".join(missing)))
     return seconds
+
+
+def configured_forks():
+    """forks of the repository's ansible.cfg (what a run without --forks uses)."""
+    config = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
+    config.read(REPO_ROOT / "ansible.cfg")
+    return config.getint("defaults", "forks", fallback=5)
 
 
 def single_model_floor(record):
@@ -331,7 +339,7 @@ class Benchmark:
         meta = {"started": self.stamp, "cpus": os.cpu_count(), "machine": os.uname().machine,
                 "build_seconds": self.build_text, "kinds": ",".join(self.kinds),
                 "scopes": self.scopes, "sizes": self.sizes, "noop_sizes": self.noop_sizes,
-                "noop_forks": self.noop_forks}
+                "noop_forks": self.noop_forks, "cfg_forks": configured_forks()}
         entries = []
         try:
             for size in self.sizes:

@@ -3,6 +3,8 @@
 import struct
 import zlib
 
+import pytest
+
 from bench import png_chart, report, sshd_log, timeline
 from bench.fleet_session import mixed_hosts
 from bench.run import single_model_floor
@@ -142,3 +144,16 @@ def test_device_times_count_waiting_only_while_another_device_works():
     assert times["b"] == {"busy_s": 4.0, "waiting_s": 0.0, "waiting_after_facts_s": 0.0,
                           "span_s": 4.0}
     assert times["c"]["waiting_s"] == 0.0
+
+
+def test_added_device_ratios_compare_growth_at_the_same_forks():
+    def pair(size, forks, noop_cpu, ping_cpu):
+        return (size, forks, _step(controller_cpu_s=noop_cpu, wall_s=noop_cpu),
+                _step(controller_cpu_s=ping_cpu, wall_s=ping_cpu), _step())
+    pairs = [pair(1, 32, 3.0, 0.5), pair(32, 32, 9.2, 3.6), pair(128, 32, 28.4, 13.2),
+             pair(128, 128, 30.0, 12.0)]
+    slopes = report.added_device_ratios(pairs)
+    assert [(small, large, forks) for small, large, forks, _ in slopes] == [
+        (1, 32, 32), (32, 128, 32)]
+    cpu = slopes[1][3]["controller_cpu_s"]
+    assert cpu == (pytest.approx(0.2), pytest.approx(0.1))
