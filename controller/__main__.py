@@ -1,9 +1,11 @@
 """``python3 -m controller``: the store tool and the schema's generated files.
 
-    python3 -m controller store check DIR    verify every entry, the index, leftovers (exit 1 if
-                                             anything is wrong, each problem on one line)
+    python3 -m controller store check DIR    verify every entry, the index, the ONNX exports,
+                                             leftovers (exit 1 if anything is wrong, each
+                                             problem on one line)
     python3 -m controller store repair DIR   quarantine corrupt entries, migrate the old layout,
-                                             rebuild index.json, remove leftovers of killed runs
+                                             rebuild index.json, remove broken ONNX exports
+                                             and leftovers of killed runs
     python3 -m controller schema --argument-specs | --readme
 """
 
@@ -14,7 +16,7 @@ import sys
 
 import yaml
 
-from . import schema
+from . import onnx_exports, schema
 from .store import EngineStore
 
 ROLE_INPUTS = {
@@ -62,14 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         print("error: {} is not a directory".format(engine_store.root), file=sys.stderr)
         return 2
     if args.action == "check":
-        problems = engine_store.check()
+        problems = engine_store.check() + [
+            "{}: {}".format(path, problem)
+            for path, problem in sorted(onnx_exports.export_problems(engine_store).items())]
         for line in problems:
             print(line)
         print("{}: {}".format(engine_store.root, "{} problem(s); run: python3 -m controller "
                               "store repair {}".format(len(problems), args.dir) if problems
                               else "healthy"))
         return 1 if problems else 0
-    done = engine_store.repair()
+    done = engine_store.repair() + onnx_exports.remove_broken_exports(engine_store)
     for line in done:
         print(line)
     print("{}: repaired ({} action(s))".format(engine_store.root, len(done)))

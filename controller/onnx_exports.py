@@ -25,6 +25,7 @@ from pathlib import Path
 from builder import __version__ as BUILDER_VERSION
 from builder import buildkey
 from builder.errors import UserError
+from builder.spec.catalog import file_sha256
 from builder.trt.adapter import parse_version
 from builder.trt.enginepath import choose_engine_path
 
@@ -107,3 +108,49 @@ def export(store: EngineStore, model: str, key: str, catalog_path: str) -> dict:
         if work is not None:
             shutil.rmtree(str(work), ignore_errors=True)
     return files_of(store, model, key)
+
+
+def export_problems(store: EngineStore) -> dict[Path, str]:
+    """{export directory: problem} of the store's ONNX exports. Reads only.
+
+    An export is sound when both files are there, the report is builder onnx's, its
+    recorded sha256 is the ONNX file's own and its verification passed. Interrupted exports
+    (.new-onnx-*) are the store's leftovers (EngineStore.leftovers).
+    """
+    problems = {}
+    root = store.root / ONNX_DIR
+    for model_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else ():
+        for directory in sorted(p for p in model_dir.iterdir()
+                                if p.is_dir() and not p.name.startswith(".")):
+            problem = _export_problem(directory, model_dir.name)
+            if problem:
+                problems[directory] = problem
+    return problems
+
+
+def _export_problem(directory: Path, model: str) -> str | None:
+    onnx, report = directory / (model + ".onnx"), directory / (model + ".onnx.json")
+    if not onnx.is_file() or not report.is_file():
+        return "incomplete (needs {} and {})".format(onnx.name, report.name)
+    try:
+        data = json.loads(report.read_text())
+    except (OSError, ValueError) as error:
+        return "{} is unreadable: {}".format(report.name, error)
+    if not isinstance(data, dict):
+        return "{} is not a builder onnx report".format(report.name)
+    if data.get("onnx_sha256") != file_sha256(str(onnx)):
+        return "{} does not match the sha256 its report records".format(onnx.name)
+    if not (data.get("verification") or {}).get("ok"):
+        return "its verification against TensorFlow did not pass"
+    return None
+
+
+def remove_broken_exports(store: EngineStore) -> list[str]:
+    """Delete the exports export_problems names (the next run makes them again, verified);
+    what was done."""
+    done = []
+    with store.locked():
+        for directory, problem in sorted(export_problems(store).items()):
+            shutil.rmtree(str(directory))
+            done.append("removed ONNX export {} ({})".format(directory, problem))
+    return done

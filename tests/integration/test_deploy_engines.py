@@ -5,7 +5,9 @@ engines are built once with build_engines.yml (as a user would), then deployed, 
 refused, rolled back and interrupted. Each scenario prints its wall time.
 """
 
+import contextlib
 import hashlib
+import http.server
 import json
 import threading
 import time
@@ -270,6 +272,49 @@ def test_unhealthy_canary_is_switched_back_and_stops_the_rollout(fleet, deployer
     for host in ("nano-2", "xavier-1"):
         assert rows[host]["status"] == "not deployed" and "rollout stopped" in rows[host][
             "detail"], run.describe()
+        assert current_of(fleet, host, V2)[0] == before[host]
+
+
+@contextlib.contextmanager
+def health_server(status):
+    """An HTTP endpoint on the host's loopback (the simulated devices share its network) that
+    answers every GET with ``status``; yields its URL and the paths it was asked for."""
+    asked = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            asked.append(self.path)
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(b"consumer health\n")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield "http://127.0.0.1:{}/health".format(server.server_address[1]), asked
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.fleet
+def test_health_url_that_answers_503_switches_the_canary_back(fleet, deployer, timings):
+    before = {h: current_of(fleet, h, V2)[0] for h in fleet.names}
+    with health_server(503) as (url, asked):
+        run = timed(timings, "health_url_503", deployer.run(extra_vars=dict(
+            SETTINGS, engine_deploy_health={"url": url, "retries": 1, "delay": 0},
+            engine_deploy_rollback=True, engine_models=[V2])))
+    assert asked, "the device fetched the health URL"
+    assert run.returncode != 0
+    rows = {r["host"]: r for r in run.summary() if r["model"] in (V2, "-")}
+    assert rows[CANARY]["status"] == "health rolled back", run.describe()
+    assert current_of(fleet, CANARY, V2)[0] == before[CANARY]
+    for host in ("nano-2", "xavier-1"):
+        assert rows[host]["status"] == "not deployed", run.describe()
         assert current_of(fleet, host, V2)[0] == before[host]
 
 

@@ -263,3 +263,40 @@ def test_a_read_only_store_rebuilds_an_unreadable_index_in_memory_only(tmp_path)
     store = EngineStore(store_dir, read_only=True)  # what --check uses
     assert store.lookup("a" * 64) is not None
     assert (store_dir / "index.json").read_text() == "{trunc"
+
+
+def _export(store_dir, model, key, *, ok=True, sha=None):
+    directory = store_dir / "onnx" / model / key
+    directory.mkdir(parents=True)
+    onnx = directory / (model + ".onnx")
+    onnx.write_bytes(b"onnx graph of " + model.encode())
+    digest = sha or hashlib.sha256(onnx.read_bytes()).hexdigest()
+    (directory / (model + ".onnx.json")).write_text(json.dumps(
+        {"onnx_sha256": digest, "verification": {"ok": ok}}))
+    return directory
+
+
+def test_the_store_tool_checks_the_onnx_exports_and_removes_broken_ones(tmp_path):
+    store_dir = tmp_path / "engines"
+    file_one(store_dir, tmp_path)
+    sound = _export(store_dir, "m1", "k1")
+    damaged = _export(store_dir, "m1", "k2", sha="0" * 64)
+    failed = _export(store_dir, "m2", "k3", ok=False)
+    half = _export(store_dir, "m2", "k4")
+    (half / "m2.onnx").unlink()
+    (store_dir / "onnx" / "m2" / ".new-onnx-x1").mkdir()
+
+    checked = run_tool("check", store_dir)
+    assert checked.returncode == 1
+    lines = checked.stdout.splitlines()
+    assert any(str(damaged) in line and "does not match the sha256" in line for line in lines)
+    assert any(str(failed) in line and "verification" in line for line in lines)
+    assert any(str(half) in line and "incomplete" in line for line in lines)
+    assert any(".new-onnx-x1" in line and "interrupted run" in line for line in lines)
+    assert not any(str(sound) + ":" in line for line in lines)
+
+    repaired = run_tool("repair", store_dir)
+    assert repaired.returncode == 0, repaired.stderr
+    assert repaired.stdout.count("removed ONNX export") == 3
+    assert run_tool("check", store_dir).returncode == 0
+    assert sound.is_dir() and not damaged.exists() and not half.exists()
