@@ -4,6 +4,7 @@
     python3 bench/run.py [--sizes 1,4,32] [--noop-sizes 128] [--noop-forks 32,128] [--quick]
                          [--build-seconds nano=3,tx2=2,xavier=1] [--scopes platform,device]
                          [--env-install-sizes 1] [--baseline-sizes 1,4] [--device-scope-sizes 1,4]
+                         [--deploy-sizes 1,4]
 
 For each fleet size, on a fresh simulated fleet of mixed devices (tests/fleet), 2 models:
   per scope (platform, device): build_engines.yml cold, again at once (no-op), and again after
@@ -45,6 +46,10 @@ DEFAULT_BUILD_SECONDS = "nano=3,tx2=2,xavier=1"
 # run cannot hold. By default both run up to 4 devices (bench/README.md: how to run the rest).
 BASELINE_MAX_DEFAULT = 4
 DEVICE_SCOPE_MAX_DEFAULT = 4
+# A first deploy installs a small venv on every device and verifies each engine there (a
+# Python start and the TensorRT import per device): at 32 simulated devices on 2 shared cores
+# that alone is several minutes, so by default deploys run up to 4 devices (--deploy-sizes).
+DEPLOY_MAX_DEFAULT = 4
 
 
 def parse_build_seconds(text, kinds):
@@ -120,6 +125,9 @@ def _parser():
     parser.add_argument("--device-scope-sizes", default=None,
                         help="sizes that also run the device scope when --scopes has it "
                              "(default: sizes <= {})".format(DEVICE_SCOPE_MAX_DEFAULT))
+    parser.add_argument("--deploy-sizes", default=None,
+                        help="sizes that also run deploy_engines.yml (default: sizes <= {})"
+                        .format(DEPLOY_MAX_DEFAULT))
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     return parser
 
@@ -137,6 +145,7 @@ class Benchmark:
         self.baseline_sizes = _size_set(args.baseline_sizes, self.sizes, BASELINE_MAX_DEFAULT)
         self.device_scope_sizes = _size_set(args.device_scope_sizes, self.sizes,
                                             DEVICE_SCOPE_MAX_DEFAULT)
+        self.deploy_sizes = _size_set(args.deploy_sizes, self.sizes, DEPLOY_MAX_DEFAULT)
         self.build_text = args.build_seconds or DEFAULT_BUILD_SECONDS
         self.build_seconds = parse_build_seconds(self.build_text, self.kinds)
         self.seed = Seed(WORK_ROOT)
@@ -251,17 +260,17 @@ class Benchmark:
         return entry
 
     def _platform_extras(self, size, fleet, workload, store):
-        """--check, ping, and a deploy with its up-to-date rerun, after the no-op."""
+        """--check, ping, and (--deploy-sizes) a deploy with its up-to-date rerun, after the
+        no-op."""
         name = "{}-platform".format(size)
-        return {
-            "check": self._step(name + "-check", fleet, workload, store, "platform",
-                                args=["--check"]),
-            "ping": self._ping(name + "-ping", fleet),
-            "deploy": self._step(name + "-deploy", fleet, workload, store, "platform",
-                                 playbook="deploy_engines.yml"),
-            "deploy_again": self._step(name + "-deploy-again", fleet, workload, store,
-                                       "platform", playbook="deploy_engines.yml"),
-        }
+        extras = {"check": self._step(name + "-check", fleet, workload, store, "platform",
+                                      args=["--check"]),
+                  "ping": self._ping(name + "-ping", fleet)}
+        if size in self.deploy_sizes:
+            for step, label in (("deploy", "-deploy"), ("deploy_again", "-deploy-again")):
+                extras[step] = self._step(name + label, fleet, workload, store, "platform",
+                                          playbook="deploy_engines.yml")
+        return extras
 
     def _ping(self, label, fleet, args=()):
         print("  {} ...".format(label), end=" ", flush=True)

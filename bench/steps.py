@@ -118,6 +118,10 @@ def playbook_step(label, fleet, workload, *, store_dir, scope, log_dir,
     extra = json.dumps({"engine_models": workload.models, "engine_build_scope": scope})
     command = [ansible_playbook(), playbook, "-i", fleet.inventory, "-i", FLEET_VARS,
                "-e", extra, *args]
+    profile_dir = os.environ.get("BENCH_PROFILE_DIR")
+    if profile_dir:  # cProfile of ansible-playbook's main process (its workers are forks)
+        command = [sys.executable, "-m", "cProfile", "-o",
+                   str(Path(profile_dir) / "{}.prof".format(label))] + command
     since = time.time()
     def env_for(control):
         return _ansible_env(
