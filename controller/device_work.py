@@ -1,8 +1,9 @@
-"""What the controller sends to a device for its builds: files, one-model catalogs, commands."""
+"""What the controller sends to a device for its builds: files, one-model catalogs, processes."""
 
 from __future__ import annotations
 
 import os
+import shlex
 
 import yaml
 
@@ -66,11 +67,43 @@ def device_catalog_text(spec: dict) -> str:
     return yaml.safe_dump({"version": 1, "models": {spec["name"]: entry}}, sort_keys=True)
 
 
-def build_argv(python: str, model: str, catalog_file: str, out_dir: str, *,
+def build_argv(python: str, models: list[str], catalog_file: str, out_dir: str, *,
                options_args: list, extra: list) -> list[str]:
-    """The device command of one build; options before ``--``, the model name after it."""
+    """The device command of one builder process; options before ``--``, the models after it.
+
+    Several models: ``catalog_file`` and ``out_dir`` name each model's own with ``{model}``
+    (the builder replaces it, builder/commands/build.py)."""
     return [python, "-m", "builder", "build", "--catalog", catalog_file, "--out", out_dir,
-            "--verify", "--json", *options_args, *extra, "--", model]
+            "--verify", "--json", *options_args, *extra, "--", *models]
+
+
+def process_groups(models: list[str], build_processes: str) -> list[list[str]]:
+    """The models of each builder process: all in one (per_device), or one each (per_model)."""
+    if not models:
+        return []
+    if build_processes == "per_model":
+        return [[model] for model in models]
+    return [list(models)]
+
+
+def build_processes(catalog: dict, models: list[str], *, python: str, root_dir: str,
+                    build_processes: str, options_args: list, extra: list) -> list[dict]:
+    """[{"models", "shell"}]: each builder process of a device's round and its shell command.
+
+    The command writes each model's one-model catalog into the model's work directory (the
+    task runs it under umask 077: a catalog names the team's graphs), then execs the builder,
+    whose records (one per model, JSON lines) the controller reads back (controller/outcome.py).
+    """
+    processes = []
+    for group in process_groups(models, build_processes):
+        writes = ["printf '%s' {} > {}".format(
+            shlex.quote(device_catalog_text(catalog[model])),
+            shlex.quote("{}/work/{}/catalog.yml".format(root_dir, model))) for model in group]
+        argv = build_argv(python, group, root_dir + "/work/{model}/catalog.yml",
+                          root_dir + "/work/{model}", options_args=options_args, extra=extra)
+        processes.append({"models": group, "shell": " && ".join(
+            [*writes, "exec " + shlex.join(argv)])})
+    return processes
 
 
 def verify_argv(python: str, engine_path: str, extra: list) -> list[str]:

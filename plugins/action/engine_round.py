@@ -4,29 +4,24 @@ from __future__ import annotations
 
 from controller import plan
 from controller.action import ControllerAction
-from controller.device_work import build_argv, device_catalog_text, files_to_push, verify_argv
+from controller.device_work import build_processes, files_to_push, verify_argv
 from controller.store import EngineStore
 
 
 def device_work(work, host_plan, device, catalog, *, root_dir, extra, onnx_files=None):
-    """The round's work of one device with what its tasks need: files, catalogs, commands."""
+    """The round's work of one device with what its tasks need: files, processes, commands."""
     python = root_dir + "/venv/bin/python"
-    commands = {}
-    for model in work["build"]:
-        catalog_file = "{}/work/{}/catalog.yml".format(root_dir, model)
-        options = plan.options_args(host_plan["options"])
-        commands[model] = {
-            "catalog_text": device_catalog_text(catalog[model]),
-            "catalog_file": catalog_file,
-            "argv": build_argv(python, model, catalog_file, "{}/work/{}".format(root_dir, model),
-                               options_args=options, extra=extra)}
+    processes = build_processes(
+        catalog, work["build"], python=python, root_dir=root_dir,
+        build_processes=host_plan.get("build_processes", "per_device"),
+        options_args=plan.options_args(host_plan["options"]), extra=extra)
     verifies = {model: verify_argv(python, "{}/work/{}/{}".format(
         root_dir, model, host_plan["models"][model]["engine"]), extra)
         for model in work["collect"]}
     onnx_models = [m for m in work["build"] if host_plan["models"][m]["engine_path"] == "onnx"]
     onnx_files = {m: f for m, f in (onnx_files or {}).items() if m in onnx_models}
     paths = sorted({host_plan["models"][m]["engine_path"] for m in work["build"]})
-    return dict(work, root_dir=root_dir, commands=commands, verifies=verifies,
+    return dict(work, root_dir=root_dir, processes=processes, verifies=verifies,
                 engine_paths=paths,
                 push=files_to_push(catalog, work["build"], device["work"], onnx_files))
 

@@ -421,6 +421,41 @@ def test_missing_plugin_library_on_trt5(devices, graphs, good_uff, tmp_path):
     assert "libflattenconcat.so" in result.stderr and "--plugin-library" in result.stderr
 
 
+# -- several models in one process -------------------------------------------------------
+
+def test_one_process_builds_several_models_past_a_failing_one(devices, graphs, mini_uffs,
+                                                               tmp_path):
+    """Each model gets its own record, kind and files; a TensorRT refusal and a user error
+    do not stop the models after them; the exit code is the first failure's."""
+    catalog = yaml.safe_load((graphs / "models.yml").read_text())
+    entry = dict(catalog["models"][MODEL], graph=str(graphs / MODEL / "frozen_inference_graph.pb"))
+    models = {"first": "good", "broken": "classes_bad", "last": "good"}
+    catalog["models"] = {name: dict(entry, engine="TRT_{}.bin".format(name)) for name in models}
+    (tmp_path / "models.yml").write_text(yaml.safe_dump(catalog))
+    device = devices["nano-trt8.2"]
+    for name, variant in models.items():
+        (tmp_path / (name + ".uff")).symlink_to(mini_uffs[device.generation][variant])
+    result = device.run("build", "--catalog", tmp_path / "models.yml", "--out",
+                        tmp_path / "out" / "{model}", "--uff", tmp_path / "{model}.uff",
+                        "--root", device.root, "--plugin-library", device.plugin, "--cudart",
+                        device.cudart, "--verify", "--json", "--", "first", "broken",
+                        "not_in_catalog", "last")
+    assert result.returncode == 1, _explain(result)  # "broken": TensorRT refused it
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["model"], r["status"], r["kind"]) for r in records] == [
+        ("first", "ok", None), ("broken", "failed", "tensorrt"),
+        ("not_in_catalog", "failed", "user"), ("last", "ok", None)]
+    assert "Assertion `numPriors * param.numClasses" in " ".join(records[1]["tensorrt_lines"])
+    for name in ("first", "last"):
+        out = tmp_path / "out" / name
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["model"] == name and manifest["verify"]["ok"] is True
+        assert records[["first", "broken", "not_in_catalog", "last"].index(name)][
+            "result"]["engine_sha256"] == manifest["engine_sha256"]
+        assert sorted(os.listdir(out)) == ["TRT_{}.bin".format(name), "manifest.json"]
+    assert os.listdir(tmp_path / "out" / "broken") == []
+
+
 # -- verify ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", BUILDING)
