@@ -90,6 +90,10 @@ def add_parser(subparsers):
     parser.add_argument("--timing-cache", metavar="PATH",
                         help="reuse and update this timing cache (TensorRT 8+; ignored "
                              "with a warning before 8)")
+    parser.add_argument("--merge-timing-cache", action="append", default=[], metavar="PATH",
+                        help="combine this timing cache into --timing-cache before building "
+                             "(repeatable); one from another device or TensorRT, or "
+                             "unreadable, is dropped with a warning")
     parser.add_argument("--dla-core", type=int, metavar="N",
                         help="run on DLA core N with GPU fallback (Xavier / Orin only)")
     parser.add_argument("--plugin-library", action="append", metavar="PATH",
@@ -162,7 +166,8 @@ def run(args):
     engine_path, manifest = build_engine(
         spec, source, out_dir, options=options, facts=facts, adapter=adapter,
         progress=progress, graph_sha256=graph_sha256, timing_cache=args.timing_cache,
-        plugin_libraries=args.plugin_library, extra_warnings=warnings)
+        merge_timing_caches=args.merge_timing_cache, plugin_libraries=args.plugin_library,
+        extra_warnings=warnings)
     if not args.json:
         print("built {} ({} bytes, sha256 {}) in {:.1f} s".format(
             engine_path, manifest["engine_size"], manifest["engine_sha256"],

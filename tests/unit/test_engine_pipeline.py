@@ -391,6 +391,7 @@ def test_dla_build_on_xavier(devices, graphs, built, good_uff, tmp_path):
 def test_timing_cache_created_then_reused(devices, graphs, good_uff, tmp_path):
     cache = tmp_path / "timing.cache"
     uff = good_uff("nano-trt8.2")
+    recorded = []
     for round_number in (1, 2):
         out = tmp_path / "out{}".format(round_number)
         result = devices["nano-trt8.2"].build(graphs / "models.yml", out, "--uff", uff,
@@ -398,7 +399,46 @@ def test_timing_cache_created_then_reused(devices, graphs, good_uff, tmp_path):
         assert result.returncode == 0, _explain(result)
         assert "warning: timing cache" not in result.stderr
         assert cache.stat().st_size > 0
-    assert json.loads((out / "manifest.json").read_text())["timing_cache"] == str(cache)
+        recorded.append(json.loads((out / "manifest.json").read_text())["timing_cache"])
+    assert [r["used"] for r in recorded] == [False, True]  # the second starts from timings
+    assert recorded[1]["file"] == str(cache) and recorded[1]["start_bytes"] > 0
+
+
+def simulated_timing_cache(device, entries, **platform):
+    """A cache file as the doubles serialize it, for ``device``'s platform unless told."""
+    facts = dict(device.description, **platform)
+    header = "SIMULATED TensorRT timing cache | platform={}/{}/{}\n".format(
+        facts["module"], facts["compute_capability"], facts["tensorrt_version"])
+    return header.encode() + json.dumps(entries).encode()
+
+
+def test_pushed_timing_caches_are_combined_and_a_foreign_one_dropped(devices, graphs, good_uff,
+                                                                      tmp_path):
+    device = devices["nano-trt8.2"]
+    pushed = {"same-platform.cache": simulated_timing_cache(device, {"from_nano_2": "conv"}),
+              "xavier.cache": simulated_timing_cache(devices["xavier-trt8.2"],
+                                                     {"from_xavier": "conv"}),
+              "other-tensorrt.cache": simulated_timing_cache(device, {"from_trt7": "conv"},
+                                                             tensorrt_version="7.1.3.0"),
+              "damaged.cache": b"\x00\x01 not a timing cache"}
+    merge_args = []
+    for name, data in pushed.items():
+        (tmp_path / name).write_bytes(data)
+        merge_args += ["--merge-timing-cache", tmp_path / name]
+    cache = tmp_path / "device.cache"
+    result = device.build(graphs / "models.yml", tmp_path / "out", "--uff",
+                          good_uff("nano-trt8.2"), "--timing-cache", cache, *merge_args)
+    assert result.returncode == 0, _explain(result)  # a bad cache never fails the build
+    recorded = json.loads((tmp_path / "out" / "manifest.json").read_text())["timing_cache"]
+    assert recorded["merged"] == ["same-platform.cache"] and recorded["used"] is True
+    assert sorted(recorded["dropped"]) == ["damaged.cache", "other-tensorrt.cache",
+                                           "xavier.cache"]
+    for name in recorded["dropped"]:
+        assert "warning: timing cache {} dropped".format(tmp_path / name) in result.stderr
+    grown = cache.read_bytes().split(b"\n", 1)[1].decode()
+    entries = json.loads(grown)
+    assert "from_nano_2" in entries and "from_xavier" not in entries
+    assert len(entries) > 1  # and this build's own timings
 
 
 def test_timing_cache_ignored_with_a_warning_before_trt8(devices, graphs, good_uff, tmp_path):
