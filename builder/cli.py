@@ -4,20 +4,29 @@ Every command ends as a record: with ``--json`` it is the only thing on stdout,
 
     {"record": 1, "command": "build", "status": "ok" | "failed",
      "kind": null | "user" | "disk" | "tensorrt" | "oom" | "verify" | "bug",
-     "message": "...", "tensorrt_lines": [...], "details": {...}, "result": <the command's JSON>}
+     "message": "...", "tensorrt_lines": [...], "details": {...}, "result": <the command's JSON>,
+     "seconds": <its wall time>}
 
 and the message of a failure also goes to stderr. The controller reads this record; it never parses
 stderr. A Python traceback is a bug in the builder, reported as ``bug`` with its last line,
 never as a TensorRT failure.
+
+A record is one line (JSON lines). A command that takes several subjects (``build`` with
+several models) sets ``jobs(args) -> [args of one subject]`` in its parser: each job runs in
+this process after the previous one ended (its memory released), prints its own record with
+``"model"``, and one job's failure does not stop the next. The exit code is then the first
+failed job's (0 when every job succeeded).
 """
 
 import argparse
 import contextlib
 import errno
+import gc
 import importlib
 import io
 import json
 import sys
+import time
 import traceback
 
 from . import __version__
@@ -104,12 +113,26 @@ def _result_of(text):
 
 
 def main(argv=None):
-    parser = make_parser()
-    args = parser.parse_args(argv)
+    args = make_parser().parse_args(argv)
+    try:
+        jobs = args.jobs(args) if hasattr(args, "jobs") else [args]
+    except UserError as error:  # the command line as a whole is wrong: one record says so
+        return EXIT_CODES[_finish(args, classify(error), "", time.time())]
+    first_failure = None
+    for job in jobs:
+        kind = _run_recorded(job)
+        first_failure = first_failure or kind
+        gc.collect()  # what the job left in reference cycles goes before the next starts
+    return EXIT_CODES[first_failure]
+
+
+def _run_recorded(args):
+    """Run one job and print its record; its failure kind (None when it succeeded)."""
     as_json = bool(getattr(args, "json", False))
     captured = io.StringIO()
     failure = None
     rc = 0
+    started = time.time()
     try:
         with contextlib.redirect_stdout(captured) if as_json else contextlib.ExitStack():
             rc = args.run(args) or 0
@@ -123,17 +146,25 @@ def main(argv=None):
         # A command that reported its own problems (check --json: the catalog's errors).
         failure = ("user", "the {} command reported problems (see result)".format(
             args.command), [], {})
+    return _finish(args, failure, captured.getvalue(), started)
+
+
+def _finish(args, failure, output, started):
+    """Print the record of a job (with --json) and its failure on stderr; the failure kind."""
     kind, message, lines, details = failure or (None, "", [], {})
-    if as_json:
+    if getattr(args, "json", False):
         record = {"record": RECORD_VERSION, "command": args.command,
                   "status": "failed" if failure else "ok", "kind": kind, "message": message,
-                  "tensorrt_lines": lines, "details": details,
-                  "result": _result_of(captured.getvalue())}
-        json.dump(record, sys.stdout, indent=2, sort_keys=True)
-        sys.stdout.write("\n")
+                  "tensorrt_lines": lines, "details": details, "result": _result_of(output),
+                  "seconds": round(time.time() - started, 3)}
+        if hasattr(args, "jobs"):
+            # None: the command line itself was refused, before any of its subjects ran.
+            record["model"] = getattr(args, "model", None)
+        sys.stdout.write(json.dumps(record, sort_keys=True) + "\n")
+        sys.stdout.flush()
     if failure:  # on stderr too: a person running --json reads it there
         for line in lines:
             sys.stderr.write("  {}\n".format(line))
         sys.stderr.write("error: {}\n".format(message))
     sys.stderr.flush()
-    return EXIT_CODES[kind]
+    return kind

@@ -12,7 +12,11 @@ import shutil
 from pathlib import Path
 
 from . import trust
-from .store import MANIFEST_NAME, EngineStore, StoreError
+from .store import MANIFEST_NAME, TIMING_CACHE_MAX_BYTES, EngineStore, StoreError
+
+# Where a host's returned timing cache is fetched, below its staging area (a model's
+# directory there cannot start with '.': trust.MODEL_NAME).
+TIMING_CACHE_STAGED = (".timing-cache", "returned.cache")
 
 
 def limit_of(model: str, catalog: dict, default_bytes: int) -> int:
@@ -78,3 +82,37 @@ def file_host_engines(store_dir: str, host: str, models: list[str], host_plan: d
         with contextlib.suppress(OSError):  # the last host out removes .staging itself
             staging.parent.rmdir()
     return filed, refused
+
+
+def timing_cache_fetch(stat: dict | None, device_file: str | None, host: str, store_dir: str
+                       ) -> tuple[str | None, str | None]:
+    """(where to fetch the device's grown timing cache, or None; why it is refused, or None).
+
+    ``stat``: ansible.builtin.stat of ``device_file`` (links not followed). No file is no
+    refusal (the builds failed before TensorRT timed anything)."""
+    if not device_file or not stat or not stat.get("exists"):
+        return None, None
+    what = "the timing cache {} on {}".format(device_file, host)
+    if stat.get("islnk") or not stat.get("isreg"):
+        return None, "{} is not a regular file (a link?): not fetched".format(what)
+    size = int(stat.get("size") or 0)
+    if size > TIMING_CACHE_MAX_BYTES:
+        return None, "{} has {} bytes, above the limit of {}: not fetched".format(
+            what, size, TIMING_CACHE_MAX_BYTES)
+    if size == 0:
+        return None, "{} is empty: not fetched".format(what)
+    return str(trust.confined(EngineStore(store_dir).staging_dir(host), *TIMING_CACHE_STAGED)), None
+
+
+def file_timing_cache(store_dir: str, host: str, platform_id: str, pushed: list[str]
+                      ) -> tuple[str | None, str | None]:
+    """(store path, None) once the fetched cache replaced the ones pushed, or (None, why not):
+    a refused cache is left out of the store and never fails a build."""
+    store = EngineStore(store_dir)
+    staged = trust.confined(store.staging_dir(host), *TIMING_CACHE_STAGED)
+    try:
+        filed = store.replace_timing_caches(platform_id, staged, pushed,
+                                            source="host {}".format(host))
+    except (StoreError, trust.Untrusted) as error:
+        return None, "timing cache not stored: {}".format(error)
+    return str(filed), None

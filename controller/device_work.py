@@ -1,17 +1,22 @@
-"""What the controller sends to a device for its builds: files, one-model catalogs, commands."""
+"""What the controller sends to a device for its builds: files, one-model catalogs, processes."""
 
 from __future__ import annotations
 
 import os
+import shlex
 
 import yaml
 
+from builder.errors import UserError
 from builder.spec.catalog import file_sha256
+from builder.trt.adapter import parse_version
 
 from .trust import Untrusted
 
 # preflight catalog keys that are not catalog keys: computed on the controller.
 CONTROLLER_ONLY_KEYS = ("name", "pipeline_config_sha256")
+TIMING_CACHE_FROM = (8, 0)  # ITimingCache came with TensorRT 8.0
+NO_TIMING_CACHE = {"device_file": None, "pushed_dir": None, "push": [], "pushed": []}
 
 
 def device_files(spec: dict) -> dict[str, str]:
@@ -66,11 +71,82 @@ def device_catalog_text(spec: dict) -> str:
     return yaml.safe_dump({"version": 1, "models": {spec["name"]: entry}}, sort_keys=True)
 
 
-def build_argv(python: str, model: str, catalog_file: str, out_dir: str, *,
+def build_argv(python: str, models: list[str], catalog_file: str, out_dir: str, *,
                options_args: list, extra: list) -> list[str]:
-    """The device command of one build; options before ``--``, the model name after it."""
+    """The device command of one builder process; options before ``--``, the models after it.
+
+    Several models: ``catalog_file`` and ``out_dir`` name each model's own with ``{model}``
+    (the builder replaces it, builder/commands/build.py)."""
     return [python, "-m", "builder", "build", "--catalog", catalog_file, "--out", out_dir,
-            "--verify", "--json", *options_args, *extra, "--", model]
+            "--verify", "--json", *options_args, *extra, "--", *models]
+
+
+def process_groups(models: list[str], build_processes: str) -> list[list[str]]:
+    """The models of each builder process: all in one (per_device), or one each (per_model)."""
+    if not models:
+        return []
+    if build_processes == "per_model":
+        return [[model] for model in models]
+    return [list(models)]
+
+
+def timing_cache_work(store_caches: list, platform_id: str, tensorrt: str | None,
+                      root_dir: str) -> dict:
+    """Where a device's builds keep the platform's timing cache and what is pushed for them.
+
+    ``store_caches``: the store's cache files of the platform (all pushed: the builder combines
+    them into the device's own, ``<root>/timing-cache/<platform_id>.cache``, which the
+    controller fetches back). NO_TIMING_CACHE before TensorRT 8.0 or when the version is
+    unknown.
+    """
+    try:
+        version = parse_version(tensorrt) if tensorrt else None
+    except UserError:
+        version = None
+    if version is None or version[:2] < TIMING_CACHE_FROM:
+        return dict(NO_TIMING_CACHE)
+    directory = root_dir + "/timing-cache"
+    names = [os.path.basename(str(path)) for path in store_caches]
+    return {"device_file": "{}/{}.cache".format(directory, platform_id),
+            "pushed_dir": directory + "/pushed",
+            "push": [{"src": str(path), "name": name} for path, name in zip(store_caches, names)],
+            "pushed": names}
+
+
+def timing_cache_args(timing_cache: dict) -> list[str]:
+    """The builder's options for a timing cache of ``timing_cache_work`` (none without one)."""
+    if not timing_cache["device_file"]:
+        return []
+    args = ["--timing-cache", timing_cache["device_file"]]
+    for name in timing_cache["pushed"]:
+        args += ["--merge-timing-cache", "{}/{}".format(timing_cache["pushed_dir"], name)]
+    return args
+
+
+def build_processes(catalog: dict, models: list[str], *, python: str, root_dir: str,
+                    build_processes: str, options_args: list, extra: list,
+                    timing_cache: dict = NO_TIMING_CACHE) -> list[dict]:
+    """[{"models", "shell"}]: each builder process of a device's round and its shell command.
+
+    The command writes each model's one-model catalog into the model's work directory (the
+    task runs it under umask 077: a catalog names the team's graphs), then execs the builder,
+    whose records (one per model, JSON lines) the controller reads back (controller/outcome.py).
+    """
+    processes = []
+    prepare = []
+    if timing_cache["device_file"]:  # the builder wants the cache's directory to exist
+        prepare.append("mkdir -p " + shlex.quote(os.path.dirname(timing_cache["device_file"])))
+    for group in process_groups(models, build_processes):
+        writes = ["printf '%s' {} > {}".format(
+            shlex.quote(device_catalog_text(catalog[model])),
+            shlex.quote("{}/work/{}/catalog.yml".format(root_dir, model))) for model in group]
+        argv = build_argv(python, group, root_dir + "/work/{model}/catalog.yml",
+                          root_dir + "/work/{model}",
+                          options_args=options_args + timing_cache_args(timing_cache),
+                          extra=extra)
+        processes.append({"models": group, "shell": " && ".join(
+            [*prepare, *writes, "exec " + shlex.join(argv)])})
+    return processes
 
 
 def verify_argv(python: str, engine_path: str, extra: list) -> list[str]:

@@ -1,12 +1,14 @@
-"""What a device's builder said about each model, read from its JSON record (builder/cli.py).
+"""What a device's builder said about each model, read from its JSON records (builder/cli.py).
 
 The record is the device's word: its kind and message are shown, never used as a path. A
-command that left no record (killed, or the interpreter did not start) is judged by how it
-ended: a signal, or a missing or garbled record from a crashed process.
+builder process of several models prints one record per model (JSON lines, each naming its
+model). A model the process left no record for (killed, or the interpreter did not start) is
+judged by how the process ended: a signal, or a missing or garbled record from a crash.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 from dataclasses import asdict, dataclass
 
@@ -16,6 +18,7 @@ SIGNALS = {9: "SIGKILL: killed, most often by the kernel's OOM killer (add swap:
               "jetson_env_swap_mib, or lower engine_workspace_mib)",
            15: "SIGTERM", 6: "SIGABRT", 11: "SIGSEGV"}
 MAX_MESSAGE = 2000
+MAX_RECORDS = 256  # more lines than any process of a device's round has models
 
 
 @dataclass
@@ -31,15 +34,32 @@ class BuildOutcome:
     details: dict
 
 
+def read_records(result: dict) -> list[dict]:
+    """The builder's records in a command result's stdout: one per line (JSON lines), or the
+    indented single record of builders before JSON lines."""
+    text = str(result.get("stdout") or "")
+    candidates = []
+    for line in text.splitlines()[:MAX_RECORDS]:
+        try:
+            candidates.append(json.loads(line))
+        except ValueError:
+            continue
+    if not any(_is_record(value) for value in candidates):
+        try:
+            candidates = [json.loads(text)]
+        except ValueError:
+            return []
+    return [value for value in candidates if _is_record(value)]
+
+
+def _is_record(value: object) -> bool:
+    return isinstance(value, dict) and value.get("record") == 1
+
+
 def read_record(result: dict) -> dict | None:
-    """The builder's record from a command result's stdout (None when there is none)."""
-    try:
-        record = json.loads(result.get("stdout") or "")
-    except ValueError:
-        return None
-    if not isinstance(record, dict) or record.get("record") != 1:
-        return None
-    return record
+    """The one record of a single-subject command (verify), None when there is none."""
+    records = read_records(result)
+    return records[0] if records else None
 
 
 def _no_record(result: dict) -> tuple[str, str]:
@@ -64,44 +84,88 @@ def _text(value: object) -> str:
 def outcome_of(model: str, build_key: str, result: dict, built: bool) -> BuildOutcome:
     """``built``: the result is a build (build --verify); else a verify of an engine that was
     already on the device."""
-    record = read_record(result)
+    return outcome_from_record(model, build_key, read_record(result), result, built=built,
+                               elapsed=result.get("delta"))
+
+
+def outcome_from_record(model: str, build_key: str, record: dict | None, result: dict, *,
+                        built: bool, elapsed: str | None) -> BuildOutcome:
+    """One model's outcome from its record, or from how its process ended (no record)."""
     if record is None:
         kind, reason = _no_record(result)
-        return BuildOutcome(model, build_key, "failed", kind, reason, result.get("delta"), None,
-                            [], {})
+        return BuildOutcome(model, build_key, "failed", kind, reason, elapsed, None, [], {})
     lines = [_text(line) for line in (record.get("tensorrt_lines") or [])][:50]
     details = record.get("details") if isinstance(record.get("details"), dict) else {}
     payload = record.get("result") if isinstance(record.get("result"), dict) else {}
     verify = payload.get("verify") if built else payload
     if record.get("status") == "ok":
         return BuildOutcome(model, build_key, "built" if built else "on_device", None, None,
-                            result.get("delta"), verify if isinstance(verify, dict) else None,
+                            elapsed, verify if isinstance(verify, dict) else None,
                             lines, details)
     kind = record.get("kind") if record.get("kind") in EXIT_KINDS.values() or record.get(
         "kind") == "verify" else "bug"
     reason = _text(record.get("message") or "failed")
     if kind == "verify":
         reason = "verify: " + reason
-    return BuildOutcome(model, build_key, "failed", kind, reason, result.get("delta"),
-                        None, lines, details)
+    return BuildOutcome(model, build_key, "failed", kind, reason, elapsed, None, lines, details)
+
+
+def process_outcomes(result: dict, host_plan: dict) -> list[BuildOutcome]:
+    """The outcome of every planned model of one builder process (``result["item"]``: the
+    process, {"models", ...}).
+
+    A record names its model; one without a model (the command line refused as a whole, or a
+    builder of one model only) stands for every model that has none of its own. A model left
+    without any record (the process was killed or crashed before it) says so, with the
+    process's other models when there are several.
+    """
+    item = result.get("item") if isinstance(result.get("item"), dict) else {}
+    models = [model for model in item.get("models") or [] if model in host_plan["models"]]
+    records = read_records(result)
+    by_model = {record["model"]: record for record in records if record.get("model") in models}
+    whole = next((record for record in records if record.get("model") is None), None)
+    outcomes = []
+    for model in models:
+        record = by_model.get(model, whole)
+        elapsed = result.get("delta")
+        if len(models) > 1:
+            elapsed = _elapsed_of(record)
+        outcome = outcome_from_record(model, host_plan["models"][model]["build_key"], record,
+                                      result, built=True, elapsed=elapsed)
+        if record is None and len(models) > 1:
+            outcome.reason = "{} (its builder process also built {})".format(
+                outcome.reason, ", ".join(m for m in models if m != model))
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _elapsed_of(record: dict | None) -> str | None:
+    """A model's own wall time from its record, in the form of Ansible's ``delta``."""
+    seconds = (record or {}).get("seconds")
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+        return None
+    return str(datetime.timedelta(seconds=round(min(seconds, 10**7), 3)))
 
 
 def host_outcomes(build_results: list, verify_results: list, host_plan: dict, host: str,
                   root_dir: str) -> dict:
-    """model -> outcome (as a dict) of one host's round, from the registered loop results."""
-    outcomes = {}
-    for result, built in [(r, True) for r in build_results] + [(r, False)
-                                                                for r in verify_results]:
-        if result.get("skipped"):
-            continue
+    """model -> outcome (as a dict) of one host's round, from the registered loop results:
+    one per builder process (``build_results``) and one per verified model."""
+    found = []
+    for result in build_results:
+        if not result.get("skipped"):
+            found += process_outcomes(result, host_plan)
+    for result in verify_results:
         model = result.get("item")
-        entry = host_plan["models"].get(model)
-        if entry is None:
+        entry = host_plan["models"].get(model) if isinstance(model, str) else None
+        if result.get("skipped") or entry is None:
             continue
-        outcome = outcome_of(model, entry["build_key"], result, built)
+        found.append(outcome_of(model, entry["build_key"], result, False))
+    outcomes = {}
+    for outcome in found:
         if outcome.kind == "disk":
             outcome.reason = disk_advice(host, asdict(outcome), root_dir)
-        outcomes[model] = asdict(outcome)
+        outcomes[outcome.model] = asdict(outcome)
     return outcomes
 
 

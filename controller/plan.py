@@ -51,6 +51,7 @@ class HostPlan:
     models: dict[str, PlanEntry] = field(default_factory=dict)
     # Work directories of models the host no longer selects: their graphs are removed.
     stale_work: list[str] = field(default_factory=list)
+    build_processes: str = "per_device"  # or per_model (engine_build_processes)
 
 
 def already_done(entry: dict, scope: str) -> bool:
@@ -124,7 +125,8 @@ def make_plan(selections: dict[str, HostSelection], devices: dict, catalog: dict
             refused = _disk_refusal(device, selection, catalog, state)
         host_plan = HostPlan(host, device.platform_id, selection.scope,
                              selection.options.as_dict(),
-                             stale_work=sorted(set(device.work) - set(selection.models)))
+                             stale_work=sorted(set(device.work) - set(selection.models)),
+                             build_processes=selection.build_processes)
         for model in selection.models:
             spec = catalog[model]
             key = engine_build_key(spec, device.platform_id, selection.options)

@@ -12,6 +12,7 @@ from typing import Any
 
 PRECISIONS = ("fp16", "fp32")
 BUILD_SCOPES = ("platform", "device")
+BUILD_PROCESSES = ("per_device", "per_model")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,11 @@ USER_VARIABLES = (
              "platform: hosts with equal build keys share one engine (one builds, the next of "
              "the platform takes over if it fails); device: this host builds its own",
              choices=BUILD_SCOPES),
+    Variable("engine_build_processes", "str", "per_device",
+             "per_device: a device builds its models of a round in one builder process "
+             "(TensorFlow and TensorRT imported once, each engine released before the next); "
+             "per_model: one process per model, for boards whose memory is too tight for that",
+             choices=BUILD_PROCESSES),
     Variable("engine_store_dir", "path", "artifacts/engines",
              "the engine store on the controller (one for the whole fleet)"),
     Variable("engine_graph_allowed_dirs", "list", [],

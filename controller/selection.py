@@ -60,16 +60,20 @@ class HostSelection:
     scope: str
     # Where each value came from, for messages that name the file to edit.
     origins: dict[str, str] = field(default_factory=dict, compare=False)
+    # per_device | per_model: how many builder processes the host's models of a round take.
+    build_processes: str = "per_device"
 
     def as_dict(self) -> dict:
         return {"host": self.host, "models": list(self.models), "options": self.options.as_dict(),
-                "scope": self.scope, "origins": dict(self.origins)}
+                "scope": self.scope, "origins": dict(self.origins),
+                "build_processes": self.build_processes}
 
     @classmethod
     def from_dict(cls, data: dict) -> HostSelection:
         return cls(host=data["host"], models=tuple(data["models"]),
                    options=EngineOptions(**data["options"]), scope=data["scope"],
-                   origins=dict(data.get("origins") or {}))
+                   origins=dict(data.get("origins") or {}),
+                   build_processes=data.get("build_processes", "per_device"))
 
 
 def load_yaml(path: Path) -> Any:
@@ -192,7 +196,8 @@ class HostChecker:
                 "engine_dla_core", "engine_build_scope")
         return HostSelection(self.host, tuple(values.get("engine_models") or ()), options,
                              values["engine_build_scope"],
-                             {key: self.origin(key) for key in keys})
+                             {key: self.origin(key) for key in keys},
+                             build_processes=values["engine_build_processes"])
 
     def check_models(self, models: Any) -> None:
         variable = schema.BY_NAME["engine_models"]

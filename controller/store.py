@@ -5,6 +5,7 @@
     <store>/index.json                                        build key -> entry, for reports
     <store>/.quarantine/<when>-<platform_id>-<model>-<variant>/  entries found corrupt, + REASON
     <store>/.staging/<host>/<model>/                          fetched files before filing
+    <store>/.timing-caches/<platform_id>/<sha256>.cache        TensorRT timing caches (8.0+)
 
 Every path is built from checked components and confined to the store (controller/trust.py).
 Entries are assembled in a temporary directory and renamed into place under an fcntl lock on
@@ -50,6 +51,10 @@ PLATFORM_FIELDS = ("module", "soc", "compute_capability", "l4t", "jetpack")
 # every report made from it say so.
 SIMULATED_MARK = b"SIMULATED"
 SPACE_MARGIN_BYTES = 16 << 20
+TIMING_CACHES_NAME = ".timing-caches"
+TIMING_CACHE_SUFFIX = ".cache"
+# A real cache of an SSD model's tactics is a few MiB at most.
+TIMING_CACHE_MAX_BYTES = 64 << 20
 
 
 class StoreError(Exception):
@@ -128,10 +133,15 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".index-", dir=str(path.parent))
+    _replace_atomically(path, lambda handle: handle.write(text.encode("utf-8")), ".index-")
+
+
+def _replace_atomically(path: Path, write, prefix: str) -> None:
+    """``write(binary handle)`` into a temporary file beside ``path``, fsync, rename over it."""
+    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=str(path.parent))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
@@ -479,6 +489,53 @@ class EngineStore:
                 shutil.rmtree(str(new_dir), ignore_errors=True)
             if old_dir is not None:
                 shutil.rmtree(str(old_dir), ignore_errors=True)
+
+    # -- timing caches ----------------------------------------------------------------------
+    # The controller cannot combine TensorRT timing caches (no TensorRT here): it keeps the set
+    # of caches a platform's builders returned, pushes all of them to the next builder of that
+    # platform, which combines them on the device (ITimingCache.combine) and returns one cache
+    # holding them all, which replaces the ones it was given.
+    def timing_cache_dir(self, platform_id: str) -> Path:
+        return trust.confined(self.root, TIMING_CACHES_NAME,
+                              trust.component(platform_id, "platform_id", "the plan"))
+
+    def timing_caches(self, platform_id: str) -> list[Path]:
+        """The platform's cache files (plain files named by their sha256), oldest first."""
+        directory = self.timing_cache_dir(platform_id)
+        if not directory.is_dir():
+            return []
+        found = [path for path in directory.iterdir()
+                 if path.suffix == TIMING_CACHE_SUFFIX and trust.SHA256.match(path.stem)
+                 and path.is_file() and not path.is_symlink()]
+        return sorted(found, key=lambda path: (path.stat().st_mtime_ns, path.name))
+
+    def replace_timing_caches(self, platform_id: str, returned: Path, pushed: list[str], *,
+                              source: str, max_bytes: int = TIMING_CACHE_MAX_BYTES) -> Path:
+        """File the cache a builder returned in place of the caches it was pushed (their file
+        names), under the lock; StoreError (nothing changed) when the file is refused."""
+        try:
+            size = trust.regular_file_of_bounded_size(returned, max_bytes, "timing cache",
+                                                      limit="the timing cache limit")
+        except (trust.Untrusted, FileNotFoundError) as error:
+            raise StoreError("{}: {}".format(source, error)) from error
+        if size == 0:
+            raise StoreError("{}: its timing cache {} is empty: refused".format(source, returned))
+        names = [trust.component(name, "pushed timing cache", "the round's work")
+                 for name in pushed]
+        digest = file_sha256(str(returned))
+        directory = self.timing_cache_dir(platform_id)
+        with self.locked():
+            directory.mkdir(parents=True, exist_ok=True)
+            target = directory / (digest + TIMING_CACHE_SUFFIX)
+            if not target.is_file():
+                with open(str(returned), "rb") as original:
+                    _replace_atomically(target, lambda handle: shutil.copyfileobj(
+                        original, handle), ".new-")
+            for name in names:
+                if name != target.name:
+                    with contextlib.suppress(FileNotFoundError):
+                        (directory / name).unlink()
+        return target
 
     # -- the old layout (format 1) --------------------------------------------------------
     def _legacy_entries(self) -> list[Path]:

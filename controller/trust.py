@@ -64,14 +64,16 @@ def inside_any(path: Path | str, roots: list[Path]) -> bool:
                for root in (Path(os.path.realpath(str(r))) for r in roots))
 
 
-def regular_file_of_bounded_size(path: Path, max_bytes: int, what: str) -> int:
-    """The size of ``path``: Untrusted if it is a symlink, not a regular file or too large."""
+def regular_file_of_bounded_size(path: Path, max_bytes: int, what: str,
+                                 limit: str = "engine_fetch_max_mib") -> int:
+    """The size of ``path``: Untrusted if it is a symlink, not a regular file or too large
+    (``limit``: what sets ``max_bytes``, named in the message)."""
     info = os.lstat(str(path))
     if stat.S_ISLNK(info.st_mode):
         raise Untrusted("{} {} is a symbolic link: refused".format(what, path))
     if not stat.S_ISREG(info.st_mode):
         raise Untrusted("{} {} is not a regular file: refused".format(what, path))
     if info.st_size > max_bytes:
-        raise Untrusted("{} {} has {} bytes, above the limit of {} (engine_fetch_max_mib): "
-                        "refused".format(what, path, info.st_size, max_bytes))
+        raise Untrusted("{} {} has {} bytes, above the limit of {} ({}): refused".format(
+            what, path, info.st_size, max_bytes, limit))
     return info.st_size

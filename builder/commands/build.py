@@ -1,4 +1,9 @@
-"""``build``: (convert, then) build the TensorRT engine of one model on this device."""
+"""``build``: (convert, then) build the TensorRT engine of one model or several on this device.
+
+Several models are built one after the other in this one process (TensorFlow and TensorRT
+imported once), each as its own job of cli.main with its own record; ``{model}`` in the
+paths names each model's own files.
+"""
 
 import argparse
 import contextlib
@@ -36,7 +41,15 @@ load or its output is insane; the engine and manifest stay, the manifest records
 On 1 and 2 (and when killed) no engine or manifest is written, and a previous engine
 with its manifest stays as it was. manifest.json is written last: an engine without
 one is an unfinished build.
+With several models each is built whatever happened to the ones before; the exit code is
+that of the first model that failed (--json prints one record per model, its own code's
+kind in it).
 """
+# Replaced in --catalog, --out, --uff and --onnx by each model's name.
+MODEL_PLACEHOLDER = "{model}"
+PER_MODEL_PATHS = ("catalog", "out", "uff", "onnx")
+# What several models cannot share (a catalog of several models they can).
+OWN_PATHS = ("out", "uff", "onnx")
 
 
 def add_parser(subparsers):
@@ -52,9 +65,13 @@ def add_parser(subparsers):
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("model", metavar="MODEL", help="model name in the catalog")
+    parser.add_argument("models", nargs="+", metavar="MODEL",
+                        help="model name in the catalog; several are built one after the "
+                             "other by this process ({} in --out, and in --uff / --onnx "
+                             "when given, names each one's files)".format(MODEL_PLACEHOLDER))
     parser.add_argument("--catalog", default=DEFAULT_CATALOG,
-                        help="catalog file (default: %(default)s)")
+                        help="catalog file (default: %(default)s; may contain {})".format(
+                            MODEL_PLACEHOLDER))
     parser.add_argument("--uff", help="build from this .uff (made by 'convert') instead of "
                                       "converting the graph (UFF path: TensorRT < 8.4, or "
                                       "engine_path: uff)")
@@ -73,6 +90,10 @@ def add_parser(subparsers):
     parser.add_argument("--timing-cache", metavar="PATH",
                         help="reuse and update this timing cache (TensorRT 8+; ignored "
                              "with a warning before 8)")
+    parser.add_argument("--merge-timing-cache", action="append", default=[], metavar="PATH",
+                        help="combine this timing cache into --timing-cache before building "
+                             "(repeatable); one from another device or TensorRT, or "
+                             "unreadable, is dropped with a warning")
     parser.add_argument("--dla-core", type=int, metavar="N",
                         help="run on DLA core N with GPU fallback (Xavier / Orin only)")
     parser.add_argument("--plugin-library", action="append", metavar="PATH",
@@ -91,8 +112,35 @@ def add_parser(subparsers):
     parser.add_argument("--json", action="store_true",
                         help="print the manifest as JSON (with --verify: with its \"verify\" "
                              "record)")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, jobs=model_jobs)
     return parser
+
+
+def model_jobs(args):
+    """One argparse namespace per model, ``{model}`` replaced in its paths (cli.main runs them).
+
+    Several models must not share an output directory (each writes its manifest.json there)
+    nor a --uff / --onnx file: refused before anything is built.
+    """
+    if len(set(args.models)) != len(args.models):
+        raise UserError("a model is named twice: {}; name each once".format(
+            " ".join(args.models)))
+    if len(args.models) > 1:
+        for name in OWN_PATHS:
+            value = getattr(args, name)
+            if value is not None and MODEL_PLACEHOLDER not in value:
+                raise UserError("--{} {}: with several models it must contain {} (each "
+                                "model has its own)".format(name, value, MODEL_PLACEHOLDER))
+    jobs = []
+    for model in args.models:
+        job = argparse.Namespace(**vars(args))
+        job.model = model
+        for name in PER_MODEL_PATHS:
+            value = getattr(args, name)
+            if value is not None:
+                setattr(job, name, value.replace(MODEL_PLACEHOLDER, model))
+        jobs.append(job)
+    return jobs
 
 
 def run(args):
@@ -118,7 +166,8 @@ def run(args):
     engine_path, manifest = build_engine(
         spec, source, out_dir, options=options, facts=facts, adapter=adapter,
         progress=progress, graph_sha256=graph_sha256, timing_cache=args.timing_cache,
-        plugin_libraries=args.plugin_library, extra_warnings=warnings)
+        merge_timing_caches=args.merge_timing_cache, plugin_libraries=args.plugin_library,
+        extra_warnings=warnings)
     if not args.json:
         print("built {} ({} bytes, sha256 {}) in {:.1f} s".format(
             engine_path, manifest["engine_size"], manifest["engine_sha256"],

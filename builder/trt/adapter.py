@@ -14,6 +14,7 @@ where an attribute cannot tell (logger style, plugin library). Never string comp
 """
 
 import ctypes
+import os
 import re
 import sys
 import warnings
@@ -181,6 +182,8 @@ class TrtAdapter(object):
             echo=self._echo,
         )
         self.notes = []
+        # What the last build did with its timing cache (for the manifest), None without one.
+        self.timing_cache_use = None
         self._plugins_ready = False
         self._runtime = None
 
@@ -371,6 +374,12 @@ class TrtAdapter(object):
         return bytes(engine.serialize())
 
     def _attach_timing_cache(self, config, timing_cache):
+        """Attach the file's cache, with the caches to merge combined into it (each one that
+        does not fit this device and TensorRT dropped with a warning); True when attached.
+
+        Records in ``timing_cache_use`` whether the build starts from timings (``used``), the
+        serialized size it starts from, and which caches were merged or dropped.
+        """
         if timing_cache is None:
             return False
         if config is None or not hasattr(config, "create_timing_cache"):
@@ -389,8 +398,38 @@ class TrtAdapter(object):
                 "empty one".format(timing_cache.path, "; ".join(
                     str(record) for record in self.log.since(mark)) or "no reason logged")
             )
-            config.set_timing_cache(config.create_timing_cache(b""), False)
+            cache = config.create_timing_cache(b"")
+            config.set_timing_cache(cache, False)
+        merged, dropped = [], []
+        for path in timing_cache.merge_paths:
+            (merged if self._combine_timing_cache(config, cache, path) else dropped).append(
+                os.path.basename(path))
+        size = len(bytes(cache.serialize()))
+        self.timing_cache_use = {"file": timing_cache.path, "merged": merged,
+                                 "dropped": dropped, "start_bytes": size,
+                                 "used": size > len(bytes(config.create_timing_cache(
+                                     b"").serialize()))}
         return True
+
+    def _combine_timing_cache(self, config, cache, path):
+        """Combine the cache in file ``path`` into ``cache``; False (with a warning) when it
+        is unreadable or from another device or TensorRT version."""
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as error:
+            self.warn("timing cache {} dropped: cannot read it ({})".format(path, error.strerror))
+            return False
+        mark = self.log.mark()
+        with self.log.capturing():
+            other = config.create_timing_cache(data) if data else None
+            combined = other is not None and cache.combine(other, False)
+        if not combined:
+            self.warn("timing cache {} dropped: {} ({})".format(
+                path, "it is empty" if not data else "it does not fit this device/TensorRT "
+                "or is damaged", "; ".join(str(r) for r in self.log.since(mark))
+                or "no reason logged"))
+        return combined
 
     def _merged_timing_cache(self, config, existing, path):
         """This build's timing cache combined with what is on disk now, serialized."""

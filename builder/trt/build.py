@@ -36,13 +36,16 @@ class TimingCacheFile(object):
     the cache itself is replaced by rename, which would drop a lock held on it.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, merge_paths=()):
+        """``merge_paths``: caches to combine into this one before the build (the controller
+        pushes its store's caches of this platform; see TrtAdapter._attach_timing_cache)."""
         self.path = os.path.abspath(path)
         directory = os.path.dirname(self.path)
         if not os.path.isdir(directory):
             raise UserError("--timing-cache {}: directory {} does not exist; create it or "
                             "choose another path".format(path, directory))
         self.lock_path = self.path + ".lock"
+        self.merge_paths = [os.path.abspath(merge) for merge in merge_paths]
 
     @contextlib.contextmanager
     def _locked(self):
@@ -159,7 +162,8 @@ def _parse_and_build(adapter, source, options, cache):
 
 
 def build_engine(spec, source, out_dir, *, options, facts, adapter, progress,
-                 graph_sha256, timing_cache=None, plugin_libraries=None, extra_warnings=()):
+                 graph_sha256, timing_cache=None, merge_timing_caches=(),
+                 plugin_libraries=None, extra_warnings=()):
     """Build ``spec``'s engine from ``source`` (an EngineSource) into ``out_dir``.
 
     Returns (engine path, manifest). ``facts``: detect_platform() of this device;
@@ -181,7 +185,10 @@ def build_engine(spec, source, out_dir, *, options, facts, adapter, progress,
             adapter.version_text, ", ".join(libraries)))
     adapter.load_plugins(libraries)
 
-    cache = TimingCacheFile(timing_cache) if timing_cache else None
+    if merge_timing_caches and not timing_cache:
+        raise UserError("--merge-timing-cache needs --timing-cache (the file they are combined "
+                        "into)")
+    cache = TimingCacheFile(timing_cache, merge_timing_caches) if timing_cache else None
     progress("building {} with TensorRT {} (API {}) from {}: {}, workspace {} MiB, max batch "
              "{}{}".format(spec.engine, adapter.version_text, adapter.generation,
                            source.kind.upper(), options.precision, options.workspace_mib,
@@ -211,7 +218,7 @@ def build_engine(spec, source, out_dir, *, options, facts, adapter, progress,
         "workspace_mib": options.workspace_mib,
         "max_batch": options.max_batch,
         "dla_core": options.dla_core,
-        "timing_cache": cache.path if cache else None,
+        "timing_cache": adapter.timing_cache_use,
         "build_seconds": seconds,
         "builder_version": __version__,
         "warnings": list(extra_warnings) + list(adapter.notes),

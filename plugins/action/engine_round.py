@@ -4,29 +4,37 @@ from __future__ import annotations
 
 from controller import plan
 from controller.action import ControllerAction
-from controller.device_work import build_argv, device_catalog_text, files_to_push, verify_argv
+from controller.device_work import (
+    NO_TIMING_CACHE,
+    build_processes,
+    files_to_push,
+    timing_cache_work,
+    verify_argv,
+)
 from controller.store import EngineStore
 
 
-def device_work(work, host_plan, device, catalog, *, root_dir, extra, onnx_files=None):
-    """The round's work of one device with what its tasks need: files, catalogs, commands."""
+def device_work(work, host_plan, device, catalog, *, root_dir, extra, store, onnx_files=None):
+    """The round's work of one device with what its tasks need: files, processes, commands."""
     python = root_dir + "/venv/bin/python"
-    commands = {}
-    for model in work["build"]:
-        catalog_file = "{}/work/{}/catalog.yml".format(root_dir, model)
-        options = plan.options_args(host_plan["options"])
-        commands[model] = {
-            "catalog_text": device_catalog_text(catalog[model]),
-            "catalog_file": catalog_file,
-            "argv": build_argv(python, model, catalog_file, "{}/work/{}".format(root_dir, model),
-                               options_args=options, extra=extra)}
+    timing_cache = dict(NO_TIMING_CACHE)
+    if work["build"]:
+        timing_cache = timing_cache_work(store.timing_caches(host_plan["platform_id"]),
+                                         host_plan["platform_id"], device.get("tensorrt"),
+                                         root_dir)
+    processes = build_processes(
+        catalog, work["build"], python=python, root_dir=root_dir,
+        build_processes=host_plan.get("build_processes", "per_device"),
+        options_args=plan.options_args(host_plan["options"]), extra=extra,
+        timing_cache=timing_cache)
     verifies = {model: verify_argv(python, "{}/work/{}/{}".format(
         root_dir, model, host_plan["models"][model]["engine"]), extra)
         for model in work["collect"]}
     onnx_models = [m for m in work["build"] if host_plan["models"][m]["engine_path"] == "onnx"]
     onnx_files = {m: f for m, f in (onnx_files or {}).items() if m in onnx_models}
     paths = sorted({host_plan["models"][m]["engine_path"] for m in work["build"]})
-    return dict(work, root_dir=root_dir, commands=commands, verifies=verifies,
+    return dict(work, root_dir=root_dir, processes=processes, verifies=verifies,
+                timing_cache=timing_cache,
                 engine_paths=paths,
                 push=files_to_push(catalog, work["build"], device["work"], onnx_files))
 
@@ -39,15 +47,15 @@ class ActionModule(ControllerAction):
         the_plan = args["plan"]
         outcomes = {host: hostvars[host].get("engine_build_outcomes") or {}
                     for host in args["hosts"] if host in the_plan["hosts"]}
-        works = plan.round_works(the_plan, int(args["round"]), EngineStore(the_plan["store_dir"]),
-                                 outcomes)
+        store = EngineStore(the_plan["store_dir"])
+        works = plan.round_works(the_plan, int(args["round"]), store, outcomes)
         extra = ["--cudart", args["cudart"]] if args["cudart"] else []
         detailed = {}
         for host, work in works.items():
             root_dir = hostvars[host]["ansible_facts"]["jetson_state"]["root_dir"]
             detailed[host] = device_work(work, the_plan["hosts"][host],
                                          the_plan["devices"][host], args["catalog"],
-                                         root_dir=root_dir, extra=extra,
+                                         root_dir=root_dir, extra=extra, store=store,
                                          onnx_files=the_plan.get("onnx_files"))
         return {"ansible_facts": {"engine_round": int(args["round"]),
                                   "engine_round_work": detailed}}

@@ -63,8 +63,8 @@ class EngineRun:
                 in_build_task = task.group(1).startswith(BUILD_TASK_PREFIX)
                 continue
             item = ITEM_RESULT.match(line) if in_build_task else None
-            if item:
-                pairs.append((item.group(2), item.group(3)))
+            if item:  # an item is one builder process, labelled with its models
+                pairs += [(item.group(2), model) for model in item.group(3).split(", ")]
         return sorted(pairs)
 
     def summary(self):

@@ -32,6 +32,9 @@ NANOS = ["nano-1", "nano-2"]
 SOLE = ["orin-1", "tx2-1", "xavier-1", "xavier-2"]  # alone on their platform: build both
 ONNX_HOSTS = ["orin-1", "xavier-2"]
 PLATFORMS = 5
+# TensorRT 8.0+ (the timing cache came with 8.0): nano-* (8.2.1), xavier-2 (8.5.2), orin-1
+# (10.3.0); tx2-1 (6.0.1) and xavier-1 (7.1.3) have none.
+TIMING_CACHE_PLATFORMS = ("jetson-nano", "jetson-agx-xavier_l4t35", "jetson-agx-orin")
 # How TensorRT refuses a plan from another GPU / another TensorRT (reference/jetson-platforms.md).
 REFUSALS = ("generated on an incompatible device", "Version tag does not match",
             "not compatible with this version of TensorRT")
@@ -50,6 +53,13 @@ def store_snapshot(store):
         for path in sorted(Path(store).rglob("*"))
         if path.is_file() and path.name != ".lock"
     }
+
+
+def timing_caches(store):
+    """platform_id -> the names of its timing caches in the store."""
+    root = Path(store) / ".timing-caches"
+    return {d.name: sorted(f.name for f in d.glob("*.cache")) for d in sorted(root.iterdir())
+            } if root.is_dir() else {}
 
 
 def platform_dirs(store):
@@ -144,6 +154,11 @@ def test_mixed_fleet_end_to_end(fleet, runner, timings):
                     "num_detections", "detection_boxes", "detection_scores",
                     "detection_classes"]
     assert not list(runner.store.glob(".staging/*")), "staging area left behind"
+    caches = timing_caches(runner.store)
+    assert sorted(caches) == sorted(p for p in platforms if p.startswith(TIMING_CACHE_PLATFORMS))
+    for platform_id, names in caches.items():
+        # The two Nanos built at the same time, each returned its own; one builder elsewhere.
+        assert len(names) == (2 if platform_id.startswith("jetson-nano") else 1), caches
     check_reports_match_index(runner.store, index, NANOS + SOLE)
     # One ONNX export per model on the controller, kept in the store, pushed to both.
     assert len(list(runner.store.glob("onnx/*/*/*.onnx"))) == len(MODELS)
@@ -276,6 +291,7 @@ def _change_graph(catalog, model):
 @pytest.mark.fleet
 def test_changed_graph_rebuilds_that_model_only(runner, timings):
     before = store_snapshot(runner.store)
+    caches_before = timing_caches(runner.store)
     _change_graph(runner.catalog, CHANGED_MODEL)
     run = timed(timings, "changed_graph", runner.run())
 
@@ -284,11 +300,26 @@ def test_changed_graph_rebuilds_that_model_only(runner, timings):
     assert [m for _, m in run.builds()] == [CHANGED_MODEL] * PLATFORMS, run.describe()
     after = store_snapshot(runner.store)
     for path, state in before.items():
-        if CHANGED_MODEL in path or path in ("index.json", "report.md", "report.html"):
+        if CHANGED_MODEL in path or path in ("index.json", "report.md", "report.html") \
+                or path.startswith(".timing-caches/"):
             continue
         assert after[path] == state, "{} changed".format(path)
     changed = [p for p in after if CHANGED_MODEL in p and p.endswith("manifest.json")]
     assert len(changed) == PLATFORMS and all(after[p] != before[p] for p in changed)
+    # The rebuild started from the store's timing caches of its platform (all of them,
+    # combined on the device), and the one cache it returned replaced them.
+    caches_after = timing_caches(runner.store)
+    assert sorted(caches_after) == sorted(caches_before)
+    for path in changed:
+        platform_id = path.split("/", 1)[0]
+        used = json.loads((runner.store / path).read_text())["timing_cache"]
+        if platform_id not in caches_before:
+            assert used is None, path  # TensorRT < 8
+            continue
+        assert used["used"] is True and used["dropped"] == [], (path, used)
+        assert sorted(used["merged"]) == caches_before[platform_id], (path, used)
+        assert len(caches_after[platform_id]) == 1, caches_after
+        assert caches_after[platform_id] != caches_before[platform_id]
 
 
 @pytest.mark.fleet

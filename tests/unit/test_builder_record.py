@@ -86,7 +86,8 @@ def test_a_full_device_disk_names_the_device_the_directory_the_figures_and_the_f
               "tensorrt_lines": [], "result": None,
               "details": {"directory": "/opt/trt-builder/work/m1", "free_bytes": 5 << 20,
                           "needed_bytes": 300 << 20}}
-    results = [{"item": "m1", "rc": 3, "stdout": json.dumps(record), "delta": "0:00:02"}]
+    results = [{"item": {"models": ["m1"]}, "rc": 3, "stdout": json.dumps(record),
+                "delta": "0:00:02"}]
     plan = {"models": {"m1": {"build_key": "k" * 64}}}
     outcome = host_outcomes(results, [], plan, "nano-1", "/opt/trt-builder")["m1"]
     assert outcome["kind"] == "disk"
@@ -94,3 +95,54 @@ def test_a_full_device_disk_names_the_device_the_directory_the_figures_and_the_f
         "device nano-1: not enough disk space in /opt/trt-builder/work/m1 (5 MiB free, about "
         "300 MiB needed). Free space on the device, or set jetson_facts_root_dir and "
         "jetson_env_root_dir (group_vars) to a larger disk")
+
+
+def fake_command_of_jobs(monkeypatch, endings):
+    """A 'fake' subcommand whose subjects (jobs) end as ``endings`` says, one per model."""
+    module = types.ModuleType("builder.commands.fake_for_test")
+    ran = []
+
+    def run(args):
+        ran.append(args.model)
+        print(json.dumps({"model": args.model}))
+        if endings[args.model] is not None:
+            raise endings[args.model]
+        return 0
+
+    def jobs(args):
+        if args.models == ["refused"]:
+            raise UserError("the command line is wrong")
+        return [types.SimpleNamespace(**dict(vars(args), model=m)) for m in args.models]
+
+    def add_parser(subparsers):
+        parser = subparsers.add_parser("fake")
+        parser.add_argument("models", nargs="+")
+        parser.add_argument("--json", action="store_true")
+        parser.set_defaults(run=run, jobs=jobs)
+
+    module.add_parser, module.run = add_parser, run
+    monkeypatch.setitem(sys.modules, "builder.commands.fake_for_test", module)
+    monkeypatch.setattr(cli, "SUBCOMMANDS", (("fake", "commands.fake_for_test"),))
+    return ran
+
+
+def test_every_job_runs_and_prints_its_own_record_after_a_failure(monkeypatch, capsys):
+    endings = {"a": None, "b": TensorRTFailure("could not build", ["[TRT] [E] 4: bad"]),
+               "c": UserError("c: bad catalog"), "d": None}
+    ran = fake_command_of_jobs(monkeypatch, endings)
+    assert cli.main(["fake", "--json", "a", "b", "c", "d"]) == 1  # b failed first: TensorRT
+    assert ran == ["a", "b", "c", "d"]
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["model"], r["status"], r["kind"]) for r in records] == [
+        ("a", "ok", None), ("b", "failed", "tensorrt"), ("c", "failed", "user"),
+        ("d", "ok", None)]
+    assert [r["result"] for r in records] == [{"model": m} for m in "abcd"]
+    assert all(r["seconds"] >= 0 for r in records)
+
+
+def test_a_refused_command_line_is_one_record_for_no_model(monkeypatch, capsys):
+    fake_command_of_jobs(monkeypatch, {})
+    assert cli.main(["fake", "--json", "refused"]) == 2
+    (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert record["model"] is None and record["kind"] == "user"
+    assert record["message"] == "the command line is wrong"

@@ -391,6 +391,7 @@ def test_dla_build_on_xavier(devices, graphs, built, good_uff, tmp_path):
 def test_timing_cache_created_then_reused(devices, graphs, good_uff, tmp_path):
     cache = tmp_path / "timing.cache"
     uff = good_uff("nano-trt8.2")
+    recorded = []
     for round_number in (1, 2):
         out = tmp_path / "out{}".format(round_number)
         result = devices["nano-trt8.2"].build(graphs / "models.yml", out, "--uff", uff,
@@ -398,7 +399,46 @@ def test_timing_cache_created_then_reused(devices, graphs, good_uff, tmp_path):
         assert result.returncode == 0, _explain(result)
         assert "warning: timing cache" not in result.stderr
         assert cache.stat().st_size > 0
-    assert json.loads((out / "manifest.json").read_text())["timing_cache"] == str(cache)
+        recorded.append(json.loads((out / "manifest.json").read_text())["timing_cache"])
+    assert [r["used"] for r in recorded] == [False, True]  # the second starts from timings
+    assert recorded[1]["file"] == str(cache) and recorded[1]["start_bytes"] > 0
+
+
+def simulated_timing_cache(device, entries, **platform):
+    """A cache file as the doubles serialize it, for ``device``'s platform unless told."""
+    facts = dict(device.description, **platform)
+    header = "SIMULATED TensorRT timing cache | platform={}/{}/{}\n".format(
+        facts["module"], facts["compute_capability"], facts["tensorrt_version"])
+    return header.encode() + json.dumps(entries).encode()
+
+
+def test_pushed_timing_caches_are_combined_and_a_foreign_one_dropped(devices, graphs, good_uff,
+                                                                      tmp_path):
+    device = devices["nano-trt8.2"]
+    pushed = {"same-platform.cache": simulated_timing_cache(device, {"from_nano_2": "conv"}),
+              "xavier.cache": simulated_timing_cache(devices["xavier-trt8.2"],
+                                                     {"from_xavier": "conv"}),
+              "other-tensorrt.cache": simulated_timing_cache(device, {"from_trt7": "conv"},
+                                                             tensorrt_version="7.1.3.0"),
+              "damaged.cache": b"\x00\x01 not a timing cache"}
+    merge_args = []
+    for name, data in pushed.items():
+        (tmp_path / name).write_bytes(data)
+        merge_args += ["--merge-timing-cache", tmp_path / name]
+    cache = tmp_path / "device.cache"
+    result = device.build(graphs / "models.yml", tmp_path / "out", "--uff",
+                          good_uff("nano-trt8.2"), "--timing-cache", cache, *merge_args)
+    assert result.returncode == 0, _explain(result)  # a bad cache never fails the build
+    recorded = json.loads((tmp_path / "out" / "manifest.json").read_text())["timing_cache"]
+    assert recorded["merged"] == ["same-platform.cache"] and recorded["used"] is True
+    assert sorted(recorded["dropped"]) == ["damaged.cache", "other-tensorrt.cache",
+                                           "xavier.cache"]
+    for name in recorded["dropped"]:
+        assert "warning: timing cache {} dropped".format(tmp_path / name) in result.stderr
+    grown = cache.read_bytes().split(b"\n", 1)[1].decode()
+    entries = json.loads(grown)
+    assert "from_nano_2" in entries and "from_xavier" not in entries
+    assert len(entries) > 1  # and this build's own timings
 
 
 def test_timing_cache_ignored_with_a_warning_before_trt8(devices, graphs, good_uff, tmp_path):
@@ -419,6 +459,41 @@ def test_missing_plugin_library_on_trt5(devices, graphs, good_uff, tmp_path):
                         "--plugin-library", tmp_path / "libflattenconcat.so")
     assert result.returncode == 2, _explain(result)
     assert "libflattenconcat.so" in result.stderr and "--plugin-library" in result.stderr
+
+
+# -- several models in one process -------------------------------------------------------
+
+def test_one_process_builds_several_models_past_a_failing_one(devices, graphs, mini_uffs,
+                                                               tmp_path):
+    """Each model gets its own record, kind and files; a TensorRT refusal and a user error
+    do not stop the models after them; the exit code is the first failure's."""
+    catalog = yaml.safe_load((graphs / "models.yml").read_text())
+    entry = dict(catalog["models"][MODEL], graph=str(graphs / MODEL / "frozen_inference_graph.pb"))
+    models = {"first": "good", "broken": "classes_bad", "last": "good"}
+    catalog["models"] = {name: dict(entry, engine="TRT_{}.bin".format(name)) for name in models}
+    (tmp_path / "models.yml").write_text(yaml.safe_dump(catalog))
+    device = devices["nano-trt8.2"]
+    for name, variant in models.items():
+        (tmp_path / (name + ".uff")).symlink_to(mini_uffs[device.generation][variant])
+    result = device.run("build", "--catalog", tmp_path / "models.yml", "--out",
+                        tmp_path / "out" / "{model}", "--uff", tmp_path / "{model}.uff",
+                        "--root", device.root, "--plugin-library", device.plugin, "--cudart",
+                        device.cudart, "--verify", "--json", "--", "first", "broken",
+                        "not_in_catalog", "last")
+    assert result.returncode == 1, _explain(result)  # "broken": TensorRT refused it
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["model"], r["status"], r["kind"]) for r in records] == [
+        ("first", "ok", None), ("broken", "failed", "tensorrt"),
+        ("not_in_catalog", "failed", "user"), ("last", "ok", None)]
+    assert "Assertion `numPriors * param.numClasses" in " ".join(records[1]["tensorrt_lines"])
+    for name in ("first", "last"):
+        out = tmp_path / "out" / name
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["model"] == name and manifest["verify"]["ok"] is True
+        assert records[["first", "broken", "not_in_catalog", "last"].index(name)][
+            "result"]["engine_sha256"] == manifest["engine_sha256"]
+        assert sorted(os.listdir(out)) == ["TRT_{}.bin".format(name), "manifest.json"]
+    assert os.listdir(tmp_path / "out" / "broken") == []
 
 
 # -- verify ----------------------------------------------------------------------------

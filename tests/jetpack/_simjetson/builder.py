@@ -94,6 +94,9 @@ class INetworkDefinitionImpl:
 
 
 class ITimingCacheImpl:
+    """Tactic timings by layer: recorded, serialized and combined, never used to go faster
+    (what a real cache saves cannot be measured here, so the doubles do not pretend to)."""
+
     def __init__(self, entries, platform):
         self._entries = dict(entries)
         self._platform = platform
@@ -103,9 +106,17 @@ class ITimingCacheImpl:
         return IHostMemory(header.encode() + json.dumps(self._entries, sort_keys=True).encode())
 
     def combine(self, input_cache, ignore_mismatch):
-        if input_cache._platform != self._platform and not ignore_mismatch:
+        """NvInfer.h (8.0.1 on): the input must come from the exact same TensorRT version
+        (else skipped, False, whatever ignore_mismatch says); from another device only with
+        ignore_mismatch; conflicting entries are skipped (this cache's own are kept)."""
+        theirs_device, _, theirs_version = input_cache._platform.rpartition("/")
+        ours_device, _, ours_version = self._platform.rpartition("/")
+        if theirs_version != ours_version:
             return False
-        self._entries.update(input_cache._entries)
+        if theirs_device != ours_device and not ignore_mismatch:
+            return False
+        for key, value in input_cache._entries.items():
+            self._entries.setdefault(key, value)
         return True
 
     def reset(self):

@@ -1,0 +1,164 @@
+"""A device's models of a round in one builder process (or one each): the commands sent, and
+each model's outcome read back from the process's records (controller/device_work.py,
+controller/outcome.py)."""
+
+import json
+import shlex
+
+import pytest
+import yaml
+
+from builder.commands.build import model_jobs
+from builder.errors import UserError
+from controller.device_work import build_processes
+from controller.outcome import host_outcomes
+
+ROOT = "/opt/trt-builder"
+PYTHON = ROOT + "/venv/bin/python"
+CATALOG = {name: {"name": name, "graph": "/models/{}/frozen_inference_graph.pb".format(name),
+                  "sha256": "a" * 64, "num_classes": 91, "engine": "TRT_{}.bin".format(name)}
+           for name in ("ssd_a", "ssd_b", "ssd_c")}
+MODELS = ["ssd_a", "ssd_b", "ssd_c"]
+HOST_PLAN = {"models": {name: {"build_key": name[-1] * 64} for name in MODELS}}
+
+
+def processes(mode):
+    return build_processes(CATALOG, MODELS, python=PYTHON, root_dir=ROOT, build_processes=mode,
+                           options_args=["--precision", "fp16"], extra=["--cudart", "/x.so"])
+
+
+def commands_of(shell):
+    """The shell command's parts between '&&', each split as the shell does."""
+    return [shlex.split(part) for part in shell.split(" && ")]
+
+
+def test_one_process_builds_every_model_of_the_device():
+    (process,) = processes("per_device")
+    assert process["models"] == MODELS
+    *writes, build = commands_of(process["shell"])
+    written = {part[-1]: yaml.safe_load(part[2]) for part in writes}
+    assert sorted(written) == ["{}/work/{}/catalog.yml".format(ROOT, m) for m in MODELS]
+    for model in MODELS:
+        catalog = written["{}/work/{}/catalog.yml".format(ROOT, model)]
+        assert list(catalog["models"]) == [model]  # each model's own catalog, as before
+        assert catalog["models"][model]["graph"] == "frozen_inference_graph.pb"
+    assert build[:4] == ["exec", PYTHON, "-m", "builder"]
+    assert build[build.index("--catalog") + 1] == ROOT + "/work/{model}/catalog.yml"
+    assert build[build.index("--out") + 1] == ROOT + "/work/{model}"
+    assert build[build.index("--") + 1:] == MODELS
+    assert {"--verify", "--json", "--cudart"} <= set(build)
+
+
+def test_per_model_keeps_one_process_for_each_model():
+    found = processes("per_model")
+    assert [p["models"] for p in found] == [[m] for m in MODELS]
+    for process in found:
+        build = commands_of(process["shell"])[-1]
+        assert build[build.index("--") + 1:] == process["models"]
+
+
+def test_no_models_no_process():
+    assert build_processes(CATALOG, [], python=PYTHON, root_dir=ROOT,
+                           build_processes="per_device", options_args=[], extra=[]) == []
+
+
+def builder_args(models, **paths):
+    values = {"catalog": "cat.yml", "out": ".", "uff": None, "onnx": None}
+    values.update(paths)
+    import argparse  # noqa: PLC0415
+    return argparse.Namespace(models=models, **values)
+
+
+def test_the_builder_gives_each_model_its_own_paths():
+    jobs = model_jobs(builder_args(MODELS[:2], catalog="/w/{model}/catalog.yml",
+                                   out="/w/{model}", uff="/u/{model}.uff"))
+    assert [(j.model, j.catalog, j.out, j.uff, j.onnx) for j in jobs] == [
+        ("ssd_a", "/w/ssd_a/catalog.yml", "/w/ssd_a", "/u/ssd_a.uff", None),
+        ("ssd_b", "/w/ssd_b/catalog.yml", "/w/ssd_b", "/u/ssd_b.uff", None)]
+    (single,) = model_jobs(builder_args(["ssd_a"], out="/plain"))
+    assert (single.model, single.out) == ("ssd_a", "/plain")
+
+
+@pytest.mark.parametrize("models, paths, message", [
+    (["ssd_a", "ssd_b"], {"out": "/w"}, "--out /w: with several models it must contain {model}"),
+    (["ssd_a", "ssd_b"], {"out": "/w/{model}", "onnx": "/m.onnx"},
+     "--onnx /m.onnx: with several models it must contain {model}"),
+    (["ssd_a", "ssd_a"], {}, "a model is named twice: ssd_a ssd_a"),
+])
+def test_the_builder_refuses_shared_paths_before_building(models, paths, message):
+    with pytest.raises(UserError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        model_jobs(builder_args(models, **paths))
+
+
+def record(model, status="ok", kind=None, message="", *, seconds=1.5, verify=None):
+    return {"record": 1, "command": "build", "model": model, "status": status, "kind": kind,
+            "message": message, "tensorrt_lines": [], "details": {}, "seconds": seconds,
+            "result": {"model": model, "verify": verify or {"ok": True}} if status == "ok"
+            else None}
+
+
+def process_result(models, records, rc, delta="0:00:09.000000"):
+    return {"item": {"models": models, "shell": "..."}, "rc": rc, "delta": delta, "stderr": "",
+            "stdout": "".join(json.dumps(r) + "\n" for r in records)}
+
+
+def test_each_model_of_a_process_keeps_its_own_outcome():
+    records = [record("ssd_a", seconds=61.25),
+               record("ssd_b", "failed", "oom", "TensorRT could not build the engine"),
+               record("ssd_c", "failed", "user", "ssd_c: bad catalog")]
+    outcomes = host_outcomes([process_result(MODELS, records, rc=4)], [], HOST_PLAN, "nano-1",
+                             ROOT)
+    assert {m: (o["status"], o["kind"]) for m, o in outcomes.items()} == {
+        "ssd_a": ("built", None), "ssd_b": ("failed", "oom"), "ssd_c": ("failed", "user")}
+    assert outcomes["ssd_a"]["elapsed"] == "0:01:01.250000"  # its own time, not the process's
+    assert outcomes["ssd_a"]["verify"] == {"ok": True}
+    assert outcomes["ssd_b"]["build_key"] == "b" * 64
+
+
+def test_the_same_outcomes_as_one_process_per_model():
+    records = {"ssd_a": record("ssd_a"), "ssd_b": record("ssd_b", "failed", "tensorrt", "no"),
+               "ssd_c": record("ssd_c", "failed", "verify", "insane output")}
+    rcs = {"ssd_a": 0, "ssd_b": 1, "ssd_c": 1}
+    together = host_outcomes([process_result(MODELS, list(records.values()), rc=1)], [],
+                             HOST_PLAN, "nano-1", ROOT)
+    apart = host_outcomes([process_result([m], [records[m]], rcs[m]) for m in MODELS], [],
+                          HOST_PLAN, "nano-1", ROOT)
+
+    def without_time(outcomes):
+        return {m: dict(o, elapsed=None) for m, o in outcomes.items()}
+
+    assert without_time(together) == without_time(apart)
+    assert together["ssd_c"]["reason"] == "verify: insane output"
+
+
+def test_a_killed_process_fails_the_models_it_left_without_a_record():
+    result = process_result(MODELS, [record("ssd_a")], rc=-9)
+    outcomes = host_outcomes([result], [], HOST_PLAN, "nano-1", ROOT)
+    assert outcomes["ssd_a"]["status"] == "built"
+    for model in ("ssd_b", "ssd_c"):
+        assert outcomes[model]["status"] == "failed" and outcomes[model]["kind"] == "oom"
+        assert "killed by SIGKILL" in outcomes[model]["reason"]
+        assert "its builder process also built" in outcomes[model]["reason"]
+
+
+def test_a_refused_command_line_fails_every_model_of_the_process():
+    whole = dict(record(None, "failed", "user", "--out /w: with several models it must ..."))
+    outcomes = host_outcomes([process_result(MODELS, [whole], rc=2)], [], HOST_PLAN, "nano-1",
+                             ROOT)
+    assert {o["kind"] for o in outcomes.values()} == {"user"}
+    assert set(outcomes) == set(MODELS)
+
+
+def test_records_of_models_the_process_did_not_build_are_ignored():
+    records = [record("ssd_a"), record("other"), record("ssd_b")]
+    outcomes = host_outcomes([process_result(["ssd_a"], records, rc=0)], [], HOST_PLAN,
+                             "nano-1", ROOT)
+    assert list(outcomes) == ["ssd_a"]
+
+
+def test_the_indented_record_of_a_one_model_builder_is_still_read():
+    single = {key: value for key, value in record("ssd_a").items() if key != "model"}
+    result = dict(process_result(["ssd_a"], [], rc=0, delta="0:00:03"),
+                  stdout=json.dumps(single, indent=2))
+    outcome = host_outcomes([result], [], HOST_PLAN, "nano-1", ROOT)["ssd_a"]
+    assert (outcome["status"], outcome["elapsed"]) == ("built", "0:00:03")
