@@ -25,4 +25,4 @@ class ActionModule(ControllerAction):
                 the_plan = plan.refuse_model(the_plan, model, str(error))
                 lines.append(str(error))
         return {"msg": lines, "changed": made,
-                "ansible_facts": {"engine_plan_result": dict(the_plan, onnx_files=files)}}
+                "plan": dict(the_plan, onnx_files=files)}  # the playbook sets engine_plan_result

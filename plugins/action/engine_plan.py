@@ -34,4 +34,4 @@ class ActionModule(ControllerAction):
         lines = plan.plan_lines(result) + ["{}: refused: {}".format(h, r)
                                            for h, r in sorted(refused.items())]
         return {"msg": lines + result["notes"], "failed": bool(refused),
-                "ansible_facts": {"engine_plan_result": result}}
+                "plan": result}  # set as engine_plan_result by the role (see controller/action.py)

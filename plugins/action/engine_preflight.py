@@ -39,7 +39,8 @@ class ActionModule(ControllerAction):
         return {"notes": checked["notes"],
                 "msg": "Preflight OK: {} host(s), models {}".format(
                     len(args["hosts"]), ", ".join(checked["catalog"]) or "(none)"),
-                "ansible_facts": {"preflight_catalog": checked["catalog"],
-                                  "preflight_catalog_file": os.path.realpath(
-                                      args["catalog_path"]),
-                                  "preflight_selections": checked["selections"]}}
+                # Shared with every host by the role's set_fact (controller/action.py says why
+                # not as ansible_facts).
+                "catalog": checked["catalog"],
+                "catalog_file": os.path.realpath(args["catalog_path"]),
+                "selections": checked["selections"]}
