@@ -1,4 +1,4 @@
-"""A simulated JetPack 4 device on its own Python 3.6 (simfleet up --device-pythons): the
+"""A simulated JetPack 4 device on its own Python 3.6 (simfleet up's default): the
 whole playbook runs there, Ansible modules, the pinned environment (TensorFlow 1.15 from
 PyPI, pinned pip first) and the builder, and the engine is built."""
 
@@ -18,7 +18,7 @@ def test_playbook_builds_on_a_python_36_device(tmp_path):
     if device_python.find_build("3.6") is None:
         pytest.skip("no pyenv Python 3.6 build on this machine (`pyenv root`/versions/3.6.*)")
     catalog = make_catalog(tmp_path / "graphs")
-    with fleet(tmp_path / "fleet", "nano=1", "--device-pythons") as sim:
+    with fleet(tmp_path / "fleet", "nano=1") as sim:
         host = json.loads((sim.dir / "fleet.json").read_text())["hosts"][0]
         assert host["python"]["version"] == "3.6" and not host["python"]["fallback"]
         assert sim.hosts["nano-1"]["jetson_env_pin_set"] == "simulated-cp36"
