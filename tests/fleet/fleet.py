@@ -175,6 +175,8 @@ def _up_locked(fleet_dir, plan, build_seconds_text, *, port, owner_pid, with_jet
         host["python"] = {"version": version, "build": str(build) if build else None,
                           "fallback": bool(device_pythons and build is None), "note": note}
     host_status = Path("/var/lib/dpkg/status").read_text()
+    system_packages = (device_python.host_system_packages(SYSTEM_PYTHON)
+                       if any(h["python"]["build"] for h in hosts) else [])
     architecture = _dpkg_architecture()
     for host, device, (_, profile) in zip(hosts, devices, plan):
         device.write_files(host["name"], profile, address=host["address"], port=port,
@@ -191,7 +193,8 @@ def _up_locked(fleet_dir, plan, build_seconds_text, *, port, owner_pid, with_jet
                 if plugin is not None:
                     device.install_file(plugin, jetpack.flattenconcat_device_path())
         device.write_plan(host["name"], host["python"]["version"], tree, owner_pid,
-                          shared_tree=shared_tree, interpreter=host["python"]["build"])
+                          shared_tree=shared_tree, interpreter=host["python"]["build"],
+                          system_packages=system_packages)
     for job in key_jobs:
         if job.wait() != 0:
             raise FleetError("ssh-keygen failed for a device host key (exit {})".format(

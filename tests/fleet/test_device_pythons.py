@@ -34,7 +34,8 @@ def _skip_unless_root():
 
 
 def _probe(sim, name):
-    result = sim.ssh(name, "python3 -c 'import sys, tensorrt; "
+    # yaml: JetPack's python3-yaml, which the deploy venv (over the system Python) imports
+    result = sim.ssh(name, "python3 -c 'import sys, tensorrt, yaml; "
                            "print(\"%d.%d\" % sys.version_info[:2], tensorrt.__version__)'")
     assert result.returncode == 0, (name, result.stderr)
     return result.stdout.split()
