@@ -125,13 +125,15 @@ class DeviceDir:
         os.replace(temporary, self.disk)
 
     def write_plan(self, name, python_version, doubles_tree, owner_pid, *, shared_tree=None,
-                   interpreter=None):
+                   interpreter=None, system_packages=()):
         """shared_tree: optional (host dir, device path): the host dir is mounted at the device
         path as the read-only lower layer of an overlay whose upper layer is this device's own
         (fresh at every up), e.g. one provisioned venv shared by many devices.
         interpreter: optional prefix of a Python build (pyenv's X.Y.Z) that becomes the
         device's /usr/bin/python3, at the same absolute path, seeing the doubles through a
-        .pth file; python_version is then its X.Y."""
+        .pth file; python_version is then its X.Y. system_packages: host package directories
+        (pure Python) that the interpreter finds in dist-packages, as JetPack's apt installs
+        them for its system Python."""
         dist_packages = "/usr/local/lib/python{}/dist-packages".format(python_version)
         (self.usrlocal / dist_packages[len("/usr/local/"):]).mkdir(parents=True, exist_ok=True)
         steps = [
@@ -173,6 +175,7 @@ class DeviceDir:
         if interpreter is not None:
             steps += self._stage(str(interpreter), PYTHON_STAGE)
             steps += self._device_python(interpreter, python_version)
+            self._install_system_packages(dist_packages, system_packages)
             late += [{"kind": "mkdir", "path": str(interpreter), "mode": "0755"},
                      self._staged_overlay(str(interpreter), PYTHON_STAGE, "python",
                                           fresh=False)]
@@ -197,6 +200,14 @@ class DeviceDir:
             directory.mkdir(exist_ok=True)
         staged = Path(DEVICE_STAGE)
         return _overlay(target, [stage], staged / upper.name, staged / work.name)
+
+    def _install_system_packages(self, dist_packages, packages):
+        """Copies below this device's /usr/local layer (without the host's C extensions)."""
+        target = self.usrlocal / dist_packages[len("/usr/local/"):]
+        for package in packages:
+            shutil.rmtree(target / package.name, ignore_errors=True)
+            shutil.copytree(str(package), str(target / package.name),
+                            ignore=shutil.ignore_patterns("*.so", "__pycache__"))
 
     def _device_python(self, interpreter, python_version):
         """/usr/bin/python3 -> the build; a .pth makes it see the JetPack doubles."""

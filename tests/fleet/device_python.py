@@ -15,6 +15,10 @@ import subprocess
 from pathlib import Path
 
 PYTHON_BY_L4T_MAJOR = {32: "3.6", 35: "3.8", 36: "3.10", 38: "3.12", 39: "3.12"}
+# Packages of JetPack's Ubuntu that its system Python imports (apt: python3-yaml, which the
+# deploy venv and JetPack's own tools rely on). A device on a pyenv build gets the host's copy
+# of their pure-Python modules, as the host's Python has them (the C extension is the host's).
+SYSTEM_PACKAGES = ("yaml",)
 
 
 def wanted(release):
@@ -40,3 +44,15 @@ def find_build(minor, root=None):
         if match and (path / "bin" / ("python" + minor)).is_file():
             candidates.append((int(match.group(1)), path))
     return max(candidates)[1] if candidates else None
+
+
+def host_system_packages(system_python, names=SYSTEM_PACKAGES):
+    """[package directory] of ``names`` in the host's system Python (those it has)."""
+    found = []
+    for name in names:
+        result = subprocess.run(
+            [system_python, "-c", "import {0}; print({0}.__file__)".format(name)],
+            capture_output=True, text=True, check=False)
+        if result.returncode == 0:
+            found.append(Path(result.stdout.strip()).parent)
+    return found

@@ -98,22 +98,25 @@ class SimFleet:
         _ACTIVE.discard(self.dir)
 
 
-def start_fleet(fleet_dir, hosts, build_seconds="", with_jetpack=None):
-    """Start a fleet registered for teardown at exit; with_jetpack=None: when present."""
+def start_fleet(fleet_dir, hosts, build_seconds="", with_jetpack=None, device_pythons=True):
+    """Start a fleet registered for teardown at exit; with_jetpack=None: when present.
+
+    device_pythons=False: every device runs the host's Python (`simfleet.py up --host-python`).
+    """
     _install_handlers()
     if with_jetpack is None:
         with_jetpack = jetpack_link.available()
     fleet_dir = Path(fleet_dir).resolve()
     _ACTIVE.add(fleet_dir)
     fleet_ops.up(fleet_dir, hosts, build_seconds, owner_pid=os.getpid(),
-                 with_jetpack=with_jetpack)
+                 with_jetpack=with_jetpack, device_pythons=device_pythons)
     return SimFleet(fleet_dir)
 
 
 @contextmanager
-def running_fleet(fleet_dir, hosts, build_seconds="", with_jetpack=None):
+def running_fleet(fleet_dir, hosts, build_seconds="", with_jetpack=None, device_pythons=True):
     """For fixtures of any scope: `with running_fleet(tmp, "nano=2") as fleet: ...`."""
-    sim = start_fleet(fleet_dir, hosts, build_seconds, with_jetpack)
+    sim = start_fleet(fleet_dir, hosts, build_seconds, with_jetpack, device_pythons)
     try:
         yield sim
     finally:
@@ -130,9 +133,9 @@ def _factory(tmp_path_factory):
     _skip_unless_root()
     started = []
 
-    def start(hosts, build_seconds="", with_jetpack=None):
+    def start(hosts, build_seconds="", with_jetpack=None, device_pythons=True):
         sim = start_fleet(tmp_path_factory.mktemp("fleet"), hosts, build_seconds,
-                          with_jetpack)
+                          with_jetpack, device_pythons)
         started.append(sim)
         return sim
 
@@ -141,7 +144,8 @@ def _factory(tmp_path_factory):
 
 @pytest.fixture
 def sim_fleet(tmp_path_factory):
-    """Factory: sim_fleet("nano=2,tx2=1", build_seconds="", with_jetpack=None) -> SimFleet."""
+    """Factory: sim_fleet("nano=2,tx2=1", build_seconds="", with_jetpack=None,
+    device_pythons=True) -> SimFleet."""
     start, started = _factory(tmp_path_factory)
     yield start
     for sim in started:

@@ -90,13 +90,14 @@ def _client_key(fleet_dir):
 
 def up(fleet_dir, hosts_text, build_seconds_text="", *, port=profiles.DEFAULT_PORT,
        owner_pid=None, with_jetpack=True, sshd_log_level="INFO", shared_tree=None,
-       device_pythons=False):
+       device_pythons=True):
     """Start the fleet; returns the state dict. Cleans up after itself when it fails.
 
     sshd_log_level: the devices' sshd LogLevel. shared_tree: (host dir, device path) mounted
     on every device as the lower layer of a per-device overlay (see DeviceDir.write_plan).
     device_pythons: each device runs the Python of its JetPack (tests/fleet/device_python.py)
-    where the host has a build of it; otherwise (and by default) the host's Python.
+    where the host has a build of it, else the host's Python (said in the host's python note);
+    False (`simfleet.py up --host-python`): every device runs the host's Python.
     """
     fleet_dir = Path(fleet_dir).resolve()
     plan = profiles.plan_hosts(hosts_text, build_seconds_text)
@@ -148,7 +149,7 @@ def _device_pythons(plan, host_version):
 
 
 def _up_locked(fleet_dir, plan, build_seconds_text, *, port, owner_pid, with_jetpack,
-               sshd_log_level="INFO", shared_tree=None, device_pythons=False):
+               sshd_log_level="INFO", shared_tree=None, device_pythons=True):
     jetpack = jetpack_link.Jetpack(JETPACK_CACHE) if with_jetpack else None
     addresses.release(fleet_dir)   # leftovers of an earlier crashed run of this dir
     allocated = addresses.allocate(fleet_dir, len(plan), port)
@@ -174,6 +175,8 @@ def _up_locked(fleet_dir, plan, build_seconds_text, *, port, owner_pid, with_jet
         host["python"] = {"version": version, "build": str(build) if build else None,
                           "fallback": bool(device_pythons and build is None), "note": note}
     host_status = Path("/var/lib/dpkg/status").read_text()
+    system_packages = (device_python.host_system_packages(SYSTEM_PYTHON)
+                       if any(h["python"]["build"] for h in hosts) else [])
     architecture = _dpkg_architecture()
     for host, device, (_, profile) in zip(hosts, devices, plan):
         device.write_files(host["name"], profile, address=host["address"], port=port,
@@ -190,7 +193,8 @@ def _up_locked(fleet_dir, plan, build_seconds_text, *, port, owner_pid, with_jet
                 if plugin is not None:
                     device.install_file(plugin, jetpack.flattenconcat_device_path())
         device.write_plan(host["name"], host["python"]["version"], tree, owner_pid,
-                          shared_tree=shared_tree, interpreter=host["python"]["build"])
+                          shared_tree=shared_tree, interpreter=host["python"]["build"],
+                          system_packages=system_packages)
     for job in key_jobs:
         if job.wait() != 0:
             raise FleetError("ssh-keygen failed for a device host key (exit {})".format(

@@ -3,9 +3,19 @@
 import json
 import shlex
 
-# Pin sets (roles/jetson_env/vars/main.yml) for devices on their JetPack's Python; others
-# keep the fleet's default (tests/integration/fleet_vars: simulated-cp311, the host's Python).
-SIMULATED_PIN_SETS = {"3.6": "simulated-cp36"}
+# Pin sets (roles/jetson_env/vars/main.yml) for devices on their JetPack's Python, per engine
+# path: "uff" becomes the host's jetson_env_pin_set (the set with TensorFlow), "onnx" its
+# jetson_env_onnx_pin_set (what a device whose builds are all ONNX gets; roles/jetson_env picks
+# between them). JetPack 4 (3.6) only has UFF (TensorRT < 8.4); JetPack 6 (3.10) only ONNX
+# (TensorRT 10 has no UFF parser), so its ONNX set is its only one. Devices on the host's Python
+# (the fallback, or `up --host-python`) keep the fleet's defaults (tests/integration/fleet_vars:
+# simulated-cp311, simulated-onnx-cp311).
+SIMULATED_PIN_SETS = {
+    "3.6": {"uff": "simulated-cp36"},
+    "3.8": {"uff": "simulated-cp38", "onnx": "simulated-onnx-cp38"},
+    "3.10": {"uff": "simulated-onnx-cp310", "onnx": "simulated-onnx-cp310"},
+}
+PIN_SET_VARIABLES = (("uff", "jetson_env_pin_set"), ("onnx", "jetson_env_onnx_pin_set"))
 
 
 def _scalar(value):
@@ -45,9 +55,10 @@ def inventory_text(fleet_dir, hosts, private_key, known_hosts):
             if host.get("python"):   # which Python the device runs (reports can show it)
                 variables += [("simjetson_python", host["python"]["version"]),
                               ("simjetson_python_fallback", host["python"]["fallback"])]
-                pin_set = SIMULATED_PIN_SETS.get(host["python"]["version"])
-                if host["python"]["build"] and pin_set:   # what that Python can install
-                    variables.append(("jetson_env_pin_set", pin_set))
+                if host["python"]["build"]:   # what that Python can install
+                    pin_sets = SIMULATED_PIN_SETS.get(host["python"]["version"], {})
+                    variables += [(variable, pin_sets[path]) for path, variable
+                                  in PIN_SET_VARIABLES if path in pin_sets]
             lines.append("        {}:".format(host["name"]))
             lines += ["          {}: {}".format(key, _scalar(value)) for key, value in variables]
     return "\n".join(lines) + "\n"

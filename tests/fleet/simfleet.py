@@ -3,7 +3,7 @@
     python3 tests/fleet/simfleet.py up     --dir DIR --hosts nano=2,tx2=1,xavier@35.4.1=1
                                            [--build-seconds nano=30,xavier=8] [--port 2222]
                                            [--without-jetpack] [--sshd-log-level VERBOSE]
-                                           [--shared-tree HOSTDIR:DEVICEPATH] [--device-pythons]
+                                           [--shared-tree HOSTDIR:DEVICEPATH] [--host-python]
     python3 tests/fleet/simfleet.py status --dir DIR
     python3 tests/fleet/simfleet.py fault  --dir DIR HOST KIND [--drop-seconds 5]
     python3 tests/fleet/simfleet.py down   --dir DIR
@@ -43,9 +43,15 @@ def _parser():
     up.add_argument("--sshd-log-level", default="INFO",
                     choices=["QUIET", "FATAL", "ERROR", "INFO", "VERBOSE", "DEBUG1"],
                     help="VERBOSE logs every session and the bytes of every connection")
-    up.add_argument("--device-pythons", action="store_true",
-                    help="each device runs its JetPack's Python (3.6 / 3.8 / 3.10 / 3.12) from "
-                         "the host's pyenv builds, the host's Python where one is missing")
+    pythons = up.add_mutually_exclusive_group()
+    pythons.add_argument("--device-pythons", dest="device_pythons", action="store_true",
+                         default=True,
+                         help="the default: each device runs its JetPack's Python (3.6 / 3.8 / "
+                              "3.10 / 3.12) from the host's pyenv builds, the host's Python "
+                              "where one is missing (said in the output)")
+    pythons.add_argument("--host-python", dest="device_pythons", action="store_false",
+                         help="every device runs the host's Python (faster environment "
+                              "installs; for machines without pyenv builds)")
     up.add_argument("--shared-tree", default=None, metavar="HOSTDIR:DEVICEPATH",
                     help="mount HOSTDIR at DEVICEPATH on every device, read-only below a "
                          "per-device writable layer (e.g. an already provisioned venv)")

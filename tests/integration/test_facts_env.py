@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from builder.platform.detect import detect_platform
 from tests.integration.envside import (
@@ -31,6 +32,8 @@ from tests.integration.envside import (
 from tests.unit.platform_roots import PROFILES, lay_out
 
 LOCAL = ["localhost,"]
+PIN_SETS = yaml.safe_load((REPO / "roles/jetson_env/vars/main.yml").read_text())[
+    "jetson_env_pin_sets"]
 
 
 def facts_on(root: Path, state_dir: Path) -> dict:
@@ -181,6 +184,9 @@ def test_facts_on_every_simulated_profile(sim):
         assert jetson["supported"] is True, host  # TensorRT 10 builds from ONNX
         ids.add(jetson["platform_id"])
         assert results[host]["ansible_facts"]["jetson_state"]["env_marker"] is None
+        # the module ran on the device's own Python (its JetPack's, or the stated fallback)
+        python = jetson["python"].rsplit(".", 1)[0]
+        assert python == sim.hosts[host]["simjetson_python"], (host, jetson["python"])
     assert len(ids) == len(FLEET_PROFILES)  # every profile is its own platform
 
 
@@ -191,17 +197,22 @@ def test_env_installs_once_then_changes_nothing(sim):
     cold = playbook(play, inventories, "--limit", "nano-1", env=sim.env)
     assert cold.rc == 0, cold.out[-4000:]
     assert cold.recap()["nano-1"]["changed"] > 0
-    wheelhouse = json.loads((REPO / ".cache/wheelhouse/simulated-cp311/wheelhouse.json")
+    # simulated-cp36 on the nano's own Python 3.6 (TensorFlow 1.15.0), simulated-cp311 when
+    # the fleet fell back to the host's Python (tests/fleet/inventory.py chooses)
+    pin_set = sim.hosts["nano-1"].get("jetson_env_pin_set", "simulated-cp311")
+    tensorflow = next(pin["version"] for pin in PIN_SETS[pin_set]["pins"]
+                      if pin["name"] == "tensorflow-cpu")
+    wheelhouse = json.loads((REPO / ".cache/wheelhouse" / pin_set / "wheelhouse.json")
                             .read_text())
     pushed = sum(record["size"] for record in wheelhouse["files"])
     print(f"\nenv role cold on one device: {cold.seconds:.1f} s, {pushed / 1e6:.1f} MB pushed")
 
     marker = sim.shell("nano-1", "cat /opt/trt-builder/venv/trt-builder-env.json")
-    assert json.loads(marker.stdout)["pin_set"] == "simulated-cp311"
+    assert json.loads(marker.stdout)["pin_set"] == pin_set
     tf_version = sim.shell("nano-1", "/opt/trt-builder/venv/bin/python -c "
                            "'import tensorflow as tf; print(tf.__version__)' 2>/dev/null")
-    assert tf_version.stdout.strip() == "2.15.1"
-    assert not sim.exists("nano-1", "/opt/trt-builder/wheelhouse/simulated-cp311")
+    assert tf_version.stdout.strip() == tensorflow
+    assert not sim.exists("nano-1", "/opt/trt-builder/wheelhouse/" + pin_set)
 
     warm = playbook(play, inventories, "--limit", "nano-1", env=sim.env)
     assert warm.rc == 0, warm.out[-4000:]

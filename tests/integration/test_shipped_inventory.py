@@ -23,17 +23,22 @@ MODEL = "ssd_mobilenet_v2_coco"
 # The fleet's connection settings each shipped host gets (everything else is the sample's).
 CONNECTION_KEYS = ("ansible_host", "ansible_port", "ansible_ssh_private_key_file",
                    "ansible_ssh_common_args", "ansible_python_interpreter")
+PIN_SET_KEYS = ("jetson_env_pin_set", "jetson_env_onnx_pin_set")
 
 
 def shipped_inventory_on(fleet, directory):
     """inventory/jetsons with its hosts mapped onto the fleet's devices, group by group."""
     shipped = yaml.safe_load((SHIPPED / "hosts.yml").read_text())
     simulated = yaml.safe_load(fleet.inventory.read_text())["all"]["children"]
+    fleet_vars = yaml.safe_load((FLEET_VARS / "group_vars" / "all.yml").read_text())
     for group, body in shipped["all"]["children"].items():
         devices = list(simulated[group]["hosts"].values())
         for host_vars in body["hosts"].values():
             device = devices.pop(0)
             host_vars.update({key: device[key] for key in CONNECTION_KEYS})
+            # The simulated pin sets of the device's Python: its own (on its JetPack's
+            # Python) or the fleet's defaults (on the host's Python).
+            host_vars.update({key: device.get(key, fleet_vars[key]) for key in PIN_SET_KEYS})
             # The simulated devices log in as root: no sudo in their namespace.
             host_vars.update(ansible_user="root", ansible_become=False)
     shutil.copytree(SHIPPED / "group_vars", directory / "group_vars")
@@ -51,12 +56,8 @@ class ShippedRunner(EngineBuildRunner):
         self.home = home
 
     def command(self, *args, extra_vars=None):
-        fleet_vars = yaml.safe_load((FLEET_VARS / "group_vars" / "all.yml").read_text())
         variables = {"engine_catalog": str(self.catalog), "engine_store_dir": str(self.store),
                      "jetson_env_swap_mib": 0}
-        # The simulated devices' pin sets (they run the host's Python on x86_64).
-        variables.update({key: fleet_vars[key] for key in ("jetson_env_pin_set",
-                                                           "jetson_env_onnx_pin_set")})
         variables.update(extra_vars or {})
         return [str(PYTHON_BIN / "ansible-playbook"), str(REPO / "build_engines.yml"),
                 "-i", str(self.inventory_dir), "-e", yaml.safe_dump(variables,

@@ -45,9 +45,10 @@ def clone(tmp_path_factory):
     # `make` reuses the venv instead of re-installing into it.
     for path in (target / "requirements").iterdir():
         os.utime(path, (0, 0))
-    wheels = REPO / ".cache" / "wheelhouse" / "simulated-cp311"
-    if wheels.is_dir():
-        seeded = target / ".cache" / "wheelhouse" / "simulated-cp311"
+    # every simulated pin set: the demo's devices run their JetPack's Python (simulated-cp36)
+    # or, where this machine lacks that build, the host's (simulated-cp311)
+    for wheels in (REPO / ".cache" / "wheelhouse").glob("simulated-*"):
+        seeded = target / ".cache" / "wheelhouse" / wheels.name
         seeded.mkdir(parents=True)
         for wheel in wheels.glob("*.whl"):
             os.link(wheel, seeded / wheel.name)
