@@ -40,6 +40,7 @@ def store_rows(index):
                 "module": platform.get("module"),
                 "l4t": platform.get("l4t"),
                 "jetpack": platform.get("jetpack"),
+                "python": platform.get("python"),
                 "tensorrt": entry.get("tensorrt_version"),
                 "precision": entry.get("precision"),
                 "variant": entry.get("variant"),
@@ -104,7 +105,8 @@ def platform_facts(row):
     """"JetPack 4.6.1 · L4T 32.7.1 · TensorRT 8.2.1.8" from what the row knows."""
     parts = [
         "{} {}".format(name, row[key])
-        for name, key in (("JetPack", "jetpack"), ("L4T", "l4t"), ("TensorRT", "tensorrt"))
+        for name, key in (("JetPack", "jetpack"), ("L4T", "l4t"), ("TensorRT", "tensorrt"),
+                          ("Python", "python"))
         if row[key]
     ]
     return " · ".join(parts)

@@ -46,7 +46,9 @@ INDEX_FIELDS = ("build_key", "engine_sha256", "engine_size", "builder_version",
                 "tensorrt_version", "precision", "workspace_mib", "max_batch", "dla_core",
                 "created_utc", "build_seconds", "graph_sha256", "engine_path", "outputs")
 VERIFY_FIELDS = ("ok", "fps", "median_ms", "verified_utc", "problems")
-PLATFORM_FIELDS = ("module", "soc", "compute_capability", "l4t", "jetpack")
+# "python": the device's interpreter that ran the builder (a simulated device without its
+# JetPack's Python runs the host's, and the reports then show it).
+PLATFORM_FIELDS = ("module", "soc", "compute_capability", "l4t", "jetpack", "python")
 # Engines made by the JetPack test doubles start with this (tests/jetpack): the index and
 # every report made from it say so.
 SIMULATED_MARK = b"SIMULATED"

@@ -445,3 +445,13 @@ def test_a_store_without_engines_still_shows_what_failed():
     assert "The store holds no engine yet." in markdown
     assert "TensorRT 10 has no UFF parser" in markdown
     assert 'data-state="refused"' in report_html.engine_store_report_html(index)
+
+
+def test_reports_name_the_device_python_that_built_each_engine():
+    index = sample_index()
+    entry_of(index, NANO, V1)["platform"]["python"] = "3.11.7"   # a simulated fallback
+    markdown = store_report.engine_store_report(index)
+    row = next(line for line in markdown.splitlines()
+               if line.startswith("| " + NANO) and "| {} |".format(V1) in line)
+    assert "Python 3.11.7" in row
+    assert "Python 3.11.7" in report_html.engine_store_report_html(index)
