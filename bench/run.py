@@ -148,7 +148,7 @@ class Benchmark:
         self.deploy_sizes = _size_set(args.deploy_sizes, self.sizes, DEPLOY_MAX_DEFAULT)
         self.build_text = args.build_seconds or DEFAULT_BUILD_SECONDS
         self.build_seconds = parse_build_seconds(self.build_text, self.kinds)
-        self.seed = Seed(WORK_ROOT)
+        self.seed = Seed(WORK_ROOT, self._device_python())
         if args.env_install_sizes is not None:
             self.env_sizes = {int(s) for s in _csv(args.env_install_sizes)}
         elif args.quick and self.seed.has_venv():
@@ -203,6 +203,22 @@ class Benchmark:
         if self.seed.missing_profiles(self._profiles_of(size)) or not self.seed.has_venv():
             raise BenchError("seeding did not provision every device (got {}); see {}".format(
                 found, record["log"]))
+
+    def _device_python(self):
+        """The Python (X.Y) the devices of --kinds run; the seed venv is shared by all."""
+        sys.path.insert(0, str(REPO_ROOT / "tests"))
+        from fleet import device_python, profiles  # noqa: PLC0415  (tests/ is not a package path)
+        host = "{}.{}".format(*sys.version_info[:2])
+        versions = set()
+        for _, profile in profiles.plan_hosts(mixed_hosts(len(self.kinds), self.kinds),
+                                              self._build_text_for(len(self.kinds))):
+            minor = device_python.wanted(profile.release)
+            versions.add(minor if device_python.find_build(minor) else host)
+        if len(versions) != 1:
+            raise BenchError("--kinds {} run different Pythons ({}): the provisioned fleets share "
+                             "one venv; choose kinds of one JetPack line".format(
+                                 ",".join(self.kinds), ", ".join(sorted(versions))))
+        return versions.pop()
 
     def _profiles_of(self, size):
         if size not in self.profiles:

@@ -8,11 +8,11 @@ small fleets install it (measured, through the jetson_env role). Their devices t
   - the environment marker the role wrote for each device profile, written onto each device
     of that profile, so jetson_facts reports a provisioned device and jetson_env skips it:
     the same code path as a device provisioned by an earlier run.
-The cache is keyed by the pin sets (roles/jetson_env/vars/main.yml) and the devices' Python.
+The cache is keyed by the pin sets (roles/jetson_env/vars/main.yml) and the devices' Python
+(simulated devices run their JetPack's interpreter: one venv serves kinds of one Python only).
 """
 
 import hashlib
-import platform
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,8 +27,9 @@ BUILDER_DIST = "jetson-engine-builder"
 
 
 class Seed:
-    def __init__(self, cache_root):
-        key = hashlib.sha256(PIN_SETS.read_bytes() + platform.python_version().encode())
+    def __init__(self, cache_root, device_python):
+        """device_python: the X.Y every device of the benchmark's kinds runs."""
+        key = hashlib.sha256(PIN_SETS.read_bytes() + device_python.encode())
         self.dir = Path(cache_root) / "seed-{}".format(key.hexdigest()[:16])
         self.venv = self.dir / "venv"
         self.markers = self.dir / "markers"
