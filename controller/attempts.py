@@ -73,10 +73,13 @@ def updated_attempts(previous: dict, plan: dict, rows: list[dict], when: str) ->
         body = platforms.setdefault(platform_id, {})
         body["selected"] = sorted(models)
         failures = dict(body.get("failures") or {})
-        for slot in succeeded.get(platform_id, ()):
+        done = succeeded.get(platform_id, set())
+        for slot in done:
             failures.pop(slot, None)
         for slot, failure in failed.get(platform_id, {}).items():
-            if not _same_failure(failures.get(slot), failure):
+            # A failure another device of the platform made good in the same run (the next
+            # device built it) is not a failure of the grid's cell.
+            if slot not in done and not _same_failure(failures.get(slot), failure):
                 failures[slot] = failure
         body["failures"] = failures
     return {"format": ATTEMPTS_FORMAT, "platforms": platforms,

@@ -399,6 +399,10 @@ def test_attempts_keep_failures_until_the_engine_is_in_the_store():
     later = updated_attempts(first, plan, rows, "2026-12-02T03:00:00Z")
     assert later["platforms"][NANO]["failures"] == {}
     assert later["platforms"][ORIN]["failures"] == orin["failures"]
+    # one Nano ran out of memory and the next one built the engine in the same run
+    rows[2] = summary_row("nano-1", V1, "failed", "out of memory (oom)")
+    assert updated_attempts({}, plan, rows, "2026-12-02T04:00:00Z")["platforms"][NANO][
+        "failures"] == {}
 
 
 def grid_index():
