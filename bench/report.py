@@ -35,7 +35,7 @@ def devices_per_platform_cover_models(entry):
     return bool(counts) and min(counts) >= len(entry["models"] or ())
 
 
-def noop_ping_targets(noop, ping, scope="platform", note=""):
+def noop_ping_targets(size, noop, ping, scope="platform", note=""):
     rows = []
     for name, key in NOOP_VS_PING:
         value = ratio(noop[key], ping[key])
@@ -101,7 +101,7 @@ def targets(entry, previous=None):
              changed["builds"] == expect_changed),
         ]
         if "ping" in steps:
-            rows += noop_ping_targets(noop, steps["ping"], scope)
+            rows += noop_ping_targets(entry["size"], noop, steps["ping"], scope)
         over_floor = ratio(cold["wall_s"], cold.get("floor_s"))
         if platform_scope and devices_per_platform_cover_models(entry) and over_floor:
             rows.append((
@@ -142,7 +142,7 @@ def noop_only_targets(entry):
             noop["commands_max_device"] <= TARGET_NOOP_COMMANDS),
             ("no-op: 0 builds (forks {})".format(forks), "platform", str(noop["builds"]),
              noop["builds"] == 0)]
-        rows += noop_ping_targets(noop, pair["ping"],
+        rows += noop_ping_targets(entry["size"], noop, pair["ping"],
                                   note=" (forks {})".format(forks))
     return rows
 

@@ -123,12 +123,6 @@ def timing_cache_args(timing_cache: dict) -> list[str]:
     return args
 
 
-def device_work_dir(root_dir: str, model: str) -> str:
-    """A model's work directory on the device (graphs, catalog.yml, the engine and its
-    manifest); jetson_facts reports the same layout (library/jetson_facts.py)."""
-    return "{}/work/{}".format(root_dir, model)
-
-
 def build_processes(catalog: dict, models: list[str], *, python: str, root_dir: str,
                     build_processes: str, options_args: list, extra: list,
                     timing_cache: dict = NO_TIMING_CACHE) -> list[dict]:
@@ -145,10 +139,9 @@ def build_processes(catalog: dict, models: list[str], *, python: str, root_dir: 
     for group in process_groups(models, build_processes):
         writes = ["printf '%s' {} > {}".format(
             shlex.quote(device_catalog_text(catalog[model])),
-            shlex.quote(device_work_dir(root_dir, model) + "/catalog.yml")) for model in group]
-        # "{model}": the builder puts each model's name there (several models, one process).
-        argv = build_argv(python, group, device_work_dir(root_dir, "{model}") + "/catalog.yml",
-                          device_work_dir(root_dir, "{model}"),
+            shlex.quote("{}/work/{}/catalog.yml".format(root_dir, model))) for model in group]
+        argv = build_argv(python, group, root_dir + "/work/{model}/catalog.yml",
+                          root_dir + "/work/{model}",
                           options_args=options_args + timing_cache_args(timing_cache),
                           extra=extra)
         processes.append({"models": group, "shell": " && ".join(
