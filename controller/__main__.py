@@ -1,4 +1,4 @@
-"""``python3 -m controller``: the store tool and the schema's generated files.
+"""``python3 -m controller``: the store tool and the README table generated from the schema.
 
     python3 -m controller store check DIR    verify every entry, the index, the ONNX exports,
                                              leftovers (exit 1 if anything is wrong, each
@@ -6,7 +6,7 @@
     python3 -m controller store repair DIR   quarantine corrupt entries, migrate the old layout,
                                              rebuild index.json, remove broken ONNX exports
                                              and leftovers of killed runs
-    python3 -m controller schema --argument-specs | --readme
+    python3 -m controller schema --readme    the README's table of user variables
 """
 
 from __future__ import annotations
@@ -14,36 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-import yaml
-
 from . import onnx_exports, schema
 from .store import EngineStore
-
-ROLE_INPUTS = {
-    "preflight_catalog_path": {"type": "path", "description": [
-        "The catalog to validate (default C(engine_catalog))."]},
-    "preflight_hosts": {"type": "list", "elements": "str", "description": [
-        "Hosts whose variables are checked (default every play host; respects --limit)."]},
-    "preflight_store_dir": {"type": "path", "description": [
-        "The store whose run lock the run takes (default C(engine_store_dir))."]},
-    "preflight_store_wait_s": {"type": "int", "description": [
-        "How long to wait for another run holding the store (default C(engine_store_wait_s))."]},
-}
-
-
-class _IndentedDumper(yaml.SafeDumper):
-    """Lists indented under their key (what yamllint's default config wants)."""
-
-    def increase_indent(self, flow=False, indentless=False):
-        return super().increase_indent(flow, False)
-
-
-def argument_specs_text() -> str:
-    specs = schema.argument_specs()
-    specs["argument_specs"]["main"]["options"].update(ROLE_INPUTS)
-    header = ("---\n# Generated from controller/schema.py: "
-              "python3 -m controller schema --argument-specs\n")
-    return header + yaml.dump(specs, Dumper=_IndentedDumper, sort_keys=False, width=96)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,12 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     store = commands.add_parser("store", help="check or repair an engine store")
     store.add_argument("action", choices=("check", "repair"))
     store.add_argument("dir", help="the store (engine_store_dir, e.g. artifacts/engines)")
-    generated = commands.add_parser("schema", help="print a file generated from the schema")
-    generated.add_argument("--argument-specs", action="store_true")
-    generated.add_argument("--readme", action="store_true")
+    generated = commands.add_parser("schema", help="print the README's table of user variables")
+    generated.add_argument("--readme", action="store_true", required=True)
     args = parser.parse_args(argv)
     if args.command == "schema":
-        sys.stdout.write(argument_specs_text() if args.argument_specs else schema.readme_table())
+        sys.stdout.write(schema.readme_table())
         return 0
     engine_store = EngineStore(args.dir)
     if not engine_store.root.is_dir():

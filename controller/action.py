@@ -6,11 +6,16 @@ interpreter start, no connection). A refusal of the trust boundary, the store or
 fails the task with its message, never with a traceback.
 
 What a run_once action decides for the whole fleet (the checked selections, the plan) is
-returned as plain result keys and shared with every host by a set_fact in the role, never as
-``ansible_facts``: Ansible re-wraps and cleans a host's facts each time it prepares a task for
-that host (VariableManager.get_vars), and a plan of every host in every host's facts made that
-grow with the square of the fleet (at 32 devices: 4.5 s of a 10 s no-op's main process,
-bench/README.md). Variables set by set_fact are not re-processed.
+returned as plain result keys, which reach every host through the task's register (a
+run_once task registers its result for all hosts of the play), never as ``ansible_facts``:
+Ansible re-wraps and cleans a host's facts each time it prepares a task for that host
+(VariableManager.get_vars), and a plan of every host in every host's facts made that grow with
+the square of the fleet (at 32 devices: 4.5 s of a 10 s no-op's main process,
+bench/README.md). Registered variables are not re-processed.
+
+What a person should read (the preflight's notes, the plan) the action prints itself
+(``say``), through the worker's display, which Ansible forwards to the main process: a debug
+task would cost the run one more worker process.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import json
 
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
 from .runlock import StoreBusy
 from .store import StoreError
@@ -57,3 +63,9 @@ class ControllerAction(ActionBase):
 
     def decide(self, args: dict, task_vars: dict) -> dict:
         raise NotImplementedError
+
+    @staticmethod
+    def say(lines) -> None:
+        """Print ``lines`` in the run's output, under the task's name."""
+        for line in lines:
+            Display().display("  " + str(line))

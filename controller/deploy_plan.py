@@ -152,11 +152,12 @@ def make_deploy_plan(hosts: list, hostvars, store_dir: str, rollback: bool) -> t
         platform = facts.get("jetson")
         if not platform:
             continue  # failed or unreachable before its facts: reported as such
-        selection = HostSelection.from_dict(host_vars["preflight_selections"][host])
+        checked = host_vars["preflight_result"]  # playbooks/tasks/preflight.yml
+        selection = HostSelection.from_dict(checked["selections"][host])
         platform_id = platform["platform_id"]
         deployed = (facts.get("jetson_deployed") or {}).get("models") or {}
         keys = {} if rollback else host_build_keys(
-            selection, platform_id, host_vars["preflight_catalog"])
+            selection, platform_id, checked["catalog"])
         models = {}
         for model in selection.models:
             installed = deployed.get(model) or {}

@@ -37,7 +37,7 @@ def _run_facts(plan: dict, hostvars, hosts: list[str], active: set) -> RunFacts 
 
 
 def run_report(plan: dict, hostvars, hosts: list[str], active: set, store_dir: str, *,
-               documents: list[str], check_mode: bool) -> tuple[list, list, list]:
+               check_mode: bool, documents=DOCUMENTS) -> tuple[list, list, list]:
     """(summary rows, report files written, notes)."""
     rows, written, notes = [], [], []
     store = EngineStore(store_dir) if store_dir else None

@@ -1,8 +1,7 @@
 """The user variables: name, type, range, default and a one-line doc, written once.
 
-The preflight checks every host's values against this table, the preflight role's
-argument_specs are generated from it (``python3 -m controller schema --argument-specs``) and the
-README's variable table is generated from it (``--readme``); tests keep both in step.
+The preflight checks every host's values against this table, and the README's variable table
+is generated from it (``python3 -m controller schema --readme``); a test keeps them in step.
 """
 
 from __future__ import annotations
@@ -135,34 +134,6 @@ def fix_for(variable: Variable) -> str:
     if variable.type == "bool":
         return "Write true or false."
     return "Set a text value ({}).".format(variable.doc)
-
-
-ARGSPEC_TYPES = {"str": "str", "int": "int", "list": "list", "path": "path", "bool": "bool"}
-
-
-def argument_specs() -> dict:
-    """The preflight role's argument_specs: the user variables as role inputs."""
-    options = {}
-    for variable in USER_VARIABLES:
-        option = {"type": ARGSPEC_TYPES[variable.type], "description": [variable.doc]}
-        if variable.type == "list":
-            option["elements"] = "str"
-        if variable.choices:
-            option["choices"] = list(variable.choices)
-        if variable.secret:
-            option["no_log"] = True
-        if variable.default not in (None, [], "") or variable.type in ("int", "bool"):
-            option["default"] = variable.default
-        options[variable.name] = option
-    return {"argument_specs": {"main": {
-        "short_description": "Check the catalog and every host's engine_* variables",
-        "description": [
-            "Runs once on the controller before any device is touched. The options below "
-            "are the user variables (group_vars / host_vars), generated from "
-            "controller/schema.py: every host's values are checked, not only the first's.",
-        ],
-        "options": options,
-    }}}
 
 
 def readme_table() -> str:

@@ -25,4 +25,4 @@ class ActionModule(ControllerAction):
                 the_plan = plan.refuse_model(the_plan, model, str(error))
                 lines.append(str(error))
         return {"msg": lines, "changed": made,
-                "plan": dict(the_plan, onnx_files=files)}  # the playbook sets engine_plan_result
+                "plan": dict(the_plan, onnx_files=files)}  # shared as engine_plan_result

@@ -33,5 +33,8 @@ class ActionModule(ControllerAction):
         result["devices"] = {host: device.as_dict() for host, device in devices.items()}
         lines = plan.plan_lines(result) + ["{}: refused: {}".format(h, r)
                                            for h, r in sorted(refused.items())]
-        return {"msg": lines + result["notes"], "failed": bool(refused),
-                "plan": result}  # set as engine_plan_result by the role (see controller/action.py)
+        if refused:
+            return dict(result, failed=True, msg=lines + result["notes"])
+        self.say(lines + result["notes"])
+        # The plan is the result: registered as engine_plan_result (playbooks/tasks/plan.yml).
+        return result

@@ -36,11 +36,12 @@ class ActionModule(ControllerAction):
             # The workers' parent is the run's ansible-playbook process: it holds the lock.
             runlock.acquire(Path(args["store_dir"]), os.getppid(), " ".join(sys.argv),
                             int(args["store_wait_s"]), say=Display().display)
-        return {"notes": checked["notes"],
-                "msg": "Preflight OK: {} host(s), models {}".format(
-                    len(args["hosts"]), ", ".join(checked["catalog"]) or "(none)"),
-                # Shared with every host by the role's set_fact (controller/action.py says why
-                # not as ansible_facts).
+        message = "Preflight OK: {} host(s), models {}".format(
+            len(args["hosts"]), ", ".join(checked["catalog"]) or "(none)")
+        self.say([message] + checked["notes"])
+        return {"notes": checked["notes"], "msg": message,
+                # Every host reads them from the task's register (controller/action.py).
                 "catalog": checked["catalog"],
+                "store_dir": args["store_dir"],
                 "catalog_file": os.path.realpath(args["catalog_path"]),
                 "selections": checked["selections"]}

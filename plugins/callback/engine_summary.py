@@ -16,8 +16,8 @@ description:
     C(  building  nano-1  ssd_mobilenet_v2_coco  1m20s), at most once per
     C(progress_interval) seconds per host (Ansible polls more often than a person reads).
   - After the play recap, prints one line per host and model (built / collected / cached /
-    shared / failed with its reason) as computed by the engine_report role (handed over
-    with set_stats under C(engine_summary)).
+    shared / failed with its reason) as computed by the engine_report action (its result's
+    C(summary_rows)) or by the deploy (handed over with set_stats under C(engine_summary)).
   - Adds the hosts that were unreachable or failed before the plan existed, with the message
     Ansible gave, so every host of the run appears in the table.
 requirements:
@@ -41,6 +41,9 @@ FAILED = "failed"
 CONTROLLER = "controller"
 CONTROLLER_ACTIONS = ("engine_preflight", "engine_plan", "engine_onnx", "engine_round",
                       "engine_report")
+# Its result carries the summary rows; it fails the run when a row failed, which the table
+# shows, so that failure is not the controller's.
+REPORT_ACTION = "engine_report"
 
 
 SUMMARY_COLUMNS = ("HOST", "MODEL", "PLATFORM", "VARIANT", "STATUS", "DETAIL")
@@ -173,6 +176,7 @@ class CallbackModule(CallbackBase):
         self.play = None
         self.progress = None
         self.controller_lines = []
+        self.report_rows = None
 
     def set_options(self, task_keys=None, var_options=None, direct=None):
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
@@ -228,8 +232,16 @@ class CallbackModule(CallbackBase):
     v2_runner_item_on_failed = _item_done
     v2_runner_item_on_skipped = _item_done
 
+    def _take_report_rows(self, result):
+        """True when ``result`` is the report's, with the run's summary rows."""
+        if result._task.action != REPORT_ACTION or "summary_rows" not in result._result:
+            return False
+        self.report_rows = result._result["summary_rows"]
+        return True
+
     def v2_runner_on_ok(self, result):
         self.progress.task_done(result._host.get_name())
+        self._take_report_rows(result)
 
     v2_runner_on_skipped = v2_runner_on_ok
 
@@ -240,7 +252,7 @@ class CallbackModule(CallbackBase):
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
         self.progress.task_done(result._host.get_name())
-        if ignore_errors:
+        if ignore_errors or self._take_report_rows(result):
             return
         task = result._task
         host = CONTROLLER if task.action in CONTROLLER_ACTIONS else result._host.get_name()
@@ -252,7 +264,7 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_stats(self, stats):
         custom = stats.custom.get("_run", {}) if stats.custom else {}
-        rows = custom.get("engine_summary")
+        rows = custom.get("engine_summary", self.report_rows)
         if rows is None and not (self.unreachable or self.failures):
             return
         merged = merge_host_problems(rows or [], self.unreachable, self.failures)

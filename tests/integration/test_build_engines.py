@@ -352,7 +352,7 @@ def test_unreachable_and_oom_then_rerun_finishes_what_is_missing(fleet, runner, 
     cut = threading.Event()
 
     def cut_tx2_after_facts(line):
-        if not cut.is_set() and line.startswith("TASK [engine_plan"):
+        if not cut.is_set() and line.startswith("TASK [Plan who builds what"):
             cut.set()
             fleet.fault("tx2-1", "unreachable")
 

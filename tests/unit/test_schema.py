@@ -1,5 +1,5 @@
-"""controller/schema.py is the one home of the user variables: the preflight role's
-argument_specs and the README's table are generated from it and must stay in step."""
+"""controller/schema.py is the one home of the user variables: the README's table is
+generated from it and must stay in step."""
 
 import re
 from pathlib import Path
@@ -8,22 +8,9 @@ import pytest
 import yaml
 
 from controller import schema
-from controller.__main__ import argument_specs_text
 
 REPO = Path(__file__).resolve().parents[2]
 README_TABLE = re.compile(r"<!-- user-variables:[^>]*-->\n(.*?)<!-- /user-variables -->", re.S)
-
-
-def test_the_preflight_argument_specs_are_the_generated_ones():
-    shipped = (REPO / "roles" / "preflight" / "meta" / "argument_specs.yml").read_text()
-    assert shipped == argument_specs_text(), (
-        "regenerate: python3 -m controller schema --argument-specs > "
-        "roles/preflight/meta/argument_specs.yml")
-    options = yaml.safe_load(shipped)["argument_specs"]["main"]["options"]
-    assert {name for name in options if not name.startswith("preflight_")} == set(schema.BY_NAME)
-    for variable in schema.USER_VARIABLES:
-        assert options[variable.name]["type"] == schema.ARGSPEC_TYPES[variable.type]
-        assert options[variable.name].get("no_log", False) == variable.secret
 
 
 def test_the_readme_table_is_the_generated_one():
