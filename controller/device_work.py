@@ -123,6 +123,16 @@ def timing_cache_args(timing_cache: dict) -> list[str]:
     return args
 
 
+def timing_cache_prepare(timing_cache: dict) -> list[str]:
+    """Shell commands before a build with a timing cache: the builder wants the cache's
+    directory to exist, and the caches pushed in earlier rounds or runs, which this build does
+    not merge (the store replaced them with the combined one), leave the device."""
+    pushed_dir = shlex.quote(timing_cache["pushed_dir"])
+    keep = "".join(" ! -name " + shlex.quote(name) for name in timing_cache["pushed"])
+    return ["mkdir -p " + pushed_dir,
+            "find {} -maxdepth 1 -type f{} -delete".format(pushed_dir, keep)]
+
+
 def build_processes(catalog: dict, models: list[str], *, python: str, root_dir: str,
                     build_processes: str, options_args: list, extra: list,
                     timing_cache: dict = NO_TIMING_CACHE) -> list[dict]:
@@ -134,8 +144,8 @@ def build_processes(catalog: dict, models: list[str], *, python: str, root_dir: 
     """
     processes = []
     prepare = []
-    if timing_cache["device_file"]:  # the builder wants the cache's directory to exist
-        prepare.append("mkdir -p " + shlex.quote(os.path.dirname(timing_cache["device_file"])))
+    if timing_cache["device_file"]:
+        prepare += timing_cache_prepare(timing_cache)
     for group in process_groups(models, build_processes):
         writes = ["printf '%s' {} > {}".format(
             shlex.quote(device_catalog_text(catalog[model])),

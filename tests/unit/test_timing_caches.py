@@ -3,13 +3,14 @@ runs with (controller/device_work.py), and what it may send back (controller/col
 
 import hashlib
 import os
+import subprocess
 import threading
 import time
 
 import pytest
 
 from controller import collect
-from controller.device_work import build_processes, timing_cache_work
+from controller.device_work import build_processes, timing_cache_prepare, timing_cache_work
 from controller.store import TIMING_CACHE_MAX_BYTES, EngineStore, StoreError
 from controller.trust import Untrusted
 
@@ -117,11 +118,27 @@ def test_a_tensorrt_8_device_is_pushed_every_cache_of_its_platform(tmp_path):
     (process,) = build_processes({"m": {"name": "m", "graph": "/g/m.pb", "sha256": "a" * 64}},
                                  ["m"], python="py", root_dir=ROOT, build_processes="per_device",
                                  options_args=[], extra=[], timing_cache=work)
-    assert process["shell"].startswith("mkdir -p {}/timing-cache && ".format(ROOT))
+    assert process["shell"].startswith("mkdir -p {}/timing-cache/pushed && ".format(ROOT))
     build = process["shell"].split(" && exec ")[1]
     assert "--timing-cache {}".format(work["device_file"]) in build
     for cache in caches:
         assert "--merge-timing-cache {}/timing-cache/pushed/{}".format(ROOT, cache.name) in build
+
+
+def test_caches_pushed_before_leave_the_device_and_this_rounds_stay(tmp_path):
+    root = str(tmp_path / "root")
+    caches = [tmp_path / cache_name(b"A"), tmp_path / cache_name(b"B")]
+    work = timing_cache_work(caches, NANO, "8.2.1", root)
+    pushed = tmp_path / "root" / "timing-cache" / "pushed"
+    for run in (1, 2):  # the first run finds no directory, the second one old caches
+        old = pushed / cache_name(b"pushed by run %d" % run)
+        if run == 2:
+            old.write_bytes(b"old")
+            for cache in caches:
+                (pushed / cache.name).write_bytes(b"this round")
+        subprocess.run(" && ".join(timing_cache_prepare(work)), shell=True, check=True)
+        assert sorted(p.name for p in pushed.iterdir()) == (
+            sorted(c.name for c in caches) if run == 2 else [])
 
 
 @pytest.mark.parametrize("tensorrt", ["7.1.3", "6.0.1", None, "not a version"])
