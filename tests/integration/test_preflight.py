@@ -1,5 +1,6 @@
-"""roles/preflight: bad input stops the run on the controller, names host/file/key/fix, and
-no device is touched (checked over real SSH on the simulated fleet afterwards)."""
+"""The preflight (playbooks/tasks/preflight.yml): bad input stops the run on the controller,
+names host/file/key/fix, and no device is touched (checked over real SSH on the simulated fleet
+afterwards)."""
 
 from __future__ import annotations
 
