@@ -187,22 +187,26 @@ def noop_vs_ping_lines(entries, cfg_forks):
         return []
     lines = ["", "## No-op rerun against `ansible all -m ping` (same fleet, same run)", "",
              "Platform scope, the store already complete. forks `cfg` is ansible.cfg's. "
-             "Controller CPU and peak memory are of the whole process tree (peak: the largest "
-             "single process); KiB sent are bytes on the wire to each device.", "",
+             "Controller CPU is of the whole process tree; peak RSS is the largest single "
+             "process, peak tree PSS the most memory the whole tree held at once (sampled); "
+             "KiB sent are bytes on the wire to each device.", "",
              "| devices | forks | no-op wall s | ping wall s | wall ratio | no-op CPU s/device "
              "| ping CPU s/device | CPU ratio | no-op KiB sent/device | ping KiB sent/device "
-             "| bytes ratio | peak RSS MiB no-op / ping | --check wall s, execs/device |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+             "| bytes ratio | peak RSS MiB no-op / ping | peak tree PSS MiB no-op / ping "
+             "| --check wall s, execs/device |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"]
     for size, forks, noop, ping, check in pairs:
         lines.append(
             "| {} | {} | {:.1f} | {:.1f} | {} | {:.3f} | {:.3f} | {} | {} | {} | {} | {} / {} "
-            "| {:.1f}, {:g} |".format(
+            "| {} / {} | {:.1f}, {:g} |".format(
                 size, forks, noop["wall_s"], ping["wall_s"], _x(noop["wall_s"], ping["wall_s"]),
                 noop["controller_cpu_per_device_s"], ping["controller_cpu_per_device_s"],
                 _x(noop["controller_cpu_s"], ping["controller_cpu_s"]),
                 _kb(noop["bytes_to_device_per_device"]), _kb(ping["bytes_to_device_per_device"]),
                 _x(noop["bytes_to_device_per_device"], ping["bytes_to_device_per_device"]),
                 _s(noop.get("controller_peak_rss_mib")), _s(ping.get("controller_peak_rss_mib")),
+                _s(noop.get("controller_peak_tree_pss_mib")),
+                _s(ping.get("controller_peak_tree_pss_mib")),
                 check["wall_s"], check["commands_per_device"]))
     slopes = added_device_ratios(pairs)
     if slopes:
@@ -234,6 +238,22 @@ def deploy_lines(entries):
                 step["wall_s"], step["commands_per_device"], step["file_transfers_per_device"],
                 _kb(step["bytes_to_device_per_device"]), step["controller_cpu_per_device_s"],
                 step["rc"]))
+    return lines
+
+
+def processes_lines(processes):
+    """The same cold build of every model on one device, in one builder process and in one
+    process per model (engine_build_processes), from the same benchmark run."""
+    if not processes:
+        return []
+    lines = ["", "## Builder processes (one {kind} device, every model cold, emulated build "
+             "{emulated_build_s:g} s)".format(**processes), "",
+             "| engine_build_processes | wall s | builder task s on the device "
+             "| ctrl CPU s | builds | rc |", "|---|---:|---:|---:|---:|---:|"]
+    for mode, step in processes["runs"].items():
+        lines.append("| {} | {:.1f} | {} | {:.2f} | {} | {} |".format(
+            mode, step["wall_s"], _s(sum((step.get("builder_runs") or {}).values()) or None),
+            step["controller_cpu_s"], step["builds"], step["rc"]))
     return lines
 
 
@@ -296,6 +316,7 @@ def markdown(meta, entries):
                     pb="{:.2f}".format(base["controller_cpu_per_device_s"]) if base else "-",
                     waits=_waits(cold.get("floor_device"))))
     lines += noop_vs_ping_lines(entries, meta.get("cfg_forks")) + deploy_lines(entries)
+    lines += processes_lines(meta.get("processes"))
     lines += ["", "## Targets", "", "| devices | target | scope | measured | met |",
               "|---:|---|---|---|---|"]
     previous = None

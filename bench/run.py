@@ -2,9 +2,9 @@
 """Fleet benchmark: the tool's cost as the fleet grows, side by side with the manual way.
 
     python3 bench/run.py [--sizes 1,4,32] [--noop-sizes 128] [--noop-forks 32,128] [--quick]
-                         [--build-seconds nano=3,tx2=2,xavier=1] [--scopes platform,device]
-                         [--env-install-sizes 1] [--baseline-sizes 1,4] [--device-scope-sizes 1,4]
-                         [--deploy-sizes 1,4]
+                         [--build-seconds nano=32,tx2=20,xavier=8] [--scopes platform,device]
+                         [--env-install-sizes 1] [--baseline-sizes 1] [--device-scope-sizes 4]
+                         [--deploy-sizes 1,4] [--processes-kind xavier]
 
 For each fleet size, on a fresh simulated fleet of mixed devices (tests/fleet), 2 models:
   per scope (platform, device): build_engines.yml cold, again at once (no-op), and again after
@@ -12,7 +12,8 @@ For each fleet size, on a fresh simulated fleet of mixed devices (tests/fleet), 
   floor of a no-op), deploy_engines.yml and its up-to-date rerun; then the manual baseline
   (bench/manual_baseline.py) on a fresh fleet. Each --noop-sizes fleet (provisioned, with the
   store and models of the largest --sizes fleet) runs only the no-op and ping at each of
-  --noop-forks, and `--check`.
+  --noop-forks, and `--check`. Last, one device of --processes-kind builds every model cold
+  once per engine_build_processes setting (per_device, per_model), side by side.
 Prints one table and writes bench/results/<timestamp>.{md,json,png}. Run with the project's
 venv python (ansible-playbook next to it). Needs root (the simulated fleet).
 `--sizes 2 --quick` is the CI version: its figures are printed, never asserted.
@@ -37,15 +38,22 @@ from bench.workload import Workload  # noqa: E402
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 WORK_ROOT = REPO_ROOT / ".cache" / "bench"
 DEFAULT_KINDS = "nano,tx2,xavier"
-# Emulated build times (the doubles sleep this long inside TensorRT's build call); each build
-# also spends ~5 s of real CPU on the shared cores (TensorFlow import, surgery, UFF).
-DEFAULT_BUILD_SECONDS = "nano=3,tx2=2,xavier=1"
-# The manual baseline and the device scope perform devices x models builds, the baseline one
-# device after the other (~16 s per device here), the device scope all at once on the 2 shared
-# cores: at 16 devices ~4.5 and ~6 minutes, at 32 twice that, which the 15-minute budget of one
-# run cannot hold. By default both run up to 4 devices (bench/README.md: how to run the rest).
-BASELINE_MAX_DEFAULT = 4
-DEVICE_SCOPE_MAX_DEFAULT = 4
+# Emulated build times (the doubles sleep this long inside TensorRT's build call), in the
+# proportions of real boards (a Nano the slowest, an AGX Xavier about 4 times faster) and long
+# enough that the builds, not the orchestration, are most of a cold run; each build also spends
+# ~5 s of real CPU on the shared cores (TensorFlow import, surgery, UFF). The seed fleet, which
+# only provisions the environment, builds in SEED_BUILD_SECONDS.
+DEFAULT_BUILD_SECONDS = "nano=32,tx2=20,xavier=8"
+# --quick (CI): the same proportions, short, for a run whose figures are printed, not judged.
+QUICK_BUILD_SECONDS = "nano=3,tx2=2,xavier=1"
+SEED_BUILD_SECONDS = 1
+# The manual baseline performs devices x models builds one device after the other: its cost
+# per device is what it measures, so by default it runs at the smallest size only. The device
+# scope builds devices x models at once on the 2 shared cores; on one device it is the
+# platform scope, so by default it runs from 2 to 4 devices. Larger sizes do not fit the
+# 15-minute budget of one run (bench/README.md: how to run them).
+BASELINE_MAX_DEFAULT = 1
+DEVICE_SCOPE_MIN_DEFAULT, DEVICE_SCOPE_MAX_DEFAULT = 2, 4
 # A first deploy installs a small venv on every device and verifies each engine there (a
 # Python start and the TensorRT import per device): at 32 simulated devices on 2 shared cores
 # that alone is several minutes, so by default deploys run up to 4 devices (--deploy-sizes).
@@ -91,11 +99,11 @@ def _csv(text):
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _size_set(text, sizes, largest):
-    """The sizes named in ``text`` (when it is None: those of ``sizes`` up to ``largest``, or
-    the smallest)."""
+def _size_set(text, sizes, largest, smallest=1):
+    """The sizes named in ``text`` (when it is None: those of ``sizes`` from ``smallest`` up to
+    ``largest``, or the smallest)."""
     if text is None:
-        return {s for s in sizes if s <= largest} or {min(sizes)}
+        return {s for s in sizes if smallest <= s <= largest} or {min(sizes)}
     return {int(s) for s in _csv(text)}
 
 
@@ -113,8 +121,8 @@ def _parser():
     parser.add_argument("--kinds", default=DEFAULT_KINDS,
                         help="device kinds dealt round-robin (default %(default)s)")
     parser.add_argument("--build-seconds", default=None,
-                        help="emulated build time per kind (default {})".format(
-                            DEFAULT_BUILD_SECONDS))
+                        help="emulated build time per kind (default {}; with --quick {})"
+                        .format(DEFAULT_BUILD_SECONDS, QUICK_BUILD_SECONDS))
     parser.add_argument("--scopes", default="platform,device")
     parser.add_argument("--env-install-sizes", default=None,
                         help="sizes whose first cold run installs the environment (default: "
@@ -124,10 +132,16 @@ def _parser():
                              "it is serial)".format(BASELINE_MAX_DEFAULT))
     parser.add_argument("--device-scope-sizes", default=None,
                         help="sizes that also run the device scope when --scopes has it "
-                             "(default: sizes <= {})".format(DEVICE_SCOPE_MAX_DEFAULT))
+                             "(default: sizes from {} to {})".format(DEVICE_SCOPE_MIN_DEFAULT,
+                                                                     DEVICE_SCOPE_MAX_DEFAULT))
     parser.add_argument("--deploy-sizes", default=None,
                         help="sizes that also run deploy_engines.yml (default: sizes <= {})"
                         .format(DEPLOY_MAX_DEFAULT))
+    parser.add_argument("--processes-kind", default=None,
+                        help="kind of the one-device fleets that build the models cold once "
+                             "per engine_build_processes setting, side by side (default: the "
+                             "kind with the shortest emulated build; '' for none, none with "
+                             "--quick)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     return parser
 
@@ -144,9 +158,10 @@ class Benchmark:
         self.scopes = _csv(args.scopes)
         self.baseline_sizes = _size_set(args.baseline_sizes, self.sizes, BASELINE_MAX_DEFAULT)
         self.device_scope_sizes = _size_set(args.device_scope_sizes, self.sizes,
-                                            DEVICE_SCOPE_MAX_DEFAULT)
+                                            DEVICE_SCOPE_MAX_DEFAULT, DEVICE_SCOPE_MIN_DEFAULT)
         self.deploy_sizes = _size_set(args.deploy_sizes, self.sizes, DEPLOY_MAX_DEFAULT)
-        self.build_text = args.build_seconds or DEFAULT_BUILD_SECONDS
+        self.build_text = args.build_seconds or (
+            QUICK_BUILD_SECONDS if args.quick else DEFAULT_BUILD_SECONDS)
         self.build_seconds = parse_build_seconds(self.build_text, self.kinds)
         self.seed = Seed(WORK_ROOT, self._device_python())
         if args.env_install_sizes is not None:
@@ -161,20 +176,26 @@ class Benchmark:
         self.results_dir = args.results_dir
         self.models = None
         self.profiles = {}
+        if args.processes_kind is not None:
+            self.processes_kind = args.processes_kind
+        else:
+            self.processes_kind = "" if args.quick else min(
+                self.kinds, key=lambda kind: self._kind_seconds(kind) or 0)
 
     def _kind_seconds(self, kind):
         return self.build_seconds.get(kind, self.build_seconds.get(kind.split("@")[0]))
 
-    def _fleet(self, name, size, provisioned):
+    def _fleet(self, name, size, provisioned, build_seconds=None):
         fleet_dir = self.work / "fleet-{}".format(name)
         shared = self.seed.shared_tree() if provisioned else None
-        return Fleet(fleet_dir, mixed_hosts(size, self.kinds), self._build_text_for(size),
-                     shared)
+        return Fleet(fleet_dir, mixed_hosts(size, self.kinds),
+                     self._build_text_for(size, build_seconds), shared)
 
-    def _build_text_for(self, size):
+    def _build_text_for(self, size, seconds_of_all=None):
         """simfleet refuses build times for kinds the fleet does not have."""
         present = {kind.split("@")[0] for kind in self.kinds[:size]}
-        return ",".join("{}={:g}".format(kind, seconds)
+        return ",".join("{}={:g}".format(
+            kind, seconds if seconds_of_all is None else seconds_of_all)
                         for kind, seconds in self.build_seconds.items()
                         if kind.split("@")[0] in present)
 
@@ -188,7 +209,8 @@ class Benchmark:
         """Provisioned fleets need the seed venv and a marker for every profile they have."""
         if self.seed.has_venv() and not self.seed.missing_profiles(self._profiles_of(size)):
             return
-        probe = self._fleet("seed", len(self.kinds), provisioned=False)
+        probe = self._fleet("seed", len(self.kinds), provisioned=False,
+                            build_seconds=SEED_BUILD_SECONDS)
         print("  seeding the provisioned environment (not measured): {}".format(
             probe.hosts_text), flush=True)
         workload = Workload(self.work / "seed-workload").prepare()
@@ -358,6 +380,28 @@ class Benchmark:
                                                  record["builds"]), flush=True)
         return record
 
+    def measure_processes(self):
+        """One device of ``processes_kind`` builds every model cold, once in one builder
+        process (per_device) and once in one process per model (per_model), each on its own
+        fresh provisioned fleet and store: what one process per device buys, side by side."""
+        kind, seconds = self.processes_kind, self._kind_seconds(self.processes_kind)
+        self._ensure_seed(len(self.kinds))
+        runs = {}
+        for mode in ("per_device", "per_model"):
+            workload = Workload(self.work / "workload-processes-{}".format(mode)).prepare()
+            fleet = Fleet(self.work / "fleet-processes-{}".format(mode), "{}=1".format(kind),
+                          "{}={:g}".format(kind, seconds), self.seed.shared_tree())
+            self._start(fleet, provisioned=True)
+            try:
+                runs[mode] = self._step(
+                    "processes-{}".format(mode), fleet, workload,
+                    self.work / "store-processes-{}".format(mode), "platform",
+                    args=["-e", "engine_build_processes={}".format(mode)])
+            finally:
+                fleet.down()
+                shutil.rmtree(fleet.dir, ignore_errors=True)
+        return {"kind": kind, "emulated_build_s": seconds, "runs": runs}
+
     def run(self):
         self.logs.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
@@ -374,6 +418,10 @@ class Benchmark:
                 print("fleet of {}, no-op only ({})".format(size, mixed_hosts(size, self.kinds)),
                       flush=True)
                 entries.append(self.measure_noop_size(size))
+            if self.processes_kind:
+                print("builder processes, one {} device, cold".format(self.processes_kind),
+                      flush=True)
+                meta["processes"] = self.measure_processes()
         finally:
             shutil.rmtree(self.work, ignore_errors=True)
         meta["models"] = ",".join(self.models or [])

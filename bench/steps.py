@@ -37,12 +37,12 @@ def ansible_playbook():
     return found
 
 
-def _measure(command, log_path, env=None, control_dir=None):
+def _measure(command, log_path, env=None, control_dir=None, cwd=REPO_ROOT):
     result_path = Path(str(log_path) + ".json")
     args = [sys.executable, str(MEASURED), "--result", str(result_path), "--log", str(log_path)]
     if control_dir:
         args += ["--control-dir", str(control_dir)]
-    status = subprocess.call(args + ["--"] + [str(c) for c in command], env=env, cwd=REPO_ROOT)
+    status = subprocess.call(args + ["--"] + [str(c) for c in command], env=env, cwd=cwd)
     if not result_path.is_file():
         raise BenchError("measuring {} failed (exit {}), see {}".format(command[0], status,
                                                                         log_path))
@@ -71,6 +71,7 @@ def _record(label, fleet, measured, *, per_device, builds, log_path):
         "controller_cpu_s": measured["cpu_s"],
         "controller_cpu_per_device_s": round(measured["cpu_s"] / hosts, 3),
         "controller_peak_rss_mib": measured.get("peak_rss_mib"),
+        "controller_peak_tree_pss_mib": measured.get("peak_tree_pss_mib"),
         "commands_per_device": round(total["commands"] / hosts, 2),
         "commands_max_device": max(d["commands"] for d in per_device.values()),
         "file_transfers_per_device": round(total["file_transfers"] / hosts, 2),
@@ -98,21 +99,23 @@ def _ansible_env(control_dir, **more):
                 **more)
 
 
-def _measured_on_fleet(fleet, command, log_path, env_for):
+def _measured_on_fleet(fleet, command, log_path, env_for, cwd=REPO_ROOT):
     """(record inputs) of one measured Ansible command on ``fleet``: env_for(control_dir)."""
     control_dir = Path(tempfile.mkdtemp(prefix="bcp", dir="/tmp"))  # short: socket paths
     mark = fleet.mark()
     try:
-        measured = _measure(command, log_path, env=env_for(control_dir), control_dir=control_dir)
+        measured = _measure(command, log_path, env=env_for(control_dir), control_dir=control_dir,
+                            cwd=cwd)
     finally:
         shutil.rmtree(control_dir, ignore_errors=True)
     return measured, _settled_figures(fleet, mark)
 
 
 def playbook_step(label, fleet, workload, *, store_dir, scope, log_dir,
-                  playbook="build_engines.yml", args=()):
+                  playbook="build_engines.yml", args=(), tree=REPO_ROOT):
     """One `ansible-playbook PLAYBOOK` run (build_engines.yml unless said), exactly as users
-    run it; ``args``: more ansible-playbook arguments (--check, --forks N)."""
+    run it; ``args``: more ansible-playbook arguments (--check, --forks N); ``tree``: the
+    checkout whose playbooks, plugins and controller package run (bench/compare.py)."""
     log_path = Path(log_dir) / "{}.log".format(label)
     timeline_path = Path(log_dir) / "{}.timeline.json".format(label)
     extra = json.dumps({"engine_models": workload.models, "engine_build_scope": scope})
@@ -123,13 +126,17 @@ def playbook_step(label, fleet, workload, *, store_dir, scope, log_dir,
         command = [sys.executable, "-m", "cProfile", "-o",
                    str(Path(profile_dir) / "{}.prof".format(label))] + command
     since = time.time()
+    callbacks = [Path(tree) / "plugins" / "callback"] + CALLBACK_PATHS[1:]
+
     def env_for(control):
         return _ansible_env(
             control, ENGINE_TEST_CATALOG=str(workload.catalog), ENGINE_TEST_STORE=str(store_dir),
-            ANSIBLE_CALLBACK_PLUGINS=os.pathsep.join(str(p) for p in CALLBACK_PATHS),
-            ANSIBLE_CALLBACKS_ENABLED=CALLBACKS, BENCH_TIMELINE_FILE=str(timeline_path))
+            ANSIBLE_CALLBACK_PLUGINS=os.pathsep.join(str(p) for p in callbacks),
+            ANSIBLE_CALLBACKS_ENABLED=CALLBACKS, BENCH_TIMELINE_FILE=str(timeline_path),
+            # the tree's own controller package, before the venv's path to this clone
+            PYTHONPATH=str(tree))
 
-    measured, per_device = _measured_on_fleet(fleet, command, log_path, env_for)
+    measured, per_device = _measured_on_fleet(fleet, command, log_path, env_for, cwd=tree)
     builds = fleet.engines_written_since(ROOT_DIR + "/work", since)
     record = _record(label, fleet, measured, per_device=per_device, builds=builds,
                      log_path=log_path)

@@ -8,16 +8,19 @@ per-device busy and waiting times.
 import json
 import os
 import time
+from pathlib import Path
 
 from ansible.plugins.callback import CallbackBase
 
-# Actions that run inside the controller: they never reach a device.
+# Actions that run inside the controller: they never reach a device. Every action plugin of
+# the project is one (controller/action.py: no connection).
+PROJECT_ACTIONS = Path(__file__).resolve().parents[2] / "plugins" / "action"
 CONTROLLER_ACTIONS = frozenset(
     prefix + name
     for prefix in ("", "ansible.builtin.", "ansible.legacy.")
     for name in ("set_fact", "debug", "assert", "fail", "set_stats", "include_tasks",
                  "include_role", "import_tasks", "import_role", "validate_argument_spec", "meta")
-)
+) | frozenset(path.stem for path in PROJECT_ACTIONS.glob("engine_*.py"))
 
 
 class CallbackModule(CallbackBase):

@@ -7,7 +7,7 @@ import pytest
 
 from bench import png_chart, report, sshd_log, timeline
 from bench.fleet_session import mixed_hosts
-from bench.run import single_model_floor
+from bench.run import _size_set, single_model_floor
 from bench.workload import _varint
 
 LOG = """\
@@ -157,3 +157,23 @@ def test_added_device_ratios_compare_growth_at_the_same_forks():
         (1, 32, 32), (32, 128, 32)]
     cpu = slopes[1][3]["controller_cpu_s"]
     assert cpu == (pytest.approx(0.2), pytest.approx(0.1))
+
+
+def test_the_processes_table_puts_both_settings_side_by_side():
+    def step(wall, runs, rc=0):
+        return {"wall_s": wall, "builder_runs": runs, "controller_cpu_s": 3.0, "builds": 2,
+                "rc": rc}
+    lines = report.processes_lines({"kind": "xavier", "emulated_build_s": 8, "runs": {
+        "per_device": step(40.0, {"xavier-1": 25.0}),
+        "per_model": step(47.5, {"xavier-1": 32.25}, rc=2)}})
+    assert lines[1].startswith("## Builder processes (one xavier device")
+    assert "| per_device | 40.0 | 25.0 | 3.00 | 2 | 0 |" in lines
+    assert "| per_model | 47.5 | 32.2 | 3.00 | 2 | 2 |" in lines
+    assert report.processes_lines(None) == []
+
+
+def test_default_size_sets_keep_to_their_range():
+    assert _size_set(None, [1, 4, 32], 4, 2) == {4}
+    assert _size_set(None, [1, 4, 32], 1) == {1}
+    assert _size_set(None, [8, 32], 4) == {8}   # none in range: the smallest
+    assert _size_set("16,32", [1, 4, 32], 4) == {16, 32}
