@@ -247,7 +247,8 @@ def processes_lines(processes):
     if not processes:
         return []
     lines = ["", "## Builder processes (one {kind} device, every model cold, emulated build "
-             "{emulated_build_s:g} s)".format(**processes), "",
+             "{emulated_build_s:g} s, builds polled every {poll_s:g} s)".format(
+                 **dict({"poll_s": 5}, **processes)), "",
              "| engine_build_processes | wall s | builder task s on the device "
              "| ctrl CPU s | builds | rc |", "|---|---:|---:|---:|---:|---:|"]
     for mode, step in processes["runs"].items():
