@@ -21,9 +21,8 @@ from bench.seed import ROOT_DIR
 MEASURED = Path(__file__).resolve().parent / "measured.py"
 BASELINE = Path(__file__).resolve().parent / "manual_baseline.py"
 FLEET_VARS = REPO_ROOT / "tests" / "integration" / "fleet_vars"
-# The project's callbacks (ansible.cfg) plus the benchmark's task timeline.
-CALLBACK_PATHS = [REPO_ROOT / "plugins" / "callback",
-                  Path(__file__).resolve().parent / "callback_plugins"]
+# The benchmark's task timeline, enabled next to the project's callbacks (of the tree that runs).
+BENCH_CALLBACKS = Path(__file__).resolve().parent / "callback_plugins"
 CALLBACKS = "engine_summary,bench_timeline"
 SETTLE_TIMEOUT_S = 10.0
 
@@ -126,7 +125,7 @@ def playbook_step(label, fleet, workload, *, store_dir, scope, log_dir,
         command = [sys.executable, "-m", "cProfile", "-o",
                    str(Path(profile_dir) / "{}.prof".format(label))] + command
     since = time.time()
-    callbacks = [Path(tree) / "plugins" / "callback"] + CALLBACK_PATHS[1:]
+    callbacks = [Path(tree) / "plugins" / "callback", BENCH_CALLBACKS]
 
     def env_for(control):
         return _ansible_env(

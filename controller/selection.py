@@ -116,7 +116,7 @@ class VarOrigin:
     """Finds the inventory file a host's variable comes from (host_vars before group_vars).
 
     Every file is looked up and parsed once per run: the preflight asks for every host's
-    every variable (at 32 devices, uncached, 300 parses were 0.9 s of a 1.4 s preflight).
+    every variable (at 32 devices, uncached, 300 parses were 0.9 s of the preflight's 1.1 s).
     """
 
     def __init__(self, inventory_sources: list[str], playbook_dir: str | None):
