@@ -200,17 +200,10 @@ def _up_locked(fleet_dir, plan, build_seconds_text, *, port, owner_pid, with_jet
             raise FleetError("ssh-keygen failed for a device host key (exit {})".format(
                 job.returncode))
 
-    holders = [_start_holder(device) for device in devices]
-    for host, device, holder in zip(hosts, devices, holders):
-        line = holder.stdout.readline().strip()
-        holder.stdout.close()
-        if line != "ready":
-            holder.wait(5)
-            raise FleetError("device {} did not come up: {} (see {})".format(
-                host["name"], line or "holder exited {}".format(holder.returncode), device.log))
-        host["holder_pid"] = holder.pid
-        host["namespace"] = procs.mount_namespace(holder.pid)
+    failures = _start_holders(hosts, devices)
     _save_state(fleet_dir, state)
+    if failures:
+        raise FleetError("; ".join(failures))
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda h: sshd_ctl.start(h["holder_pid"]), hosts))
@@ -228,6 +221,28 @@ def _up_locked(fleet_dir, plan, build_seconds_text, *, port, owner_pid, with_jet
         inventory.inventory_text(fleet_dir, hosts, client_key, known_hosts))
     state["state"] = "up"
     return state
+
+
+def _start_holders(hosts, devices):
+    """Start every device's holder; its pid and namespace go into its host record.
+
+    Every holder reports (ready, or its exit) and is recorded before a failure is raised: a
+    holder still starting when `down` looks could be caught before it left our mount
+    namespace, and outlive the cleanup.
+    """
+    holders = [_start_holder(device) for device in devices]
+    failures = []
+    for host, device, holder in zip(hosts, devices, holders):
+        line = holder.stdout.readline().strip()
+        holder.stdout.close()
+        if line == "ready":
+            host["holder_pid"] = holder.pid
+            host["namespace"] = procs.mount_namespace(holder.pid)
+        else:
+            holder.wait(5)
+            failures.append("device {} did not come up: {} (see {})".format(
+                host["name"], line or "holder exited {}".format(holder.returncode), device.log))
+    return failures
 
 
 def _start_holder(device):
@@ -252,12 +267,21 @@ def down(fleet_dir):
 def _down_locked(fleet_dir):
     state = load_state(fleet_dir) or {"dir": str(fleet_dir), "hosts": []}
     faults.stop_watchers(fleet_dir)
+    own = procs.mount_namespace(os.getpid())
     namespaces = {h["namespace"] for h in state["hosts"] if h.get("namespace")}
-    namespaces |= {procs.mount_namespace(pid)
-                   for pid in procs.holders_of(fleet_dir / "devices").values()}
+    # A holder that has not unshared yet (a crashed `up` caught it starting) is still in our
+    # namespace, which is never killed whole: that holder is killed by pid.
+    unshared = []
+    for pid in procs.holders_of(fleet_dir / "devices").values():
+        namespace = procs.mount_namespace(pid)
+        if namespace == own:
+            unshared.append(pid)
+        else:
+            namespaces.add(namespace)
     namespaces.discard(None)
-    namespaces.discard(procs.mount_namespace(os.getpid()))  # never our own
-    survivors = [pid for ns in namespaces for pid in procs.kill_namespace(ns)]
+    namespaces.discard(own)
+    survivors = procs.kill_all(unshared)
+    survivors += [pid for ns in namespaces for pid in procs.kill_namespace(ns)]
     _detach_loops(fleet_dir)
     released = addresses.release(fleet_dir)
     for host in state["hosts"]:
