@@ -113,6 +113,7 @@ def run_preflight(catalog_path: str, hosts: list[str], hostvars, inventory_sourc
         # A path the inventory does not set is the role's default (not checked per host).
         values = {v.name: host_vars.get(v.name, None if v.type == "path" else v.default)
                   for v in schema.USER_VARIABLES}
+        values.update({name: host_vars[name] for name in schema.RETIRED if name in host_vars})
         values_by_host[host] = values
 
         def where(key, host=host, groups=groups):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
+from pathlib import Path
 
 from builder.atomic import write_text
 
+from . import runlock
 from .attempts import ATTEMPTS_NAME, read_attempts, updated_attempts
 from .report_html import engine_store_document
 from .store import EngineStore, write_json_atomic
@@ -56,6 +59,31 @@ def run_report(plan: dict, hostvars, hosts: list[str], active: set, store_dir: s
     written = write_reports(store, documents)
     notes += store.notes
     return rows, written, notes
+
+
+def finish_run(plan: dict, hostvars, hosts: list[str], active: set, store_dir: str, *,
+               check_mode: bool) -> dict:
+    """The run's last step, as a task result: the summary rows (``summary_rows``, which the
+    engine_summary callback prints), the store's reports where they changed, then the run lock
+    released (by the run's ansible-playbook process, the parent of the worker running this).
+    ``failed`` when an engine failed, so that the run's exit code says so."""
+    try:
+        rows, written, notes = run_report(plan, hostvars, hosts, active, store_dir,
+                                          check_mode=check_mode)
+    finally:
+        if store_dir and not check_mode:
+            runlock.release(Path(store_dir), os.getppid())
+    failed = [row for row in rows if row["status"] == "failed"]
+    result = {"failed_rows": failed, "written": written, "notes": notes,
+              "changed": bool(written), "msg": "reports written: {}".format(
+                  ", ".join(written) or "none (unchanged)")}
+    if plan:  # no plan (the run stopped before it): no rows to show
+        result["summary_rows"] = rows
+    if failed:
+        result.update(failed=True, msg="{} engine(s) failed: {} (reasons in the summary "
+                      "below)".format(len(failed), ", ".join(
+                          "{}/{}".format(row["host"], row["model"]) for row in failed)))
+    return result
 
 
 def _record_attempts(store: EngineStore, plan: dict, rows: list) -> None:

@@ -74,9 +74,6 @@ USER_VARIABLES = (
     Variable("engine_store_wait_s", "int", 3600,
              "how long a run waits for another run that holds the store; 0: stop at once",
              minimum=0, maximum=86400),
-    Variable("engine_deploy_after_build", "bool", False,
-             "build_engines.yml then runs deploy_engines.yml on the devices of the run (when "
-             "every build succeeded)"),
     Variable("jetson_env_pip_index_url", "str", "",
              "empty: offline devices get the wheels from the controller; or a package index "
              "the devices reach (may hold credentials: never printed)", secret=True),
@@ -86,6 +83,14 @@ USER_VARIABLES = (
 )
 
 BY_NAME = {variable.name: variable for variable in USER_VARIABLES}
+# Variables that no longer exist -> what to do instead. The preflight names a host that still
+# sets one: a setting that silently does nothing would be worse than a stopped run.
+RETIRED = {
+    "engine_deploy_after_build": (
+        "To deploy what a build run built, name both playbooks in one command: "
+        "ansible-playbook build_engines.yml deploy_engines.yml -i <inventory> (the deploy runs "
+        "when every build succeeded); then remove the variable"),
+}
 # Variables that must be equal on every host of a run (they name controller-side things).
 FLEET_WIDE = ("engine_catalog", "engine_store_dir", "engine_graph_allowed_dirs",
               "engine_fetch_max_mib", "engine_store_wait_s")

@@ -195,6 +195,9 @@ class HostChecker:
             text = schema.problem_with(variable, self.values[variable.name])
             if text:
                 self.problem(variable.name, text, schema.fix_for(variable))
+        for name, instead in schema.RETIRED.items():
+            if name in self.values:
+                self.problem(name, "this variable was retired", instead + ".")
         self.check_models(self.values.get("engine_models"))
         catalog = self.values.get("engine_catalog")
         if catalog and os.path.realpath(catalog) != self.catalog_path:

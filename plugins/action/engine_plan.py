@@ -1,8 +1,13 @@
-"""The plan (controller only, once per run): see controller/plan.py."""
+"""The plan (controller only, once per run): see controller/plan.py.
+
+A run with nothing pending (a no-op rerun) or in check mode ends with the plan: this step then
+also finishes the run (controller/report.py finish_run: the summary rows, the store's reports,
+the run lock released) and says so with ``reported``, so that the play ends without one more
+controller step (bench/README.md: what a no-op costs)."""
 
 from __future__ import annotations
 
-from controller import plan, trust
+from controller import plan, report, trust
 from controller.action import ControllerAction
 from controller.device import device_platform
 from controller.preflight import selections_from
@@ -10,11 +15,13 @@ from controller.store import EngineStore
 
 
 class ActionModule(ControllerAction):
-    ARGS = ("selections", "catalog", "catalog_path", "store_dir", "hosts")
+    FROM_RUN = {"preflight": "preflight_result", "hosts": "ansible_play_hosts",
+                "hosts_all": "ansible_play_hosts_all"}
 
     def decide(self, args, task_vars):
         hostvars = task_vars["hostvars"]
-        catalog = args["catalog"]
+        checked = args["preflight"]
+        catalog = checked["catalog"]
         engines = {name: spec["engine"] for name, spec in catalog.items()}
         devices, refused = {}, {}
         for host in args["hosts"]:
@@ -25,10 +32,10 @@ class ActionModule(ControllerAction):
                 devices[host] = device_platform(host, facts, engines)
             except trust.Untrusted as error:
                 refused[host] = str(error)
-        result = plan.make_plan(selections_from(args["selections"]), devices, catalog,
-                                EngineStore(args["store_dir"], read_only=self.check_mode),
+        result = plan.make_plan(selections_from(checked["selections"]), devices, catalog,
+                                EngineStore(checked["store_dir"], read_only=self.check_mode),
                                 check_mode=self.check_mode,
-                                catalog_path=args["catalog_path"])
+                                catalog_path=checked["catalog_file"])
         result["refused_hosts"] = refused
         result["devices"] = {host: device.as_dict() for host, device in devices.items()}
         lines = plan.plan_lines(result) + ["{}: refused: {}".format(h, r)
@@ -37,4 +44,12 @@ class ActionModule(ControllerAction):
             return dict(result, failed=True, msg=lines + result["notes"])
         self.say(lines + result["notes"])
         # The plan is the result: registered as engine_plan_result (playbooks/tasks/plan.yml).
+        if result["pending"] == 0 or self.check_mode:
+            finished = report.finish_run(result, hostvars, list(args["hosts_all"]),
+                                         set(args["hosts"]), checked["store_dir"],
+                                         check_mode=self.check_mode)
+            result.update(reported=True, report=finished,
+                          summary_rows=finished.get("summary_rows", []))
+            if finished.get("failed"):
+                result.update(failed=True, msg=finished["msg"])
         return result

@@ -21,11 +21,16 @@ except ImportError as error:  # the first plugin of a run: say how to fix the co
 
 
 class ActionModule(ControllerAction):
-    ARGS = ("hosts", "catalog_path", "store_dir", "store_wait_s")
+    OPTIONAL_ARGS = ("catalog_path", "store_dir", "store_wait_s")
+    FROM_RUN = {"hosts": "ansible_play_hosts_all"}
 
     def decide(self, args, task_vars):
+        # engine_catalog, engine_store_dir, engine_store_wait_s: the run's values, else the
+        # defaults of controller/schema.py; a task may pass them as arguments instead.
+        catalog_path = args.get("catalog_path") or self.setting(task_vars, "engine_catalog")
+        store_dir = args.get("store_dir") or self.setting(task_vars, "engine_store_dir")
         checked = preflight.run_preflight(
-            args["catalog_path"], list(args["hosts"]), task_vars["hostvars"],
+            catalog_path, list(args["hosts"]), task_vars["hostvars"],
             task_vars.get("ansible_inventory_sources") or [], task_vars.get("playbook_dir"))
         problems = checked["problems"]
         if problems:
@@ -34,14 +39,15 @@ class ActionModule(ControllerAction):
                         len(problems), "\n".join(problems))}
         if not self.check_mode:
             # The workers' parent is the run's ansible-playbook process: it holds the lock.
-            runlock.acquire(Path(args["store_dir"]), os.getppid(), " ".join(sys.argv),
-                            int(args["store_wait_s"]), say=Display().display)
+            wait_s = args.get("store_wait_s", self.setting(task_vars, "engine_store_wait_s"))
+            runlock.acquire(Path(store_dir), os.getppid(), " ".join(sys.argv), int(wait_s),
+                            say=Display().display)
         message = "Preflight OK: {} host(s), models {}".format(
             len(args["hosts"]), ", ".join(checked["catalog"]) or "(none)")
         self.say([message] + checked["notes"])
         return {"notes": checked["notes"], "msg": message,
                 # Every host reads them from the task's register (controller/action.py).
                 "catalog": checked["catalog"],
-                "store_dir": args["store_dir"],
-                "catalog_file": os.path.realpath(args["catalog_path"]),
+                "store_dir": store_dir,
+                "catalog_file": os.path.realpath(catalog_path),
                 "selections": checked["selections"]}

@@ -17,7 +17,8 @@ description:
     C(progress_interval) seconds per host (Ansible polls more often than a person reads).
   - After the play recap, prints one line per host and model (built / collected / cached /
     shared / failed with its reason) as computed by the engine_report action (its result's
-    C(summary_rows)) or by the deploy (handed over with set_stats under C(engine_summary)).
+    C(summary_rows); the engine_plan action's when that finished the run) or by the deploy
+    (handed over with set_stats under C(engine_summary)).
   - Adds the hosts that were unreachable or failed before the plan existed, with the message
     Ansible gave, so every host of the run appears in the table.
 requirements:
@@ -41,9 +42,10 @@ FAILED = "failed"
 CONTROLLER = "controller"
 CONTROLLER_ACTIONS = ("engine_preflight", "engine_plan", "engine_onnx", "engine_round",
                       "engine_report")
-# Its result carries the summary rows; it fails the run when a row failed, which the table
-# shows, so that failure is not the controller's.
-REPORT_ACTION = "engine_report"
+# Their results carry the summary rows (the plan's when it finished a run with nothing pending,
+# or in check mode); they fail the run when a row failed, which the table shows, so that failure
+# is not the controller's.
+REPORT_ACTIONS = ("engine_report", "engine_plan")
 
 
 SUMMARY_COLUMNS = ("HOST", "MODEL", "PLATFORM", "VARIANT", "STATUS", "DETAIL")
@@ -234,7 +236,7 @@ class CallbackModule(CallbackBase):
 
     def _take_report_rows(self, result):
         """True when ``result`` is the report's, with the run's summary rows."""
-        if result._task.action != REPORT_ACTION or "summary_rows" not in result._result:
+        if result._task.action not in REPORT_ACTIONS or "summary_rows" not in result._result:
             return False
         self.report_rows = result._result["summary_rows"]
         return True

@@ -240,6 +240,11 @@ def test_second_run_changes_nothing(runner, timings):
     assert run.builds() == [], run.describe()
     recap = run.recap()
     assert recap and all(counts["changed"] == 0 for counts in recap.values()), recap
+    # Nothing else ran than the facts on every device and, counted on the first host, the
+    # preflight and the plan, which also reported.
+    assert sorted(counts["ok"] for counts in recap.values()) == [1] * (len(recap) - 1) + [3], \
+        recap
+    assert "Summarize each host and model" not in run.output, run.describe()
     assert store_snapshot(runner.store) == before
     assert run.returncode == 0, run.describe()
     assert run.rows_by("failed") == []

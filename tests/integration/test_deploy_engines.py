@@ -379,3 +379,24 @@ def test_dropped_connection_mid_copy_leaves_a_complete_current(fleet, deployer, 
     assert statuses(rerun)[("nano-2", V2)] == "deployed", rerun.describe()
     version, engine, manifest = current_of(fleet, "nano-2", V2)
     assert version == fp32_version and sha256_bytes(engine) == manifest["engine_sha256"]
+
+
+@pytest.mark.fleet
+def test_build_then_deploy_in_one_command(fleet, builder, timings):
+    """What the preflight advises a host that still sets engine_deploy_after_build: both
+    playbooks in one ansible-playbook command; the deploy runs after a build that succeeded."""
+    class BuildThenDeploy(type(builder)):
+        def command(self, *args, extra_vars=None):
+            command = super().command(*args, extra_vars=extra_vars)
+            deploy = command[1].replace("build_engines.yml", "deploy_engines.yml")
+            return command[:2] + [deploy] + command[2:]
+
+    runner = BuildThenDeploy(builder.fleet, builder.catalog, builder.store, builder.models,
+                             builder.log_dir)
+    runner.runs = 200
+    run = timed(timings, "build_then_deploy", runner.run(extra_vars=SETTINGS))
+    assert run.returncode == 0, run.describe()
+    assert run.builds() == [], run.describe()  # the store had every engine
+    assert run.output.count("ENGINE SUMMARY") == 2, run.describe()  # the build's, the deploy's
+    assert len(statuses(run)) == len(fleet.names) * len(MODELS), run.describe()
+    assert set(statuses(run).values()) <= {"deployed", "up to date"}, run.describe()

@@ -118,6 +118,19 @@ def test_the_product_command_stops_at_preflight(sim, tmp_path):
     assert_no_device_touched(sim)
 
 
+def test_a_retired_variable_stops_the_run_and_says_what_to_do_instead(sim, tmp_path):
+    fleet_vars = copy_fleet_vars(tmp_path / "vars")
+    edit_yaml(fleet_vars / "group_vars" / "all.yml", engine_deploy_after_build=True)
+    result = run_preflight(sim, fleet_vars, playbook_path=PRODUCT_PLAYBOOK)
+    assert result.rc != 0
+    for host in sim.hosts:
+        assert (f"host '{host}', file group_vars/all.yml ({fleet_vars}/group_vars/all.yml), "
+                "key 'engine_deploy_after_build': this variable was retired. To deploy what a "
+                "build run built, name both playbooks in one command: ansible-playbook "
+                "build_engines.yml deploy_engines.yml") in result.out
+    assert_no_device_touched(sim)
+
+
 def catalog_with(tmp_path, sim, **changes):
     """A copy of the fleet's catalog in its own directory, one model, with ``changes``."""
     catalog_dir = tmp_path / "catalog"

@@ -1,11 +1,13 @@
 """The controller's plan (controller/plan.py): per-host selections, build keys, ranks, rounds,
 and the summary made from it: pure functions on hand-made facts, no Ansible run."""
 
+import os
+
 import pytest
 
 from builder.commands.check import catalog_report
 from controller import plan as planning
-from controller import summary
+from controller import report, runlock, summary
 from controller.device import device_platform
 from controller.selection import EngineOptions, HostSelection
 from controller.store import EngineStore
@@ -156,6 +158,24 @@ def test_unsupported_platforms_are_never_pending(catalog, tmp_path):
                 catalog, tmp_path)
     assert plan["pending"] == 0
     assert plan["hosts"]["orin-1"]["models"]["m1"]["refused"] == "TensorRT 10 has no UFF"
+
+
+def test_a_run_the_plan_finishes_fails_on_a_refused_model_and_releases_the_lock(catalog,
+                                                                                tmp_path):
+    """Nothing pending: the plan step finishes the run (plugins/action/engine_plan.py)."""
+    store = tmp_path / "store"
+    plan = make(devices({"orin-1": "jetson-agx-orin_l4t36.4.3_trt10.3.0"}, supported=False),
+                catalog, store)
+    # The run's ansible-playbook process holds the lock: the parent of the step's worker.
+    assert runlock.acquire(store, os.getppid(), "ansible-playbook build_engines.yml", 0,
+                           say=print)
+    finished = report.finish_run(plan, {}, ["orin-1"], {"orin-1"}, str(store),
+                                 check_mode=False)
+    assert finished["failed"] is True
+    assert [(row["model"], row["status"]) for row in finished["summary_rows"]] == [
+        ("m1", "failed"), ("m2", "failed")]
+    assert "orin-1/m1, orin-1/m2" in finished["msg"]
+    assert not (store / runlock.RUN_LOCK_NAME).exists()
 
 
 def test_work_of_models_no_longer_selected_is_removed(catalog, tmp_path):
