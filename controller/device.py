@@ -57,11 +57,11 @@ def _work_state(host: str, models: dict, engine_names: dict[str, str]) -> dict:
         listed = state if isinstance(state, dict) else {}
         graphs = listed.get("graphs") if isinstance(listed.get("graphs"), dict) else {}
         engines = listed.get("engines") if isinstance(listed.get("engines"), dict) else {}
-        manifest = listed.get("manifest") if isinstance(listed.get("manifest"), dict) else {}
+        build_key = listed.get("build_key") if isinstance(listed.get("build_key"), str) else None
         engine = engine_names.get(model)
         work[model] = {
             "graphs": {name: digest for name, digest in graphs.items() if isinstance(digest, str)},
-            "engine_build_key": manifest.get("build_key") if engine in engines else None,
+            "engine_build_key": build_key if engine in engines else None,
         }
     return work
 

@@ -135,7 +135,11 @@ ansible_facts:
           description:
             - One entry per directory in C(<root_dir>/work/) with C(graphs) (file name ->
               sha256 of every C(.pb) and C(.onnx) file), C(engines) (file name -> size in
-              bytes of every C(.bin) file) and C(manifest) (parsed C(manifest.json) or null).
+              bytes of every C(.bin) file) and C(build_key) (the C(build_key) of
+              C(manifest.json), or null when it is absent or unreadable).
+            - Only the build key of the manifest comes back, not the manifest: the controller
+              needs no more, and each string of a result costs the controller time to carry
+              and to copy into the host's variables for every later task.
           type: dict
     jetson_deployed:
       description: Installed engines under O(install_root) (only when O(install_root) is set).
@@ -188,10 +192,11 @@ def model_state(model_dir):
             graphs[name] = file_sha256(path)
         elif name.endswith(".bin"):
             engines[name] = os.path.getsize(path)
+    manifest = read_json(os.path.join(model_dir, "manifest.json"))
     return {
         "graphs": graphs,
         "engines": engines,
-        "manifest": read_json(os.path.join(model_dir, "manifest.json")),
+        "build_key": manifest.get("build_key") if isinstance(manifest, dict) else None,
     }
 
 

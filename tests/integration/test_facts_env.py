@@ -115,10 +115,10 @@ def test_module_reports_the_device_side_state(tmp_path):
     assert got["models"]["ssd_a"] == {
         "graphs": {"frozen_inference_graph.pb": hashlib.sha256(b"graph bytes").hexdigest()},
         "engines": {"TRT_ssd_a.bin": 1234},
-        "manifest": {"build_key": "k1"},
+        "build_key": "k1",
     }
     # A half-written manifest is reported as absent, not as a crash.
-    assert got["models"]["ssd_b"] == {"graphs": {}, "engines": {}, "manifest": None}
+    assert got["models"]["ssd_b"] == {"graphs": {}, "engines": {}, "build_key": None}
 
 
 def test_module_reports_the_installed_engines_under_install_root(tmp_path):

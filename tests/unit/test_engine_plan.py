@@ -178,6 +178,16 @@ def test_a_run_the_plan_finishes_fails_on_a_refused_model_and_releases_the_lock(
     assert not (store / runlock.RUN_LOCK_NAME).exists()
 
 
+def test_the_work_dir_engine_counts_by_the_build_key_the_device_reports(catalog, tmp_path):
+    """jetson_facts sends each work dir's manifest build key, not the manifest."""
+    work = {"nano-1": {"m1": {"graphs": {}, "engines": {"TRT_m1.bin": 5}, "build_key": "k1"},
+                       "m2": {"graphs": {}, "engines": {"TRT_m2.bin": 5},
+                              "build_key": {"not": "a key"}}}}
+    device = devices({"nano-1": NANO}, work=work)["nano-1"]
+    assert device.work["m1"]["engine_build_key"] == "k1"
+    assert device.work["m2"]["engine_build_key"] is None
+
+
 def test_work_of_models_no_longer_selected_is_removed(catalog, tmp_path):
     work = {"nano-1": {"old_model": {"graphs": {"old.pb": "a" * 64}, "engines": {}}}}
     plan = make(devices({"nano-1": NANO}, work=work), catalog, tmp_path)
