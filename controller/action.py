@@ -45,14 +45,13 @@ class ControllerAction(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
     ARGS: tuple[str, ...] = ()  # required
-    OPTIONAL_ARGS: tuple[str, ...] = ()
     # argument -> the run's variable it is read from when the task does not pass it (None when
     # the run has no such variable yet, e.g. no plan after a failed preflight).
     FROM_RUN: dict[str, str] = {}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._VALID_ARGS = frozenset(self.ARGS + self.OPTIONAL_ARGS) | frozenset(self.FROM_RUN)
+        self._VALID_ARGS = frozenset(self.ARGS) | frozenset(self.FROM_RUN)
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)

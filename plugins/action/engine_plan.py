@@ -48,8 +48,8 @@ class ActionModule(ControllerAction):
             finished = report.finish_run(result, hostvars, list(args["hosts_all"]),
                                          set(args["hosts"]), checked["store_dir"],
                                          check_mode=self.check_mode)
-            result.update(reported=True, report=finished,
-                          summary_rows=finished.get("summary_rows", []))
-            if finished.get("failed"):
-                result.update(failed=True, msg=finished["msg"])
+            # The report's keys beside the plan's: the summary rows for the callback, what was
+            # written (changed), failed with its message when an engine failed.
+            report_notes = finished.pop("notes")
+            result.update(finished, reported=True, report_notes=report_notes)
         return result

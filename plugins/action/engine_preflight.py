@@ -21,14 +21,13 @@ except ImportError as error:  # the first plugin of a run: say how to fix the co
 
 
 class ActionModule(ControllerAction):
-    OPTIONAL_ARGS = ("catalog_path", "store_dir", "store_wait_s")
     FROM_RUN = {"hosts": "ansible_play_hosts_all"}
 
     def decide(self, args, task_vars):
         # engine_catalog, engine_store_dir, engine_store_wait_s: the run's values, else the
-        # defaults of controller/schema.py; a task may pass them as arguments instead.
-        catalog_path = args.get("catalog_path") or self.setting(task_vars, "engine_catalog")
-        store_dir = args.get("store_dir") or self.setting(task_vars, "engine_store_dir")
+        # defaults of controller/schema.py.
+        catalog_path = self.setting(task_vars, "engine_catalog")
+        store_dir = self.setting(task_vars, "engine_store_dir")
         checked = preflight.run_preflight(
             catalog_path, list(args["hosts"]), task_vars["hostvars"],
             task_vars.get("ansible_inventory_sources") or [], task_vars.get("playbook_dir"))
@@ -39,8 +38,8 @@ class ActionModule(ControllerAction):
                         len(problems), "\n".join(problems))}
         if not self.check_mode:
             # The workers' parent is the run's ansible-playbook process: it holds the lock.
-            wait_s = args.get("store_wait_s", self.setting(task_vars, "engine_store_wait_s"))
-            runlock.acquire(Path(store_dir), os.getppid(), " ".join(sys.argv), int(wait_s),
+            wait_s = int(self.setting(task_vars, "engine_store_wait_s"))
+            runlock.acquire(Path(store_dir), os.getppid(), " ".join(sys.argv), wait_s,
                             say=Display().display)
         message = "Preflight OK: {} host(s), models {}".format(
             len(args["hosts"]), ", ".join(checked["catalog"]) or "(none)")
