@@ -38,6 +38,9 @@ class ActionModule(ControllerAction):
                                 catalog_path=checked["catalog_file"])
         result["refused_hosts"] = refused
         result["devices"] = {host: device.as_dict() for host, device in devices.items()}
+        # Always set, so that the play's end_play condition needs no default filter: the main
+        # process would import every filter plugin for it (playbooks/build_engines.yml).
+        result["reported"] = False
         lines = plan.plan_lines(result) + ["{}: refused: {}".format(h, r)
                                            for h, r in sorted(refused.items())]
         if refused:
