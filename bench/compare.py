@@ -63,7 +63,8 @@ def compare(args):
                     print("  {} no-op {} ...".format(name, rep + 1), end=" ", flush=True)
                     record = steps.playbook_step("{}-noop-{}".format(name, rep), fleet, workload,
                                                  store_dir=store, scope="platform",
-                                                 log_dir=bench.logs, tree=tree)
+                                                 log_dir=bench.logs, tree=tree,
+                                                 with_timeline=False)
                     print("{:.1f} s, rc {}".format(record["wall_s"], record["rc"]), flush=True)
                     if record["rc"] != 0:
                         raise BenchError("the {} no-op failed, see {}".format(name,

@@ -277,7 +277,7 @@ class Benchmark:
                     self.seed.harvest(fleet)
                     env_pending = False
                 noop = self._step("{}-{}-noop".format(size, scope), fleet, workload, store,
-                                  scope)
+                                  scope, with_timeline=False)
                 more = self._platform_extras(size, fleet, workload, store) \
                     if scope == "platform" else {}
                 workload.change_graph(workload.models[0])
@@ -333,7 +333,7 @@ class Benchmark:
                 label = "{}-platform-f{}".format(size, forks)
                 runs[str(forks)] = {
                     "noop": self._step(label + "-noop", fleet, workload, store, "platform",
-                                       args=["--forks", str(forks)]),
+                                       args=["--forks", str(forks)], with_timeline=False),
                     "ping": self._ping(label + "-ping", fleet, args=["--forks", str(forks)])}
             check = self._step("{}-platform-check".format(size), fleet, workload, store,
                                "platform", args=["--check"])

@@ -23,7 +23,8 @@ BASELINE = Path(__file__).resolve().parent / "manual_baseline.py"
 FLEET_VARS = REPO_ROOT / "tests" / "integration" / "fleet_vars"
 # The benchmark's task timeline, enabled next to the project's callbacks (of the tree that runs).
 BENCH_CALLBACKS = Path(__file__).resolve().parent / "callback_plugins"
-CALLBACKS = "engine_summary,bench_timeline"
+CALLBACKS = "engine_summary"
+TIMELINE_CALLBACK = "bench_timeline"
 SETTLE_TIMEOUT_S = 10.0
 
 
@@ -34,6 +35,29 @@ def ansible_playbook():
         raise BenchError("ansible-playbook not found next to {} nor on PATH: run the benchmark "
                          "with the project's venv python (make venv)".format(sys.executable))
     return found
+
+
+def inventory_args(fleet):
+    """The inventory sources of every measured command on ``fleet``, the ping's too: the
+    fleet's hosts and the simulated fleet's group_vars."""
+    return ["-i", str(fleet.inventory), "-i", str(FLEET_VARS)]
+
+
+_COMPILED = set()
+
+
+def compile_tree(tree):
+    """Write the bytecode of the tree's Python once, as any first run does on a machine that
+    writes bytecode. Machines with PYTHONDONTWRITEBYTECODE set (ours) otherwise
+    compile the controller package and the plugins anew in every ansible-playbook run (60 ms
+    of CPU), which no user pays twice and a ping (ansible-core's bytecode is installed) never
+    pays."""
+    tree = Path(tree).resolve()
+    if tree not in _COMPILED:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "controller"),
+                        str(tree / "builder"), str(tree / "plugins")],
+                       check=True, capture_output=True)
+        _COMPILED.add(tree)
 
 
 def _measure(command, log_path, env=None, control_dir=None, cwd=REPO_ROOT):
@@ -111,27 +135,36 @@ def _measured_on_fleet(fleet, command, log_path, env_for, cwd=REPO_ROOT):
 
 
 def playbook_step(label, fleet, workload, *, store_dir, scope, log_dir,
-                  playbook="build_engines.yml", args=(), tree=REPO_ROOT):
+                  playbook="build_engines.yml", args=(), tree=REPO_ROOT, with_timeline=True):
     """One `ansible-playbook PLAYBOOK` run (build_engines.yml unless said), exactly as users
     run it; ``args``: more ansible-playbook arguments (--check, --forks N); ``tree``: the
-    checkout whose playbooks, plugins and controller package run (bench/compare.py)."""
+    checkout whose playbooks, plugins and controller package run (bench/compare.py);
+    ``with_timeline``: record the task timeline (the benchmark's own callback: off for the steps
+    compared with a ping, which would pay for none)."""
     log_path = Path(log_dir) / "{}.log".format(label)
     timeline_path = Path(log_dir) / "{}.timeline.json".format(label)
-    extra = json.dumps({"engine_models": workload.models, "engine_build_scope": scope})
-    command = [ansible_playbook(), playbook, "-i", fleet.inventory, "-i", FLEET_VARS,
-               "-e", extra, *args]
+    # The catalog and the store as plain values, as a user's inventory gives them (or leaves
+    # them to their defaults): the fleet's group_vars compute them with an env lookup for the
+    # tests, a template the preflight would compile and run on every run (bench/README.md).
+    extra = json.dumps({"engine_models": workload.models, "engine_build_scope": scope,
+                        "engine_catalog": str(workload.catalog),
+                        "engine_store_dir": str(store_dir)})
+    command = [ansible_playbook(), playbook, *inventory_args(fleet), "-e", extra, *args]
     profile_dir = os.environ.get("BENCH_PROFILE_DIR")
     if profile_dir:  # cProfile of ansible-playbook's main process (its workers are forks)
         command = [sys.executable, "-m", "cProfile", "-o",
                    str(Path(profile_dir) / "{}.prof".format(label))] + command
     since = time.time()
-    callbacks = [Path(tree) / "plugins" / "callback", BENCH_CALLBACKS]
+    callback_dirs = [Path(tree) / "plugins" / "callback", BENCH_CALLBACKS]
+    callbacks = CALLBACKS + ("," + TIMELINE_CALLBACK if with_timeline else "")
+    compile_tree(tree)
 
     def env_for(control):
         return _ansible_env(
             control, ENGINE_TEST_CATALOG=str(workload.catalog), ENGINE_TEST_STORE=str(store_dir),
-            ANSIBLE_CALLBACK_PLUGINS=os.pathsep.join(str(p) for p in callbacks),
-            ANSIBLE_CALLBACKS_ENABLED=CALLBACKS, BENCH_TIMELINE_FILE=str(timeline_path),
+            ANSIBLE_CALLBACK_PLUGINS=os.pathsep.join(str(p) for p in callback_dirs),
+            ANSIBLE_CALLBACKS_ENABLED=callbacks,
+            BENCH_TIMELINE_FILE=str(timeline_path),
             # the tree's own controller package, before the venv's path to this clone
             PYTHONPATH=str(tree))
 
@@ -150,8 +183,8 @@ def ping_step(label, fleet, log_dir, args=()):
     """`ansible all -m ansible.builtin.ping` on the same fleet, with the same ansible.cfg:
     the floor a run with one remote execution per device is compared with."""
     log_path = Path(log_dir) / "{}.log".format(label)
-    command = [str(Path(ansible_playbook()).with_name("ansible")), "all",
-               "-i", fleet.inventory, "-m", "ansible.builtin.ping", *args]
+    command = [str(Path(ansible_playbook()).with_name("ansible")), "all", *inventory_args(fleet),
+               "-m", "ansible.builtin.ping", *args]
     measured, per_device = _measured_on_fleet(fleet, command, log_path, _ansible_env)
     return _record(label, fleet, measured, per_device=per_device, builds={},
                    log_path=log_path)
