@@ -189,17 +189,20 @@ def noop_vs_ping_lines(entries, cfg_forks):
              "Platform scope, the store already complete. forks `cfg` is ansible.cfg's. "
              "Controller CPU is of the whole process tree; peak RSS is the largest single "
              "process, peak tree PSS the most memory the whole tree held at once (sampled); "
-             "KiB sent are bytes on the wire to each device.", "",
-             "| devices | forks | no-op wall s | ping wall s | wall ratio | no-op CPU s/device "
-             "| ping CPU s/device | CPU ratio | no-op KiB sent/device | ping KiB sent/device "
+             "KiB sent are bytes on the wire to each device. Each figure is the median over "
+             "the pairs run (each no-op followed at once by a ping).", "",
+             "| devices | forks | pairs | no-op wall s | ping wall s | wall ratio "
+             "| no-op CPU s/device | ping CPU s/device | CPU ratio | no-op KiB sent/device "
+             "| ping KiB sent/device "
              "| bytes ratio | peak RSS MiB no-op / ping | peak tree PSS MiB no-op / ping "
              "| --check wall s, execs/device |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"]
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"]
     for size, forks, noop, ping, check in pairs:
         lines.append(
-            "| {} | {} | {:.1f} | {:.1f} | {} | {:.3f} | {:.3f} | {} | {} | {} | {} | {} / {} "
+            "| {} | {} | {} | {:.1f} | {:.1f} | {} | {:.3f} | {:.3f} | {} | {} | {} | {} | {} / {} "
             "| {} / {} | {:.1f}, {:g} |".format(
-                size, forks, noop["wall_s"], ping["wall_s"], _x(noop["wall_s"], ping["wall_s"]),
+                size, forks, len(noop.get("reps") or [noop]), noop["wall_s"], ping["wall_s"],
+                _x(noop["wall_s"], ping["wall_s"]),
                 noop["controller_cpu_per_device_s"], ping["controller_cpu_per_device_s"],
                 _x(noop["controller_cpu_s"], ping["controller_cpu_s"]),
                 _kb(noop["bytes_to_device_per_device"]), _kb(ping["bytes_to_device_per_device"]),

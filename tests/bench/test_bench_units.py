@@ -7,7 +7,7 @@ import pytest
 
 from bench import png_chart, report, sshd_log, timeline
 from bench.fleet_session import mixed_hosts
-from bench.run import _size_set, single_model_floor
+from bench.run import _size_set, median_record, single_model_floor
 from bench.workload import _varint
 
 LOG = """\
@@ -177,3 +177,16 @@ def test_default_size_sets_keep_to_their_range():
     assert _size_set(None, [1, 4, 32], 1) == {1}
     assert _size_set(None, [8, 32], 4) == {8}   # none in range: the smallest
     assert _size_set("16,32", [1, 4, 32], 4) == {16, 32}
+
+
+def test_median_record_takes_each_figure_median_and_keeps_every_rep():
+    runs = [{"step": "noop", "rc": 0, "wall_s": wall, "controller_cpu_s": cpu, "log": str(i),
+             "bytes_to_device_per_device": 1000, "controller_peak_rss_mib": None}
+            for i, (wall, cpu) in enumerate([(1.5, 1.2), (1.2, 0.9), (2.9, 1.0)])]
+    runs[1]["rc"] = 2
+    record = median_record(runs)
+    assert (record["wall_s"], record["controller_cpu_s"]) == (1.5, 1.0)
+    assert record["controller_peak_rss_mib"] is None  # no rep measured it
+    assert record["rc"] == 2  # a failed repetition fails the step
+    assert [rep["wall_s"] for rep in record["reps"]] == [1.5, 1.2, 2.9]
+    assert record["step"] == "noop" and runs[0]["wall_s"] == 1.5  # the inputs are untouched
