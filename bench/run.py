@@ -22,7 +22,6 @@ venv python (ansible-playbook next to it). Needs root (the simulated fleet).
 """
 
 import argparse
-import configparser
 import os
 import shutil
 import statistics
@@ -86,9 +85,7 @@ def parse_build_seconds(text, kinds):
 
 def configured_forks():
     """forks of the repository's ansible.cfg (what a run without --forks uses)."""
-    config = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
-    config.read(REPO_ROOT / "ansible.cfg")
-    return config.getint("defaults", "forks", fallback=5)
+    return int(steps.ansible_cfg("forks", fallback=5))
 
 
 def single_model_floor(record):

@@ -5,6 +5,7 @@ Every step is measured the same way: wall time and controller CPU of the whole p
 file transfers and bytes, plus the engine builds it performed (engine files written).
 """
 
+import configparser
 import json
 import os
 import shutil
@@ -23,7 +24,13 @@ BASELINE = Path(__file__).resolve().parent / "manual_baseline.py"
 FLEET_VARS = REPO_ROOT / "tests" / "integration" / "fleet_vars"
 # The benchmark's task timeline, enabled next to the project's callbacks (of the tree that runs).
 BENCH_CALLBACKS = Path(__file__).resolve().parent / "callback_plugins"
-CALLBACKS = "engine_summary"
+
+
+def ansible_cfg(key, fallback=None, tree=REPO_ROOT):
+    """``key`` of the [defaults] of the tree's ansible.cfg (what every run there uses)."""
+    config = configparser.ConfigParser(inline_comment_prefixes=("#", ";"), interpolation=None)
+    config.read(Path(tree) / "ansible.cfg")
+    return config.get("defaults", key, fallback=fallback)
 TIMELINE_CALLBACK = "bench_timeline"
 SETTLE_TIMEOUT_S = 10.0
 
@@ -156,7 +163,9 @@ def playbook_step(label, fleet, workload, *, store_dir, scope, log_dir,
                    str(Path(profile_dir) / "{}.prof".format(label))] + command
     since = time.time()
     callback_dirs = [Path(tree) / "plugins" / "callback", BENCH_CALLBACKS]
-    callbacks = CALLBACKS + ("," + TIMELINE_CALLBACK if with_timeline else "")
+    # The tree's callbacks as its ansible.cfg enables them (the environment replaces that).
+    callbacks = ansible_cfg("callbacks_enabled", tree=tree).replace(" ", "") + (
+        "," + TIMELINE_CALLBACK if with_timeline else "")
     compile_tree(tree)
 
     def env_for(control):
