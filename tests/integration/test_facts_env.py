@@ -153,6 +153,33 @@ def test_module_reports_the_installed_engines_under_install_root(tmp_path):
     assert sorted(model["versions"]) == list(versions), "the incoming push is not a version"
 
 
+
+def test_the_task_takes_its_directories_from_the_hosts_variables(tmp_path):
+    """playbooks/tasks/facts.yml passes no argument: the action (plugins/action/jetson_facts.py)
+    reads jetson_facts_root_dir and jetson_facts_install_root, a template among them; an
+    argument the task passes wins, and an empty value leaves the module's default."""
+    root = lay_out(tmp_path / "root", "nano-32.7.1")
+    (tmp_path / "engines" / "ssd_a").mkdir(parents=True)
+    variables = json.dumps({"jetson_facts_root_dir": "{{ base }}/state", "base": str(tmp_path),
+                            "jetson_facts_install_root": str(tmp_path / "engines")})
+    local = ("--connection=local", "-e", variables)
+    env = {"ANSIBLE_PYTHON_INTERPRETER": sys.executable}
+    facts = adhoc_json("localhost", LOCAL, "jetson_facts", f"device_root={root}", *local,
+                       env=env)["localhost"]["ansible_facts"]
+    assert facts["jetson_state"]["root_dir"] == str(tmp_path / "state")
+    assert list(facts["jetson_deployed"]["models"]) == ["ssd_a"]
+
+    passed = adhoc_json("localhost", LOCAL, "jetson_facts",
+                        f"device_root={root} root_dir={tmp_path / 'argument'}", *local, env=env)
+    assert passed["localhost"]["ansible_facts"]["jetson_state"]["root_dir"] == str(
+        tmp_path / "argument")
+
+    empty = adhoc_json("localhost", LOCAL, "jetson_facts", f"device_root={root}",
+                       "--connection=local", "-e", '{"jetson_facts_root_dir": ""}', env=env)
+    state = empty["localhost"]["ansible_facts"]["jetson_state"]
+    assert state["root_dir"] == "/opt/trt-builder"  # the module's default
+    assert "jetson_deployed" not in empty["localhost"]["ansible_facts"]
+
 # --- over real SSH on the simulated fleet -------------------------------------------------
 
 FLEET_PROFILES = {  # host -> (module slug, L4T) of the profile simfleet gives it
