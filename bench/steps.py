@@ -24,6 +24,8 @@ BASELINE = Path(__file__).resolve().parent / "manual_baseline.py"
 FLEET_VARS = REPO_ROOT / "tests" / "integration" / "fleet_vars"
 # The benchmark's task timeline, enabled next to the project's callbacks (of the tree that runs).
 BENCH_CALLBACKS = Path(__file__).resolve().parent / "callback_plugins"
+TIMELINE_CALLBACK = "bench_timeline"
+SETTLE_TIMEOUT_S = 10.0
 
 
 def ansible_cfg(key, fallback=None, tree=REPO_ROOT):
@@ -31,8 +33,6 @@ def ansible_cfg(key, fallback=None, tree=REPO_ROOT):
     config = configparser.ConfigParser(inline_comment_prefixes=("#", ";"), interpolation=None)
     config.read(Path(tree) / "ansible.cfg")
     return config.get("defaults", key, fallback=fallback)
-TIMELINE_CALLBACK = "bench_timeline"
-SETTLE_TIMEOUT_S = 10.0
 
 
 def ansible_playbook():
