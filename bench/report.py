@@ -4,7 +4,8 @@ Input: one entry per fleet size: {"size", "hosts", "emulated_build_s", "naive_bu
 "distinct_builds", "platforms", "models", "baseline": step, "scopes": {scope: {"cold",
 "noop", "changed", and in platform scope "check", "ping", "deploy", "deploy_again": step,
 "env_in_cold": bool}}} with steps as made by steps.py; a no-op-only entry is {"size",
-"hosts", "noop_only": True, "runs": {forks: {"noop", "ping"}}, "check"}.
+"hosts", "noop_only": True, "runs": {forks: {"noop", and at ansible.cfg's forks "ping"}},
+"check"}.
 """
 
 import json
@@ -142,8 +143,9 @@ def noop_only_targets(entry):
             noop["commands_max_device"] <= TARGET_NOOP_COMMANDS),
             ("no-op: 0 builds (forks {})".format(forks), "platform", str(noop["builds"]),
              noop["builds"] == 0)]
-        rows += noop_ping_targets(entry["size"], noop, pair["ping"],
-                                  note=" (forks {})".format(forks))
+        if "ping" in pair:
+            rows += noop_ping_targets(entry["size"], noop, pair["ping"],
+                                      note=" (forks {})".format(forks))
     return rows
 
 
@@ -152,7 +154,8 @@ def _pairs(entries, cfg_forks):
     for entry in entries:
         if entry.get("noop_only"):
             for forks, pair in sorted(entry["runs"].items(), key=lambda item: int(item[0])):
-                yield entry["size"], int(forks), pair["noop"], pair["ping"], entry["check"]
+                if "ping" in pair:
+                    yield entry["size"], int(forks), pair["noop"], pair["ping"], entry["check"]
         elif "ping" in entry["scopes"].get("platform", {}):
             steps = entry["scopes"]["platform"]
             yield entry["size"], cfg_forks, steps["noop"], steps["ping"], steps["check"]
@@ -221,6 +224,24 @@ def noop_vs_ping_lines(entries, cfg_forks):
             cpu, wall = figures["controller_cpu_s"], figures["wall_s"]
             lines.append("| {} -> {} | {} | {:.4f} | {:.4f} | {} | {:.4f} | {:.4f} | {} |".format(
                 small, large, forks, cpu[0], cpu[1], _x(*cpu), wall[0], wall[1], _x(*wall)))
+    return lines
+
+
+def forks_lines(entries):
+    """The no-op of each --noop-sizes fleet at each forks setting: what ansible.cfg's forks is
+    chosen by."""
+    rows = [(entry["size"], int(forks), pair["noop"]) for entry in entries
+            if entry.get("noop_only") and len(entry["runs"]) > 1
+            for forks, pair in sorted(entry["runs"].items(), key=lambda item: int(item[0]))]
+    if not rows:
+        return []
+    lines = ["", "## forks (the no-op at each --noop-forks, same fleet, same run)", "",
+             "| devices | forks | runs | no-op wall s | ctrl CPU s/device "
+             "| peak tree PSS MiB |", "|---:|---:|---:|---:|---:|---|"]
+    for size, forks, noop in rows:
+        lines.append("| {} | {} | {} | {:.1f} | {:.3f} | {} |".format(
+            size, forks, len(noop.get("reps") or [noop]), noop["wall_s"],
+            noop["controller_cpu_per_device_s"], _s(noop.get("controller_peak_tree_pss_mib"))))
     return lines
 
 
@@ -319,7 +340,8 @@ def markdown(meta, entries):
                     pch=changed["controller_cpu_per_device_s"],
                     pb="{:.2f}".format(base["controller_cpu_per_device_s"]) if base else "-",
                     waits=_waits(cold.get("floor_device"))))
-    lines += noop_vs_ping_lines(entries, meta.get("cfg_forks")) + deploy_lines(entries)
+    lines += noop_vs_ping_lines(entries, meta.get("cfg_forks")) + forks_lines(entries)
+    lines += deploy_lines(entries)
     lines += processes_lines(meta.get("processes"))
     lines += ["", "## Targets", "", "| devices | target | scope | measured | met |",
               "|---:|---|---|---|---|"]

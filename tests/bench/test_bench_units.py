@@ -190,3 +190,18 @@ def test_median_record_takes_each_figure_median_and_keeps_every_rep():
     assert record["rc"] == 2  # a failed repetition fails the step
     assert [rep["wall_s"] for rep in record["reps"]] == [1.5, 1.2, 2.9]
     assert record["step"] == "noop" and runs[0]["wall_s"] == 1.5  # the inputs are untouched
+
+
+def test_a_noop_size_judges_the_ping_at_its_forks_and_lists_every_forks():
+    entry = {"size": 128, "noop_only": True, "check": _step(),
+             "runs": {"32": {"noop": _step(wall_s=17.5, controller_cpu_s=7.7)},
+                      "128": {"noop": _step(wall_s=18.5, controller_cpu_s=8.3),
+                              "ping": _step(wall_s=17.4, controller_cpu_s=9.5)}}}
+    names = [name for name, *_ in report.noop_only_targets(entry)]
+    assert "no-op / ping wall <= 1.25x (forks 128)" in names
+    assert not [name for name in names if "ping" in name and "forks 32" in name]
+    assert "no-op: remote executions per device <= 2 (forks 32)" in names
+    assert [pair[1] for pair in report._pairs([entry], 128)] == [128]
+    lines = report.forks_lines([entry])
+    assert [line.split("|")[2].strip() for line in lines if line.startswith("| 128 |")] == [
+        "32", "128"]
