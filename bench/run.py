@@ -356,15 +356,21 @@ class Benchmark:
         return record
 
     def _noop_and_ping(self, label, fleet, workload, store, *, args=(), reps=None):
-        """``reps`` (else --noop-reps) platform-scope no-ops, each followed by a bare ping of
-        the same fleet (so that the machine's drift hits both alike): (no-op, ping), each the
-        record of its first run with the median of every figure (median_record)."""
+        """``reps`` (else --noop-reps) platform-scope no-ops, each next to a bare ping of the
+        same fleet: (no-op, ping), each the record of its first run with the median of every
+        figure (median_record). The order alternates (no-op, ping, ping, no-op, ...): the
+        machine's drift over the pairs, and whatever the step before left running, then hit
+        both alike instead of always the first of each pair."""
         noops, pings = [], []
         for rep in range(reps or self.noop_reps):
             suffix = "" if rep == 0 else "-{}".format(rep + 1)
-            noops.append(self._step("{}-noop{}".format(label, suffix), fleet, workload, store,
-                                    "platform", args=list(args), with_timeline=False))
-            pings.append(self._ping("{}-ping{}".format(label, suffix), fleet, args=args))
+            for kind in (("noop", "ping") if rep % 2 == 0 else ("ping", "noop")):
+                if kind == "noop":
+                    noops.append(self._step("{}-noop{}".format(label, suffix), fleet, workload,
+                                            store, "platform", args=list(args),
+                                            with_timeline=False))
+                else:
+                    pings.append(self._ping("{}-ping{}".format(label, suffix), fleet, args=args))
         return median_record(noops), median_record(pings)
 
     def measure_noop_size(self, size):

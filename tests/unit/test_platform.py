@@ -11,6 +11,7 @@ import pytest
 from builder import cli
 from builder.errors import UserError
 from builder.platform.detect import (
+    JETPACK_PACKAGE_PREFIXES,
     L4T_RELEASES,
     detect_platform,
     parse_dpkg_status,
@@ -359,3 +360,23 @@ def test_platform_command_not_a_jetson_exits_2(tmp_path, capsys, own_subcommands
     err = capsys.readouterr().err
     assert err.startswith("error: not a Jetson")
     assert "Traceback" not in err
+
+
+def test_parse_dpkg_status_with_prefixes_keeps_only_those_packages():
+    text = (
+        "Package: libc6\nStatus: install ok installed\nVersion: 2.27-3ubuntu1\n\n"
+        "Status: install ok installed\nPackage: libnvinfer8\nVersion: 8.2.1-1+cuda10.2\n\n"
+        "Package: nvidia-l4t-core\nStatus: install ok installed\nVersion: 32.7.1-20220219\n"
+    )
+    assert parse_dpkg_status(text, ("libnvinfer", "nvidia-l4t-")) == {
+        "libnvinfer8": "8.2.1-1+cuda10.2", "nvidia-l4t-core": "32.7.1-20220219"}
+    assert parse_dpkg_status(text)["libc6"] == "2.27-3ubuntu1"
+
+
+def test_every_package_the_detection_reads_is_among_the_parsed_prefixes():
+    # detect_platform parses only JETPACK_PACKAGE_PREFIXES: a name read below and not
+    # covered there would silently never be found.
+    read = ("tensorrt", "libnvinfer8", "libnvinfer10", "python3-libnvinfer", "libnvinfer-bin",
+            "cuda-toolkit-10-2", "cuda-cudart-12-6", "cuda-toolkit", "cuda-cudart",
+            "libcudnn8", "libcudnn9-cuda-12", "nvidia-l4t-core")
+    assert [name for name in read if not name.startswith(JETPACK_PACKAGE_PREFIXES)] == []
