@@ -3,7 +3,7 @@
 
     python3 bench/run.py [--sizes 1,4,32] [--noop-sizes 128] [--noop-forks 32,128]
                          [--noop-reps 3] [--quick]
-                         [--build-seconds nano=32,tx2=20,xavier=8] [--scopes platform,device]
+                         [--build-seconds nano=28,tx2=18,xavier=7] [--scopes platform,device]
                          [--env-install-sizes 1] [--baseline-sizes 1] [--device-scope-sizes 4]
                          [--deploy-sizes 1,4] [--processes-kind xavier]
 
@@ -44,9 +44,10 @@ DEFAULT_KINDS = "nano,tx2,xavier"
 # Emulated build times (the doubles sleep this long inside TensorRT's build call), in the
 # proportions of real boards (a Nano the slowest, an AGX Xavier about 4 times faster) and long
 # enough that the builds, not the orchestration, are most of a cold run; each build also spends
-# ~5 s of real CPU on the shared cores (TensorFlow import, surgery, UFF). The seed fleet, which
+# ~5 s of real CPU on the shared cores (TensorFlow import, surgery, UFF). 32/20/8 s took the
+# default run over 15 minutes on a slower day (930 s, results/20261203-075127). The seed fleet, which
 # only provisions the environment, builds in SEED_BUILD_SECONDS.
-DEFAULT_BUILD_SECONDS = "nano=32,tx2=20,xavier=8"
+DEFAULT_BUILD_SECONDS = "nano=28,tx2=18,xavier=7"
 # --quick (CI): the same proportions, short, for a run whose figures are printed, not judged.
 QUICK_BUILD_SECONDS = "nano=3,tx2=2,xavier=1"
 SEED_BUILD_SECONDS = 1
