@@ -45,8 +45,8 @@ DEFAULT_KINDS = "nano,tx2,xavier"
 # proportions of real boards (a Nano the slowest, an AGX Xavier about 4 times faster) and long
 # enough that the builds, not the orchestration, are most of a cold run; each build also spends
 # ~5 s of real CPU on the shared cores (TensorFlow import, surgery, UFF). 32/20/8 s took the
-# default run over 15 minutes on a slower day (930 s, results/20261203-075127). The seed fleet, which
-# only provisions the environment, builds in SEED_BUILD_SECONDS.
+# default run over 15 minutes on a slower day (930 s, results/20261203-075127). The seed
+# fleet, which only provisions the environment, builds in SEED_BUILD_SECONDS.
 DEFAULT_BUILD_SECONDS = "nano=28,tx2=18,xavier=7"
 # --quick (CI): the same proportions, short, for a run whose figures are printed, not judged.
 QUICK_BUILD_SECONDS = "nano=3,tx2=2,xavier=1"
