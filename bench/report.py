@@ -46,12 +46,25 @@ def noop_ping_targets(size, noop, ping, scope="platform", note=""):
     return rows
 
 
+# A step the run left out (the platform scope's changed run outside --changed-sizes).
+NOT_RUN = dict.fromkeys(("wall_s", "builds", "commands_per_device",
+                         "bytes_to_device_per_device", "controller_cpu_per_device_s"))
+
+
+def _fixed(value, digits=1):
+    return "-" if value is None else "{:.{}f}".format(value, digits)
+
+
 def _s(value):
-    return "-" if value is None else "{:.1f}".format(value)
+    return _fixed(value)
+
+
+def _g(value):
+    return "-" if value is None else "{:g}".format(value)
 
 
 def _kb(value):
-    return "{:.1f}".format(value / 1024.0)
+    return _fixed(None if value is None else value / 1024.0)
 
 
 def noop_cpu_per_added_device(entry, previous, scope):
@@ -70,7 +83,7 @@ def targets(entry, previous=None):
     fleet of the same run (for the no-op CPU per added device; None: not judged)."""
     rows = []
     for scope, steps in sorted(entry["scopes"].items()):
-        noop, cold, changed = steps["noop"], steps["cold"], steps["changed"]
+        noop, cold, changed = steps["noop"], steps["cold"], steps.get("changed")
         platform_scope = scope == "platform"
         expect_cold = entry["distinct_builds"] if platform_scope else entry["naive_builds"]
         expect_changed = entry["platforms"] if platform_scope else entry["size"]
@@ -97,10 +110,11 @@ def targets(entry, previous=None):
                                         else "devices x models"), scope,
              "{} (want {})".format(cold["builds"], expect_cold), cold["builds"] == expect_cold),
             ("no-op: 0 builds", scope, str(noop["builds"]), noop["builds"] == 0),
-            ("changed: only the changed model's builds", scope,
-             "{} (want {})".format(changed["builds"], expect_changed),
-             changed["builds"] == expect_changed),
         ]
+        if changed is not None:   # --changed-sizes
+            rows.append(("changed: only the changed model's builds", scope,
+                         "{} (want {})".format(changed["builds"], expect_changed),
+                         changed["builds"] == expect_changed))
         if "ping" in steps:
             rows += noop_ping_targets(entry["size"], noop, steps["ping"], scope)
         over_floor = ratio(cold["wall_s"], cold.get("floor_s"))
@@ -316,19 +330,20 @@ def markdown(meta, entries):
     for entry in full_entries(entries):
         base = entry["baseline"]
         for scope, steps in sorted(entry["scopes"].items()):
-            cold, noop, changed = steps["cold"], steps["noop"], steps["changed"]
+            cold, noop = steps["cold"], steps["noop"]
+            changed = steps.get("changed") or NOT_RUN
             lines.append(
                 "| {size} | {scope} | {base} | {cold}{env} | {noop} | {changed} | {floor} "
-                "| {bc} / {bn} / {bch} ({naive}, {distinct}) | {cc:g} / {cn:g} / {cch:g} ({cb}) "
-                "| {kc} / {kn} / {kch} ({kb}) | {fn:g} | {pc:.2f} / {pn:.3f} / {pch:.2f} "
+                "| {bc} / {bn} / {bch} ({naive}, {distinct}) | {cc:g} / {cn:g} / {cch} ({cb}) "
+                "| {kc} / {kn} / {kch} ({kb}) | {fn:g} | {pc:.2f} / {pn:.3f} / {pch} "
                 "({pb}) | {waits} |".format(
                     size=entry["size"], scope=scope, base=_s(base and base["wall_s"]),
                     cold=_s(cold["wall_s"]), env=" +env" if steps["env_in_cold"] else "",
                     noop=_s(noop["wall_s"]), changed=_s(changed["wall_s"]),
                     floor=_floor(cold), bc=cold["builds"], bn=noop["builds"],
-                    bch=changed["builds"], naive=entry["naive_builds"],
+                    bch=_g(changed["builds"]), naive=entry["naive_builds"],
                     distinct=entry["distinct_builds"], cc=cold["commands_per_device"],
-                    cn=noop["commands_per_device"], cch=changed["commands_per_device"],
+                    cn=noop["commands_per_device"], cch=_g(changed["commands_per_device"]),
                     cb="{:g}".format(base["commands_per_device"]) if base else "-",
                     kc=_kb(cold["bytes_to_device_per_device"]),
                     kn=_kb(noop["bytes_to_device_per_device"]),
@@ -337,7 +352,7 @@ def markdown(meta, entries):
                     fn=noop["file_transfers_per_device"],
                     pc=cold["controller_cpu_per_device_s"],
                     pn=noop["controller_cpu_per_device_s"],
-                    pch=changed["controller_cpu_per_device_s"],
+                    pch=_fixed(changed["controller_cpu_per_device_s"], 2),
                     pb="{:.2f}".format(base["controller_cpu_per_device_s"]) if base else "-",
                     waits=_waits(cold.get("floor_device"))))
     lines += noop_vs_ping_lines(entries, meta.get("cfg_forks")) + forks_lines(entries)
@@ -381,8 +396,8 @@ def chart(entries, scope):
     labels = [str(e["size"]) for e in entries]
 
     def walls(step):
-        return [e["scopes"][scope][step]["wall_s"] if scope in e["scopes"] else None
-                for e in entries]
+        return [(e["scopes"][scope].get(step) or NOT_RUN)["wall_s"] if scope in e["scopes"]
+                else None for e in entries]
 
     series = [("baseline", [e["baseline"]["wall_s"] if e["baseline"] else None for e in entries]),
               ("cold", walls("cold")), ("no-op", walls("noop")),

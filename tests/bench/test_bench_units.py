@@ -63,8 +63,8 @@ def _met(rows, prefix):
     return met
 
 
-def test_targets_judge_the_figures():
-    entry = {"size": 32, "platforms": 3, "naive_builds": 64, "distinct_builds": 6,
+def _entry_of_32():
+    return {"size": 32, "platforms": 3, "naive_builds": 64, "distinct_builds": 6,
              "hosts": "nano=11,tx2=11,xavier=10", "models": ["a", "b"],
              "scopes": {"platform": {
                  "cold": _step(builds=6, wall_s=100.0, commands_max_device=30, floor_s=60.0,
@@ -76,6 +76,10 @@ def test_targets_judge_the_figures():
                  "ping": _step(wall_s=5.0, controller_cpu_s=5.0,
                                bytes_to_device_per_device=1000),
                  "changed": _step(builds=4), "env_in_cold": False}}}
+
+
+def test_targets_judge_the_figures():
+    entry = _entry_of_32()
     previous = {"size": 16, "scopes": {"platform": {"noop": _step(controller_cpu_s=4.0)}}}
     rows = report.targets(entry, previous)
     assert _met(rows, "no-op: remote executions per device <= 2") is False
@@ -101,6 +105,22 @@ def test_targets_judge_the_figures():
     entry["hosts"] = "nano=1,tx2=1"
     names = [name for name, *_ in report.targets(entry, previous)]
     assert not [name for name in names if name.startswith("cold wall")]
+
+
+def test_a_size_outside_changed_sizes_is_judged_and_shown_without_its_changed_run():
+    entry = dict(_entry_of_32(), baseline=None)
+    entry["scopes"]["platform"].update(changed=None, check=_step())
+    names = [name for name, *_ in report.targets(entry)]
+    assert "no-op: 0 builds" in names
+    assert not [name for name in names if name.startswith("changed")]
+    meta = {"started": "t", "cpus": 2, "machine": "x86_64", "build_seconds": "nano=1",
+            "models": "a,b", "kinds": "nano"}
+    (row,) = [line for line in report.markdown(meta, [entry]).splitlines()
+              if line.startswith("| 32 | platform | - | 100.0 |")]
+    cells = [cell.strip() for cell in row.split("|")]
+    assert cells[6] == "-"                          # changed wall
+    assert cells[8].startswith("6 / 0 / - (64, 6)")  # builds cold / no-op / changed
+    assert cells[12] == "0.05 / 0.050 / - (-)"       # ctrl CPU, changed (no baseline)
 
 
 def test_the_floor_is_the_longest_run_of_a_device_that_built_one_model():
