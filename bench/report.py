@@ -344,16 +344,16 @@ def markdown(meta, entries):
                     bch=_g(changed["builds"]), naive=entry["naive_builds"],
                     distinct=entry["distinct_builds"], cc=cold["commands_per_device"],
                     cn=noop["commands_per_device"], cch=_g(changed["commands_per_device"]),
-                    cb="{:g}".format(base["commands_per_device"]) if base else "-",
+                    cb=_g(base and base["commands_per_device"]),
                     kc=_kb(cold["bytes_to_device_per_device"]),
                     kn=_kb(noop["bytes_to_device_per_device"]),
                     kch=_kb(changed["bytes_to_device_per_device"]),
-                    kb=_kb(base["bytes_to_device_per_device"]) if base else "-",
+                    kb=_kb(base and base["bytes_to_device_per_device"]),
                     fn=noop["file_transfers_per_device"],
                     pc=cold["controller_cpu_per_device_s"],
                     pn=noop["controller_cpu_per_device_s"],
                     pch=_fixed(changed["controller_cpu_per_device_s"], 2),
-                    pb="{:.2f}".format(base["controller_cpu_per_device_s"]) if base else "-",
+                    pb=_fixed(base and base["controller_cpu_per_device_s"], 2),
                     waits=_waits(cold.get("floor_device"))))
     lines += noop_vs_ping_lines(entries, meta.get("cfg_forks")) + forks_lines(entries)
     lines += deploy_lines(entries)

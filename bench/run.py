@@ -45,9 +45,9 @@ DEFAULT_KINDS = "nano,tx2,xavier"
 # proportions of real boards (a Nano the slowest, an AGX Xavier about 4 times faster) and long
 # enough that the builds, not the orchestration, are most of a cold run; each build also spends
 # ~5 s of real CPU on the shared cores (TensorFlow import, surgery, UFF). A cold run of 32
-# devices spends ~22 s around the builds whatever their length: at 28/18/7 s its cold/floor
-# was 1.55 (results/20261203-080816), at 32/20/8 s 1.39 to 1.47. The seed fleet, which only
-# provisions the environment, builds in SEED_BUILD_SECONDS.
+# devices spends ~20 s around the builds whatever their length: at 28/18/7 s its cold/floor
+# was 1.55 (results/20261203-080816), at 32/20/8 s 1.39 to 1.51 over seven runs (README). The
+# seed fleet, which only provisions the environment, builds in SEED_BUILD_SECONDS.
 DEFAULT_BUILD_SECONDS = "nano=32,tx2=20,xavier=8"
 # --quick (CI): the same proportions, short, for a run whose figures are printed, not judged.
 QUICK_BUILD_SECONDS = "nano=3,tx2=2,xavier=1"
@@ -202,8 +202,8 @@ class Benchmark:
         self.deploy_sizes = _size_set(args.deploy_sizes, self.sizes, DEPLOY_MAX_DEFAULT)
         # One platform-scope changed run shows the incremental rebuild; one per size would
         # cost ~40 s each, which the 15 minutes cannot hold beside builds long enough to judge.
-        self.changed_sizes = ({self.sizes[-1]} if args.changed_sizes is None
-                              else {int(s) for s in _csv(args.changed_sizes)})
+        self.changed_sizes = _size_set(args.changed_sizes, self.sizes, self.sizes[-1],
+                                       self.sizes[-1])
         self.build_text = args.build_seconds or (
             QUICK_BUILD_SECONDS if args.quick else DEFAULT_BUILD_SECONDS)
         self.build_seconds = parse_build_seconds(self.build_text, self.kinds)
