@@ -19,6 +19,13 @@ TIMING_CACHE_FROM = (8, 0)  # ITimingCache came with TensorRT 8.0
 NO_TIMING_CACHE = {"device_file": None, "pushed_dir": None, "push": [], "pushed": []}
 
 
+def model_work_dir(root_dir: str, model: str) -> str:
+    """A model's work directory on the device: its graphs, one-model catalog, engine, manifest
+    and build record. The facts module (library/jetson_facts.py) and the roles walk the same
+    layout."""
+    return "{}/work/{}".format(root_dir, model)
+
+
 def device_files(spec: dict) -> dict[str, str]:
     """Controller path -> device file name of the files a model's build reads."""
     files = {spec["graph"]: os.path.basename(spec["graph"])}
@@ -149,9 +156,10 @@ def build_processes(catalog: dict, models: list[str], *, python: str, root_dir: 
     for group in process_groups(models, build_processes):
         writes = ["printf '%s' {} > {}".format(
             shlex.quote(device_catalog_text(catalog[model])),
-            shlex.quote("{}/work/{}/catalog.yml".format(root_dir, model))) for model in group]
-        argv = build_argv(python, group, root_dir + "/work/{model}/catalog.yml",
-                          root_dir + "/work/{model}",
+            shlex.quote(model_work_dir(root_dir, model) + "/catalog.yml")) for model in group]
+        # {model}: the builder puts each model's name there (build_argv).
+        each_work_dir = model_work_dir(root_dir, "{model}")
+        argv = build_argv(python, group, each_work_dir + "/catalog.yml", each_work_dir,
                           options_args=options_args + timing_cache_args(timing_cache),
                           extra=extra)
         processes.append({"models": group, "shell": " && ".join(

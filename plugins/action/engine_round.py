@@ -8,6 +8,7 @@ from controller.device_work import (
     NO_TIMING_CACHE,
     build_processes,
     files_to_push,
+    model_work_dir,
     timing_cache_work,
     verify_argv,
 )
@@ -27,8 +28,8 @@ def device_work(work, host_plan, device, catalog, *, root_dir, extra, store, onn
         build_processes=host_plan.get("build_processes", "per_device"),
         options_args=plan.options_args(host_plan["options"]), extra=extra,
         timing_cache=timing_cache)
-    verifies = {model: verify_argv(python, "{}/work/{}/{}".format(
-        root_dir, model, host_plan["models"][model]["engine"]), extra)
+    verifies = {model: verify_argv(python, "{}/{}".format(
+        model_work_dir(root_dir, model), host_plan["models"][model]["engine"]), extra)
         for model in work["collect"]}
     onnx_models = [m for m in work["build"] if host_plan["models"][m]["engine_path"] == "onnx"]
     onnx_files = {m: f for m, f in (onnx_files or {}).items() if m in onnx_models}
