@@ -19,6 +19,10 @@ ANCHOR_NAMESPACE = "MultipleGridAnchorGenerator"
 PREDICTOR = re.compile(r"^BoxPredictor_(\d+)/")
 RESIZE_OPS = ("ResizeBilinear", "ResizeNearestNeighbor", "ResizeBicubic", "ResizeArea")
 PASS_THROUGH_OPS = ("Identity", "Snapshot")
+# Ops whose output has the shape of their first input: the quantization rewrite of the
+# OD API (graph_rewriter { quantization }) puts one between every weight and its conv.
+SAME_SHAPE_OPS = PASS_THROUGH_OPS + ("FakeQuantWithMinMaxVars", "FakeQuantWithMinMaxArgs",
+                                     "FakeQuantWithMinMaxVarsPerChannel")
 
 SsdLayout = collections.namedtuple(
     "SsdLayout",
@@ -46,7 +50,10 @@ class _Graph(object):
         return None if node is None else const_value(node)
 
     def const_shape(self, input_name):
-        node = self.source(input_name)
+        """The shape of a constant input, also behind ops that keep their input's shape."""
+        node = self.nodes.get(graph_edit.node_name(input_name))
+        while node is not None and node.op in SAME_SHAPE_OPS and node.input:
+            node = self.nodes.get(graph_edit.node_name(node.input[0]))
         if node is None or node.op != "Const":
             return None
         return [int(dim.size) for dim in node.attr["value"].tensor.tensor_shape.dim]
@@ -300,8 +307,9 @@ def score_conversion(graph_def, path):
         scale = float(value.reshape(-1)[0])
     background = -1
     for node in graph.nodes.values():
-        if node.op == "Slice" and node.input and \
-                graph_edit.node_name(node.input[0]) == SCORE_CONVERTER_NODE:
+        # Exports from 2019 on put an Identity (raw_box_scores) between the two.
+        source = graph.source(node.input[0]) if node.op == "Slice" and node.input else None
+        if source is not None and source.name == SCORE_CONVERTER_NODE:
             begin = graph.const(node.input[1])
             if begin is not None and int(begin.reshape(-1)[-1]) == 1:
                 background = 0
@@ -339,3 +347,44 @@ def nms_is_class_agnostic(graph_def, path):
     raise UserError("graph {}: the Postprocessor has neither MultiClassNonMaxSuppression nor an "
                     "ArgMax over the classes; cannot tell how its NMS treats classes. Export the "
                     "model with object_detection/export_inference_graph.py".format(path))
+
+
+# Where the Postprocessor clips the decoded boxes to the image window. Exports up to 2018
+# clip each class's boxes (and drop those left with no area) before its NMS; from 2019 on,
+# multiclass_non_max_suppression clips the selected boxes after the NMS, then drops the
+# ones left with no area and fills the list from the boxes behind them.
+CLIP_BEFORE_NMS = "before_nms"
+CLIP_AFTER_NMS = "after_nms"
+CLIP_SCOPE = "ClipToWindow"
+
+
+def _ancestors_within(graph, start, namespace):
+    """Names of the nodes ``start`` depends on (data inputs), within ``namespace``."""
+    seen, pending = set(), [start]
+    while pending:
+        node = graph.nodes.get(graph_edit.node_name(pending.pop()))
+        if node is None or node.name in seen or _top_namespace(node.name) != namespace:
+            continue
+        seen.add(node.name)
+        pending.extend(name for name in node.input if not graph_edit.is_control(name))
+    return seen
+
+
+def clip_order(graph_def, path):
+    """(CLIP_BEFORE_NMS or CLIP_AFTER_NMS, source text): when the Postprocessor clips."""
+    graph = _Graph(graph_def, path)
+    nms_ops = [node for name, node in graph.nodes.items()
+               if _top_namespace(name) == "Postprocessor" and
+               node.op.startswith("NonMaxSuppression")]
+    clips = [name for name in graph.nodes
+             if _top_namespace(name) == "Postprocessor" and CLIP_SCOPE in name.split("/")]
+    if not nms_ops or not clips:
+        graph.fail("the Postprocessor has {} NonMaxSuppression op(s) and {} {} node(s); "
+                   "cannot tell where it clips the boxes".format(len(nms_ops), len(clips),
+                                                                 CLIP_SCOPE),
+                   "Export the model with object_detection/export_inference_graph.py")
+    feeding = _ancestors_within(graph, nms_ops[0].input[0], "Postprocessor")
+    if any(CLIP_SCOPE in name.split("/") for name in feeding):
+        return CLIP_BEFORE_NMS, "graph: {} feeds {}'s boxes".format(CLIP_SCOPE,
+                                                                    nms_ops[0].name)
+    return CLIP_AFTER_NMS, "graph: {} follows {}".format(CLIP_SCOPE, nms_ops[0].name)

@@ -28,16 +28,22 @@ CUT_TOLERANCE = 1e-4
 MIN_IOU = 0.99
 SCORE_TOLERANCE = 1e-3
 IMAGE_SEED = 20261201
-TIE_TOLERANCE = 1e-6  # float32 rounding between TensorFlow and onnxruntime
 TF_DETECTIONS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
 
 
-def test_image(input_dims, seed=IMAGE_SEED):
+def test_image(height, width, seed=IMAGE_SEED):
     """A deterministic uint8 image [1, H, W, 3] of uniform noise (no flat regions, so few
     boxes share a score)."""
-    _channels, height, width = input_dims
     rng = np.random.RandomState(seed)
     return rng.randint(0, 256, size=(1, height, width, 3)).astype(np.uint8)
+
+
+def test_images(input_dims, seed=IMAGE_SEED):
+    """[(what, image)]: one of the graph's input size, and one of another size and aspect
+    (what a user feeds the exporter's resize, which runs before the engine's input)."""
+    _channels, height, width = input_dims
+    return [("the graph's input size", test_image(height, width, seed)),
+            ("another size", test_image(height * 3 // 2 + 1, width * 3 // 4 + 1, seed + 1))]
 
 
 def run_tensorflow(graph_def, image):
@@ -55,35 +61,80 @@ def run_tensorflow(graph_def, image):
     return values
 
 
-def without_nms(model):
-    """A copy of ``model`` whose outputs are the cut tensors and the NMS inputs."""
-    _tf2onnx, onnx, gs = onnx_export.import_exporters()
-    graph = gs.import_onnx(model)
-    tensors = graph.tensors()
-    nms_node = [node for node in graph.nodes if node.op == onnx_export.NMS_OP][0]
-    anchors = nms_node.inputs[2].values if len(nms_node.inputs) > 2 else None
-    nms_boxes = nms_node.inputs[0].name
-    graph.nodes.remove(nms_node)
-    outputs = [tensors[onnx_export.RAW_BOXES], tensors[onnx_export.RAW_SCORES],
-               tensors[nms_boxes], tensors[onnx_export.SCORES_INPUT]]
-    for tensor in outputs:
-        tensor.dtype = np.float32
-    graph.outputs = outputs
-    graph.cleanup()
-    stripped = gs.export_onnx(graph)
-    onnx.checker.check_model(stripped)
-    return stripped, anchors, nms_boxes
+class NmsSplit(object):
+    """An exported model cut at its EfficientNMS_TRT node, for the parts onnxruntime runs.
+
+    ``before``: the model up to the NMS, whose outputs are the cut tensors, the converted
+    scores and the NMS inputs; ``after``: the nodes behind the NMS (the exports that clip
+    after their NMS), with the NMS outputs as inputs, or None when the NMS outputs are the
+    model's. ``nms_inputs``: the NMS node's input names; ``anchors``: its anchors or None.
+    """
+
+    def __init__(self, model):
+        _tf2onnx, onnx, gs = onnx_export.import_exporters()
+        graph = gs.import_onnx(model)
+        nms_node = [node for node in graph.nodes if node.op == onnx_export.NMS_OP][0]
+        self.attributes = dict(nms_node.attrs)
+        self.anchors = nms_node.inputs[2].values if len(nms_node.inputs) > 2 else None
+        self.nms_inputs = [tensor.name for tensor in nms_node.inputs[:2]]
+        self.nms_outputs = [tensor.name for tensor in nms_node.outputs]
+        self.after = self._after(gs, onnx, model, nms_node)
+        graph.nodes.remove(nms_node)
+        tensors = graph.tensors()
+        outputs = [tensors[name] for name in (onnx_export.RAW_BOXES, onnx_export.RAW_SCORES,
+                                               onnx_export.SCORES_INPUT)]
+        outputs += [tensors[name] for name in self.nms_inputs if name not in
+                    (onnx_export.SCORES_INPUT,)]
+        for tensor in outputs:
+            tensor.dtype = np.float32
+        graph.outputs = outputs
+        graph.cleanup()
+        self.before = gs.export_onnx(graph)
+        onnx.checker.check_model(self.before)
+
+    def _after(self, gs, onnx, model, nms_node):
+        if [tensor.name for tensor in nms_node.outputs] == list(onnx_export.OUTPUT_NAMES):
+            return None
+        graph = gs.import_onnx(model)
+        node = [node for node in graph.nodes if node.op == onnx_export.NMS_OP][0]
+        graph.inputs = list(node.outputs)
+        for tensor in graph.inputs:
+            tensor.inputs.clear()
+        graph.cleanup()
+        after = gs.export_onnx(graph)
+        onnx.checker.check_model(after)
+        return after
 
 
-def run_onnxruntime(model, preprocessed_nhwc):
+def run_onnxruntime(model, feed):
+    """The outputs of ``model`` (a dict by name) on ``feed`` (a dict by input name)."""
     import onnxruntime  # noqa: PLC0415  (controller only)
 
     session = onnxruntime.InferenceSession(model.SerializeToString(),
                                            providers=["CPUExecutionProvider"])
-    feed = {onnx_export.INPUT_NAME: np.ascontiguousarray(
-        np.transpose(preprocessed_nhwc, (0, 3, 1, 2)), dtype=np.float32)}
     names = [output.name for output in session.get_outputs()]
     return dict(zip(names, session.run(names, feed)))
+
+
+def nchw_feed(preprocessed_nhwc):
+    """The ``Input`` feed of an exported model from TensorFlow's preprocessed NHWC image."""
+    return {onnx_export.INPUT_NAME: np.ascontiguousarray(
+        np.transpose(preprocessed_nhwc, (0, 3, 1, 2)), dtype=np.float32)}
+
+
+def run_detections(split, preprocessed_nhwc, order_scores=None):
+    """(outputs before the NMS, the model's four detection outputs): onnxruntime for the
+    ONNX nodes, the numpy model of EfficientNMS_TRT for the plugin, its candidates ranked
+    by ``order_scores`` when given (see nms_reference.efficient_nms)."""
+    before = run_onnxruntime(split.before, nchw_feed(preprocessed_nhwc))
+    selected = nms_reference.efficient_nms(before[split.nms_inputs[0]],
+                                           before[split.nms_inputs[1]], split.anchors,
+                                           split.attributes, order_scores=order_scores)
+    if split.after is None:
+        return before, selected
+    feed = {name: selected[output] for name, output in
+            zip(split.nms_outputs, onnx_export.OUTPUT_NAMES)}
+    return before, run_onnxruntime(split.after, feed)
 
 
 def _max_error(first, second):
@@ -97,16 +148,16 @@ def match_detections(tf_values, nms, threshold):
     """Compare the plugin's detections (clipped to [0, 1]) with TensorFlow's, above threshold."""
     tf_count = int(tf_values["num_detections"][0])
     tf_scores = tf_values["detection_scores"][0][:tf_count]
-    # When TF's list is full, its last score may be shared by more boxes than fit (exact
-    # ties): which of those make it is arbitrary in both NMS implementations, so the
-    # comparison stops above that tied tail.
-    floor = float(threshold)
-    if tf_count == len(tf_values["detection_scores"][0]) and tf_count:
-        floor = max(floor, float(tf_scores[-1]) + TIE_TOLERANCE)
-    keep_tf = np.nonzero(tf_scores > floor)[0]
     count = int(nms["num_detections"][0, 0])
     scores = nms["detection_scores"][0][:count]
-    keep = np.nonzero(scores > floor)[0]
+    # When TF's list is full, its last score may be shared by more boxes than fit (an exact
+    # tie): which of those make it is arbitrary in both NMS implementations, so that tied
+    # tail is left out, on both sides by rank (the lists are in score order).
+    tail = 0
+    if tf_count == len(tf_values["detection_scores"][0]) and tf_count:
+        tail = int(np.count_nonzero(tf_scores == tf_scores[-1]))
+    keep_tf = np.nonzero(tf_scores > threshold)[0][:max(tf_count - tail, 0)]
+    keep = np.nonzero(scores > threshold)[0][:max(count - tail, 0)]
     boxes = np.clip(nms["detection_boxes"][0][:count], 0.0, 1.0)
     classes = nms["detection_classes"][0][:count]
     used = np.zeros(count, bool)
@@ -136,27 +187,24 @@ def match_detections(tf_values, nms, threshold):
         "min_iou": round(worst_iou, 6),
         "max_score_error": float(worst_score),
         "score_threshold": float(threshold),
-        "compared_above": floor,
+        "tied_tail_left_out": tail,
         "boxes_clipped_to": [0.0, 1.0],
     }
 
 
-def crosscheck(export, seed=IMAGE_SEED):
-    """The verification figures of ``export`` (an onnx.export.Export), with ``ok``."""
-    layout = export.facts.layout
-    image = test_image(layout.input_dims, seed)
+def check_image(export, split, image):
+    """The figures of one test image: cut errors, detections matched, problems."""
     tf_values = run_tensorflow(export.facts.graph_def, image)
-    stripped, anchors, nms_boxes = without_nms(export.model)
-    ort = run_onnxruntime(stripped, tf_values["preprocessed"])
+    # TensorFlow's scores rank the NMS candidates: where two scores are within float error
+    # of each other, the reference keeps the one TensorFlow kept (random weights give many
+    # such near-ties); every score compared is still onnxruntime's.
+    ort, nms = run_detections(split, tf_values["preprocessed"], order_scores=tf_values["scores"])
     errors = {
         "boxes": _max_error(ort[onnx_export.RAW_BOXES], tf_values["boxes"]),
         "logits": _max_error(ort[onnx_export.RAW_SCORES], tf_values["logits"]),
         "scores": _max_error(ort[onnx_export.SCORES_INPUT], tf_values["scores"]),
     }
-    attrs = export.nms_attributes()
-    nms = nms_reference.efficient_nms(ort[nms_boxes],
-                                      ort[onnx_export.SCORES_INPUT], anchors, attrs)
-    matched = match_detections(tf_values, nms, attrs["score_threshold"])
+    matched = match_detections(tf_values, nms, split.attributes["score_threshold"])
     problems = []
     for name, error in sorted(errors.items()):
         if error is None:
@@ -169,21 +217,58 @@ def crosscheck(export, seed=IMAGE_SEED):
                         "reference gave {})".format(matched["matched"], matched["tensorflow"],
                                                     matched["score_threshold"],
                                                     matched["onnx"]))
+    return {"shape": list(image.shape), "cut_max_abs_error": errors,
+            "nms_detections": int(nms["num_detections"][0, 0]), "detections": matched,
+            "problems": problems}
+
+
+def _worst_cut(figures):
+    worst = {}
+    for name in ("boxes", "logits", "scores"):
+        values = [one["cut_max_abs_error"][name] for one in figures]
+        worst[name] = None if None in values else max(values)
+    return worst
+
+
+def _all_detections(figures):
+    found = [one["detections"] for one in figures]
+    total = {key: sum(one[key] for one in found) for key in ("tensorflow", "onnx", "matched")}
+    total.update(min_iou=min(one["min_iou"] for one in found),
+                 max_score_error=max(one["max_score_error"] for one in found),
+                 score_threshold=found[0]["score_threshold"],
+                 boxes_clipped_to=found[0]["boxes_clipped_to"])
+    return total
+
+
+def crosscheck(export, seed=IMAGE_SEED):
+    """The verification figures of ``export`` (an onnx.export.Export), with ``ok``: the
+    worst of its test images, and each image's own figures under ``images``."""
+    split = NmsSplit(export.model)
+    figures = []
+    for what, image in test_images(export.facts.layout.input_dims, seed):
+        figures.append(dict(check_image(export, split, image), image=what))
+    problems = ["{} ({}): {}".format(one["image"], "x".join(str(d) for d in one["shape"][1:3]),
+                                     problem)
+                for one in figures for problem in one["problems"]]
     return {
         "ok": not problems,
         "problems": problems,
         "image": {"kind": "uniform noise", "seed": seed,
-                  "shape": list(image.shape)},
-        "cut": {"max_abs_error": errors, "tolerance": CUT_TOLERANCE,
+                  "shapes": [one["shape"] for one in figures]},
+        "images": figures,
+        "cut": {"max_abs_error": _worst_cut(figures), "tolerance": CUT_TOLERANCE,
                 "runtime": "onnxruntime {} (CPU), graph without {}".format(
                     _ort_version(), onnx_export.NMS_OP),
                 "reference": "TensorFlow {} on the frozen graph".format(_tf_version())},
-        "nms": {"reference": "numpy model of EfficientNMS_TRT (builder/onnx/nms_reference.py)",
-                "detections": int(nms["num_detections"][0, 0]),
+        "nms": {"reference": "numpy model of EfficientNMS_TRT (builder/onnx/nms_reference.py), "
+                             "candidates ranked by TensorFlow's scores",
+                "detections": sum(one["nms_detections"] for one in figures),
                 "box_decoder": export.box_decoder,
-                "inputs": [nms_boxes, onnx_export.SCORES_INPUT] + (
-                    [onnx_export.ANCHORS_INPUT] if anchors is not None else [])},
-        "detections": dict(matched, min_iou_required=MIN_IOU,
+                "clip": export.facts.clip,
+                "inputs": split.nms_inputs + (
+                    [onnx_export.ANCHORS_INPUT] if split.anchors is not None else []),
+                "after_nms": "onnxruntime" if split.after is not None else None},
+        "detections": dict(_all_detections(figures), min_iou_required=MIN_IOU,
                            score_tolerance=SCORE_TOLERANCE,
                            reference="TensorFlow Postprocessor ({})".format(
                                ", ".join(TF_DETECTIONS))),

@@ -94,15 +94,25 @@ class GraphFacts(object):
         self.scores = ssd_graph.score_conversion(graph_def, spec.graph)
         self.class_agnostic = ssd_graph.nms_is_class_agnostic(graph_def, spec.graph)
         self.anchor_node = ssd_graph.anchor_concat_name(graph_def, spec.graph)
+        self.clip, self.clip_source = ssd_graph.clip_order(graph_def, spec.graph)
         channels, height, width = self.layout.input_dims
         self.nhwc_shape = [1, height, width, channels]
+
+    def nms_output_boxes(self, spec):
+        """How many boxes the NMS node returns: keep_top_k, or twice that where the export
+        clips after its NMS (the boxes the clip leaves with no area are dropped there and
+        the ones behind them move up)."""
+        keep = int(spec.keep_top_k)
+        if self.clip == ssd_graph.CLIP_AFTER_NMS:
+            return min(keep * 2, nms_reference.MAX_CANDIDATES)
+        return keep
 
     def nms_attributes(self, spec, box_decoder):
         return {
             "plugin_version": NMS_PLUGIN_VERSION,
             "score_threshold": float(spec.confidence_threshold),
             "iou_threshold": float(spec.nms_threshold),
-            "max_output_boxes": int(spec.keep_top_k),
+            "max_output_boxes": self.nms_output_boxes(spec),
             "background_class": int(self.scores.background_class),
             "score_activation": 0,  # the converter is a node of the graph (sigmoid or softmax)
             "class_agnostic": 1 if self.class_agnostic else 0,
@@ -166,10 +176,10 @@ def _score_nodes(gs, graph, raw_scores, facts):
         graph.nodes.append(gs.Node("Div", inputs=[current, divisor], outputs=[scaled]))
         current = scaled
     converter = facts.scores.converter
-    if converter == "identity":
-        return current
     scores = gs.Variable(SCORES_INPUT, dtype=np.float32, shape=shape)
-    if converter == "sigmoid":
+    if converter == "identity":
+        graph.nodes.append(gs.Node("Identity", inputs=[current], outputs=[scores]))
+    elif converter == "sigmoid":
         graph.nodes.append(gs.Node("Sigmoid", inputs=[current], outputs=[scores]))
     else:
         graph.nodes.append(gs.Node("Softmax", attrs={"axis": -1}, inputs=[current],
@@ -179,14 +189,16 @@ def _score_nodes(gs, graph, raw_scores, facts):
 
 BOX_DECODERS = ("graph", "plugin")
 DECODED_BOXES = "nms_boxes"
+AREA_SCORES = "nms_scores_of_boxes_with_area"
+# onnx.TensorProto.FLOAT and INT32 (onnx is imported lazily)
+TENSOR_FLOAT = 1
+TENSOR_INT32 = 6
 
 
-def _decode_in_graph(gs, graph, deltas, anchor_values):
-    """Box decoding + clipping to [0, 1] as ONNX nodes: corner boxes [1, N, 4].
-
-    What the TF Postprocessor does before its NMS (FasterRcnnBoxCoder.decode, then the
-    clip to the image window), so the NMS sees the boxes TF's NMS sees.
-    """
+def _decode_in_graph(gs, graph, deltas, anchor_values, clip):
+    """Box decoding as ONNX nodes (FasterRcnnBoxCoder.decode): corner boxes [1, N, 4],
+    clipped to [0, 1] when the export clips before its NMS, so the NMS sees the boxes TF's
+    NMS sees."""
     count = anchor_values.shape[0]
     half = [1, count, 2]
     anchor_yx = gs.Constant("anchor_yx", anchor_values[None, :, :2].copy())
@@ -195,6 +207,8 @@ def _decode_in_graph(gs, graph, deltas, anchor_values):
              "corner_max", "unclipped_boxes")
     t = {name: gs.Variable(name, dtype=np.float32, shape=half) for name in names}
     t["unclipped_boxes"].shape = [1, count, 4]
+    if clip != ssd_graph.CLIP_BEFORE_NMS:
+        t["unclipped_boxes"].name = DECODED_BOXES
     boxes = gs.Variable(DECODED_BOXES, dtype=np.float32, shape=[1, count, 4])
     split = gs.Constant("split_2_2", np.array([2, 2], np.int64))
     zero = gs.Constant("clip_min", np.array(0.0, np.float32))
@@ -214,9 +228,53 @@ def _decode_in_graph(gs, graph, deltas, anchor_values):
         gs.Node("Add", inputs=[t["center_yx"], t["half_hw"]], outputs=[t["corner_max"]]),
         gs.Node("Concat", attrs={"axis": 2}, inputs=[t["corner_min"], t["corner_max"]],
                 outputs=[t["unclipped_boxes"]]),
-        gs.Node("Clip", inputs=[t["unclipped_boxes"], zero, one], outputs=[boxes]),
     ])
+    if clip != ssd_graph.CLIP_BEFORE_NMS:
+        return t["unclipped_boxes"]
+    graph.nodes.append(gs.Node("Clip", inputs=[t["unclipped_boxes"], zero, one],
+                               outputs=[boxes]))
     return boxes
+
+
+def _box_areas(gs, graph, boxes, prefix, shape):
+    """Areas of corner boxes [1, N, 4] as ONNX nodes: a [1, N] tensor."""
+    parts = [gs.Variable("{}_{}".format(prefix, name), dtype=np.float32, shape=shape + [1])
+             for name in ("ymin", "xmin", "ymax", "xmax", "height", "width", "area")]
+    ymin, xmin, ymax, xmax, height, width, area = parts
+    flat = gs.Variable(prefix + "_areas", dtype=np.float32, shape=shape)
+    graph.nodes.extend([
+        gs.Node("Split", attrs={"axis": 2}, inputs=[boxes], outputs=[ymin, xmin, ymax, xmax]),
+        gs.Node("Sub", inputs=[ymax, ymin], outputs=[height]),
+        gs.Node("Sub", inputs=[xmax, xmin], outputs=[width]),
+        gs.Node("Mul", inputs=[height, width], outputs=[area]),
+        gs.Node("Squeeze", inputs=[area, gs.Constant(prefix + "_area_axis",
+                                                      np.array([2], np.int64))],
+                outputs=[flat]),
+    ])
+    return flat
+
+
+def _drop_boxes_without_area(gs, graph, boxes, scores, facts):
+    """Scores of the boxes the clip left with no area set to 0, under any score threshold:
+    the TF exports that clip before their NMS drop those boxes there."""
+    shape = [1, facts.layout.anchors]
+    areas = _box_areas(gs, graph, boxes, "clipped", shape)
+    has_area = gs.Variable("clipped_has_area", dtype=np.bool_, shape=shape)
+    weight = gs.Variable("clipped_weight", dtype=np.float32, shape=shape + [1])
+    kept = gs.Variable(AREA_SCORES, dtype=np.float32,
+                       shape=shape + [facts.layout.num_classes])
+    graph.nodes.extend([
+        gs.Node("Greater", inputs=[areas, gs.Constant("zero_area", np.array(0.0, np.float32))],
+                outputs=[has_area]),
+        gs.Node("Cast", attrs={"to": TENSOR_FLOAT}, inputs=[has_area],
+                outputs=[gs.Variable("clipped_weight_flat", dtype=np.float32, shape=shape)]),
+    ])
+    graph.nodes.append(gs.Node("Unsqueeze", inputs=[graph.nodes[-1].outputs[0],
+                                                    gs.Constant("weight_axis",
+                                                                np.array([2], np.int64))],
+                               outputs=[weight]))
+    graph.nodes.append(gs.Node("Mul", inputs=[scores, weight], outputs=[kept]))
+    return kept
 
 
 def add_nms(model, spec, facts, anchors, box_decoder="graph"):
@@ -247,17 +305,18 @@ def add_nms(model, spec, facts, anchors, box_decoder="graph"):
         nms_inputs = [deltas, scores, gs.Constant(ANCHORS_INPUT,
                                                   anchor_values.reshape(1, count, 4))]
     else:
-        nms_inputs = [_decode_in_graph(gs, graph, deltas, anchor_values), scores]
-    keep = int(spec.keep_top_k)
-    outputs = [
-        gs.Variable(OUTPUT_NAMES[0], dtype=np.int32, shape=[1, 1]),
-        gs.Variable(OUTPUT_NAMES[1], dtype=np.float32, shape=[1, keep, 4]),
-        gs.Variable(OUTPUT_NAMES[2], dtype=np.float32, shape=[1, keep]),
-        gs.Variable(OUTPUT_NAMES[3], dtype=np.int32, shape=[1, keep]),
-    ]
+        boxes = _decode_in_graph(gs, graph, deltas, anchor_values, facts.clip)
+        if facts.clip == ssd_graph.CLIP_BEFORE_NMS:
+            scores = _drop_boxes_without_area(gs, graph, boxes, scores, facts)
+        nms_inputs = [boxes, scores]
+    clip_after = facts.clip == ssd_graph.CLIP_AFTER_NMS
+    outputs = _detection_tensors(gs, "nms_" if clip_after else "",
+                                 facts.nms_output_boxes(spec))
     graph.nodes.append(gs.Node(NMS_OP, name=NMS_NODE,
                                attrs=facts.nms_attributes(spec, box_decoder),
                                inputs=nms_inputs, outputs=outputs))
+    if clip_after:
+        outputs = _clip_after_nms(gs, graph, outputs, int(spec.keep_top_k))
     graph.outputs = outputs
     graph.cleanup().toposort()
     exported = gs.export_onnx(graph)
@@ -265,6 +324,91 @@ def add_nms(model, spec, facts, anchors, box_decoder="graph"):
     # onnx.checker knows no EfficientNMS_TRT (TensorRT resolves it from its plugin
     # registry): the verification checks the model without that node.
     return exported
+
+
+def _detection_tensors(gs, prefix, keep):
+    """The four detection tensors (num, boxes, scores, classes) for ``keep`` boxes."""
+    return [
+        gs.Variable(prefix + OUTPUT_NAMES[0], dtype=np.int32, shape=[1, 1]),
+        gs.Variable(prefix + OUTPUT_NAMES[1], dtype=np.float32, shape=[1, keep, 4]),
+        gs.Variable(prefix + OUTPUT_NAMES[2], dtype=np.float32, shape=[1, keep]),
+        gs.Variable(prefix + OUTPUT_NAMES[3], dtype=np.int32, shape=[1, keep]),
+    ]
+
+
+def _clip_after_nms(gs, graph, selected, keep):
+    """What the 2019 exports do after their NMS, as ONNX nodes: clip the selected boxes to
+    [0, 1], drop those left with no area, keep the best ``keep`` of the rest (in score
+    order) and zero the slots past their count, as EfficientNMS_TRT pads."""
+    count, boxes, scores, classes = selected
+    width = boxes.shape[1]
+    outputs = _detection_tensors(gs, "", keep)
+
+    def tensor(name, dtype, shape):
+        return gs.Variable("after_nms_" + name, dtype=dtype, shape=shape)
+
+    def const(name, value):
+        return gs.Constant("after_nms_" + name, np.array(value))
+
+    row = [1, width]
+    clipped = tensor("clipped", np.float32, [1, width, 4])
+    graph.nodes.append(gs.Node("Clip", inputs=[boxes, const("zero", np.float32(0.0)),
+                                               const("one", np.float32(1.0))],
+                               outputs=[clipped]))
+    areas = _box_areas(gs, graph, clipped, "after_nms", row)
+    slots = const("slots", np.arange(width, dtype=np.int32).reshape(1, width))
+    names = ("selected", "has_area", "valid", "valid_int", "valid_count", "masked",
+             "top_scores", "top_index", "index", "kept", "kept_float", "kept_boxes",
+             "kept_classes")
+    dtypes = {"selected": np.bool_, "has_area": np.bool_, "valid": np.bool_,
+              "valid_int": np.int32, "valid_count": np.int32, "top_index": np.int64,
+              "index": np.int64, "kept": np.bool_, "kept_classes": np.int32}
+    t = {name: tensor(name, dtypes.get(name, np.float32), row) for name in names}
+    t["valid_count"].shape = [1, 1]
+    for name in ("top_scores", "top_index", "kept", "kept_float", "kept_classes"):
+        t[name].shape = [1, keep]
+    t["index"].shape = [keep]
+    t["kept_boxes"].shape = [1, keep, 4]
+    keep_slots = const("keep_slots", np.arange(keep, dtype=np.int32).reshape(1, keep))
+    graph.nodes.extend([
+        gs.Node("Less", inputs=[slots, count], outputs=[t["selected"]]),
+        gs.Node("Greater", inputs=[areas, const("no_area", np.float32(0.0))],
+                outputs=[t["has_area"]]),
+        gs.Node("And", inputs=[t["selected"], t["has_area"]], outputs=[t["valid"]]),
+        gs.Node("Cast", attrs={"to": TENSOR_INT32}, inputs=[t["valid"]],
+                outputs=[t["valid_int"]]),
+        gs.Node("ReduceSum", attrs={"keepdims": 1},
+                inputs=[t["valid_int"], const("count_axis", np.array([1], np.int64))],
+                outputs=[t["valid_count"]]),
+        gs.Node("Min", inputs=[t["valid_count"], const("keep", np.array([[keep]], np.int32))],
+                outputs=[outputs[0]]),
+        gs.Node("Where", inputs=[t["valid"], scores, const("dropped", np.float32(-1.0))],
+                outputs=[t["masked"]]),
+        gs.Node("TopK", attrs={"axis": 1, "largest": 1, "sorted": 1},
+                inputs=[t["masked"], const("k", np.array([keep], np.int64))],
+                outputs=[t["top_scores"], t["top_index"]]),
+        gs.Node("Squeeze", inputs=[t["top_index"], const("batch", np.array([0], np.int64))],
+                outputs=[t["index"]]),
+        gs.Node("Less", inputs=[keep_slots, outputs[0]], outputs=[t["kept"]]),
+        gs.Node("Cast", attrs={"to": TENSOR_FLOAT}, inputs=[t["kept"]],
+                outputs=[t["kept_float"]]),
+        gs.Node("Mul", inputs=[t["top_scores"], t["kept_float"]], outputs=[outputs[2]]),
+        gs.Node("Gather", attrs={"axis": 1}, inputs=[clipped, t["index"]],
+                outputs=[t["kept_boxes"]]),
+        gs.Node("Unsqueeze", inputs=[t["kept_float"], const("box_axis", np.array([2], np.int64))],
+                outputs=[tensor("kept_box_weight", np.float32, [1, keep, 1])]),
+    ])
+    graph.nodes.append(gs.Node("Mul", inputs=[t["kept_boxes"], graph.nodes[-1].outputs[0]],
+                               outputs=[outputs[1]]))
+    graph.nodes.extend([
+        gs.Node("Gather", attrs={"axis": 1}, inputs=[classes, t["index"]],
+                outputs=[t["kept_classes"]]),
+        gs.Node("Cast", attrs={"to": TENSOR_INT32}, inputs=[t["kept"]],
+                outputs=[tensor("kept_int", np.int32, [1, keep])]),
+    ])
+    graph.nodes.append(gs.Node("Mul", inputs=[t["kept_classes"], graph.nodes[-1].outputs[0]],
+                               outputs=[outputs[3]]))
+    return outputs
 
 
 class Export(object):

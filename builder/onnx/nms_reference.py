@@ -90,12 +90,14 @@ def _area(boxes):
                                                                  None)
 
 
-def efficient_nms(boxes, scores, anchors, attrs):
+def efficient_nms(boxes, scores, anchors, attrs, order_scores=None):
     """The four EfficientNMS_TRT outputs (a dict of arrays) for batched inputs.
 
     ``boxes`` [B, N, 4], ``scores`` [B, N, C], ``anchors`` [1 or B, N, 4] or None;
     ``attrs``: the plugin attributes (score_threshold, iou_threshold, max_output_boxes,
-    background_class, score_activation, class_agnostic, box_coding).
+    background_class, score_activation, class_agnostic, box_coding). ``order_scores``
+    (like ``scores``): when given, the candidates are ranked by these instead (another
+    computation of the same scores, whose order of near-ties is the one to reproduce).
     """
     boxes = np.asarray(boxes, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
@@ -116,7 +118,9 @@ def efficient_nms(boxes, scores, anchors, attrs):
             corners = corners_from_center_size(boxes[image])
         else:
             corners = boxes[image]
-        selected = _select(corners, scores[image], attrs, keep)
+        ranking = None if order_scores is None else np.asarray(order_scores,
+                                                                np.float64)[image]
+        selected = _select(corners, scores[image], attrs, keep, ranking)
         count = len(selected)
         out["num_detections"][image, 0] = count
         for slot, (box_index, class_index, score) in enumerate(selected):
@@ -126,17 +130,20 @@ def efficient_nms(boxes, scores, anchors, attrs):
     return out
 
 
-def _select(corners, scores, attrs, keep):
-    """[(box index, class, score)] selected for one image, best first."""
+def _select(corners, scores, attrs, keep, ranking=None):
+    """[(box index, class, score)] selected for one image, best first (ranked by
+    ``ranking`` when given, by the scores themselves otherwise)."""
     if int(attrs["score_activation"]):
         scores = sigmoid(scores)
+        ranking = None if ranking is None else sigmoid(ranking)
     scores = scores.copy()
     background = int(attrs["background_class"])
     if 0 <= background < scores.shape[1]:
         scores[:, background] = -np.inf
     box_index, class_index = np.nonzero(scores > float(attrs["score_threshold"]))
     candidate_scores = scores[box_index, class_index]
-    order = np.argsort(-candidate_scores, kind="stable")[:MAX_CANDIDATES]
+    keys = candidate_scores if ranking is None else ranking[box_index, class_index]
+    order = np.argsort(-keys, kind="stable")[:MAX_CANDIDATES]
     agnostic = bool(int(attrs["class_agnostic"]))
     threshold = float(attrs["iou_threshold"])
     chosen = []
