@@ -20,15 +20,20 @@ from ..errors import UserError
 
 # ---------------------------------------------------------------- reference tables
 
-# SoC -> CUDA compute capability of its GPU.
+# SoC -> CUDA compute capability of its GPU. Thor (tegra264) is 11.0 in CUDA 13, the only
+# CUDA its JetPack 7 releases ship (CUDA 12.x called the same GPU sm_101).
 COMPUTE_CAPABILITY = {
     "tegra210": "5.3",
     "tegra186": "6.2",
     "tegra194": "7.2",
     "tegra234": "8.7",
+    "tegra264": "11.0",
 }
 
 # Module slug -> (SoC, DLA cores). Orin NX depends on the SKU (see ORIN_NX_DLA_BY_SKU).
+# Thor: T5000 (also the module of the AGX Thor developer kit) and T4000 have different GPUs,
+# so they are different platforms; THOR_SKU_UNKNOWN is a Thor whose module SKU the device
+# tree does not give. No Thor has a DLA.
 MODULES = {
     "jetson-tx1": ("tegra210", 0),
     "jetson-nano": ("tegra210", 0),
@@ -39,7 +44,11 @@ MODULES = {
     "jetson-agx-orin": ("tegra234", 2),
     "jetson-orin-nx": ("tegra234", None),
     "jetson-orin-nano": ("tegra234", 0),
+    "jetson-t5000": ("tegra264", 0),
+    "jetson-t4000": ("tegra264", 0),
+    "jetson-agx-thor": ("tegra264", 0),
 }
+THOR_SKU_UNKNOWN = "jetson-agx-thor"
 ORIN_NX_DLA_BY_SKU = {"0000": 2, "0001": 1}  # Orin NX 16GB: 2 DLA, Orin NX 8GB: 1 DLA
 
 # Board ids in the device tree ``compatible`` strings (nvidia,pNNNN-SSSS[+pNNNN-SSSS]).
@@ -53,17 +62,27 @@ MODULE_BOARDS = {
     "p2888": "jetson-agx-xavier",
     "p3668": "jetson-xavier-nx",
     "p3701": "jetson-agx-orin",
-    "p3767": None,  # Orin NX or Orin Nano: decided by the SKU below
+    "p3767": None,  # Orin NX or Orin Nano: decided by the SKU (MODULES_BY_SKU)
+    "p3834": None,  # Thor T5000 or T4000: decided by the SKU (MODULES_BY_SKU)
 }
-P3767_SKUS = {
-    "0000": "jetson-orin-nx",
-    "0001": "jetson-orin-nx",
-    "0003": "jetson-orin-nano",
-    "0004": "jetson-orin-nano",
-    "0005": "jetson-orin-nano",
+# Module boards shared by modules with different GPUs: module by SKU. An SKU not listed
+# leaves the module to the model string (and, for a Thor, to SOC_ONLY_MODULES).
+MODULES_BY_SKU = {
+    "p3767": {
+        "0000": "jetson-orin-nx",
+        "0001": "jetson-orin-nx",
+        "0003": "jetson-orin-nano",
+        "0004": "jetson-orin-nano",
+        "0005": "jetson-orin-nano",
+    },
+    "p3834": {
+        "0008": "jetson-t5000",
+        "0000": "jetson-t4000",
+    },
 }
 # Carrier / developer kit ids that were only ever sold with one module family. Carriers
-# shared by several modules (p3449, p3509, p3768) identify nothing and are not listed.
+# shared by several modules (p3449, p3509, p3768; p4071 and p3971, which carry T5000 and
+# T4000 alike) identify nothing and are not listed.
 CARRIER_BOARDS = {
     "p2371": "jetson-tx1",
     "p2771": "jetson-tx2",
@@ -74,7 +93,11 @@ CARRIER_BOARDS = {
 
 # Words in a device tree model string (lower-cased, punctuation as spaces) -> module.
 # Most specific first. "agx" alone is resolved with the SoC (R32 Xavier said "Jetson-AGX").
+# "Thor" alone does not say which module (T4000 boards use the developer kit's carrier).
 MODEL_WORDS = (
+    (("t5000",), "jetson-t5000"),
+    (("t4000",), "jetson-t4000"),
+    (("thor",), THOR_SKU_UNKNOWN),
     (("orin", "nano"), "jetson-orin-nano"),
     (("orin", "nx"), "jetson-orin-nx"),
     (("orin",), "jetson-agx-orin"),
@@ -85,10 +108,17 @@ MODEL_WORDS = (
     (("tx1",), "jetson-tx1"),
     (("nano",), "jetson-nano"),
 )
-AGX_BY_SOC = {"tegra194": "jetson-agx-xavier", "tegra234": "jetson-agx-orin"}
+AGX_BY_SOC = {"tegra194": "jetson-agx-xavier", "tegra234": "jetson-agx-orin",
+              "tegra264": THOR_SKU_UNKNOWN}
+# SoCs every module of which is known to be one family: a device tree that names nothing but
+# the SoC still gives that family (every Thor so far is an AGX Thor module, board p3834).
+SOC_ONLY_MODULES = {"tegra264": THOR_SKU_UNKNOWN}
 
 # L4T -> (JetPack, TensorRT, CUDA, cuDNN), from docs/reference/jetson-platforms.md
-# (all rows; each with its source there).
+# (all rows; each with its source there). TensorRT, CUDA and cuDNN are what that JetPack
+# ships; a device may have another TensorRT installed (TensorRT 11.4.1 on JetPack 7.2.2 and
+# later, from NVIDIA's SBSA packages): the platform_id names the installed one, and the
+# difference is a warning, not an error. 38.x is Thor only; 39.x is Orin and Thor.
 L4T_RELEASES = {
     "32.1": ("4.2", "5.0.6", "10.0", "7.3.1"),
     "32.2": ("4.2.1", "5.1.6", "10.0", "7.5.0"),
@@ -111,9 +141,21 @@ L4T_RELEASES = {
     "35.4.1": ("5.1.2", "8.5.2", "11.4", "8.6.0"),
     "35.5.0": ("5.1.3", "8.5.2", "11.4", "8.6.0"),
     "35.6.0": ("5.1.4", "8.5.2", "11.4", "8.6.0"),
+    "35.6.1": ("5.1.5", "8.5.2", "11.4", "8.6.0"),
+    "35.6.2": ("5.1.5", "8.5.2", "11.4", "8.6.0"),
+    "35.6.4": ("5.1.6", "8.5.2", "11.4", "8.6.0"),
     "36.3": ("6.0", "8.6.2", "12.2", "8.9.4"),
     "36.4": ("6.1", "10.3", "12.6", "9.3"),
     "36.4.3": ("6.2", "10.3", "12.6", "9.3"),
+    "36.4.4": ("6.2.1", "10.3", "12.6", "9.3"),
+    "36.4.7": ("6.2.1", "10.3", "12.6", "9.3"),
+    "36.5.0": ("6.2.2", "10.3", "12.6", "9.3"),
+    "38.2.0": ("7.0", "10.13", "13.0", "9.12"),
+    "38.2.1": ("7.0", "10.13", "13.0", "9.12"),
+    "38.2.2": ("7.0", "10.13", "13.0", "9.12"),
+    "38.4.0": ("7.1", "10.13", "13.0", "9.12"),
+    "39.2.0": ("7.2", "10.16", "13.2", "9.20"),
+    "39.2.1": ("7.2.1", "10.16", "13.2", "9.20"),
 }
 
 # TensorRT generations and whether the builder can build there: (first version, first
@@ -282,9 +324,9 @@ def module_from_compatible(compatible):
             if not match:
                 continue
             board_id, sku = match.group(1), match.group(2)
-            if board_id == "p3767":
-                if sku in P3767_SKUS:
-                    return P3767_SKUS[sku], sku
+            if board_id in MODULES_BY_SKU:
+                if sku in MODULES_BY_SKU[board_id]:
+                    return MODULES_BY_SKU[board_id][sku], sku
                 continue
             if board_id in MODULE_BOARDS:
                 return MODULE_BOARDS[board_id], sku
@@ -461,8 +503,14 @@ def _detect_l4t(release_text, packages, warnings):
 
 
 def _check_module(module, soc, device_tree, warnings):
-    """The module if the device tree's SoC agrees with it; ``device_tree`` is for messages."""
+    """The module if the device tree's SoC agrees with it; ``device_tree`` is for messages.
+
+    A SoC of one module family only (SOC_ONLY_MODULES: Thor) gives that family when nothing
+    else names the module, so that such a device is never keyed as an unknown module.
+    """
     model, compatible, tree_dir = device_tree
+    if module is None and soc in SOC_ONLY_MODULES:
+        module = SOC_ONLY_MODULES[soc]
     if module is None:
         warnings.append("Jetson module not recognised from the device tree (model {!r}, "
                         "compatible {!r} in {}); engines built here are keyed by SoC only"
@@ -472,6 +520,12 @@ def _check_module(module, soc, device_tree, warnings):
         warnings.append("device tree names a {} (SoC {}) but its SoC entry is {}; trusting "
                         "the SoC entry, module unknown".format(module, MODULES[module][0], soc))
         return None
+    if module == THOR_SKU_UNKNOWN:
+        warnings.append("Jetson Thor module not recognised from the device tree (model {!r}, "
+                        "compatible {!r} in {}): board p3834-0008 is a T5000, p3834-0000 a "
+                        "T4000, with different GPUs; engines built here are keyed as {}, "
+                        "shared only with Thors whose module is unknown too"
+                        .format(model, compatible, tree_dir, module))
     return module
 
 
@@ -483,11 +537,21 @@ def _jetpack_for(l4t, warnings):
     if release is not None:
         row = L4T_RELEASES[release]
         return row[0], row[1:]
-    series = [r for r in L4T_RELEASES if _l4t_key(r)[:2] == _l4t_key(l4t)[:2]]
-    known = sorted(series, key=version_tuple)
-    warnings.append("L4T {} is not in the JetPack table; JetPack unknown{}".format(
-        l4t, " (known {} releases: {})".format(".".join(l4t.split(".")[:2]), ", ".join(known))
-        if known else ""))
+    # Not guessed: a later point release of a series may start a new JetPack (36.4.4 is
+    # 6.2.1, 36.5.0 6.2.2). The warning names what the table knows around it.
+    series = sorted((r for r in L4T_RELEASES if _l4t_key(r)[:2] == _l4t_key(l4t)[:2]),
+                    key=version_tuple)
+    newest = max(L4T_RELEASES, key=version_tuple)
+    if series:
+        known = " (known {} releases: {})".format(".".join(l4t.split(".")[:2]), ", ".join(
+            "{} = JetPack {}".format(r, L4T_RELEASES[r][0]) for r in series))
+    elif version_tuple(l4t) > version_tuple(newest):
+        known = (" (newer than every release the table knows, the newest being L4T {} = "
+                 "JetPack {}); module, TensorRT, CUDA and cuDNN are read from the device as "
+                 "usual".format(newest, L4T_RELEASES[newest][0]))
+    else:
+        known = ""
+    warnings.append("L4T {} is not in the JetPack table; JetPack unknown{}".format(l4t, known))
     return None, None
 
 

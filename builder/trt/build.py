@@ -99,8 +99,8 @@ def check_options_for_platform(options, facts, names=None):
         if cores == 0:
             raise UserError(
                 "{} {}: {} has no DLA (deep learning accelerator); DLA exists on "
-                "Xavier and Orin modules, not on Nano, TX2 or Orin Nano. Remove {} (GPU "
-                "only)".format(names["dla_core"], options.dla_core, module, names["dla_core"]))
+                "Xavier and Orin modules, not on Nano, TX2, Orin Nano or Thor. Remove {} "
+                "(GPU only)".format(names["dla_core"], options.dla_core, module, names["dla_core"]))
         if options.dla_core >= cores:
             raise UserError(
                 "{} {}: {} has {} DLA core(s), numbered 0 to {}; choose one of "

@@ -6,14 +6,15 @@ import shlex
 # Pin sets (roles/jetson_env/vars/main.yml) for devices on their JetPack's Python, per engine
 # path: "uff" becomes the host's jetson_env_pin_set (the set with TensorFlow), "onnx" its
 # jetson_env_onnx_pin_set (what a device whose builds are all ONNX gets; roles/jetson_env picks
-# between them). JetPack 4 (3.6) only has UFF (TensorRT < 8.4); JetPack 6 (3.10) only ONNX
-# (TensorRT 10 has no UFF parser), so its ONNX set is its only one. Devices on the host's Python
-# (the fallback, or `up --host-python`) keep the fleet's defaults (tests/integration/fleet_vars:
-# simulated-cp311, simulated-onnx-cp311).
+# between them). JetPack 4 (3.6) only has UFF (TensorRT < 8.4); JetPack 6 (3.10) and 7 (3.12)
+# only ONNX (TensorRT 10 has no UFF parser), so their ONNX set is their only one. Devices on
+# the host's Python (the fallback, or `up --host-python`) keep the fleet's defaults
+# (tests/integration/fleet_vars: simulated-cp311, simulated-onnx-cp311).
 SIMULATED_PIN_SETS = {
     "3.6": {"uff": "simulated-cp36"},
     "3.8": {"uff": "simulated-cp38", "onnx": "simulated-onnx-cp38"},
     "3.10": {"uff": "simulated-onnx-cp310", "onnx": "simulated-onnx-cp310"},
+    "3.12": {"uff": "simulated-onnx-cp312", "onnx": "simulated-onnx-cp312"},
 }
 PIN_SET_VARIABLES = (("uff", "jetson_env_pin_set"), ("onnx", "jetson_env_onnx_pin_set"))
 

@@ -5,9 +5,13 @@ release (the software: nv_tegra_release, dpkg versions of TensorRT / CUDA / cuDN
 `--hosts` names them as `kind` (the module's default release) or `kind@l4t`.
 
 Sources: docs/reference/jetson-platforms.md (module table, the R32.7.1 / R32.3.1 /
-R35.4.1 release lines, the JetPack 4.6 dpkg versions, the L4T -> component table).
-Values not in that reference (GCIDs and dates of other releases, exact dpkg build
-numbers) follow the same formats and are plausible, not verified against a device.
+R35.4.1 release lines, the JetPack 4.6 dpkg versions, the L4T -> component table, the
+Jetson Thor section). Values not in that reference (GCIDs and dates of other releases, exact
+dpkg build numbers) follow the same formats and are plausible, not verified against a device.
+
+The JetPack 6.2.1 and 7.x profiles (orin@36.4.4, orin@39.2.1, thor, thor@39.2.1) are not in
+the fleet tests. No profile has TensorRT 11 (JetPack 7.2.2 and later: its L4T release is not
+known yet, a release here has one TensorRT, and the JetPack doubles know no TensorRT 11).
 """
 
 import re
@@ -81,8 +85,9 @@ class Release:
 
 
 # What the sshd of each L4T line's Ubuntu offers by default: R32 = 18.04 (OpenSSH 7.6p1), R35 =
-# 20.04 (8.2p1), R36 = 22.04 (8.9p1). The post-quantum sntrup761x25519 exchange became a default
-# in OpenSSH 8.5, so only R36 devices offer it. The simulated devices run the host's newer sshd,
+# 20.04 (8.2p1), R36 = 22.04 (8.9p1), R38 / R39 (JetPack 7) = 24.04 (9.6p1, taken to offer what
+# 22.04's does). The post-quantum sntrup761x25519 exchange became a default in OpenSSH 8.5, so
+# R36 and later devices offer it. The simulated devices run the host's newer sshd,
 # which would offer it to every device: its client side costs ~0.13 s of controller CPU per
 # connection here against ~0.02 s for curve25519, which would skew the benchmark's per-device
 # controller CPU away from what a real JetPack 4/5 fleet costs.
@@ -95,6 +100,7 @@ SSH_KEX_BY_L4T_MAJOR = {
     35: _CLASSIC_KEX,
     36: "sntrup761x25519-sha512@openssh.com," + _CLASSIC_KEX,
 }
+SSH_KEX_BY_L4T_MAJOR[38] = SSH_KEX_BY_L4T_MAJOR[39] = SSH_KEX_BY_L4T_MAJOR[36]
 
 MODULES = {m.kind: m for m in (
     Module("nano", "jetson-nano", "NVIDIA Jetson Nano Developer Kit",
@@ -113,7 +119,7 @@ MODULES = {m.kind: m for m in (
            "tegra194", "7.2", 7766, 2, "t186ref", "32.7.1", (32, 35), 2.0, 12.0),
     Module("orin", "jetson-agx-orin", "NVIDIA Jetson AGX Orin Developer Kit",
            ("nvidia,p3737-0000+p3701-0005", "nvidia,p3701-0005", "nvidia,tegra234"),
-           "tegra234", "8.7", 30536, 2, "t186ref", "36.4.3", (36,), 1.0, 4.0),
+           "tegra234", "8.7", 30536, 2, "t186ref", "36.4.3", (36, 39), 1.0, 4.0),
     # Orin Nano 8 GB developer kit (module p3767-0005 on carrier p3768) and Orin NX 16 GB
     # (p3767-0000). JetPack 6.2 (L4T 36.4.3) added the "Super" power modes, and the device
     # tree model string of a board flashed for them ends in "Super"; SoC, compute
@@ -122,14 +128,22 @@ MODULES = {m.kind: m for m in (
     # device (8 GB and 16 GB modules, less the carve-outs).
     Module("orin-nano", "jetson-orin-nano", "NVIDIA Jetson Orin Nano Developer Kit",
            ("nvidia,p3768-0000+p3767-0005", "nvidia,p3767-0005", "nvidia,tegra234"),
-           "tegra234", "8.7", 7620, 0, "generic", "36.4.3", (36,), 1.5, 9.0),
+           "tegra234", "8.7", 7620, 0, "generic", "36.4.3", (36, 39), 1.5, 9.0),
     Module("orin-nano-super", "jetson-orin-nano",
            "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super",
            ("nvidia,p3768-0000+p3767-0005", "nvidia,p3767-0005", "nvidia,tegra234"),
-           "tegra234", "8.7", 7620, 0, "generic", "36.4.3", (36,), 1.2, 7.0),
+           "tegra234", "8.7", 7620, 0, "generic", "36.4.3", (36, 39), 1.2, 7.0),
     Module("orin-nx", "jetson-orin-nx", "NVIDIA Jetson Orin NX Engineering Reference Developer Kit",
            ("nvidia,p3768-0000+p3767-0000", "nvidia,p3767-0000", "nvidia,tegra234"),
-           "tegra234", "8.7", 15656, 2, "generic", "36.4.3", (36,), 1.2, 6.0),
+           "tegra234", "8.7", 15656, 2, "generic", "36.4.3", (36, 39), 1.2, 6.0),
+    # AGX Thor developer kit: a T5000 module (p3834-0008) on the p4071 carrier, model and
+    # compatible as the reference's Jetson Thor section gives them. JetPack 7.0 / 7.1 (L4T 38)
+    # are Thor only, 7.2 (L4T 39) adds Orin (the Orin kinds above run R36 and R39). MemTotal of
+    # the 128 GB module is plausible, not read from a device; build and inference times are
+    # emulated, a little faster than the AGX Orin's.
+    Module("thor", "jetson-t5000", "NVIDIA Jetson AGX Thor Developer Kit",
+           ("nvidia,p4071-0000+p3834-0008", "nvidia,p3834-0008", "nvidia,tegra264"),
+           "tegra264", "11.0", 125517, 0, "generic", "38.4.0", (38, 39), 0.8, 3.0),
 )}
 
 RELEASES = {r.l4t: r for r in (
@@ -154,6 +168,21 @@ RELEASES = {r.l4t: r for r in (
             "10.3.0", "10.3.0.30-1+cuda12.5", "10.3.0.30-1+cuda12.5",
             "12.6", "12.6.11-1", "12.6.68-1", "libcudnn9-cuda-12", "9.3.0.75-1",
             "36.4.3-20250107174145", jetpack_deb="6.2+b77", board="generic", has_uff=False),
+    # JetPack 6.2.1 and 7.x: versions from the reference's L4T table (TensorRT, CUDA, cuDNN
+    # and nvidia-l4t-core as the OE4T recipes name them). The nvidia-jetpack meta package
+    # version of these releases is not known here: not listed.
+    Release("36.4.4", "6.2.1", "41062509", "Mon Jun 16 16:07:13 UTC 2025",
+            "10.3.0", "10.3.0.30-1+cuda12.5", "10.3.0.30-1+cuda12.5",
+            "12.6", "12.6.11-1", "12.6.68-1", "libcudnn9-cuda-12", "9.3.0.75-1",
+            "36.4.4-20250616085344", board="generic", has_uff=False),
+    Release("38.4.0", "7.1", "43443517", "Wed Dec 31 00:15:19 UTC 2025",
+            "10.13.3.9", "10.13.3.9-1+cuda13.0", "10.13.3.9-1+cuda13.0",
+            "13.0", "13.0.0-1", "13.0.48-1", "libcudnn9-cuda-13", "9.12.0.46-1",
+            "38.4.0-20251230160601", board="generic", has_uff=False),
+    Release("39.2.1", "7.2.1", "46758480", "Fri Aug  7 05:54:22 AM UTC 2026",
+            "10.16.2.10", "10.16.2.10-1+cuda13.2", "10.16.2.10-1+cuda13.2",
+            "13.2", "13.2.1-1", "13.2.75-1", "libcudnn9-cuda-13", "9.20.0.46-1",
+            "39.2.1-20260806224157", board="generic", has_uff=False),
 )}
 
 

@@ -21,6 +21,24 @@ ORIN_R36_RELEASE = ("# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: gene
                     "EABI: aarch64, DATE: Wed Jan  8 01:49:37 UTC 2025")
 ORIN_NANO_RELEASE = ("# R36 (release), REVISION: 3.0, GCID: 36191598, BOARD: generic, "
                      "EABI: aarch64, DATE: Mon May  6 17:34:21 UTC 2024")
+ORIN_R36_4_4_RELEASE = ("# R36 (release), REVISION: 4.4, GCID: 41062509, BOARD: generic, "
+                        "EABI: aarch64, DATE: Mon Jun 16 16:07:13 UTC 2025")
+# JetPack 7 (Ubuntu 24.04): 38.2.0 as rbonghi/jetson_stats#711 shows it for an AGX Thor
+# developer kit; the others in the same format (GCIDs and dates as public device logs print
+# them, not re-checked on a board here). R38/R39 files go on like R36 ones.
+THOR_R38_2_0_RELEASE = ("# R38 (release), REVISION: 2.0, GCID: 41844464, BOARD: generic, "
+                        "EABI: aarch64, DATE: Fri Aug 22 00:55:42 UTC 2025")
+THOR_R38_4_0_RELEASE = ("# R38 (release), REVISION: 4.0, GCID: 43443517, BOARD: generic, "
+                        "EABI: aarch64, DATE: Wed Dec 31 00:15:19 UTC 2025")
+R39_2_1_RELEASE = ("# R39 (release), REVISION: 2.1, GCID: 46758480, BOARD: generic, "
+                   "EABI: aarch64, DATE: Fri Aug  7 05:54:22 AM UTC 2026")
+R36_TAIL = ("# KERNEL_VARIANT: oot\nTARGET_USERSPACE_LIB_DIR=nvidia\n"
+            "TARGET_USERSPACE_LIB_DIR_PATH=usr/lib/aarch64-linux-gnu/nvidia\n")
+# Device tree of the AGX Thor developer kit (T5000 module p3834-0008 on carrier p4071), as
+# rbonghi/jetson_stats#711 (L4T 38.2.0) and NVIDIA/jetson-gpio#135 (L4T 38.4) print it.
+THOR_DEVKIT_MODEL = "NVIDIA Jetson AGX Thor Developer Kit"
+THOR_DEVKIT_COMPATIBLE = ["nvidia,p4071-0000+p3834-0008", "nvidia,p3834-0008",
+                          "nvidia,tegra264"]
 
 # R32 files continue with checksums of libraries; detection must skip them.
 R32_SHA_LINES = (
@@ -129,6 +147,76 @@ PROFILES = {
                    "l4t": "36.4.3", "jetpack": "6.2", "tensorrt": "10.3.0", "cuda": "12.6",
                    "cudnn": "9.3.0", "dla_cores": 2,
                    "platform_id": "jetson-agx-orin_l4t36.4.3_trt10.3.0"},
+    },
+    "agx-orin-36.4.4": {
+        "release": ORIN_R36_4_4_RELEASE + "\n" + R36_TAIL,
+        "model": "NVIDIA Jetson AGX Orin Developer Kit",
+        "compatible": ["nvidia,p3737-0000+p3701-0005", "nvidia,p3701-0005", "nvidia,tegra234"],
+        "packages": {
+            "nvidia-l4t-core": "36.4.4-20250616085344",
+            "tensorrt": "10.3.0.30-1+cuda12.5",
+            "libnvinfer10": "10.3.0.30-1+cuda12.5",
+            "libcudnn9-cuda-12": "9.3.0.75-1",
+            "cuda-toolkit-12-6": "12.6.11-1",
+        },
+        "mem_kib": 64335836,
+        "expect": {"module": "jetson-agx-orin", "soc": "tegra234", "compute_capability": "8.7",
+                   "l4t": "36.4.4", "jetpack": "6.2.1", "tensorrt": "10.3.0", "cuda": "12.6",
+                   "cudnn": "9.3.0", "dla_cores": 2,
+                   "platform_id": "jetson-agx-orin_l4t36.4.4_trt10.3.0"},
+    },
+    # JetPack 7.2 brought Orin to L4T 39 (Ubuntu 24.04, CUDA 13.2, TensorRT 10.16).
+    "agx-orin-39.2.1": {
+        "release": R39_2_1_RELEASE + "\n" + R36_TAIL,
+        "model": "NVIDIA Jetson AGX Orin Developer Kit",
+        "compatible": ["nvidia,p3737-0000+p3701-0005", "nvidia,p3701-0005", "nvidia,tegra234"],
+        "packages": {
+            "nvidia-l4t-core": "39.2.1-20260806224157",
+            "tensorrt": "10.16.2.10-1+cuda13.2",
+            "libnvinfer10": "10.16.2.10-1+cuda13.2",
+            "libcudnn9-cuda-13": "9.20.0.46-1",
+            "cuda-toolkit-13-2": "13.2.1-1",
+        },
+        "mem_kib": 64335836,
+        "expect": {"module": "jetson-agx-orin", "soc": "tegra234", "compute_capability": "8.7",
+                   "l4t": "39.2.1", "jetpack": "7.2.1", "tensorrt": "10.16.2",
+                   "tensorrt_full": "10.16.2.10-1+cuda13.2", "cuda": "13.2", "cudnn": "9.20.0",
+                   "dla_cores": 2, "platform_id": "jetson-agx-orin_l4t39.2.1_trt10.16.2"},
+    },
+    # Jetson Thor: tegra264, compute capability 11.0 (CUDA 13), no DLA.
+    "thor-38.4.0": {
+        "release": THOR_R38_4_0_RELEASE + "\n" + R36_TAIL,
+        "model": THOR_DEVKIT_MODEL,
+        "compatible": THOR_DEVKIT_COMPATIBLE,
+        "packages": {
+            "nvidia-l4t-core": "38.4.0-20251230160601",
+            "tensorrt": "10.13.3.9-1+cuda13.0",
+            "libnvinfer10": "10.13.3.9-1+cuda13.0",
+            "libcudnn9-cuda-13": "9.12.0.46-1",
+            "cuda-toolkit-13-0": "13.0.0-1",
+        },
+        "mem_kib": 128530000,
+        "expect": {"module": "jetson-t5000", "soc": "tegra264", "compute_capability": "11.0",
+                   "l4t": "38.4.0", "jetpack": "7.1", "tensorrt": "10.13.3", "cuda": "13.0",
+                   "cudnn": "9.12.0", "dla_cores": 0,
+                   "platform_id": "jetson-t5000_l4t38.4.0_trt10.13.3"},
+    },
+    "thor-39.2.1": {
+        "release": R39_2_1_RELEASE + "\n" + R36_TAIL,
+        "model": THOR_DEVKIT_MODEL,
+        "compatible": THOR_DEVKIT_COMPATIBLE,
+        "packages": {
+            "nvidia-l4t-core": "39.2.1-20260806224157",
+            "tensorrt": "10.16.2.10-1+cuda13.2",
+            "libnvinfer10": "10.16.2.10-1+cuda13.2",
+            "libcudnn9-cuda-13": "9.20.0.46-1",
+            "cuda-toolkit-13-2": "13.2.1-1",
+        },
+        "mem_kib": 128530000,
+        "expect": {"module": "jetson-t5000", "soc": "tegra264", "compute_capability": "11.0",
+                   "l4t": "39.2.1", "jetpack": "7.2.1", "tensorrt": "10.16.2", "cuda": "13.2",
+                   "cudnn": "9.20.0", "dla_cores": 0,
+                   "platform_id": "jetson-t5000_l4t39.2.1_trt10.16.2"},
     },
     "orin-nano-36.3": {
         "release": ORIN_NANO_RELEASE + "\n",

@@ -46,8 +46,9 @@ def _sha256(path):
 
 def test_the_real_pin_sets_are_the_jetpack_families_of_each_engine_path():
     assert REAL == ["jetpack46-cp36", "jetpack5-cp38", "jetpack5-onnx-cp38",
-                    "jetpack6-onnx-cp310"]
-    for name in ("jetpack5-onnx-cp38", "jetpack6-onnx-cp310"):  # ONNX path: no TensorFlow
+                    "jetpack6-onnx-cp310", "jetpack7-onnx-cp312"]
+    for name in ("jetpack5-onnx-cp38", "jetpack6-onnx-cp310",
+                 "jetpack7-onnx-cp312"):  # ONNX path: no TensorFlow
         assert not [p for p in PIN_SETS[name]["pins"] if p["name"].startswith("tensorflow")]
     for name in ("jetpack46-cp36", "jetpack5-cp38"):
         tensorflow = [p for p in PIN_SETS[name]["pins"] if p["name"] == "tensorflow"]

@@ -19,7 +19,9 @@ from builder.platform.detect import (
     supported,
     tensorrt_generation,
 )
-from tests.unit.platform_roots import PROFILES, lay_out
+from builder.trt.adapter import BuildOptions
+from builder.trt.build import check_options_for_platform
+from tests.unit.platform_roots import PROFILES, THOR_R38_2_0_RELEASE, lay_out
 
 
 @pytest.fixture
@@ -63,7 +65,10 @@ def test_proc_device_tree_symlink_that_points_outside_the_root(tmp_path):
 def test_supported_per_profile(tmp_path):
     expected = {"nano-32.7.1": "trt8_0", "tx2-32.3.1": "trt5_6", "xavier-32.4.4": "trt7",
                 "xavier-35.4.1": "trt8_4", "xavier-nx-35.3.1": "trt8_4",
-                "orin-nano-36.3": "trt8_4", "agx-orin-36.4.3": "trt10"}
+                "orin-nano-36.3": "trt8_4", "agx-orin-36.4.3": "trt10",
+                "agx-orin-36.4.4": "trt10", "agx-orin-39.2.1": "trt10", "thor-38.4.0": "trt10",
+                "thor-39.2.1": "trt10"}
+    assert sorted(expected) == sorted(PROFILES)
     for profile, generation in expected.items():
         root = tmp_path / profile
         assert supported(detect_platform(lay_out(root, profile))) == (True, generation)
@@ -144,8 +149,13 @@ def test_no_l4t_anywhere(tmp_path):
 
 
 @pytest.mark.parametrize(("revision", "l4t", "known"), [
-    ("7.7", "32.7.7", "32.7.1, 32.7.2"),
-    ("4.4", "36.4.4", "known 36.4 releases: 36.4, 36.4.3"),
+    ("7.7", "32.7.7", "32.7.1 = JetPack 4.6.1, 32.7.2 = JetPack 4.6.2"),
+    # A later 36.4.x / 36.5.x is not given the JetPack of its neighbours (36.4.4 started
+    # 6.2.1, 36.5.0 6.2.2): the warning lists them instead.
+    ("4.9", "36.4.9", "known 36.4 releases: 36.4 = JetPack 6.1, 36.4.3 = JetPack 6.2, "
+                      "36.4.4 = JetPack 6.2.1, 36.4.7 = JetPack 6.2.1"),
+    ("5.2", "36.5.2", "known 36.5 releases: 36.5.0 = JetPack 6.2.2"),
+    ("2.2", "39.2.2", "known 39.2 releases: 39.2.0 = JetPack 7.2, 39.2.1 = JetPack 7.2.1"),
 ])
 def test_unknown_point_release_is_not_an_error(tmp_path, revision, l4t, known):
     major = l4t.split(".")[0]
@@ -160,6 +170,31 @@ def test_unknown_point_release_is_not_an_error(tmp_path, revision, l4t, known):
     [warning] = facts["warnings"]
     assert "L4T {} is not in the JetPack table; JetPack unknown".format(l4t) in warning
     assert known in warning
+
+
+@pytest.mark.parametrize(("release", "l4t_core", "l4t", "jetpack"), [
+    ("# R40 (release), REVISION: 1.0, GCID: 1, BOARD: generic, EABI: aarch64\n",
+     "40.1.0-20270101000000", "40.1.0", None),
+    (None, "40.1.0-20270101000000", "40.1.0", None),   # no release file: nvidia-l4t-core
+])
+def test_unknown_future_release_is_detected_from_its_packages(tmp_path, release, l4t_core, l4t,
+                                                              jetpack):
+    """L4T 40 is in no table: module, SoC, TensorRT, CUDA and cuDNN still come from the device,
+    and the one warning says that the JetPack is unknown (and why)."""
+    packages = {"nvidia-l4t-core": l4t_core, "tensorrt": "11.4.1.6-1+cuda13.4",
+                "libnvinfer11": "11.4.1.6-1+cuda13.4", "libcudnn9-cuda-13": "9.24.0.10-1",
+                "cuda-toolkit-13-4": "13.4.0-1"}
+    facts = detect_platform(lay_out(tmp_path, "thor-39.2.1", release=release,
+                                    packages=packages))
+    assert (facts["l4t"], facts["jetpack"]) == (l4t, jetpack)
+    assert (facts["module"], facts["soc"], facts["compute_capability"], facts["dla_cores"]) == (
+        "jetson-t5000", "tegra264", "11.0", 0)
+    assert (facts["tensorrt"], facts["cuda"], facts["cudnn"]) == ("11.4.1", "13.4", "9.24.0")
+    assert facts["platform_id"] == "jetson-t5000_l4t40.1.0_trt11.4.1"
+    [warning] = facts["warnings"]
+    assert warning.startswith("L4T 40.1.0 is not in the JetPack table; JetPack unknown (newer "
+                              "than every release the table knows, the newest being L4T "
+                              "39.2.1 = JetPack 7.2.1)")
 
 
 def test_every_table_row_resolves(tmp_path):
@@ -234,6 +269,133 @@ def test_release_file_without_device_tree(tmp_path):
     assert facts["l4t"] == "32.7.1"
     assert facts["platform_id"] == "unknown-tegra_l4t32.7.1_trt8.2.1"
     assert any("not recognised" in w for w in facts["warnings"])
+
+
+# ------------------------------------------------------------------ Jetson Thor and JetPack 7
+
+
+def _jetpack7_packages(l4t_core, tensorrt, cuda, cudnn):
+    """dpkg packages of a JetPack 7 device; ``tensorrt`` is the full Debian version."""
+    packages = {"tensorrt": tensorrt, "libcudnn9-cuda-13": cudnn,
+                "cuda-toolkit-" + "-".join(cuda.split(".")[:2]): cuda}
+    packages["libnvinfer" + tensorrt.split(".")[0]] = tensorrt
+    packages["python3-libnvinfer"] = tensorrt
+    if l4t_core:
+        packages["nvidia-l4t-core"] = l4t_core
+    return packages
+
+
+def test_thor_on_jetpack_7_0(tmp_path):
+    """The AGX Thor developer kit on L4T 38.2.0 (release line, model and compatible as
+    rbonghi/jetson_stats#711 prints them): a T5000, SoC tegra264, compute 11.0, no DLA."""
+    packages = _jetpack7_packages(None, "10.13.3.9-1+cuda13.0", "13.0.0-1", "9.12.0.46-1")
+    facts = detect_platform(lay_out(tmp_path, "thor-38.4.0", release=THOR_R38_2_0_RELEASE + "\n",
+                                    packages=packages))
+    assert {key: facts[key] for key in ("module", "soc", "compute_capability", "l4t", "jetpack",
+                                        "tensorrt", "cuda", "cudnn", "dla_cores")} == {
+        "module": "jetson-t5000", "soc": "tegra264", "compute_capability": "11.0",
+        "l4t": "38.2.0", "jetpack": "7.0", "tensorrt": "10.13.3", "cuda": "13.0",
+        "cudnn": "9.12.0", "dla_cores": 0}
+    assert facts["platform_id"] == "jetson-t5000_l4t38.2.0_trt10.13.3"
+    assert facts["warnings"] == []
+
+
+@pytest.mark.parametrize(("revision", "jetpack"), [("2", "7.0"), ("2.1", "7.0"), ("2.2", "7.0"),
+                                                   ("4", "7.1"), ("4.0", "7.1")])
+def test_thor_releases_of_l4t_38(tmp_path, revision, jetpack):
+    release = "# R38 (release), REVISION: {}, BOARD: generic, EABI: aarch64\n".format(revision)
+    facts = detect_platform(lay_out(tmp_path, "thor-38.4.0", release=release,
+                                    packages=_jetpack7_packages(None, "10.13.3.9-1+cuda13.0",
+                                                                "13.0.0-1", "9.12.0.46-1")))
+    assert facts["jetpack"] == jetpack
+    assert facts["warnings"] == []
+
+
+def test_thor_on_jetpack_7_2_with_tensorrt_11(tmp_path):
+    """TensorRT 11.4.1 (NVIDIA's SBSA packages, supported from JetPack 7.2.2 on) installed
+    on L4T 39.2.1: the platform_id names the TensorRT installed, and the difference from what
+    the JetPack ships (10.16) is a warning, not an error."""
+    packages = _jetpack7_packages("39.2.1-20260806224157", "11.4.1.6-1+cuda13.2", "13.2.1-1",
+                                  "9.20.0.46-1")
+    facts = detect_platform(lay_out(tmp_path, "thor-39.2.1", packages=packages))
+    assert {key: facts[key] for key in ("module", "soc", "compute_capability", "l4t", "jetpack",
+                                        "tensorrt", "cuda", "dla_cores")} == {
+        "module": "jetson-t5000", "soc": "tegra264", "compute_capability": "11.0",
+        "l4t": "39.2.1", "jetpack": "7.2.1", "tensorrt": "11.4.1", "cuda": "13.2",
+        "dla_cores": 0}
+    assert facts["platform_id"] == "jetson-t5000_l4t39.2.1_trt11.4.1"
+    assert facts["warnings"] == ["TensorRT 11.4.1 installed, JetPack for L4T 39.2.1 ships 10.16"]
+
+
+def test_thor_on_a_later_7_2_point_release_with_tensorrt_11(tmp_path):
+    """A 39.2 release the table does not have yet (JetPack 7.2.2 is the first that TensorRT
+    11.4.1 supports): detected from its packages, JetPack unknown, the known 39.2 releases
+    named."""
+    packages = _jetpack7_packages("39.2.2-20261001000000", "11.4.1.6-1+cuda13.2", "13.2.1-1",
+                                  "9.20.0.46-1")
+    facts = detect_platform(lay_out(
+        tmp_path, "thor-39.2.1", packages=packages,
+        release="# R39 (release), REVISION: 2.2, GCID: 1, BOARD: generic, EABI: aarch64\n"))
+    assert (facts["module"], facts["l4t"], facts["jetpack"], facts["tensorrt"]) == (
+        "jetson-t5000", "39.2.2", None, "11.4.1")
+    assert facts["platform_id"] == "jetson-t5000_l4t39.2.2_trt11.4.1"
+    [warning] = facts["warnings"]
+    assert warning == ("L4T 39.2.2 is not in the JetPack table; JetPack unknown (known 39.2 "
+                       "releases: 39.2.0 = JetPack 7.2, 39.2.1 = JetPack 7.2.1)")
+
+
+@pytest.mark.parametrize(("compatible", "model", "module"), [
+    (["nvidia,p4071-0000+p3834-0008", "nvidia,p3834-0008", "nvidia,tegra264"],
+     "NVIDIA Jetson AGX Thor Developer Kit", "jetson-t5000"),
+    # NVIDIA/jetson-gpio lists p3834-0008 also on the p3971 reference carriers.
+    (["nvidia,p3971-0080+p3834-0008", "nvidia,tegra264"], "x", "jetson-t5000"),
+    # T4000 (p3834-0000) in the developer kit's carrier: compatible assumed by analogy with
+    # the device tree file name tegra264-p4071-0000+p3834-0000 (see the reference).
+    (["nvidia,p4071-0000+p3834-0000", "nvidia,p3834-0000", "nvidia,tegra264"], "x",
+     "jetson-t4000"),
+    (["nvidia,tegra264"], "NVIDIA Jetson T4000 custom carrier", "jetson-t4000"),
+    (["nvidia,tegra264"], "Jetson T5000 robot", "jetson-t5000"),
+])
+def test_thor_modules(tmp_path, compatible, model, module):
+    facts = detect_platform(lay_out(tmp_path, "thor-39.2.1", compatible=compatible,
+                                    model=model))
+    assert (facts["module"], facts["soc"], facts["compute_capability"], facts["dla_cores"]) == (
+        module, "tegra264", "11.0", 0)
+    assert facts["platform_id"] == module + "_l4t39.2.1_trt10.16.2"
+    assert facts["warnings"] == []
+
+
+@pytest.mark.parametrize(("compatible", "model"), [
+    # A p3834 SKU the table does not know (NVIDIA/jetson-gpio lists a p3834-0005).
+    (["nvidia,p3971-0050+p3834-0005", "nvidia,tegra264"], "NVIDIA Jetson AGX Thor Developer Kit"),
+    (["nvidia,tegra264"], "NVIDIA Jetson AGX Thor Developer Kit"),
+    (["nvidia,tegra264"], "Jetson-AGX"),
+    (["acme,robot-7", "nvidia,tegra264"], "ACME Robot Controller"),   # only the SoC says Thor
+    (["acme,robot-7", "nvidia,tegra264"], None),
+])
+def test_a_thor_is_never_keyed_unknown(tmp_path, compatible, model):
+    facts = detect_platform(lay_out(tmp_path, "thor-39.2.1", compatible=compatible,
+                                    model=model))
+    assert (facts["module"], facts["soc"], facts["compute_capability"], facts["dla_cores"]) == (
+        "jetson-agx-thor", "tegra264", "11.0", 0)
+    assert facts["platform_id"] == "jetson-agx-thor_l4t39.2.1_trt10.16.2"
+    [warning] = facts["warnings"]
+    assert warning.startswith("Jetson Thor module not recognised from the device tree")
+    assert "board p3834-0008 is a T5000, p3834-0000 a T4000" in warning
+
+
+def test_thor_board_with_another_soc_entry_is_not_trusted(tmp_path):
+    facts = detect_platform(lay_out(tmp_path, "agx-orin-39.2.1",
+                                    compatible=["nvidia,p3834-0008", "nvidia,tegra234"]))
+    assert facts["module"] is None and facts["soc"] == "tegra234"
+    assert any("jetson-t5000 (SoC tegra264) but its SoC entry is tegra234" in w
+               for w in facts["warnings"])
+
+
+def test_dla_is_refused_on_thor(tmp_path):
+    facts = detect_platform(lay_out(tmp_path, "thor-39.2.1"))
+    with pytest.raises(UserError, match="jetson-t5000 has no DLA"):
+        check_options_for_platform(BuildOptions(dla_core=0), facts)
 
 
 # ------------------------------------------------------------------ not a Jetson
