@@ -47,7 +47,8 @@ def run(args):
     report = exported.report()
     report["onnx"] = onnx_path
     report["onnx_sha256"] = file_sha256(onnx_path)
-    report["verification"] = crosscheck.crosscheck(exported)
+    with export.tool_step(spec, "the check against TensorFlow (onnxruntime)"):
+        report["verification"] = crosscheck.crosscheck(exported)
     _onnx_path, report_path = export.output_paths(spec, out_dir)
     atomic.write_json(report_path, report)
     verification = report["verification"]

@@ -15,8 +15,22 @@ from ..graph.tfcompat import const_value
 
 # Top-level namespaces that the surgery collapses into the "Input" placeholder.
 INPUT_NAMESPACES = ("image_tensor", "ToFloat", "Cast", "Preprocessor")
+# The anchor generators of SSD exports: ssd_anchor_generator (the grid GridAnchor_TRT
+# reproduces) and multiscale_anchor_generator (FPN models).
 ANCHOR_NAMESPACE = "MultipleGridAnchorGenerator"
+MULTISCALE_ANCHOR_NAMESPACE = "MultiscaleGridAnchorGenerator"
+ANCHOR_NAMESPACES = (ANCHOR_NAMESPACE, MULTISCALE_ANCHOR_NAMESPACE)
 PREDICTOR = re.compile(r"^BoxPredictor_(\d+)/")
+# The box predictors of SSD exports, each (scope pattern, box conv scope, class conv scope):
+# convolutional_box_predictor writes BoxPredictor_<i>/{BoxEncodingPredictor,ClassPredictor};
+# weight_shared_convolutional_box_predictor (FPN models) one scope per feature map,
+# WeightSharedConvolutionalBoxPredictor[_<i>]/{BoxPredictor,ClassPredictor}, whose
+# convolutions all read the weights of the first.
+PREDICTOR_STYLES = collections.OrderedDict([
+    ("convolutional", (PREDICTOR, "BoxEncodingPredictor", "ClassPredictor")),
+    ("weight_shared", (re.compile(r"^WeightSharedConvolutionalBoxPredictor(?:_(\d+))?/"),
+                       "BoxPredictor", "ClassPredictor")),
+])
 RESIZE_OPS = ("ResizeBilinear", "ResizeNearestNeighbor", "ResizeBicubic", "ResizeArea")
 PASS_THROUGH_OPS = ("Identity", "Snapshot")
 # Ops whose output has the shape of their first input: the quantization rewrite of the
@@ -83,26 +97,42 @@ def check_is_ssd_export(graph_def, path):
          "NMS plugin)", export_fix)
     need("concat" in present, "no 'concat' node (the box-location concat)", export_fix)
     need("concat_1" in present, "no 'concat_1' node (the class-score concat)", export_fix)
-    need(any(PREDICTOR.match(name) for name in names), "no 'BoxPredictor_0/...' nodes",
+    need(any(style[0].match(name) for name in names for style in PREDICTOR_STYLES.values()),
+         "no 'BoxPredictor_0/...' nor 'WeightSharedConvolutionalBoxPredictor/...' nodes",
          export_fix)
-    need(ANCHOR_NAMESPACE in tops,
-         "no '{}/...' nodes (the anchor generator replaced by GridAnchor_TRT; some published "
-         "exports have it folded into constants)".format(ANCHOR_NAMESPACE),
+    need(any(namespace in tops for namespace in ANCHOR_NAMESPACES),
+         "no '{}/...' nodes (the anchor generator; some published exports have it folded "
+         "into constants)".format("/...' nor '".join(ANCHOR_NAMESPACES)),
          "Re-export the checkpoint with export_inference_graph.py")
 
 
-def _predictor_convs(graph, index):
-    """(box conv, class conv) NodeDefs of BoxPredictor_<index>."""
+def predictor_style(graph_def):
+    """(name of the box predictor style (a key of PREDICTOR_STYLES), its scopes): the scopes
+    are [(scope, box conv kind, class conv kind)] in feature-map order (the order of the
+    concat the Postprocessor reads); (None, []) when the graph has no box predictor."""
+    for style, (pattern, box_kind, class_kind) in PREDICTOR_STYLES.items():
+        found = {}
+        for node in graph_def.node:
+            match = pattern.match(node.name)
+            if match:
+                found[int(match.group(1) or 0)] = node.name.split("/")[0]
+        if found:
+            return style, [(found[index], box_kind, class_kind) for index in sorted(found)]
+    return None, []
+
+
+def _predictor_convs(graph, scope, kinds):
+    """(box conv, class conv) NodeDefs of one box predictor scope."""
     found = {}
-    for kind in ("BoxEncodingPredictor", "ClassPredictor"):
-        prefix = "BoxPredictor_{}/{}/".format(index, kind)
+    for kind in kinds:
+        prefix = "{}/{}/".format(scope, kind)
         convs = [node for name, node in graph.nodes.items()
                  if name.startswith(prefix) and node.op == "Conv2D"]
         if len(convs) != 1:
             graph.fail("expected one Conv2D under {} but found {}".format(prefix, len(convs)),
                        "Only the convolutional box predictor of SSD exports is supported")
         found[kind] = convs[0]
-    return found["BoxEncodingPredictor"], found["ClassPredictor"]
+    return found[kinds[0]], found[kinds[1]]
 
 
 def _out_channels(graph, conv):
@@ -113,9 +143,9 @@ def _out_channels(graph, conv):
     return shape[3]
 
 
-def _reshape_classes(graph, index):
-    """The class count written in BoxPredictor_<index>/Reshape_1's shape, or None."""
-    reshape = graph.nodes.get("BoxPredictor_{}/Reshape_1".format(index))
+def _reshape_classes(graph, scope):
+    """The class count written in <scope>/Reshape_1's shape, or None."""
+    reshape = graph.nodes.get(scope + "/Reshape_1")
     if reshape is None or len(reshape.input) < 2:
         return None
     shape_node = graph.source(reshape.input[1])
@@ -136,14 +166,21 @@ def _input_size(graph):
         dims = [int(dim.size) for dim in image.attr["shape"].shape.dim]
         if len(dims) == 4 and dims[1] > 0 and dims[2] > 0:
             return (dims[1], dims[2]), "graph: image_tensor shape"
-    for name, node in graph.nodes.items():
-        if _top_namespace(name) == "Preprocessor" and node.op in RESIZE_OPS:
-            size = graph.const(node.input[1])
-            if size is not None and size.size == 2:
-                return (int(size[0]), int(size[1])), "graph: {} size".format(name)
+    resizes = [(name, node) for name, node in graph.nodes.items()
+               if _top_namespace(name) == "Preprocessor" and node.op in RESIZE_OPS]
+    for name, node in resizes:
+        size = graph.const(node.input[1])
+        if size is not None and size.size == 2:
+            return (int(size[0]), int(size[1])), "graph: {} size".format(name)
+    fix = ("A TensorRT engine takes one input size: re-export the checkpoint with "
+           "image_resizer { fixed_shape_resizer { height: H width: W } } in its "
+           "pipeline.config (H and W: the size it was trained at)")
+    if resizes:
+        graph.fail("the Preprocessor resizes each image to a size computed from that image "
+                   "({} has no constant size: a keep_aspect_ratio_resizer)".format(resizes[0][0]),
+                   fix)
     graph.fail("cannot tell the input size: 'image_tensor' has no fixed height/width and no "
-               "Preprocessor/.../Resize* node has a constant size",
-               "Export with a fixed_shape_resizer (image_resizer in pipeline.config)")
+               "Preprocessor/.../Resize* node", fix)
 
 
 def _conv_output(size, kernel, stride, padding, dilation):
@@ -179,7 +216,27 @@ def _spatial_step(graph, node, size):
     if node.op in RESIZE_OPS:
         new_size = graph.const(node.input[1])
         return (int(new_size[0]), int(new_size[1]))
+    if node.op == "Reshape":
+        # A reshape to a known NHWC shape sets the size (FPN's nearest-neighbour upsampling
+        # is a reshape with the doubled size written in its shape).
+        dims = _shape_dims(graph, node.input[1])
+        if dims is not None and len(dims) == 4 and dims[1] > 0 and dims[2] > 0:
+            return (dims[1], dims[2])
     return size
+
+
+def _shape_dims(graph, input_name):
+    """The dimensions of a shape input: a constant, or a Pack of scalars (None where not
+    constant); None when neither."""
+    node = graph.source(input_name)
+    if node is None:
+        return None
+    if node.op == "Pack":
+        values = [graph.const(name) for name in node.input if not graph_edit.is_control(name)]
+        return [None if value is None or value.size != 1 else int(value.reshape(-1)[0])
+                for value in values]
+    value = const_value(node)
+    return None if value is None else [int(v) for v in value.reshape(-1)]
 
 
 def _data_input(graph, node):
@@ -213,15 +270,11 @@ def analyze(graph_def, path):
     """SsdLayout of an SSD export; UserError when the graph is not one."""
     check_is_ssd_export(graph_def, path)
     graph = _Graph(graph_def, path)
-    indices = sorted(set(int(PREDICTOR.match(name).group(1))
-                         for name in graph.nodes if PREDICTOR.match(name)))
-    if indices != list(range(len(indices))):
-        graph.fail("box predictors are numbered {}".format(indices),
-                   "Expected BoxPredictor_0 .. BoxPredictor_{}".format(len(indices) - 1))
+    _style, scopes = predictor_style(graph_def)
     (height, width), input_source = _input_size(graph)
     anchors_per_location, class_counts, shapes = [], [], []
-    for index in indices:
-        box_conv, class_conv = _predictor_convs(graph, index)
+    for scope, box_kind, class_kind in scopes:
+        box_conv, class_conv = _predictor_convs(graph, scope, (box_kind, class_kind))
         box_channels = _out_channels(graph, box_conv)
         if box_channels % 4:
             graph.fail("{} has {} output channels, not a multiple of 4 (box coordinates)"
@@ -232,15 +285,15 @@ def analyze(graph_def, path):
             graph.fail("{} has {} channels for {} anchors per location".format(
                 class_conv.name, class_channels, anchors), "Is this an SSD box predictor?")
         classes = class_channels // anchors
-        written = _reshape_classes(graph, index)
+        written = _reshape_classes(graph, scope)
         if written is not None and written != classes:
-            graph.fail("BoxPredictor_{}/Reshape_1 reshapes to {} classes but its class "
+            graph.fail("{}/Reshape_1 reshapes to {} classes but its class "
                        "predictor has {} ({} channels / {} anchors)".format(
-                           index, written, classes, class_channels, anchors),
+                           scope, written, classes, class_channels, anchors),
                        "The graph is inconsistent; re-export it")
         fm_height, fm_width = _feature_map_size(graph, class_conv, (height, width))
         if fm_height != fm_width:
-            graph.fail("feature map {} is {}x{}, not square".format(index, fm_height, fm_width),
+            graph.fail("feature map {} is {}x{}, not square".format(scope, fm_height, fm_width),
                        "GridAnchor_TRT supports square feature maps only: use a square input")
         anchors_per_location.append(anchors)
         class_counts.append(classes)
@@ -252,7 +305,7 @@ def analyze(graph_def, path):
         "num_classes": "graph: BoxPredictor_*/ClassPredictor channels / anchors per location",
         "anchors_per_location": "graph: BoxPredictor_*/BoxEncodingPredictor channels / 4",
         "feature_map_shapes": "graph: strides from the input to each BoxPredictor",
-        "num_layers": "graph: number of BoxPredictor_N",
+        "num_layers": "graph: number of box predictors ({})".format(scopes[0][0]),
         "anchors": "graph: sum of feature map cells x anchors per location",
         "input_dims": input_source,
     }
@@ -261,7 +314,7 @@ def analyze(graph_def, path):
         anchors_per_location=anchors_per_location,
         feature_map_shapes=shapes,
         input_dims=[3, height, width],
-        num_layers=len(indices),
+        num_layers=len(scopes),
         anchors=sum(size * size * count for size, count in zip(shapes, anchors_per_location)),
         sources=sources,
     )
@@ -278,6 +331,10 @@ ANCHOR_CONCATS = ("MultipleGridAnchorGenerator/Concatenate/concat", "Concatenate
 # The tensors the UFF recipe feeds NMS_TRT: box encodings (after the Squeeze), class logits.
 BOX_ENCODINGS = "Squeeze"
 CLASS_PREDICTIONS = "concat_1"
+# The Postprocessor's copy of the box encodings (exports since 2018): its input is the
+# encodings tensor, the Squeeze of the convolutional predictors or the concat of the
+# weight-shared ones (which reshape to [batch, anchors, 4] themselves).
+RAW_BOX_ENCODINGS = "Postprocessor/raw_box_encodings"
 PREPROCESSED = "Preprocessor/sub"
 
 ScoreConversion = collections.namedtuple(
@@ -388,3 +445,17 @@ def clip_order(graph_def, path):
         return CLIP_BEFORE_NMS, "graph: {} feeds {}'s boxes".format(CLIP_SCOPE,
                                                                     nms_ops[0].name)
     return CLIP_AFTER_NMS, "graph: {} follows {}".format(CLIP_SCOPE, nms_ops[0].name)
+
+
+def box_encodings_name(graph_def, path):
+    """The node whose output is the box encodings [batch, anchors, 4] the Postprocessor
+    decodes."""
+    graph = _Graph(graph_def, path)
+    raw = graph.nodes.get(RAW_BOX_ENCODINGS)
+    if raw is not None and raw.input:
+        return graph.source(raw.input[0]).name
+    if BOX_ENCODINGS in graph.nodes:
+        return BOX_ENCODINGS
+    graph.fail("neither {} nor a '{}' node: cannot tell which tensor holds the box "
+               "encodings".format(RAW_BOX_ENCODINGS, BOX_ENCODINGS),
+               "Export the model with object_detection/export_inference_graph.py")

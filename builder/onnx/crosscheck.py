@@ -46,13 +46,14 @@ def test_images(input_dims, seed=IMAGE_SEED):
             ("another size", test_image(height * 3 // 2 + 1, width * 3 // 4 + 1, seed + 1))]
 
 
-def run_tensorflow(graph_def, image):
+def run_tensorflow(facts, image):
     """TensorFlow on the whole frozen graph: the cut tensors and the final detections."""
+    graph_def = facts.graph_def
     tf = tf_v1()
     graph = tf.Graph()
     with graph.as_default():
         tf.import_graph_def(graph_def, name="")
-    names = {"preprocessed": ssd_graph.PREPROCESSED, "boxes": ssd_graph.BOX_ENCODINGS,
+    names = {"preprocessed": ssd_graph.PREPROCESSED, "boxes": facts.box_encodings,
              "logits": ssd_graph.CLASS_PREDICTIONS, "scores": ssd_graph.SCORE_CONVERTER_NODE}
     names.update((name, name) for name in TF_DETECTIONS)
     with tf.Session(graph=graph) as session:
@@ -144,45 +145,58 @@ def _max_error(first, second):
     return float(np.max(np.abs(first - second))) if first.size else 0.0
 
 
-def match_detections(tf_values, nms, threshold):
-    """Compare the plugin's detections (clipped to [0, 1]) with TensorFlow's, above threshold."""
-    tf_count = int(tf_values["num_detections"][0])
-    tf_scores = tf_values["detection_scores"][0][:tf_count]
-    count = int(nms["num_detections"][0, 0])
-    scores = nms["detection_scores"][0][:count]
-    # When TF's list is full, its last score may be shared by more boxes than fit (an exact
-    # tie): which of those make it is arbitrary in both NMS implementations, so that tied
-    # tail is left out, on both sides by rank (the lists are in score order).
+def tf_detections(tf_values):
+    """TensorFlow's detections as (count, boxes, scores, classes) of one image; its classes
+    are label ids (the index of the class column, background 0), as the plugin's are."""
+    count = int(tf_values["num_detections"][0])
+    classes = np.round(tf_values["detection_classes"][0]).astype(np.int64)
+    return (count, tf_values["detection_boxes"][0], tf_values["detection_scores"][0], classes)
+
+
+def plugin_detections(nms):
+    """The four EfficientNMS_TRT outputs as (count, boxes, scores, classes) of one image."""
+    return (int(nms["num_detections"][0, 0]), nms["detection_boxes"][0],
+            nms["detection_scores"][0], nms["detection_classes"][0].astype(np.int64))
+
+
+def match_detections(reference, found, threshold, min_iou=MIN_IOU,
+                     score_tolerance=SCORE_TOLERANCE):
+    """Match ``found`` (boxes clipped to [0, 1]) against ``reference``, above threshold: every
+    reference detection needs one of ``found`` of its class with IoU >= min_iou and a score
+    within score_tolerance. Both are (count, boxes, scores, classes)."""
+    ref_count, ref_boxes, ref_scores, ref_classes = reference
+    count, boxes, scores, classes = found
+    ref_scores, scores = ref_scores[:ref_count], scores[:count]
+    # When the reference list is full, its last score may be shared by more boxes than fit
+    # (an exact tie): which of those make it is arbitrary in both NMS implementations, so
+    # that tied tail is left out, on both sides by rank (the lists are in score order).
     tail = 0
-    if tf_count == len(tf_values["detection_scores"][0]) and tf_count:
-        tail = int(np.count_nonzero(tf_scores == tf_scores[-1]))
-    keep_tf = np.nonzero(tf_scores > threshold)[0][:max(tf_count - tail, 0)]
+    if ref_count == len(ref_boxes) and ref_count:
+        tail = int(np.count_nonzero(ref_scores == ref_scores[-1]))
+    keep_ref = np.nonzero(ref_scores > threshold)[0][:max(ref_count - tail, 0)]
     keep = np.nonzero(scores > threshold)[0][:max(count - tail, 0)]
-    boxes = np.clip(nms["detection_boxes"][0][:count], 0.0, 1.0)
-    classes = nms["detection_classes"][0][:count]
+    boxes = np.clip(boxes[:count], 0.0, 1.0)
     used = np.zeros(count, bool)
     worst_iou, worst_score, unmatched = 1.0, 0.0, []
-    for index in keep_tf:
-        tf_box = tf_values["detection_boxes"][0][index]
-        tf_class = int(round(float(tf_values["detection_classes"][0][index])))
-        candidates = [j for j in keep if not used[j] and int(classes[j]) == tf_class]
+    for index in keep_ref:
+        candidates = [j for j in keep if not used[j] and classes[j] == ref_classes[index]]
         if not candidates:
             unmatched.append(int(index))
             continue
-        overlaps = nms_reference.iou(tf_box, boxes[candidates])
+        overlaps = nms_reference.iou(ref_boxes[index], boxes[candidates])
         best = int(np.argmax(overlaps))
         j = candidates[best]
-        score_error = abs(float(scores[j]) - float(tf_scores[index]))
-        if overlaps[best] < MIN_IOU or score_error > SCORE_TOLERANCE:
+        score_error = abs(float(scores[j]) - float(ref_scores[index]))
+        if overlaps[best] < min_iou or score_error > score_tolerance:
             unmatched.append(int(index))
             continue
         used[j] = True
         worst_iou = min(worst_iou, float(overlaps[best]))
         worst_score = max(worst_score, score_error)
     return {
-        "tensorflow": int(len(keep_tf)),
+        "tensorflow": int(len(keep_ref)),
         "onnx": int(len(keep)),
-        "matched": int(len(keep_tf) - len(unmatched)),
+        "matched": int(len(keep_ref) - len(unmatched)),
         "unmatched_tensorflow_indices": unmatched[:10],
         "min_iou": round(worst_iou, 6),
         "max_score_error": float(worst_score),
@@ -194,7 +208,7 @@ def match_detections(tf_values, nms, threshold):
 
 def check_image(export, split, image):
     """The figures of one test image: cut errors, detections matched, problems."""
-    tf_values = run_tensorflow(export.facts.graph_def, image)
+    tf_values = run_tensorflow(export.facts, image)
     # TensorFlow's scores rank the NMS candidates: where two scores are within float error
     # of each other, the reference keeps the one TensorFlow kept (random weights give many
     # such near-ties); every score compared is still onnxruntime's.
@@ -204,7 +218,8 @@ def check_image(export, split, image):
         "logits": _max_error(ort[onnx_export.RAW_SCORES], tf_values["logits"]),
         "scores": _max_error(ort[onnx_export.SCORES_INPUT], tf_values["scores"]),
     }
-    matched = match_detections(tf_values, nms, split.attributes["score_threshold"])
+    matched = match_detections(tf_detections(tf_values), plugin_detections(nms),
+                               split.attributes["score_threshold"])
     problems = []
     for name, error in sorted(errors.items()):
         if error is None:

@@ -19,7 +19,9 @@ Every number comes from one place: num_classes, the anchor count and the input s
 from the catalog, the score converter and the background class from the export.
 """
 
+import contextlib
 import os
+import traceback
 
 import numpy as np
 
@@ -40,9 +42,9 @@ BOXES_INPUT = "nms_box_deltas"
 SCORES_INPUT = "nms_scores"
 ANCHORS_INPUT = "nms_anchors"
 OUTPUT_NAMES = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
-# tf2onnx writes tensor names with their output index.
-RAW_BOXES = ssd_graph.BOX_ENCODINGS + ":0"
-RAW_SCORES = ssd_graph.CLASS_PREDICTIONS + ":0"
+# The ONNX names of the two cut tensors (the TF tensors they come from differ by export).
+RAW_BOXES = "box_encodings"
+RAW_SCORES = "class_logits"
 SPACE_FACTOR = 3  # the .onnx holds the weights once; keep room for the staging copy
 
 
@@ -59,6 +61,46 @@ def import_exporters():
             "requirements/dev.txt -c requirements/constraints.txt".format(
                 getattr(error, "name", None) or "the ONNX tools", error)) from error
     return tf2onnx, onnx, onnx_graphsurgeon
+
+
+# The packages whose own failures on a graph are the graph's (a feature they cannot
+# convert or run), not the builder's: raised inside them, they become user errors.
+ONNX_TOOLS = ("tf2onnx", "onnx", "onnx_graphsurgeon", "onnxruntime", "tensorflow")
+
+
+def _raised_in(error):
+    """The top-level package whose code raised ``error`` (its innermost frame)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return None
+    parts = os.path.normpath(frames[-1].filename).split(os.sep)
+    for package in ONNX_TOOLS:
+        if package in parts[:-1]:
+            return package
+    return None
+
+
+@contextlib.contextmanager
+def tool_step(spec, step):
+    """Turn a failure raised inside tf2onnx, onnx, onnxruntime or TensorFlow during ``step``
+    into a UserError that names the model, the step, the tool and its words; a failure
+    raised in the builder's own code stays a builder bug."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as error:
+        package = _raised_in(error)
+        if package is None:
+            raise
+        words = " ".join(str(error).split())[:600]
+        raise UserError(
+            "model '{}': {} failed in {} ({}: {}). The graph {} has a part the ONNX path "
+            "cannot take as exported. The supported form is an SSD export of "
+            "object_detection/export_inference_graph.py (input_type image_tensor) with a "
+            "fixed_shape_resizer; 'builder inspect {}' writes the graph as text to compare "
+            "with it".format(spec.name, step, package, type(error).__name__, words,
+                             spec.graph, spec.name)) from error
 
 
 def output_paths(spec, out_dir):
@@ -94,6 +136,8 @@ class GraphFacts(object):
         self.scores = ssd_graph.score_conversion(graph_def, spec.graph)
         self.class_agnostic = ssd_graph.nms_is_class_agnostic(graph_def, spec.graph)
         self.anchor_node = ssd_graph.anchor_concat_name(graph_def, spec.graph)
+        self.box_encodings = ssd_graph.box_encodings_name(graph_def, spec.graph)
+        self.box_predictor = ssd_graph.predictor_style(graph_def)[0]
         self.clip, self.clip_source = ssd_graph.clip_order(graph_def, spec.graph)
         channels, height, width = self.layout.input_dims
         self.nhwc_shape = [1, height, width, channels]
@@ -152,7 +196,7 @@ def _tf_subgraph(facts):
     tf = tf_v1()
     graph, _placeholder = cut_graph(facts)
     cut = tf.graph_util.extract_sub_graph(
-        graph.as_graph_def(), [ssd_graph.BOX_ENCODINGS, ssd_graph.CLASS_PREDICTIONS])
+        graph.as_graph_def(), [facts.box_encodings, ssd_graph.CLASS_PREDICTIONS])
     return cut
 
 
@@ -161,8 +205,8 @@ def convert_cut(facts):
     tf2onnx, _onnx, _gs = import_exporters()
     model, _storage = tf2onnx.convert.from_graph_def(
         _tf_subgraph(facts), input_names=[INPUT_NAME + ":0"],
-        output_names=[RAW_BOXES, RAW_SCORES], opset=OPSET,
-        inputs_as_nchw=[INPUT_NAME + ":0"])
+        output_names=[facts.box_encodings + ":0", ssd_graph.CLASS_PREDICTIONS + ":0"],
+        opset=OPSET, inputs_as_nchw=[INPUT_NAME + ":0"])
     return model
 
 
@@ -293,7 +337,10 @@ def add_nms(model, spec, facts, anchors, box_decoder="graph"):
     graph = gs.import_onnx(model)
     graph.inputs[0].name = INPUT_NAME
     by_name = {tensor.name: tensor for tensor in graph.outputs}
-    raw_boxes, raw_scores = by_name[RAW_BOXES], by_name[RAW_SCORES]
+    # tf2onnx names the outputs after the TF tensors (with their output index).
+    raw_boxes = by_name[facts.box_encodings + ":0"]
+    raw_scores = by_name[ssd_graph.CLASS_PREDICTIONS + ":0"]
+    raw_boxes.name, raw_scores.name = RAW_BOXES, RAW_SCORES
     count = facts.layout.anchors
     deltas = gs.Variable(BOXES_INPUT, dtype=np.float32, shape=[1, count, 4])
     variance = gs.Constant("box_coder_variance",
@@ -433,9 +480,12 @@ class Export(object):
             "graph_sha256": self.graph_sha256,
             "input": {"name": INPUT_NAME, "shape": [1] + list(layout.input_dims),
                       "layout": "NCHW", "cut_at": ssd_graph.PREPROCESSED + ":0"},
-            "cut_tensors": {"boxes": RAW_BOXES, "scores": RAW_SCORES,
+            "cut_tensors": {"boxes": self.facts.box_encodings + ":0",
+                            "scores": ssd_graph.CLASS_PREDICTIONS + ":0",
                             "anchors": self.facts.anchor_node + ":0"},
             "num_classes": layout.num_classes,
+            "box_predictor": self.facts.box_predictor,
+            "clip": self.facts.clip,
             "anchors": int(self.anchors.shape[0]),
             "score_converter": self.facts.scores.converter,
             "logit_scale": self.facts.scores.logit_scale,
@@ -446,7 +496,8 @@ class Export(object):
                     "inputs": [BOXES_INPUT, SCORES_INPUT, ANCHORS_INPUT]
                     if self.box_decoder == "plugin" else [DECODED_BOXES, SCORES_INPUT]},
             "outputs": output_bindings(self.spec),
-            "sources": dict(layout.sources, **self.facts.scores.sources),
+            "sources": dict(layout.sources, clip=self.facts.clip_source,
+                            **self.facts.scores.sources),
             "opset": OPSET,
         }
 
@@ -468,11 +519,15 @@ def export_model(spec, progress, box_decoder="graph"):
     graph_sha256 = check_graph(spec)
     progress("graph {} sha256 {}".format(spec.graph, graph_sha256))
     facts = GraphFacts(spec, read_graph_def(spec.graph))
-    anchors = evaluate_anchors(spec, facts)
+    with tool_step(spec, "evaluating the anchors with TensorFlow"):
+        anchors = evaluate_anchors(spec, facts)
     progress("{}: {} classes, {} anchors, scores by {}, cut at {}, {} and {}".format(
         spec.name, facts.layout.num_classes, anchors.shape[0], facts.scores.converter,
         ssd_graph.PREPROCESSED, RAW_BOXES, RAW_SCORES))
-    model = add_nms(convert_cut(facts), spec, facts, anchors, box_decoder)
+    with tool_step(spec, "the conversion by tf2onnx"):
+        cut = convert_cut(facts)
+    with tool_step(spec, "appending the NMS with onnx-graphsurgeon"):
+        model = add_nms(cut, spec, facts, anchors, box_decoder)
     return Export(spec, graph_sha256, facts, anchors, model=model, box_decoder=box_decoder)
 
 
