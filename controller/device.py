@@ -10,6 +10,7 @@ variable names.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from builder.errors import UserError
@@ -19,7 +20,9 @@ from builder.trt.build import check_options_for_platform
 from . import trust
 from .selection import HostSelection
 
-INVENTORY_NAMES = {"dla_core": "engine_dla_core", "workspace_mib": "engine_workspace_mib"}
+INVENTORY_NAMES = {"dla_core": "engine_dla_core", "workspace_mib": "engine_workspace_mib",
+                   "precision": "engine_precision"}
+COMPUTE_CAPABILITY = re.compile(r"^\d{1,2}\.\d{1,2}$")
 # Rough disk needs of a build on the device, to refuse before anything is pushed: the pinned
 # environment once (TensorFlow 1.15 for JetPack 4 installs to ~600 MB, the simulated fleet's
 # TensorFlow 2.15 to ~700 MB: with pip's temporary copies, about 1 GiB), then per model the
@@ -37,6 +40,7 @@ class DevicePlatform:
     memory_mib: int | None
     dla_cores: int
     tensorrt: str | None
+    compute_capability: str | None
     supported: bool
     support_reason: str | None
     root_dir: str
@@ -66,6 +70,16 @@ def _work_state(host: str, models: dict, engine_names: dict[str, str]) -> dict:
     return work
 
 
+def _compute_capability(value: object, source: str) -> str | None:
+    """The compute capability a device reports ('8.7'), checked: digits and a dot."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not COMPUTE_CAPABILITY.match(value):
+        raise trust.Untrusted("{} sent compute_capability {!r}: not a version like 8.7".format(
+            source, value))
+    return value
+
+
 def device_platform(host: str, facts: dict, engine_names: dict[str, str]) -> DevicePlatform:
     """The checked platform of ``host`` from its ``ansible_facts`` (Untrusted when it lies).
 
@@ -87,6 +101,7 @@ def device_platform(host: str, facts: dict, engine_names: dict[str, str]) -> Dev
     return DevicePlatform(
         host=host, platform_id=platform_id, module=str(platform.get("module") or "unknown"),
         memory_mib=memory, dla_cores=dla_cores, tensorrt=platform.get("tensorrt"),
+        compute_capability=_compute_capability(platform.get("compute_capability"), source),
         supported=bool(platform.get("supported", True)),
         support_reason=platform.get("support_reason"),
         root_dir=str(state.get("root_dir") or "the builder's directory"),
@@ -118,9 +133,11 @@ def option_problem(selection: HostSelection, device: DevicePlatform) -> str | No
             BuildOptions(options.precision, options.workspace_mib, options.max_batch,
                          options.dla_core),
             {"module": device.module, "dla_cores": device.dla_cores,
-             "memory_mib": device.memory_mib},
+             "memory_mib": device.memory_mib, "tensorrt": device.tensorrt,
+             "compute_capability": device.compute_capability},
             names=INVENTORY_NAMES)
     except UserError as error:
-        key = "engine_dla_core" if "dla_core" in str(error) else "engine_workspace_mib"
+        key = next((name for name in INVENTORY_NAMES.values() if str(error).startswith(name)),
+                   "engine_workspace_mib")
         return "file {}: {}".format(selection.origins.get(key, "group_vars"), error)
     return None

@@ -25,6 +25,7 @@ from pathlib import Path
 from builder import __version__ as BUILDER_VERSION
 from builder import buildkey
 from builder.errors import UserError
+from builder.platform import detect
 from builder.spec.catalog import file_sha256
 from builder.trt.adapter import parse_version
 from builder.trt.enginepath import choose_engine_path
@@ -47,12 +48,24 @@ def engine_path_of(spec: dict, tensorrt: str | None, catalog_path: str) -> tuple
         return None, str(error)
 
 
-def export_key(spec: dict) -> str:
-    """What an ONNX export of ``spec`` depends on (see the module docstring)."""
+def onnx_precision(engine_precision: str, tensorrt: str | None) -> str:
+    """The tensor types of the ONNX file a build of ``engine_precision`` needs: fp16 on a
+    strongly typed TensorRT (11 and later), whose engines compute in the ONNX's types;
+    otherwise fp32 (the builder flag makes an fp16 engine from it)."""
+    if engine_precision == "fp16" and detect.strongly_typed(tensorrt):
+        return "fp16"
+    return "fp32"
+
+
+def export_key(spec: dict, precision: str = "fp32") -> str:
+    """What an ONNX export of ``spec`` depends on (see the module docstring); an fp16 export
+    (for a strongly typed TensorRT) is another file, under another key."""
     payload = {"graph_sha256": spec["sha256"],
                "spec": {field: spec.get(field) for field in buildkey.SPEC_FIELDS},
                "pipeline_config_sha256": spec.get("pipeline_config_sha256"),
                "builder_version": BUILDER_VERSION}
+    if precision != "fp32":  # the fp32 keys stay those of the stores made before fp16 ones
+        payload["precision"] = precision
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -79,7 +92,8 @@ def _record(stdout: str) -> dict | None:
     return record if isinstance(record, dict) and record.get("record") == 1 else None
 
 
-def export(store: EngineStore, model: str, key: str, catalog_path: str) -> dict:
+def export(store: EngineStore, model: str, key: str, catalog_path: str,
+           precision: str = "fp32") -> dict:
     """Run ``builder onnx`` for ``model`` into the store (StoreError with its message if the
     export or its verification fails); the files' paths."""
     found = files_of(store, model, key)
@@ -92,15 +106,15 @@ def export(store: EngineStore, model: str, key: str, catalog_path: str) -> dict:
         # Its own process: TensorFlow and tf2onnx stay out of Ansible's worker.
         run = subprocess.run(
             [sys.executable, "-m", "builder", "onnx", "--catalog", catalog_path, "--out",
-             str(work), "--json", "--", model],
+             str(work), "--precision", precision, "--json", "--", model],
             capture_output=True, text=True, check=False,
             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
         record = _record(run.stdout)
         if run.returncode != 0 or record is None or record.get("status") != "ok":
             message = (record or {}).get("message") or (run.stderr.strip().splitlines() or [
                 "exit {}".format(run.returncode)])[-1]
-            raise StoreError("model {}: the ONNX export on the controller failed: {}".format(
-                model, message))
+            raise StoreError("model {}: the {} ONNX export on the controller failed: {}".format(
+                model, precision, message))
         os.chmod(str(work), 0o755)
         os.rename(str(work), str(target))
         work = None

@@ -40,6 +40,7 @@ class PlanEntry:
     store_problem: str | None = None  # the stored entry was corrupt (quarantined)
     engine_path: str | None = None   # uff | onnx: what the device builds from
     export_key: str | None = None    # onnx: the controller's export it is pushed
+    onnx_precision: str | None = None  # onnx: the tensor types of that export (fp32 | fp16)
 
 
 @dataclass
@@ -134,12 +135,14 @@ def make_plan(selections: dict[str, HostSelection], devices: dict, catalog: dict
             work = device.work.get(model) or {}
             path, path_refused = onnx_exports.engine_path_of(spec, device.tensorrt,
                                                              catalog_path)
+            precision = onnx_exports.onnx_precision(selection.options.precision,
+                                                    device.tensorrt) if path == "onnx" else None
             entry = PlanEntry(model, key, selection.options.variant, spec["engine"], cached,
                               work.get("engine_build_key") == key,
                               refused=refused or path_refused, store_problem=problem,
                               engine_path=path,
-                              export_key=onnx_exports.export_key(spec) if path == "onnx"
-                              else None)
+                              export_key=onnx_exports.export_key(spec, precision)
+                              if path == "onnx" else None, onnx_precision=precision)
             host_plan.models[model] = entry
             if entry.refused is None and selection.scope == "platform":
                 groups.setdefault(key, []).append(host)
@@ -172,20 +175,21 @@ def make_plan(selections: dict[str, HostSelection], devices: dict, catalog: dict
     return plan
 
 
-def needed_exports(plan: dict) -> dict[str, str]:
-    """{model: export key} of the ONNX files this run's builds need from the controller."""
-    return {entry["model"]: entry["export_key"]
+def needed_exports(plan: dict) -> dict[str, dict]:
+    """{export key: {"model", "precision"}} of the ONNX files this run's builds need from
+    the controller (one model may need an fp32 and an fp16 one)."""
+    return {entry["export_key"]: {"model": entry["model"], "precision": entry["onnx_precision"]}
             for host_plan in plan["hosts"].values() for entry in host_plan["models"].values()
             if entry["export_key"] and not entry["refused"]
             and not already_done(entry, host_plan["scope"]) and not entry["on_device"]}
 
 
-def refuse_model(plan: dict, model: str, reason: str) -> dict:
-    """The plan with every pending ONNX entry of ``model`` refused for ``reason``."""
+def refuse_export(plan: dict, key: str, reason: str) -> dict:
+    """The plan with every pending entry of the ONNX export ``key`` refused for ``reason``."""
     for host_plan in plan["hosts"].values():
-        entry = host_plan["models"].get(model)
-        if entry and entry["export_key"] and not already_done(entry, host_plan["scope"]):
-            entry["refused"] = reason
+        for entry in host_plan["models"].values():
+            if entry["export_key"] == key and not already_done(entry, host_plan["scope"]):
+                entry["refused"] = reason
     plan["pending"] = pending_entries(plan)
     plan["exports"] = needed_exports(plan)
     return plan

@@ -159,6 +159,13 @@ def plugin_detections(nms):
             nms["detection_scores"][0], nms["detection_classes"][0].astype(np.int64))
 
 
+def _tied_tail(count, scores, capacity):
+    """How many of a full list's last detections share its last score (0 if not full)."""
+    if not count or count < capacity:
+        return 0
+    return int(np.count_nonzero(scores[:count] == scores[count - 1]))
+
+
 def match_detections(reference, found, threshold, min_iou=MIN_IOU,
                      score_tolerance=SCORE_TOLERANCE):
     """Match ``found`` (boxes clipped to [0, 1]) against ``reference``, above threshold: every
@@ -167,14 +174,15 @@ def match_detections(reference, found, threshold, min_iou=MIN_IOU,
     ref_count, ref_boxes, ref_scores, ref_classes = reference
     count, boxes, scores, classes = found
     ref_scores, scores = ref_scores[:ref_count], scores[:count]
-    # When the reference list is full, its last score may be shared by more boxes than fit
-    # (an exact tie): which of those make it is arbitrary in both NMS implementations, so
-    # that tied tail is left out, on both sides by rank (the lists are in score order).
-    tail = 0
-    if ref_count == len(ref_boxes) and ref_count:
-        tail = int(np.count_nonzero(ref_scores == ref_scores[-1]))
+    # When a list is full, its last score may be shared by more boxes than fit (an exact
+    # tie; fp16 scores have many): which of those make it is arbitrary. So the places of
+    # the longer such tied tail (of either list) are left out: that many of the reference's
+    # last are not asked for, and that many of ``found`` may be others (the boxes that won
+    # those places). Every other detection must pair up.
+    tail = max(_tied_tail(ref_count, ref_scores, len(ref_boxes)),
+               _tied_tail(count, scores, len(boxes)))
     keep_ref = np.nonzero(ref_scores > threshold)[0][:max(ref_count - tail, 0)]
-    keep = np.nonzero(scores > threshold)[0][:max(count - tail, 0)]
+    keep = np.nonzero(scores > threshold)[0]
     boxes = np.clip(boxes[:count], 0.0, 1.0)
     used = np.zeros(count, bool)
     worst_iou, worst_score, unmatched = 1.0, 0.0, []
@@ -193,10 +201,12 @@ def match_detections(reference, found, threshold, min_iou=MIN_IOU,
         used[j] = True
         worst_iou = min(worst_iou, float(overlaps[best]))
         worst_score = max(worst_score, score_error)
+    matched = len(keep_ref) - len(unmatched)
+    unpaired = max(len(keep) - matched - tail, 0)  # found beyond the reference's tied places
     return {
         "tensorflow": int(len(keep_ref)),
-        "onnx": int(len(keep)),
-        "matched": int(len(keep_ref) - len(unmatched)),
+        "onnx": int(matched + unpaired),
+        "matched": int(matched),
         "unmatched_tensorflow_indices": unmatched[:10],
         "min_iou": round(worst_iou, 6),
         "max_score_error": float(worst_score),
@@ -273,7 +283,7 @@ def crosscheck(export, seed=IMAGE_SEED):
         "images": figures,
         "cut": {"max_abs_error": _worst_cut(figures), "tolerance": CUT_TOLERANCE,
                 "runtime": "onnxruntime {} (CPU), graph without {}".format(
-                    _ort_version(), onnx_export.NMS_OP),
+                    ort_version(), onnx_export.NMS_OP),
                 "reference": "TensorFlow {} on the frozen graph".format(_tf_version())},
         "nms": {"reference": "numpy model of EfficientNMS_TRT (builder/onnx/nms_reference.py), "
                              "candidates ranked by TensorFlow's scores",
@@ -290,7 +300,7 @@ def crosscheck(export, seed=IMAGE_SEED):
     }
 
 
-def _ort_version():
+def ort_version():
     import onnxruntime  # noqa: PLC0415
 
     return onnxruntime.__version__

@@ -20,6 +20,7 @@ from the catalog, the score converter and the background class from the export.
 """
 
 import contextlib
+import hashlib
 import os
 import traceback
 
@@ -74,9 +75,9 @@ def _raised_in(error):
     if not frames:
         return None
     parts = os.path.normpath(frames[-1].filename).split(os.sep)
-    for package in ONNX_TOOLS:
-        if package in parts[:-1]:
-            return package
+    for index, part in enumerate(parts[:-2]):
+        if part in ("site-packages", "dist-packages") and parts[index + 1] in ONNX_TOOLS:
+            return parts[index + 1]
     return None
 
 
@@ -461,8 +462,9 @@ def _clip_after_nms(gs, graph, selected, keep):
 class Export(object):
     """An exported model: the ONNX proto, its pieces and what they came from."""
 
-    def __init__(self, spec, graph_sha256, facts, anchors, *, model, box_decoder):
+    def __init__(self, spec, graph_sha256, facts, anchors, *, cut, model, box_decoder):
         self.box_decoder = box_decoder
+        self.cut = cut  # tf2onnx's model of the cut graph, before add_nms
         self.spec = spec
         self.graph_sha256 = graph_sha256
         self.facts = facts
@@ -528,7 +530,19 @@ def export_model(spec, progress, box_decoder="graph"):
         cut = convert_cut(facts)
     with tool_step(spec, "appending the NMS with onnx-graphsurgeon"):
         model = add_nms(cut, spec, facts, anchors, box_decoder)
-    return Export(spec, graph_sha256, facts, anchors, model=model, box_decoder=box_decoder)
+    return Export(spec, graph_sha256, facts, anchors, cut=cut, model=model,
+                  box_decoder=box_decoder)
+
+
+def with_nms(export, cut):
+    """``export``'s model made anew from another ``cut`` model (e.g. an fp16 copy)."""
+    with tool_step(export.spec, "appending the NMS with onnx-graphsurgeon"):
+        return add_nms(cut, export.spec, export.facts, export.anchors, export.box_decoder)
+
+
+def model_sha256(model):
+    """The sha256 of a ModelProto as ``write_model`` writes it."""
+    return hashlib.sha256(model.SerializeToString()).hexdigest()
 
 
 def write_model(export, out_dir):

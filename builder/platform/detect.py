@@ -30,6 +30,21 @@ COMPUTE_CAPABILITY = {
     "tegra264": "11.0",
 }
 
+# fp16 arithmetic at full speed (CUDA C++ Programming Guide, "Arithmetic Instructions",
+# 16-bit add/multiply throughput): compute capability 5.3 and later, except 6.1 (a token
+# rate). Every Jetson SoC above has it.
+FAST_FP16_FROM = (5, 3)
+SLOW_FP16 = ((6, 1),)
+
+
+def has_fast_fp16(compute_capability):
+    """True / False for a compute capability text ('5.3'), None when it cannot be read."""
+    numbers = version_tuple(compute_capability or "")
+    if len(numbers) < 2:
+        return None
+    return numbers[:2] >= FAST_FP16_FROM and numbers[:2] not in SLOW_FP16
+
+
 # Module slug -> (SoC, DLA cores). Orin NX depends on the SKU (see ORIN_NX_DLA_BY_SKU).
 # Thor: T5000 (also the module of the AGX Thor developer kit) and T4000 have different GPUs,
 # so they are different platforms; THOR_SKU_UNKNOWN is a Thor whose module SKU the device
@@ -590,6 +605,18 @@ def tensorrt_generation(version):
             return name, reason
     return None, "TensorRT {} is not a generation this builder knows (5.x to 8.6 and " \
                  "10.x)".format(version)
+
+
+# From TensorRT 11 every network is strongly typed: an engine computes in the types of its
+# ONNX's tensors and no builder flag sets a precision, so an fp16 engine needs an fp16 ONNX
+# (builder/onnx/fp16.py makes it on the controller).
+STRONGLY_TYPED_FROM = (11, 0)
+
+
+def strongly_typed(version):
+    """True when TensorRT ``version`` (text) builds only strongly typed networks."""
+    numbers = version_tuple(version or "")
+    return bool(numbers) and (numbers + (0,))[:2] >= STRONGLY_TYPED_FROM
 
 
 def supported(facts):

@@ -15,6 +15,7 @@ from .. import __version__, atomic
 from ..buildkey import build_key
 from ..errors import UserError
 from ..manifest import new_manifest, publish_engine, require_free_space
+from ..platform import detect
 from ..trt.adapter import parse_version
 from ..uff.convert import UFF_INPUT, UFF_OUTPUT
 
@@ -83,7 +84,8 @@ def progress_printer(stream):
     return progress
 
 
-CLI_OPTION_NAMES = {"dla_core": "--dla-core", "workspace_mib": "--workspace-mib"}
+CLI_OPTION_NAMES = {"dla_core": "--dla-core", "workspace_mib": "--workspace-mib",
+                    "precision": "--precision"}
 
 
 def check_options_for_platform(options, facts, names=None):
@@ -105,6 +107,18 @@ def check_options_for_platform(options, facts, names=None):
             raise UserError(
                 "{} {}: {} has {} DLA core(s), numbered 0 to {}; choose one of "
                 "them".format(names["dla_core"], options.dla_core, module, cores, cores - 1))
+    if options.precision == "fp16" and "compute_capability" in facts:
+        fast = detect.has_fast_fp16(facts["compute_capability"])
+        # An unknown GPU is left to TensorRT's own check (platform_has_fast_fp16), which a
+        # strongly typed TensorRT no longer has.
+        if fast is False or (fast is None and detect.strongly_typed(facts.get("tensorrt"))):
+            raise UserError(
+                "{} fp16: {} (compute capability {}) {}; TensorRT would build fp32 layers or "
+                "fail. Use {} fp32".format(
+                    names["precision"], module, facts["compute_capability"] or "unknown",
+                    "has no fast fp16 arithmetic" if fast is False else
+                    "is not a GPU this builder knows, so fp16 cannot be promised",
+                    names["precision"]))
     memory = facts.get("memory_mib")
     if memory and options.workspace_mib >= memory:
         raise UserError(

@@ -16,13 +16,15 @@ class ActionModule(ControllerAction):
         store = EngineStore(the_plan["store_dir"])
         files, lines = {}, []
         made = False
-        for model, key in sorted(the_plan["exports"].items()):
+        for key, wanted in sorted(the_plan["exports"].items()):
+            model = wanted["model"]
             try:
                 made = made or onnx_exports.files_of(store, model, key) is None
-                files[model] = onnx_exports.export(store, model, key, args["catalog_path"])
-                lines.append("{}: {}".format(model, files[model]["onnx"]))
+                files[key] = onnx_exports.export(store, model, key, args["catalog_path"],
+                                                 wanted["precision"])
+                lines.append("{} ({}): {}".format(model, wanted["precision"], files[key]["onnx"]))
             except StoreError as error:
-                the_plan = plan.refuse_model(the_plan, model, str(error))
+                the_plan = plan.refuse_export(the_plan, key, str(error))
                 lines.append(str(error))
         return {"msg": lines, "changed": made,
                 "plan": dict(the_plan, onnx_files=files)}  # shared as engine_plan_result

@@ -31,8 +31,10 @@ def device_work(work, host_plan, device, catalog, *, root_dir, extra, store, onn
     verifies = {model: verify_argv(python, "{}/{}".format(
         model_work_dir(root_dir, model), host_plan["models"][model]["engine"]), extra)
         for model in work["collect"]}
-    onnx_models = [m for m in work["build"] if host_plan["models"][m]["engine_path"] == "onnx"]
-    onnx_files = {m: f for m, f in (onnx_files or {}).items() if m in onnx_models}
+    # The export each ONNX build of this device takes (by its plan entry's export key).
+    onnx_files = {model: (onnx_files or {})[entry["export_key"]]
+                  for model, entry in ((m, host_plan["models"][m]) for m in work["build"])
+                  if entry["engine_path"] == "onnx" and entry["export_key"] in (onnx_files or {})}
     paths = sorted({host_plan["models"][m]["engine_path"] for m in work["build"]})
     return dict(work, root_dir=root_dir, processes=processes, verifies=verifies,
                 timing_cache=timing_cache,

@@ -34,10 +34,12 @@ def catalog(tmp_path):
     return {name: dict(spec, sha256=name[-1] * 64) for name, spec in report["models"].items()}
 
 
-def devices(platforms, supported=True, dla_cores=0, work=None, free_mib=None):
+def devices(platforms, supported=True, dla_cores=0, work=None, free_mib=None,
+            compute_capability="8.7"):
     return {host: device_platform(host, {
         "jetson": {"platform_id": platform, "supported": supported, "module": "jetson-x",
                    "tensorrt": str(platform).rpartition("_trt")[2] or None,
+                   "compute_capability": compute_capability,
                    "dla_cores": dla_cores, "memory_mib": 8000,
                    "support_reason": None if supported else "TensorRT 10 has no UFF"},
         "jetson_state": {"models": (work or {}).get(host, {}), "free_mib": free_mib,
@@ -227,11 +229,43 @@ def test_tensorrt_8_4_and_later_build_from_an_onnx_export_made_once(catalog, tmp
     assert paths == {"nano-1": "uff", "orin-1": "onnx", "orin-2": "onnx"}
     keys = {plan["hosts"][h]["models"]["m1"]["export_key"] for h in ("orin-1", "orin-2")}
     assert len(keys) == 1 and plan["hosts"]["nano-1"]["models"]["m1"]["export_key"] is None
-    assert sorted(plan["exports"]) == ["m1", "m2"]
-    refused = planning.refuse_model(plan, "m1", "the export failed")
+    assert sorted((e["model"], e["precision"]) for e in plan["exports"].values()) == [
+        ("m1", "fp32"), ("m2", "fp32")]
+    (m1_key,) = keys
+    refused = planning.refuse_export(plan, m1_key, "the export failed")
     assert refused["hosts"]["orin-1"]["models"]["m1"]["refused"] == "the export failed"
     assert refused["hosts"]["nano-1"]["models"]["m1"]["refused"] is None
-    assert sorted(refused["exports"]) == ["m2"]
+    assert [e["model"] for e in refused["exports"].values()] == ["m2"]
+
+
+def test_strongly_typed_tensorrt_gets_an_fp16_onnx_for_fp16_engines(catalog, tmp_path):
+    trt10 = "jetson-agx-orin_l4t39.2.1_trt10.16.2"
+    trt11 = "jetson-agx-orin_l4t39.2.2_trt11.4.1"
+    plan = make(devices({"orin-1": trt10, "orin-2": trt11}), catalog, tmp_path)
+    entries = {host: plan["hosts"][host]["models"]["m1"] for host in ("orin-1", "orin-2")}
+    assert entries["orin-1"]["onnx_precision"] == "fp32"  # fp16 by the builder flag
+    assert entries["orin-2"]["onnx_precision"] == "fp16"  # fp16 from the ONNX's types
+    assert entries["orin-1"]["export_key"] != entries["orin-2"]["export_key"]
+    assert sorted((e["model"], e["precision"]) for e in plan["exports"].values()) == [
+        ("m1", "fp16"), ("m1", "fp32"), ("m2", "fp16"), ("m2", "fp32")]
+    assert entries["orin-1"]["refused"] is None and entries["orin-2"]["refused"] is None
+
+
+@pytest.mark.parametrize("compute,tensorrt,refused", [
+    ("6.1", "10.16.2", "has no fast fp16"),  # a GPU with a token fp16 rate: never
+    (None, "11.4.1", "cannot be promised"),  # unknown GPU, nothing on the device checks it
+    (None, "10.16.2", None),                 # unknown GPU: TensorRT 10's own check decides
+])
+def test_fp16_on_a_gpu_without_fast_fp16_is_refused_in_the_plan(catalog, tmp_path, compute,
+                                                                tensorrt, refused):
+    plan = make(devices({"x-1": "jetson-x_l4t39.2.1_trt" + tensorrt},
+                        compute_capability=compute), catalog, tmp_path)
+    reason = plan["hosts"]["x-1"]["models"]["m1"]["refused"]
+    if refused is None:
+        assert reason is None
+    else:
+        assert "engine_precision fp16" in reason and refused in reason, reason
+        assert "Use engine_precision fp32" in reason
 
 
 def test_a_forced_engine_path_the_platform_cannot_build_is_refused(catalog, tmp_path):
