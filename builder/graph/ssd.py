@@ -33,10 +33,9 @@ PREDICTOR_STYLES = collections.OrderedDict([
 ])
 RESIZE_OPS = ("ResizeBilinear", "ResizeNearestNeighbor", "ResizeBicubic", "ResizeArea")
 PASS_THROUGH_OPS = ("Identity", "Snapshot")
-# Ops whose output has the shape of their first input: the quantization rewrite of the
-# OD API (graph_rewriter { quantization }) puts one between every weight and its conv.
-SAME_SHAPE_OPS = PASS_THROUGH_OPS + ("FakeQuantWithMinMaxVars", "FakeQuantWithMinMaxArgs",
-                                     "FakeQuantWithMinMaxVarsPerChannel")
+# The ops of the OD API's quantization rewrite (graph_rewriter { quantization }).
+FAKE_QUANT_OPS = ("FakeQuantWithMinMaxVars", "FakeQuantWithMinMaxArgs",
+                  "FakeQuantWithMinMaxVarsPerChannel")
 
 SsdLayout = collections.namedtuple(
     "SsdLayout",
@@ -64,10 +63,7 @@ class _Graph(object):
         return None if node is None else const_value(node)
 
     def const_shape(self, input_name):
-        """The shape of a constant input, also behind ops that keep their input's shape."""
-        node = self.nodes.get(graph_edit.node_name(input_name))
-        while node is not None and node.op in SAME_SHAPE_OPS and node.input:
-            node = self.nodes.get(graph_edit.node_name(node.input[0]))
+        node = self.source(input_name)
         if node is None or node.op != "Const":
             return None
         return [int(dim.size) for dim in node.attr["value"].tensor.tensor_shape.dim]
@@ -266,10 +262,26 @@ def _feature_map_size(graph, conv, input_size):
     return size
 
 
+def check_not_quantized(graph, path):
+    """UserError when the graph holds the quantization rewrite's fake quantization: TensorRT
+    would run those layers in INT8 with its own rounding (explicit quantization, an INT8
+    build), not what TensorFlow computes, and no path here builds INT8 engines."""
+    fake = [node.name for node in graph.nodes.values() if node.op in FAKE_QUANT_OPS]
+    if fake:
+        graph.fail(
+            "the graph is quantization-rewritten: {} fake-quantization nodes ({}, ...), "
+            "written by graph_rewriter {{ quantization }} in its pipeline.config".format(
+                len(fake), fake[0]),
+            "The engines are fp16 or fp32: export the float graph of the same checkpoint "
+            "(remove the graph_rewriter block from pipeline.config, then run "
+            "object_detection/export_inference_graph.py again) and point the catalog at it")
+
+
 def analyze(graph_def, path):
     """SsdLayout of an SSD export; UserError when the graph is not one."""
     check_is_ssd_export(graph_def, path)
     graph = _Graph(graph_def, path)
+    check_not_quantized(graph, path)
     _style, scopes = predictor_style(graph_def)
     (height, width), input_source = _input_size(graph)
     anchors_per_location, class_counts, shapes = [], [], []
