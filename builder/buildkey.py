@@ -8,7 +8,11 @@ import hashlib
 import json
 
 # Bump when the set or the meaning of the fields below changes: every key changes with it.
-KEY_SCHEMA = 2  # 2: input_dims defaults to "auto"; engine_path and box_decoder
+# 2: input_dims defaults to "auto"; engine_path and box_decoder. 3: min_size, max_size and
+# aspect_ratios default to "auto", and the UFF path's GridAnchor node takes the graph's own
+# anchor values (builder/graph/anchors.py), where engines before took the catalog's (or the
+# recipe's default ratio 0.33 for a model trained with 0.3333).
+KEY_SCHEMA = 3
 
 # ModelSpec fields that change the engine (they become GridAnchor / NMS plugin parameters
 # or the input binding; engine_path picks UFF or ONNX, and with the platform_id, which
@@ -42,14 +46,17 @@ def _canonical_spec(spec):
     for field in SPEC_FIELDS:
         value = values[field]
         # 1 and 1.0 must give the same key (YAML and JSON round trips may change the type).
-        if value is not None and field in FLOAT_FIELDS:
+        # "auto" stays text: the value is the graph's, and the graph's checksum is in the key.
+        if value in (None, "auto"):
+            pass
+        elif field in FLOAT_FIELDS:
             value = float(value)
-        elif value is not None and field in FLOAT_LIST_FIELDS:
+        elif field in FLOAT_LIST_FIELDS:
             value = [float(item) for item in value]
         canonical[field] = value
     if values.get("pipeline_config"):
-        # Aspect ratios (and checks of the spec) may be read from this file: its content
-        # is an input of the build. Its path is not.
+        # The conversion checks the graph against this file: its content is an input of
+        # the build. Its path is not.
         digest = values.get("pipeline_config_sha256")
         if not digest:
             raise ValueError("build_key: spec has pipeline_config but no "

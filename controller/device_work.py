@@ -13,8 +13,9 @@ from builder.trt.adapter import parse_version
 
 from .trust import Untrusted
 
-# preflight catalog keys that are not catalog keys: computed on the controller.
-CONTROLLER_ONLY_KEYS = ("name", "pipeline_config_sha256")
+# preflight catalog keys that are not catalog keys: computed on the controller
+# (uff_refusal: controller/preflight.py's graph check).
+CONTROLLER_ONLY_KEYS = ("name", "pipeline_config_sha256", "uff_refusal")
 TIMING_CACHE_FROM = (8, 0)  # ITimingCache came with TensorRT 8.0
 NO_TIMING_CACHE = {"device_file": None, "pushed_dir": None, "push": [], "pushed": []}
 

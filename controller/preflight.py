@@ -52,50 +52,73 @@ def path_problems(specs: dict, catalog_path: str, allowed_dirs: list[str]) -> li
     return problems
 
 
+# Bump when the graph checks change what they find: markers of earlier checks then count
+# as not checked. 2: the anchor check (builder/graph/anchors.py) and the UFF refusal.
+GRAPH_CHECKS_VERSION = 2
+
+
 def _graph_check_key(spec: dict) -> str:
     text = json.dumps({"spec": {k: v for k, v in spec.items() if k != "graph"},
-                       "builder": BUILDER_VERSION}, sort_keys=True)
+                       "builder": BUILDER_VERSION, "checks": GRAPH_CHECKS_VERSION},
+                      sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def graph_problems(specs: dict, catalog_path: str, cache_dir: Path = GRAPH_CHECK_CACHE
-                   ) -> tuple[list[str], list[str]]:
-    """(problems, notes) of the graph checks (builder/graph/check.py) of the selected models.
+def _passed_check(marker: Path) -> dict | None:
+    """What a graph check that passed recorded ({"uff_refusal": text or None}), or None."""
+    try:
+        record = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "uff_refusal" in record else None
 
-    A graph that passed before (same graph sha256, same spec, same builder) is not checked
-    again: the check imports TensorFlow, which costs seconds.
+
+def graph_problems(specs: dict, catalog_path: str, cache_dir: Path = GRAPH_CHECK_CACHE
+                   ) -> tuple[list[str], list[str], dict[str, str]]:
+    """(problems, notes, uff refusals) of the graph checks (builder/graph/check.py) of the
+    selected models; ``uff refusals``: {model: why the UFF path cannot build it}, for the
+    plan (builder/trt/enginepath.py: refused where the platform has only UFF).
+
+    A graph that passed before (same graph sha256, same spec, same builder and checks) is not
+    checked again: the check imports TensorFlow, which costs seconds. Its marker keeps the
+    refusal.
     """
-    problems, notes, pending = [], [], []
+    problems, notes, pending, refusals = [], [], [], {}
     for name, spec in sorted(specs.items()):
         marker = cache_dir / (_graph_check_key(spec) + ".ok")
-        if not marker.is_file():
+        passed = _passed_check(marker)
+        if passed is None:
             pending.append((name, spec, marker))
+        elif passed["uff_refusal"]:
+            refusals[name] = passed["uff_refusal"]
     if not pending:
-        return problems, notes
+        return problems, notes, refusals
     # Imported here: the check module is cheap, but what it calls imports TensorFlow.
-    from builder.graph.check import (  # noqa: PLC0415
-        graph_problems as check_graph,
-    )
-    from builder.graph.check import (  # noqa: PLC0415
-        tensorflow_available,
-    )
+    from builder.graph.check import check_graph, tensorflow_available  # noqa: PLC0415
+
     if not tensorflow_available():
         return problems, ["graph checks skipped for {}: TensorFlow is not installed on the "
                           "controller (pip install -r requirements/controller.txt); the "
                           "devices check the graphs when they convert them".format(
-                              ", ".join(name for name, _, _ in pending))]
+                              ", ".join(name for name, _, _ in pending))], refusals
     catalog = load_catalog(catalog_path, models=[name for name, _, _ in pending])
     for name, _spec, marker in pending:
         found = check_graph(catalog.models[name])
-        for text in found:
+        for text in found.problems:
             key = next((k for k in ("num_classes", "input_order", "input_dims",
                                     "feature_map_shapes", "aspect_ratios", "min_size",
                                     "max_size") if "{} is".format(k) in text), "graph")
+            if found.uff_refusal and found.uff_refusal in text:
+                key = "engine_path"  # the catalog forces uff
+
             problems.append("{}: {}".format(catalog_line(catalog_path, name, key), text))
-        if not found:
+        if found.uff_refusal:
+            refusals[name] = found.uff_refusal
+        if not found.problems:
             marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text("{}\n".format(name))
-    return problems, notes
+            marker.write_text(json.dumps({"model": name, "uff_refusal": found.uff_refusal}) +
+                              "\n")
+    return problems, notes, refusals
 
 
 def run_preflight(catalog_path: str, hosts: list[str], hostvars, inventory_sources: list[str],
@@ -139,8 +162,11 @@ def run_preflight(catalog_path: str, hosts: list[str], hostvars, inventory_sourc
         problems += path_problems(exported, catalog_path,
                                   list(first.get("engine_graph_allowed_dirs") or []))
         if not problems:
-            found, notes = graph_problems(exported, catalog_path)
+            found, notes, refusals = graph_problems(exported, catalog_path)
             problems += found
+            for name, refusal in refusals.items():
+                # Read by the plan (builder/trt/enginepath.py), never sent to a device.
+                exported[name]["uff_refusal"] = refusal
     return {"problems": problems, "notes": notes, "catalog": exported,
             "selections": {h: s.as_dict() for h, s in selections.items()}}
 

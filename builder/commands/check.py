@@ -4,11 +4,11 @@ import json
 import sys
 
 from ..errors import UserError
-from ..graph.check import graph_problems, tensorflow_available
+from ..graph.check import check_graph, tensorflow_available
 from ..spec.catalog import CatalogError, load_catalog
+from ..trt import enginepath
 
 DEFAULT_CATALOG = "models/models.yml"
-
 
 
 def add_model_arguments(parser, out_help, json_help):
@@ -18,6 +18,7 @@ def add_model_arguments(parser, out_help, json_help):
                         help="catalog file (default: %(default)s)")
     parser.add_argument("--out", default=".", help=out_help)
     parser.add_argument("--json", action="store_true", help=json_help)
+
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
@@ -51,13 +52,37 @@ def catalog_report(path, models=None, check_graphs=True):
     }
 
 
-def graph_report(catalog):
-    """{model: [problem]} of the graphs that disagree with the catalog (what the conversion
-    would refuse on the device), or None when TensorFlow is not installed here."""
+def graph_checks(catalog):
+    """{model: GraphCheck} of the catalog's graphs (builder/graph/check.py: what the conversion
+    would refuse on the device, and whether the UFF path can build the model), or None when
+    TensorFlow is not installed here."""
     if not tensorflow_available():
         return None
-    found = {name: graph_problems(spec) for name, spec in catalog.models.items()}
-    return {name: problems for name, problems in found.items() if problems}
+    return {name: check_graph(spec) for name, spec in catalog.models.items()}
+
+
+def _json_graph_report(checks):
+    """The graph part of ``check --json``: problems per model, and the anchor check."""
+    if checks is None:
+        return {"graph_problems": None, "anchors": None}
+    return {
+        "graph_problems": {name: found.problems for name, found in checks.items()
+                           if found.problems},
+        "anchors": {name: {"grid_anchor_max_error": found.grid_anchor_max_error,
+                           "uff_refusal": found.uff_refusal}
+                    for name, found in checks.items()},
+    }
+
+
+def anchor_line(found):
+    """What the anchor check says of a model, for people."""
+    if found.uff_refusal:
+        return "UFF path refused, builds through ONNX only (TensorRT >= {}.{}): {}".format(
+            enginepath.ONNX_MIN[0], enginepath.ONNX_MIN[1], found.uff_refusal)
+    if found.grid_anchor_max_error is None:
+        return "anchors not compared"
+    return "GridAnchor_TRT reproduces the graph's anchors (max abs error {:.2g})".format(
+        found.grid_anchor_max_error)
 
 
 def run(args):
@@ -65,22 +90,25 @@ def run(args):
         report = catalog_report(args.catalog, models=args.models or None,
                                 check_graphs=args.check_graphs)
         if "errors" not in report and args.check_graphs:
-            report["graph_problems"] = graph_report(load_catalog(
-                args.catalog, models=args.models or None))
+            report.update(_json_graph_report(graph_checks(load_catalog(
+                args.catalog, models=args.models or None))))
         _print_json(report)
         return 2 if "errors" in report or report.get("graph_problems") else 0
     catalog = load_catalog(args.catalog, models=args.models or None,
                            check_graphs=args.check_graphs)
-    graphs = graph_report(catalog) if args.check_graphs else {}
-    if graphs:
-        raise UserError("the catalog disagrees with the graph:\n  " + "\n  ".join(
-            problem for problems in graphs.values() for problem in problems))
+    checks = graph_checks(catalog) if args.check_graphs else {}
+    problems = [problem for found in (checks or {}).values() for problem in found.problems]
+    if problems:
+        raise UserError("the catalog {} disagrees with the graph:\n  {}".format(
+            args.catalog, "\n  ".join(problems)))
     for name, spec in catalog.models.items():
         pin = "sha256 pinned" if spec.sha256 else "no sha256 pin"
-        checked = "graph checked" if graphs is not None else \
+        checked = "graph checked" if checks is not None else \
             "graph not checked (no TensorFlow here)"
         print("OK {}: {} ({}, {}), engine {}".format(name, spec.graph, pin, checked,
                                                      spec.engine))
+        if checks and name in checks:
+            print("   " + anchor_line(checks[name]))
     return 0
 
 

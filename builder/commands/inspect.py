@@ -1,7 +1,9 @@
 """``inspect MODEL``: show what graph surgery derives from a model's graph, write the .pbtxt.
 
 Needs TensorFlow only (no uff, no TensorRT): users run it to see num_classes,
-input_order and the anchor layout before a build, and to read the transformed graph.
+input_order and the anchor layout before a build, and to read the transformed graph. It
+also says how closely GridAnchor_TRT reproduces the graph's anchors, or why the UFF path
+cannot build the model (then there is no transformed graph to write).
 """
 
 import json
@@ -14,7 +16,8 @@ from ..spec.catalog import load_catalog
 DEFAULT_CATALOG = "models/models.yml"
 SHOWN_KEYS = ("num_classes", "input_order", "num_layers", "feature_map_shapes",
               "anchors_per_location", "input_dims", "anchors", "min_size", "max_size",
-              "aspect_ratios", "variance", "nms_inputs")
+              "aspect_ratios", "anchor_layer_scales", "grid_anchor_max_error", "variance",
+              "nms_inputs")
 
 
 def add_parser(subparsers):
@@ -38,7 +41,7 @@ def _report(model, result, pbtxt_path):
     derived = result.derived
     report = {"model": model, "pbtxt": pbtxt_path, "output_nodes": result.output_nodes,
               "sources": derived["sources"], "warnings": result.warnings,
-              "problems": result.problems}
+              "problems": result.problems, "uff_refusal": result.uff_refusal}
     for key in SHOWN_KEYS:
         report[key] = derived[key]
     return report
@@ -51,7 +54,10 @@ def _print_text(report):
         source = report["sources"].get(key)
         out.write("  {:<21} {}{}\n".format(key, json.dumps(report[key]),
                                            "   <- " + source if source else ""))
-    out.write("  transformed graph     {}\n".format(report["pbtxt"]))
+    if report["uff_refusal"]:
+        out.write("  UFF path refused      {}\n".format(report["uff_refusal"]))
+    out.write("  transformed graph     {}\n".format(
+        report["pbtxt"] or "none (the UFF path cannot build this model)"))
     for warning in report["warnings"]:
         out.write("  note: {}\n".format(warning))
 
@@ -72,8 +78,10 @@ def run(args):
     from ..graph.surgery import transform_model, write_pbtxt  # noqa: PLC0415
 
     result = transform_model(spec, trt_version=args.trt_version, strict=False)
-    pbtxt_path = os.path.abspath(os.path.join(args.out, args.model + ".pbtxt"))
-    write_pbtxt(result, pbtxt_path)
+    pbtxt_path = None
+    if result.graph_def is not None:
+        pbtxt_path = os.path.abspath(os.path.join(args.out, args.model + ".pbtxt"))
+        write_pbtxt(result, pbtxt_path)
     report = _report(args.model, result, pbtxt_path)
     if args.json:
         sys.stdout.write(json.dumps(report, indent=2, sort_keys=True) + "\n")

@@ -54,6 +54,8 @@ def input_placeholder(input_dims):
 
 
 def grid_anchor(min_size, max_size, aspect_ratios, variance, feature_map_shapes):
+    """GridAnchor_TRT. The surgery passes the graph's own anchor settings, once
+    builder/graph/anchors.py has checked that the plugin's boxes reproduce the graph's."""
     return plugin_node(GRID_ANCHOR, "GridAnchor_TRT", [
         ("minSize", float(min_size)),
         ("maxSize", float(max_size)),

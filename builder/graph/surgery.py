@@ -12,41 +12,49 @@ ssd/build_engine.py, after NVIDIA's sampleUffSSD config.py) with the builder's o
 - the Squeeze between concat_box_loc and NMS forwarded; a const ``AnchorInput`` for a
   GridAnchor node that has no input; everything NMS does not use dropped.
 
-num_classes, input_order, feature map shapes and the input size come from the graph;
-catalog values are checked against them (see ``transform_graph_def``).
+num_classes, input_order, feature map shapes, the input size and the anchor settings
+(minSize, maxSize, aspectRatios: builder/graph/anchors.py) come from the graph; catalog values
+are checked against them (see ``transform_graph_def``). The GridAnchor_TRT node is written
+only when its boxes reproduce the graph's anchors; where they cannot (anchors.py says why),
+the UFF path refuses the model and names the ONNX path.
 """
 
 from ..atomic import write_text
 from ..errors import UserError
+from ..graph import anchors
 from ..graph import edit as graph_edit
 from ..graph import plugins as ssd_plugins
 from ..graph import ssd as ssd_graph
 from ..graph.tfcompat import graph_def_to_text, new_graph_def, read_graph_def
 from ..spec import pipeline_config
+from ..spec.catalog import AUTO
+from ..trt import enginepath
 
 OUTPUT_NODES = [ssd_plugins.NMS]
-DEFAULT_ASPECT_RATIOS = [1.0, 2.0, 0.5, 3.0, 0.33]  # the reference recipe's
 OP_RENAMES = {"AddV2": "Add", "FusedBatchNormV3": "FusedBatchNorm"}
-FIRST_LAYER_ANCHORS = 3  # GridAnchor_TRT: 3 boxes on the first map (reduce_boxes_in_lowest_layer)
-RATIO_TOLERANCE = 0.005  # 0.33 and 0.3333 are the same ratio
+AUTO_FIX = "Change it in the catalog to {} (or write 'auto')"
 
 
 class SurgeryResult(object):
     """The transformed graph and what was derived on the way.
 
-    ``graph_def``: the transformed GraphDef; ``output_nodes``: ["NMS"]; ``derived``: the
-    values used for the plugin nodes plus ``sources`` (where each came from);
+    ``graph_def``: the transformed GraphDef (None when the UFF path is refused: nothing to
+    convert); ``output_nodes``: ["NMS"]; ``derived``: the values used for the plugin nodes
+    plus ``sources`` (where each came from; input_order and nms_inputs None when refused);
     ``warnings``: list of text; ``problems``: catalog/graph disagreements (empty unless
-    the transform ran with ``strict=False``).
+    the transform ran with ``strict=False``); ``uff_refusal``: why the UFF path cannot build
+    this model (GridAnchor_TRT cannot reproduce its anchors), None when it can (with
+    ``strict=False`` only: a strict transform raises instead).
     """
 
-    def __init__(self, model, graph_def, derived, warnings, problems):
+    def __init__(self, model, graph_def, derived, *, warnings, problems, uff_refusal):
         self.model = model
         self.graph_def = graph_def
         self.output_nodes = list(OUTPUT_NODES)
         self.derived = derived
         self.warnings = warnings
         self.problems = problems
+        self.uff_refusal = uff_refusal
 
 
 def trt_major(trt_version):
@@ -59,11 +67,6 @@ def trt_major(trt_version):
         raise UserError("TensorRT version {!r} is not a version number such as 8.2.1. Pass "
                         "the device's TensorRT version (e.g. from dpkg tensorrt)"
                         .format(trt_version)) from None
-
-
-def _same_ratios(first, second):
-    return len(first) == len(second) and all(
-        abs(a - b) <= RATIO_TOLERANCE for a, b in zip(first, second))
 
 
 class _Checks(object):
@@ -82,83 +85,94 @@ class _Checks(object):
         self.problems.append("model '{}': {}".format(self.model, text))
 
 
-def _anchor_settings(spec, layout, checks):
-    """min_size, max_size, aspect_ratios (+ sources) from the catalog and pipeline.config."""
-    settings = {"min_size": spec.min_size, "max_size": spec.max_size}
-    sources = {"min_size": "catalog", "max_size": "catalog"}
-    pipeline = None
+def _same_value(catalog_value, graph_value):
+    """A catalog number (or list of numbers) equals the graph's within anchors.SAME_VALUE."""
+    if isinstance(graph_value, list):
+        return len(catalog_value) == len(graph_value) and all(
+            abs(a - b) <= anchors.SAME_VALUE for a, b in zip(catalog_value, graph_value))
+    return abs(catalog_value - graph_value) <= anchors.SAME_VALUE
+
+
+def _anchor_settings(spec, layout, derivation, checks):
+    """minSize, maxSize, aspectRatios (+ sources) of the GridAnchor node: the graph's own.
+
+    A catalog value other than 'auto' must equal the graph's (hand-edited MODEL_SPECS values
+    that do not match the trained model are the classic silent failure of the UFF path); a
+    pipeline_config must agree with the graph too.
+    """
+    min_size, max_size, ratios = derivation.grid_anchor_parameters
+    settings = {"min_size": min_size, "max_size": max_size, "aspect_ratios": ratios}
+    sources = dict.fromkeys(settings, derivation.source)
+    for key, graph_value in settings.items():
+        catalog_value = getattr(spec, key)
+        if catalog_value == AUTO:
+            continue
+        if _same_value(catalog_value, graph_value):
+            sources[key] += " (the catalog agrees)"
+        else:
+            checks.disagree(key, catalog_value, graph_value,
+                            "the graph (anchors of {})".format(derivation.node),
+                            AUTO_FIX.format(graph_value))
     if getattr(spec, "pipeline_config", None):
-        pipeline = pipeline_config.read_anchor_settings(spec.pipeline_config)
         where = "pipeline.config ({})".format(spec.pipeline_config)
-        for key, value in (("min_size", pipeline.min_scale), ("max_size", pipeline.max_scale)):
-            if settings[key] is not None and abs(settings[key] - value) > 1e-6:
-                checks.disagree(key, settings[key], value, where + " ssd_anchor_generator",
-                                "Make the catalog's {} equal the pipeline.config's {} (the "
-                                "model was trained with it)".format(
-                                    key, key.replace("size", "scale")))
-            else:
-                settings[key] = value
-                sources[key] = where
-        if pipeline.num_layers != layout.num_layers:
-            checks.add("{} says num_layers {} but the graph has {} box predictors. Check that "
-                       "pipeline_config belongs to this graph".format(
-                           where, pipeline.num_layers, layout.num_layers))
-        if pipeline.num_classes is not None and pipeline.num_classes != layout.num_classes:
-            checks.add("{} says num_classes {} (+1 background = {}) but the graph predicts {} "
-                       "classes. Check that pipeline_config belongs to this graph".format(
-                           where, pipeline.num_classes - 1, pipeline.num_classes,
-                           layout.num_classes))
-        if pipeline.image_size is not None and list(pipeline.image_size) != layout.input_dims[1:]:
-            checks.add("{} resizes to {}x{} but the graph's input is {}x{}. Check that "
-                       "pipeline_config belongs to this graph".format(
-                           where, pipeline.image_size[0], pipeline.image_size[1],
-                           layout.input_dims[1], layout.input_dims[2]))
-    if spec.aspect_ratios is not None:
-        ratios, sources["aspect_ratios"] = list(spec.aspect_ratios), "catalog"
-        if pipeline is not None and not _same_ratios(ratios, pipeline.aspect_ratios):
-            checks.disagree("aspect_ratios", ratios, pipeline.aspect_ratios, "pipeline.config",
-                            "Remove aspect_ratios from the catalog to use the pipeline.config's")
-    elif pipeline is not None:
-        ratios, sources["aspect_ratios"] = list(pipeline.aspect_ratios), "pipeline.config"
-    else:
-        ratios, sources["aspect_ratios"] = list(DEFAULT_ASPECT_RATIOS), "default"
-    settings["aspect_ratios"] = ratios
+        if _check_pipeline_config(spec.pipeline_config, where, layout, derivation, checks):
+            for key in sources:
+                sources[key] += "; {} agrees".format(where)
     settings["sources"] = sources
     return settings
 
 
-def _check_anchor_counts(layout, ratios, ratio_source, checks):
-    """GridAnchor_TRT makes 3 boxes on map 0 and len(aspect_ratios) + 1 on the others."""
-    counts = layout.anchors_per_location
-    if counts[0] != FIRST_LAYER_ANCHORS:
-        checks.add("the graph has {} anchors per location on the first feature map; "
-                   "GridAnchor_TRT makes {} there. Train with "
-                   "reduce_boxes_in_lowest_layer: true".format(counts[0], FIRST_LAYER_ANCHORS))
-    expected = len(ratios) + 1
-    wrong = sorted(set(count for count in counts[1:] if count != expected))
-    if wrong:
-        checks.add("the graph has {} anchors per location on feature maps 1-{} but the {} "
-                   "aspect_ratios {} make {} (one per ratio + 1). Set aspect_ratios to the "
-                   "model's {} ratios (pipeline.config ssd_anchor_generator), or name the "
-                   "pipeline.config with 'pipeline_config'".format(
-                       "/".join(str(w) for w in wrong), len(counts) - 1, ratio_source, ratios,
-                       expected, wrong[0] - 1))
+def _check_pipeline_config(path, where, layout, derivation, checks):
+    """Whether the pipeline.config at ``path`` agrees with the graph; lists where it does not."""
+    pipeline = pipeline_config.read_anchor_settings(path)
+    before = len(checks.problems)
+    fix = "Check that pipeline_config belongs to this graph"
+    said = []
+    if pipeline.generator == pipeline_config.SSD_GENERATOR:
+        # Multiscale (FPN) settings are not the SSD reading of anchors.py: only the layer
+        # count, classes and input size are compared for those.
+        said.append(("aspect_ratios", pipeline.aspect_ratios, derivation.aspect_ratios))
+        if not pipeline.scales:  # explicit scales replace min_scale/max_scale
+            said[:0] = [("min_scale", pipeline.min_scale, derivation.min_scale),
+                        ("max_scale", pipeline.max_scale, derivation.max_scale)]
+    for key, value, graph_value in said:
+        if not _same_value(value, graph_value):
+            checks.add("{} says {} {} but the graph has {} (anchors of {}). {}".format(
+                where, key, value, graph_value, derivation.node, fix))
+    if pipeline.generator == pipeline_config.SSD_GENERATOR and \
+            pipeline.reduce_boxes_in_lowest_layer != derivation.reduce_boxes_in_lowest_layer:
+        checks.add("{} says reduce_boxes_in_lowest_layer {} but the graph's first layer is {}"
+                   "reduced. {}".format(where, str(pipeline.reduce_boxes_in_lowest_layer).lower(),
+                                        "" if derivation.reduce_boxes_in_lowest_layer else "not ",
+                                        fix))
+    if pipeline.num_layers != layout.num_layers:
+        checks.add("{} says num_layers {} but the graph has {} box predictors. {}".format(
+            where, pipeline.num_layers, layout.num_layers, fix))
+    if pipeline.num_classes is not None and pipeline.num_classes != layout.num_classes:
+        checks.add("{} says num_classes {} (+1 background = {}) but the graph predicts {} "
+                   "classes. {}".format(where, pipeline.num_classes - 1, pipeline.num_classes,
+                                        layout.num_classes, fix))
+    if pipeline.image_size is not None and list(pipeline.image_size) != layout.input_dims[1:]:
+        checks.add("{} resizes to {}x{} but the graph's input is {}x{}. {}".format(
+            where, pipeline.image_size[0], pipeline.image_size[1], layout.input_dims[1],
+            layout.input_dims[2], fix))
+    return len(checks.problems) == before
 
 
-def _compare_with_catalog(spec, derived, nms_inputs, checks):
-    auto_fix = "Change it in the catalog to {} (or write 'auto')"
+def _compare_with_catalog(spec, derived, checks):
     if spec.num_classes != "auto" and spec.num_classes != derived["num_classes"]:
         checks.disagree("num_classes", spec.num_classes, derived["num_classes"],
                         "the graph (class predictor channels / anchors per location, "
-                        "background included)", auto_fix.format(derived["num_classes"]))
-    if spec.input_order != "auto" and list(spec.input_order) != derived["input_order"]:
+                        "background included)", AUTO_FIX.format(derived["num_classes"]))
+    if spec.input_order != "auto" and derived["input_order"] is not None and \
+            list(spec.input_order) != derived["input_order"]:
         checks.disagree("input_order", list(spec.input_order), derived["input_order"],
-                        "the graph (NMS inputs {})".format(", ".join(nms_inputs)),
-                        auto_fix.format(derived["input_order"]))
+                        "the graph (NMS inputs {})".format(", ".join(derived["nms_inputs"])),
+                        AUTO_FIX.format(derived["input_order"]))
     if spec.input_dims != "auto" and list(spec.input_dims) != derived["input_dims"]:
         checks.disagree("input_dims", list(spec.input_dims), derived["input_dims"],
                         "the graph ({})".format(derived["sources"]["input_dims"]),
-                        auto_fix.format(derived["input_dims"]))
+                        AUTO_FIX.format(derived["input_dims"]))
     if spec.feature_map_shapes is not None and \
             list(spec.feature_map_shapes) != derived["feature_map_shapes"]:
         checks.disagree("feature_map_shapes", list(spec.feature_map_shapes),
@@ -268,38 +282,53 @@ def _rewrite(graph_def, spec, layout, settings, with_axis_fields):
     return input_order, nms_inputs, notes
 
 
+def _uff_refusal(spec, grid):
+    """Why the UFF path cannot build ``spec`` (anchors.GridAnchorCheck ``grid``), or None."""
+    if grid.refusal is None:
+        return None
+    return "GridAnchor_TRT cannot reproduce the anchors of graph {} ({}): {}".format(
+        spec.graph, grid.derivation.node, grid.refusal)
+
+
+def uff_refusal_problem(model, uff_refusal):
+    """The refusal as a problem line: the model, why, and the way out."""
+    return "model '{}': the UFF path cannot build it: {}. {}".format(
+        model, uff_refusal, enginepath.ONNX_ROUTE)
+
+
 def transform_graph_def(graph_def, spec, trt_version=None, strict=True):
     """Transform a copy of ``graph_def`` for ``spec`` (a catalog ModelSpec).
 
     ``trt_version``: the device's TensorRT version ('8.2.1.8'); FlattenConcat gets
     axis/ignoreBatch from 7 on. None: assume >= 7 and say so in ``warnings``.
-    ``strict``: raise UserError when the catalog disagrees with the graph (always for
-    ``convert``); False keeps the graph's values and lists the disagreements in
-    ``result.problems`` (for ``inspect``).
+    ``strict``: raise UserError when the catalog disagrees with the graph or when
+    GridAnchor_TRT cannot reproduce the graph's anchors (always for ``convert``); False keeps
+    the graph's values, lists the disagreements in ``result.problems`` and says why UFF is
+    refused in ``result.uff_refusal`` (also a problem when the catalog forces engine_path
+    uff) (for ``inspect`` and ``check``).
     """
     path = spec.graph
     layout = ssd_graph.analyze(graph_def, path)
     checks = _Checks(spec.name)
-    settings = _anchor_settings(spec, layout, checks)
-    _check_anchor_counts(layout, settings["aspect_ratios"],
-                         settings["sources"]["aspect_ratios"], checks)
+    grid = anchors.read_grid_anchor_check(graph_def, path, layout)
+    settings = _anchor_settings(spec, layout, grid.derivation, checks)
+    uff_refusal = _uff_refusal(spec, grid)
     warnings = []
     major = trt_major(trt_version)
     if major is None:
         warnings.append("TensorRT version unknown: FlattenConcat nodes carry axis=1, "
                         "ignoreBatch=0 (the TensorRT >= 7 form)")
     with_axis_fields = major is None or major >= 7
-    transformed = new_graph_def()
-    transformed.CopyFrom(graph_def)
-    input_order, nms_inputs, notes = _rewrite(transformed, spec, layout, settings,
-                                              with_axis_fields)
     sources = dict(layout.sources)
     sources.update(settings["sources"])
-    sources["input_order"] = "graph: NMS inputs {}".format(", ".join(nms_inputs))
     sources["variance"] = "catalog"
+    sources["anchor_layer_scales"] = grid.derivation.source
+    sources["grid_anchor_max_error"] = ("GridAnchor_TRT's formula (builder/graph/anchors.py) "
+                                        "vs the graph's anchors, at most {:g} accepted".format(
+                                            anchors.GRID_ANCHOR_TOLERANCE))
     derived = {
         "num_classes": layout.num_classes,
-        "input_order": input_order,
+        "input_order": None,
         "num_layers": layout.num_layers,
         "feature_map_shapes": list(layout.feature_map_shapes),
         "anchors_per_location": list(layout.anchors_per_location),
@@ -308,15 +337,29 @@ def transform_graph_def(graph_def, spec, trt_version=None, strict=True):
         "min_size": settings["min_size"],
         "max_size": settings["max_size"],
         "aspect_ratios": settings["aspect_ratios"],
+        "anchor_layer_scales": list(grid.derivation.layer_scales),
+        "grid_anchor_max_error": grid.max_error,
+        "uff_refusal": uff_refusal,
         "variance": list(spec.variance),
-        "nms_inputs": nms_inputs,
+        "nms_inputs": None,
         "flatten_concat_axis_fields": with_axis_fields,
         "sources": sources,
     }
-    _compare_with_catalog(spec, derived, nms_inputs, checks)
-    if checks.problems and strict:
+    if uff_refusal and (strict or getattr(spec, "engine_path", AUTO) == enginepath.UFF):
+        checks.problems.append(uff_refusal_problem(spec.name, uff_refusal))
+    transformed, notes = None, []
+    if uff_refusal is None:  # no UFF graph for a model the UFF path cannot build
+        transformed = new_graph_def()
+        transformed.CopyFrom(graph_def)
+        input_order, nms_inputs, notes = _rewrite(transformed, spec, layout, settings,
+                                                  with_axis_fields)
+        derived.update(input_order=input_order, nms_inputs=nms_inputs)
+        sources["input_order"] = "graph: NMS inputs {}".format(", ".join(nms_inputs))
+    _compare_with_catalog(spec, derived, checks)
+    if strict and checks.problems:
         raise UserError("\n".join(checks.problems))
-    return SurgeryResult(spec.name, transformed, derived, warnings + notes, checks.problems)
+    return SurgeryResult(spec.name, transformed, derived, warnings=warnings + notes,
+                         problems=checks.problems, uff_refusal=uff_refusal)
 
 
 def transform_model(spec, trt_version=None, strict=True):

@@ -27,6 +27,9 @@ SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 DEFAULT_VARIANCE = [0.1, 0.1, 0.2, 0.2]
+# A key the builder derives from the graph (the anchor settings from its anchor tensor:
+# builder/graph/anchors.py); a value written instead must agree with the graph.
+AUTO = "auto"
 
 
 class Problem(collections.namedtuple("Problem", "file model key message line")):
@@ -125,12 +128,15 @@ def _check_fraction(value, key):
 
 
 def _check_scale(value, key):
-    """An anchor scale in (0, 1] (cross-checked min < max later)."""
+    """'auto' or an anchor scale in (0, 1] (cross-checked min < max later)."""
+    if value == AUTO:
+        return value
     number = _as_float(value, key)
     if not 0.0 < number <= 1.0:
         raise _Invalid(
             "{} is outside (0, 1]".format(number),
-            "Copy ssd_anchor_generator.{} from the model's pipeline.config ({})".format(
+            "Write 'auto' (the builder reads it from the graph's anchors) or the model's "
+            "ssd_anchor_generator.{} ({})".format(
                 "min_scale" if key == "min_size" else "max_scale", README_HINT
             ),
         )
@@ -206,7 +212,9 @@ def _float_list(value, key, length, example):
 
 
 def _check_aspect_ratios(value, key):
-    return _float_list(value, key, None, "[1.0, 2.0, 0.5, 3.0, 0.33]")
+    if value == AUTO:
+        return value
+    return _float_list(value, key, None, "[1.0, 2.0, 0.5, 3.0, 0.3333], or 'auto',")
 
 
 def _check_variance(value, key):
@@ -299,11 +307,11 @@ FIELDS = collections.OrderedDict(
         ("graph", _Field(_check_path_text, None, True)),
         ("sha256", _Field(_check_sha256, None, False)),
         ("num_classes", _Field(_check_num_classes, "auto", False)),
-        ("min_size", _Field(_check_scale, None, True)),
-        ("max_size", _Field(_check_scale, None, True)),
+        ("min_size", _Field(_check_scale, AUTO, False)),
+        ("max_size", _Field(_check_scale, AUTO, False)),
         ("input_order", _Field(_check_input_order, "auto", False)),
         ("input_dims", _Field(_check_input_dims, "auto", False)),
-        ("aspect_ratios", _Field(_check_aspect_ratios, None, False)),
+        ("aspect_ratios", _Field(_check_aspect_ratios, AUTO, False)),
         ("feature_map_shapes", _Field(_check_feature_map_shapes, None, False)),
         ("variance", _Field(_check_variance, DEFAULT_VARIANCE, False)),
         ("confidence_threshold", _Field(_check_fraction, 1e-8, False)),
@@ -329,7 +337,7 @@ class ModelSpec(object):
     """One validated catalog entry. Paths are absolute; defaults are filled in.
 
     ``pipeline_config_sha256`` is the checksum of ``pipeline_config`` when that file was
-    checked while loading (it feeds the build key: aspect ratios may come from it).
+    checked while loading (it feeds the build key: the conversion checks the graph against it).
     """
 
     __slots__ = DERIVED_ATTRIBUTES + tuple(FIELDS)
@@ -573,9 +581,8 @@ def _validate_model(name, entry, collector, files, check_graphs):
     for key, field in FIELDS.items():
         if key not in entry or (entry[key] is None and not field.required):
             if field.required:
-                collector.add(name, key, "missing (required). Add '{}:' to the model{}".format(
-                    key, " (from pipeline.config, " + README_HINT + ")"
-                    if key in ("min_size", "max_size") else ""))
+                collector.add(name, key, "missing (required). Add '{}:' to the model".format(
+                    key))
             default = field.default
             values[key] = list(default) if isinstance(default, list) else default
             continue
@@ -597,9 +604,10 @@ def _validate_model(name, entry, collector, files, check_graphs):
 
 def _check_cross_fields(name, values, collector):
     low, high = values.get("min_size"), values.get("max_size")
-    if low is not None and high is not None and not low < high:
-        collector.add(name, "max_size", "min_size {} must be smaller than max_size {}. Copy "
-                      "min_scale/max_scale from the pipeline.config ({})".format(
+    if low not in (None, AUTO) and high not in (None, AUTO) and not low < high:
+        collector.add(name, "max_size", "min_size {} must be smaller than max_size {}. Write "
+                      "'auto' for both (the builder reads them from the graph's anchors) or "
+                      "min_scale/max_scale of the model's pipeline.config ({})".format(
                           low, high, README_HINT))
     top_k, keep = values.get("top_k"), values.get("keep_top_k")
     if top_k is not None and keep is not None and keep > top_k:

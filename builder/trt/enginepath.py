@@ -8,6 +8,9 @@ build key (catalog fields + platform_id, which names the TensorRT version) names
 - ONNX with EfficientNMS_TRT: the plugin exists from TensorRT 8.0, but NMS results are
   unreliable before 8.4 (NVIDIA/TensorRT#1538), so the ONNX path starts at 8.4 and
   JetPack 4 (TensorRT <= 8.2) keeps UFF.
+- A model whose anchors GridAnchor_TRT cannot reproduce (builder/graph/anchors.py) has no UFF
+  path at all: the controller's graph check records why in the spec's ``uff_refusal``, and
+  such a model is refused where the platform has only UFF.
 """
 
 from ..errors import UserError
@@ -16,6 +19,8 @@ UFF = "uff"
 ONNX = "onnx"
 ONNX_MIN = (8, 4)
 UFF_MAX_MAJOR = 8  # TensorRT 10 has no UFF parser
+ONNX_ROUTE = ("Build it through ONNX: catalog key engine_path auto (or onnx), on a TensorRT >= "
+              "{}.{} device (JetPack 5/6)".format(*ONNX_MIN))
 
 
 def can_build(path, version):
@@ -27,13 +32,27 @@ def can_build(path, version):
 
 def choose_engine_path(spec, version, version_text, catalog_path):
     """'uff' or 'onnx' for ``spec`` on this TensorRT; UserError when the catalog forces a
-    path the platform cannot build."""
+    path the platform cannot build, or when only UFF is possible and ``spec.uff_refusal``
+    (set by the controller's graph check, absent elsewhere) says UFF cannot build the model."""
     requested = getattr(spec, "engine_path", "auto") or "auto"
+    uff_refusal = getattr(spec, "uff_refusal", None)
+    where = "{}: model '{}', key 'engine_path'".format(catalog_path, spec.name)
+    if requested == "auto" and can_build(ONNX, version):
+        return ONNX
+    if requested == "auto" and uff_refusal and can_build(UFF, version):
+        raise UserError(
+            "{}: model '{}' cannot be built here: TensorRT {} builds from UFF only (ONNX needs "
+            ">= {}.{}), and the UFF path cannot build this model: {}. Build it on a JetPack "
+            "5/6 device, or take it out of this host's engine_models".format(
+                catalog_path, spec.name, version_text, ONNX_MIN[0], ONNX_MIN[1], uff_refusal))
+    if requested == UFF and uff_refusal:
+        raise UserError("{}: the UFF path cannot build this model: {}. Write engine_path: auto "
+                        "(or onnx) and build it on a TensorRT >= {}.{} device (JetPack 5/6)"
+                        .format(where, uff_refusal, ONNX_MIN[0], ONNX_MIN[1]))
     if requested == "auto":
-        return ONNX if can_build(ONNX, version) else UFF
+        return UFF
     if can_build(requested, version):
         return requested
-    where = "{}: model '{}', key 'engine_path'".format(catalog_path, spec.name)
     if requested == UFF:
         raise UserError(
             "{}: uff cannot be built here: TensorRT {} has no UFF parser (removed in "

@@ -47,7 +47,7 @@ def test_key_is_sha256_hex_and_stable(tmp_path):
     assert key(spec(tmp_path, name="m1", engine="TRT_m1.bin", extra="")) == first
     # Pinned value: a change here means every stored engine gets rebuilt. Bump KEY_SCHEMA
     # deliberately when it must change.
-    assert first == "9e21c0e99f9cb6dc4f6677ae0999c8d3b97428f90239eca6191b643ef018f6c5"
+    assert first == "fd00c1507805860bd40a60ec294460badbbd6451e1968fd96041faa3dc7420d2"
 
 
 def test_model_spec_and_its_dict_give_the_same_key(tmp_path):

@@ -82,7 +82,7 @@ def test_good_catalog_fills_defaults_and_resolves_paths(workdir):
     assert (spec.min_size, spec.max_size) == (0.2, 0.95)
     assert spec.input_order == "auto"
     assert spec.input_dims == [3, 300, 300]
-    assert spec.aspect_ratios is None
+    assert spec.aspect_ratios == "auto"
     assert spec.feature_map_shapes is None
     assert spec.variance == [0.1, 0.1, 0.2, 0.2]
     assert spec.confidence_threshold == 1e-8
@@ -236,10 +236,20 @@ def test_model_key_errors(workdir, extra, key, words):
 def test_missing_required_keys(workdir):
     path = write_catalog(workdir, "models:\n  m1:\n    num_classes: 91\n")
     problems, _ = problems_of(path)
-    assert [(p.model, p.key) for p in problems] == [
-        ("m1", "graph"), ("m1", "min_size"), ("m1", "max_size")]
+    assert [(p.model, p.key) for p in problems] == [("m1", "graph")]
     assert all("missing (required)" in p.message for p in problems)
-    assert "pipeline.config" in problems[1].message
+
+
+def test_anchor_settings_default_to_auto(workdir):
+    """min_size, max_size, aspect_ratios come from the graph's anchors unless written."""
+    spec = load_catalog(str(write_catalog(workdir, "models:\n  m1:\n    graph: "
+                                                   "ssd/frozen_inference_graph.pb\n"))).models["m1"]
+    assert (spec.min_size, spec.max_size, spec.aspect_ratios) == ("auto", "auto", "auto")
+    written = load_catalog(str(write_catalog(workdir, "models:\n  m1:\n    graph: "
+                                                      "ssd/frozen_inference_graph.pb\n"
+                                                      "    min_size: auto\n    max_size: 0.9\n"
+                                                      "    aspect_ratios: auto\n"))).models["m1"]
+    assert (written.min_size, written.max_size, written.aspect_ratios) == ("auto", 0.9, "auto")
 
 
 def test_graph_not_found_names_the_tried_path(workdir):
@@ -386,7 +396,7 @@ def test_unknown_selected_model_suggests_nearest(workdir):
 def test_shipped_catalog_is_valid_except_for_the_missing_graph():
     catalog_path = REPO / "models" / "models.yml"
     spec = load_catalog(str(catalog_path), check_graphs=False).models["ssd_mobilenet_v2_coco"]
-    assert (spec.num_classes, spec.min_size, spec.max_size) == (91, 0.2, 0.95)
+    assert (spec.num_classes, spec.min_size, spec.max_size) == (91, "auto", "auto")
     assert spec.input_order == "auto" and spec.input_dims == [3, 300, 300]
     if not Path(spec.graph).exists():
         problems, _ = problems_of(catalog_path)

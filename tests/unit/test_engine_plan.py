@@ -34,7 +34,7 @@ def catalog(tmp_path):
     return {name: dict(spec, sha256=name[-1] * 64) for name, spec in report["models"].items()}
 
 
-def devices(platforms, supported=True, dla_cores=0, work=None, free_mib=None,
+def devices(platforms, supported=True, dla_cores=0, work=None, free_mib=None, *,
             compute_capability="8.7"):
     return {host: device_platform(host, {
         "jetson": {"platform_id": platform, "supported": supported, "module": "jetson-x",
