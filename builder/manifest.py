@@ -9,6 +9,7 @@ Keys (schema_version 1):
     uff_sha256, build_key, spec (the catalog entry), derived (what the graph surgery
     derived; null when built from --uff), input_dims, platform (detect_platform facts),
     platform_id, tensorrt_version (the Python bindings'), tensorrt_api, precision,
+    precision_source ("builder flag", or "onnx tensor types" on strongly typed TensorRT 11),
     workspace_mib, max_batch, dla_core, timing_cache, build_seconds, builder_version,
     created_utc, warnings, verify (added by ``builder verify``: see verify.py)
 """

@@ -20,7 +20,9 @@ from ansible.module_utils.jetson_builder.platform.detect import (
     detect_platform,
     supported,
     tensorrt_generation,
+    version_tuple,
 )
+from ansible.module_utils.jetson_builder.trt import enginepath
 from ansible.module_utils.trt_deploy import file_sha256, install_state, read_json
 
 DOCUMENTATION = r"""
@@ -37,9 +39,10 @@ description:
     the graphs in the work directory and the engines and manifests present.
   - Fails for a host that is not a Jetson, or whose TensorRT is missing or of a generation
     the builder does not know, with a message saying what was found; other hosts go on.
-  - A Jetson whose TensorRT generation is known but cannot run the builder's UFF path
-    (TensorRT 10, ONNX only) gets its facts with C(supported=false) and C(support_reason),
-    so that its models fail one by one with that reason.
+  - A Jetson whose TensorRT generation is known but that the builder cannot serve gets its
+    facts with C(supported=false) and C(support_reason), so that its models fail one by one
+    with that reason. TensorRT 10 and 11 have no UFF parser (C(tensorrt_has_uff=false)): their
+    models build from ONNX.
 version_added: "0.1.0"
 author: Jetson engine builder maintainers
 options:
@@ -92,8 +95,10 @@ ansible_facts:
     jetson:
       description:
         - The detected platform (keys of C(builder.platform.detect.detect_platform)) plus
-          C(tensorrt_generation) (trt5_6, trt7, trt8_0, trt8_4, trt10), C(supported)
-          and C(support_reason) (null when supported).
+          C(tensorrt_generation) (trt5_6, trt7, trt8_0, trt8_4, trt10, trt11),
+          C(tensorrt_has_uff) (the UFF parser, and JetPack's uff and graphsurgeon packages
+          with it: TensorRT 5 to 8.6), C(supported) and C(support_reason) (null when
+          supported).
       returned: always
       type: dict
       sample:
@@ -111,6 +116,7 @@ ansible_facts:
         memory_mib: 3964
         warnings: []
         tensorrt_generation: trt8_0
+        tensorrt_has_uff: true
         supported: true
         support_reason: null
     jetson_state:
@@ -241,9 +247,12 @@ def main():
         module.fail_json(msg=str(error), jetson_failure="not_jetson")
     generation, reason = tensorrt_generation(platform["tensorrt"])
     can_build, detail = supported(platform)
+    numbers = version_tuple(platform["tensorrt"] or "")
     platform = dict(
         platform,
         tensorrt_generation=generation,
+        # One rule for the roles (jetson_env): builder/trt/enginepath.py's.
+        tensorrt_has_uff=bool(numbers) and enginepath.can_build(enginepath.UFF, numbers),
         supported=can_build,
         support_reason=None if can_build else detail,
     )

@@ -175,13 +175,16 @@ L4T_RELEASES = {
 
 # TensorRT generations and whether the builder can build there: (first version, first
 # version after, generation name, reason if unsupported). Up to 8.3 the engines come from
-# UFF, from 8.4 from ONNX (builder/trt/enginepath.py); 10 has no UFF parser, ONNX only.
+# UFF, from 8.4 from ONNX (builder/trt/enginepath.py); 10 has no UFF parser, ONNX only; 11
+# (11.4.1 on JetPack 7.2.2 and later, AGX Orin and Thor) is ONNX only and strongly typed
+# (STRONGLY_TYPED_FROM below). Which of them have UFF: enginepath.can_build(UFF, version).
 TENSORRT_GENERATIONS = (
     ((5, 0), (7, 0), "trt5_6", None),
     ((7, 0), (8, 0), "trt7", None),
     ((8, 0), (8, 4), "trt8_0", None),
     ((8, 4), (9, 0), "trt8_4", None),
     ((10, 0), (11, 0), "trt10", None),
+    ((11, 0), (12, 0), "trt11", None),
 )
 
 DEVICE_TREE_DIRS = ("proc/device-tree", "sys/firmware/devicetree/base")
@@ -603,8 +606,8 @@ def tensorrt_generation(version):
     for first, after, name, reason in TENSORRT_GENERATIONS:
         if first <= key < after:
             return name, reason
-    return None, "TensorRT {} is not a generation this builder knows (5.x to 8.6 and " \
-                 "10.x)".format(version)
+    return None, "TensorRT {} is not a generation this builder knows (5.x to 8.6, 10.x and " \
+                 "11.x)".format(version)
 
 
 # From TensorRT 11 every network is strongly typed: an engine computes in the types of its

@@ -6,6 +6,10 @@
     8.0-8.3    config.max_workspace_size, build_serialized_network, timing cache
     8.4-8.6    config.set_memory_pool_limit(MemoryPoolType.WORKSPACE, ...)
     10.x       no UffParser, no implicit batch: UFF models are refused
+    11.x       strongly typed only: no precision builder flags (BuilderFlag.FP16 / INT8),
+               no platform_has_fast_fp16, no calibrators, no device_memory_size (v2 only).
+               An engine computes in its ONNX's tensor types: fp16 needs an fp16 ONNX, and
+               a build whose ONNX types disagree with the precision asked is refused
 
 The API is chosen by feature detection (the newest call that exists is used, so a
 call removed in 8.0 is never touched on 8.x); the parsed numeric version is used only
@@ -23,7 +27,11 @@ from ..errors import UserError
 from ..trt import enginepath
 from ..trt.log import TrtLog
 
-NO_UFF_NOTE = "UFF models cannot be built on JetPack 6 (TensorRT 10)"
+NO_UFF_NOTE = "UFF models cannot be built on JetPack 6 and later (TensorRT 10 and 11)"
+# How an engine got its precision (manifest "precision_source"): the FP16 builder flag on a
+# weakly typed network (TensorRT <= 10), or the ONNX's tensor types (strongly typed, 11).
+PRECISION_FROM_FLAG = "builder flag"
+PRECISION_FROM_TYPES = "onnx tensor types"
 # Binding element sizes by DataType name (trt.nptype needs numpy, which may be absent).
 _ITEMSIZE = {
     "FLOAT": 4, "HALF": 2, "INT8": 1, "INT32": 4, "BOOL": 1, "UINT8": 1, "INT64": 8,
@@ -79,7 +87,16 @@ def api_generation(version):
         return "8.0-8.3"
     if version < (10, 0, 0, 0):
         return "8.4-8.6"
-    return "10"
+    if version < (11, 0, 0, 0):
+        return "10"
+    return "11"
+
+
+def strongly_typed_only(trt):
+    """True where the bindings have no precision builder flags (TensorRT 11: every network
+    is strongly typed). TensorRT 5 has no BuilderFlag at all but builds weakly typed."""
+    flags = getattr(trt, "BuilderFlag", None)
+    return flags is not None and not hasattr(flags, "FP16")
 
 
 def check_uff_support(trt):
@@ -184,6 +201,9 @@ class TrtAdapter(object):
         self.notes = []
         # What the last build did with its timing cache (for the manifest), None without one.
         self.timing_cache_use = None
+        self.strongly_typed = strongly_typed_only(trt)
+        # How the last build's precision was obtained (PRECISION_FROM_*), for the manifest.
+        self.precision_source = None
         self._plugins_ready = False
         self._runtime = None
 
@@ -292,7 +312,7 @@ class TrtAdapter(object):
         mark = self.log.mark()
         with self.log.capturing():
             builder = trt.Builder(self.log.logger)
-            network = builder.create_network(self._explicit_batch_flags())
+            network = builder.create_network(self._network_flags())
             parser = trt.OnnxParser(network, self.log.logger)
             parsed = parser.parse_from_file(onnx_path)
             errors = [str(parser.get_error(index)) for index in range(parser.num_errors)]
@@ -300,10 +320,34 @@ class TrtAdapter(object):
             failure = self._failure("TensorRT could not parse {}".format(onnx_path), mark)
             failure.lines.extend(line for line in errors if line not in failure.lines)
             raise failure
+        if self.strongly_typed:
+            self.check_onnx_precision(network_precision(network), options, onnx_path)
         return self._build_network(builder, network, options, timing_cache, onnx_path)
 
-    def _explicit_batch_flags(self):
-        """The create_network flags of an explicit-batch network (the only kind from 10)."""
+    def check_onnx_precision(self, onnx_precision, options, onnx_path):
+        """On a strongly typed TensorRT the engine computes in the ONNX's tensor types: refuse
+        (UserError, before the build) an ONNX whose types are not the precision asked, rather
+        than build another precision than the one asked."""
+        if onnx_precision == options.precision:
+            return
+        if options.precision == "fp16":
+            raise UserError(
+                "TensorRT {} is strongly typed: fp16 needs an fp16 ONNX (float16 tensors), and "
+                "{} has none (an fp32 export), so the engine would be fp32. Build from the "
+                "fp16 export (python3 -m builder onnx MODEL --precision fp16 on the "
+                "controller, which makes it for engine_precision fp16 on TensorRT 11 "
+                "devices), or ask for fp32 (--precision fp32 / engine_precision: fp32). "
+                "Nothing was built".format(self.version_text, onnx_path))
+        raise UserError(
+            "TensorRT {} is strongly typed: {} needs an {} ONNX, and {} has float16 tensors "
+            "(an fp16 export), so the engine would be fp16. Build from the fp32 export (python3 "
+            "-m builder onnx MODEL), or ask for fp16. Nothing was built".format(
+                self.version_text, options.precision, options.precision, onnx_path))
+
+    def _network_flags(self):
+        """create_network flags: explicit batch (the ONNX parser needs it) up to 8.6. From 10
+        every network is explicit batch, and on 11 strongly typed, its STRONGLY_TYPED flag
+        deprecated and ignored (its bit moved: 1 in 10.x, 0 in 11), so nothing is passed."""
         flag = getattr(self.trt, "NetworkDefinitionCreationFlag", None)
         if self.version >= (10, 0, 0, 0) or flag is None:
             return 0
@@ -312,9 +356,14 @@ class TrtAdapter(object):
     def _build_network(self, builder, network, options, timing_cache, source):
         """Configure and build a parsed network: (plan bytes, output bindings)."""
         self.check_dla(builder, options)
-        if options.precision == "fp16" and not builder.platform_has_fast_fp16:
+        # platform_has_fast_fp16 is gone with weak typing in 11 (an fp16 ONNX decides there).
+        if options.precision == "fp16" and not self.strongly_typed and \
+                not builder.platform_has_fast_fp16:
             self.warn("this GPU has no fast FP16; building FP16 anyway as asked")
-        config = self._configure(builder, options, implicit_batch=network_is_implicit(network))
+        self.precision_source = PRECISION_FROM_TYPES if self.strongly_typed else \
+            PRECISION_FROM_FLAG
+        implicit = self.version < (10, 0, 0, 0) and network_is_implicit(network)
+        config = self._configure(builder, options, implicit_batch=implicit)
         cache_attached = self._attach_timing_cache(config, timing_cache)
         outputs = network_outputs(network)
 
@@ -351,7 +400,7 @@ class TrtAdapter(object):
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_bytes)
         else:
             config.max_workspace_size = options.workspace_bytes
-        if options.precision == "fp16":
+        if options.precision == "fp16" and not self.strongly_typed:
             config.set_flag(trt.BuilderFlag.FP16)
         if options.dla_core is not None:
             config.default_device_type = trt.DeviceType.DLA
@@ -455,6 +504,15 @@ class TrtAdapter(object):
             raise self._failure("TensorRT could not load the engine", mark)
         return engine
 
+    def device_memory_bytes(self, engine):
+        """Device memory an execution context of ``engine`` takes (bytes), or None where the
+        bindings do not say. device_memory_size_v2 from 10.1 (device_memory_size warns there
+        and is gone in 11); device_memory_size before."""
+        if hasattr(engine, "device_memory_size_v2"):
+            return int(engine.device_memory_size_v2)
+        size = getattr(engine, "device_memory_size", None)
+        return None if size is None else int(size)
+
     def tensors(self, engine):
         """Inputs and outputs of ``engine`` in binding order, as TensorInfo."""
         found = []
@@ -483,7 +541,9 @@ class TrtAdapter(object):
 
     def execute(self, engine, context, tensors, addresses, stream):
         """Run once (batch 1). ``addresses``: device pointer per tensor, same order."""
-        implicit = getattr(engine, "has_implicit_batch_dimension", self.version < (10,))
+        # From 10 there is no implicit batch (and the property warns, then goes in 11).
+        implicit = self.version < (10, 0, 0, 0) and bool(
+            getattr(engine, "has_implicit_batch_dimension", True))
         mark = self.log.mark()
         with self.log.capturing(), warnings.catch_warnings():
             # execute() is deprecated from 8.4 but is the call for implicit batch.
@@ -502,6 +562,18 @@ class TrtAdapter(object):
 
 def network_is_implicit(network):
     return bool(getattr(network, "has_implicit_batch_dimension", True))
+
+
+def network_precision(network):
+    """'fp16' when a parsed network has float16 tensors (an fp16 or mixed-precision ONNX:
+    a strongly typed network keeps the ONNX's types), else 'fp32'."""
+    tensors = [network.get_input(index) for index in range(network.num_inputs)]
+    for index in range(network.num_layers):
+        layer = network.get_layer(index)
+        tensors.extend(layer.get_output(output) for output in range(layer.num_outputs))
+    names = {str(tensor.dtype).rsplit(".", 1)[-1].upper() for tensor in tensors
+             if tensor is not None}
+    return "fp16" if "HALF" in names else "fp32"
 
 
 def network_outputs(network):

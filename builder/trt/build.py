@@ -229,6 +229,9 @@ def build_engine(spec, source, out_dir, *, options, facts, adapter, progress,
         "tensorrt_version": adapter.version_text,
         "tensorrt_api": adapter.generation,
         "precision": options.precision,
+        # "builder flag" (weakly typed, TensorRT <= 10) or "onnx tensor types" (strongly
+        # typed, 11: the ONNX was checked to be of that precision before the build).
+        "precision_source": adapter.precision_source,
         "workspace_mib": options.workspace_mib,
         "max_batch": options.max_batch,
         "dla_core": options.dla_core,

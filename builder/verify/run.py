@@ -294,6 +294,8 @@ def verify_engine(engine_path, adapter, cuda, *, image_path=None, runs=10, keep_
         "keep_count": keep_count,
         "keep_top_k": keep_top_k,
         "nms_outputs": nms.kind,
+        # What an execution context takes on the device (device_memory_size_v2 from 10.1).
+        "device_memory_bytes": adapter.device_memory_bytes(engine),
         "detections": summarize_detections(values, keep_count) if not problems else [],
         "tensorrt_version": adapter.version_text,
         "cuda_runtime": cuda.runtime_version(),

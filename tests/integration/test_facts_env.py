@@ -2,7 +2,7 @@
 
 - The module, run by real ansible (AnsiballZ packs builder/platform/detect.py through module_utils),
   on laid-out device roots: every reference profile, not a Jetson, JetPack without TensorRT,
-  TensorRT 10 (facts with supported=false), and the device-side state it reports.
+  TensorRT 10 and 11 (supported, no UFF), and the device-side state it reports.
 - Over real SSH on the simulated fleet: facts on every profile; the env role installs once
   (cold time and bytes pushed are printed) and a second run reports changed=0; the paramiko
   connection works once.
@@ -70,6 +70,26 @@ def test_tensorrt10_is_supported_through_onnx(tmp_path):
     jetson = result["ansible_facts"]["jetson"]
     assert jetson["tensorrt_generation"] == "trt10"
     assert jetson["supported"] is True and jetson["support_reason"] is None
+    assert jetson["tensorrt_has_uff"] is False
+
+
+def test_tensorrt11_is_supported_through_onnx(tmp_path):
+    """TensorRT 11.4.1 (JetPack 7.2.2 and later) used to fail the host ("Unsupported
+    JetPack"); the jetson_env role reads tensorrt_has_uff, not the generation's name."""
+    packages = {"nvidia-l4t-core": "39.2.1-20260806224157", "tensorrt": "11.4.1.6-1+cuda13.2",
+                "libnvinfer11": "11.4.1.6-1+cuda13.2", "python3-libnvinfer": "11.4.1.6-1+cuda13.2",
+                "libcudnn9-cuda-13": "9.20.0.46-1", "cuda-toolkit-13-2": "13.2.1-1"}
+    result = facts_on(lay_out(tmp_path / "root", "thor-39.2.1", packages=packages),
+                      tmp_path / "state")
+    assert "jetson_failure" not in result, result
+    jetson = result["ansible_facts"]["jetson"]
+    assert (jetson["tensorrt"], jetson["tensorrt_generation"]) == ("11.4.1", "trt11")
+    assert jetson["supported"] is True and jetson["tensorrt_has_uff"] is False
+
+
+def test_uff_generations_have_uff(tmp_path):
+    result = facts_on(lay_out(tmp_path / "root", "nano-32.7.1"), tmp_path / "state")
+    assert result["ansible_facts"]["jetson"]["tensorrt_has_uff"] is True
 
 
 def test_not_a_jetson_fails_with_what_was_looked_for(tmp_path):

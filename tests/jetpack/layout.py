@@ -2,9 +2,9 @@
 
 Used by the simulated fleet (tests/fleet) and by the doubles' own tests:
 
-- generation_for(version)      -> "trt5_6" | "trt7" | "trt8_0" | "trt8_4" | "trt10"
+- generation_for(version)      -> "trt5_6" | "trt7" | "trt8_0" | "trt8_4" | "trt10" | "trt11"
 - site_packages_dir(gen)       -> a dist-packages directory providing tensorrt (+ uff,
-                                  graphsurgeon except on trt10) for that generation
+                                  graphsurgeon up to trt8_4) for that generation
 - build_cudart(out_dir, cuda)  -> the SIMULATED libcudart.so.<cuda> (gcc, cached)
 - build_flattenconcat(out_dir) -> the SIMULATED libflattenconcat.so TRT 5/6 users load
 
@@ -37,6 +37,7 @@ _GENERATION_PACKAGES = {
     "trt8_0": ("tensorrt", "uff", "graphsurgeon"),
     "trt8_4": ("tensorrt", "uff", "graphsurgeon"),
     "trt10": ("tensorrt",),  # JetPack 6 ships no UFF converter / graphsurgeon
+    "trt11": ("tensorrt",),  # nor does TensorRT 11 (JetPack 7.2.2 and later)
 }
 
 

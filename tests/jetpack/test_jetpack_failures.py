@@ -170,7 +170,9 @@ import json
 import tensorrt as trt
 logger = trt.Logger()
 builder = trt.Builder(logger)
-network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH))
+# From 10 every network is explicit batch; 11 has no EXPLICIT_BATCH flag left.
+network = builder.create_network(0 if int(trt.__version__.split(".")[0]) >= 10 else
+                                 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH))
 parser = trt.OnnxParser(network, logger)
 ok = parser.parse(b"definitely not onnx")
 try:
@@ -184,8 +186,9 @@ print(json.dumps({"ok": ok, "errors": parser.num_errors,
 """
 
 
-def test_trt10_has_no_uff_and_rejects_non_onnx(gen):
-    out = last_json(gen.run(ONNX, "10.3.0"))
+@pytest.mark.parametrize("version", ["10.3.0", "11.4.1"])
+def test_trt10_and_11_have_no_uff_and_reject_non_onnx(gen, version):
+    out = last_json(gen.run(ONNX, version))
     assert out["ok"] is False and out["errors"] == 1
     assert out["desc"].startswith("Failed to parse ONNX model")
     assert out["has_uff"] is False and out["has_uff_parser"] is False

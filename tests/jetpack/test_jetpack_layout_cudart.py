@@ -12,12 +12,13 @@ from jetpack_harness import last_json
     ("5.0.6", "trt5_6"), ("5.1.6", "trt5_6"), ("6.0.1", "trt5_6"), ("7.1.3", "trt7"),
     ("8.0.1.6", "trt8_0"), ("8.2.1.8", "trt8_0"), ("8.3.0", "trt8_0"), ("8.4.1.5", "trt8_4"),
     ("8.5.2.2", "trt8_4"), ("8.6.2", "trt8_4"), ("10.0.1", "trt10"), ("10.3.0", "trt10"),
+    ("10.16.2", "trt10"), ("11.4.1", "trt11"), ("11.0.0.114", "trt11"),
 ])
 def test_generation_for_parses_numbers(version, generation):
     assert layout.generation_for(version) == generation
 
 
-@pytest.mark.parametrize("version", ["9.0.1", "4.1", "eight", "8"])
+@pytest.mark.parametrize("version", ["9.0.1", "4.1", "eight", "8", "12.0"])
 def test_generation_for_rejects_unsupported(version):
     with pytest.raises(ValueError, match=version):
         layout.generation_for(version)
@@ -27,7 +28,7 @@ def test_generation_for_rejects_unsupported(version):
 def test_site_tree_has_the_generation_packages(generation):
     tree = layout.site_packages_dir(generation)
     assert (tree / "tensorrt" / "__init__.py").is_file()
-    has_uff = generation != "trt10"
+    has_uff = generation not in ("trt10", "trt11")
     assert (tree / "uff" / "__init__.py").is_file() is has_uff
     assert (tree / "graphsurgeon" / "__init__.py").is_file() is has_uff
     assert (tree / "_simjetson" / "_generation.py").read_text().endswith(

@@ -20,7 +20,7 @@ args = json.loads(input())
 builder = trt.Builder(logger)
 if args["plugins"]:
     trt.init_libnvinfer_plugins(logger, "")
-flags = 0 if trt.__version__.startswith("10.") or not args["explicit"] else (
+flags = 0 if int(trt.__version__.split(".")[0]) >= 10 or not args["explicit"] else (
     1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH))
 network = builder.create_network(flags)
 parser = trt.OnnxParser(network, logger)
@@ -80,7 +80,7 @@ def parse(gen, tmp_path, model, version, *, plugins=True, explicit=True, raw=Non
     return last_json(result), result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("version", ["8.4.1.5", "8.6.2", "10.3.0"])
+@pytest.mark.parametrize("version", ["8.4.1.5", "8.6.2", "10.3.0", "11.4.1"])
 def test_efficient_nms_parses_and_builds(gen, tmp_path, version):
     verdict, _log = parse(gen, tmp_path, _nms_model(), version)
     assert verdict["ok"] is True and verdict["built"] is True, verdict

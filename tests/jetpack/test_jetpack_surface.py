@@ -16,7 +16,7 @@ from _simjetson import surface, versions  # noqa: E402
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "tensorrt-python-api.yaml"
 VERSION_OF_COLUMN = {"5.0/5.1": "5.1.6", "6.0": "6.0.1", "7.0/7.1": "7.1.3",
                      "8.0": "8.0.1.6", "8.2": "8.2.1.8", "8.4": "8.4.1.5", "8.5": "8.5.2.2",
-                     "8.6": "8.6.2", "10.0-10.3": "10.3.0"}
+                     "8.6": "8.6.2", "10.0-10.3": "10.3.0", "11.x": "11.4.1"}
 
 PROBE = r"""
 import json, warnings
@@ -49,6 +49,8 @@ PROBES = {
     "IExecutionContext.execute_async": lambda: context.execute_async(1, [0], 0),
     "Builder.max_workspace_size": lambda: builder.max_workspace_size,
     "ICudaEngine.num_bindings": lambda: engine.num_bindings,
+    "ICudaEngine.device_memory_size": lambda: engine.device_memory_size,
+    "IBuilderConfig.int8_calibrator": lambda: config.int8_calibrator,
 }
 report = {}
 for name in rows:

@@ -65,6 +65,12 @@ PLATFORMS = {
     "xavier-trt8.5": ("xavier-35.4.1", {}, "8.5.2.2"),
     "orin-nano-trt8.6": ("orin-nano-36.3", {}, "8.6.2"),
     "orin-trt10": ("agx-orin-36.4.3", {}, "10.3.0"),
+    # TensorRT 11.4.1 (NVIDIA's SBSA packages, JetPack 7.2.2 and later) on a Thor: strongly
+    # typed, ONNX only (tests/unit/test_onnx_build.py).
+    "thor-trt11": ("thor-39.2.1", {"packages": {
+        "nvidia-l4t-core": "39.2.1-20260806224157", "tensorrt": "11.4.1.6-1+cuda13.2",
+        "libnvinfer11": "11.4.1.6-1+cuda13.2", "python3-libnvinfer": "11.4.1.6-1+cuda13.2",
+        "libcudnn9-cuda-13": "9.20.0.46-1", "cuda-toolkit-13-2": "13.2.1-1"}}, "11.4.1"),
 }
 BUILDING = ("nano-trt5", "tx2-trt6", "nano-trt7", "nano-trt8.2", "xavier-trt8.5",
             "orin-nano-trt8.6")
@@ -283,6 +289,14 @@ def test_trt10_refuses_uff_and_names_onnx(devices, graphs, tmp_path):
     assert "key 'engine_path': uff cannot be built here" in result.stderr
     assert "TensorRT 10.3.0 has no UFF parser" in result.stderr and "JetPack 6" in result.stderr
     assert "python3 -m builder onnx {}".format(MODEL) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_trt11_refuses_uff_too(devices, graphs, tmp_path):
+    result = devices["thor-trt11"].build(graphs / "models.yml", tmp_path)
+    assert result.returncode == 2, _explain(result)
+    assert "TensorRT 11.4.1 has no UFF parser" in result.stderr
     assert "Traceback" not in result.stderr
     assert os.listdir(tmp_path) == []
 

@@ -9,13 +9,21 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from builder import manifest
 from builder.errors import UserError
 from builder.trt import log as trt_log
-from builder.trt.adapter import BuildOptions, api_generation, parse_version
+from builder.trt.adapter import (
+    BuildOptions,
+    TrtAdapter,
+    api_generation,
+    network_precision,
+    parse_version,
+    strongly_typed_only,
+)
 from builder.trt.build import (
     DEFAULT_PLUGIN_LIBRARY,
     TimingCacheFile,
@@ -52,10 +60,79 @@ def test_version_10_is_newer_than_7_unlike_string_compare():
 @pytest.mark.parametrize("text, generation", [
     ("5.1.6", "5/6"), ("6.0.1", "5/6"), ("7.1.3", "7"), ("8.0.1.6", "8.0-8.3"),
     ("8.2.1.8", "8.0-8.3"), ("8.4.1", "8.4-8.6"), ("8.5.2.2", "8.4-8.6"), ("8.6.2", "8.4-8.6"),
-    ("10.3.0", "10"),
+    ("10.3.0", "10"), ("10.16.2", "10"), ("11.4.1", "11"),
 ])
 def test_api_generation(text, generation):
     assert api_generation(parse_version(text)) == generation
+
+
+# -- TensorRT 11: strongly typed (fakes of the bindings: only the attributes read) ----------
+
+class _Flags(object):
+    GPU_FALLBACK = 3
+
+
+class _WeakFlags(_Flags):
+    FP16 = 0
+
+
+@pytest.mark.parametrize(("bindings", "strong"), [
+    (SimpleNamespace(BuilderFlag=_Flags), True),       # 11: no precision flags
+    (SimpleNamespace(BuilderFlag=_WeakFlags), False),  # 6 to 10
+    (SimpleNamespace(), False),                        # 5: no BuilderFlag, fp16_mode
+])
+def test_strongly_typed_is_detected_by_the_missing_flags(bindings, strong):
+    assert strongly_typed_only(bindings) is strong
+
+
+class _Engine10(object):
+    """device_memory_size warns from 10.1: never touched when v2 is there."""
+    device_memory_size_v2 = 4096
+
+    @property
+    def device_memory_size(self):
+        raise AssertionError("device_memory_size read where device_memory_size_v2 exists")
+
+
+def _adapter(version):
+    adapter = TrtAdapter.__new__(TrtAdapter)  # no bindings needed for these methods
+    adapter.version_text, adapter.version = version, parse_version(version)
+    return adapter
+
+
+@pytest.mark.parametrize(("engine", "expected"), [
+    (_Engine10(), 4096), (SimpleNamespace(device_memory_size=1024), 1024),
+    (SimpleNamespace(), None),
+])
+def test_device_memory_through_the_api_there_is(engine, expected):
+    assert _adapter("10.3.0").device_memory_bytes(engine) == expected
+
+
+def test_fp16_asked_of_an_fp32_onnx_on_a_strongly_typed_tensorrt_is_refused():
+    with pytest.raises(UserError) as caught:
+        _adapter("11.4.1").check_onnx_precision("fp32", BuildOptions("fp16"), "/w/m.onnx")
+    assert str(caught.value).startswith(
+        "TensorRT 11.4.1 is strongly typed: fp16 needs an fp16 ONNX (float16 tensors), and "
+        "/w/m.onnx has none (an fp32 export), so the engine would be fp32.")
+    with pytest.raises(UserError, match="fp32 needs an fp32 ONNX"):
+        _adapter("11.4.1").check_onnx_precision("fp16", BuildOptions("fp32"), "/w/m.onnx")
+    _adapter("11.4.1").check_onnx_precision("fp16", BuildOptions("fp16"), "/w/m.onnx")
+
+
+def _tensor(dtype):
+    return SimpleNamespace(dtype="DataType." + dtype)
+
+
+def _network(*layer_types):
+    layers = [SimpleNamespace(num_outputs=1, get_output=lambda i, t=t: _tensor(t))
+              for t in layer_types]
+    return SimpleNamespace(num_inputs=1, get_input=lambda i: _tensor("FLOAT"),
+                           num_layers=len(layers), get_layer=lambda i: layers[i])
+
+
+def test_network_precision_reads_the_tensor_types():
+    assert network_precision(_network("FLOAT", "INT32")) == "fp32"
+    assert network_precision(_network("FLOAT", "HALF", "FLOAT")) == "fp16"  # mixed
 
 
 def test_unparsable_version_is_a_user_error():

@@ -1,4 +1,4 @@
-"""The ONNX engine path: `builder build` through the TensorRT 8.4-8.6 and 10 doubles.
+"""The ONNX engine path: `builder build` through the TensorRT 8.4-8.6, 10 and 11 doubles.
 
 The .onnx comes from `builder onnx` on a generated graph (once for the module, on the
 controller side); the builds run as on a device, in a subprocess per platform that sees
@@ -18,6 +18,7 @@ from tests.unit.test_engine_pipeline import MODEL, REPO, Device, _explain, graph
 
 ENGINE = "TRT_{}.bin".format(MODEL)
 ONNX_PLATFORMS = ("xavier-trt8.5", "orin-nano-trt8.6", "orin-trt10")
+TRT11 = "thor-trt11"
 
 NO_TENSORFLOW = "raise ImportError('SIMULATED: no TensorFlow on this device')\n"
 
@@ -37,7 +38,7 @@ def exported(tmp_path_factory):
 @pytest.fixture(scope="module")
 def devices(tmp_path_factory):
     base = tmp_path_factory.mktemp("onnx-devices")
-    names = ONNX_PLATFORMS + ("nano-trt8.2",)
+    names = ONNX_PLATFORMS + ("nano-trt8.2", TRT11)
     devices = {name: Device(base / name, name) for name in names}
     # A device of the ONNX path needs no TensorFlow: make importing it fail loudly.
     blocker = base / "no-tensorflow" / "tensorflow"
@@ -48,11 +49,12 @@ def devices(tmp_path_factory):
     return devices
 
 
-def build(device, catalog, out, *extra):
+def build(device, catalog, out, *extra, python_options=()):
     env = device.env()
     env["PYTHONPATH"] = os.pathsep.join([device.blocker, env["PYTHONPATH"]])
-    command = [sys.executable, "-m", "builder", "build", MODEL, "--catalog", str(catalog),
-               "--out", str(out), "--root", str(device.root)] + [str(arg) for arg in extra]
+    command = [sys.executable] + list(python_options) + [
+        "-m", "builder", "build", MODEL, "--catalog", str(catalog), "--out", str(out),
+        "--root", str(device.root)] + [str(arg) for arg in extra]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240,
                           check=False)
 
@@ -87,6 +89,8 @@ def test_onnx_engine_built_without_tensorflow(name, devices, exported, tmp_path)
     assert manifest["onnx"]["verification"] == report["verification"]
     assert manifest["onnx"]["nms"]["attributes"]["max_output_boxes"] == 100
     assert manifest["spec"]["engine_path"] == "auto"
+    assert manifest["precision"] == "fp16" and manifest["precision_source"] == "builder flag"
+    assert header["precision"] == "fp16" and header["typing"] == "weak"
     assert sorted(os.listdir(out)) == [ENGINE, "manifest.json"]
 
 
@@ -219,3 +223,81 @@ def test_engine_path_refusals_name_file_model_and_key(text, requested, says):
         choose_engine_path(_Spec(requested), version, text, "cat.yml")
     assert str(caught.value).startswith("cat.yml: model 'm', key 'engine_path': " + says)
     assert "Write engine_path: auto" in str(caught.value)
+
+
+# -- TensorRT 11: strongly typed, precision from the ONNX's tensor types ----------------
+
+# Every DeprecationWarning an error: the adapter must use no call 11 deprecates, and none it
+# removed (those raise AttributeError in the double, as in the real bindings).
+NO_DEPRECATED = ("-W", "error::DeprecationWarning")
+
+
+def _engine_header(path):
+    first, header = path.read_bytes().split(b"\n", 2)[:2]
+    assert b"SIMULATED" in first
+    return json.loads(header)
+
+
+def test_trt11_builds_fp32_from_an_fp32_onnx(devices, exported, tmp_path):
+    catalog, onnx_path = exported
+    device = devices[TRT11]
+    out = tmp_path / "out"
+    result = build(device, catalog, out, "--onnx", onnx_path, "--precision", "fp32",
+                   "--timing-cache", tmp_path / "timing.cache", "--verify", "--cudart",
+                   device.cudart, "--json", python_options=NO_DEPRECATED)
+    assert result.returncode == 0, _explain(result)
+    header = _engine_header(out / ENGINE)
+    assert (header["precision"], header["typing"], header["tensorrt_version"]) == (
+        "fp32", "strong", "11.4.1")
+    assert [p["op"] for p in header["plugins"]] == ["EfficientNMS_TRT"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["tensorrt_api"] == "11" and manifest["precision"] == "fp32"
+    assert manifest["precision_source"] == "onnx tensor types"
+    verify = manifest["verify"]
+    assert verify["ok"] is True and verify["nms_outputs"] == "EfficientNMS_TRT"
+    assert verify["device_memory_bytes"] == header["device_memory_nbytes"] > 0
+
+
+def test_trt11_refuses_fp16_from_an_fp32_onnx(devices, exported, tmp_path):
+    catalog, onnx_path = exported
+    out = tmp_path / "out"
+    result = build(devices[TRT11], catalog, out, "--onnx", onnx_path, "--precision", "fp16")
+    assert result.returncode == 2, _explain(result)
+    assert ("TensorRT 11.4.1 is strongly typed: fp16 needs an fp16 ONNX (float16 tensors), and "
+            "{} has none".format(onnx_path)) in result.stderr
+    assert "--precision fp16" in result.stderr and "Nothing was built" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (out / ENGINE).exists() and not (out / "manifest.json").exists()
+
+
+@pytest.fixture(scope="module")
+def exported_fp16(tmp_path_factory):
+    """(catalog, onnx path) of MODEL's fp16 export (`builder onnx --precision fp16`: what the
+    controller makes for engine_precision fp16 on a strongly typed TensorRT)."""
+    pytest.importorskip("onnxconverter_common")
+    out = tmp_path_factory.mktemp("exported-fp16")
+    catalog = graphs_dir() / "models.yml"
+    result = subprocess.run([sys.executable, "-m", "builder", "onnx", MODEL, "--catalog",
+                             str(catalog), "--out", str(out), "--precision", "fp16"],
+                            cwd=str(REPO), capture_output=True, text=True, timeout=900,
+                            check=False)
+    assert result.returncode == 0, _explain(result)
+    return catalog, out / (MODEL + ".onnx")
+
+
+def test_trt11_builds_fp16_from_an_fp16_onnx(devices, exported_fp16, tmp_path):
+    catalog, onnx_path = exported_fp16
+    out = tmp_path / "out"
+    result = build(devices[TRT11], catalog, out, "--onnx", onnx_path, "--precision", "fp16",
+                   python_options=NO_DEPRECATED)
+    assert result.returncode == 0, _explain(result)
+    header = _engine_header(out / ENGINE)
+    assert (header["precision"], header["typing"]) == ("fp16", "strong")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["precision"] == "fp16"
+    assert manifest["precision_source"] == "onnx tensor types"
+    # and the fp16 export asked for fp32 is refused the other way round
+    again = build(devices[TRT11], catalog, tmp_path / "again", "--onnx", onnx_path,
+                  "--precision", "fp32")
+    assert again.returncode == 2, _explain(again)
+    assert "fp32 needs an fp32 ONNX" in again.stderr and "has float16 tensors" in again.stderr

@@ -327,6 +327,14 @@ def test_thor_on_jetpack_7_2_with_tensorrt_11(tmp_path):
     assert facts["warnings"] == ["TensorRT 11.4.1 installed, JetPack for L4T 39.2.1 ships 10.16"]
 
 
+def test_tensorrt_11_is_a_supported_generation(tmp_path):
+    """TensorRT 11 is built for (ONNX only, strongly typed): supported, generation trt11."""
+    packages = _jetpack7_packages("39.2.1-20260806224157", "11.4.1.6-1+cuda13.2", "13.2.1-1",
+                                  "9.20.0.46-1")
+    facts = detect_platform(lay_out(tmp_path, "thor-39.2.1", packages=packages))
+    assert supported(facts) == (True, "trt11")
+
+
 def test_thor_on_a_later_7_2_point_release_with_tensorrt_11(tmp_path):
     """A 39.2 release the table does not have yet (JetPack 7.2.2 is the first that TensorRT
     11.4.1 supports): detected from its packages, JetPack unknown, the known 39.2 releases
@@ -485,7 +493,8 @@ def test_memory(tmp_path):
     ("5.0.6", "trt5_6", False), ("6.0.1", "trt5_6", False), ("7.1.3", "trt7", False),
     ("8.0.1", "trt8_0", False), ("8.2.1", "trt8_0", False), ("8.4.1", "trt8_4", False),
     ("8.6.2", "trt8_4", False), ("10.3.0", "trt10", False), ("10", "trt10", False),
-    ("9.0.0", None, True), ("4.1.2", None, True), (None, None, True),
+    ("10.16.2", "trt10", False), ("11.4.1", "trt11", False), ("11.0.0.114", "trt11", False),
+    ("9.0.0", None, True), ("4.1.2", None, True), (None, None, True), ("12.0.1", None, True),
 ])
 def test_tensorrt_generation(version, generation, unsupported):
     name, reason = tensorrt_generation(version)

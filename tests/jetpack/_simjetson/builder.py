@@ -21,6 +21,27 @@ def fast_int8(ctx):
     return (major, minor) == (6, 1) or major >= 7
 
 
+# numpy dtype names of the parsed tensors -> DataType member names.
+_DATA_TYPES = {"int32": "INT32", "float16": "HALF", "int8": "INT8", "bool": "BOOL"}
+
+
+def data_type(dtype_name):
+    """The trt.DataType of a tensor type name ('float32', 'float16', 'int32', ...)."""
+    members = context.get().enums["DataType"]
+    return getattr(members, _DATA_TYPES.get(dtype_name, "FLOAT"), members.FLOAT)
+
+
+def tensor_precision(state):
+    """fp16 when any tensor of a parsed network is float16 (a strongly typed network computes
+    in its tensors' types), else fp32."""
+    for layer in state.layers:
+        if any(tensor.dtype == "float16" for tensor in list(layer.inputs) + list(layer.outputs)):
+            return "fp16"
+    if any(tensor.dtype == "float16" for tensor in state.inputs):
+        return "fp16"
+    return "fp32"
+
+
 class ITensorImpl:
     def __init__(self, info):
         self._info = info
@@ -35,8 +56,7 @@ class ITensorImpl:
 
     @property
     def dtype(self):
-        data_type = context.get().enums["DataType"]
-        return data_type.INT32 if self._info.dtype == "int32" else data_type.FLOAT
+        return data_type(self._info.dtype)
 
 
 class ILayerImpl:
@@ -59,10 +79,16 @@ class ILayerImpl:
     def num_outputs(self):
         return len(self._info.outputs)
 
+    def get_input(self, index):
+        return context.get().classes["ITensor"](self._info.inputs[index])
+
+    def get_output(self, index):
+        return context.get().classes["ITensor"](self._info.outputs[index])
+
 
 class INetworkDefinitionImpl:
-    def __init__(self, explicit_batch):
-        self._state = NetworkState(explicit_batch)
+    def __init__(self, explicit_batch, strongly_typed=False):
+        self._state = NetworkState(explicit_batch, strongly_typed)
 
     @property
     def num_inputs(self):
@@ -150,6 +176,7 @@ class IBuilderConfigImpl:
         self._dla_core = -1
         self._layer_devices = {}
         self._timing_cache = None
+        self._calibrator = None
 
     def _get_workspace(self):
         return self._pools[0]
@@ -219,6 +246,14 @@ class IBuilderConfigImpl:
     def get_timing_cache(self):
         return self._timing_cache
 
+    def _get_calibrator(self):
+        return self._calibrator
+
+    def _set_calibrator(self, calibrator):
+        self._calibrator = calibrator
+
+    int8_calibrator = property(_get_calibrator, _set_calibrator)
+
 
 class BuildSettings:
     """What one build uses, gathered from the Builder (5-7) or an IBuilderConfig (6+)."""
@@ -268,9 +303,14 @@ class BuilderImpl:
         return context.get().device["dla_cores"]
 
     def create_network(self, flags=0):
-        explicit = bool(int(flags) & 1)
-        return context.get().classes["INetworkDefinition"](explicit or
-                                                           context.get().version[0] >= 10)
+        """Explicit batch: always from 10, with EXPLICIT_BATCH (bit 0) before. Strongly
+        typed: always from 11, with STRONGLY_TYPED (bit 1) in 10 (the reference's
+        NetworkDefinitionCreationFlag rows)."""
+        ctx = context.get()
+        mask = int(flags)
+        explicit = bool(mask & 1) or ctx.version[0] >= 10
+        strongly_typed = ctx.version[0] >= 11 or (ctx.version[0] == 10 and bool(mask & 2))
+        return ctx.classes["INetworkDefinition"](explicit, strongly_typed)
 
     def create_builder_config(self):
         return context.get().classes["IBuilderConfig"]()
@@ -293,8 +333,10 @@ class BuilderImpl:
     # -- the build -------------------------------------------------------------------
     def _config_settings(self, config):
         flags = context.get().enums["BuilderFlag"]
-        return BuildSettings(config._pools[0], int(flags.FP16) in config._flags,
-                             int(flags.INT8) in config._flags, self._max_batch_size, config)
+        # TensorRT 11 has no precision flags to set.
+        fp16, int8 = (hasattr(flags, name) and int(getattr(flags, name)) in config._flags
+                      for name in ("FP16", "INT8"))
+        return BuildSettings(config._pools[0], fp16, int8, self._max_batch_size, config)
 
     def _engine_or_none(self, data):
         if data is None:
@@ -313,7 +355,8 @@ class BuilderImpl:
         if not state.outputs:
             log_all(self._logger, messages.no_output(ctx.version))
             return None
-        failure = self._dla_failure(state, settings) or self._nms_failure(state)
+        failure = (self._typing_failure(state, settings) or self._dla_failure(state, settings)
+                   or self._nms_failure(state))
         if failure:
             log_all(self._logger, failure)
             return None
@@ -323,7 +366,8 @@ class BuilderImpl:
             device.sleep_in_steps(duration / 2)
             log_all(self._logger, messages.out_of_memory(ctx.version))
             return None
-        precision = self._precision(settings)
+        precision = tensor_precision(state) if state.strongly_typed else \
+            self._precision(settings)
         device.sleep_in_steps(duration)
         if settings.config is not None and settings.config._timing_cache is not None:
             settings.config._timing_cache._entries.update(
@@ -337,6 +381,17 @@ class BuilderImpl:
             log_all(self._logger, [(2, "Int8 support requested on hardware without native Int8 "
                                        "support, performance will be negatively affected.")])
         return "fp16" if settings.fp16 else "fp32"
+
+    @staticmethod
+    def _typing_failure(state, settings):
+        """A strongly typed network takes its precision from its tensors: 10.x refuses the
+        precision flags on one (11 has none to set)."""
+        if not state.strongly_typed:
+            return None
+        for flag, wanted in (("FP16", settings.fp16), ("INT8", settings.int8)):
+            if wanted:
+                return messages.precision_flag_on_strongly_typed(flag)
+        return None
 
     def _dla_layers(self, state, settings):
         config = settings.config
@@ -399,4 +454,7 @@ class BuilderImpl:
             "bindings": bindings, "plugins": plugins, "precision": precision,
             "dla_core": max(settings.config._dla_core, 0) if on_dla else None,
             "layers_on_dla": on_dla, "weights_nbytes": state.weights_nbytes(),
+            "typing": "strong" if state.strongly_typed else "weak",
+            "precision_source": "tensor types" if state.strongly_typed else "builder flags",
+            "device_memory_nbytes": state.activation_nbytes(precision),
         }

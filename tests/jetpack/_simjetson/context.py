@@ -40,4 +40,5 @@ def get():
 
 def require_uff():
     if get().version[0] >= 10:
-        raise ImportError("No module named 'uff' (JetPack 6 / TensorRT 10 ships no UFF converter)")
+        raise ImportError("No module named 'uff' (JetPack 6 and later / TensorRT 10 and later "
+                          "ship no UFF converter)")

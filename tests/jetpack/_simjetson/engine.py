@@ -5,10 +5,10 @@ import random
 import struct
 
 from . import context, cudamem, device, messages, plan, trtlog
-from .builder import log_all
+from .builder import data_type, log_all
 from .hostmem import IHostMemory
 
-_ITEMSIZE = {"float32": 4, "int32": 4}
+_ITEMSIZE = {"float32": 4, "int32": 4, "float16": 2}
 
 
 class RuntimeImpl:
@@ -121,8 +121,16 @@ class ICudaEngineImpl:
         return self._dtype(self._binding(name))
 
     def _dtype(self, binding):
-        data_type = context.get().enums["DataType"]
-        return data_type.INT32 if binding["dtype"] == "int32" else data_type.FLOAT
+        return data_type(binding["dtype"])
+
+    # -- device memory of an execution context (v2 from 10.1; v1 gone in 11) ------------
+    @property
+    def device_memory_size(self):
+        return self._header.get("device_memory_nbytes", 0)
+
+    @property
+    def device_memory_size_v2(self):
+        return self._header.get("device_memory_nbytes", 0)
 
     # -- both ------------------------------------------------------------------------
     def serialize(self):

@@ -28,16 +28,18 @@ def severity_enum(version):
     return Severity
 
 
-# name -> (value, first version having it, first version without it or None)
+# name -> value (distinct; the doubles only compare flags with each other)
 _BUILDER_FLAGS = {
     "FP16": 0, "INT8": 1, "DEBUG": 2, "GPU_FALLBACK": 3, "STRICT_TYPES": 4, "REFIT": 5,
     "DISABLE_TIMING_CACHE": 6, "TF32": 7, "OBEY_PRECISION_CONSTRAINTS": 10,
-    "PREFER_PRECISION_CONSTRAINTS": 11, "VERSION_COMPATIBLE": 15,
+    "PREFER_PRECISION_CONSTRAINTS": 11, "VERSION_COMPATIBLE": 15, "BF16": 17,
 }
 # Flags outside the quick_matrix: added in 8.0 (DISABLE_TIMING_CACHE, TF32) and 8.2
-# (OBEY/PREFER_PRECISION_CONSTRAINTS, see notes_on_tags in the reference).
+# (OBEY/PREFER_PRECISION_CONSTRAINTS, see notes_on_tags in the reference); the precision
+# constraints go with weak typing in 11.0 (the reference's BuilderFlag.FP16 11.x note).
 _FLAG_SINCE = {"DISABLE_TIMING_CACHE": (8, 0), "TF32": (8, 0),
                "OBEY_PRECISION_CONSTRAINTS": (8, 2), "PREFER_PRECISION_CONSTRAINTS": (8, 2)}
+_FLAG_UNTIL = {"OBEY_PRECISION_CONSTRAINTS": (11, 0), "PREFER_PRECISION_CONSTRAINTS": (11, 0)}
 
 
 def _members_in(enum_name, candidates, column):
@@ -48,13 +50,17 @@ def _members_in(enum_name, candidates, column):
 def make_enums(version, column):
     """All enum types of one TensorRT version, keyed by their trt.<Name>."""
     flags = {name: value for name, value in _BUILDER_FLAGS.items()
-             if version[:2] >= _FLAG_SINCE.get(name, (0, 0))}
+             if _FLAG_SINCE.get(name, (0, 0)) <= version[:2] < _FLAG_UNTIL.get(name, (99, 0))}
     data_types = [("FLOAT", 0), ("HALF", 1), ("INT8", 2), ("INT32", 3)]
     if version[0] >= 7:
         data_types.append(("BOOL", 4))
+    # Values as in NvInfer.h: 10.x EXPLICIT_BATCH = 0, STRONGLY_TYPED = 1; 11 STRONGLY_TYPED
+    # = 0 (the reference's NetworkDefinitionCreationFlag.STRONGLY_TYPED cites).
     creation_flags = {"EXPLICIT_BATCH": 0}
     if version[0] < 10:
         creation_flags["EXPLICIT_PRECISION"] = 1
+    else:
+        creation_flags["STRONGLY_TYPED"] = 1 if version[0] == 10 else 0
     enums = {
         "DataType": PybindEnum("DataType", data_types),
         "UffInputOrder": PybindEnum("UffInputOrder", [("NCHW", 0), ("NHWC", 1), ("NC", 2)]),

@@ -147,3 +147,10 @@ def execution_error(version, reason):
         return [(ERROR, "Parameter check failed at: engine.cpp::enqueue: {}".format(reason))]
     return [(ERROR, "3: [executionContext.cpp::enqueue] Error Code 3: API Usage Error "
                     "(Parameter check failed, condition: {})".format(reason))]
+
+
+def precision_flag_on_strongly_typed(flag):
+    """10.x: a strongly typed network built with a precision flag set (the reference's
+    NetworkDefinitionCreationFlag.STRONGLY_TYPED 10.x note: NVIDIA/TensorRT#4253, #4228)."""
+    return [(ERROR, "IBuilder::buildSerializedNetwork: Error Code 3: API Usage Error (Parameter "
+                    "check failed, condition: !config.getFlag(BuilderFlag::k{}). )".format(flag))]

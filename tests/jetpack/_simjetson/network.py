@@ -27,9 +27,14 @@ class LayerInfo:
         self.plugin = plugin
 
 
+_ITEMSIZE = {"float16": 2, "int8": 1, "bool": 1}
+ACTIVATION_FLOOR = 1024 * 1024  # scratch TensorRT keeps for any engine (modelled)
+
+
 class NetworkState:
-    def __init__(self, explicit_batch):
+    def __init__(self, explicit_batch, strongly_typed=False):
         self.explicit_batch = explicit_batch
+        self.strongly_typed = strongly_typed
         self.inputs = []
         self.outputs = []
         self.layers = []
@@ -37,3 +42,15 @@ class NetworkState:
 
     def weights_nbytes(self):
         return sum(layer.weights_nbytes for layer in self.layers)
+
+    def activation_nbytes(self, precision):
+        """Device memory an execution context needs: the layers' outputs (float ones at
+        half size in an fp16 engine) on top of a fixed scratch (modelled, not measured)."""
+        total = ACTIVATION_FLOOR
+        for layer in self.layers:
+            for tensor in layer.outputs:
+                size = _ITEMSIZE.get(tensor.dtype, 4)
+                if precision == "fp16" and tensor.dtype == "float32":
+                    size = 2
+                total += tensor.volume() * size
+        return total

@@ -131,7 +131,7 @@ class OnnxParserImpl:
         return False
 
     def parse(self, model, path=None):
-        if self._network.has_implicit_batch_dimension:
+        if not self._network._state.explicit_batch:
             return self._fail(self.INVALID_GRAPH,
                               "This version of the ONNX parser only supports TensorRT "
                               "INetworkDefinitions with an explicit batch dimension. Please "

@@ -23,6 +23,26 @@ class IOptimizationProfileImpl:
         return list(self._shapes.get(input, ()))
 
 
+class IInt8CalibratorImpl:
+    """The calibrator interface (subclassed by users; INT8 calibration is not simulated)."""
+
+    def get_batch_size(self):
+        return 1
+
+    def get_batch(self, names):
+        return None
+
+    def read_calibration_cache(self):
+        return None
+
+    def write_calibration_cache(self, cache):
+        return None
+
+
+class IInt8EntropyCalibrator2Impl(IInt8CalibratorImpl):
+    pass
+
+
 def _create_network_without_flags(self):
     """TensorRT 5: create_network() takes no flags (yaml Builder.create_network)."""
     return builder.BuilderImpl.create_network(self, 0)
@@ -82,7 +102,7 @@ def specialize(impl, name, ctx, bases=(object,)):
                           if key not in ("__dict__", "__weakref__")})
     for attr in [a for a in namespace if not a.startswith("_")]:
         qualified = "{}.{}".format(name, attr)
-        state = surface.status(qualified, ctx.column)
+        state = surface.status(qualified, ctx.column, ctx.version)
         variant = _VARIANTS.get((name, attr), lambda version: None)(ctx.version)
         if variant is not None:
             namespace[attr] = variant
@@ -136,6 +156,10 @@ def build_namespace():
                        ("IPluginRegistry", plugins.PluginRegistryImpl),
                        ("IPluginCreator", plugins.PluginCreatorImpl)):
         classes[name] = specialize(impl, name, ctx)
+    classes["IInt8Calibrator"] = specialize(IInt8CalibratorImpl, "IInt8Calibrator", ctx)
+    classes["IInt8EntropyCalibrator2"] = specialize(
+        IInt8EntropyCalibrator2Impl, "IInt8EntropyCalibrator2", ctx,
+        bases=(classes["IInt8Calibrator"],))
     ctx.classes = classes
     registry = classes["IPluginRegistry"]()
     exported = dict(classes)
@@ -144,4 +168,5 @@ def build_namespace():
                     init_libnvinfer_plugins=init_libnvinfer_plugins,
                     get_plugin_registry=lambda: registry)
     return {name: value for name, value in exported.items()
-            if name.startswith("__") or surface.status(name, ctx.column) != surface.ABSENT}
+            if name.startswith("__")
+            or surface.status(name, ctx.column, ctx.version) != surface.ABSENT}

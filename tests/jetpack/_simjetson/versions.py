@@ -4,10 +4,11 @@ Self-contained (stdlib only, no package imports) because tests/jetpack/layout.py
 this file directly by path.
 """
 
-GENERATIONS = ("trt5_6", "trt7", "trt8_0", "trt8_4", "trt10")
+GENERATIONS = ("trt5_6", "trt7", "trt8_0", "trt8_4", "trt10", "trt11")
 
 # Column labels of the quick_matrix in reference/tensorrt-python-api.yaml, in order.
-COLUMNS = ("5.0/5.1", "6.0", "7.0/7.1", "8.0", "8.2", "8.4", "8.5", "8.6", "10.0-10.3")
+COLUMNS = ("5.0/5.1", "6.0", "7.0/7.1", "8.0", "8.2", "8.4", "8.5", "8.6", "10.0-10.3",
+           "11.x")
 
 
 def parse_version(text):
@@ -25,7 +26,8 @@ def parse_version(text):
 
 
 def generation_for(tensorrt_version):
-    """The dist-packages tree ("trt5_6", "trt7", "trt8_0", "trt8_4", "trt10") for a version."""
+    """The dist-packages tree ("trt5_6", "trt7", "trt8_0", "trt8_4", "trt10", "trt11") of a
+    version."""
     major, minor = parse_version(tensorrt_version)[:2]
     if major in (5, 6):
         return "trt5_6"
@@ -37,11 +39,11 @@ def generation_for(tensorrt_version):
         return "trt8_4"
     if major == 10:
         return "trt10"
+    if major == 11:
+        return "trt11"
     raise ValueError(
-        "tensorrt_version {!r}: no test double for TensorRT {} (supported: 5, 6, 7, 8, 10)".format(
-            tensorrt_version, major
-        )
-    )
+        "tensorrt_version {!r}: no test double for TensorRT {} (supported: 5, 6, 7, 8, 10, "
+        "11)".format(tensorrt_version, major))
 
 
 def column_for(tensorrt_version):  # noqa: PLR0911  (one return per column)
@@ -61,5 +63,7 @@ def column_for(tensorrt_version):  # noqa: PLR0911  (one return per column)
         return {4: "8.4", 5: "8.5"}.get(minor, "8.6")
     if major == 10:
         return "10.0-10.3"
+    if major == 11:
+        return "11.x"
     generation_for(tensorrt_version)  # raises the unsupported-version message
     raise AssertionError("unreachable")
