@@ -157,7 +157,7 @@ def make_deploy_plan(hosts: list, hostvars, store_dir: str, rollback: bool) -> t
         platform_id = platform["platform_id"]
         deployed = (facts.get("jetson_deployed") or {}).get("models") or {}
         keys = {} if rollback else host_build_keys(
-            selection, platform_id, checked["catalog"])
+            selection, platform_id, checked["catalog"], platform.get("tensorrt"))
         models = {}
         for model in selection.models:
             installed = deployed.get(model) or {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from builder import __version__ as BUILDER_VERSION
 from builder import buildkey
+from builder.platform import detect
 
 from .selection import EngineOptions, HostSelection
 
@@ -18,9 +19,9 @@ def engine_build_key(spec: dict, platform_id: str, options: EngineOptions) -> st
                               BUILDER_VERSION)
 
 
-def host_build_keys(selection: HostSelection, platform_id: str, catalog: dict
-                    ) -> dict[str, tuple[str, str]]:
-    """{model: (build_key, variant)} of every model the host selects."""
-    return {model: (engine_build_key(catalog[model], platform_id, selection.options),
-                    selection.options.variant)
+def host_build_keys(selection: HostSelection, platform_id: str, catalog: dict,
+                    tensorrt: str | None = None) -> dict[str, tuple[str, str]]:
+    """{model: (build_key, variant)} of every model the host selects (on ``tensorrt``)."""
+    variant = selection.options.variant_for(detect.strongly_typed(tensorrt))
+    return {model: (engine_build_key(catalog[model], platform_id, selection.options), variant)
             for model in selection.models}

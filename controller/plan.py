@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from builder import __version__ as BUILDER_VERSION
+from builder.platform import detect
 
 from . import device as device_checks
 from . import onnx_exports
@@ -137,7 +138,8 @@ def make_plan(selections: dict[str, HostSelection], devices: dict, catalog: dict
                                                              catalog_path)
             precision = onnx_exports.onnx_precision(selection.options.precision,
                                                     device.tensorrt) if path == "onnx" else None
-            entry = PlanEntry(model, key, selection.options.variant, spec["engine"], cached,
+            variant = selection.options.variant_for(detect.strongly_typed(device.tensorrt))
+            entry = PlanEntry(model, key, variant, spec["engine"], cached,
                               work.get("engine_build_key") == key,
                               refused=refused or path_refused, store_problem=problem,
                               engine_path=path,

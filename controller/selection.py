@@ -36,7 +36,13 @@ class EngineOptions:
     @property
     def variant(self) -> str:
         """The store's name for these options, readable: fp16-ws256, fp32-dla0-b4-ws2048."""
-        parts = [self.precision]
+        return self.variant_for(typed=False)
+
+    def variant_for(self, typed: bool) -> str:
+        """The variant on a TensorRT that is strongly ``typed`` (11 and later) or not: there
+        the precision comes from the ONNX's tensor types, and the name says so
+        (fp16-typed-ws1024); elsewhere from the builder flag (fp16-ws1024)."""
+        parts = [self.precision] + (["typed"] if typed else [])
         if self.dla_core is not None:
             parts.append("dla{}".format(self.dla_core))
         if self.max_batch != 1:

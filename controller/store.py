@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.spec.catalog import file_sha256
+from builder.trt.adapter import PRECISION_FROM_TYPES
 
 from . import trust
 from .selection import EngineOptions
@@ -91,7 +92,8 @@ class StoreEntry:
 
 def variant_of(manifest: dict) -> str:
     return EngineOptions(str(manifest["precision"]), int(manifest["workspace_mib"]),
-                         int(manifest["max_batch"]), manifest.get("dla_core")).variant
+                         int(manifest["max_batch"]), manifest.get("dla_core")).variant_for(
+        manifest.get("precision_source") == PRECISION_FROM_TYPES)
 
 
 def read_manifest(path: Path, source: str = "the store") -> dict:

@@ -289,3 +289,11 @@ def test_builds_spread_over_a_platforms_devices_longest_first(catalog, tmp_path)
     failed = {"nano-1": {"m2": {"build_key": key, "kind": "tensorrt", "status": "failed"}}}
     round_1 = planning.round_works(plan, 1, store, failed)
     assert [h for h, w in round_1.items() if "m2" in w["build"]] == ["nano-2"]
+
+
+def test_the_variant_says_where_the_precision_comes_from(catalog, tmp_path):
+    plan = make(devices({"orin-1": "jetson-agx-orin_l4t39.2.1_trt10.16.2",
+                         "orin-2": "jetson-agx-orin_l4t39.2.2_trt11.4.1"}), catalog, tmp_path)
+    variants = {host: plan["hosts"][host]["models"]["m1"]["variant"] for host in plan["hosts"]}
+    # The builder flag on TensorRT 10; the ONNX's tensor types on the strongly typed 11.
+    assert variants == {"orin-1": "fp16-ws512", "orin-2": "fp16-typed-ws512"}

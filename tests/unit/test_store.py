@@ -300,3 +300,13 @@ def test_the_store_tool_checks_the_onnx_exports_and_removes_broken_ones(tmp_path
     assert repaired.stdout.count("removed ONNX export") == 3
     assert run_tool("check", store_dir).returncode == 0
     assert sound.is_dir() and not damaged.exists() and not half.exists()
+
+
+def test_variant_of_a_strongly_typed_build_says_typed():
+    from controller.store import variant_of  # noqa: PLC0415
+
+    manifest = {"precision": "fp16", "workspace_mib": 1024, "max_batch": 1, "dla_core": None}
+    assert variant_of(manifest) == "fp16-ws1024"  # manifests before TensorRT 11 too
+    assert variant_of(dict(manifest, precision_source="builder flag")) == "fp16-ws1024"
+    assert variant_of(dict(manifest, precision_source="onnx tensor types")) == \
+        "fp16-typed-ws1024"
