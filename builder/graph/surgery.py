@@ -282,12 +282,22 @@ def _rewrite(graph_def, spec, layout, settings, with_axis_fields):
     return input_order, nms_inputs, notes
 
 
-def _uff_refusal(spec, grid):
-    """Why the UFF path cannot build ``spec`` (anchors.GridAnchorCheck ``grid``), or None."""
-    if grid.refusal is None:
-        return None
-    return "GridAnchor_TRT cannot reproduce the anchors of graph {} ({}): {}".format(
-        spec.graph, grid.derivation.node, grid.refusal)
+def _uff_refusal(spec, grid, scores):
+    """Why the UFF path cannot build ``spec`` (anchors.GridAnchorCheck ``grid``,
+    ssd.ScoreConversion ``scores``), or None."""
+    if grid.refusal is not None:
+        return "GridAnchor_TRT cannot reproduce the anchors of graph {} ({}): {}".format(
+            spec.graph, grid.derivation.node, grid.refusal)
+    # NMS_TRT turns the raw logits into scores with a sigmoid (confSigmoid) or not at all.
+    if scores.converter != "sigmoid":
+        return ("NMS_TRT converts class logits with a sigmoid, but graph {} converts them "
+                "with {} ({})".format(spec.graph, scores.converter,
+                                      scores.sources["score_converter"]))
+    if scores.logit_scale != 1.0:
+        return ("NMS_TRT cannot divide the class logits by {:g} before its sigmoid as graph "
+                "{} does ({})".format(scores.logit_scale, spec.graph,
+                                      scores.sources["logit_scale"]))
+    return None
 
 
 def uff_refusal_problem(model, uff_refusal):
@@ -312,7 +322,7 @@ def transform_graph_def(graph_def, spec, trt_version=None, strict=True):
     checks = _Checks(spec.name)
     grid = anchors.read_grid_anchor_check(graph_def, path, layout)
     settings = _anchor_settings(spec, layout, grid.derivation, checks)
-    uff_refusal = _uff_refusal(spec, grid)
+    uff_refusal = _uff_refusal(spec, grid, ssd_graph.score_conversion(graph_def, path))
     warnings = []
     major = trt_major(trt_version)
     if major is None:

@@ -109,7 +109,9 @@ def test_grid_anchor_formula_matches_the_graph_anchors(generated, name):
     assert np.abs(made - graph_anchors).max() <= 1e-5
 
 
-@pytest.mark.parametrize("name", sorted(VARIANTS))
+# NMS_TRT applies a sigmoid: the UFF path refuses the softmax variants (test_surgery.py).
+@pytest.mark.parametrize("name", sorted(name for name, variant in VARIANTS.items()
+                                        if variant.score_converter == "sigmoid"))
 def test_surgery_writes_the_checked_parameters(generated, name):
     spec, graph_def, layout = generated[name]
     result = surgery.transform_graph_def(graph_def, spec, trt_version="8.2.1")
