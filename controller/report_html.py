@@ -29,6 +29,7 @@ from .report_md import (
     format_utc,
     grid,
     hosts_without_platform,
+    module_family,
     platform_facts,
     short_sha,
     store_rows,
@@ -192,7 +193,8 @@ def _platform_label(rows, platform_id):
         facts.append("L4T " + row["l4t"])
     if row["tensorrt"]:
         facts.append("TRT " + ".".join(row["tensorrt"].split(".")[:3]))
-    return row["module"], " · ".join(facts)
+    family = module_family(row)
+    return row["module"] + (" ({})".format(family) if family else ""), " · ".join(facts)
 
 
 def bar_chart(rows, measure):

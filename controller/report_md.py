@@ -38,6 +38,7 @@ def store_rows(index):
                 "platform_id": platform_id,
                 "model": model,
                 "module": platform.get("module"),
+                "soc": platform.get("soc"),
                 "l4t": platform.get("l4t"),
                 "jetpack": platform.get("jetpack"),
                 "python": platform.get("python"),
@@ -101,9 +102,23 @@ def format_utc(stamp):
     return stamp.replace("T", " ")[:16]
 
 
+# Jetson families by SoC (builder/platform/detect.py's MODULES), named in the reports where the
+# module's own name does not say it: a Thor's modules are jetson-t5000 / jetson-t4000.
+FAMILY_BY_SOC = {"tegra194": "Xavier", "tegra234": "Orin", "tegra264": "Thor"}
+
+
+def module_family(row):
+    """"Thor" for a jetson-t5000; None where the module's name says the family already."""
+    family = FAMILY_BY_SOC.get(row.get("soc"))
+    module = (row.get("module") or "").lower()
+    return family if family and module and family.lower() not in module else None
+
+
 def platform_facts(row):
-    """"JetPack 4.6.1 · L4T 32.7.1 · TensorRT 8.2.1.8" from what the row knows."""
-    parts = [
+    """"JetPack 4.6.1 · L4T 32.7.1 · TensorRT 8.2.1.8" from what the row knows (led by the
+    family where the module's name does not say it: "Thor · JetPack 7.1 · ...")."""
+    family = module_family(row)
+    parts = ([family] if family else []) + [
         "{} {}".format(name, row[key])
         for name, key in (("JetPack", "jetpack"), ("L4T", "l4t"), ("TensorRT", "tensorrt"),
                           ("Python", "python"))

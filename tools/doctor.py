@@ -6,9 +6,11 @@
 
 Checks, in order: ansible-core on the controller (2.16.x), the inventory parses, every host's
 key is in the known_hosts file its SSH connection uses, the host answers, its Python is one
-ansible-core 2.16 manages (2.7, 3.5 - 3.12) and the builder runs on (3.6+), JetPack is
-installed (and which release), the disk holding the builder's directory has room, and the
-model catalog each host uses is valid. One line per host and problem; the exit code is 1 when
+ansible-core 2.16 manages (2.7, 3.5 - 3.12) and the builder runs on (3.6+: JetPack 4 has 3.6,
+JetPack 7 3.12), JetPack is installed (and which release) with a TensorRT the builder knows
+(5.x to 8.6, 10.x, 11.x; which one, and where it is not the JetPack's: TensorRT 11.4.1 on
+JetPack 7.2), the disk holding the builder's directory has room, and the model catalog each
+host uses is valid. One line per host and problem; the exit code is 1 when
 anything would stop a run, 0 when every host is ready.
 """
 
@@ -28,7 +30,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO_ROOT))
 from builder.commands.check import catalog_report  # noqa: E402  (needs REPO_ROOT on sys.path)
-from builder.platform.detect import L4T_RELEASES, parse_nv_tegra_release  # noqa: E402
+from builder.platform.detect import (  # noqa: E402
+    L4T_RELEASES,
+    parse_nv_tegra_release,
+    strongly_typed,
+    tensorrt_from_dpkg,
+    tensorrt_generation,
+    upstream_version,
+    version_tuple,
+)
 
 ANSIBLE_SERIES = (2, 16)
 # ansible-core 2.16's target Pythons (its support matrix); the builder needs 3.6+.
@@ -156,6 +166,8 @@ else
 fi
 if [ -r /etc/nv_tegra_release ]; then echo "tegra=$(head -n 1 /etc/nv_tegra_release)"; fi
 echo "l4tcore=$(dpkg-query -W -f='${{Version}}' nvidia-l4t-core 2>/dev/null)"
+echo "tensorrt=$(dpkg-query -W -f='${{db:Status-Abbrev}}|${{Package}}|${{Version}};' tensorrt \
+  'libnvinfer[0-9]*' 2>/dev/null)"
 dir={root_dir}
 while [ ! -d "$dir" ]; do dir=$(dirname "$dir"); done
 echo "disk=$dir $(df -Pk "$dir" | tail -n 1)"
@@ -203,11 +215,40 @@ def _fields(stdout):
     return fields
 
 
-def _jetpack_of(l4t):
+def _release_row(l4t):
+    """(JetPack, TensorRT, CUDA, cuDNN) of an L4T release from the detection's table, or None."""
     if l4t in L4T_RELEASES:
-        return L4T_RELEASES[l4t][0]
-    short = ".".join(l4t.split(".")[:2])
-    return L4T_RELEASES.get(short, (None,))[0]
+        return L4T_RELEASES[l4t]
+    return L4T_RELEASES.get(".".join(l4t.split(".")[:2]))
+
+
+def _jetpack_of(l4t):
+    return (_release_row(l4t) or (None,))[0]
+
+
+def _tensorrt_of(text):
+    """'8.2.1' from the probe's 'ii |tensorrt|8.2.1.8-1+cuda10.2;...' (installed packages only),
+    chosen as the platform detection does (tensorrt, else the highest libnvinfer<N>)."""
+    packages = {}
+    for item in text.split(";"):
+        status, _, rest = item.partition("|")
+        name, _, version = rest.partition("|")
+        if status.strip() == "ii" and name.strip() and version.strip():
+            packages[name.strip()] = version.strip()
+    full = tensorrt_from_dpkg(packages)
+    numbers = version_tuple(upstream_version(full)) if full else ()
+    return ".".join(str(n) for n in numbers[:3]) if numbers else None
+
+
+def _tensorrt_text(tensorrt, l4t):
+    """'TensorRT 11.4.1 (strongly typed; JetPack 7.2.1 ships 10.16)' for the summary."""
+    notes = []
+    if strongly_typed(tensorrt) and tensorrt_generation(tensorrt)[1] is None:
+        notes.append("strongly typed")   # 11.x: fp16 engines from fp16 ONNX exports
+    row = _release_row(l4t) if l4t else None
+    if row and version_tuple(tensorrt)[:len(version_tuple(row[1]))] != version_tuple(row[1]):
+        notes.append("JetPack {} ships {}".format(row[0], row[1]))
+    return "TensorRT {}{}".format(tensorrt, " ({})".format("; ".join(notes)) if notes else "")
 
 
 def check_probe(report, host, hostvars, result, min_free_mib):
@@ -243,10 +284,19 @@ def check_probe(report, host, hostvars, result, min_free_mib):
     l4t = parse_nv_tegra_release(fields.get("tegra", "")) or (
         fields.get("l4tcore", "").split("-")[0] or None)
     jetpack = _jetpack_of(l4t) if l4t else None
+    tensorrt = _tensorrt_of(fields.get("tensorrt", ""))
     if l4t is None:
         report.problem(host, "no JetPack: neither /etc/nv_tegra_release nor the package "
                        "nvidia-l4t-core is there. Flash the device with JetPack (SDK Manager) "
                        "or take it out of the inventory")
+    elif tensorrt is None:
+        report.problem(host, "no TensorRT: dpkg lists no installed 'tensorrt' or "
+                       "'libnvinfer<N>' package (L4T {}). Install JetPack's TensorRT on the "
+                       "device: sudo apt-get install nvidia-jetpack (or tensorrt)".format(l4t))
+    elif tensorrt_generation(tensorrt)[1] is not None:
+        report.problem(host, "{}: the builder cannot build there ({}). Install a TensorRT it "
+                       "knows, or take the device out of the inventory".format(
+                           _tensorrt_text(tensorrt, l4t), tensorrt_generation(tensorrt)[1]))
     disk = fields.get("disk", "").split()
     free_mib = int(disk[4]) // 1024 if len(disk) >= 5 and disk[4].isdigit() else None
     if free_mib is None:
@@ -259,8 +309,9 @@ def check_probe(report, host, hostvars, result, min_free_mib):
                            free_mib, disk[0], min_free_mib))
     if report.problems != problems:
         return None
-    return "Python {}, L4T {} = JetPack {}, {} MiB free on {}".format(
-        python, l4t, jetpack or "unknown (newer than this tool's table)", free_mib, disk[0])
+    return "Python {}, L4T {} = JetPack {}, {}, {} MiB free on {}".format(
+        python, l4t, jetpack or "unknown (newer than this tool's table)",
+        _tensorrt_text(tensorrt, l4t), free_mib, disk[0])
 
 
 def catalogs_of(hosts, inventories):

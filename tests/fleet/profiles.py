@@ -2,16 +2,26 @@
 
 A profile is a module (the hardware: device tree, SoC, memory) combined with an L4T
 release (the software: nv_tegra_release, dpkg versions of TensorRT / CUDA / cuDNN).
-`--hosts` names them as `kind` (the module's default release) or `kind@l4t`.
+`--hosts` names them as `kind` (the module's default release), `kind@l4t` or `kind@l4t+trtN`.
 
 Sources: docs/reference/jetson-platforms.md (module table, the R32.7.1 / R32.3.1 /
 R35.4.1 release lines, the JetPack 4.6 dpkg versions, the L4T -> component table, the
 Jetson Thor section). Values not in that reference (GCIDs and dates of other releases, exact
 dpkg build numbers) follow the same formats and are plausible, not verified against a device.
 
-The JetPack 6.2.1 and 7.x profiles (orin@36.4.4, orin@39.2.1, thor, thor@39.2.1) are not in
-the fleet tests. No profile has TensorRT 11 (JetPack 7.2.2 and later: its L4T release is not
-known yet, a release here has one TensorRT, and the JetPack doubles know no TensorRT 11).
+JetPack 7: `thor` (7.1, L4T 38.4.0, TensorRT 10.13), `orin@39.2.1` and `thor@39.2.1` (7.2.1,
+TensorRT 10.16) run Python 3.12 (device_python.py). TensorRT 11 (`orin@39.2.1+trt11`,
+`thor@39.2.1+trt11`): TensorRT 11.4.1 supports JetPack 7.2.2 and later on AGX Orin and Thor,
+installed from NVIDIA's SBSA packages (no JetPack-specific package), and the L4T release of
+JetPack 7.2.2 is not known here (docs/reference/jetson-platforms.md). ASSUMED: such a device
+runs L4T 39.2.1 (the newest L4T known, JetPack 7.2.1; its nv_tegra_release, CUDA 13.2 and
+cuDNN 9.20 unchanged) with TensorRT 11.4.1.6 in place of 10.16: packages `tensorrt`,
+`libnvinfer11`, `libnvinfer-plugin11`, `libnvonnxparsers11`, `libnvinfer-bin` and
+`python3-libnvinfer`, version 11.4.1.6-1+cuda13.2 (the spelling of 10.x's packages with the
+major bumped, the build number as the unit tests spell it: not seen on a Jetson). The
+platform detection keys it by the TensorRT it finds (..._l4t39.2.1_trt11.4.1) and warns that
+L4T 39.2.1's JetPack ships 10.16. A release's name (the text after `@`) is its L4T, with
+`+trtN` where it has another TensorRT than its JetPack's.
 """
 
 import re
@@ -61,6 +71,13 @@ class Release:
     jetpack_deb: str = ""           # nvidia-jetpack meta package ("" = not shipped)
     board: str = ""                 # overrides Module.board (R36 prints "generic")
     has_uff: bool = True            # TensorRT 10 dropped UFF and graphsurgeon
+    tensorrt_tag: str = ""          # "trt11": TensorRT installed apart from the JetPack's
+
+    @property
+    def name(self):
+        """What `--hosts kind@NAME` says: the L4T release, +trtN when TensorRT is not the
+        JetPack's (RELEASES is keyed by it)."""
+        return "{}+{}".format(self.l4t, self.tensorrt_tag) if self.tensorrt_tag else self.l4t
 
     @property
     def major(self):
@@ -146,7 +163,7 @@ MODULES = {m.kind: m for m in (
            "tegra264", "11.0", 125517, 0, "generic", "38.4.0", (38, 39), 0.8, 3.0),
 )}
 
-RELEASES = {r.l4t: r for r in (
+RELEASES = {r.name: r for r in (
     Release("32.3.1", "4.3", "18186506", "Tue Dec 10 07:03:07 UTC 2019",
             "6.0.1.10", "6.0.1.10-1+cuda10.0", "6.0.1-1+cuda10.0",
             "10.0", "10.0.326-1", "10.0.326-1", "libcudnn7", "7.6.3.28-1+cuda10.0",
@@ -183,6 +200,13 @@ RELEASES = {r.l4t: r for r in (
             "10.16.2.10", "10.16.2.10-1+cuda13.2", "10.16.2.10-1+cuda13.2",
             "13.2", "13.2.1-1", "13.2.75-1", "libcudnn9-cuda-13", "9.20.0.46-1",
             "39.2.1-20260806224157", board="generic", has_uff=False),
+    # TensorRT 11.4.1 on L4T 39.2.1 (ASSUMED for JetPack 7.2.2, whose L4T is not known: see
+    # the module docstring); everything but TensorRT is 39.2.1's. The doubles' trt11
+    # generation: strongly typed, ONNX only.
+    Release("39.2.1", "7.2.1", "46758480", "Fri Aug  7 05:54:22 AM UTC 2026",
+            "11.4.1.6", "11.4.1.6-1+cuda13.2", "11.4.1.6-1+cuda13.2",
+            "13.2", "13.2.1-1", "13.2.75-1", "libcudnn9-cuda-13", "9.20.0.46-1",
+            "39.2.1-20260806224157", board="generic", has_uff=False, tensorrt_tag="trt11"),
 )}
 
 
@@ -199,7 +223,7 @@ class Profile:
 
     @property
     def name(self):
-        return "{}@{}".format(self.module.kind, self.release.l4t)
+        return "{}@{}".format(self.module.kind, self.release.name)
 
     @property
     def model(self):
@@ -211,7 +235,8 @@ class Profile:
 
 
 def profile(spec, build_seconds=None):
-    """'nano' or 'xavier@35.4.1' -> Profile (ProfileError says what exists)."""
+    """'nano', 'xavier@35.4.1' or 'orin@39.2.1+trt11' -> Profile (ProfileError says what
+    exists)."""
     kind, _, l4t = spec.partition("@")
     module = MODULES.get(kind)
     if module is None:
@@ -224,23 +249,25 @@ def profile(spec, build_seconds=None):
             l4t, spec, ", ".join(sorted(RELEASES))))
     if release.major not in module.l4t_majors:
         raise ProfileError("{!r}: NVIDIA never released L4T {} for {} (it runs R{})".format(
-            spec, l4t, module.slug, "/R".join(str(m) for m in module.l4t_majors)))
+            spec, release.l4t, module.slug, "/R".join(str(m) for m in module.l4t_majors)))
     seconds = module.build_seconds if build_seconds is None else build_seconds
     return Profile(module, release, seconds, module.infer_ms)
 
 
-_COUNT_ITEM = re.compile(r"^([a-z0-9-]+(?:@[0-9.]+)?)=([0-9]+)$")
+_COUNT_ITEM = re.compile(r"^([a-z0-9-]+(?:@[0-9.]+(?:\+trt[0-9]+)?)?)=([0-9]+)$")
 
 
 def parse_hosts(text):
-    """'nano=2,xavier@35.4.1=1' -> [('nano', 2), ('xavier@35.4.1', 1)], validated."""
+    """'nano=2,xavier@35.4.1=1,orin@39.2.1+trt11=1' -> [('nano', 2), ('xavier@35.4.1', 1),
+    ('orin@39.2.1+trt11', 1)], validated."""
     items = []
     for raw in text.split(","):
         item = raw.strip()
         match = _COUNT_ITEM.match(item)
         if not match or int(match.group(2)) < 1:
-            raise ProfileError("--hosts item {!r} is not KIND[@L4T]=COUNT with COUNT >= 1 "
-                               "(example: nano=2,xavier@35.4.1=1)".format(item))
+            raise ProfileError("--hosts item {!r} is not KIND[@L4T[+trtN]]=COUNT with COUNT "
+                               ">= 1 (example: nano=2,xavier@35.4.1=1,orin@39.2.1+trt11=1)"
+                               .format(item))
         profile(match.group(1))  # validates the name early
         items.append((match.group(1), int(match.group(2))))
     return items

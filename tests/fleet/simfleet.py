@@ -31,7 +31,7 @@ def _parser():
     up = commands.add_parser("up", help="start the fleet")
     up.add_argument("--dir", required=True, type=Path)
     up.add_argument("--hosts", required=True,
-                    help="KIND[@L4T]=COUNT,... (defaults: {}; also L4T {})".format(
+                    help="KIND[@L4T[+trtN]]=COUNT,... (defaults: {}; also L4T {})".format(
                         KINDS_HELP, ", ".join(sorted(profiles.RELEASES))))
     up.add_argument("--build-seconds", default="",
                     help="emulated engine build time: KIND|KIND@L4T|HOST=SECONDS,...")

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from fleet import device_files, inventory, profiles
+from fleet import device_files, device_python, inventory, jetpack_link, profiles
 
 
 def test_release_lines_keep_the_real_format():
@@ -66,8 +66,8 @@ def test_hosts_are_numbered_per_kind_and_overrides_apply():
     ("jetson=1", "unknown device kind 'jetson'"),
     ("nano@35.4.1=1", "never released L4T 35.4.1"),
     ("xavier@31.0=1", "no simulated L4T release"),
-    ("nano", "is not KIND[@L4T]=COUNT"),
-    ("nano=0", "is not KIND[@L4T]=COUNT"),
+    ("nano", "is not KIND[@L4T[+trtN]]=COUNT"),
+    ("nano=0", "is not KIND[@L4T[+trtN]]=COUNT"),
 ])
 def test_bad_hosts_are_named(hosts, message):
     with pytest.raises(profiles.ProfileError, match=re.escape(message)):
@@ -114,3 +114,53 @@ def test_orin_profiles_are_detected_as_their_module(tmp_path, kind, module, dla)
     assert facts["platform_id"] == "{}_l4t36.4.3_trt10.3.0".format(module)
     if kind.endswith("-super"):
         assert chosen.model.endswith("Super")
+
+
+@pytest.mark.parametrize(("spec", "platform_id", "jetpack", "warnings"), [
+    ("orin@39.2.1", "jetson-agx-orin_l4t39.2.1_trt10.16.2", "7.2.1", []),
+    ("thor", "jetson-t5000_l4t38.4.0_trt10.13.3", "7.1", []),
+    ("thor@39.2.1", "jetson-t5000_l4t39.2.1_trt10.16.2", "7.2.1", []),
+    # TensorRT 11.4.1 from NVIDIA's SBSA packages on L4T 39.2.1 (assumed for JetPack 7.2.2).
+    ("orin@39.2.1+trt11", "jetson-agx-orin_l4t39.2.1_trt11.4.1", "7.2.1",
+     ["TensorRT 11.4.1 installed, JetPack for L4T 39.2.1 ships 10.16"]),
+])
+def test_jetpack7_profiles_are_detected_as_their_platform(tmp_path, spec, platform_id, jetpack,
+                                                          warnings):
+    """JetPack 7 devices (Python 3.12) and TensorRT 11, read back by the real detection."""
+    from builder.platform.detect import detect_platform  # noqa: PLC0415
+
+    chosen = profiles.profile(spec)
+    assert chosen.name == (spec if "@" in spec else "thor@38.4.0")
+    assert device_python.wanted(chosen.release) == "3.12"
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "nv_tegra_release").write_text(device_files.nv_tegra_release(chosen))
+    tree = tmp_path / "sys" / "firmware" / "devicetree" / "base"
+    tree.mkdir(parents=True)
+    (tree / "model").write_bytes(device_files.devicetree_model(chosen))
+    (tree / "compatible").write_bytes(device_files.devicetree_compatible(chosen))
+    dpkg = tmp_path / "var" / "lib" / "dpkg"
+    dpkg.mkdir(parents=True)
+    status = device_files.dpkg_status(chosen, "", "arm64")
+    (dpkg / "status").write_text(status)
+    facts = detect_platform(str(tmp_path))
+    assert (facts["platform_id"], facts["jetpack"], facts["warnings"]) == (
+        platform_id, jetpack, warnings)
+    assert "uff-converter-tf" not in status
+    assert "Package: libnvinfer{}\n".format(chosen.release.nvinfer_major) in status
+    generation = "trt11" if spec.endswith("+trt11") else "trt10"
+    assert json.loads(device_files.device_json("x-1", chosen))["profile"] == chosen.name
+    assert jetpack_link.Jetpack(tmp_path / "cache").generation(
+        chosen.release.tensorrt_version) == generation
+
+
+def test_a_tensorrt_tag_is_part_of_the_hosts_syntax():
+    plan = profiles.plan_hosts("orin@39.2.1=1,thor=1,orin@39.2.1+trt11=1",
+                               "orin@39.2.1+trt11=2")
+    assert [(name, p.name, p.build_seconds) for name, p in plan] == [
+        ("orin-1", "orin@39.2.1", 1.0), ("thor-1", "thor@38.4.0", 0.8),
+        ("orin-2", "orin@39.2.1+trt11", 2.0)]
+    with pytest.raises(profiles.ProfileError, match=re.escape("no simulated L4T release "
+                                                              "'39.2.1+trt12'")):
+        profiles.plan_hosts("orin@39.2.1+trt12=1")
+    with pytest.raises(profiles.ProfileError, match="never released L4T 39.2.1 for jetson-nano"):
+        profiles.plan_hosts("nano@39.2.1+trt11=1")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from fleet import device_python
 from fleet import fleet as fleet_ops
 
 from tests.integration.envside import FLEET_VARS, REPO, fleet
@@ -133,3 +134,23 @@ def test_broken_catalog_and_broken_inventory(sim, tmp_path):
     assert code == 1
     (inventory,) = lines_of(lines, "inventory")
     assert "{} does not parse".format(broken) in inventory and "line 2" in inventory
+
+
+def test_jetpack7_devices_on_python_312_are_ready(tmp_path):
+    """A Thor on JetPack 7.1, an Orin on 7.2.1 and an Orin with TensorRT 11 (each on its
+    JetPack's Python 3.12 where the machine has that build): ready, each with its release."""
+    python = "3.12" if device_python.find_build("3.12") else "%d.%d" % sys.version_info[:2]
+    with fleet(tmp_path / "fleet", "thor=1,orin@39.2.1=1,orin@39.2.1+trt11=1") as jetpack7:
+        code, lines, result = doctor(jetpack7.inventory, FLEET_VARS)
+    assert code == 0, result.stdout + result.stderr
+    expected = {
+        "thor-1": "L4T 38.4.0 = JetPack 7.1, TensorRT 10.13.3, ",
+        "orin-1": "L4T 39.2.1 = JetPack 7.2.1, TensorRT 10.16.2, ",
+        "orin-2": "L4T 39.2.1 = JetPack 7.2.1, TensorRT 11.4.1 (strongly typed; JetPack 7.2.1 "
+                  "ships 10.16), ",
+    }
+    for host, text in expected.items():
+        (line,) = lines_of(lines, host)
+        assert line.startswith("{}: ok, Python {}.".format(host, python)), line
+        assert text in line, line
+    assert lines[-1] == "doctor: 3 host(s) ready"

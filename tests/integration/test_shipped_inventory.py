@@ -3,7 +3,8 @@ run on a simulated fleet whose devices take its host names.
 
 Only the connection settings are the fleet's (loopback addresses, the fleet's key and
 known_hosts, root login); every group_vars and host_vars file is the shipped one, including
-host_vars/xavier-agx-02.yml (FP32, GPU, device scope, inside an FP16 DLA group). Two values
+host_vars/xavier-agx-02.yml (FP32, GPU, device scope, inside an FP16 DLA group) and the thor
+group (a Thor on JetPack 7.1 and its Python 3.12, group_vars/thor.yml). Two values
 are overridden on the simulated fleet, with the reason: the catalog (the sample names
 models/models.yml, whose graphs a user brings) and the Nanos' 4 GiB swap file (swapon would
 act on the kernel of the machine that hosts the fleet).
@@ -18,7 +19,7 @@ from tests.integration.conftest import FLEET_VARS, PYTHON_BIN, REPO, EngineBuild
 
 pytestmark = pytest.mark.fleet
 SHIPPED = REPO / "inventory" / "jetsons"
-FLEET = "nano=3,tx2=1,xavier=2,orin=1"
+FLEET = "nano=3,tx2=1,xavier=2,orin=1,thor=1"   # thor: JetPack 7.1, Python 3.12
 MODEL = "ssd_mobilenet_v2_coco"
 # The fleet's connection settings each shipped host gets (everything else is the sample's).
 CONNECTION_KEYS = ("ansible_host", "ansible_port", "ansible_ssh_private_key_file",
@@ -88,7 +89,7 @@ def variants(run):
 
 def test_the_shipped_inventory_plans_per_host(shipped):
     run = shipped.run("--check")
-    assert "Preflight OK: 7 host(s)" in run.output, run.describe()
+    assert "Preflight OK: 8 host(s)" in run.output, run.describe()
     found = variants(run)
     assert found["xavier-agx-01"] == ("fp16-dla0-ws2048", "would build")
     assert found["xavier-agx-02"] == ("fp32-ws2048", "would build")
@@ -97,6 +98,7 @@ def test_the_shipped_inventory_plans_per_host(shipped):
     assert found["nano-lab-01"][1] == found["nano-lab-02"][1] == "fallback"
     assert found["tx2-dock-01"] == ("fp16-ws512", "would build")
     assert found["orin-agx-01"] == ("fp16-ws4096", "would build")  # from ONNX (TensorRT 10)
+    assert found["thor-agx-01"] == ("fp16-ws8192", "would build")  # group_vars/thor.yml
     assert not shipped.store.exists()
 
 
@@ -104,13 +106,16 @@ def test_the_shipped_inventory_builds_stores_and_reruns_to_a_no_op(shipped):
     run = shipped.run()
     builds = run.builds()
     assert builds == sorted([("nano-field-07", MODEL), ("orin-agx-01", MODEL),
-                             ("tx2-dock-01", MODEL), ("xavier-agx-01", MODEL),
-                             ("xavier-agx-02", MODEL)]), run.describe()
+                             ("thor-agx-01", MODEL), ("tx2-dock-01", MODEL),
+                             ("xavier-agx-01", MODEL), ("xavier-agx-02", MODEL)]), run.describe()
     assert run.returncode == 0, run.describe()
     found = variants(run)
     assert found["xavier-agx-02"] == ("fp32-ws2048", "built")
     assert found["xavier-agx-01"] == ("fp16-dla0-ws2048", "built")
     assert found["nano-lab-01"] == found["nano-lab-02"] == ("fp16-ws256", "shared")
+    assert found["thor-agx-01"] == ("fp16-ws8192", "built")
+    thor = next(p for p in shipped.store.iterdir() if p.name.startswith("jetson-t5000_l4t38"))
+    assert [p.name for p in (thor / MODEL).iterdir()] == ["fp16-ws8192"]
     xavier = next(p for p in shipped.store.iterdir() if p.name.startswith("jetson-agx-xavier"))
     assert sorted(p.name for p in (xavier / MODEL).iterdir()) == ["fp16-dla0-ws2048",
                                                                   "fp32-ws2048"]

@@ -8,7 +8,13 @@ doctor = load("tools/doctor.py", "doctor_tool")
 
 GOOD = ("python=3.6.9\ntegra=# R32 (release), REVISION: 7.1, GCID: 1, BOARD: t210ref, "
         "EABI: aarch64, DATE: x\nl4tcore=32.7.1-20220219\n"
+        "tensorrt=ii |libnvinfer8|8.2.1-1+cuda10.2;ii |tensorrt|8.2.1.8-1+cuda10.2;\n"
         "disk=/opt /dev/mmcblk0p1 30000000 10000000 20000000 34% /\n")
+# A Jetson AGX Thor on JetPack 7.1 (Ubuntu 24.04: Python 3.12.3, TensorRT 10.13).
+THOR = ("python=3.12.3\ntegra=# R38 (release), REVISION: 4.0, GCID: 43443517, BOARD: generic, "
+        "EABI: aarch64, DATE: x\nl4tcore=38.4.0-20251230160601\n"
+        "tensorrt=ii |libnvinfer10|10.13.3.9-1+cuda13.0;ii |tensorrt|10.13.3.9-1+cuda13.0;\n"
+        "disk=/opt /dev/nvme0n1p1 900000000 100000000 800000000 12% /\n")
 
 
 def verdict(stdout, capsys, **hostvars):
@@ -20,7 +26,43 @@ def verdict(stdout, capsys, **hostvars):
 def test_jetpack4_device_is_ready(capsys):
     summary, lines = verdict(GOOD, capsys)
     assert lines == []
-    assert summary == "Python 3.6.9, L4T 32.7.1 = JetPack 4.6.1, 19531 MiB free on /opt"
+    assert summary == ("Python 3.6.9, L4T 32.7.1 = JetPack 4.6.1, TensorRT 8.2.1, 19531 MiB "
+                       "free on /opt")
+
+
+def test_jetpack7_thor_is_ready(capsys):
+    summary, lines = verdict(THOR, capsys)
+    assert lines == []
+    assert summary == ("Python 3.12.3, L4T 38.4.0 = JetPack 7.1, TensorRT 10.13.3, 781250 MiB "
+                       "free on /opt")
+
+
+def test_tensorrt_11_on_jetpack_7_2_is_named_with_what_the_jetpack_ships(capsys):
+    """TensorRT 11.4.1 from NVIDIA's SBSA packages (JetPack 7.2.2 and later) on L4T 39.2.1."""
+    text = THOR.replace("R38 (release), REVISION: 4.0", "R39 (release), REVISION: 2.1").replace(
+        "38.4.0-20251230160601", "39.2.1-20260806224157")
+    text = text.replace("10.13.3.9-1+cuda13.0", "11.4.1.6-1+cuda13.2").replace(
+        "libnvinfer10", "libnvinfer11")
+    summary, lines = verdict(text, capsys)
+    assert lines == []
+    assert ("L4T 39.2.1 = JetPack 7.2.1, TensorRT 11.4.1 (strongly typed; JetPack 7.2.1 ships "
+            "10.16)") in summary
+
+
+@pytest.mark.parametrize("tensorrt, expected", [
+    ("", "nano-1: no TensorRT: dpkg lists no installed 'tensorrt' or 'libnvinfer<N>' package "
+         "(L4T 32.7.1)"),
+    ("rc |tensorrt|8.2.1.8-1+cuda10.2;", "nano-1: no TensorRT"),   # removed, config left
+    ("ii |tensorrt|12.0.0.1-1+cuda13.2;", "nano-1: TensorRT 12.0.0 (JetPack 4.6.1 ships 8.2.1): "
+                                          "the builder cannot build there (TensorRT 12.0.0 is "
+                                          "not a generation"),
+])
+def test_a_tensorrt_the_builder_cannot_use_stops_the_host(capsys, tensorrt, expected):
+    text = GOOD.replace("tensorrt=ii |libnvinfer8|8.2.1-1+cuda10.2;ii |tensorrt|"
+                        "8.2.1.8-1+cuda10.2;", "tensorrt=" + tensorrt)
+    summary, lines = verdict(text, capsys)
+    assert summary is None
+    assert len(lines) == 1 and lines[0].startswith(expected), lines
 
 
 @pytest.mark.parametrize("python, expected", [

@@ -56,6 +56,27 @@ def test_the_real_pin_sets_are_the_jetpack_families_of_each_engine_path():
         assert tensorflow[0]["download"].startswith("https://developer.download.nvidia.com/")
 
 
+# The Python of each L4T major's JetPack (docs/reference/jetson-platforms.md, L4T table).
+PYTHON_BY_L4T_MAJOR = {35: "3.8", 36: "3.10", 38: "3.12", 39: "3.12"}
+
+
+def test_every_onnx_release_chooses_a_real_pin_set_of_its_python():
+    """roles/jetson_env picks the ONNX set by L4T major.minor: every release of the detection's
+    table from JetPack 5 on (TensorRT 8.4+, JetPack 7's L4T 38 and 39 included) has one, for
+    the Python that JetPack ships, with aarch64 wheels."""
+    from builder.platform.detect import L4T_RELEASES, version_tuple  # noqa: PLC0415
+
+    by_l4t = yaml.safe_load(PINS.read_text())["jetson_env_onnx_pin_set_by_l4t"]
+    for l4t in L4T_RELEASES:
+        major = version_tuple(l4t)[0]
+        if major < 35:
+            continue
+        name = by_l4t[".".join(l4t.split(".")[:2])]
+        assert name in REAL, (l4t, name)
+        assert PIN_SETS[name]["python"] == PYTHON_BY_L4T_MAJOR[major], (l4t, name)
+    assert {by_l4t[line] for line in ("38.2", "38.4", "39.2")} == {"jetpack7-onnx-cp312"}
+
+
 @pytest.mark.parametrize("name", REAL)
 def test_every_pypi_pin_is_the_file_pypi_serves(pypi, name, tmp_path):
     pin_set = PIN_SETS[name]

@@ -459,3 +459,29 @@ def test_reports_name_the_device_python_that_built_each_engine():
                if line.startswith("| " + NANO) and "| {} |".format(V1) in line)
     assert "Python 3.11.7" in row
     assert "Python 3.11.7" in report_html.engine_store_report_html(index)
+
+
+def test_jetpack7_platforms_name_their_family_where_the_module_does_not():
+    """A Thor's module is jetson-t5000: the reports say Thor; an Orin's name says Orin."""
+    thor, orin = "jetson-t5000_l4t38.4.0_trt10.13.3", "jetson-agx-orin_l4t39.2.1_trt11.4.1"
+    index = as_entries({
+        thor: {V2: dict(entry(153900, 1.0, {"ok": True, "fps": 240.2, "median_ms": 4.2},
+                              host="thor-1", module="jetson-t5000", soc="tegra264",
+                              l4t="38.4.0", jetpack="7.1", python="3.12.3"),
+                        tensorrt_version="10.13.3.9")},
+        orin: {V2: dict(entry(153900, 1.2, {"ok": True, "fps": 192.7, "median_ms": 5.2},
+                              host="orin-2", module="jetson-agx-orin", soc="tegra234",
+                              l4t="39.2.1", jetpack="7.2.1", python="3.12.3"),
+                        variant="fp16-typed-ws512", tensorrt_version="11.4.1.6")},
+    })
+    rows = {line.split(" (", 1)[0][2:]: line
+            for line in store_report.engine_store_report(index).splitlines()
+            if line.startswith("| jetson-")}
+    assert ("(Thor · JetPack 7.1 · L4T 38.4.0 · TensorRT 10.13.3.9 · Python 3.12.3)"
+            in rows[thor]), rows[thor]
+    assert "(JetPack 7.2.1 · L4T 39.2.1 · TensorRT 11.4.1.6 · Python 3.12.3)" in rows[orin]
+    assert "fp16-typed-ws512" in rows[orin]
+    page = report_html.engine_store_report_html(index)
+    assert "<tspan>jetson-t5000 (Thor)</tspan>" in page
+    assert "<tspan>jetson-agx-orin</tspan>" in page
+    assert store_report.module_family({"module": "jetson-nano", "soc": "tegra210"}) is None
