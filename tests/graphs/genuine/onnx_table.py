@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from genuine import exports_dir  # noqa: E402
 
-COLUMNS = ("model", "input", "classes", "anchors", "predictor / clip / scores", "path",
+COLUMNS = ("model", "input", "classes", "anchors", "predictor / clip / scores",
+           "UFF path (TensorRT < 8.4)", "ONNX path (8.4 and later)",
            "cut max abs error (boxes, logits, scores)", "detections matched", "seconds")
 
 
@@ -38,12 +40,30 @@ def _convert(catalog: Path, name: str, out: Path) -> tuple[dict, float]:
     return record, seconds
 
 
+def _uff_path(catalog: Path, name: str) -> str:
+    """What the UFF surgery says of the model: yes with GridAnchor_TRT's error, or why not."""
+    from builder.errors import UserError  # noqa: PLC0415
+    from builder.graph import surgery  # noqa: PLC0415
+    from builder.spec.catalog import load_catalog  # noqa: PLC0415
+
+    try:
+        result = surgery.transform_model(load_catalog(str(catalog)).models[name],
+                                         strict=False)
+    except UserError:
+        return "refused (as ONNX)"
+    if result.uff_refusal:  # its first clause, without the graph's path
+        return "no: " + re.sub(r" (of )?graph \S+", "", result.uff_refusal.split(": ", 1)[0])
+    return "yes (GridAnchor_TRT error {:.1e})".format(result.derived["grid_anchor_max_error"])
+
+
 def _row(catalog: Path, name: str, out: Path) -> list[str]:
     record, seconds = _convert(catalog, name, out)
+    uff = _uff_path(catalog, name)
     if record["status"] != "ok":
         words = record["message"].split(": ", 1)[-1]
-        return [name, "-", "-", "-", "-", "refused ({}): {}".format(record["kind"], words[:140]),
-                "-", "-", "{:.0f}".format(seconds)]
+        return [name, "-", "-", "-", "-", uff,
+                "refused ({}): {}".format(record["kind"], words[:140]), "-", "-",
+                "{:.0f}".format(seconds)]
     report = json.loads((out / (name + ".onnx.json")).read_text())
     verification = report["verification"]
     cut = verification["cut"]["max_abs_error"]
@@ -51,8 +71,8 @@ def _row(catalog: Path, name: str, out: Path) -> list[str]:
     style = "{} / {} / {}".format(report["box_predictor"], report["clip"],
                                   report["score_converter"])
     return [name, "x".join(str(d) for d in report["input"]["shape"][2:]),
-            str(report["num_classes"]), str(report["anchors"]), style,
-            "ONNX" if verification["ok"] else "ONNX, verification FAILED",
+            str(report["num_classes"]), str(report["anchors"]), style, uff,
+            "yes" if verification["ok"] else "verification FAILED",
             ", ".join("{:.1e}".format(cut[key]) for key in ("boxes", "logits", "scores")),
             "{} of {} (2 images)".format(found["matched"], found["tensorflow"]),
             "{:.0f}".format(seconds)]
