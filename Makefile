@@ -36,8 +36,11 @@ lint: venv
 	@# ansible-lint warns ("PATH altered") unless its own bin dir is on PATH.
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/ansible-lint --profile production
 	$(VENV)/bin/ruff check .
+	@# Everything that runs on a device: the builder and the modules (JetPack 4: Python 3.6).
 	$(VENV)/bin/vermin --target=3.6- --no-tips --violations --eval-annotations builder/ \
-	  library/engine_deploy.py module_utils/trt_deploy.py
+	  library/ module_utils/
+	@# The controller package, with the settings of pyproject.toml's [tool.mypy].
+	$(VENV)/bin/mypy
 
 # pytest exits 5 when it collected no test: that must fail loudly, never pass.
 # The sample graph too: the simulated fleet's variables default to its catalog (doctor tests).

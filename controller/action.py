@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
+from typing import Any
 
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
@@ -39,6 +41,43 @@ from .store import StoreError
 from .trust import Untrusted
 
 EXPECTED = (StoreError, StoreBusy, Untrusted)
+SETTING = "inject_facts_as_vars"
+
+
+def fact_injection_problem() -> str | None:
+    """Why this run must not go on (None when it may): Ansible's INJECT_FACTS_AS_VARS on.
+
+    With it on, every fact a module returns becomes a variable of its host, ranked above
+    group_vars and host_vars: a compromised device answering any task (not only the facts
+    step) with ``ansible_facts: {engine_store_dir: /etc, engine_fetch_max_mib: 65536}``
+    would steer what the controller does for it. The repository's ansible.cfg switches it
+    off; a user's own ansible.cfg, or ANSIBLE_INJECT_FACT_VARS, may switch it on again: the
+    preflight (the first step of both playbooks) and the facts step stop the run then.
+    """
+    from ansible import constants  # noqa: PLC0415 (Ansible's configuration, read when asked)
+
+    value, origin = constants.config.get_config_value_and_origin("INJECT_FACTS_AS_VARS")
+    if not value:
+        return None
+    config_file = constants.CONFIG_FILE or "no ansible.cfg was found"
+    if str(origin).startswith("env:"):
+        where = "the environment variable ANSIBLE_INJECT_FACT_VARS is set to {!r}".format(
+            os.environ.get("ANSIBLE_INJECT_FACT_VARS"))
+        fix = "unset ANSIBLE_INJECT_FACT_VARS (or set it to False)"
+    elif origin == "default":
+        where = ("Ansible's default: the configuration in use ({}) does not set it".format(
+            config_file))
+        fix = ("run with this repository's ansible.cfg (the default from its directory, or "
+               "ANSIBLE_CONFIG=<repository>/ansible.cfg), or add {} = False to the "
+               "[defaults] section of {}".format(SETTING, config_file))
+    else:
+        where = "set in {}".format(origin)
+        fix = "set {} = False in the [defaults] section of {}".format(SETTING, origin)
+    return ("refused: {} is on ({}). With it on, Ansible makes every fact a device returns a "
+            "variable of that host, ranked above group_vars and host_vars, so a compromised "
+            "device could set engine_store_dir, engine_fetch_max_mib or any other variable "
+            "the controller reads for it. Fix: {}. Nothing was changed.".format(
+                SETTING, where, fix))
 
 
 class ControllerAction(ActionBase):
@@ -49,12 +88,13 @@ class ControllerAction(ActionBase):
     # the run has no such variable yet, e.g. no plan after a failed preflight).
     FROM_RUN: dict[str, str] = {}
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._VALID_ARGS = frozenset(self.ARGS) | frozenset(self.FROM_RUN)
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
+    def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None
+            ) -> dict[str, Any]:
+        result: dict[str, Any] = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         missing = [name for name in self.ARGS if name not in self._task.args]
         if missing:
@@ -76,10 +116,10 @@ class ControllerAction(ActionBase):
     def check_mode(self) -> bool:
         return bool(self._task.check_mode)
 
-    def decide(self, args: dict, task_vars: dict) -> dict:
+    def decide(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def setting(self, task_vars: dict, name: str):
+    def setting(self, task_vars: dict[str, Any], name: str) -> Any:
         """The run's value of the fleet-wide user variable ``name`` (templated: an inventory
         may compute it), else its default (controller/schema.py); a path made absolute and
         resolved, a default path from the project's directory (the playbooks' parent)."""
@@ -93,7 +133,7 @@ class ControllerAction(ActionBase):
         return os.path.realpath(str(value)) if variable.type == "path" else value
 
     @staticmethod
-    def say(lines) -> None:
+    def say(lines: Iterable[object]) -> None:
         """Print ``lines`` in the run's output, under the task's name."""
         for line in lines:
             Display().display("  " + str(line))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 ATTEMPTS_NAME = "attempts.json"
 ATTEMPTS_FORMAT = 1
@@ -20,7 +21,7 @@ SUCCESS = ("built", "collected", "cached", "shared")
 SECONDHAND = "not built:"
 
 
-def read_attempts(store_root: Path) -> dict:
+def read_attempts(store_root: Path) -> dict[str, Any]:
     """The record, or an empty one (no run yet, or a damaged file the next run rewrites)."""
     try:
         data = json.loads((Path(store_root) / ATTEMPTS_NAME).read_text())
@@ -29,18 +30,22 @@ def read_attempts(store_root: Path) -> dict:
     return data if isinstance(data, dict) and data.get("format") == ATTEMPTS_FORMAT else {}
 
 
-def _failure(row: dict, entry: dict, when: str) -> dict:
+def _failure(row: dict[str, Any], entry: dict[str, Any], when: str) -> dict[str, Any]:
     return {"variant": row["variant"], "status": "refused" if entry["refused"] else "failed",
             "reason": row["detail"], "host": row["host"], "since_utc": when}
 
 
-def _same_failure(one: dict | None, other: dict) -> bool:
-    return bool(one) and all(one.get(k) == other[k] for k in ("status", "reason", "host"))
+def _same_failure(one: dict[str, Any] | None, other: dict[str, Any]) -> bool:
+    if not one:
+        return False
+    return all(one.get(k) == other[k] for k in ("status", "reason", "host"))
 
 
-def _this_run(plan: dict, rows: list[dict], when: str) -> tuple[dict, dict]:
+def _this_run(plan: dict[str, Any], rows: list[dict[str, Any]], when: str
+              ) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, set[str]]]:
     """(platform_id -> slot -> failure, platform_id -> slots that succeeded) of a run."""
-    failed, succeeded = {}, {}
+    failed: dict[str, dict[str, dict[str, Any]]] = {}
+    succeeded: dict[str, set[str]] = {}
     for row in sorted(rows, key=lambda r: (r["host"], r["model"])):
         host_plan = plan["hosts"].get(row["host"])
         if not host_plan or not host_plan.get("platform_id"):
@@ -58,13 +63,14 @@ def _this_run(plan: dict, rows: list[dict], when: str) -> tuple[dict, dict]:
     return failed, succeeded
 
 
-def updated_attempts(previous: dict, plan: dict, rows: list[dict], when: str) -> dict:
+def updated_attempts(previous: dict[str, Any], plan: dict[str, Any], rows: list[dict[str, Any]],
+                     when: str) -> dict[str, Any]:
     """The record after a run: ``rows`` are its summary rows (controller/summary.py), ``when``
     its UTC time (ISO 8601). A failure seen again keeps the time it was first seen, so a
     rerun that changes nothing leaves the record as it was."""
     platforms = {pid: dict(body) for pid, body in (previous.get("platforms") or {}).items()
                  if isinstance(body, dict)}
-    planned = {}
+    planned: dict[str, set[str]] = {}
     for host_plan in plan["hosts"].values():
         if host_plan.get("platform_id"):
             planned.setdefault(host_plan["platform_id"], set()).update(host_plan["models"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 from pathlib import Path
+from typing import Any
 
 from . import trust
 from .store import MANIFEST_NAME, TIMING_CACHE_MAX_BYTES, EngineStore, StoreError
@@ -19,18 +20,20 @@ from .store import MANIFEST_NAME, TIMING_CACHE_MAX_BYTES, EngineStore, StoreErro
 TIMING_CACHE_STAGED = (".timing-cache", "returned.cache")
 
 
-def limit_of(model: str, catalog: dict, default_bytes: int) -> int:
+def limit_of(model: str, catalog: dict[str, Any], default_bytes: int) -> int:
     """The largest file accepted for ``model``: its catalog max_engine_mib, else the default."""
     mib = (catalog.get(model) or {}).get("max_engine_mib")
     return mib * 2**20 if mib else default_bytes
 
 
-def fetchable(found: list, models: list[str], host_plan: dict, limits: dict, host: str
-              ) -> tuple[list[dict], dict]:
+def fetchable(found: list[dict[str, Any]], models: list[str], host_plan: dict[str, Any],
+              limits: dict[str, int], host: str
+              ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """([{"model", "name", "path"}], {model: why refused}) from ``find`` results per model
     (ansible.builtin.find over each model's work dir, links not followed); ``limits``:
     model -> the largest file accepted, in bytes."""
-    allowed, refused = [], {}
+    allowed: list[dict[str, Any]] = []
+    refused: dict[str, str] = {}
     for result in found:
         model = result.get("item")
         if model not in models:
@@ -56,12 +59,14 @@ def fetchable(found: list, models: list[str], host_plan: dict, limits: dict, hos
     return allowed, refused
 
 
-def file_host_engines(store_dir: str, host: str, models: list[str], host_plan: dict, *,
-                      limits: dict, check_mode: bool) -> tuple[dict, dict]:
+def file_host_engines(store_dir: str, host: str, models: list[str], host_plan: dict[str, Any],
+                      *, limits: dict[str, int], check_mode: bool
+                      ) -> tuple[dict[str, str], dict[str, str]]:
     """({model: store path}, {model: why refused}); the staging area is gone afterwards."""
     store = EngineStore(store_dir)
     staging = store.staging_dir(host)
-    filed, refused = {}, {}
+    filed: dict[str, str] = {}
+    refused: dict[str, str] = {}
     try:
         for model in models:
             trust.component(model, "model", "the plan", trust.MODEL_NAME)
@@ -84,8 +89,8 @@ def file_host_engines(store_dir: str, host: str, models: list[str], host_plan: d
     return filed, refused
 
 
-def timing_cache_fetch(stat: dict | None, device_file: str | None, host: str, store_dir: str
-                       ) -> tuple[str | None, str | None]:
+def timing_cache_fetch(stat: dict[str, Any] | None, device_file: str | None, host: str,
+                       store_dir: str) -> tuple[str | None, str | None]:
     """(where to fetch the device's grown timing cache, or None; why it is refused, or None).
 
     ``stat``: ansible.builtin.stat of ``device_file`` (links not followed). No file is no

@@ -4,16 +4,22 @@ For each host of the batch: its own build keys (its platform_id from jetson_fact
 sha256 of the catalog, its checked engine options: the key build_engines.yml uses,
 controller/keys.py), the store entry of that key (never a file name), whether that entry is
 intact (hashed against its manifest before anything is pushed), and what the device already
-runs (ansible_facts.jetson_deployed). Actions: ``deploy`` (push: the version is not on the
+runs (``jetson_deployed`` of the device's answer, the registered ``jetson_device``, checked field
+by field: controller/device.py). Actions: ``deploy`` (push: the version is not on the
 device yet), ``up_to_date``, ``refused`` (no engine for the key, or a corrupt store entry:
 the device keeps its engine) and, with rollback, ``rollback``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from builder import __version__ as BUILDER_VERSION
 from module_utils.trt_deploy import version_name
 
+from . import guards, trust
+from .device import deployed_models, device_platform
 from .keys import host_build_keys
 from .plan import builder_source_digest
 from .selection import HostSelection
@@ -23,17 +29,26 @@ REBUILD_FIX = ("run build_engines.yml (e.g. ansible-playbook build_engines.yml -
                "--limit {host}) to build it, then deploy again")
 
 
-def _from(current):
+def _from(current: dict[str, Any]) -> dict[str, Any]:
     """What the device runs before this run (current version, its build key and platform)."""
     return {"from_version": current.get("version"), "from_build_key": current.get("build_key"),
             "from_platform_id": current.get("platform_id")}
 
 
-def plan_model(host, model, key, platform_id, *, installed, store, verified):
+LINK_FIX = ("Fix: remove the link on the device (its target stays where it is), or move what it "
+            "points at into the install root; the deploy follows no link below the install "
+            "root (engine_deploy_install_root)")
+
+
+def plan_model(host: str, model: str, key: str, platform_id: str, *, installed: dict[str, Any],
+               store: EngineStore, verified: dict[str, str | None]) -> dict[str, Any]:
     """The action for one host and model. ``installed``: jetson_deployed.models[model] or {}.
     ``verified``: cache build_key -> verify() result, so each store engine is hashed once."""
     current = installed.get("current") or {}
     entry = dict(_from(current), build_key=key, platform_id=platform_id, push=False)
+    if installed.get("link"):
+        return dict(entry, action="refused", reason="{}: nothing was pushed. {}".format(
+            installed["link"], LINK_FIX))
     found = store.lookup(key)
     if found is None:
         reason = "the store has no engine for its build key {} (platform {})".format(
@@ -60,11 +75,14 @@ def plan_model(host, model, key, platform_id, *, installed, store, verified):
                 store_engine=str(found.engine_path), store_manifest=str(found.manifest_path))
 
 
-def plan_rollback(model, platform_id, installed):
+def plan_rollback(model: str, platform_id: str, installed: dict[str, Any]) -> dict[str, Any]:
     current = installed.get("current") or {}
     previous = installed.get("previous") or {}
     entry = dict(_from(current), build_key=previous.get("build_key"), platform_id=platform_id,
                  push=False)
+    if installed.get("link"):
+        return dict(entry, action="refused", reason="{}: nothing was switched. {}".format(
+            installed["link"], LINK_FIX))
     if not previous.get("version") or previous.get("version") == current.get("version"):
         return dict(entry, action="refused", reason=(
             "{}: no previous version to roll back to (current: {}); it keeps its engine"
@@ -80,12 +98,13 @@ def plan_rollback(model, platform_id, installed):
 SETTINGS_FILE = "group_vars/<group>.yml or host_vars/{}.yml"
 
 
-def _problem(host, key, text, fix):
+def _problem(host: str, key: str, text: str, fix: str) -> str:
     return "host '{}', key '{}' ({}): {}. {}".format(host, key, SETTINGS_FILE.format(host),
                                                     text, fix)
 
 
-def _check_action(host, key, value, forms, fix):
+def _check_action(host: str, key: str, value: object, forms: tuple[str, ...], fix: str
+                  ) -> list[str]:
     """``value`` must be null or a dict with exactly one of ``forms`` (a non-empty string)."""
     if value is None:
         return []
@@ -104,7 +123,7 @@ def _check_action(host, key, value, forms, fix):
     return problems
 
 
-def settings_problems(host, host_vars):
+def settings_problems(host: str, host_vars: Mapping[str, Any]) -> list[str]:
     """Every problem of one host's engine_deploy_* settings, each with the fix."""
     problems = []
     keep = host_vars.get("engine_deploy_keep", 2)
@@ -115,6 +134,15 @@ def settings_problems(host, host_vars):
     if not (isinstance(root, str) and root.startswith("/") and root.rstrip("/")):
         problems.append(_problem(host, "engine_deploy_install_root", "{!r} is not an absolute "
                                  "directory".format(root), "Use e.g. /opt/trt-engines."))
+    else:
+        # A path on the device: not resolved here (controller/guards.py).
+        why = guards.system_path_problem(root, homes={"/root"}, resolve=False) or \
+            guards.control_character_problem(root, "the value")
+        if why:
+            problems.append(_problem(
+                host, "engine_deploy_install_root", "{}: the deploy creates, switches and "
+                "prunes directories there".format(why), "Give the engines a directory of "
+                "their own, e.g. /opt/trt-engines."))
     problems += _check_action(
         host, "engine_deploy_restart", host_vars.get("engine_deploy_restart"),
         ("systemd", "command"), "Write {systemd: <unit>} or {command: <command line>}, or null.")
@@ -125,7 +153,7 @@ def settings_problems(host, host_vars):
     return problems
 
 
-def plan_line(host, model, item):
+def plan_line(host: str, model: str, item: dict[str, Any]) -> str:
     if item["action"] == "up_to_date":
         what = "up to date ({})".format(item["version"])
     elif item["action"] == "refused":
@@ -140,24 +168,39 @@ class DeploySettingsError(Exception):
     """engine_deploy_* settings that are wrong; every problem with its fix."""
 
 
-def make_deploy_plan(hosts: list, hostvars, store_dir: str, rollback: bool) -> tuple[dict, list]:
+def make_deploy_plan(hosts: list[str], hostvars: Mapping[str, Any], store_dir: str,
+                     rollback: bool) -> tuple[dict[str, Any], list[str]]:
     """(the deploy plan of the batch, its lines) for the hosts with facts."""
     store = EngineStore(store_dir)
-    verified = {}
-    planned, lines, problems = {}, [], []
+    verified: dict[str, str | None] = {}
+    planned: dict[str, dict[str, Any]] = {}
+    lines: list[str] = []
+    problems: list[str] = []
+    models: dict[str, dict[str, Any]]  # model -> its action, for each host in turn
     for host in hosts:
         host_vars = hostvars[host]
         problems += settings_problems(host, host_vars)
-        facts = host_vars.get("ansible_facts") or {}
-        platform = facts.get("jetson")
-        if not platform:
+        # The device's answer: one registered result (playbooks/tasks/facts.yml), checked.
+        answer = host_vars.get("jetson_device") or {}
+        if answer.get("failed") or "jetson" not in answer:
             continue  # failed or unreachable before its facts: reported as such
         checked = host_vars["preflight_result"]  # playbooks/tasks/preflight.yml
         selection = HostSelection.from_dict(checked["selections"][host])
-        platform_id = platform["platform_id"]
-        deployed = (facts.get("jetson_deployed") or {}).get("models") or {}
+        try:
+            device = device_platform(host, answer, {})
+            deployed = deployed_models(host, answer)
+        except trust.Untrusted as error:
+            models = {model: {"action": "refused", "reason": "{}; nothing was pushed".format(
+                error), "push": False, "platform_id": None, "build_key": None,
+                "from_version": None, "from_build_key": None, "from_platform_id": None}
+                for model in selection.models}
+            lines += [plan_line(host, model, item) for model, item in models.items()]
+            planned[host] = {"platform_id": None, "models": models, "work": [], "files": [],
+                             "prepare": []}
+            continue
+        platform_id = device.platform_id
         keys = {} if rollback else host_build_keys(
-            selection, platform_id, checked["catalog"], platform.get("tensorrt"))
+            selection, platform_id, checked["catalog"], device.tensorrt)
         models = {}
         for model in selection.models:
             installed = deployed.get(model) or {}
@@ -172,8 +215,11 @@ def make_deploy_plan(hosts: list, hostvars, store_dir: str, rollback: bool) -> t
         files = [{"model": m, "version": item["version"], "src": src}
                  for m, item in sorted(models.items()) if item["push"]
                  for src in (item["store_engine"], item["store_manifest"])]
+        # engine_deploy state=prepare: the push's destinations, made without following links.
+        prepare = [{"model": m, "version": models[m]["version"] if models[m]["push"] else None}
+                   for m in sorted(work)]
         planned[host] = {"platform_id": platform_id, "models": models,
-                         "work": sorted(work), "files": files}
+                         "work": sorted(work), "files": files, "prepare": prepare}
     if problems:
         raise DeploySettingsError("deploy settings: {} problem(s), nothing was changed:\n{}"
                                   .format(len(problems), "\n".join(problems)))

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from .report import DEPLOYMENTS as RECORD_NAME
 from .report import write_reports
@@ -23,11 +26,11 @@ CHECK_MODE = ("would deploy", "would roll back")
 STOPS_ROLLOUT = ("failed", "health rolled back", "unreachable")
 
 
-def utc_now():
+def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _by_item(registered):
+def _by_item(registered: object) -> dict[str, dict[str, Any]]:
     """{model: result} of a registered loop over models (item = model name)."""
     if not isinstance(registered, dict):
         return {}
@@ -35,7 +38,7 @@ def _by_item(registered):
             if isinstance(r, dict) and "item" in r and not r.get("skipped")}
 
 
-def _health_failure(host_vars):
+def _health_failure(host_vars: Mapping[str, Any]) -> str | None:
     """Why the restart or health check failed on this host, or None (or not run)."""
     for name in ("engine_deploy_restarted_unit", "engine_deploy_restarted_command"):
         result = host_vars.get(name)
@@ -53,12 +56,14 @@ def _health_failure(host_vars):
     return None
 
 
-def _one_line(text, limit=200):
+def _one_line(text: object, limit: int = 200) -> str:
     text = " ".join(str(text or "no output").split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def model_outcome(item, switch, undo, health_failure, *, check_mode=False, error=None):
+def model_outcome(item: dict[str, Any], switch: dict[str, Any] | None,
+                  undo: dict[str, Any] | None, health_failure: str | None, *,
+                  check_mode: bool = False, error: object = None) -> dict[str, Any]:
     """{status, detail, version, build_key, platform_id, health} of one host and model."""
     kept = {"version": item.get("from_version"), "build_key": item.get("from_build_key"),
             "platform_id": item.get("from_platform_id"), "health": "not checked"}
@@ -80,7 +85,8 @@ def model_outcome(item, switch, undo, health_failure, *, check_mode=False, error
     return switched_outcome(item, switch, undo, health_failure, kept)
 
 
-def switched_outcome(item, switch, undo, health_failure, kept):
+def switched_outcome(item: dict[str, Any], switch: dict[str, Any], undo: dict[str, Any] | None,
+                     health_failure: str | None, kept: dict[str, Any]) -> dict[str, Any]:
     """The outcome of a model whose engine_deploy task succeeded (then restart and health)."""
     new = {"version": item["version"], "build_key": item.get("build_key"),
            "platform_id": item["platform_id"]}
@@ -99,7 +105,8 @@ def switched_outcome(item, switch, undo, health_failure, kept):
         health_failure, change, reason), health=health_failure)
 
 
-def host_outcomes(plan, host_vars, check_mode):
+def host_outcomes(plan: dict[str, Any], host_vars: Mapping[str, Any], check_mode: bool
+                  ) -> dict[str, dict[str, Any]]:
     switches = _by_item(host_vars.get("engine_deploy_switch"))
     undos = _by_item(host_vars.get("engine_deploy_undo"))
     health_failure = _health_failure(host_vars)
@@ -109,7 +116,8 @@ def host_outcomes(plan, host_vars, check_mode):
             for model, item in sorted(plan["models"].items())}
 
 
-def write_record(store_dir, outcomes, when):
+def write_record(store_dir: str, outcomes: dict[str, dict[str, dict[str, Any]]], when: str
+                 ) -> Path:
     """Merge this batch's outcomes into deployments.json, atomically, under the store lock.
 
     deployments.json = {"format": 1, "hosts": {host: {model: {version, build_key,
@@ -122,7 +130,7 @@ def write_record(store_dir, outcomes, when):
             record = json.loads(path.read_text(encoding="utf-8"))
         except (FileNotFoundError, ValueError):
             record = {}  # none yet, or damaged: rewritten from this run on
-        if not isinstance(record.get("hosts"), dict):
+        if not isinstance(record, dict) or not isinstance(record.get("hosts"), dict):
             record = {"format": 1, "hosts": {}}
         for host, models in outcomes.items():
             host_record = record["hosts"].setdefault(host, {})
@@ -143,7 +151,9 @@ def write_record(store_dir, outcomes, when):
     return path
 
 
-def summary_rows(outcomes_by_host, plans, pending_hosts, stopped):
+def summary_rows(outcomes_by_host: dict[str, dict[str, dict[str, Any]]],
+                 plans: dict[str, dict[str, Any]], pending_hosts: list[str], stopped: str
+                 ) -> list[dict[str, Any]]:
     rows = []
     for host in sorted(outcomes_by_host):
         for model, outcome in outcomes_by_host[host].items():
@@ -158,11 +168,15 @@ def summary_rows(outcomes_by_host, plans, pending_hosts, stopped):
     return rows
 
 
-def record_batch(hosts: list, batch: set, active: set, hostvars, *, store_dir: str,
-                 max_fail_percentage: int, check_mode: bool) -> dict:
+def record_batch(hosts: list[str], batch: set[str], active: set[str], hostvars: Mapping[str, Any],
+                 *, store_dir: str, max_fail_percentage: int, check_mode: bool
+                 ) -> dict[str, Any]:
     """The batch's outcomes, rows and record (what the engine_deploy_record action returns)."""
-    result = {}
-    plans, outcomes, this_batch, pending = {}, {}, {}, []
+    result: dict[str, Any] = {}
+    plans: dict[str, dict[str, Any]] = {}
+    outcomes: dict[str, dict[str, dict[str, Any]]] = {}
+    this_batch: dict[str, dict[str, dict[str, Any]]] = {}
+    pending: list[str] = []
     for host in hosts:
         host_vars = hostvars[host]
         if host not in batch and host_vars.get("engine_deploy_batch") is None:

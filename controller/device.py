@@ -1,8 +1,12 @@
 """What a device reported about itself (jetson_facts), checked before anything uses it.
 
-Devices are not trusted: every value that can end up in a controller path (platform_id, the
-model directories of its work dir) is checked against a strict pattern, and a device that
-sends something else is refused with what it sent. The option checks that only need the
+Devices are not trusted. The device's answer reaches the controller as one registered result
+(``jetson_device``: the facts task's register, plugins/action/jetson_facts.py), never as
+facts or variables, and is read here field by field: every value that can end up in a
+controller path (platform_id, the model directories of its work dir) is checked against a
+strict pattern, every value that reaches a command line or a message (root_dir, versions,
+names) against its form, and a device that sends something else is refused with what it
+sent. The option checks that only need the
 facts (DLA cores, workspace against memory) run here, in the plan, before any install or
 push; they are the builder's own checks (builder/trt/build.py), called with the inventory's
 variable names.
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from builder.errors import UserError
 from builder.trt.adapter import BuildOptions
@@ -22,7 +27,7 @@ from .selection import HostSelection
 
 INVENTORY_NAMES = {"dla_core": "engine_dla_core", "workspace_mib": "engine_workspace_mib",
                    "precision": "engine_precision"}
-COMPUTE_CAPABILITY = re.compile(r"^\d{1,2}\.\d{1,2}$")
+COMPUTE_CAPABILITY = re.compile(r"^\d{1,2}\.\d{1,2}\Z")
 # Rough disk needs of a build on the device, to refuse before anything is pushed: the pinned
 # environment once (TensorFlow 1.15 for JetPack 4 installs to ~600 MB, the simulated fleet's
 # TensorFlow 2.15 to ~700 MB: with pip's temporary copies, about 1 GiB), then per model the
@@ -47,20 +52,26 @@ class DevicePlatform:
     free_mib: int | None
     env_installed: bool
     # model -> {"graphs": {name: sha256}, "engine_build_key": key or None} of its work dir
-    work: dict
+    work: dict[str, dict[str, Any]]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
 
-def _work_state(host: str, models: dict, engine_names: dict[str, str]) -> dict:
+def _work_state(host: str, models: object, engine_names: dict[str, str]
+                ) -> dict[str, dict[str, Any]]:
     source = "host {}".format(host)
-    work = {}
+    if models is not None and not isinstance(models, dict):
+        raise trust.Untrusted("{} sent work directories {!r}: not a mapping".format(
+            source, trust.shown(models)))
+    work: dict[str, dict[str, Any]] = {}
     for model, state in (models or {}).items():
         trust.component(model, "a work directory", source, trust.MODEL_NAME)
-        listed = state if isinstance(state, dict) else {}
-        graphs = listed.get("graphs") if isinstance(listed.get("graphs"), dict) else {}
-        engines = listed.get("engines") if isinstance(listed.get("engines"), dict) else {}
+        listed: dict[str, Any] = state if isinstance(state, dict) else {}
+        graphs: dict[str, Any] = listed["graphs"] if isinstance(listed.get("graphs"), dict) \
+            else {}
+        engines: dict[str, Any] = listed["engines"] if isinstance(listed.get("engines"), dict) \
+            else {}
         build_key = listed.get("build_key") if isinstance(listed.get("build_key"), str) else None
         engine = engine_names.get(model)
         work[model] = {
@@ -80,34 +91,108 @@ def _compute_capability(value: object, source: str) -> str | None:
     return value
 
 
-def device_platform(host: str, facts: dict, engine_names: dict[str, str]) -> DevicePlatform:
-    """The checked platform of ``host`` from its ``ansible_facts`` (Untrusted when it lies).
+def _count(value: object, what: str, source: str, nullable: bool) -> int | None:
+    if value is None and nullable:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**40:
+        raise trust.Untrusted("{} sent {} {!r}: not a whole number".format(
+            source, what, trust.shown(value)))
+    return value
+
+
+def device_platform(host: str, answer: dict[str, Any], engine_names: dict[str, str]
+                    ) -> DevicePlatform:
+    """The checked platform of ``host`` from its answer to jetson_facts (the registered
+    ``jetson_device``: ``jetson`` and ``jetson_state``); Untrusted when it lies.
 
     ``engine_names``: model -> engine file name (from the catalog), to tell whether the work
     dir holds a finished engine.
     """
     source = "host {}".format(host)
-    platform = facts.get("jetson")
+    platform = answer.get("jetson")
     if not isinstance(platform, dict):
         raise trust.Untrusted("{} sent no platform facts".format(source))
     platform_id = trust.component(platform.get("platform_id"), "platform_id", source)
-    dla_cores = platform.get("dla_cores") or 0
-    memory = platform.get("memory_mib")
-    if not isinstance(dla_cores, int) or not (memory is None or isinstance(memory, int)):
-        raise trust.Untrusted("{} sent dla_cores {!r} / memory_mib {!r}: not numbers".format(
-            source, dla_cores, memory))
-    state = facts.get("jetson_state") if isinstance(facts.get("jetson_state"), dict) else {}
+    dla_cores = _count(platform.get("dla_cores") or 0, "dla_cores", source, nullable=False) \
+        or 0
+    memory = _count(platform.get("memory_mib"), "memory_mib", source, nullable=True)
+    state = answer.get("jetson_state")
+    if not isinstance(state, dict):
+        raise trust.Untrusted("{} sent no builder state (jetson_state)".format(source))
     free = state.get("free_mib")
     return DevicePlatform(
-        host=host, platform_id=platform_id, module=str(platform.get("module") or "unknown"),
-        memory_mib=memory, dla_cores=dla_cores, tensorrt=platform.get("tensorrt"),
+        host=host, platform_id=platform_id,
+        module=trust.text(platform.get("module"), "module", source) or "unknown",
+        memory_mib=memory, dla_cores=dla_cores,
+        tensorrt=trust.version(platform.get("tensorrt"), "tensorrt", source),
         compute_capability=_compute_capability(platform.get("compute_capability"), source),
-        supported=bool(platform.get("supported", True)),
-        support_reason=platform.get("support_reason"),
-        root_dir=str(state.get("root_dir") or "the builder's directory"),
+        supported=platform.get("supported", True) is not False,
+        support_reason=trust.text(platform.get("support_reason"), "support_reason", source,
+                                  max_length=2000),
+        root_dir=trust.device_path(state.get("root_dir"), "root_dir", source),
         free_mib=free if isinstance(free, int) and not isinstance(free, bool) else None,
         env_installed=isinstance(state.get("env_marker"), dict),
         work=_work_state(host, state.get("models"), engine_names))
+
+
+def _installed_version(value: object, what: str, source: str) -> dict[str, Any] | None:
+    """One of a model's current / previous as jetson_facts reads it, checked."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise trust.Untrusted("{} sent {} {!r}: not a version record".format(
+            source, what, trust.shown(value)))
+    version = value.get("version")
+    if not isinstance(version, str) or not trust.DEPLOY_VERSION.match(version):
+        raise trust.Untrusted("{} sent {} version {!r}: not a version name".format(
+            source, what, trust.shown(version)))
+    checked = {"version": version,
+               "engine_file": trust.text(value.get("engine_file"), what + " engine_file",
+                                         source)}
+    for key in ("build_key", "engine_sha256"):
+        checked[key] = None if value.get(key) is None else trust.sha256_text(
+            value.get(key), "{} {}".format(what, key), source)
+    checked["platform_id"] = None if value.get("platform_id") is None else trust.component(
+        value.get("platform_id"), what + " platform_id", source)
+    return checked
+
+
+def deployed_models(host: str, answer: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What ``host`` says it has installed (``jetson_deployed`` of its answer), checked field
+    by field: {model: {"current", "previous", "versions", "links", "link"}}; Untrusted when
+    a field is not what jetson_facts sends."""
+    source = "host {}".format(host)
+    deployed = answer.get("jetson_deployed")
+    if deployed is None:
+        return {}
+    if not isinstance(deployed, dict) or not isinstance(deployed.get("models") or {}, dict):
+        raise trust.Untrusted("{} sent jetson_deployed {!r}: not what jetson_facts sends".format(
+            source, trust.shown(deployed)))
+    models = {}
+    for model, state in (deployed.get("models") or {}).items():
+        trust.component(model, "an installed model directory", source, trust.MODEL_NAME)
+        what = "installed model {}".format(model)
+        if not isinstance(state, dict):
+            raise trust.Untrusted("{} sent {} {!r}: not a record".format(
+                source, what, trust.shown(state)))
+        versions = state.get("versions") or []
+        links = state.get("links") or []
+        if not isinstance(versions, list) or not all(
+                isinstance(v, str) and trust.DEPLOY_VERSION.match(v) for v in versions):
+            raise trust.Untrusted("{} sent {} versions {!r}: not version names".format(
+                source, what, trust.shown(versions)))
+        if not isinstance(links, list):
+            raise trust.Untrusted("{} sent {} links {!r}: not a list".format(
+                source, what, trust.shown(links)))
+        models[model] = {
+            "current": _installed_version(state.get("current"), what + " current", source),
+            "previous": _installed_version(state.get("previous"), what + " previous", source),
+            "versions": list(versions),
+            "links": [trust.text(line, what + " link", source, max_length=4200)
+                      for line in links],
+            "link": trust.text(state.get("link"), what + " link", source, max_length=4200),
+        }
+    return models
 
 
 def disk_problem(device: DevicePlatform, graph_bytes: list[int]) -> str | None:

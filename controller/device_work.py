@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shlex
+from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -17,7 +19,8 @@ from .trust import Untrusted
 # (uff_refusal: controller/preflight.py's graph check).
 CONTROLLER_ONLY_KEYS = ("name", "pipeline_config_sha256", "uff_refusal")
 TIMING_CACHE_FROM = (8, 0)  # ITimingCache came with TensorRT 8.0
-NO_TIMING_CACHE = {"device_file": None, "pushed_dir": None, "push": [], "pushed": []}
+NO_TIMING_CACHE: dict[str, Any] = {"device_file": None, "pushed_dir": None, "push": [],
+                                   "pushed": []}
 
 
 def model_work_dir(root_dir: str, model: str) -> str:
@@ -27,7 +30,7 @@ def model_work_dir(root_dir: str, model: str) -> str:
     return "{}/work/{}".format(root_dir, model)
 
 
-def device_files(spec: dict) -> dict[str, str]:
+def device_files(spec: dict[str, Any]) -> dict[str, str]:
     """Controller path -> device file name of the files a model's build reads."""
     files = {spec["graph"]: os.path.basename(spec["graph"])}
     if spec.get("pipeline_config"):
@@ -39,8 +42,8 @@ def device_files(spec: dict) -> dict[str, str]:
     return files
 
 
-def files_to_push(catalog: dict, models: list[str], work: dict,
-                  onnx_files: dict | None = None) -> list[dict]:
+def files_to_push(catalog: dict[str, Any], models: list[str], work: dict[str, Any],
+                  onnx_files: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """[{"src", "model", "name"}] of the files the device lacks or holds with other content.
 
     Graphs are compared by sha256 with what jetson_facts saw in each model's work dir, so an
@@ -65,7 +68,7 @@ def files_to_push(catalog: dict, models: list[str], work: dict,
     return pushes
 
 
-def device_catalog_text(spec: dict) -> str:
+def device_catalog_text(spec: dict[str, Any]) -> str:
     """A one-model catalog (YAML) for the device, its paths relative to the model's work dir.
 
     ``sha256`` (computed on the controller when the catalog had no pin) stays the pin, so the
@@ -80,7 +83,7 @@ def device_catalog_text(spec: dict) -> str:
 
 
 def build_argv(python: str, models: list[str], catalog_file: str, out_dir: str, *,
-               options_args: list, extra: list) -> list[str]:
+               options_args: list[str], extra: list[str]) -> list[str]:
     """The device command of one builder process; options before ``--``, the models after it.
 
     Several models: ``catalog_file`` and ``out_dir`` name each model's own with ``{model}``
@@ -98,8 +101,8 @@ def process_groups(models: list[str], build_processes: str) -> list[list[str]]:
     return [list(models)]
 
 
-def timing_cache_work(store_caches: list, platform_id: str, tensorrt: str | None,
-                      root_dir: str) -> dict:
+def timing_cache_work(store_caches: list[Path], platform_id: str, tensorrt: str | None,
+                      root_dir: str) -> dict[str, Any]:
     """Where a device's builds keep the platform's timing cache and what is pushed for them.
 
     ``store_caches``: the store's cache files of the platform (all pushed: the builder combines
@@ -121,7 +124,7 @@ def timing_cache_work(store_caches: list, platform_id: str, tensorrt: str | None
             "pushed": names}
 
 
-def timing_cache_args(timing_cache: dict) -> list[str]:
+def timing_cache_args(timing_cache: dict[str, Any]) -> list[str]:
     """The builder's options for a timing cache of ``timing_cache_work`` (none without one)."""
     if not timing_cache["device_file"]:
         return []
@@ -131,7 +134,7 @@ def timing_cache_args(timing_cache: dict) -> list[str]:
     return args
 
 
-def timing_cache_prepare(timing_cache: dict) -> list[str]:
+def timing_cache_prepare(timing_cache: dict[str, Any]) -> list[str]:
     """Shell commands before a build with a timing cache: the builder wants the cache's
     directory to exist, and the caches pushed in earlier rounds or runs, which this build does
     not merge (the store replaced them with the combined one), leave the device."""
@@ -141,9 +144,9 @@ def timing_cache_prepare(timing_cache: dict) -> list[str]:
             "find {} -maxdepth 1 -type f{} -delete".format(pushed_dir, keep)]
 
 
-def build_processes(catalog: dict, models: list[str], *, python: str, root_dir: str,
-                    build_processes: str, options_args: list, extra: list,
-                    timing_cache: dict = NO_TIMING_CACHE) -> list[dict]:
+def build_processes(catalog: dict[str, Any], models: list[str], *, python: str, root_dir: str,
+                    build_processes: str, options_args: list[str], extra: list[str],
+                    timing_cache: dict[str, Any] = NO_TIMING_CACHE) -> list[dict[str, Any]]:
     """[{"models", "shell"}]: each builder process of a device's round and its shell command.
 
     The command writes each model's one-model catalog into the model's work directory (the
@@ -168,5 +171,5 @@ def build_processes(catalog: dict, models: list[str], *, python: str, root_dir: 
     return processes
 
 
-def verify_argv(python: str, engine_path: str, extra: list) -> list[str]:
+def verify_argv(python: str, engine_path: str, extra: list[str]) -> list[str]:
     return [python, "-m", "builder", "verify", "--json", *extra, "--", engine_path]

@@ -6,6 +6,8 @@ device cannot disagree on it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from builder import __version__ as BUILDER_VERSION
 from builder import buildkey
 from builder.platform import detect
@@ -13,13 +15,14 @@ from builder.platform import detect
 from .selection import EngineOptions, HostSelection
 
 
-def engine_build_key(spec: dict, platform_id: str, options: EngineOptions) -> str:
+def engine_build_key(spec: dict[str, Any], platform_id: str, options: EngineOptions) -> str:
     """``spec``: a preflight catalog entry (its ``sha256`` is the graph's checksum)."""
-    return buildkey.build_key(platform_id, spec["sha256"], spec, options.as_dict(),
-                              BUILDER_VERSION)
+    key: str = buildkey.build_key(platform_id, spec["sha256"], spec, options.as_dict(),
+                                  BUILDER_VERSION)
+    return key
 
 
-def host_build_keys(selection: HostSelection, platform_id: str, catalog: dict,
+def host_build_keys(selection: HostSelection, platform_id: str, catalog: dict[str, Any],
                     tensorrt: str | None = None) -> dict[str, tuple[str, str]]:
     """{model: (build_key, variant)} of every model the host selects (on ``tensorrt``)."""
     variant = selection.options.variant_for(detect.strongly_typed(tensorrt))

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import types
 from pathlib import Path
+from typing import Any
 
 from builder import __version__ as BUILDER_VERSION
 from builder import buildkey
@@ -36,8 +37,8 @@ from .store import EngineStore, StoreError
 ONNX_DIR = "onnx"
 
 
-def engine_path_of(spec: dict, tensorrt: str | None, catalog_path: str) -> tuple[str | None,
-                                                                                  str | None]:
+def engine_path_of(spec: dict[str, Any], tensorrt: str | None, catalog_path: str
+                   ) -> tuple[str | None, str | None]:
     """('uff' | 'onnx', None) for a model on a TensorRT version, or (None, why refused)."""
     if not tensorrt:
         return None, "TensorRT is not installed on the device"
@@ -57,7 +58,7 @@ def onnx_precision(engine_precision: str, tensorrt: str | None) -> str:
     return "fp32"
 
 
-def export_key(spec: dict, precision: str = "fp32") -> str:
+def export_key(spec: dict[str, Any], precision: str = "fp32") -> str:
     """What an ONNX export of ``spec`` depends on (see the module docstring); an fp16 export
     (for a strongly typed TensorRT) is another file, under another key."""
     payload = {"graph_sha256": spec["sha256"],
@@ -75,7 +76,7 @@ def export_dir(store: EngineStore, model: str, key: str) -> Path:
                                                                 trust.MODEL_NAME), key)
 
 
-def files_of(store: EngineStore, model: str, key: str) -> dict | None:
+def files_of(store: EngineStore, model: str, key: str) -> dict[str, str] | None:
     """{"onnx", "report"} paths of a verified export in the store, or None."""
     directory = export_dir(store, model, key)
     onnx, report = directory / (model + ".onnx"), directory / (model + ".onnx.json")
@@ -84,7 +85,7 @@ def files_of(store: EngineStore, model: str, key: str) -> dict | None:
     return {"onnx": str(onnx), "report": str(report)}
 
 
-def _record(stdout: str) -> dict | None:
+def _record(stdout: str) -> dict[str, Any] | None:
     try:
         record = json.loads(stdout)
     except ValueError:
@@ -93,7 +94,7 @@ def _record(stdout: str) -> dict | None:
 
 
 def export(store: EngineStore, model: str, key: str, catalog_path: str,
-           precision: str = "fp32") -> dict:
+           precision: str = "fp32") -> dict[str, str]:
     """Run ``builder onnx`` for ``model`` into the store (StoreError with its message if the
     export or its verification fails); the files' paths."""
     found = files_of(store, model, key)
@@ -101,7 +102,7 @@ def export(store: EngineStore, model: str, key: str, catalog_path: str,
         return found
     target = export_dir(store, model, key)
     target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".new-onnx-", dir=str(target.parent)))
+    work: Path | None = Path(tempfile.mkdtemp(prefix=".new-onnx-", dir=str(target.parent)))
     try:
         # Its own process: TensorFlow and tf2onnx stay out of Ansible's worker.
         run = subprocess.run(
@@ -121,7 +122,12 @@ def export(store: EngineStore, model: str, key: str, catalog_path: str,
     finally:
         if work is not None:
             shutil.rmtree(str(work), ignore_errors=True)
-    return files_of(store, model, key)
+    made = files_of(store, model, key)
+    if made is None:
+        raise StoreError("model {}: the {} ONNX export on the controller left no {} and {} "
+                         "in {}".format(model, precision, model + ".onnx", model + ".onnx.json",
+                                        target))
+    return made
 
 
 def export_problems(store: EngineStore) -> dict[Path, str]:

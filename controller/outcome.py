@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 from dataclasses import asdict, dataclass
+from typing import Any
 
 # Exit codes the builder's cli.main decides, for commands that left no readable record.
 EXIT_KINDS = {1: "tensorrt", 2: "user", 3: "disk", 4: "oom", 70: "bug"}
@@ -29,12 +30,12 @@ class BuildOutcome:
     kind: str | None       # None | user | disk | tensorrt | oom | verify | bug | lost
     reason: str | None
     elapsed: str | None
-    verify: dict | None
-    tensorrt_lines: list
-    details: dict
+    verify: dict[str, Any] | None
+    tensorrt_lines: list[str]
+    details: dict[str, Any]
 
 
-def read_records(result: dict) -> list[dict]:
+def read_records(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The builder's records in a command result's stdout: one per line (JSON lines), or the
     indented single record of builders before JSON lines."""
     text = str(result.get("stdout") or "")
@@ -56,13 +57,13 @@ def _is_record(value: object) -> bool:
     return isinstance(value, dict) and value.get("record") == 1
 
 
-def read_record(result: dict) -> dict | None:
+def read_record(result: dict[str, Any]) -> dict[str, Any] | None:
     """The one record of a single-subject command (verify), None when there is none."""
     records = read_records(result)
     return records[0] if records else None
 
 
-def _no_record(result: dict) -> tuple[str, str]:
+def _no_record(result: dict[str, Any]) -> tuple[str, str]:
     rc = result.get("rc")
     if rc is None:
         return "lost", str(result.get("msg") or "the command did not run (connection lost?)")
@@ -81,36 +82,43 @@ def _text(value: object) -> str:
     return str(value)[:MAX_MESSAGE]
 
 
-def outcome_of(model: str, build_key: str, result: dict, built: bool) -> BuildOutcome:
+def _mapping(value: object) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def outcome_of(model: str, build_key: str, result: dict[str, Any], built: bool) -> BuildOutcome:
     """``built``: the result is a build (build --verify); else a verify of an engine that was
     already on the device."""
     return outcome_from_record(model, build_key, read_record(result), result, built=built,
                                elapsed=result.get("delta"))
 
 
-def outcome_from_record(model: str, build_key: str, record: dict | None, result: dict, *,
-                        built: bool, elapsed: str | None) -> BuildOutcome:
+def outcome_from_record(model: str, build_key: str, record: dict[str, Any] | None,
+                        result: dict[str, Any], *, built: bool, elapsed: str | None
+                        ) -> BuildOutcome:
     """One model's outcome from its record, or from how its process ended (no record)."""
     if record is None:
         kind, reason = _no_record(result)
         return BuildOutcome(model, build_key, "failed", kind, reason, elapsed, None, [], {})
     lines = [_text(line) for line in (record.get("tensorrt_lines") or [])][:50]
-    details = record.get("details") if isinstance(record.get("details"), dict) else {}
-    payload = record.get("result") if isinstance(record.get("result"), dict) else {}
+    details = _mapping(record.get("details"))
+    payload = _mapping(record.get("result"))
     verify = payload.get("verify") if built else payload
     if record.get("status") == "ok":
         return BuildOutcome(model, build_key, "built" if built else "on_device", None, None,
                             elapsed, verify if isinstance(verify, dict) else None,
                             lines, details)
-    kind = record.get("kind") if record.get("kind") in EXIT_KINDS.values() or record.get(
-        "kind") == "verify" else "bug"
+    said = record.get("kind")
+    kind = said if isinstance(said, str) and (said in EXIT_KINDS.values() or said == "verify"
+                                              ) else "bug"
     reason = _text(record.get("message") or "failed")
     if kind == "verify":
         reason = "verify: " + reason
     return BuildOutcome(model, build_key, "failed", kind, reason, elapsed, None, lines, details)
 
 
-def process_outcomes(result: dict, host_plan: dict) -> list[BuildOutcome]:
+def process_outcomes(result: dict[str, Any], host_plan: dict[str, Any]) -> list[BuildOutcome]:
     """The outcome of every planned model of one builder process (``result["item"]``: the
     process, {"models", ...}).
 
@@ -119,7 +127,7 @@ def process_outcomes(result: dict, host_plan: dict) -> list[BuildOutcome]:
     without any record (the process was killed or crashed before it) says so, with the
     process's other models when there are several.
     """
-    item = result.get("item") if isinstance(result.get("item"), dict) else {}
+    item = _mapping(result.get("item"))
     models = [model for model in item.get("models") or [] if model in host_plan["models"]]
     records = read_records(result)
     by_model = {record["model"]: record for record in records if record.get("model") in models}
@@ -139,7 +147,7 @@ def process_outcomes(result: dict, host_plan: dict) -> list[BuildOutcome]:
     return outcomes
 
 
-def _elapsed_of(record: dict | None) -> str | None:
+def _elapsed_of(record: dict[str, Any] | None) -> str | None:
     """A model's own wall time from its record, in the form of Ansible's ``delta``."""
     seconds = (record or {}).get("seconds")
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
@@ -147,8 +155,9 @@ def _elapsed_of(record: dict | None) -> str | None:
     return str(datetime.timedelta(seconds=round(min(seconds, 10**7), 3)))
 
 
-def host_outcomes(build_results: list, verify_results: list, host_plan: dict, host: str,
-                  root_dir: str) -> dict:
+def host_outcomes(build_results: list[dict[str, Any]], verify_results: list[dict[str, Any]],
+                  host_plan: dict[str, Any], host: str, root_dir: str
+                  ) -> dict[str, dict[str, Any]]:
     """model -> outcome (as a dict) of one host's round, from the registered loop results:
     one per builder process (``build_results``) and one per verified model."""
     found = []
@@ -157,8 +166,10 @@ def host_outcomes(build_results: list, verify_results: list, host_plan: dict, ho
             found += process_outcomes(result, host_plan)
     for result in verify_results:
         model = result.get("item")
-        entry = host_plan["models"].get(model) if isinstance(model, str) else None
-        if result.get("skipped") or entry is None:
+        if result.get("skipped") or not isinstance(model, str):
+            continue
+        entry = host_plan["models"].get(model)
+        if entry is None:
             continue
         found.append(outcome_of(model, entry["build_key"], result, False))
     outcomes = {}
@@ -169,7 +180,7 @@ def host_outcomes(build_results: list, verify_results: list, host_plan: dict, ho
     return outcomes
 
 
-def disk_advice(host: str, outcome: dict, root_dir: str) -> str:
+def disk_advice(host: str, outcome: dict[str, Any], root_dir: str) -> str:
     """A disk failure's message with the device, the directory, the figures and the fix."""
     details = outcome.get("details") or {}
     free, needed = details.get("free_bytes"), details.get("needed_bytes")

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from builder import __version__ as BUILDER_VERSION
 from builder.platform import detect
 
 from . import device as device_checks
 from . import onnx_exports
+from .device import DevicePlatform
 from .keys import engine_build_key
 from .selection import EngineOptions, HostSelection
 from .store import EngineStore
@@ -49,14 +52,14 @@ class HostPlan:
     host: str
     platform_id: str
     scope: str
-    options: dict
+    options: dict[str, Any]
     models: dict[str, PlanEntry] = field(default_factory=dict)
     # Work directories of models the host no longer selects: their graphs are removed.
     stale_work: list[str] = field(default_factory=list)
     build_processes: str = "per_device"  # or per_model (engine_build_processes)
 
 
-def already_done(entry: dict, scope: str) -> bool:
+def already_done(entry: dict[str, Any], scope: str) -> bool:
     """Nothing to do this run: in the store (device scope: and on the device)."""
     return entry["cached"] and (scope == "platform" or entry["on_device"])
 
@@ -84,15 +87,15 @@ class StoreState:
         if key not in self.known:
             entry = self.store.lookup(key)
             problem = self.store.verify(entry) if entry else None
-            if problem and self.repair:
+            if entry is not None and problem and self.repair:
                 where = self.store.quarantine(entry, problem)
                 problem = "{}; moved to {}".format(problem, where)
             self.known[key] = (entry is not None and problem is None, problem)
         return self.known[key]
 
 
-def _disk_refusal(device, selection: HostSelection, catalog: dict, state: StoreState
-                  ) -> str | None:
+def _disk_refusal(device: DevicePlatform, selection: HostSelection, catalog: dict[str, Any],
+                  state: StoreState) -> str | None:
     """The device's disk against the builds it may do (what is not cached or on it already)."""
     sizes = []
     for model in selection.models:
@@ -104,16 +107,17 @@ def _disk_refusal(device, selection: HostSelection, catalog: dict, state: StoreS
     return device_checks.disk_problem(device, sizes)
 
 
-def _longest_first(key: str, groups: dict, hosts: dict, catalog: dict) -> tuple:
+def _longest_first(key: str, groups: dict[str, list[str]], hosts: dict[str, HostPlan],
+                   catalog: dict[str, Any]) -> tuple[int, str, str]:
     """Sort key of a build: the largest graph (the longest build expected) first."""
     host = groups[key][0]
     model = next(m for m, e in hosts[host].models.items() if e.build_key == key)
     return (-os.path.getsize(catalog[model]["graph"]), model, key)
 
 
-def make_plan(selections: dict[str, HostSelection], devices: dict, catalog: dict,
-              store: EngineStore, *, check_mode: bool, catalog_path: str = "the catalog"
-              ) -> dict:
+def make_plan(selections: dict[str, HostSelection], devices: dict[str, DevicePlatform],
+              catalog: dict[str, Any], store: EngineStore, *, check_mode: bool,
+              catalog_path: str = "the catalog") -> dict[str, Any]:
     """The plan of every host with facts (``devices``: host -> DevicePlatform)."""
     state = StoreState(store, repair=not check_mode)
     hosts: dict[str, HostPlan] = {}
@@ -144,7 +148,7 @@ def make_plan(selections: dict[str, HostSelection], devices: dict, catalog: dict
                               refused=refused or path_refused, store_problem=problem,
                               engine_path=path,
                               export_key=onnx_exports.export_key(spec, precision)
-                              if path == "onnx" else None, onnx_precision=precision)
+                              if precision is not None else None, onnx_precision=precision)
             host_plan.models[model] = entry
             if entry.refused is None and selection.scope == "platform":
                 groups.setdefault(key, []).append(host)
@@ -156,8 +160,10 @@ def make_plan(selections: dict[str, HostSelection], devices: dict, catalog: dict
         model = next(m for m, e in hosts[candidates[0]].models.items() if e.build_key == key)
         # The device holding the engine already goes first; then the least loaded, so that
         # a platform's builds spread over its devices (one build at a time per device).
-        candidates.sort(key=lambda h, m=model: (not hosts[h].models[m].on_device,
-                                                first_builds.get(h, 0), h))
+        def order(host: str, model: str = model) -> tuple[bool, int, str]:
+            return (not hosts[host].models[model].on_device, first_builds.get(host, 0), host)
+
+        candidates.sort(key=order)
         if not hosts[candidates[0]].models[model].cached:  # only builds to make count
             first_builds[candidates[0]] = first_builds.get(candidates[0], 0) + 1
         for rank, host in enumerate(candidates):
@@ -177,7 +183,7 @@ def make_plan(selections: dict[str, HostSelection], devices: dict, catalog: dict
     return plan
 
 
-def needed_exports(plan: dict) -> dict[str, dict]:
+def needed_exports(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """{export key: {"model", "precision"}} of the ONNX files this run's builds need from
     the controller (one model may need an fp32 and an fp16 one)."""
     return {entry["export_key"]: {"model": entry["model"], "precision": entry["onnx_precision"]}
@@ -186,7 +192,7 @@ def needed_exports(plan: dict) -> dict[str, dict]:
             and not already_done(entry, host_plan["scope"]) and not entry["on_device"]}
 
 
-def refuse_export(plan: dict, key: str, reason: str) -> dict:
+def refuse_export(plan: dict[str, Any], key: str, reason: str) -> dict[str, Any]:
     """The plan with every pending entry of the ONNX export ``key`` refused for ``reason``."""
     for host_plan in plan["hosts"].values():
         for entry in host_plan["models"].values():
@@ -197,7 +203,7 @@ def refuse_export(plan: dict, key: str, reason: str) -> dict:
     return plan
 
 
-def pending_entries(plan: dict) -> int:
+def pending_entries(plan: dict[str, Any]) -> int:
     """How many entries a build round would act on; 0 on a no-op rerun (no round runs)."""
     return sum(not (entry["refused"] or already_done(entry, host_plan["scope"]))
                for host_plan in plan["hosts"].values()
@@ -205,8 +211,8 @@ def pending_entries(plan: dict) -> int:
         len(host_plan["stale_work"]) for host_plan in plan["hosts"].values())
 
 
-def round_work(plan: dict, host: str, round_index: int, store: EngineStore,
-               user_errors: set[str]) -> dict:
+def round_work(plan: dict[str, Any], host: str, round_index: int, store: EngineStore,
+               user_errors: Collection[str | None]) -> dict[str, list[str]]:
     """What ``host`` does in round ``round_index``: {"build": [models], "collect": [models]}.
 
     collect-only: the device already holds the engine (a previous run built it and could not
@@ -232,8 +238,9 @@ def round_work(plan: dict, host: str, round_index: int, store: EngineStore,
     return work
 
 
-def round_works(plan: dict, round_index: int, store: EngineStore,
-                outcomes_by_host: dict) -> dict:
+def round_works(plan: dict[str, Any], round_index: int, store: EngineStore,
+                outcomes_by_host: dict[str, dict[str, dict[str, Any]]]
+                ) -> dict[str, dict[str, list[str]]]:
     """{host: work} of the hosts with work in round ``round_index``."""
     user_errors = {outcome.get("build_key") for outcomes in outcomes_by_host.values()
                    for outcome in (outcomes or {}).values() if outcome.get("kind") == "user"}
@@ -245,7 +252,7 @@ def round_works(plan: dict, round_index: int, store: EngineStore,
     return works
 
 
-def action_of(entry: dict, scope: str) -> str:
+def action_of(entry: dict[str, Any], scope: str) -> str:
     if entry["refused"]:
         return "cannot build: {}".format(entry["refused"])
     if already_done(entry, scope):
@@ -261,7 +268,7 @@ def action_of(entry: dict, scope: str) -> str:
     return prefix + ("build" if scope == "platform" else "build (device scope)")
 
 
-def plan_lines(plan: dict) -> list[str]:
+def plan_lines(plan: dict[str, Any]) -> list[str]:
     """One line per host and model (printed in --check and normal runs)."""
     lines = []
     for host, host_plan in sorted(plan["hosts"].items()):
@@ -272,6 +279,6 @@ def plan_lines(plan: dict) -> list[str]:
     return lines
 
 
-def options_args(options: dict) -> list[str]:
+def options_args(options: dict[str, Any]) -> list[str]:
     """The builder's command-line options for a host's engine options."""
     return EngineOptions(**options).builder_args()

@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, cast
 
 import yaml
 
@@ -14,17 +16,33 @@ from builder import __version__ as BUILDER_VERSION
 from builder.commands.check import catalog_report
 from builder.spec.catalog import file_sha256, load_catalog
 
-from . import schema, trust
+from . import guards, schema, trust
 from .selection import HostChecker, HostSelection, VarOrigin, fleet_wide_problems
 
-GRAPH_CHECK_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "graph-checks"
+REPOSITORY = Path(__file__).resolve().parents[1]
+GRAPH_CHECK_CACHE = REPOSITORY / ".cache" / "graph-checks"
+
+
+def raw_variables(host_vars: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A host's variables as the inventory wrote them, before any templating: Ansible's
+    HostVarsVars templates a value each time it is read (walking every item of a list), so a
+    value is looked at raw first (controller/guards.py). A plain dict (tests) is its own."""
+    raw = getattr(host_vars, "_vars", None)
+    return cast("Mapping[str, Any]", raw) if raw is not None else host_vars
+
+
+def oversized_variables(raw: Mapping[str, Any]) -> frozenset[str]:
+    """The user variables (and retired ones) whose raw value expands past guards.MAX_ITEMS."""
+    names = [v.name for v in schema.USER_VARIABLES] + list(schema.RETIRED)
+    return frozenset(name for name in names
+                     if name in raw and guards.expanded_size_exceeds(raw[name]))
 
 
 def catalog_line(path: str, model: str, key: str) -> str:
     """'models.yml:12' of ``key`` of ``model`` in the catalog (the model's line if the key is
     not written there)."""
     try:
-        root = yaml.compose(Path(path).read_text())
+        root: Any = yaml.compose(Path(path).read_text())
         models = next(v for k, v in root.value if k.value == "models")
         entry = next(v for k, v in models.value if k.value == model)
         node = next((k for k, _ in entry.value if k.value == key), entry)
@@ -33,7 +51,7 @@ def catalog_line(path: str, model: str, key: str) -> str:
         return path
 
 
-def path_problems(specs: dict, catalog_path: str, allowed_dirs: list[str]) -> list[str]:
+def path_problems(specs: dict[str, Any], catalog_path: str, allowed_dirs: list[str]) -> list[str]:
     """Graph and pipeline_config paths must resolve inside the catalog's directory (or a
     directory the user allowed): a link to a controller secret must not reach the fleet."""
     roots = [Path(os.path.dirname(catalog_path))] + [Path(d) for d in allowed_dirs]
@@ -57,14 +75,14 @@ def path_problems(specs: dict, catalog_path: str, allowed_dirs: list[str]) -> li
 GRAPH_CHECKS_VERSION = 2
 
 
-def _graph_check_key(spec: dict) -> str:
+def _graph_check_key(spec: dict[str, Any]) -> str:
     text = json.dumps({"spec": {k: v for k, v in spec.items() if k != "graph"},
                        "builder": BUILDER_VERSION, "checks": GRAPH_CHECKS_VERSION},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _passed_check(marker: Path) -> dict | None:
+def _passed_check(marker: Path) -> dict[str, Any] | None:
     """What a graph check that passed recorded ({"uff_refusal": text or None}), or None."""
     try:
         record = json.loads(marker.read_text())
@@ -73,7 +91,7 @@ def _passed_check(marker: Path) -> dict | None:
     return record if isinstance(record, dict) and "uff_refusal" in record else None
 
 
-def graph_problems(specs: dict, catalog_path: str, cache_dir: Path = GRAPH_CHECK_CACHE
+def graph_problems(specs: dict[str, Any], catalog_path: str, cache_dir: Path = GRAPH_CHECK_CACHE
                    ) -> tuple[list[str], list[str], dict[str, str]]:
     """(problems, notes, uff refusals) of the graph checks (builder/graph/check.py) of the
     selected models; ``uff refusals``: {model: why the UFF path cannot build it}, for the
@@ -83,7 +101,10 @@ def graph_problems(specs: dict, catalog_path: str, cache_dir: Path = GRAPH_CHECK
     checked again: the check imports TensorFlow, which costs seconds. Its marker keeps the
     refusal.
     """
-    problems, notes, pending, refusals = [], [], [], {}
+    problems: list[str] = []
+    notes: list[str] = []
+    pending: list[tuple[str, dict[str, Any], Path]] = []
+    refusals: dict[str, str] = {}
     for name, spec in sorted(specs.items()):
         marker = cache_dir / (_graph_check_key(spec) + ".ok")
         passed = _passed_check(marker)
@@ -121,8 +142,8 @@ def graph_problems(specs: dict, catalog_path: str, cache_dir: Path = GRAPH_CHECK
     return problems, notes, refusals
 
 
-def run_preflight(catalog_path: str, hosts: list[str], hostvars, inventory_sources: list[str],
-                  playbook_dir: str | None) -> dict:
+def run_preflight(catalog_path: str, hosts: list[str], hostvars: Mapping[str, Any],
+                  inventory_sources: list[str], playbook_dir: str | None) -> dict[str, Any]:
     """{"problems", "notes", "catalog": {name: spec}, "selections": {host: selection}}."""
     catalog_path = os.path.realpath(catalog_path)
     report = catalog_report(catalog_path)
@@ -130,19 +151,26 @@ def run_preflight(catalog_path: str, hosts: list[str], hostvars, inventory_sourc
     catalog = report.get("models") if not problems else None
     origin = VarOrigin(inventory_sources, playbook_dir)
     values_by_host, selections = {}, {}
+    holds = {"the repository": str(REPOSITORY),
+             "the catalog's directory": os.path.dirname(catalog_path)}
     for host in hosts:
         host_vars = hostvars[host]
         groups = list(host_vars.get("group_names") or [])
+        # Looked at raw first: a value that expands past guards.MAX_ITEMS (a YAML alias bomb)
+        # is refused without being templated (which would walk all of it).
+        raw = raw_variables(host_vars)
+        oversized = oversized_variables(raw)
         # A path the inventory does not set is the role's default (not checked per host).
-        values = {v.name: host_vars.get(v.name, None if v.type == "path" else v.default)
-                  for v in schema.USER_VARIABLES}
-        values.update({name: host_vars[name] for name in schema.RETIRED if name in host_vars})
+        values = {v.name: None if v.name in oversized else host_vars.get(
+            v.name, None if v.type == "path" else v.default) for v in schema.USER_VARIABLES}
+        values.update({name: None for name in schema.RETIRED if name in raw})
         values_by_host[host] = values
 
-        def where(key, host=host, groups=groups):
+        def where(key: str, host: str = host, groups: list[str] = groups) -> str:
             return origin.find(host, groups, key)
 
-        checker = HostChecker(host, values, where, catalog, catalog_path)
+        checker = HostChecker(host, values, where, catalog, catalog_path,
+                              oversized=oversized, holds=holds)
         selection = checker.check()
         problems += checker.problems
         if selection is not None:
@@ -171,5 +199,5 @@ def run_preflight(catalog_path: str, hosts: list[str], hostvars, inventory_sourc
             "selections": {h: s.as_dict() for h, s in selections.items()}}
 
 
-def selections_from(data: dict) -> dict[str, HostSelection]:
+def selections_from(data: dict[str, Any]) -> dict[str, HostSelection]:
     return {host: HostSelection.from_dict(item) for host, item in data.items()}

@@ -6,7 +6,9 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from builder.atomic import write_text
 
@@ -20,11 +22,13 @@ DOCUMENTS = ("report.md", "report.html")
 DEPLOYMENTS = "deployments.json"  # written by controller/deployments.py
 
 
-def _run_facts(plan: dict, hostvars, hosts: list[str], active: set) -> RunFacts | None:
+def _run_facts(plan: dict[str, Any], hostvars: Mapping[str, Any], hosts: list[str],
+               active: set[str]) -> RunFacts | None:
     """What the hosts did in this run; None when nothing ran on a device (no round)."""
     if plan.get("pending", 1) == 0:
         return None
-    outcomes, collected = {}, {}
+    outcomes: dict[str, dict[str, dict[str, Any]]] = {}
+    collected: dict[str, dict[str, str]] = {}
     for host in hosts:
         if host not in plan["hosts"]:
             continue
@@ -39,10 +43,14 @@ def _run_facts(plan: dict, hostvars, hosts: list[str], active: set) -> RunFacts 
     return RunFacts(outcomes, collected, active)
 
 
-def run_report(plan: dict, hostvars, hosts: list[str], active: set, store_dir: str, *,
-               check_mode: bool, documents=DOCUMENTS) -> tuple[list, list, list]:
+def run_report(plan: dict[str, Any], hostvars: Mapping[str, Any], hosts: list[str],
+               active: set[str], store_dir: str, *, check_mode: bool,
+               documents: Sequence[str] = DOCUMENTS
+               ) -> tuple[list[dict[str, Any]], list[str], list[str]]:
     """(summary rows, report files written, notes)."""
-    rows, written, notes = [], [], []
+    rows: list[dict[str, Any]] = []
+    written: list[str] = []
+    notes: list[str] = []
     store = EngineStore(store_dir) if store_dir else None
     if plan:
         facts = None if check_mode else _run_facts(plan, hostvars, hosts, active)
@@ -61,8 +69,8 @@ def run_report(plan: dict, hostvars, hosts: list[str], active: set, store_dir: s
     return rows, written, notes
 
 
-def finish_run(plan: dict, hostvars, hosts: list[str], active: set, store_dir: str, *,
-               check_mode: bool) -> dict:
+def finish_run(plan: dict[str, Any], hostvars: Mapping[str, Any], hosts: list[str],
+               active: set[str], store_dir: str, *, check_mode: bool) -> dict[str, Any]:
     """The run's last step, as a task result: the summary rows (``summary_rows``, which the
     engine_summary callback prints), the store's reports where they changed, then the run lock
     released (by the run's ansible-playbook process, the parent of the worker running this).
@@ -74,7 +82,7 @@ def finish_run(plan: dict, hostvars, hosts: list[str], active: set, store_dir: s
         if store_dir and not check_mode:
             runlock.release(Path(store_dir), os.getppid())
     failed = [row for row in rows if row["status"] == "failed"]
-    result = {"failed_rows": failed, "written": written, "notes": notes,
+    result: dict[str, Any] = {"failed_rows": failed, "written": written, "notes": notes,
               "changed": bool(written), "msg": "reports written: {}".format(
                   ", ".join(written) or "none (unchanged)")}
     if plan:  # no plan (the run stopped before it): no rows to show
@@ -86,7 +94,8 @@ def finish_run(plan: dict, hostvars, hosts: list[str], active: set, store_dir: s
     return result
 
 
-def _record_attempts(store: EngineStore, plan: dict, rows: list) -> None:
+def _record_attempts(store: EngineStore, plan: dict[str, Any], rows: list[dict[str, Any]]
+                     ) -> None:
     """attempts.json after this run, written only when it changed (a no-op rerun writes
     nothing)."""
     previous = read_attempts(store.root)
@@ -96,7 +105,7 @@ def _record_attempts(store: EngineStore, plan: dict, rows: list) -> None:
         write_json_atomic(store.root / ATTEMPTS_NAME, attempts)
 
 
-def write_reports(store: EngineStore, documents=DOCUMENTS) -> list[str]:
+def write_reports(store: EngineStore, documents: Sequence[str] = DOCUMENTS) -> list[str]:
     """Render the store's reports from index.json (and deployments.json: the fleet view);
     write those whose content changed. Returns the paths written."""
     index = dict(store.index())

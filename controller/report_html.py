@@ -6,8 +6,12 @@ html.escape. Cells carry the raw value in ``data-value`` so tools (and the tests
 the page back without parsing formatted numbers.
 """
 
+from __future__ import annotations
+
 import html
 import math
+from collections.abc import Callable
+from typing import Any, TypedDict
 
 from .report_md import (
     BUILD_TIME_TEXT,
@@ -77,6 +81,28 @@ svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif
 footer { color: #57606a; font-size: 12px; margin-top: 24px; }
 """
 
+
+class Chart(TypedDict):
+    """What a bar chart shows (bar_chart's ``measure``)."""
+
+    key: str  # of the rows
+    caption: str
+    label: Callable[[float | None], str]  # a bar's value text
+    tick: Callable[[float], str]  # an axis label
+    step: Callable[[float], float]  # the axis step for a raw step
+    verified_only: bool  # draw verified engines only
+
+
+class Slot(TypedDict):
+    """A bar's place in its chart (_bar's ``slot``)."""
+
+    x: float
+    width: int
+    colour: str
+    y_of: Callable[[float], float]
+    base: int
+
+
 # Chart geometry (SVG user units = CSS pixels at 100 %).
 PLOT_HEIGHT = 220
 TOP = 44          # room for the legend
@@ -87,15 +113,16 @@ GROUP_GAP = 28
 GROUP_MIN_WIDTH = 190  # room for the two-line platform label under a group
 
 
-def esc(value):
+def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _data_value(value):
+def _data_value(value: object) -> str:
     return "" if value is None else ' data-value="{}"'.format(esc(value))
 
 
-def _cell(css_class, text, value=None, sub=None, title=None):
+def _cell(css_class: str, text: object, value: object = None, sub: str | None = None,
+          title: str | None = None) -> str:
     """One <td>; ``value`` (raw) goes to data-value, ``sub`` to a second grey line."""
     inner = esc(text)
     if sub:
@@ -104,14 +131,14 @@ def _cell(css_class, text, value=None, sub=None, title=None):
     return '<td class="{}"{}{}>{}</td>'.format(css_class, _data_value(value), title_attr, inner)
 
 
-def _model_cell(row):
+def _model_cell(row: dict[str, Any]) -> str:
     return '<td class="model"{}>{}<span class="sub variant"{}>{}</span></td>'.format(
         _data_value(row["model"]), esc(row["model"]), _data_value(row["variant"]),
         esc(text_or_missing(row["variant"]) + (" · " + row["engine_path"]
                                                if row["engine_path"] else "")))
 
 
-def _built_cell(row):
+def _built_cell(row: dict[str, Any]) -> str:
     """When (UTC) and, on a second line, on which host; each with its raw value."""
     host = row["built_on"]
     return '<td class="built"{}>{}<span class="sub built-on"{}>on {}</span></td>'.format(
@@ -119,7 +146,7 @@ def _built_cell(row):
         _data_value(host), esc(text_or_missing(host)))
 
 
-def _status_cell(row):
+def _status_cell(row: dict[str, Any]) -> str:
     why = '<span class="why">{}</span>'.format(esc(row["status_detail"])) \
         if row["status_detail"] else ""
     return '<td class="status" data-value="{}"><span class="{}">{}</span>{}</td>'.format(
@@ -132,7 +159,7 @@ TABLE_HEAD = (("platform", "Platform"), ("model", "Model, variant"), ("status", 
               ("graph", "Graph"))
 
 
-def _table(rows):
+def _table(rows: list[dict[str, Any]]) -> str:
     head = "".join('<th class="{}">{}</th>'.format(c, esc(t)) for c, t in TABLE_HEAD)
     body = []
     previous = None
@@ -160,9 +187,9 @@ def _table(rows):
             "<tbody>\n{}\n</tbody></table></div>").format(head, "\n".join(body))
 
 
-def decimal_step(raw):
+def decimal_step(raw: float) -> float:
     """The smallest of 1, 2, 2.5, 5 x 10^n that is >= raw."""
-    magnitude = 10 ** math.floor(math.log10(raw))
+    magnitude: float = 10 ** math.floor(math.log10(raw))
     return next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
 
 
@@ -170,11 +197,12 @@ def decimal_step(raw):
 DURATION_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
 
 
-def duration_step(raw):
+def duration_step(raw: float) -> float:
     return next((step for step in DURATION_STEPS if step >= raw), decimal_step(raw))
 
 
-def nice_ticks(largest, step_for, count=4):
+def nice_ticks(largest: float, step_for: Callable[[float], float], count: int = 4
+               ) -> list[float]:
     """Round axis ticks 0..top covering ``largest`` with about ``count`` steps."""
     if not largest or largest <= 0:
         return [0, 1]
@@ -183,7 +211,7 @@ def nice_ticks(largest, step_for, count=4):
     return [round(step * i, 10) for i in range(needed + 1)]
 
 
-def _platform_label(rows, platform_id):
+def _platform_label(rows: list[dict[str, Any]], platform_id: str) -> tuple[str, str]:
     """Two short lines under a bar group: the module, then L4T / TensorRT."""
     row = next(r for r in rows if r["platform_id"] == platform_id)
     if not row["module"]:
@@ -197,7 +225,7 @@ def _platform_label(rows, platform_id):
     return row["module"] + (" ({})".format(family) if family else ""), " · ".join(facts)
 
 
-def bar_chart(rows, measure):
+def bar_chart(rows: list[dict[str, Any]], measure: Chart) -> str:
     """Grouped bars: one group per platform, one bar per model, of one ``measure``.
 
     measure: "key" of the rows, "caption", "label" (value text), "tick" (axis text),
@@ -218,7 +246,7 @@ def bar_chart(rows, measure):
     top = ticks[-1]
     base = TOP + PLOT_HEIGHT
 
-    def y_of(value):
+    def y_of(value: float) -> float:
         return base - PLOT_HEIGHT * value / float(top)
 
     parts = ['<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {w} {h}" '
@@ -241,7 +269,7 @@ def bar_chart(rows, measure):
         x0 = LEFT + g * group + (group - bar * len(models)) / 2.0
         for m, model in enumerate(models):
             row = values.get((platform_id, model))
-            slot = {"x": x0 + m * bar, "width": bar, "colour": PALETTE[m % len(PALETTE)],
+            slot: Slot = {"x": x0 + m * bar, "width": bar, "colour": PALETTE[m % len(PALETTE)],
                     "y_of": y_of, "base": base}
             parts.append(_bar(row, key, formatter, slot, row in drawn))
         line1, line2 = _platform_label(rows, platform_id)
@@ -255,7 +283,8 @@ def bar_chart(rows, measure):
         esc(measure["caption"]), "".join(parts))
 
 
-def _bar(row, key, formatter, slot, drawn):
+def _bar(row: dict[str, Any] | None, key: str, formatter: Callable[[float | None], str], slot: Slot,
+         drawn: bool) -> str:
     """One bar with its value on top, or (not ``drawn``) a short note saying why not.
 
     slot: x and width of the bar's place, its colour, y_of(value) and the base line's y.
@@ -283,11 +312,11 @@ def _bar(row, key, formatter, slot, drawn):
                 esc(row["platform_id"]), esc(label), label_attrs, esc(label))
 
 
-def _axis_fps(value):
+def _axis_fps(value: float) -> str:
     return "{:g}".format(value)
 
 
-def _axis_seconds(value):
+def _axis_seconds(value: float) -> str:
     """0, 30 s, 5m, 2h: the axis steps are whole seconds, minutes or hours."""
     if value >= 3600 and value % 3600 == 0:
         return "{:g}h".format(value / 3600)
@@ -296,15 +325,15 @@ def _axis_seconds(value):
     return "{:g} s".format(value) if value else "0"
 
 
-FPS_CHART = {"key": "fps", "caption": "FPS measured on the device (higher is better)",
+FPS_CHART: Chart = {"key": "fps", "caption": "FPS measured on the device (higher is better)",
              "label": format_fps, "tick": _axis_fps, "step": decimal_step,
              "verified_only": True}
-BUILD_TIME_CHART = {"key": "build_seconds", "caption": "TensorRT build time on the device",
+BUILD_TIME_CHART: Chart = {"key": "build_seconds", "caption": "TensorRT build time on the device",
                     "label": format_duration, "tick": _axis_seconds, "step": duration_step,
                     "verified_only": False}
 
 
-def _fleet_table(index):
+def _fleet_table(index: dict[str, Any] | None) -> list[str]:
     """The fleet view: device x model -> deployed version, platform, status, health, when."""
     fleet = fleet_rows(index)
     if not fleet:
@@ -318,7 +347,7 @@ def _fleet_table(index):
             "</table></div>".format(head, body)]
 
 
-def _grid_table(index):
+def _grid_table(index: dict[str, Any] | None) -> list[str]:
     """Platform x model: each cell lists the engines in the store and the runs' failures."""
     models, lines = grid(index)
     if not lines:
@@ -346,7 +375,7 @@ SIMULATED_HTML = ('<p class="simulated"><strong>SIMULATED</strong>: {}</p>'.form
     esc(SIMULATED_TEXT)))
 
 
-def engine_store_report_html(index):
+def engine_store_report_html(index: dict[str, Any] | None) -> str:
     """The whole report page (a str) for index.json's content."""
     rows = store_rows(index)
     if rows:
@@ -377,10 +406,11 @@ def engine_store_report_html(index):
 
 
 # The store's report files and what renders each of them from index.json's content.
-STORE_DOCUMENTS = {"report.md": engine_store_report, "report.html": engine_store_report_html}
+STORE_DOCUMENTS: dict[str, Callable[[dict[str, Any] | None], str]] = {
+    "report.md": engine_store_report, "report.html": engine_store_report_html}
 
 
-def engine_store_document(index, name):
+def engine_store_document(index: dict[str, Any] | None, name: str) -> str:
     """The content of the store's report file ``name`` (report.md or report.html)."""
     if name not in STORE_DOCUMENTS:
         raise ValueError("engine_store_document: unknown report {!r}; expected one of {}".format(

@@ -5,6 +5,10 @@ Both the Markdown and the HTML report (engine_report_html.py) are built from the
 reads the clock, so the same index.json always gives the same report bytes.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 SIMULATED_TEXT = ("these engines were built by a simulated fleet (test doubles of TensorRT): "
                   "they do not run on a Jetson, and their FPS, latency and build times are "
                   "emulated")
@@ -14,7 +18,7 @@ NOT_VERIFIED = "not verified"
 MISSING = "–"  # en dash: a value the index does not have
 
 
-def verify_status(verify):
+def verify_status(verify: dict[str, Any] | None) -> tuple[str, str]:
     """(status, detail) of an engine from its index "verify" entry."""
     if not verify or "ok" not in verify:
         return NOT_VERIFIED, "no verify result in the manifest"
@@ -24,7 +28,7 @@ def verify_status(verify):
     return VERIFY_FAILED, "; ".join(str(p) for p in problems) or "verification reported a failure"
 
 
-def store_rows(index):
+def store_rows(index: dict[str, Any] | None) -> list[dict[str, Any]]:
     """One dict per engine of index.json, sorted by platform then model."""
     rows = []
     entries = (index or {}).get("entries") or {}
@@ -61,13 +65,13 @@ def store_rows(index):
     return rows
 
 
-def newest_build(rows):
+def newest_build(rows: list[dict[str, Any]]) -> str | None:
     """The latest created_utc of the rows (ISO 8601 UTC strings sort by time), or None."""
-    stamps = [row["created_utc"] for row in rows if row["created_utc"]]
+    stamps: list[str] = [row["created_utc"] for row in rows if row["created_utc"]]
     return max(stamps) if stamps else None
 
 
-def format_size(size):
+def format_size(size: float | None) -> str:
     if size is None:
         return MISSING
     if size < 1048576:
@@ -75,7 +79,7 @@ def format_size(size):
     return "{:.1f} MiB".format(size / 1048576.0)
 
 
-def format_duration(seconds):
+def format_duration(seconds: float | None) -> str:
     """1.5 s / 7m 05s / 1h 02m: build times run from seconds (simulated) to an hour."""
     if seconds is None:
         return MISSING
@@ -87,15 +91,15 @@ def format_duration(seconds):
     return "{}h {:02d}m".format(whole // 3600, whole % 3600 // 60)
 
 
-def format_fps(fps):
+def format_fps(fps: float | None) -> str:
     return MISSING if fps is None else "{:.1f}".format(fps)
 
 
-def format_ms(ms):
+def format_ms(ms: float | None) -> str:
     return MISSING if ms is None else "{:.1f} ms".format(ms)
 
 
-def format_utc(stamp):
+def format_utc(stamp: str | None) -> str:
     """2026-11-25T03:31:31Z -> 2026-11-25 03:31 (the report says UTC in its headers)."""
     if not stamp:
         return MISSING
@@ -107,14 +111,15 @@ def format_utc(stamp):
 FAMILY_BY_SOC = {"tegra194": "Xavier", "tegra234": "Orin", "tegra264": "Thor"}
 
 
-def module_family(row):
+def module_family(row: dict[str, Any]) -> str | None:
     """"Thor" for a jetson-t5000; None where the module's name says the family already."""
-    family = FAMILY_BY_SOC.get(row.get("soc"))
+    soc = row.get("soc")
+    family = FAMILY_BY_SOC.get(soc) if isinstance(soc, str) else None
     module = (row.get("module") or "").lower()
     return family if family and module and family.lower() not in module else None
 
 
-def platform_facts(row):
+def platform_facts(row: dict[str, Any]) -> str:
     """"JetPack 4.6.1 · L4T 32.7.1 · TensorRT 8.2.1.8" from what the row knows (led by the
     family where the module's name does not say it: "Thor · JetPack 7.1 · ...")."""
     family = module_family(row)
@@ -127,15 +132,15 @@ def platform_facts(row):
     return " · ".join(parts)
 
 
-def short_sha(sha):
+def short_sha(sha: str | None) -> str:
     return sha[:12] if sha else MISSING
 
 
-def text_or_missing(value):
+def text_or_missing(value: object) -> str:
     return MISSING if value in (None, "") else str(value)
 
 
-def summary_line(rows):
+def summary_line(rows: list[dict[str, Any]]) -> str:
     """The one-line overview both reports open with."""
     platforms = len({row["platform_id"] for row in rows})
     models = len({row["model"] for row in rows})
@@ -153,9 +158,11 @@ def summary_line(rows):
 
 
 NEVER_BUILT = "never built"
+# A platform's row of the grid: (platform_id, {model: [cell]}), a cell {"state", "variant", "text"}.
+GridLine = tuple[str, dict[str, list[dict[str, Any]]]]
 
 
-def grid(index):
+def grid(index: dict[str, Any] | None) -> tuple[list[str], list[GridLine]]:
     """(models, [(platform_id, {model: [cell]})]): the platform x model view of the store's
     engines and the runs' failures (index["attempts"], controller/attempts.py).
 
@@ -163,7 +170,7 @@ def grid(index):
     "refused" (with the reason and host), or "never built" (with why).
     """
     attempts = ((index or {}).get("attempts") or {}).get("platforms") or {}
-    engines = {}
+    engines: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in store_rows(index):
         engines.setdefault((row["platform_id"], row["model"]), []).append(row)
     models = {model for _, model in engines}
@@ -196,7 +203,7 @@ def grid(index):
     return sorted(models), lines
 
 
-def hosts_without_platform(index):
+def hosts_without_platform(index: dict[str, Any] | None) -> list[tuple[str, str]]:
     attempts = (index or {}).get("attempts") or {}
     return sorted((attempts.get("hosts_without_platform") or {}).items())
 
@@ -206,7 +213,7 @@ GRID_INTRO = ("Every platform and model the store or the runs know: the engines 
               "built.")
 
 
-def _md_grid(index):
+def _md_grid(index: dict[str, Any] | None) -> list[str]:
     models, lines = grid(index)
     if not lines:
         return []
@@ -223,7 +230,7 @@ def _md_grid(index):
     return out
 
 
-def _md_cell(text):
+def _md_cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
@@ -235,7 +242,7 @@ MD_COLUMNS = ("platform", "model", "status", "variant", "size", "TensorRT build"
               "latency (median)", "built (UTC)", "built on", "graph")
 
 
-def _md_cells(row):
+def _md_cells(row: dict[str, Any]) -> tuple[str, ...]:
     status = row["status"] + (": " + row["status_detail"] if row["status_detail"] else "")
     platform = "{} ({})".format(row["platform_id"], platform_facts(row)) if platform_facts(
         row) else row["platform_id"]
@@ -248,7 +255,7 @@ def _md_cells(row):
             text_or_missing(row["built_on"]), graph)
 
 
-def fleet_rows(index):
+def fleet_rows(index: dict[str, Any] | None) -> list[dict[str, Any]]:
     """One dict per (host, model) of the deployments record the index carries (if any)."""
     hosts = ((index or {}).get("deployments") or {}).get("hosts") or {}
     return [dict(record, host=host, model=model)
@@ -260,13 +267,13 @@ FLEET_COLUMNS = ("device", "model", "deployed version", "platform", "status", "h
                  "when (UTC)")
 
 
-def fleet_cells(row):
+def fleet_cells(row: dict[str, Any]) -> tuple[str, ...]:
     return (row["host"], row["model"], text_or_missing(row.get("version")),
             text_or_missing(row.get("platform_id")), text_or_missing(row.get("status")),
             text_or_missing(row.get("health")), format_utc(row.get("when")))
 
 
-def engine_store_report(index):
+def engine_store_report(index: dict[str, Any] | None) -> str:
     """Markdown report of the store (platform x model), from index.json's content."""
     rows = store_rows(index)
     lines = ["# TensorRT engines in the store", ""]

@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 RUN_LOCK_NAME = ".run-lock"
 POLL_SECONDS = 2.0
@@ -33,26 +34,29 @@ def process_start(pid: int) -> str | None:
         return None
 
 
-def _read(path: Path) -> dict | None:
+def _read(path: Path) -> dict[str, Any] | None:
+    """The lock's holder; None when there is none or it is unreadable (not a JSON object)."""
     try:
-        return json.loads(path.read_text())
+        holder = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return holder if isinstance(holder, dict) else None
 
 
-def holder_alive(holder: dict) -> bool:
+def holder_alive(holder: dict[str, Any]) -> bool:
     pid = holder.get("pid")
     return isinstance(pid, int) and process_start(pid) == holder.get("start")
 
 
-def describe(holder: dict) -> str:
+def describe(holder: dict[str, Any]) -> str:
     return "run of pid {} by {} on {} since {} ({})".format(
         holder.get("pid"), holder.get("user"), holder.get("host"), holder.get("since"),
         holder.get("command", "?"))
 
 
 def acquire(store_dir: Path, owner_pid: int, command: str, wait_s: int, *,
-            say: Callable[[str], None], clock=time.monotonic, sleep=time.sleep) -> bool:
+            say: Callable[[str], None], clock: Callable[[], float] = time.monotonic,
+            sleep: Callable[[float], None] = time.sleep) -> bool:
     """Take the store's run lock for ``owner_pid``; True when newly taken, False when that
     process already holds it. Waits up to ``wait_s`` for another live run (StoreBusy after)."""
     store_dir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .guards import control_character_problem, expanded_size_exceeds
+
 PRECISIONS = ("fp16", "fp32")
 BUILD_SCOPES = ("platform", "device")
 BUILD_PROCESSES = ("per_device", "per_model")
@@ -20,7 +22,7 @@ class Variable:
     type: str  # "str", "int", "list", "path", "bool"
     default: Any
     doc: str
-    choices: tuple = ()
+    choices: tuple[Any, ...] = ()
     minimum: int | None = None
     maximum: int | None = None
     nullable: bool = False
@@ -101,6 +103,36 @@ def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def shown(value: Any) -> str:
+    """repr of a value for a message, bounded: a large list or mapping (a YAML alias may make
+    it expand to billions of items) is described, never printed."""
+    if isinstance(value, (list, tuple, dict)) and expanded_size_exceeds(value, 50):
+        return "a {} of more than 50 items".format("mapping" if isinstance(value, dict)
+                                                   else "list")
+    text = repr(value)
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+CONTROL_FIX = ("Remove it: write the value on one line, in plain or quoted YAML (a block "
+               "scalar `|` keeps a trailing newline; an escape like \\n in double quotes "
+               "is a newline).")
+
+
+def control_problem(variable: Variable, value: Any) -> str | None:
+    """The control characters of a text value, or of a list's items (None when there are
+    none): they would become part of a directory name or a command line."""
+    if isinstance(value, str) and variable.type in ("str", "path"):
+        return control_character_problem(value, "the value")
+    if isinstance(value, list) and variable.type == "list":
+        for item in value:
+            if isinstance(item, str):
+                text = control_character_problem(
+                    item, "model name" if variable.name == "engine_models" else "item")
+                if text:
+                    return text
+    return None
+
+
 def problem_with(variable: Variable, value: Any) -> str | None:  # noqa: PLR0911
     """What is wrong with ``value`` for ``variable`` (None when it fits)."""
     if value is None:
@@ -115,12 +147,12 @@ def problem_with(variable: Variable, value: Any) -> str | None:  # noqa: PLR0911
         return None
     if variable.type == "list":
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            return "{!r} is not a list of names".format(value)
+            return "{} is not a list of names".format(shown(value))
         return None
     if variable.type == "bool":
         return None if isinstance(value, bool) else "{!r} is not true or false".format(value)
     if not isinstance(value, str):
-        return "{!r} is not text".format(value)
+        return "{} is not text".format(shown(value))
     if variable.choices and value not in variable.choices:
         return "{!r} is not one of {}".format(value, ", ".join(variable.choices))
     return None

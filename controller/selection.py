@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import yaml
 
-from . import schema
+from . import guards, schema
 
 YAML_SUFFIXES = ("", ".yml", ".yaml", ".json")
 FALLBACK_FILE = "group_vars/<group>.yml or host_vars/{host}.yml"
@@ -30,7 +30,7 @@ class EngineOptions:
     max_batch: int
     dla_core: int | None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @property
@@ -69,13 +69,13 @@ class HostSelection:
     # per_device | per_model: how many builder processes the host's models of a round take.
     build_processes: str = "per_device"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"host": self.host, "models": list(self.models), "options": self.options.as_dict(),
                 "scope": self.scope, "origins": dict(self.origins),
                 "build_processes": self.build_processes}
 
     @classmethod
-    def from_dict(cls, data: dict) -> HostSelection:
+    def from_dict(cls, data: dict[str, Any]) -> HostSelection:
         return cls(host=data["host"], models=tuple(data["models"]),
                    options=EngineOptions(**data["options"]), scope=data["scope"],
                    origins=dict(data.get("origins") or {}),
@@ -128,7 +128,7 @@ class VarOrigin:
     def __init__(self, inventory_sources: list[str], playbook_dir: str | None):
         self.bases: list[Path] = []
         self.inventory_files: list[Path] = []
-        self._files: dict[tuple, list[Path]] = {}
+        self._files: dict[tuple[Path, str, str], list[Path]] = {}
         self._parsed: dict[Path, Any] = {}
         for source in inventory_sources:
             path = Path(source)
@@ -177,34 +177,66 @@ class VarOrigin:
         return str(path)
 
 
-class HostChecker:
-    """The checks of one host's user variables (controller/schema.py); a message per problem."""
+ALIAS_FIX = ("Write the value out without YAML aliases (*name) repeated inside it: a few "
+             "anchors nested in each other expand to billions of items (a 'billion laughs'), "
+             "which Ansible's templating would walk before the run could report anything.")
+STORE_FIX = ("Give the store a directory of its own, e.g. /srv/engine-store or the default "
+             "artifacts/engines: the store gets a lock, index.json, .staging/ and .quarantine/ "
+             "there, and `python3 -m controller store repair` removes what looks like a "
+             "killed run's leftovers in it.")
+ALLOWED_FIX = ("Name the directory that holds the graphs, not a system or home directory: "
+               "every file below an allowed directory can be sent to every device as a graph.")
 
-    def __init__(self, host: str, values: dict, origin: Callable[[str], str],
-                 catalog_models: dict | None, catalog_path: str):
+
+class HostChecker:
+    """The checks of one host's user variables (controller/schema.py); a message per problem.
+
+    ``oversized``: variables whose raw value expands past guards.MAX_ITEMS (not templated, not
+    in ``values``); ``holds``: {what: path} a store directory must not hold (the repository,
+    the catalog's directory)."""
+
+    def __init__(self, host: str, values: dict[str, Any], origin: Callable[[str], str],
+                 catalog_models: dict[str, Any] | None, catalog_path: str, *,
+                 oversized: frozenset[str] = frozenset(), holds: dict[str, str] | None = None):
         self.host = host
         self.values = values
         self.origin = origin
         self.catalog_models = catalog_models
         self.catalog_path = catalog_path
+        self.oversized = oversized
+        self.holds = dict(holds or {})
         self.problems: list[str] = []
+        self.refused_keys: set[str] = set()
 
     def problem(self, key: str, text: str, fix: str) -> None:
+        self.refused_keys.add(key)
         self.problems.append("host '{}', file {}, key '{}': {}. {}".format(
             self.host, self.origin(key), key, text, fix))
 
     def check(self) -> HostSelection | None:
+        for name in sorted(self.oversized):
+            self.problem(name, "the value expands to more than {} items when its YAML aliases "
+                         "are followed; refused before anything expands it".format(
+                             guards.MAX_ITEMS), ALIAS_FIX)
         for variable in schema.USER_VARIABLES:
             value = self.values.get(variable.name)
-            if variable.name == "engine_models" or (value is None and variable.type == "path"):
+            if variable.name in self.oversized or (value is None and variable.type == "path"):
                 continue
+            control = schema.control_problem(variable, value)
+            if control:
+                self.problem(variable.name, control, schema.CONTROL_FIX)
+                continue
+            if variable.name == "engine_models":
+                continue  # check_models, below
             text = schema.problem_with(variable, self.values[variable.name])
             if text:
                 self.problem(variable.name, text, schema.fix_for(variable))
+        self.check_directories()
         for name, instead in schema.RETIRED.items():
             if name in self.values:
                 self.problem(name, "this variable was retired", instead + ".")
-        self.check_models(self.values.get("engine_models"))
+        if "engine_models" not in self.refused_keys:
+            self.check_models(self.values.get("engine_models"))
         catalog = self.values.get("engine_catalog")
         if catalog and os.path.realpath(catalog) != self.catalog_path:
             self.problem("engine_catalog",
@@ -223,6 +255,22 @@ class HostChecker:
                              values["engine_build_scope"],
                              {key: self.origin(key) for key in keys},
                              build_processes=values["engine_build_processes"])
+
+    def check_directories(self) -> None:
+        """A store or an allowed graph directory that is a system path, a home directory, or
+        one that holds the repository or the catalog: refused (controller/guards.py)."""
+        store = self.values.get("engine_store_dir")
+        if isinstance(store, str) and store and "engine_store_dir" not in self.refused_keys:
+            why = guards.system_path_problem(store, holds=self.holds)
+            if why:
+                self.problem("engine_store_dir", why, STORE_FIX)
+        allowed = self.values.get("engine_graph_allowed_dirs")
+        if isinstance(allowed, list) and "engine_graph_allowed_dirs" not in self.refused_keys:
+            for directory in allowed:
+                why = guards.system_path_problem(directory) if isinstance(directory, str) \
+                    else None
+                if why:
+                    self.problem("engine_graph_allowed_dirs", why, ALLOWED_FIX)
 
     def check_models(self, models: Any) -> None:
         variable = schema.BY_NAME["engine_models"]
@@ -244,7 +292,8 @@ class HostChecker:
                              hint, ", ".join(known) or "(the catalog is empty)"))
 
 
-def fleet_wide_problems(values_by_host: dict[str, dict], origin: Callable[[str, str], str]
+def fleet_wide_problems(values_by_host: dict[str, dict[str, Any]],
+                        origin: Callable[[str, str], str]
                         ) -> list[str]:
     """Variables that name controller-side things must be equal on every host."""
     problems = []

@@ -24,8 +24,10 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 from builder.spec.catalog import file_sha256
 from builder.trt.adapter import PRECISION_FROM_TYPES
@@ -75,7 +77,7 @@ class StoreEntry:
     engine_file: str
     engine_sha256: str
     engine_size: int
-    manifest: dict = field(compare=False, repr=False)
+    manifest: dict[str, Any] = field(compare=False, repr=False)
 
     @property
     def engine_path(self) -> Path:
@@ -90,13 +92,13 @@ class StoreEntry:
         return "{}/{}/{}".format(self.platform_id, self.model, self.variant)
 
 
-def variant_of(manifest: dict) -> str:
+def variant_of(manifest: dict[str, Any]) -> str:
     return EngineOptions(str(manifest["precision"]), int(manifest["workspace_mib"]),
                          int(manifest["max_batch"]), manifest.get("dla_core")).variant_for(
         manifest.get("precision_source") == PRECISION_FROM_TYPES)
 
 
-def read_manifest(path: Path, source: str = "the store") -> dict:
+def read_manifest(path: Path, source: str = "the store") -> dict[str, Any]:
     """A manifest with the keys the store relies on, its names checked (StoreError if not)."""
     try:
         manifest = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -118,7 +120,7 @@ def read_manifest(path: Path, source: str = "the store") -> dict:
     return manifest
 
 
-def _stat_of(path: Path) -> dict:
+def _stat_of(path: Path) -> dict[str, Any]:
     info = os.stat(str(path))
     return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "ino": info.st_ino}
 
@@ -131,7 +133,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """``data`` as sorted, indented JSON at ``path``, replaced atomically."""
     _write_atomic(Path(path), json.dumps(data, indent=2, sort_keys=True) + "\n")
 
@@ -140,7 +142,7 @@ def _write_atomic(path: Path, text: str) -> None:
     _replace_atomically(path, lambda handle: handle.write(text.encode("utf-8")), ".index-")
 
 
-def _replace_atomically(path: Path, write, prefix: str) -> None:
+def _replace_atomically(path: Path, write: Callable[[IO[bytes]], object], prefix: str) -> None:
     """``write(binary handle)`` into a temporary file beside ``path``, fsync, rename over it."""
     fd, tmp = tempfile.mkstemp(prefix=prefix, dir=str(path.parent))
     try:
@@ -173,10 +175,10 @@ class EngineStore:
         """``read_only`` (check mode): an unreadable index is rebuilt in memory, not written."""
         self.root = Path(os.path.abspath(str(root)))
         self.read_only = read_only
-        self._index: dict | None = None
+        self._index: dict[str, Any] | None = None
         self.notes: list[str] = []  # what the store did by itself (repairs), for the run's output
         # rel -> (engine sha256, stat) of engines verify() hashed; saved by save_verified_stats
-        self._hashed: dict[str, tuple[str, dict]] = {}
+        self._hashed: dict[str, tuple[str, dict[str, Any]]] = {}
 
     # -- layout ---------------------------------------------------------------------------
     def entry_dir(self, platform_id: str, model: str, variant: str) -> Path:
@@ -189,12 +191,12 @@ class EngineStore:
         return trust.confined(self.root, STAGING_NAME, trust.component(host, "host name",
                                                                        "the inventory"))
 
-    def _entry_from_manifest(self, directory: Path, manifest: dict) -> StoreEntry:
+    def _entry_from_manifest(self, directory: Path, manifest: dict[str, Any]) -> StoreEntry:
         return StoreEntry(manifest["platform_id"], manifest["model"], variant_of(manifest),
                           manifest["build_key"], directory, manifest["engine_file"],
                           manifest["engine_sha256"], int(manifest["engine_size"]), manifest)
 
-    def _manifest_dirs(self):
+    def _manifest_dirs(self) -> Iterator[Path]:
         """Every <platform_id>/<model>/<variant>/ holding a manifest.json."""
         if not self.root.is_dir():
             return
@@ -211,7 +213,7 @@ class EngineStore:
 
     # -- locking --------------------------------------------------------------------------
     @contextlib.contextmanager
-    def locked(self):
+    def locked(self) -> Iterator[None]:
         """Exclusive lock for a read-compare-write of the store (released on close)."""
         self.root.mkdir(parents=True, exist_ok=True)
         with open(str(self.root / LOCK_NAME), "a") as handle:
@@ -220,7 +222,7 @@ class EngineStore:
             yield
 
     # -- index ----------------------------------------------------------------------------
-    def index(self, *, repair: bool = True) -> dict:
+    def index(self, *, repair: bool = True) -> dict[str, Any]:
         """The index; a missing, unreadable or old-format one is rebuilt from the manifests
         (and written back when ``repair`` and the store is not read-only), with a note."""
         if self._index is not None:
@@ -242,10 +244,11 @@ class EngineStore:
                 index = self._rebuild(repair, "{} {}".format(path, problem))
             else:
                 index = {"format": INDEX_FORMAT, "simulated": False, "entries": {}}
-        self._index = index
-        return index
+        checked: dict[str, Any] = index
+        self._index = checked
+        return checked
 
-    def _rebuild(self, write: bool, why: str) -> dict:
+    def _rebuild(self, write: bool, why: str) -> dict[str, Any]:
         if write:
             with self.locked():
                 migrated = self.migrate_legacy()
@@ -257,7 +260,7 @@ class EngineStore:
             return index
         return self.build_index({})
 
-    def _previous_hosts(self) -> dict:
+    def _previous_hosts(self) -> dict[str, Any]:
         """rel -> (build_key, built_on) from the current index, when it can be read."""
         try:
             old = json.loads((self.root / INDEX_NAME).read_text(encoding="utf-8"))
@@ -267,7 +270,8 @@ class EngineStore:
         except (OSError, ValueError, AttributeError):
             return {}
 
-    def index_entry(self, entry: StoreEntry, built_on: str | None, *, hashed: bool) -> dict:
+    def index_entry(self, entry: StoreEntry, built_on: str | None, *, hashed: bool
+                    ) -> dict[str, Any]:
         """The index's summary of an entry. ``hashed``: its engine was just checked against
         its manifest, so its stat is recorded (later lookups skip the hash while it holds)."""
         manifest = entry.manifest
@@ -294,7 +298,7 @@ class EngineStore:
             summary["built_on"] = built_on
         return summary
 
-    def build_index(self, hosts: dict) -> dict:
+    def build_index(self, hosts: dict[str, Any]) -> dict[str, Any]:
         """The index from every manifest; hosts: rel -> (build_key, built_on) to keep."""
         entries = {}
         for directory in self._manifest_dirs():
@@ -313,7 +317,7 @@ class EngineStore:
                 "simulated": any(e["simulated"] for e in entries.values()),
                 "entries": entries}
 
-    def _write_index(self, index: dict) -> bool:
+    def _write_index(self, index: dict[str, Any]) -> bool:
         text = json.dumps(index, indent=2, sort_keys=True) + "\n"
         path = self.root / INDEX_NAME
         with contextlib.suppress(OSError):
@@ -338,7 +342,7 @@ class EngineStore:
             return self._entry_from_manifest(directory, manifest)
         return None
 
-    def _entry_from_summary(self, directory: Path, summary: dict) -> StoreEntry:
+    def _entry_from_summary(self, directory: Path, summary: dict[str, Any]) -> StoreEntry:
         """An entry whose manifest went missing or bad: verify() reports it corrupt."""
         return StoreEntry(summary["platform_id"], summary["model"], summary["variant"],
                           summary["build_key"], directory,
@@ -402,7 +406,7 @@ class EngineStore:
         return target
 
     def file_engine(self, staged_dir: Path, *, platform_id: str, model: str, variant: str,
-                    build_key: str, built_on: str, max_bytes: int) -> dict:
+                    build_key: str, built_on: str, max_bytes: int) -> dict[str, Any]:
         """Bring a fetched engine + manifest into the store (StoreError when refused).
 
         Everything the device sent is checked against what the plan expects: platform_id,
@@ -468,24 +472,24 @@ class EngineStore:
         """Replace entry_dir by a copy of the staged files; readers never see a partial entry."""
         parent = entry_dir.parent
         parent.mkdir(parents=True, exist_ok=True)
-        new_dir = Path(tempfile.mkdtemp(prefix=".new-{}-".format(entry_dir.name),
-                                        dir=str(parent)))
-        old_dir = None
+        fresh = Path(tempfile.mkdtemp(prefix=".new-{}-".format(entry_dir.name), dir=str(parent)))
+        new_dir: Path | None = fresh  # None once it is the entry
+        old_dir: Path | None = None
         try:
             for name in names:
-                target = new_dir / name
+                target = fresh / name
                 shutil.copyfile(str(staged_dir / name), str(target))
                 with open(str(target), "rb+") as handle:
                     os.fsync(handle.fileno())
                 os.chmod(str(target), 0o644)
-            os.chmod(str(new_dir), 0o755)
-            _fsync_dir(new_dir)
+            os.chmod(str(fresh), 0o755)
+            _fsync_dir(fresh)
             if entry_dir.is_dir():
                 # rename(2) cannot replace a non-empty directory: move the old one aside first.
                 old_dir = Path(tempfile.mkdtemp(prefix=".old-{}-".format(entry_dir.name),
                                                 dir=str(parent)))
                 os.rename(str(entry_dir), str(old_dir / entry_dir.name))
-            os.rename(str(new_dir), str(entry_dir))
+            os.rename(str(fresh), str(entry_dir))
             new_dir = None
             _fsync_dir(parent)
         finally:
@@ -526,7 +530,7 @@ class EngineStore:
             raise StoreError("{}: its timing cache {} is empty: refused".format(source, returned))
         names = [trust.component(name, "pushed timing cache", "the round's work")
                  for name in pushed]
-        digest = file_sha256(str(returned))
+        digest: str = file_sha256(str(returned))
         directory = self.timing_cache_dir(platform_id)
         with self.locked():
             directory.mkdir(parents=True, exist_ok=True)

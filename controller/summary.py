@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 from .plan import already_done
 
 FAILED = "failed"
 # The command module's "delta": H:MM:SS.ffffff
 DELTA = re.compile(r"^(\d+):(\d\d):(\d\d(?:\.\d+)?)$")
+# A row's (status, detail), with True third when the host left the run.
+Status = tuple[str, str] | tuple[str, str, bool]
 
 
 def readable_delta(delta: object) -> str:
@@ -24,7 +28,7 @@ def readable_delta(delta: object) -> str:
     return "{:.1f} s".format(seconds)
 
 
-def _planned(entry: dict, scope: str) -> tuple:
+def _planned(entry: dict[str, Any], scope: str) -> Status:
     """(status, detail) of a plan entry before anything ran (check mode)."""
     if entry["refused"]:
         return FAILED, entry["refused"]
@@ -41,12 +45,13 @@ def _planned(entry: dict, scope: str) -> tuple:
 class RunFacts:
     """What the hosts did in this run (their outcome and collect facts)."""
 
-    def __init__(self, outcomes: dict, collected: dict, active: set):
+    def __init__(self, outcomes: dict[str, dict[str, dict[str, Any]]],
+                 collected: dict[str, dict[str, str]], active: set[str]) -> None:
         self.outcomes = outcomes      # host -> model -> outcome
         self.collected = collected    # host -> model -> store path
         self.active = active          # hosts still in the play
 
-    def collector_of(self, build_key: str, plan: dict) -> str | None:
+    def collector_of(self, build_key: str, plan: dict[str, Any]) -> str | None:
         for host, models in self.collected.items():
             for model in models or {}:
                 entry = plan["hosts"].get(host, {}).get("models", {}).get(model)
@@ -62,7 +67,7 @@ class RunFacts:
         return None
 
 
-def _this_run(host: str, model: str, facts: RunFacts) -> tuple | None:
+def _this_run(host: str, model: str, facts: RunFacts) -> Status | None:
     outcome = (facts.outcomes.get(host) or {}).get(model)
     if not outcome:
         return None
@@ -78,8 +83,8 @@ def _this_run(host: str, model: str, facts: RunFacts) -> tuple | None:
     return status, "device run {}".format(readable_delta(elapsed)) if elapsed else ""
 
 
-def _from_elsewhere(host: str, entry: dict, scope: str, facts: RunFacts, plan: dict, *,
-                    in_store) -> tuple:
+def _from_elsewhere(host: str, entry: dict[str, Any], scope: str, facts: RunFacts,
+                    plan: dict[str, Any], *, in_store: Callable[[str], bool]) -> Status:
     if already_done(entry, scope):
         return "cached", "in store"
     if scope == "platform" and in_store(entry["build_key"]):
@@ -93,7 +98,8 @@ def _from_elsewhere(host: str, entry: dict, scope: str, facts: RunFacts, plan: d
     return FAILED, "not built: no device with this build key succeeded"
 
 
-def summary_rows(plan: dict, facts: RunFacts | None, in_store) -> list[dict]:
+def summary_rows(plan: dict[str, Any], facts: RunFacts | None, in_store: Callable[[str], bool]
+                 ) -> list[dict[str, Any]]:
     """One row per planned (host, model). ``facts`` None: nothing ran (check mode, no-op).
     ``in_store(build_key)``: whether the store holds the key now."""
     rows = []

@@ -14,17 +14,30 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.trt_deploy import (
     CURRENT,
+    DEPLOY_VENV,
+    DEPLOY_WHEELS,
     INCOMING,
     MANIFEST,
     PREVIOUS,
-    file_sha256,
-    fsync_dir,
+    VERSION_RE,
+    PlantedLink,
+    describe_link,
+    ensure_dir_at,
+    fsync_fd,
+    intact_version_at,
+    kind_at,
     link_version,
+    link_version_at,
+    listdir_fd,
+    open_dir_at,
+    open_file_at,
+    open_root,
     prune_plan,
-    read_json,
-    remove_tree,
-    switch_link,
-    versions,
+    read_json_at,
+    remove_at,
+    sha256_fd,
+    switch_link_at,
+    versions_at,
 )
 
 DOCUMENTATION = r"""
@@ -42,22 +55,40 @@ description:
     C(previous). Older versions beyond O(keep) are removed.
   - C(state=rollback) verifies the version C(previous) points at and swaps C(current) and
     C(previous).
-  - A failure (sha256, manifest, verify) leaves C(current) untouched; the result says which
-    check failed in C(deploy_failure).
+  - C(state=prepare) runs before the push, once for all of a device's models (O(prepare)):
+    it makes C(<install_root>/<model>/.incoming/<version>/) real directories (the copy's
+    destination) and removes the links planted where the deploy owns the entry (C(.incoming),
+    what is under it, a version-named entry, C(.deploy-venv), C(.deploy-wheels)), each named
+    in a warning and in C(removed_links). A model directory that is a link is refused.
+  - No link below O(install_root) is followed (module_utils/trt_deploy.py): every entry is
+    reached from its parent's directory file descriptor with O_NOFOLLOW, so nothing is read
+    or written outside O(install_root).
+  - A failure (sha256, manifest, verify, link) leaves C(current) untouched; the result says
+    which check failed in C(deploy_failure).
 options:
   install_root:
     description: Root of the installed engines, one directory per model.
     type: path
     required: true
   model:
-    description: Catalog model name; the engine file must be C(TRT_<model>.bin).
+    description:
+      - Catalog model name; the engine file must be C(TRT_<model>.bin).
+      - Required with C(state=present) and C(state=rollback).
     type: str
-    required: true
   state:
-    description: C(present) installs O(version); C(rollback) switches back to C(previous).
+    description:
+      - C(present) installs O(version); C(rollback) switches back to C(previous);
+        C(prepare) readies the push's destinations of O(prepare).
     type: str
-    choices: [present, rollback]
+    choices: [present, rollback, prepare]
     default: present
+  prepare:
+    description:
+      - With C(state=prepare), the models about to be deployed, each
+        C({model: <name>, version: <version or null>}) (null for a rollback: nothing is pushed).
+    type: list
+    elements: dict
+    default: []
   version:
     description: Version directory name (first 12 hex of the build key and of the engine sha256).
     type: str
@@ -68,16 +99,17 @@ options:
     description: sha256 the engine must have (state=present).
     type: str
   platform_id:
-    description: This device's platform_id; the manifest must say the same.
+    description:
+      - This device's platform_id; the manifest must say the same.
+      - Required with C(state=present) and C(state=rollback).
     type: str
-    required: true
   verify_command:
     description:
       - Command (argv) that verifies an engine; the engine path and C(--json) are appended.
         Normally C([<venv>/bin/python, -m, builder, verify]).
+      - Required with C(state=present) and C(state=rollback).
     type: list
     elements: str
-    required: true
   keep:
     description: How many versions besides C(current) to keep (C(previous) always stays).
     type: int
@@ -115,8 +147,13 @@ verify:
   description: The verify record (ok, fps, median_ms, problems) of the engine that was checked.
   type: dict
   returned: when verify ran
+removed_links:
+  description: The planted links (and misplaced entries) removed, each with its target.
+  type: list
+  elements: str
+  returned: always
 deploy_failure:
-  description: Which check failed - missing, manifest, sha256, verify, no_previous.
+  description: Which check failed - missing, manifest, sha256, verify, no_previous, link, os.
   type: str
   returned: failure
 """
@@ -149,18 +186,33 @@ def check_manifest(manifest, path, model, platform_id, **expected_keys):
                 "should run".format(path, key, manifest.get(key), expected[key]))
 
 
-def check_engine(directory, manifest):
-    """The engine path, after its bytes matched the manifest's sha256."""
-    path = os.path.join(directory, manifest["engine_file"])
-    if not os.path.isfile(path):
+def check_engine_at(source_fd, manifest, source_path):
+    """The engine path, after its bytes (read without following a link) matched the
+    manifest's sha256."""
+    name = manifest["engine_file"]
+    path = os.path.join(source_path, name)
+    kind = kind_at(source_fd, name)
+    if kind == "missing":
         raise DeployError("missing", "{} is missing".format(path))
-    actual = file_sha256(path)
+    try:
+        actual = sha256_fd(open_file_at(source_fd, name, path))
+    except PlantedLink as error:
+        raise DeployError("link", "{}: refused, the deploy reads no engine through a link or "
+                          "from a non-regular file".format(error)) from error
     if actual != manifest.get("engine_sha256"):
         raise DeployError(
             "sha256", "{} has sha256 {} but its manifest says {}: the copy is damaged; it was "
             "not installed (the next run pushes it again)".format(
                 path, actual, manifest.get("engine_sha256")))
     return path
+
+
+def read_manifest_at(source_fd, source_path):
+    path = os.path.join(source_path, MANIFEST)
+    if kind_at(source_fd, MANIFEST) == "link":
+        raise DeployError("link", "{}: refused, the deploy reads no manifest through a link"
+                          .format(describe_link(path, source_fd, MANIFEST)))
+    return read_json_at(source_fd, MANIFEST), path
 
 
 def parse_verify(rc, stdout, stderr):
@@ -198,80 +250,262 @@ def run_verify(module, engine_path):
     return record
 
 
-def prune(model_dir, keep):
-    current = link_version(model_dir, CURRENT)
-    previous = link_version(model_dir, PREVIOUS)
-    removed = prune_plan(versions(model_dir), keep, current, previous)
+LINK_FIX = ("the deploy follows no link below {root}: remove the link (the engines it points at "
+            "stay where they are) or move what it points at into {root}, then deploy again")
+
+
+def open_model_dir(root_fd, root, model, create=False, removed=None):
+    """The model directory's fd. A link there is refused (DeployError 'link'), naming it."""
+    path = os.path.join(root, model)
+    if "/" in model or model in ("", ".", "..") or model.startswith("."):
+        raise DeployError("link", "{!r} is not a model name".format(model))
+    kind = kind_at(root_fd, model)
+    if kind == "link":
+        raise DeployError("link", "{}: refused, {}".format(
+            describe_link(path, root_fd, model), LINK_FIX.format(root=root)))
+    if kind == "missing" and create:
+        return ensure_dir_at(root_fd, model, path, removed if removed is not None else [])
+    try:
+        return open_dir_at(root_fd, model, path)
+    except PlantedLink as error:
+        raise DeployError("link", "{}: refused, {}".format(
+            error, LINK_FIX.format(root=root))) from error
+
+
+def remove_planted(model_fd, model_dir, removed):
+    """Remove the links the layout does not have where the deploy owns the name (version-named
+    links, .incoming, a current or previous that names no bare version)."""
+    for name in sorted(listdir_fd(model_fd)):
+        if kind_at(model_fd, name) != "link":
+            continue
+        owned = VERSION_RE.match(name) or name == INCOMING or (
+            name in (CURRENT, PREVIOUS) and link_version_at(model_fd, name) is None)
+        if owned:
+            removed.append(describe_link(os.path.join(model_dir, name), model_fd, name))
+            os.unlink(name, dir_fd=model_fd)
+
+
+def prune(model_fd, model, keep):
+    """Remove the versions beyond ``keep`` (prune_plan), and version directories that are not
+    intact (a missing file, or a link in them) and neither current nor previous."""
+    current = link_version_at(model_fd, CURRENT)
+    previous = link_version_at(model_fd, PREVIOUS)
+    removed = prune_plan(versions_at(model_fd, model), keep, current, previous)
+    removed += [name for name in sorted(listdir_fd(model_fd))
+                if VERSION_RE.match(name) and name not in (current, previous)
+                and kind_at(model_fd, name) == "dir"
+                and not intact_version_at(model_fd, name, model)]
     for version in removed:
-        remove_tree(os.path.join(model_dir, version))
+        remove_at(model_fd, version)
     return removed
 
 
-def activate(model_dir, version, from_version):
+def activate(model_fd, model_dir, version, from_version):
     """previous -> the old current, then current -> version (each an atomic rename)."""
-    os.utime(os.path.join(model_dir, version), None)  # activation order, for pruning
+    fd = open_dir_at(model_fd, version, os.path.join(model_dir, version))
+    try:
+        os.utime(fd)  # activation order, for pruning
+    finally:
+        os.close(fd)
     if from_version and from_version != version:
-        switch_link(model_dir, PREVIOUS, from_version)
-    switch_link(model_dir, CURRENT, version)
+        switch_link_at(model_fd, PREVIOUS, from_version, model_dir)
+    switch_link_at(model_fd, CURRENT, version, model_dir)
+
+
+def _empty_of_links(version_fd, version_dir, removed):
+    for name in sorted(listdir_fd(version_fd)):
+        kind = kind_at(version_fd, name)
+        if kind != "file":
+            path = os.path.join(version_dir, name)
+            removed.append(describe_link(path, version_fd, name) if kind == "link"
+                           else "{} is not a regular file".format(path))
+            remove_at(version_fd, name)
+
+
+def _prepare_model(root_fd, root, model, version, removed):
+    model_dir = os.path.join(root, str(model))
+    model_fd = open_model_dir(root_fd, root, str(model), create=True, removed=removed)
+    try:
+        remove_planted(model_fd, model_dir, removed)
+        if version is None:
+            return  # a rollback: nothing is pushed
+        if not VERSION_RE.match(str(version)):
+            raise DeployError("missing", "{!r} is not a version name".format(version))
+        incoming_dir = os.path.join(model_dir, INCOMING)
+        incoming_fd = ensure_dir_at(model_fd, INCOMING, incoming_dir, removed)
+        try:
+            version_dir = os.path.join(incoming_dir, version)
+            version_fd = ensure_dir_at(incoming_fd, version, version_dir, removed)
+            try:
+                _empty_of_links(version_fd, version_dir, removed)
+            finally:
+                os.close(version_fd)
+        finally:
+            os.close(incoming_fd)
+    finally:
+        os.close(model_fd)
+
+
+def prepare(module, params):
+    """Before the push: each model's <root>/<model>/.incoming/<version>/ a real, empty-of-links
+    directory; planted links where the deploy owns the name removed and named."""
+    root = params["install_root"]
+    removed = []
+    if module.check_mode:
+        return {"changed": False, "removed_links": removed, "msg": "check mode: nothing done"}
+    root_fd = open_root(root, create=True)
+    try:
+        for name in (DEPLOY_VENV, DEPLOY_WHEELS):
+            if kind_at(root_fd, name) == "link":
+                removed.append(describe_link(os.path.join(root, name), root_fd, name))
+                os.unlink(name, dir_fd=root_fd)
+        for item in params["prepare"]:
+            _prepare_model(root_fd, root, item.get("model"), item.get("version"), removed)
+    finally:
+        os.close(root_fd)
+    for line in removed:
+        module.warn("removed a planted link: {} (the deploy follows no link below {})".format(
+            line, root))
+    return {"changed": bool(removed), "removed_links": removed,
+            "msg": "ready: {}".format(", ".join(str(i.get("model")) for i in params["prepare"]))}
+
+
+def _source(model_fd, model, model_dir, version, removed, *, check_mode=False):
+    """(fd, path, pushed) of what to install: the intact version directory, else the pushed
+    copy in .incoming; a version-named link is removed first (not in check mode)."""
+    if kind_at(model_fd, version) == "link":
+        removed.append(describe_link(os.path.join(model_dir, version), model_fd, version))
+        if not check_mode:
+            os.unlink(version, dir_fd=model_fd)
+    if intact_version_at(model_fd, version, model):
+        path = os.path.join(model_dir, version)
+        return open_dir_at(model_fd, version, path), path, False
+    incoming_dir = os.path.join(model_dir, INCOMING)
+    if kind_at(model_fd, INCOMING) == "dir":
+        incoming_fd = open_dir_at(model_fd, INCOMING, incoming_dir)
+        try:
+            path = os.path.join(incoming_dir, version)
+            kind = kind_at(incoming_fd, version)
+            if kind == "dir":
+                return open_dir_at(incoming_fd, version, path), path, True
+            if kind == "link":
+                raise DeployError("link", "{}: refused, the deploy installs nothing through a "
+                                  "link".format(describe_link(path, incoming_fd, version)))
+        finally:
+            os.close(incoming_fd)
+    elif kind_at(model_fd, INCOMING) == "link":
+        raise DeployError("link", "{}: refused, the deploy installs nothing through a link"
+                          .format(describe_link(incoming_dir, model_fd, INCOMING)))
+    raise DeployError("missing", "nothing to install: neither {} nor {} exists".format(
+        os.path.join(model_dir, version), os.path.join(incoming_dir, version)))
+
+
+def _open_model(root, model, kind, missing):
+    """A directory fd of <root>/<model>, reached without following links; DeployError of
+    ``kind`` saying ``missing`` when the root does not exist."""
+    root_fd = open_root(root)
+    if root_fd is None:
+        raise DeployError(kind, missing)
+    try:
+        return open_model_dir(root_fd, root, model)
+    finally:
+        os.close(root_fd)
 
 
 def install(module, params):
+    root = params["install_root"]
     model = params["model"]
     version = params["version"]
-    model_dir = os.path.join(params["install_root"], model)
-    version_dir = os.path.join(model_dir, version)
-    incoming_dir = os.path.join(model_dir, INCOMING, version)
-    current = link_version(model_dir, CURRENT)
-    result = {"from_version": current, "version": version, "model": model}
-    source = version_dir if os.path.isdir(version_dir) else incoming_dir
-    if not os.path.isdir(source):
-        raise DeployError("missing", "nothing to install: neither {} nor {} exists".format(
-            version_dir, incoming_dir))
-    manifest_path = os.path.join(source, MANIFEST)
-    check_manifest(read_json(manifest_path), manifest_path, model, params["platform_id"],
-                   build_key=params["build_key"], engine_sha256=params["engine_sha256"])
-    engine_path = check_engine(source, read_json(manifest_path))
-    if current == version:
-        return dict(result, changed=False, msg="{} already runs {}".format(model, version))
-    if module.check_mode:
-        return dict(result, changed=True, msg="would switch {} from {} to {}".format(
-            model, current or "nothing", version))
-    result["verify"] = run_verify(module, engine_path)
-    if source == incoming_dir:
-        os.rename(incoming_dir, version_dir)
-        fsync_dir(model_dir)
-    activate(model_dir, version, current)
-    result["removed"] = prune(model_dir, params["keep"])
-    # What is left in .incoming are pushes that failed their checks: disk is scarce.
-    if os.path.isdir(os.path.dirname(incoming_dir)):
-        remove_tree(os.path.dirname(incoming_dir))
+    model_dir = os.path.join(root, model)
+    removed = []
+    model_fd = _open_model(root, model, "missing",
+                           "nothing to install: {} does not exist".format(root))
+    try:
+        source_fd, source_path, pushed = _source(model_fd, model, model_dir, version, removed,
+                                                 check_mode=module.check_mode)
+        # What current names counts only when it is an intact version: a current naming a
+        # version that was a planted link (just removed) runs nothing.
+        current = link_version_at(model_fd, CURRENT)
+        if current is not None and not intact_version_at(model_fd, current, model):
+            current = None
+        result = {"from_version": current, "version": version, "model": model,
+                  "removed_links": removed}
+        try:
+            manifest, manifest_path = read_manifest_at(source_fd, source_path)
+            check_manifest(manifest, manifest_path, model, params["platform_id"],
+                           build_key=params["build_key"], engine_sha256=params["engine_sha256"])
+            engine_path = check_engine_at(source_fd, manifest, source_path)
+        finally:
+            os.close(source_fd)
+        if current == version:
+            return dict(result, changed=bool(removed),
+                        msg="{} already runs {}".format(model, version))
+        if module.check_mode:
+            return dict(result, changed=True, msg="would switch {} from {} to {}".format(
+                model, current or "nothing", version))
+        result["verify"] = run_verify(module, engine_path)
+        if pushed:
+            if kind_at(model_fd, version) != "missing":
+                # A version directory that is not intact (a link or a missing file in it).
+                removed.append("{} was not an intact version (replaced by the pushed copy)"
+                               .format(os.path.join(model_dir, version)))
+                remove_at(model_fd, version)
+            incoming_fd = open_dir_at(model_fd, INCOMING, os.path.join(model_dir, INCOMING))
+            try:
+                os.rename(version, version, src_dir_fd=incoming_fd, dst_dir_fd=model_fd)
+            finally:
+                os.close(incoming_fd)
+            fsync_fd(model_fd)
+        remove_planted(model_fd, model_dir, removed)
+        activate(model_fd, model_dir, version, current)
+        result["removed"] = prune(model_fd, model, params["keep"])
+        # What is left in .incoming are pushes that failed their checks: disk is scarce.
+        remove_at(model_fd, INCOMING)
+    except PlantedLink as error:
+        raise DeployError("link", "{}: refused, {}".format(
+            error, LINK_FIX.format(root=root))) from error
+    finally:
+        os.close(model_fd)
+    for line in removed:
+        module.warn("removed a planted link: {}".format(line))
     return dict(result, changed=True, msg="{}: {} -> {}".format(model, current or "nothing",
                                                                   version))
 
 
 def rollback(module, params):
+    root = params["install_root"]
     model = params["model"]
-    model_dir = os.path.join(params["install_root"], model)
-    current = link_version(model_dir, CURRENT)
-    previous = link_version(model_dir, PREVIOUS)
-    result = {"from_version": current, "model": model}
-    if previous is None or previous == current or not os.path.isdir(
-            os.path.join(model_dir, previous)):
-        raise DeployError(
-            "no_previous", "{}: no previous version to roll back to (current is {}); deploy "
-            "an engine first, the version it replaces becomes the previous one".format(
-                model_dir, current or "nothing"))
-    directory = os.path.join(model_dir, previous)
-    manifest_path = os.path.join(directory, MANIFEST)
-    manifest = read_json(manifest_path)
-    check_manifest(manifest, manifest_path, model, params["platform_id"])
-    engine_path = check_engine(directory, manifest)
-    result["version"] = previous
-    if module.check_mode:
-        return dict(result, changed=True, msg="would roll {} back from {} to {}".format(
-            model, current, previous))
-    result["verify"] = run_verify(module, engine_path)
-    activate(model_dir, previous, current)
+    model_dir = os.path.join(root, model)
+    model_fd = _open_model(root, model, "no_previous", "{}: nothing is installed".format(root))
+    try:
+        current = link_version_at(model_fd, CURRENT)
+        previous = link_version_at(model_fd, PREVIOUS)
+        result = {"from_version": current, "model": model, "removed_links": []}
+        if previous is None or previous == current or not intact_version_at(
+                model_fd, previous, model):
+            raise DeployError(
+                "no_previous", "{}: no previous version to roll back to (current is {}); "
+                "deploy an engine first, the version it replaces becomes the previous "
+                "one".format(model_dir, current or "nothing"))
+        directory = os.path.join(model_dir, previous)
+        source_fd = open_dir_at(model_fd, previous, directory)
+        try:
+            manifest, manifest_path = read_manifest_at(source_fd, directory)
+            check_manifest(manifest, manifest_path, model, params["platform_id"])
+            engine_path = check_engine_at(source_fd, manifest, directory)
+        finally:
+            os.close(source_fd)
+        result["version"] = previous
+        if module.check_mode:
+            return dict(result, changed=True, msg="would roll {} back from {} to {}".format(
+                model, current, previous))
+        result["verify"] = run_verify(module, engine_path)
+        activate(model_fd, model_dir, previous, current)
+    except PlantedLink as error:
+        raise DeployError("link", "{}: refused, {}".format(
+            error, LINK_FIX.format(root=root))) from error
+    finally:
+        os.close(model_fd)
     return dict(result, changed=True, msg="{}: rolled back {} -> {}".format(
         model, current, previous))
 
@@ -280,32 +514,47 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "install_root": {"type": "path", "required": True},
-            "model": {"type": "str", "required": True},
-            "state": {"type": "str", "choices": ["present", "rollback"], "default": "present"},
+            "model": {"type": "str"},
+            "state": {"type": "str", "choices": ["present", "rollback", "prepare"],
+                      "default": "present"},
+            "prepare": {"type": "list", "elements": "dict", "default": []},
             "version": {"type": "str"},
             "build_key": {"type": "str"},
             "engine_sha256": {"type": "str"},
-            "platform_id": {"type": "str", "required": True},
-            "verify_command": {"type": "list", "elements": "str", "required": True},
+            "platform_id": {"type": "str"},
+            "verify_command": {"type": "list", "elements": "str"},
             "keep": {"type": "int", "default": 2},
         },
-        required_if=[("state", "present", ("version", "build_key", "engine_sha256"))],
+        required_if=[
+            ("state", "present", ("model", "version", "build_key", "engine_sha256",
+                                  "platform_id", "verify_command")),
+            ("state", "rollback", ("model", "platform_id", "verify_command")),
+        ],
         supports_check_mode=True,
     )
     params = module.params
+    what = params["model"] or "prepare"
     try:
-        if params["state"] == "present":
+        if params["state"] == "prepare":
+            result = prepare(module, params)
+        elif params["state"] == "present":
             result = install(module, params)
         else:
             result = rollback(module, params)
     except DeployError as error:
-        module.fail_json(msg="engine_deploy {}: {}".format(params["model"], error),
+        from_version = None
+        if params["model"]:
+            from_version = link_version(os.path.join(params["install_root"], params["model"]),
+                                        CURRENT)
+        module.fail_json(msg="engine_deploy {}: {}".format(what, error),
                          deploy_failure=error.kind, model=params["model"],
-                         from_version=link_version(
-                             os.path.join(params["install_root"], params["model"]), CURRENT),
-                         **error.details)
+                         from_version=from_version, **error.details)
+    except PlantedLink as error:
+        module.fail_json(msg="engine_deploy {}: {}: refused, {}".format(
+            what, error, LINK_FIX.format(root=params["install_root"])),
+            deploy_failure="link", model=params["model"])
     except OSError as error:
-        module.fail_json(msg="engine_deploy {}: {}".format(params["model"], error),
+        module.fail_json(msg="engine_deploy {}: {}".format(what, error),
                          deploy_failure="os", model=params["model"])
     module.exit_json(**result)
 

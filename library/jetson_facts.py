@@ -23,7 +23,13 @@ from ansible.module_utils.jetson_builder.platform.detect import (
     version_tuple,
 )
 from ansible.module_utils.jetson_builder.trt import enginepath
-from ansible.module_utils.trt_deploy import file_sha256, install_state, read_json
+from ansible.module_utils.trt_deploy import (
+    deploy_env_marker,
+    file_sha256,
+    install_state,
+    read_json,
+    root_links,
+)
 
 DOCUMENTATION = r"""
 ---
@@ -158,17 +164,26 @@ ansible_facts:
         env_marker:
           description:
             - Content of C(<install_root>/.deploy-venv/trt-deploy-env.json) (the builder version
-              and source digest the engine_deploy role installed there), or null.
+              and source digest the engine_deploy role installed there), or null (also when
+              C(.deploy-venv) is a link).
           type: dict
         models:
           description:
             - model -> C(current) and C(previous) (null or C(version), C(build_key),
-              C(platform_id), C(engine_sha256), C(engine_file)) and C(versions) (installed
-              version names, oldest activation first).
+              C(platform_id), C(engine_sha256), C(engine_file)), C(versions) (intact installed
+              version names, oldest activation first) and C(links) (links planted where the
+              deploy owns the name, each with its target).
+            - Nothing below O(install_root) is read through a link (module_utils/trt_deploy.py):
+              a C(current) naming no bare version, a version directory that is a link or holds
+              one, count as absent. A model directory that is a link has C(link) (its
+              description) and is not entered.
           type: dict
+        links:
+          description: C(.deploy-venv) or C(.deploy-wheels) when they are links (descriptions).
+          type: list
+          elements: str
 """
 
-DEPLOY_VENV = ".deploy-venv"
 DEPLOY_MARKER = "trt-deploy-env.json"
 ENV_MARKER = "trt-builder-env.json"
 BUILDER_DIST = "jetson_engine_builder"
@@ -273,8 +288,10 @@ def main():
     if install_root:
         facts["jetson_deployed"] = {
             "install_root": install_root,
-            "env_marker": read_json(os.path.join(install_root, DEPLOY_VENV, DEPLOY_MARKER)),
+            # Read without following any link below install_root (module_utils/trt_deploy.py).
+            "env_marker": deploy_env_marker(install_root, DEPLOY_MARKER),
             "models": install_state(install_root),
+            "links": root_links(install_root),
         }
     module.exit_json(changed=False, ansible_facts=facts)
 

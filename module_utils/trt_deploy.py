@@ -9,37 +9,361 @@ Layout under an install root (default /opt/trt-engines):
     <root>/<model>/current  -> <version>         what a consumer loads: current/TRT_<model>.bin
     <root>/<model>/previous -> <version>         what a rollback switches back to
     <root>/<model>/.incoming/<version>/          pushed, not yet checked (never loaded)
+    <root>/.deploy-venv/  <root>/.deploy-wheels/ the deploy environment (engine_deploy role)
 
 A version directory only appears (by rename from .incoming) once its engine's sha256 matched
 and the builder's verify ran it on this device; the links are switched by renaming a
 temporary link over them, so a reader always sees a complete engine.
+
+No link below the root is followed. The root itself is the operator's setting
+(engine_deploy_install_root) and is opened as given; every path below it is reached from the
+directory file descriptor of its parent, one component at a time, with O_NOFOLLOW (and
+``follow_symlinks=False`` for stat), so a link planted in the tree (the model directory,
+``.incoming``, a version directory, a file in one) is seen as a link, never as what it points
+at. The only links the layout has are ``current`` and ``previous``, and they are read as
+text: their target must be a bare version name. A planted link is removed (where the deploy
+owns the entry: ``.incoming`` and what is under it, version-named entries, the deploy
+environment's directories) or refused (the model directory: the deploy cannot know what it
+is for), and named either way.
 """
 
 from __future__ import absolute_import, division, print_function
 
+import errno
 import hashlib
 import json
 import os
 import re
-import shutil
+import stat
 
 CURRENT = "current"
 PREVIOUS = "previous"
 INCOMING = ".incoming"
 MANIFEST = "manifest.json"
-# <first 12 hex of the build key>-<first 12 hex of the engine sha256>
-VERSION_RE = re.compile(r"^[0-9a-f]{12}-[0-9a-f]{12}$")
+DEPLOY_VENV = ".deploy-venv"
+DEPLOY_WHEELS = ".deploy-wheels"
+# <first 12 hex of the build key>-<first 12 hex of the engine sha256>; \Z, not $: "$" also
+# matches before a trailing newline.
+VERSION_RE = re.compile(r"^[0-9a-f]{12}-[0-9a-f]{12}\Z")
 # The manifest fields the facts report per installed engine (keeps the facts payload small).
 STATE_FIELDS = ("build_key", "platform_id", "engine_sha256", "engine_file")
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
+FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | _CLOEXEC
+
+
+class PlantedLink(Exception):
+    """A symbolic link (or another kind of entry) where the layout has a directory or a
+    file; the message names the path and what it points at."""
 
 
 def version_name(build_key, engine_sha256):
     """Readable, unique version directory name of one engine build."""
     for name, value in (("build_key", build_key), ("engine_sha256", engine_sha256)):
-        if not re.match(r"^[0-9a-f]{12,}$", str(value or "")):
+        if not re.match(r"^[0-9a-f]{12,}\Z", str(value or "")):
             raise ValueError("{} {!r} is not a hex digest".format(name, value))
     return "{}-{}".format(build_key[:12], engine_sha256[:12])
 
+
+def engine_file_name(model):
+    return "TRT_{}.bin".format(model)
+
+
+# -------------------------------------------------------------------- no-follow primitives
+
+def kind_at(dir_fd, name):
+    """'missing', 'link', 'dir', 'file' or 'other' for ``name`` in the directory ``dir_fd``
+    (lstat: a link is a link)."""
+    try:
+        mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+    except OSError as error:
+        if error.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "missing"
+        raise
+    if stat.S_ISLNK(mode):
+        return "link"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISREG(mode):
+        return "file"
+    return "other"
+
+
+def link_target_at(dir_fd, name):
+    try:
+        return os.readlink(name, dir_fd=dir_fd)
+    except OSError:
+        return None
+
+
+def describe_link(path, dir_fd, name):
+    return "{} is a symbolic link (to {})".format(path, link_target_at(dir_fd, name))
+
+
+def open_dir_at(dir_fd, name, path):
+    """A file descriptor of the directory ``name`` in ``dir_fd``; PlantedLink when it is a
+    link or not a directory (``path``: its full path, for the message)."""
+    try:
+        return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise PlantedLink(describe_link(path, dir_fd, name)) from error
+        if error.errno == errno.ENOTDIR:
+            raise PlantedLink("{} is not a directory".format(path)) from error
+        raise
+
+
+def open_file_at(dir_fd, name, path):
+    """A file descriptor of the regular file ``name`` in ``dir_fd`` (PlantedLink else)."""
+    try:
+        fd = os.open(name, FILE_FLAGS, dir_fd=dir_fd)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise PlantedLink(describe_link(path, dir_fd, name)) from error
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PlantedLink("{} is not a regular file".format(path))
+    return fd
+
+
+def open_root(install_root, create=False):
+    """The install root's directory file descriptor (the operator's path, followed), or None
+    when it does not exist and ``create`` is false."""
+    if create and not os.path.isdir(install_root):
+        os.makedirs(install_root, 0o755)
+    try:
+        return os.open(install_root, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
+    except OSError as error:
+        if error.errno in (errno.ENOENT, errno.ENOTDIR) and not create:
+            return None
+        raise
+
+
+def listdir_fd(dir_fd):
+    return os.listdir(dir_fd)
+
+
+def read_json_at(dir_fd, name):
+    """Parsed JSON object of the regular file ``name`` in ``dir_fd``, or None (missing, a
+    link, not a regular file, not valid JSON, not an object)."""
+    try:
+        fd = open_file_at(dir_fd, name, name)
+    except (OSError, PlantedLink):
+        return None
+    try:
+        with os.fdopen(fd) as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def sha256_fd(fd):
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fsync_fd(fd):
+    os.fsync(fd)
+
+
+def remove_at(dir_fd, name):
+    """Remove the entry ``name`` of ``dir_fd``: a link or a file is unlinked (a link's target
+    is never touched), a directory is emptied the same way, through file descriptors, and
+    removed. Nothing outside ``dir_fd`` is reached."""
+    kind = kind_at(dir_fd, name)
+    if kind == "missing":
+        return
+    if kind != "dir":
+        os.unlink(name, dir_fd=dir_fd)
+        return
+    fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+    try:
+        for child in listdir_fd(fd):
+            remove_at(fd, child)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
+
+
+def ensure_dir_at(dir_fd, name, path, removed, mode=0o755):
+    """The directory ``name`` of ``dir_fd``, created when missing; a link (or a file) there is
+    removed first and its description appended to ``removed``. Returns its fd."""
+    kind = kind_at(dir_fd, name)
+    if kind not in ("missing", "dir"):
+        removed.append(describe_link(path, dir_fd, name) if kind == "link"
+                       else "{} is not a directory".format(path))
+        os.unlink(name, dir_fd=dir_fd)
+        kind = "missing"
+    if kind == "missing":
+        os.mkdir(name, mode, dir_fd=dir_fd)
+    return open_dir_at(dir_fd, name, path)
+
+
+# -------------------------------------------------------------------- the layout, read
+
+def link_version_at(model_fd, name):
+    """The version a link (current / previous) names, or None: absent, not a link, or a
+    target that is not a bare version name (``/elsewhere/<version>`` is not one)."""
+    if kind_at(model_fd, name) != "link":
+        return None
+    target = link_target_at(model_fd, name)
+    return target if target and VERSION_RE.match(target) else None
+
+
+def intact_version_at(model_fd, version, model):
+    """True when ``version`` is a real directory holding a regular manifest.json and
+    TRT_<model>.bin (no link anywhere); nothing is hashed."""
+    if not VERSION_RE.match(version) or kind_at(model_fd, version) != "dir":
+        return False
+    fd = os.open(version, DIR_FLAGS, dir_fd=model_fd)
+    try:
+        return (kind_at(fd, MANIFEST) == "file"
+                and kind_at(fd, engine_file_name(model)) == "file")
+    finally:
+        os.close(fd)
+
+
+def versions_at(model_fd, model):
+    """Intact version directories, oldest activation first (directory mtime)."""
+    found = [name for name in listdir_fd(model_fd) if intact_version_at(model_fd, name, model)]
+    times = {name: os.stat(name, dir_fd=model_fd, follow_symlinks=False).st_mtime
+             for name in found}
+    return sorted(found, key=lambda name: (times[name], name))
+
+
+def planted_links_at(model_fd, model_dir):
+    """Links in a model directory that the layout does not have: every link but current and
+    previous naming a bare version (descriptions, for the facts and the deploy's messages)."""
+    found = []
+    for name in sorted(listdir_fd(model_fd)):
+        if kind_at(model_fd, name) != "link":
+            continue
+        if name in (CURRENT, PREVIOUS) and link_version_at(model_fd, name):
+            continue
+        found.append(describe_link(os.path.join(model_dir, name), model_fd, name))
+    return found
+
+
+def version_summary_at(model_fd, version, model):
+    """The manifest fields of STATE_FIELDS of one intact version (None otherwise)."""
+    if version is None or not intact_version_at(model_fd, version, model):
+        return None
+    fd = os.open(version, DIR_FLAGS, dir_fd=model_fd)
+    try:
+        manifest = read_json_at(fd, MANIFEST)
+    finally:
+        os.close(fd)
+    if manifest is None:
+        return None
+    summary = {key: manifest.get(key) for key in STATE_FIELDS}
+    summary["version"] = version
+    return summary
+
+
+def model_state_at(model_fd, model, model_dir):
+    """What is installed for one model, read from links and manifests only (no hashing)."""
+    return {
+        "current": version_summary_at(model_fd, link_version_at(model_fd, CURRENT), model),
+        "previous": version_summary_at(model_fd, link_version_at(model_fd, PREVIOUS), model),
+        "versions": versions_at(model_fd, model),
+        "links": planted_links_at(model_fd, model_dir),
+    }
+
+
+def install_state(install_root):
+    """{model: model_state} for every model directory under the install root. A model
+    directory that is a link is reported as ``{"link": description}`` and not entered."""
+    models = {}
+    root_fd = open_root(install_root)
+    if root_fd is None:
+        return models
+    try:
+        for name in sorted(listdir_fd(root_fd)):
+            if name.startswith("."):
+                continue
+            path = os.path.join(install_root, name)
+            kind = kind_at(root_fd, name)
+            if kind == "link":
+                models[name] = {"link": describe_link(path, root_fd, name), "current": None,
+                                "previous": None, "versions": [], "links": []}
+            elif kind == "dir":
+                fd = os.open(name, DIR_FLAGS, dir_fd=root_fd)
+                try:
+                    models[name] = model_state_at(fd, name, path)
+                finally:
+                    os.close(fd)
+    finally:
+        os.close(root_fd)
+    return models
+
+
+def deploy_env_marker(install_root, marker_name):
+    """The deploy environment's marker (<root>/.deploy-venv/<marker_name>), read without
+    following a link; None when missing or when .deploy-venv is a link."""
+    root_fd = open_root(install_root)
+    if root_fd is None:
+        return None
+    try:
+        if kind_at(root_fd, DEPLOY_VENV) != "dir":
+            return None
+        fd = os.open(DEPLOY_VENV, DIR_FLAGS, dir_fd=root_fd)
+        try:
+            return read_json_at(fd, marker_name)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(root_fd)
+
+
+def root_links(install_root):
+    """Links at the root's own entries of the deploy environment (.deploy-venv,
+    .deploy-wheels): descriptions."""
+    root_fd = open_root(install_root)
+    if root_fd is None:
+        return []
+    try:
+        return [describe_link(os.path.join(install_root, name), root_fd, name)
+                for name in (DEPLOY_VENV, DEPLOY_WHEELS) if kind_at(root_fd, name) == "link"]
+    finally:
+        os.close(root_fd)
+
+
+# -------------------------------------------------------------------- the layout, written
+
+def switch_link_at(model_fd, name, version, model_dir):
+    """Point <model_dir>/<name> at ``version`` atomically: a temporary link renamed over it.
+    The rename replaces a link itself (never its target); a directory there is refused."""
+    if kind_at(model_fd, name) not in ("missing", "link"):
+        raise PlantedLink("{} is not a link: the deploy does not replace it; move it away"
+                          .format(os.path.join(model_dir, name)))
+    temporary = ".{}.tmp-{}".format(name, os.getpid())
+    if kind_at(model_fd, temporary) != "missing":
+        remove_at(model_fd, temporary)
+    os.symlink(version, temporary, dir_fd=model_fd)
+    os.rename(temporary, name, src_dir_fd=model_fd, dst_dir_fd=model_fd)
+    fsync_fd(model_fd)
+
+
+def prune_plan(ordered_versions, keep, current, previous):
+    """Versions to delete: every version but ``current``, ``previous`` and the ``keep`` most
+    recently activated other ones (``keep`` counts previous). ``ordered_versions``: oldest first."""
+    others = [v for v in ordered_versions if v != current]
+    kept = set(others[len(others) - max(int(keep), 0):]) if int(keep) > 0 else set()
+    if previous in others and previous not in kept and kept:
+        kept.discard(min(kept, key=others.index))
+        kept.add(previous)
+    elif previous in others:
+        kept.add(previous)
+    return [v for v in others if v not in kept]
+
+
+# -------------------------------------------------------------------- path-based helpers
 
 def file_sha256(path):
     digest = hashlib.sha256()
@@ -59,93 +383,30 @@ def read_json(path):
     return data if isinstance(data, dict) else None
 
 
-def link_version(model_dir, name):
-    """The version a link (current / previous) points at, or None (absent, or not a version)."""
+def _with_dir(path, action):
+    fd = os.open(path, DIR_FLAGS)
     try:
-        target = os.readlink(os.path.join(model_dir, name))
-    except OSError:
-        return None
-    target = os.path.basename(target.rstrip("/"))
-    return target if VERSION_RE.match(target) else None
-
-
-def versions(model_dir):
-    """Installed version directories, oldest activation first (directory mtime)."""
-    try:
-        names = os.listdir(model_dir)
-    except OSError:
-        return []
-    found = [n for n in names if VERSION_RE.match(n) and os.path.isdir(os.path.join(model_dir, n))]
-    return sorted(found, key=lambda n: (os.stat(os.path.join(model_dir, n)).st_mtime, n))
-
-
-def version_summary(model_dir, version):
-    """The manifest fields of STATE_FIELDS of one installed version (None when unreadable)."""
-    if version is None:
-        return None
-    manifest = read_json(os.path.join(model_dir, version, MANIFEST))
-    if manifest is None:
-        return None
-    summary = {key: manifest.get(key) for key in STATE_FIELDS}
-    summary["version"] = version
-    return summary
-
-
-def model_state(model_dir):
-    """What is installed for one model, read from links and manifests only (no hashing)."""
-    current = link_version(model_dir, CURRENT)
-    previous = link_version(model_dir, PREVIOUS)
-    return {
-        "current": version_summary(model_dir, current),
-        "previous": version_summary(model_dir, previous),
-        "versions": versions(model_dir),
-    }
-
-
-def install_state(install_root):
-    """{model: model_state} for every model directory under the install root."""
-    models = {}
-    try:
-        names = sorted(os.listdir(install_root))
-    except OSError:
-        return models
-    for name in names:
-        path = os.path.join(install_root, name)
-        if not name.startswith(".") and os.path.isdir(path):
-            models[name] = model_state(path)
-    return models
-
-
-def switch_link(model_dir, name, version):
-    """Point <model_dir>/<name> at ``version`` atomically: a temporary link renamed over it."""
-    temporary = os.path.join(model_dir, ".{}.tmp-{}".format(name, os.getpid()))
-    if os.path.lexists(temporary):
-        os.unlink(temporary)
-    os.symlink(version, temporary)
-    os.rename(temporary, os.path.join(model_dir, name))
-    fsync_dir(model_dir)
-
-
-def fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
+        return action(fd)
     finally:
         os.close(fd)
 
 
-def prune_plan(ordered_versions, keep, current, previous):
-    """Versions to delete: every version but ``current``, ``previous`` and the ``keep`` most
-    recently activated other ones (``keep`` counts previous). ``ordered_versions``: oldest first."""
-    others = [v for v in ordered_versions if v != current]
-    kept = set(others[len(others) - max(int(keep), 0):]) if int(keep) > 0 else set()
-    if previous in others and previous not in kept and kept:
-        kept.discard(min(kept, key=others.index))
-        kept.add(previous)
-    elif previous in others:
-        kept.add(previous)
-    return [v for v in others if v not in kept]
+def link_version(model_dir, name):
+    """link_version_at for a model directory given by path (None when it is missing)."""
+    try:
+        return _with_dir(model_dir, lambda fd: link_version_at(fd, name))
+    except OSError:
+        return None
 
 
-def remove_tree(path):
-    shutil.rmtree(path)
+def versions(model_dir, model=None):
+    """versions_at for a model directory given by path ([] when missing or a link)."""
+    model = model or os.path.basename(os.path.normpath(model_dir))
+    try:
+        return _with_dir(model_dir, lambda fd: versions_at(fd, model))
+    except OSError:
+        return []
+
+
+def switch_link(model_dir, name, version):
+    _with_dir(model_dir, lambda fd: switch_link_at(fd, name, version, model_dir))

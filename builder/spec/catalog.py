@@ -20,8 +20,8 @@ TOP_LEVEL_KEYS = ("version", "models")
 README_HINT = "see models/README.md"
 
 # Model names and engine file names become path components on the device and in the store.
-SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
+SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}\Z")
 # PyYAML follows YAML 1.1, where "1e-8" (no dot) is a string, not a float. Accept such
 # strings for float keys so that the catalog behaves as users expect.
 FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")

@@ -7,19 +7,19 @@ from controller.outcome import host_outcomes
 
 
 class ActionModule(ControllerAction):
-    ARGS = ("build_results", "verify_results", "host_plan", "previous")
+    ARGS = ("build_results", "verify_results", "host_plan", "previous", "root_dir")
 
     def decide(self, args, task_vars):
         outcomes = dict(args["previous"] or {})
-        facts = task_vars.get("ansible_facts") or {}
         outcomes.update(host_outcomes(args["build_results"] or [], args["verify_results"] or [],
                                       args["host_plan"], task_vars["inventory_hostname"],
-                                      str((facts.get("jetson_state") or {}).get("root_dir"))))
+                                      str(args["root_dir"])))
         lines = ["{}: {}{}{}".format(model, o["status"],
                                      " in " + o["elapsed"] if o["elapsed"] else "",
                                      ": " + o["reason"] if o["reason"] else "")
                  for model, o in sorted(outcomes.items())]
         verified = sorted(model for model, o in outcomes.items()
                           if o["status"] in ("built", "on_device") and o["verify"] is not None)
-        return {"msg": lines, "verified": verified,
-                "ansible_facts": {"engine_build_outcomes": outcomes}}
+        # Registered (engine_build_read), then kept by the role's set_fact as
+        # engine_build_outcomes: never facts, which a device's later answer could replace.
+        return {"msg": lines, "verified": verified, "outcomes": outcomes}

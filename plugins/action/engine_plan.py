@@ -25,11 +25,13 @@ class ActionModule(ControllerAction):
         engines = {name: spec["engine"] for name, spec in catalog.items()}
         devices, refused = {}, {}
         for host in args["hosts"]:
-            facts = hostvars[host].get("ansible_facts") or {}
-            if "jetson" not in facts:
+            # The device's answer: one registered result (playbooks/tasks/facts.yml), never
+            # facts; checked field by field (controller/device.py).
+            answer = hostvars[host].get("jetson_device") or {}
+            if answer.get("failed") or "jetson" not in answer:
                 continue  # failed before its facts: reported as such
             try:
-                devices[host] = device_platform(host, facts, engines)
+                devices[host] = device_platform(host, answer, engines)
             except trust.Untrusted as error:
                 refused[host] = str(error)
         result = plan.make_plan(selections_from(checked["selections"]), devices, catalog,

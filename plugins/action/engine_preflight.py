@@ -12,7 +12,7 @@ from ansible.utils.display import Display
 
 try:
     from controller import preflight, runlock
-    from controller.action import ControllerAction
+    from controller.action import ControllerAction, fact_injection_problem
 except ImportError as error:  # the first plugin of a run: say how to fix the controller
     raise AnsibleError(
         "the controller package is not importable ({}): run `make venv` (or `python3 "
@@ -24,6 +24,11 @@ class ActionModule(ControllerAction):
     FROM_RUN = {"hosts": "ansible_play_hosts_all"}
 
     def decide(self, args, task_vars):
+        # Before anything else: a run in which a device's facts become variables is refused
+        # (controller/action.py; docs/threat-model.md).
+        injection = fact_injection_problem()
+        if injection:
+            return {"failed": True, "msg": "Preflight: " + injection}
         # engine_catalog, engine_store_dir, engine_store_wait_s: the run's values, else the
         # defaults of controller/schema.py.
         catalog_path = self.setting(task_vars, "engine_catalog")

@@ -55,10 +55,14 @@ class ActionModule(ControllerAction):
         extra = ["--cudart", args["cudart"]] if args["cudart"] else []
         detailed = {}
         for host, work in works.items():
-            root_dir = hostvars[host]["ansible_facts"]["jetson_state"]["root_dir"]
+            # The builder directory the device reported, as the plan checked it
+            # (controller/device.py): it goes into the device's command lines.
+            root_dir = the_plan["devices"][host]["root_dir"]
             detailed[host] = device_work(work, the_plan["hosts"][host],
                                          the_plan["devices"][host], args["catalog"],
                                          root_dir=root_dir, extra=extra, store=store,
                                          onnx_files=the_plan.get("onnx_files"))
-        return {"ansible_facts": {"engine_round": int(args["round"]),
-                                  "engine_round_work": detailed}}
+        # Registered as engine_round (a run_once register reaches every host), not facts:
+        # with inject_facts_as_vars off facts are no variables, and a device's own answer to a
+        # later task could replace a fact of its host, never a registered result.
+        return {"round": int(args["round"]), "work": detailed}

@@ -5,19 +5,55 @@ root_dir and install_root come from jetson_facts_root_dir and jetson_facts_insta
 the task does not pass them; unset, the module's own defaults apply. The task itself carries no
 template: the first filter a worker's template uses (``default``, to fall back when a variable
 is unset) makes that worker look through and import every filter plugin, about 25 ms of
-CPU, once per device on every run, where a bare ping pays nothing (bench/README.md)."""
+CPU, once per device on every run, where a bare ping pays nothing (bench/README.md).
+
+The device's answer is not trusted (docs/threat-model.md): it never becomes facts or
+variables. The module's ``ansible_facts`` (``jetson``, ``jetson_state``, ``jetson_deployed``)
+come back as plain keys of this task's result, which playbooks/tasks/facts.yml registers as
+``jetson_device``: one name, that no later task's answer can change, read field by field by
+the controller (controller/device.py). Of the module's ``ansible_facts`` only Ansible's own
+``discovered_interpreter_*`` stay facts; of its other keys only those Ansible and the roles
+read. The step refuses to run when Ansible would turn facts into variables
+(inject_facts_as_vars on: controller/action.py)."""
 
 from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
+from controller.action import fact_injection_problem
+
 # module argument -> the host variable it is read from
 FROM_HOST = {"root_dir": "jetson_facts_root_dir", "install_root": "jetson_facts_install_root"}
+# The device's answer: keys of the module's ansible_facts, returned as keys of the result.
+ANSWER = ("jetson", "jetson_state", "jetson_deployed")
+# What else of the module's result is kept (Ansible's own keys, the module's failure kind).
+KEPT = frozenset(("changed", "failed", "msg", "warnings", "deprecations", "exception", "rc",
+                  "module_stdout", "module_stderr", "invocation", "unreachable", "skipped",
+                  "jetson_failure", "_ansible_parsed", "_ansible_no_log"))
+INTERPRETER_FACTS = "discovered_interpreter_"
+
+
+def device_answer(module_result: dict) -> dict:
+    """The task's result from the module's: the answer under ANSWER, Ansible's interpreter
+    discovery as the only facts, nothing else of what the device sent."""
+    facts = module_result.get("ansible_facts")
+    facts = facts if isinstance(facts, dict) else {}
+    result = {key: value for key, value in module_result.items() if key in KEPT}
+    result.update((key, facts[key]) for key in ANSWER if key in facts)
+    interpreter = {key: value for key, value in facts.items()
+                   if isinstance(key, str) and key.startswith(INTERPRETER_FACTS)}
+    if interpreter:
+        result["ansible_facts"] = interpreter
+    return result
 
 
 class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
+        injection = fact_injection_problem()
+        if injection:
+            result.update(failed=True, msg="jetson_facts: " + injection)
+            return result
         task_vars = task_vars or {}
         module_args = dict(self._task.args)
         for argument, variable in FROM_HOST.items():
@@ -26,8 +62,8 @@ class ActionModule(ActionBase):
             if argument not in module_args and value:
                 module_args[argument] = value
         try:
-            result.update(self._execute_module(module_name="jetson_facts",
-                                               module_args=module_args, task_vars=task_vars))
+            result.update(device_answer(self._execute_module(
+                module_name="jetson_facts", module_args=module_args, task_vars=task_vars)))
         finally:
             # Without pipelining the module went through a remote temporary directory.
             self._remove_tmp_path(self._connection._shell.tmpdir)

@@ -51,12 +51,12 @@ def test_module_reports_the_builders_detection_for_every_profile(tmp_path, profi
     if expected["tensorrt"] is None:
         pytest.fail(f"profile {profile} has no TensorRT: the test roots changed")
     assert "jetson_failure" not in result, result
-    jetson = result["ansible_facts"]["jetson"]
+    jetson = result["jetson"]
     for key in ("module", "soc", "compute_capability", "l4t", "jetpack", "tensorrt",
                 "platform_id", "dla_cores", "memory_mib"):
         assert jetson[key] == expected[key], key
     assert result["changed"] is False
-    state = result["ansible_facts"]["jetson_state"]
+    state = result["jetson_state"]
     # free_mib: of the nearest existing parent (the plan refuses a device without room).
     free = state.pop("free_mib")
     assert isinstance(free, int) and free > 0
@@ -67,7 +67,7 @@ def test_module_reports_the_builders_detection_for_every_profile(tmp_path, profi
 def test_tensorrt10_is_supported_through_onnx(tmp_path):
     orin = next(name for name in PROFILES if name.startswith("agx-orin"))
     result = facts_on(lay_out(tmp_path / "root", orin), tmp_path / "state")
-    jetson = result["ansible_facts"]["jetson"]
+    jetson = result["jetson"]
     assert jetson["tensorrt_generation"] == "trt10"
     assert jetson["supported"] is True and jetson["support_reason"] is None
     assert jetson["tensorrt_has_uff"] is False
@@ -82,14 +82,14 @@ def test_tensorrt11_is_supported_through_onnx(tmp_path):
     result = facts_on(lay_out(tmp_path / "root", "thor-39.2.1", packages=packages),
                       tmp_path / "state")
     assert "jetson_failure" not in result, result
-    jetson = result["ansible_facts"]["jetson"]
+    jetson = result["jetson"]
     assert (jetson["tensorrt"], jetson["tensorrt_generation"]) == ("11.4.1", "trt11")
     assert jetson["supported"] is True and jetson["tensorrt_has_uff"] is False
 
 
 def test_uff_generations_have_uff(tmp_path):
     result = facts_on(lay_out(tmp_path / "root", "nano-32.7.1"), tmp_path / "state")
-    assert result["ansible_facts"]["jetson"]["tensorrt_has_uff"] is True
+    assert result["jetson"]["tensorrt_has_uff"] is True
 
 
 def test_not_a_jetson_fails_with_what_was_looked_for(tmp_path):
@@ -129,7 +129,7 @@ def test_module_reports_the_device_side_state(tmp_path):
     (state / "work" / "ssd_b" / "manifest.json").write_text("{truncated")
 
     result = facts_on(lay_out(tmp_path / "root", "nano-32.7.1"), state)
-    got = result["ansible_facts"]["jetson_state"]
+    got = result["jetson_state"]
     assert got["env_marker"] == marker
     assert got["builder_version"] == "0.3.1"
     assert got["models"]["ssd_a"] == {
@@ -146,6 +146,7 @@ def test_module_reports_the_installed_engines_under_install_root(tmp_path):
     versions = ("aaaaaaaaaaaa-111111111111", "bbbbbbbbbbbb-222222222222")
     for version in versions:
         (installed / "ssd_a" / version).mkdir(parents=True)
+        (installed / "ssd_a" / version / "TRT_ssd_a.bin").write_bytes(b"SIMULATED engine")
         (installed / "ssd_a" / version / "manifest.json").write_text(json.dumps({
             "build_key": version[:1] * 64, "platform_id": "jetson-nano_l4t32.7.1_trt8.2.1",
             "engine_sha256": version[-1] * 64, "engine_file": "TRT_ssd_a.bin",
@@ -162,7 +163,7 @@ def test_module_reports_the_installed_engines_under_install_root(tmp_path):
                            lay_out(tmp_path / "root", "nano-32.7.1"), tmp_path / "opt",
                            installed),
                        "--connection=local", env={"ANSIBLE_PYTHON_INTERPRETER": sys.executable})
-    deployed = hosts["localhost"]["ansible_facts"]["jetson_deployed"]
+    deployed = hosts["localhost"]["jetson_deployed"]
     assert deployed["env_marker"] == marker
     assert list(deployed["models"]) == ["ssd_a"], "dot directories are not models"
     model = deployed["models"]["ssd_a"]
@@ -185,20 +186,20 @@ def test_the_task_takes_its_directories_from_the_hosts_variables(tmp_path):
     local = ("--connection=local", "-e", variables)
     env = {"ANSIBLE_PYTHON_INTERPRETER": sys.executable}
     facts = adhoc_json("localhost", LOCAL, "jetson_facts", f"device_root={root}", *local,
-                       env=env)["localhost"]["ansible_facts"]
+                       env=env)["localhost"]
     assert facts["jetson_state"]["root_dir"] == str(tmp_path / "state")
     assert list(facts["jetson_deployed"]["models"]) == ["ssd_a"]
 
     passed = adhoc_json("localhost", LOCAL, "jetson_facts",
                         f"device_root={root} root_dir={tmp_path / 'argument'}", *local, env=env)
-    assert passed["localhost"]["ansible_facts"]["jetson_state"]["root_dir"] == str(
+    assert passed["localhost"]["jetson_state"]["root_dir"] == str(
         tmp_path / "argument")
 
     empty = adhoc_json("localhost", LOCAL, "jetson_facts", f"device_root={root}",
                        "--connection=local", "-e", '{"jetson_facts_root_dir": ""}', env=env)
-    state = empty["localhost"]["ansible_facts"]["jetson_state"]
+    state = empty["localhost"]["jetson_state"]
     assert state["root_dir"] == "/opt/trt-builder"  # the module's default
-    assert "jetson_deployed" not in empty["localhost"]["ansible_facts"]
+    assert "jetson_deployed" not in empty["localhost"]
 
 # --- over real SSH on the simulated fleet -------------------------------------------------
 
@@ -226,11 +227,11 @@ def test_facts_on_every_simulated_profile(sim):
     assert set(results) == set(FLEET_PROFILES)
     ids = set()
     for host, (module, l4t) in FLEET_PROFILES.items():
-        jetson = results[host]["ansible_facts"]["jetson"]
+        jetson = results[host]["jetson"]
         assert (jetson["module"], jetson["l4t"]) == (module, l4t), host
         assert jetson["supported"] is True, host  # TensorRT 10 builds from ONNX
         ids.add(jetson["platform_id"])
-        assert results[host]["ansible_facts"]["jetson_state"]["env_marker"] is None
+        assert results[host]["jetson_state"]["env_marker"] is None
         # the module ran on the device's own Python (its JetPack's, or the stated fallback)
         python = jetson["python"].rsplit(".", 1)[0]
         assert python == sim.hosts[host]["simjetson_python"], (host, jetson["python"])
@@ -284,7 +285,7 @@ def test_paramiko_connection_reaches_a_device(sim, tmp_path):
     shutil.copy(sim.dir / "known_hosts", tmp_path / ".ssh" / "known_hosts")
     results = adhoc_json("tx2-1", [sim.inventory, FLEET_VARS], "jetson_facts", "",
                          "--connection=paramiko", env={"HOME": str(tmp_path)})
-    assert results["tx2-1"]["ansible_facts"]["jetson"]["module"] == "jetson-tx2"
+    assert results["tx2-1"]["jetson"]["module"] == "jetson-tx2"
 
 
 @pytest.mark.fleet
@@ -294,4 +295,4 @@ def test_paramiko_refuses_an_unknown_host_key(sim, tmp_path):
     results = adhoc_json("tx2-1", [sim.inventory, FLEET_VARS], "jetson_facts", "",
                          "--connection=paramiko", env={"HOME": str(tmp_path)})
     assert results["tx2-1"].get("unreachable") is True
-    assert "ansible_facts" not in results["tx2-1"]
+    assert "jetson" not in results["tx2-1"]

@@ -66,6 +66,7 @@ def test_switch_link_replaces_current_atomically_and_state_reads_it(tmp_path):
     model_dir = tmp_path / MODEL
     for version, key in (("aaaaaaaaaaaa-111111111111", "k1"), ("bbbbbbbbbbbb-222222222222", "k2")):
         (model_dir / version).mkdir(parents=True)
+        (model_dir / version / "TRT_{}.bin".format(MODEL)).write_bytes(b"SIMULATED engine")
         (model_dir / version / "manifest.json").write_text(json.dumps(
             {"build_key": key, "platform_id": NANO, "engine_sha256": "e" + key,
              "engine_file": "TRT_{}.bin".format(MODEL), "spec": {"big": "x" * 1000}}))
@@ -378,6 +379,18 @@ def test_record_merges_batches_atomically_under_the_store_lock(tmp_path):
     assert again["changed_utc"] == "2026-12-01T21:00:00Z", "unchanged current keeps its date"
     assert not [p for p in store.iterdir() if p.name.startswith(".deployments-")]
     assert Path(store / ".lock").exists()
+
+
+@pytest.mark.parametrize("damaged", ["[]", '"hosts"', '{"hosts": []}'])
+def test_a_record_that_is_not_an_object_is_rewritten(tmp_path, damaged):
+    store = tmp_path / "engines"
+    store.mkdir()
+    (store / "deployments.json").write_text(damaged)
+    outcome = {"version": "v1", "build_key": "k", "platform_id": NANO, "health": "ok",
+               "status": "deployed", "detail": "nothing -> v1"}
+    RECORD.write_record(str(store), {"host-1": {MODEL: outcome}}, "2026-12-01T21:00:00Z")
+    record = json.loads((store / "deployments.json").read_text())
+    assert record["format"] == 1 and list(record["hosts"]) == ["host-1"]
 
 
 # ---------------------------------------------------------------- the restart handlers

@@ -57,3 +57,11 @@ def test_the_lock_of_a_killed_run_is_taken_over_and_released_by_its_owner(tmp_pa
     assert not runlock.release(tmp_path, holder.pid)
     assert runlock.release(tmp_path, os.getpid())
     assert not (tmp_path / runlock.RUN_LOCK_NAME).exists()
+
+
+@pytest.mark.parametrize("content", ["[1]", "0", '"me"'])
+def test_a_lock_that_is_not_a_json_object_is_taken_over(tmp_path, content):
+    (tmp_path / runlock.RUN_LOCK_NAME).write_text(content)
+    assert not runlock.release(tmp_path, os.getpid())
+    assert runlock.acquire(tmp_path, os.getpid(), "next", 0, say=print) is True
+    assert runlock.release(tmp_path, os.getpid())

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from controller import onnx_exports
 from controller.store import EngineStore, StoreError
 from tests.unit.store_helpers import staged
 
@@ -274,6 +275,16 @@ def _export(store_dir, model, key, *, ok=True, sha=None):
     (directory / (model + ".onnx.json")).write_text(json.dumps(
         {"onnx_sha256": digest, "verification": {"ok": ok}}))
     return directory
+
+
+def test_an_export_that_reports_ok_but_leaves_no_files_is_refused(tmp_path, monkeypatch):
+    def run(argv, **kwargs):  # builder onnx says ok, but writes nothing
+        return subprocess.CompletedProcess(argv, 0, '{"record": 1, "status": "ok"}', "")
+
+    monkeypatch.setattr(onnx_exports.subprocess, "run", run)
+    store = EngineStore(tmp_path / "engines")
+    with pytest.raises(StoreError, match="left no m1.onnx and m1.onnx.json"):
+        onnx_exports.export(store, "m1", "k1", "catalog.yml")
 
 
 def test_the_store_tool_checks_the_onnx_exports_and_removes_broken_ones(tmp_path):
