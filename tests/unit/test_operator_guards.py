@@ -98,11 +98,22 @@ def test_the_home_directory_a_link_to_root_and_the_repository_are_refused(site, 
     assert "(resolves to /) is a system directory" in the_problem(
         preflight_of(site, "engine_store_dir: {}\n".format(site["tmp"] / "to-root")),
         "engine_store_dir")
-    assert "is a directory that holds the repository ({})".format(REPO) in the_problem(
-        preflight_of(site, "engine_store_dir: {}\n".format(REPO.parent)), "engine_store_dir")
+    # The repository itself (its parent may be a system or home directory, e.g. a clone
+    # under /tmp, refused for that first): a directory that holds it is tested below.
+    assert "{} is the repository".format(REPO) in the_problem(
+        preflight_of(site, "engine_store_dir: {}\n".format(REPO)), "engine_store_dir")
     assert "catalog is the catalog's directory" in the_problem(
         preflight_of(site, "engine_store_dir: {}\n".format(site["catalog"].parent)),
         "engine_store_dir")
+
+
+def test_a_directory_that_holds_the_repository_is_refused():
+    problem = guards.system_path_problem("/srv/work", homes=set(), resolve=False,
+                                         holds={"the repository": "/srv/work/clone"})
+    assert problem == "/srv/work is a directory that holds the repository (/srv/work/clone)"
+    assert guards.system_path_problem("/srv/work/clone/artifacts/engines", homes=set(),
+                                      resolve=False,
+                                      holds={"the repository": "/srv/work/clone"}) is None
 
 
 def test_a_store_of_its_own_passes(site, monkeypatch):
