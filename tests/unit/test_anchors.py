@@ -28,6 +28,7 @@ from builder.graph.tfcompat import const_value, read_graph_def, set_const_value 
 from builder.spec.catalog import load_catalog  # noqa: E402
 from builder.trt.enginepath import choose_engine_path  # noqa: E402
 from controller import device_work, onnx_exports, preflight  # noqa: E402
+from tests.unit.catalog_files import write_catalog  # noqa: E402
 
 GRAPH = "frozen_inference_graph.pb"
 # Real exports whose anchors are known independently (shared/realgraphs/README.md), by the
@@ -55,16 +56,6 @@ def generated():
         graph_def = read_graph_def(spec.graph)
         found[name] = (spec, graph_def, ssd.analyze(graph_def, spec.graph))
     return found
-
-
-def write_catalog(path, entries):
-    """A catalog file from {model: {key: value}} (values written as YAML flow)."""
-    lines = ["version: 1", "models:"]
-    for model, settings in entries.items():
-        lines.append(f"  {model}:")
-        lines += [f"    {key}: {value}" for key, value in settings.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def generated_graph(name):

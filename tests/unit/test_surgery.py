@@ -17,6 +17,7 @@ from builder.errors import UserError  # noqa: E402
 from builder.graph import surgery  # noqa: E402
 from builder.graph.tfcompat import const_value, new_graph_def, read_graph_def  # noqa: E402
 from builder.spec.catalog import load_catalog  # noqa: E402
+from tests.unit.catalog_files import write_catalog  # noqa: E402
 
 # What each generated export must give (independently known from the generator's
 # settings, not from the surgery code).
@@ -75,16 +76,6 @@ def results(catalog):
 
 def nodes(result):
     return {node.name: node for node in result.graph_def.node}
-
-
-def write_catalog(path, entries):
-    """A catalog file from {model: {key: value}} (values written as YAML flow)."""
-    lines = ["version: 1", "models:"]
-    for model, settings in entries.items():
-        lines.append(f"  {model}:")
-        lines += [f"    {key}: {value}" for key, value in settings.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def catalog_entry(name, **overrides):
