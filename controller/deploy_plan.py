@@ -19,7 +19,7 @@ from builder import __version__ as BUILDER_VERSION
 from module_utils.trt_deploy import version_name
 
 from . import guards, trust
-from .device import deployed_models, device_platform
+from .device import DevicePlatform, deployed_models, device_platform, platform_disagreement
 from .keys import host_build_keys
 from .plan import builder_source_digest
 from .selection import HostSelection
@@ -164,6 +164,21 @@ def plan_line(host: str, model: str, item: dict[str, Any]) -> str:
     return "{:<16} {:<26} {}".format(host, model, what)
 
 
+def _checked_device(host: str, answer: dict[str, Any], selection: HostSelection
+                    ) -> tuple[DevicePlatform | None, dict[str, dict[str, Any]], str]:
+    """(the device's checked platform, its installed models, "") or (None, {}, why it is
+    refused): its answer lies, or its platform is not what the inventory says of it."""
+    try:
+        device = device_platform(host, answer, {})
+        deployed = deployed_models(host, answer)
+    except trust.Untrusted as error:
+        return None, {}, str(error)
+    disagreement = platform_disagreement(selection, device)
+    if disagreement:
+        return None, {}, disagreement
+    return device, deployed, ""
+
+
 class DeploySettingsError(Exception):
     """engine_deploy_* settings that are wrong; every problem with its fix."""
 
@@ -186,12 +201,10 @@ def make_deploy_plan(hosts: list[str], hostvars: Mapping[str, Any], store_dir: s
             continue  # failed or unreachable before its facts: reported as such
         checked = host_vars["preflight_result"]  # playbooks/tasks/preflight.yml
         selection = HostSelection.from_dict(checked["selections"][host])
-        try:
-            device = device_platform(host, answer, {})
-            deployed = deployed_models(host, answer)
-        except trust.Untrusted as error:
+        device, deployed, refusal = _checked_device(host, answer, selection)
+        if device is None:
             models = {model: {"action": "refused", "reason": "{}; nothing was pushed".format(
-                error), "push": False, "platform_id": None, "build_key": None,
+                refusal), "push": False, "platform_id": None, "build_key": None,
                 "from_version": None, "from_build_key": None, "from_platform_id": None}
                 for model in selection.models}
             lines += [plan_line(host, model, item) for model, item in models.items()]

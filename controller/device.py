@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from builder.errors import UserError
+from builder.platform import detect
 from builder.trt.adapter import BuildOptions
 from builder.trt.build import check_options_for_platform
 
@@ -225,4 +226,31 @@ def option_problem(selection: HostSelection, device: DevicePlatform) -> str | No
         key = next((name for name in INVENTORY_NAMES.values() if str(error).startswith(name)),
                    "engine_workspace_mib")
         return "file {}: {}".format(selection.origins.get(key, "group_vars"), error)
+    return None
+
+
+def platform_disagreement(selection: HostSelection, device: DevicePlatform) -> str | None:
+    """Why the device's platform is not what the inventory says of the host (None when it
+    agrees, or when the inventory says nothing: no group named like a kind and no
+    engine_expected_platform). The module is read from the platform_id, the store's key, so
+    a device cannot pass a module check and file under another module's id."""
+    if not selection.expected_platforms:
+        return None
+    module = detect.module_of_platform_id(device.platform_id)
+    for expected, where in selection.expected_platforms:
+        if expected in detect.INVENTORY_KINDS:
+            if module in detect.INVENTORY_KINDS[expected]:
+                continue
+            said = "a {} ({}: module {})".format(
+                expected, where, " or ".join(detect.INVENTORY_KINDS[expected]))
+        elif expected == device.platform_id:
+            continue
+        else:
+            said = "platform {} ({})".format(expected, where)
+        return ("host {}: the inventory says it is {}, but the device reports platform {}. "
+                "Nothing is built for it or sent to it. If the board was replaced or moved, "
+                "put the host in the inventory group of its kind, or set "
+                "engine_expected_platform in its host_vars to what it is; if not, the device "
+                "is not what it claims: look at it before the next run".format(
+                    selection.host, said, device.platform_id))
     return None

@@ -124,7 +124,8 @@ def make_plan(selections: dict[str, HostSelection], devices: dict[str, DevicePla
     groups: dict[str, list[str]] = {}  # build key -> platform-scope hosts that want it
     for host in sorted(devices):
         device, selection = devices[host], selections[host]
-        refused = device_checks.option_problem(selection, device)
+        refused = device_checks.platform_disagreement(selection, device) or \
+            device_checks.option_problem(selection, device)
         if refused is None and not device.supported:
             refused = device.support_reason or "the builder cannot run on this platform"
         if refused is None:

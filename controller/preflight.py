@@ -170,7 +170,7 @@ def run_preflight(catalog_path: str, hosts: list[str], hostvars: Mapping[str, An
             return origin.find(host, groups, key)
 
         checker = HostChecker(host, values, where, catalog, catalog_path,
-                              oversized=oversized, holds=holds)
+                              oversized=oversized, holds=holds, groups=tuple(groups))
         selection = checker.check()
         problems += checker.problems
         if selection is not None:

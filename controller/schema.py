@@ -65,6 +65,10 @@ USER_VARIABLES = (
              "(TensorFlow and TensorRT imported once, each engine released before the next); "
              "per_model: one process per model, for boards whose memory is too tight for that",
              choices=BUILD_PROCESSES),
+    Variable("engine_expected_platform", "str", "",
+             "what this device must report: a kind (nano, tx2, xavier, orin, thor, ...) or a "
+             "whole platform_id; empty: the kinds of its inventory groups (a device of "
+             "another kind is refused)", example="orin"),
     Variable("engine_store_dir", "path", "artifacts/engines",
              "the engine store on the controller (one for the whole fleet)"),
     Variable("engine_graph_allowed_dirs", "list", [],

@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import yaml
 
+from builder.platform import detect
+
 from . import guards, schema
 
 YAML_SUFFIXES = ("", ".yml", ".yaml", ".json")
@@ -68,18 +70,25 @@ class HostSelection:
     origins: dict[str, str] = field(default_factory=dict, compare=False)
     # per_device | per_model: how many builder processes the host's models of a round take.
     build_processes: str = "per_device"
+    # What the inventory says the device is: (kind or platform_id, where it says so), from
+    # the host's groups named like a kind and engine_expected_platform (detect.INVENTORY_KINDS).
+    expected_platforms: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {"host": self.host, "models": list(self.models), "options": self.options.as_dict(),
                 "scope": self.scope, "origins": dict(self.origins),
-                "build_processes": self.build_processes}
+                "build_processes": self.build_processes,
+                "expected_platforms": [list(pair) for pair in self.expected_platforms]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HostSelection:
         return cls(host=data["host"], models=tuple(data["models"]),
                    options=EngineOptions(**data["options"]), scope=data["scope"],
                    origins=dict(data.get("origins") or {}),
-                   build_processes=data.get("build_processes", "per_device"))
+                   build_processes=data.get("build_processes", "per_device"),
+                   expected_platforms=tuple(
+                       (str(value), str(where))
+                       for value, where in data.get("expected_platforms") or ()))
 
 
 def load_yaml(path: Path) -> Any:
@@ -197,8 +206,10 @@ class HostChecker:
 
     def __init__(self, host: str, values: dict[str, Any], origin: Callable[[str], str],
                  catalog_models: dict[str, Any] | None, catalog_path: str, *,
-                 oversized: frozenset[str] = frozenset(), holds: dict[str, str] | None = None):
+                 oversized: frozenset[str] = frozenset(), holds: dict[str, str] | None = None,
+                 groups: tuple[str, ...] = ()):
         self.host = host
+        self.groups = groups
         self.values = values
         self.origin = origin
         self.catalog_models = catalog_models
@@ -232,6 +243,7 @@ class HostChecker:
             if text:
                 self.problem(variable.name, text, schema.fix_for(variable))
         self.check_directories()
+        self.check_expected_platform(self.values.get("engine_expected_platform"))
         for name, instead in schema.RETIRED.items():
             if name in self.values:
                 self.problem(name, "this variable was retired", instead + ".")
@@ -254,7 +266,32 @@ class HostChecker:
         return HostSelection(self.host, tuple(values.get("engine_models") or ()), options,
                              values["engine_build_scope"],
                              {key: self.origin(key) for key in keys},
-                             build_processes=values["engine_build_processes"])
+                             build_processes=values["engine_build_processes"],
+                             expected_platforms=self.expected_platforms())
+
+    def expected_platforms(self) -> tuple[tuple[str, str], ...]:
+        """What the inventory says this device is: each group of the host named like a kind,
+        and engine_expected_platform when set."""
+        expected = [(kind, "its inventory group '{}'".format(group)) for group in self.groups
+                    for kind in [detect.inventory_kind(group)] if kind]
+        claimed = self.values.get("engine_expected_platform")
+        if claimed:
+            expected.append((claimed, "engine_expected_platform in {}".format(
+                self.origin("engine_expected_platform"))))
+        return tuple(expected)
+
+    def check_expected_platform(self, value: Any) -> None:
+        """engine_expected_platform: empty, a kind, or a platform_id as devices report it."""
+        if not isinstance(value, str) or not value or "engine_expected_platform" in \
+                self.refused_keys:
+            return
+        if value in detect.INVENTORY_KINDS or detect.module_of_platform_id(value):
+            return
+        self.problem("engine_expected_platform",
+                     "{!r} is neither a kind nor a platform_id".format(value),
+                     "Write a kind ({}) or the device's whole platform_id as the build's plan "
+                     "prints it (e.g. jetson-agx-orin_l4t36.4.3_trt10.3.0), or remove the "
+                     "key.".format(", ".join(sorted(detect.INVENTORY_KINDS))))
 
     def check_directories(self) -> None:
         """A store or an allowed graph directory that is a system path, a home directory, or

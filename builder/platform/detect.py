@@ -123,6 +123,37 @@ MODEL_WORDS = (
     (("tx1",), "jetson-tx1"),
     (("nano",), "jetson-nano"),
 )
+# Inventory kinds (a group name, or engine_expected_platform) -> the modules a device of that
+# kind may report. The controller refuses a device whose module is not of its groups' kinds
+# (controller/device.py platform_disagreement): a device cannot claim another platform's
+# engines. A kind names one GPU, so that one module cannot pass for another: Xavier NX and
+# AGX Xavier differ in SMs, T4000 and T5000 in GPU. "thor" is the developer kit's module.
+INVENTORY_KINDS = {
+    "tx1": ("jetson-tx1",),
+    "nano": ("jetson-nano",),
+    "tx2": ("jetson-tx2",),
+    "tx2_nx": ("jetson-tx2-nx",),
+    "xavier": ("jetson-agx-xavier",),
+    "agx_xavier": ("jetson-agx-xavier",),
+    "xavier_nx": ("jetson-xavier-nx",),
+    "orin": ("jetson-agx-orin",),
+    "agx_orin": ("jetson-agx-orin",),
+    "orin_nx": ("jetson-orin-nx",),
+    "orin_nano": ("jetson-orin-nano",),
+    "orin_nano_super": ("jetson-orin-nano",),
+    "thor": ("jetson-t5000", "jetson-agx-thor"),
+    "agx_thor": ("jetson-t5000", "jetson-agx-thor"),
+    "t5000": ("jetson-t5000",),
+    "t4000": ("jetson-t4000",),
+}
+
+
+def inventory_kind(name):
+    """The kind an inventory group name stands for ('Orin-NX' -> 'orin_nx'), or None."""
+    kind = str(name).lower().replace("-", "_")
+    return kind if kind in INVENTORY_KINDS else None
+
+
 AGX_BY_SOC = {"tegra194": "jetson-agx-xavier", "tegra234": "jetson-agx-orin",
               "tegra264": THOR_SKU_UNKNOWN}
 # SoCs every module of which is known to be one family: a device tree that names nothing but
@@ -442,6 +473,16 @@ def make_platform_id(module, l4t, tensorrt):
         _safe_id_part(l4t) if l4t else "unknown",
         _safe_id_part(tensorrt) if tensorrt else "none",
     )
+
+
+# The form make_platform_id gives: module slug, then _l4t..., then _trt... (no "_" in a part).
+PLATFORM_ID_FORM = re.compile(r"^([a-z0-9.-]+)_l4t([a-z0-9.-]+)_trt([a-z0-9.-]+)\Z")
+
+
+def module_of_platform_id(platform_id):
+    """The module slug a platform_id starts with, or None when it is not of that form."""
+    match = PLATFORM_ID_FORM.match(str(platform_id))
+    return match.group(1) if match else None
 
 
 def detect_platform(root="/"):

@@ -17,10 +17,14 @@ import pytest
 from builder.commands.check import catalog_report
 from controller import deploy_plan
 from controller.device import deployed_models, device_platform
+from controller.keys import host_build_keys
+from controller.selection import HostSelection
+from controller.store import EngineStore
 from controller.trust import Untrusted
 from tests.integration.hostile import controller_variables, hostile_facts
 
 from .plugin_files import load
+from .store_helpers import staged
 
 REPO = Path(__file__).resolve().parents[2]
 FACTS_ACTION = load("plugins/action/jetson_facts.py", "jetson_facts_action_under_test")
@@ -192,10 +196,11 @@ def catalog(tmp_path):
     return {name: dict(spec, sha256="c" * 64) for name, spec in report["models"].items()}
 
 
-def deploy_hostvars(host_answer, catalog):
+def deploy_hostvars(host_answer, catalog, expected=()):
     selection = {"host": "nano-1", "models": ["m"], "scope": "platform",
                  "options": {"precision": "fp16", "workspace_mib": 256, "max_batch": 1,
-                             "dla_core": None}, "origins": {}}
+                             "dla_core": None}, "origins": {},
+                 "expected_platforms": [list(pair) for pair in expected]}
     return HostVars({"nano-1": {"jetson_device": host_answer, "preflight_result": {
         "selections": {"nano-1": selection}, "catalog": catalog}}})
 
@@ -223,3 +228,30 @@ def test_a_model_directory_that_is_a_link_is_refused_naming_it(tmp_path, catalog
         item = plan["hosts"]["nano-1"]["models"]["m"]
         assert item["action"] == "refused" and item["reason"].startswith(link), item
         assert "follows no link below the install root" in item["reason"]
+
+
+def test_the_deploy_sends_no_engine_of_a_platform_the_inventory_does_not_agree_on(tmp_path,
+                                                                                  catalog):
+    """A device of group nano that reports the TX2's platform would be sent the TX2's stored
+    engine: the deploy refuses it, nothing is pushed; with no claim the same answer deploys."""
+    tx2 = "jetson-tx2_l4t32.7.1_trt8.2.1"
+    claiming = answer(jetson=platform(platform_id=tx2, module="jetson-tx2"), deployed={})
+    selection = HostSelection.from_dict(deploy_hostvars(claiming, catalog)["nano-1"][
+        "preflight_result"]["selections"]["nano-1"])
+    key, variant = host_build_keys(selection, tx2, catalog, "8.2.1.8")["m"]
+    store = tmp_path / "store"
+    staged(tmp_path / "staged", "m", tx2, key, selection.options.as_dict())
+    EngineStore(store).file_engine(tmp_path / "staged", platform_id=tx2, model="m",
+                                   variant=variant, build_key=key, built_on="tx2-1",
+                                   max_bytes=1 << 20)
+    taken_at_its_word, _ = deploy_plan.make_deploy_plan(
+        ["nano-1"], deploy_hostvars(claiming, catalog), str(store), False)
+    assert taken_at_its_word["hosts"]["nano-1"]["models"]["m"]["action"] == "deploy"
+    plan, lines = deploy_plan.make_deploy_plan(
+        ["nano-1"], deploy_hostvars(claiming, catalog, [("nano", "its inventory group 'nano'")]),
+        str(store), False)
+    host = plan["hosts"]["nano-1"]
+    assert host["work"] == [] and host["files"] == [] and host["prepare"] == []
+    assert host["models"]["m"]["action"] == "refused"
+    assert "the inventory says it is a nano" in host["models"]["m"]["reason"]
+    assert "reports platform {}".format(tx2) in lines[0]

@@ -297,3 +297,62 @@ def test_the_variant_says_where_the_precision_comes_from(catalog, tmp_path):
     variants = {host: plan["hosts"][host]["models"]["m1"]["variant"] for host in plan["hosts"]}
     # The builder flag on TensorRT 10; the ONNX's tensor types on the strongly typed 11.
     assert variants == {"orin-1": "fp16-ws512", "orin-2": "fp16-typed-ws512"}
+
+
+def claims(host, *expected):
+    """A selection whose inventory says what the device is: (kind or platform_id, where)."""
+    return HostSelection(host, ("m1", "m2"), FP16, "platform", expected_platforms=expected)
+
+
+def test_a_device_of_another_kind_than_its_group_is_refused_naming_both(catalog, tmp_path):
+    """A compromised (or swapped) Nano that reports the TX2's platform must not build or file
+    the TX2's shared engine: its group says nano."""
+    hosts = devices({"nano-1": TX2, "tx2-1": TX2})
+    chosen = selections(hosts, **{"nano-1": claims("nano-1", ("nano", "its inventory group "
+                                                                      "'nano'")),
+                                  "tx2-1": claims("tx2-1", ("tx2", "its inventory group 'tx2'"))})
+    plan = make(hosts, catalog, tmp_path / "store", chosen=chosen)
+    for entry in plan["hosts"]["nano-1"]["models"].values():
+        assert entry["refused"].startswith(
+            "host nano-1: the inventory says it is a nano (its inventory group 'nano': module "
+            "jetson-nano), but the device reports platform {}".format(TX2)), entry["refused"]
+        assert "put the host in the inventory group of its kind" in entry["refused"]
+    assert not any(e["refused"] for e in plan["hosts"]["tx2-1"]["models"].values())
+    works = planning.round_works(plan, 0, EngineStore(tmp_path / "store"), {})
+    assert set(works) == {"tx2-1"} and works["tx2-1"]["build"] == ["m1", "m2"]
+
+
+def test_an_expected_platform_id_pins_the_release_too(catalog, tmp_path):
+    """engine_expected_platform may name the whole platform_id: a device of the right module
+    that claims another JetPack is refused."""
+    pinned = "jetson-tx2_l4t32.7.1_trt8.2.1"
+    hosts = devices({"tx2-1": TX2, "tx2-2": pinned})
+    where = "engine_expected_platform in host_vars/tx2-{}.yml"
+    chosen = selections(hosts, **{
+        "tx2-1": claims("tx2-1", ("tx2", "its inventory group 'tx2'"),
+                        (pinned, where.format(1))),
+        "tx2-2": claims("tx2-2", ("tx2", "its inventory group 'tx2'"),
+                        (pinned, where.format(2)))})
+    plan = make(hosts, catalog, tmp_path / "store", chosen=chosen)
+    refused = plan["hosts"]["tx2-1"]["models"]["m1"]["refused"]
+    assert "says it is platform {} (engine_expected_platform in host_vars/tx2-1.yml)".format(
+        pinned) in refused and "reports platform {}".format(TX2) in refused
+    assert plan["hosts"]["tx2-2"]["models"]["m1"]["refused"] is None
+
+
+def test_a_host_whose_inventory_names_no_kind_is_taken_at_its_word(catalog, tmp_path):
+    plan = make(devices({"lab-1": XAVIER}), catalog, tmp_path / "store")
+    assert plan["hosts"]["lab-1"]["models"]["m1"]["refused"] is None
+
+
+def test_a_platform_id_not_of_the_form_fails_every_kind():
+    """The module is read from the platform_id (the store's key), never from a field the
+    device could set apart from it."""
+    from builder.platform import detect
+    from controller.device import platform_disagreement
+    lying = devices({"nano-1": "jetson-nano-but-not_trt8.2.1"})["nano-1"]
+    refused = platform_disagreement(claims("nano-1", ("nano", "its inventory group 'nano'")),
+                                    lying)
+    assert refused and "reports platform jetson-nano-but-not_trt8.2.1" in refused
+    assert detect.module_of_platform_id(NANO) == "jetson-nano"
+    assert detect.module_of_platform_id("jetson-nano_l4t32.7.1_trt8.2.1\n") is None

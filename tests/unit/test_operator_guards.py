@@ -203,3 +203,30 @@ def test_the_deploy_refuses_an_install_root_that_is_a_system_path(root, refused)
     assert bool(problems) is refused, problems
     if refused:
         assert problems[0].startswith("host 'nano-1', key 'engine_deploy_install_root'")
+
+
+def test_the_inventory_says_what_a_device_is_by_group_and_expected_platform(site):
+    """Groups named like a kind and engine_expected_platform become the selection's claims;
+    a value that is neither a kind nor a platform_id is refused with file and key."""
+    result = preflight_of(site, "engine_models: [{}]\nengine_expected_platform: "
+                                "jetson-nano_l4t32.7.1_trt8.2.1\n".format(MODEL))
+    assert not [p for p in result["problems"] if "engine_expected_platform" in p]
+    claims = result["selections"]["nano-1"]["expected_platforms"]
+    assert claims[0] == ["nano", "its inventory group 'nano'"]
+    assert claims[1][0] == "jetson-nano_l4t32.7.1_trt8.2.1"
+    assert claims[1][1].startswith("engine_expected_platform in host_vars/nano-1.yml")
+    wrong = preflight_of(site, "engine_models: [{}]\nengine_expected_platform: nanoo\n"
+                         .format(MODEL))
+    problem = the_problem(wrong, "engine_expected_platform")
+    assert problem.startswith(FILE.format(site["inventory"], "engine_expected_platform"))
+    assert "'nanoo' is neither a kind nor a platform_id" in problem and "orin_nx" in problem
+
+
+def test_every_simulated_kind_is_a_kind_of_its_module():
+    """The simulated fleet names its groups after its kinds: each must be known, and stand
+    for the module its devices report (else every fleet run would be refused)."""
+    from builder.platform import detect
+    from tests.fleet.profiles import MODULES
+    for module in MODULES.values():
+        kind = detect.inventory_kind(module.kind)
+        assert kind and module.slug in detect.INVENTORY_KINDS[kind], module.kind
