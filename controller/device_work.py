@@ -21,6 +21,26 @@ CONTROLLER_ONLY_KEYS = ("name", "pipeline_config_sha256", "uff_refusal")
 TIMING_CACHE_FROM = (8, 0)  # ITimingCache came with TensorRT 8.0
 NO_TIMING_CACHE: dict[str, Any] = {"device_file": None, "pushed_dir": None, "push": [],
                                    "pushed": []}
+# A build's deadline (the host plan's build_deadline_s per model) on three clocks. On the
+# device, coreutils `timeout` stops the builder at the deadline (SIGTERM, SIGKILL after
+# KILL_GRACE_S) and exits DEADLINE_EXIT; Ansible's async job is a backstop ASYNC_MARGIN_S
+# later. On the controller the task stops waiting ANSWER_MARGIN_S after that: a device whose
+# sshd no longer answers never reports the end of its job, and ssh notices a silent
+# connection only after ServerAliveInterval x ServerAliveCountMax (ansible.cfg: 60 s).
+DEADLINE_EXIT = 124
+BUILD_LOCK = ".build.lock"  # in the builder's directory: one builder process at a time
+KILL_GRACE_S = 30
+ASYNC_MARGIN_S = 5
+ANSWER_MARGIN_S = 75
+# How long one poll may hang before the wait is cut short on the controller (the task's
+# timeout): ssh gives up on a silent connection after 60 s, or on a silent banner after its
+# ConnectTimeout (ansible.cfg timeout) for each of its retries.
+POLL_HANG_S = 120
+
+
+def round_wait_s(processes: list[dict[str, Any]]) -> int:
+    """The longest the controller waits for a device's builds of one round (0: none)."""
+    return max((process["wait_s"] for process in processes), default=0) + POLL_HANG_S
 
 
 def model_work_dir(root_dir: str, model: str) -> str:
@@ -144,17 +164,29 @@ def timing_cache_prepare(timing_cache: dict[str, Any]) -> list[str]:
             "find {} -maxdepth 1 -type f{} -delete".format(pushed_dir, keep)]
 
 
+def deadlines(deadline_s: int, queued_s: int = 0) -> dict[str, int]:
+    """A builder process's clocks: its deadline on the device, its async job's limit, and how
+    long the controller waits for the device's answer. ``queued_s``: the deadlines of the
+    device's processes before it in this round (they run one at a time, under a lock)."""
+    async_s = queued_s + deadline_s + KILL_GRACE_S + ASYNC_MARGIN_S
+    return {"deadline_s": deadline_s, "async_s": async_s, "wait_s": async_s + ANSWER_MARGIN_S}
+
+
 def build_processes(catalog: dict[str, Any], models: list[str], *, python: str, root_dir: str,
                     build_processes: str, options_args: list[str], extra: list[str],
-                    timing_cache: dict[str, Any] = NO_TIMING_CACHE) -> list[dict[str, Any]]:
-    """[{"models", "shell"}]: each builder process of a device's round and its shell command.
+                    deadline_s: int, timing_cache: dict[str, Any] = NO_TIMING_CACHE
+                    ) -> list[dict[str, Any]]:
+    """[{"models", "shell", "deadline_s", "async_s", "wait_s"}]: each builder process of a
+    device's round, its shell command and its clocks (``deadline_s`` per model).
 
     The command writes each model's one-model catalog into the model's work directory (the
-    task runs it under umask 077: a catalog names the team's graphs), then execs the builder,
-    whose records (one per model, JSON lines) the controller reads back (controller/outcome.py).
+    task runs it under umask 077: a catalog names the team's graphs), then execs the builder
+    under `timeout`, whose records (one per model, JSON lines) the controller reads back
+    (controller/outcome.py).
     """
     processes = []
     prepare = []
+    queued_s = 0
     if timing_cache["device_file"]:
         prepare += timing_cache_prepare(timing_cache)
     for group in process_groups(models, build_processes):
@@ -166,8 +198,14 @@ def build_processes(catalog: dict[str, Any], models: list[str], *, python: str, 
         argv = build_argv(python, group, each_work_dir + "/catalog.yml", each_work_dir,
                           options_args=options_args + timing_cache_args(timing_cache),
                           extra=extra)
-        processes.append({"models": group, "shell": " && ".join(
-            [*prepare, *writes, "exec " + shlex.join(argv)])})
+        clocks = deadlines(deadline_s * len(group), queued_s)
+        queued_s += clocks["deadline_s"] + KILL_GRACE_S
+        # Started together (poll 0), the processes build one at a time: flock on the
+        # builder's directory; `timeout` counts from when a process holds it.
+        serial = ["flock", root_dir + "/" + BUILD_LOCK]
+        stop = ["timeout", "--kill-after={}".format(KILL_GRACE_S), str(clocks["deadline_s"])]
+        processes.append(dict(clocks, models=group, shell=" && ".join(
+            [*prepare, *writes, "exec " + shlex.join(serial + stop + argv)])))
     return processes
 
 

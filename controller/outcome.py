@@ -13,6 +13,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .device_work import DEADLINE_EXIT
+
 # Exit codes the builder's cli.main decides, for commands that left no readable record.
 EXIT_KINDS = {1: "tensorrt", 2: "user", 3: "disk", 4: "oom", 70: "bug"}
 SIGNALS = {9: "SIGKILL: killed, most often by the kernel's OOM killer (add swap: "
@@ -27,7 +29,7 @@ class BuildOutcome:
     model: str
     build_key: str
     status: str            # built | on_device | failed
-    kind: str | None       # None | user | disk | tensorrt | oom | verify | bug | lost
+    kind: str | None       # None | user | disk | tensorrt | oom | verify | bug | lost | deadline
     reason: str | None
     elapsed: str | None
     verify: dict[str, Any] | None
@@ -65,6 +67,19 @@ def read_record(result: dict[str, Any]) -> dict[str, Any] | None:
 
 def _no_record(result: dict[str, Any]) -> tuple[str, str]:
     rc = result.get("rc")
+    clocks = _mapping(result.get("item"))
+    if result.get("timedout"):
+        # The controller stopped waiting (the task's timeout: device_work.deadlines).
+        return "deadline", ("the device did not answer within {} s, its build's deadline "
+                            "({} s, engine_build_deadline_s) and margins: its sshd or the "
+                            "device hangs, or the network to it is down. Its other steps "
+                            "were skipped; the other devices went on".format(
+                                clocks.get("wait_s"), clocks.get("deadline_s")))
+    if rc == DEADLINE_EXIT:
+        return "deadline", ("the build ran past its deadline of {} s (engine_build_deadline_s; "
+                            "0 is 3 times the platform's expected build time) and was stopped. "
+                            "If the device is only slow, raise engine_build_deadline_s in its "
+                            "group_vars or host_vars".format(clocks.get("deadline_s")))
     if rc is None:
         return "lost", str(result.get("msg") or "the command did not run (connection lost?)")
     signal = -rc if rc < 0 else rc - 128 if rc > 128 else None

@@ -57,6 +57,9 @@ class HostPlan:
     # Work directories of models the host no longer selects: their graphs are removed.
     stale_work: list[str] = field(default_factory=list)
     build_processes: str = "per_device"  # or per_model (engine_build_processes)
+    # Seconds one model's build may take before the device counts as hung (its builder is
+    # stopped, or the controller stops waiting): controller/device_work.py.
+    build_deadline_s: int = 0
 
 
 def already_done(entry: dict[str, Any], scope: str) -> bool:
@@ -133,7 +136,9 @@ def make_plan(selections: dict[str, HostSelection], devices: dict[str, DevicePla
         host_plan = HostPlan(host, device.platform_id, selection.scope,
                              selection.options.as_dict(),
                              stale_work=sorted(set(device.work) - set(selection.models)),
-                             build_processes=selection.build_processes)
+                             build_processes=selection.build_processes,
+                             build_deadline_s=selection.build_deadline_s
+                             or detect.default_build_deadline_s(device.platform_id))
         for model in selection.models:
             spec = catalog[model]
             key = engine_build_key(spec, device.platform_id, selection.options)
@@ -245,8 +250,12 @@ def round_works(plan: dict[str, Any], round_index: int, store: EngineStore,
     """{host: work} of the hosts with work in round ``round_index``."""
     user_errors = {outcome.get("build_key") for outcomes in outcomes_by_host.values()
                    for outcome in (outcomes or {}).values() if outcome.get("kind") == "user"}
+    # A device that hung (its build ran past the deadline, or it stopped answering) gets no
+    # more work in this run: its builds go to the next device of their build key.
+    hung = {host for host, outcomes in outcomes_by_host.items()
+            if any(outcome.get("kind") == "deadline" for outcome in (outcomes or {}).values())}
     works = {}
-    for host in plan["hosts"]:
+    for host in sorted(set(plan["hosts"]) - hung):
         work = round_work(plan, host, round_index, store, user_errors)
         if work["build"] or work["collect"] or work["remove"]:
             works[host] = work

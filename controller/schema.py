@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from builder.platform import detect
+
 from .guards import control_character_problem, expanded_size_exceeds
 
 PRECISIONS = ("fp16", "fp32")
@@ -65,6 +67,13 @@ USER_VARIABLES = (
              "(TensorFlow and TensorRT imported once, each engine released before the next); "
              "per_model: one process per model, for boards whose memory is too tight for that",
              choices=BUILD_PROCESSES),
+    Variable("engine_build_deadline_s", "int", 0,
+             "how long one model's build may take on the device before it is stopped and "
+             "reported failed (the other devices go on); 0: {} times the platform's expected "
+             "build time ({})".format(detect.BUILD_DEADLINE_FACTOR, ", ".join(
+                 "{} {}".format(soc, detect.BUILD_DEADLINE_FACTOR * seconds)
+                 for soc, seconds in sorted(detect.EXPECTED_BUILD_S.items()))),
+             minimum=0, maximum=172800),
     Variable("engine_expected_platform", "str", "",
              "what this device must report: a kind (nano, tx2, xavier, orin, thor, ...) or a "
              "whole platform_id; empty: the kinds of its inventory groups (a device of "
@@ -96,6 +105,9 @@ RETIRED = {
         "To deploy what a build run built, name both playbooks in one command: "
         "ansible-playbook build_engines.yml deploy_engines.yml -i <inventory> (the deploy runs "
         "when every build succeeded); then remove the variable"),
+    "engine_build_timeout_s": (
+        "Set engine_build_deadline_s instead (seconds per model, 0: the platform's default); "
+        "then remove the variable"),
 }
 # Variables that must be equal on every host of a run (they name controller-side things).
 FLEET_WIDE = ("engine_catalog", "engine_store_dir", "engine_graph_allowed_dirs",

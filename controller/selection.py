@@ -73,12 +73,16 @@ class HostSelection:
     # What the inventory says the device is: (kind or platform_id, where it says so), from
     # the host's groups named like a kind and engine_expected_platform (detect.INVENTORY_KINDS).
     expected_platforms: tuple[tuple[str, str], ...] = ()
+    # engine_build_deadline_s: seconds per model before a build counts as hung (0: the
+    # platform's default, detect.default_build_deadline_s).
+    build_deadline_s: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"host": self.host, "models": list(self.models), "options": self.options.as_dict(),
                 "scope": self.scope, "origins": dict(self.origins),
                 "build_processes": self.build_processes,
-                "expected_platforms": [list(pair) for pair in self.expected_platforms]}
+                "expected_platforms": [list(pair) for pair in self.expected_platforms],
+                "build_deadline_s": self.build_deadline_s}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HostSelection:
@@ -88,7 +92,8 @@ class HostSelection:
                    build_processes=data.get("build_processes", "per_device"),
                    expected_platforms=tuple(
                        (str(value), str(where))
-                       for value, where in data.get("expected_platforms") or ()))
+                       for value, where in data.get("expected_platforms") or ()),
+                   build_deadline_s=int(data.get("build_deadline_s") or 0))
 
 
 def load_yaml(path: Path) -> Any:
@@ -267,7 +272,8 @@ class HostChecker:
                              values["engine_build_scope"],
                              {key: self.origin(key) for key in keys},
                              build_processes=values["engine_build_processes"],
-                             expected_platforms=self.expected_platforms())
+                             expected_platforms=self.expected_platforms(),
+                             build_deadline_s=values["engine_build_deadline_s"])
 
     def expected_platforms(self) -> tuple[tuple[str, str], ...]:
         """What the inventory says this device is: each group of the host named like a kind,

@@ -30,6 +30,27 @@ COMPUTE_CAPABILITY = {
     "tegra264": "11.0",
 }
 
+# SoC -> how long one SSD-class engine (conversion, TensorRT build, verify) is expected to take
+# on it, in seconds, as a generous bound. A TensorRT build of a detector takes minutes on a
+# Jetson: about 9.5 min for one engine on an Orin 16GB (roboflow/inference#2703); the older
+# the GPU, the longer. The controller's default build deadline is BUILD_DEADLINE_FACTOR times
+# this per model (engine_build_deadline_s overrides it).
+EXPECTED_BUILD_S = {
+    "tegra210": 1200,
+    "tegra186": 900,
+    "tegra194": 720,
+    "tegra234": 600,
+    "tegra264": 480,
+}
+BUILD_DEADLINE_FACTOR = 3
+
+
+def default_build_deadline_s(platform_id):
+    """Seconds one model's build may take on this platform before it counts as hung."""
+    soc = MODULES.get(module_of_platform_id(platform_id) or "", (None, 0))[0]
+    return BUILD_DEADLINE_FACTOR * EXPECTED_BUILD_S.get(soc, max(EXPECTED_BUILD_S.values()))
+
+
 # fp16 arithmetic at full speed (CUDA C++ Programming Guide, "Arithmetic Instructions",
 # 16-bit add/multiply throughput): compute capability 5.3 and later, except 6.1 (a token
 # rate). Every Jetson SoC above has it.

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from controller.action import ControllerAction
+from controller.build_wait import wait_results
 from controller.outcome import host_outcomes
 
 
 class ActionModule(ControllerAction):
-    ARGS = ("build_results", "verify_results", "host_plan", "previous", "root_dir")
+    ARGS = ("build_started", "build_wait", "verify_results", "host_plan", "previous", "root_dir")
 
     def decide(self, args, task_vars):
         outcomes = dict(args["previous"] or {})
-        outcomes.update(host_outcomes(args["build_results"] or [], args["verify_results"] or [],
+        build_results = wait_results(args["build_started"] or [], args["build_wait"] or {})
+        outcomes.update(host_outcomes(build_results, args["verify_results"] or [],
                                       args["host_plan"], task_vars["inventory_hostname"],
                                       str(args["root_dir"])))
         lines = ["{}: {}{}{}".format(model, o["status"],
@@ -22,4 +24,7 @@ class ActionModule(ControllerAction):
                           if o["status"] in ("built", "on_device") and o["verify"] is not None)
         # Registered (engine_build_read), then kept by the role's set_fact as
         # engine_build_outcomes: never facts, which a device's later answer could replace.
-        return {"msg": lines, "verified": verified, "outcomes": outcomes}
+        # A builder process the controller stopped waiting for (its task's timeout): the
+        # device no longer answers, so the rest of its round is skipped (device_round.yml).
+        silent = any(result.get("timedout") for result in build_results)
+        return {"msg": lines, "verified": verified, "outcomes": outcomes, "silent": silent}

@@ -9,6 +9,7 @@ from controller.device_work import (
     build_processes,
     files_to_push,
     model_work_dir,
+    round_wait_s,
     timing_cache_work,
     verify_argv,
 )
@@ -27,7 +28,7 @@ def device_work(work, host_plan, device, catalog, *, root_dir, extra, store, onn
         catalog, work["build"], python=python, root_dir=root_dir,
         build_processes=host_plan.get("build_processes", "per_device"),
         options_args=plan.options_args(host_plan["options"]), extra=extra,
-        timing_cache=timing_cache)
+        deadline_s=host_plan["build_deadline_s"], timing_cache=timing_cache)
     verifies = {model: verify_argv(python, "{}/{}".format(
         model_work_dir(root_dir, model), host_plan["models"][model]["engine"]), extra)
         for model in work["collect"]}
@@ -37,6 +38,7 @@ def device_work(work, host_plan, device, catalog, *, root_dir, extra, store, onn
                   if entry["engine_path"] == "onnx" and entry["export_key"] in (onnx_files or {})}
     paths = sorted({host_plan["models"][m]["engine_path"] for m in work["build"]})
     return dict(work, root_dir=root_dir, processes=processes, verifies=verifies,
+                wait_s=round_wait_s(processes),
                 timing_cache=timing_cache,
                 engine_paths=paths,
                 push=files_to_push(catalog, work["build"], device["work"], onnx_files))

@@ -1,20 +1,13 @@
-"""Build progress while devices build, and the engine summary table at the end of a run."""
+"""The engine summary table at the end of a run (the build's progress lines are the
+engine_build_wait action's: controller/build_wait.py)."""
 
-import time
-
-from ansible.errors import AnsibleError
 from ansible.plugins.callback import CallbackBase
-from ansible.template import Templar
 
 DOCUMENTATION = r"""
 name: engine_summary
 type: aggregate
 short_description: Per host and model summary of an engine build run
 description:
-  - While an async task is polled (the device builds of roles/engine_build), prints which
-    host works on which loop item and for how long, e.g.
-    C(  building  nano-1  ssd_mobilenet_v2_coco  1m20s), at most once per
-    C(progress_interval) seconds per host (Ansible polls more often than a person reads).
   - After the play recap, prints one line per host and model (built / collected / cached /
     shared / failed with its reason) as computed by the engine_report action (its result's
     C(summary_rows); the engine_plan action's when that finished the run) or by the deploy
@@ -23,16 +16,6 @@ description:
     Ansible gave, so every host of the run appears in the table.
 requirements:
   - enable in ansible.cfg (callbacks_enabled = engine_summary)
-options:
-  progress_interval:
-    description: Seconds between two progress lines of the same host's async job.
-    type: int
-    default: 15
-    env:
-      - name: ENGINE_SUMMARY_PROGRESS_INTERVAL
-    ini:
-      - section: callback_engine_summary
-        key: progress_interval
 """
 
 UNREACHABLE = "unreachable"
@@ -62,73 +45,6 @@ def format_table(rows):
          + str(line[-1])).rstrip()
         for line in cells
     ]
-
-
-def format_elapsed(seconds):
-    """45s, 1m20s, 1h02m05s: what a person reads in a progress line."""
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return "{}h{:02d}m{:02d}s".format(hours, minutes, secs)
-    if minutes:
-        return "{}m{:02d}s".format(minutes, secs)
-    return "{}s".format(secs)
-
-
-class BuildProgress:
-    """Which host runs which item of a polled async task, and since when.
-
-    Ansible's poll results name only the async job (no task, no item), so the progress is
-    followed per host: the task start, then each finished loop item moves the host on to
-    the next item of the list resolved when the task started.
-    """
-
-    def __init__(self, interval, clock=time.monotonic):
-        self.interval = interval
-        self.clock = clock
-        self.hosts = {}
-        self.widths = [0, 0]  # host and item columns, widened as longer ones show up
-
-    def task_started(self, host, task_name, items):
-        """``items``: the loop's item labels (None: not a loop, or not resolvable)."""
-        self.hosts[host] = {"task": task_name, "items": items, "index": 0,
-                            "since": self.clock(), "printed_at": None, "job": None}
-
-    def item_done(self, host):
-        state = self.hosts.get(host)
-        if state is not None:
-            state.update(index=state["index"] + 1, since=self.clock(), printed_at=None)
-
-    def task_done(self, host):
-        self.hosts.pop(host, None)
-
-    def poll(self, host, job_id):
-        """The progress line for a poll of ``host``'s job, or None when it is too soon."""
-        state = self.hosts.get(host)
-        if state is None:
-            return None
-        now = self.clock()
-        if state["job"] != job_id:
-            state.update(job=job_id, printed_at=None)
-        if state["printed_at"] is not None and now - state["printed_at"] < self.interval:
-            return None
-        state["printed_at"] = now
-        label = self.item_label(state)
-        self.widths = [max(self.widths[0], len(host)), max(self.widths[1], len(label))]
-        return "  building  {}  {}  {}".format(host.ljust(self.widths[0]),
-                                              label.ljust(self.widths[1]),
-                                              format_elapsed(now - state["since"]))
-
-    @staticmethod
-    def item_label(state):
-        items, index = state["items"], state["index"]
-        if items is None:
-            return state["task"] if index == 0 else "{} (item {})".format(state["task"], index + 1)
-        if index < len(items):
-            return "{} ({} of {})".format(items[index], index + 1, len(items)) \
-                if len(items) > 1 else items[index]
-        return "item {}".format(index + 1)
 
 
 def merge_host_problems(rows, unreachable, failures):
@@ -175,64 +91,8 @@ class CallbackModule(CallbackBase):
         super().__init__()
         self.unreachable = {}
         self.failures = {}
-        self.play = None
-        self.progress = None
         self.controller_lines = []
         self.report_rows = None
-
-    def set_options(self, task_keys=None, var_options=None, direct=None):
-        super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
-        self.progress = BuildProgress(self.get_option("progress_interval"))
-
-    def v2_playbook_on_play_start(self, play):
-        self.play = play
-
-    def loop_labels(self, host, task):
-        """The labels of ``task``'s loop items for ``host``, as Ansible will resolve them.
-
-        None when the task has no loop or it cannot be resolved here (the progress lines
-        then name the task instead of the item).
-        """
-        if not task.loop or self.play is None:
-            return None
-        task_vars = self.play.get_variable_manager().get_vars(play=self.play, host=host,
-                                                              task=task)
-        templar = Templar(loader=self.play.get_loader(), variables=task_vars)
-        try:
-            items = templar.template(task.loop)
-            if not isinstance(items, list):
-                return None
-            label = task.loop_control.label if task.loop_control else None
-            loop_var = task.loop_control.loop_var if task.loop_control else "item"
-            if not label:
-                return [str(item) for item in items]
-            labels = []
-            for item in items:
-                templar.available_variables = dict(task_vars, **{loop_var: item})
-                labels.append(str(templar.template(label)))
-            return labels
-        except AnsibleError as error:
-            self._display.vvv("engine_summary: no item names for the progress of {!r}: {}"
-                              .format(task.get_name(), error))
-            return None
-
-    def v2_runner_on_start(self, host, task):
-        if task.async_val and task.poll:
-            self.progress.task_started(host.get_name(), task.get_name(),
-                                       self.loop_labels(host, task))
-
-    def v2_runner_on_async_poll(self, result):
-        line = self.progress.poll(result._host.get_name(),
-                                  result._result.get("ansible_job_id"))
-        if line:
-            self._display.display(line)
-
-    def _item_done(self, result):
-        self.progress.item_done(result._host.get_name())
-
-    v2_runner_item_on_ok = _item_done
-    v2_runner_item_on_failed = _item_done
-    v2_runner_item_on_skipped = _item_done
 
     def _take_report_rows(self, result):
         """True when ``result`` is the report's, with the run's summary rows."""
@@ -242,18 +102,15 @@ class CallbackModule(CallbackBase):
         return True
 
     def v2_runner_on_ok(self, result):
-        self.progress.task_done(result._host.get_name())
         self._take_report_rows(result)
 
     v2_runner_on_skipped = v2_runner_on_ok
 
     def v2_runner_on_unreachable(self, result):
         host = result._host.get_name()
-        self.progress.task_done(host)
         self.unreachable.setdefault(host, first_line(result._result.get("msg")))
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
-        self.progress.task_done(result._host.get_name())
         if ignore_errors or self._take_report_rows(result):
             return
         task = result._task

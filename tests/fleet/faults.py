@@ -7,17 +7,25 @@
                     /root, /opt, /tmp, /var/tmp
     drop-mid-build  a watcher cuts every ssh session when a build announces itself
                     (/etc/simjetson/build-started) and refuses connections for a while
+    hang            the JetPack doubles' build blocks (the device still answers) until
+                    the fault changes: a builder that never ends
+    freeze-mid-build  a watcher stops (SIGSTOP) every sshd of the device when a build
+                    announces itself: connections are accepted and never answered, the
+                    sessions open already go silent; until the fault changes (SIGCONT)
 """
 
 import errno
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from fleet import device_dir, procs, sshd_ctl
 
-KINDS = ("ok", "unreachable", "slow", "oom", "disk-full", "drop-mid-build")
+KINDS = ("ok", "unreachable", "slow", "oom", "disk-full", "drop-mid-build", "hang",
+         "freeze-mid-build")
+WATCHED = ("drop-mid-build", "freeze-mid-build")  # the faults a watcher acts out
 WATCHER_MARKER = "simjetson-watcher"
 BALLAST = device_dir.DEVICE_DISK_MOUNT + "/.simjetson-ballast"
 
@@ -76,12 +84,13 @@ def watcher_pids(fleet_dir, host=None):
     return found
 
 
-def start_watcher(fleet_dir, host, holder_pid, drop_seconds, log_path):
+def start_watcher(fleet_dir, host, holder_pid, drop_seconds, log_path, *,
+                  kind="drop-mid-build"):
     watcher = Path(__file__).resolve().parent / "watcher.py"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, str(watcher), WATCHER_MARKER, str(fleet_dir), host,
-             str(holder_pid), str(drop_seconds)],
+             str(holder_pid), str(drop_seconds), kind],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     return process.pid
 
@@ -90,6 +99,15 @@ def stop_watchers(fleet_dir, host=None):
     survivors = procs.kill_all(watcher_pids(fleet_dir, host))
     if survivors:
         raise RuntimeError("drop-mid-build watchers {} survived SIGKILL".format(survivors))
+
+
+def thaw_sshd(holder_pid):
+    """SIGCONT every sshd of the device (after freeze-mid-build)."""
+    for pid in procs.sshd_pids(procs.mount_namespace(holder_pid)):
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            continue
 
 
 def restore_sshd(holder_pid, address, port):
@@ -111,17 +129,18 @@ def apply(fleet_dir, host, kind, drop_seconds=5.0):
     holder = host["holder_pid"]
     # Leave the previous fault first: faults do not stack.
     stop_watchers(fleet_dir, host["name"])
+    thaw_sshd(holder)
     empty_disk(holder)
     if kind != "unreachable":
         restore_sshd(holder, host["address"], host["port"])
     marker = device_path(holder, "/etc/simjetson/build-started")
-    if kind == "drop-mid-build" and marker.exists():
+    if kind in WATCHED and marker.exists():
         marker.unlink()  # only a build that starts from now on triggers the drop
     write_fault_file(holder, kind)
     if kind == "unreachable":
         sshd_ctl.cut(holder)
     elif kind == "disk-full":
         fill_disk(holder)
-    elif kind == "drop-mid-build":
+    elif kind in WATCHED:
         log = Path(fleet_dir) / "devices" / host["name"] / "watcher.log"
-        start_watcher(fleet_dir, host["name"], holder, drop_seconds, log)
+        start_watcher(fleet_dir, host["name"], holder, drop_seconds, log, kind=kind)

@@ -1,14 +1,18 @@
-"""drop-mid-build watcher of one simulated device (started by `simfleet.py fault`).
+"""drop-mid-build / freeze-mid-build watcher of one simulated device (`simfleet.py fault`).
 
-    python3 watcher.py simjetson-watcher FLEET_DIR HOST HOLDER_PID DROP_SECONDS
+    python3 watcher.py simjetson-watcher FLEET_DIR HOST HOLDER_PID DROP_SECONDS [KIND]
 
 Whenever a build announces itself in /etc/simjetson/build-started (the JetPack doubles
-write it while the fault is drop-mid-build), every ssh session into the device is cut
-and connections are refused for DROP_SECONDS; the build itself (a detached job) keeps
-running. The marker is renamed to build-started.seen so that each build drops once.
+write it while the fault is one of these), drop-mid-build cuts every ssh session into the
+device and refuses connections for DROP_SECONDS; freeze-mid-build stops every sshd of the
+device (SIGSTOP): connections are accepted and never answered, until the fault changes
+(faults.apply sends SIGCONT). The build itself (a detached job) keeps running. The marker is
+renamed to build-started.seen so that each build acts once.
 Runs until killed (`fault ... ok`, another fault, `down`) or the device is gone.
 """
 
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -25,11 +29,12 @@ def _log(message):
 
 
 def main(argv):
-    if len(argv) != 5 or argv[0] != faults.WATCHER_MARKER:
-        print("usage: watcher.py {} FLEET_DIR HOST HOLDER_PID DROP_SECONDS".format(
+    if len(argv) not in (5, 6) or argv[0] != faults.WATCHER_MARKER:
+        print("usage: watcher.py {} FLEET_DIR HOST HOLDER_PID DROP_SECONDS [KIND]".format(
             faults.WATCHER_MARKER), file=sys.stderr)
         return 2
     host, holder, drop_seconds = argv[2], int(argv[3]), float(argv[4])
+    kind = argv[5] if len(argv) == 6 else "drop-mid-build"
     marker = faults.device_path(holder, "/etc/simjetson/build-started")
     seen = marker.with_name("build-started.seen")
     config = faults.device_path(holder, "/etc/ssh/sshd_config").read_text()
@@ -40,8 +45,15 @@ def main(argv):
     while procs.alive(holder):
         if marker.exists():
             marker.replace(seen)
-            _log("build started ({}); cutting ssh".format(
-                seen.read_text().strip().replace("\n", " ")))
+            started = seen.read_text().strip().replace("\n", " ")
+            if kind == "freeze-mid-build":
+                frozen = procs.sshd_pids(procs.mount_namespace(holder))
+                for pid in frozen:
+                    os.kill(pid, signal.SIGSTOP)
+                _log("build started ({}); sshd {} stopped".format(started, frozen))
+                time.sleep(POLL_SECONDS)
+                continue
+            _log("build started ({}); cutting ssh".format(started))
             sshd_ctl.cut(holder)
             time.sleep(drop_seconds)
             faults.restore_sshd(holder, address, int(port))

@@ -4,14 +4,17 @@ controller/outcome.py)."""
 
 import json
 import shlex
+import subprocess
 
 import pytest
 import yaml
 
 from builder.commands.build import model_jobs
 from builder.errors import UserError
-from controller.device_work import build_processes
+from controller.device_work import DEADLINE_EXIT, build_processes
 from controller.outcome import host_outcomes
+
+from .plugin_files import load
 
 ROOT = "/opt/trt-builder"
 PYTHON = ROOT + "/venv/bin/python"
@@ -24,7 +27,8 @@ HOST_PLAN = {"models": {name: {"build_key": name[-1] * 64} for name in MODELS}}
 
 def processes(mode):
     return build_processes(CATALOG, MODELS, python=PYTHON, root_dir=ROOT, build_processes=mode,
-                           options_args=["--precision", "fp16"], extra=["--cudart", "/x.so"])
+                           options_args=["--precision", "fp16"], extra=["--cudart", "/x.so"],
+                           deadline_s=600)
 
 
 def commands_of(shell):
@@ -42,7 +46,10 @@ def test_one_process_builds_every_model_of_the_device():
         catalog = written["{}/work/{}/catalog.yml".format(ROOT, model)]
         assert list(catalog["models"]) == [model]  # each model's own catalog, as before
         assert catalog["models"][model]["graph"] == "frozen_inference_graph.pb"
-    assert build[:4] == ["exec", PYTHON, "-m", "builder"]
+    # One at a time (a lock), stopped at its deadline: 600 s per model, three models.
+    assert build[:9] == ["exec", "flock", ROOT + "/.build.lock", "timeout", "--kill-after=30",
+                         "1800", PYTHON, "-m", "builder"]
+    assert (process["deadline_s"], process["async_s"], process["wait_s"]) == (1800, 1835, 1910)
     assert build[build.index("--catalog") + 1] == ROOT + "/work/{model}/catalog.yml"
     assert build[build.index("--out") + 1] == ROOT + "/work/{model}"
     assert build[build.index("--") + 1:] == MODELS
@@ -52,6 +59,9 @@ def test_one_process_builds_every_model_of_the_device():
 def test_per_model_keeps_one_process_for_each_model():
     found = processes("per_model")
     assert [p["models"] for p in found] == [[m] for m in MODELS]
+    assert [p["deadline_s"] for p in found] == [600, 600, 600]
+    # Each waits for the lock while the ones before it build: its clocks count them.
+    assert [p["async_s"] for p in found] == [635, 1265, 1895]
     for process in found:
         build = commands_of(process["shell"])[-1]
         assert build[build.index("--") + 1:] == process["models"]
@@ -59,7 +69,8 @@ def test_per_model_keeps_one_process_for_each_model():
 
 def test_no_models_no_process():
     assert build_processes(CATALOG, [], python=PYTHON, root_dir=ROOT,
-                           build_processes="per_device", options_args=[], extra=[]) == []
+                           build_processes="per_device", options_args=[], extra=[],
+                           deadline_s=600) == []
 
 
 def builder_args(models, **paths):
@@ -162,3 +173,49 @@ def test_the_indented_record_of_a_one_model_builder_is_still_read():
                   stdout=json.dumps(single, indent=2))
     outcome = host_outcomes([result], [], HOST_PLAN, "nano-1", ROOT)["ssd_a"]
     assert (outcome["status"], outcome["elapsed"]) == ("built", "0:00:03")
+
+
+def test_a_builder_that_runs_past_its_deadline_is_stopped_on_the_device(tmp_path):
+    """The process's own shell, run for real with a builder that never ends (a stand-in for
+    the device's Python): coreutils timeout stops it at the deadline, and each of its models
+    is failed as `deadline` with the figure and the variable to raise."""
+    never_ends = tmp_path / "python"
+    never_ends.write_text("#!/bin/sh\nexec sleep 600\n")
+    never_ends.chmod(0o755)
+    root = str(tmp_path / "root")
+    for model in MODELS[:2]:
+        (tmp_path / "root" / "work" / model).mkdir(parents=True)
+    (process,) = build_processes(CATALOG, MODELS[:2], python=str(never_ends), root_dir=root,
+                                 build_processes="per_device", options_args=[], extra=[],
+                                 deadline_s=1)
+    ran = subprocess.run(["sh", "-c", process["shell"]], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert ran.returncode == DEADLINE_EXIT
+    result = {"item": process, "rc": ran.returncode, "stdout": ran.stdout,
+              "stderr": ran.stderr, "delta": "0:00:02"}
+    outcomes = host_outcomes([result], [], HOST_PLAN, "nano-1", ROOT)
+    for model in MODELS[:2]:
+        assert (outcomes[model]["status"], outcomes[model]["kind"]) == ("failed", "deadline")
+        assert outcomes[model]["reason"].startswith(
+            "the build ran past its deadline of 2 s (engine_build_deadline_s")
+        assert "raise engine_build_deadline_s in its group_vars or host_vars" in \
+            outcomes[model]["reason"]
+
+
+def test_a_device_that_stops_answering_fails_its_models_and_is_silent():
+    """The controller's task timeout (no rc, `timedout`): the models fail as `deadline`, the
+    read-back says the device is silent (its collect is skipped)."""
+    (process,) = processes("per_device")
+    timed_out = {"item": process, "failed": True, "timedout": {"frame": "", "period": 1910},
+                 "msg": "The shell action failed to execute in the expected time frame"}
+    outcomes = host_outcomes([timed_out], [], HOST_PLAN, "nano-1", ROOT)
+    assert {o["kind"] for o in outcomes.values()} == {"deadline"}
+    assert outcomes["ssd_a"]["reason"].startswith(
+        "the device did not answer within 1910 s, its build's deadline (1800 s, "
+        "engine_build_deadline_s) and margins")
+    action = load("plugins/action/engine_outcomes.py", "engine_outcomes_under_test")
+    read = action.ActionModule.decide(None, {"build_started": [], "build_wait": {
+        "results": [timed_out]}, "verify_results": [],
+                         "host_plan": HOST_PLAN, "previous": {}, "root_dir": ROOT},
+                  {"inventory_hostname": "nano-1"})
+    assert read["silent"] is True and read["verified"] == []

@@ -6,9 +6,10 @@ import os
 import pytest
 
 from builder.commands.check import catalog_report
+from builder.platform import detect
 from controller import plan as planning
 from controller import report, runlock, summary
-from controller.device import device_platform
+from controller.device import device_platform, platform_disagreement
 from controller.selection import EngineOptions, HostSelection
 from controller.store import EngineStore
 from controller.trust import Untrusted
@@ -348,11 +349,31 @@ def test_a_host_whose_inventory_names_no_kind_is_taken_at_its_word(catalog, tmp_
 def test_a_platform_id_not_of_the_form_fails_every_kind():
     """The module is read from the platform_id (the store's key), never from a field the
     device could set apart from it."""
-    from builder.platform import detect
-    from controller.device import platform_disagreement
     lying = devices({"nano-1": "jetson-nano-but-not_trt8.2.1"})["nano-1"]
     refused = platform_disagreement(claims("nano-1", ("nano", "its inventory group 'nano'")),
                                     lying)
     assert refused and "reports platform jetson-nano-but-not_trt8.2.1" in refused
     assert detect.module_of_platform_id(NANO) == "jetson-nano"
     assert detect.module_of_platform_id("jetson-nano_l4t32.7.1_trt8.2.1\n") is None
+
+
+def test_a_hung_device_gets_no_more_work_and_its_builds_go_to_the_next(catalog, tmp_path):
+    hosts = devices({"nano-1": NANO, "nano-2": NANO, "tx2-1": TX2})
+    plan = make(hosts, catalog, tmp_path / "store")
+    # 3 Nano x 1200 s expected, TX2 900 s (builder/platform/detect.py EXPECTED_BUILD_S).
+    assert plan["hosts"]["nano-1"]["build_deadline_s"] == 3600
+    assert plan["hosts"]["tx2-1"]["build_deadline_s"] == 2700
+    store = EngineStore(tmp_path / "store")
+    first = planning.round_works(plan, 0, store, {})
+    assert first["nano-1"]["build"] == ["m1"] and first["nano-2"]["build"] == ["m2"]
+    hung = {"nano-1": {"m1": {"kind": "deadline", "build_key": "x"}}}
+    second = planning.round_works(plan, 1, store, hung)
+    # nano-2 takes over m1; nano-1, the fallback of m2, is left out.
+    assert second == {"nano-2": {"build": ["m1"], "collect": [], "remove": []}}
+
+
+def test_the_inventory_deadline_replaces_the_platforms(catalog, tmp_path):
+    own = HostSelection("nano-1", ("m1",), FP16, "platform", build_deadline_s=90)
+    plan = make(devices({"nano-1": NANO}), catalog, tmp_path / "store",
+                chosen={"nano-1": own})
+    assert plan["hosts"]["nano-1"]["build_deadline_s"] == 90

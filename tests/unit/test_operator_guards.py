@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from builder.platform import detect
 from builder.spec.catalog import SAFE_NAME
 from controller import deploy_plan, guards, preflight, schema, trust
+from tests.fleet.profiles import MODULES
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "ssd_mobilenet_v2_coco"
@@ -225,8 +227,6 @@ def test_the_inventory_says_what_a_device_is_by_group_and_expected_platform(site
 def test_every_simulated_kind_is_a_kind_of_its_module():
     """The simulated fleet names its groups after its kinds: each must be known, and stand
     for the module its devices report (else every fleet run would be refused)."""
-    from builder.platform import detect
-    from tests.fleet.profiles import MODULES
     for module in MODULES.values():
         kind = detect.inventory_kind(module.kind)
         assert kind and module.slug in detect.INVENTORY_KINDS[kind], module.kind

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from controller import report_html
+from controller import build_wait, report_html
 from controller import report_md as store_report
 from controller import summary as run_summary
 from controller.attempts import updated_attempts
@@ -259,50 +259,63 @@ def test_reports_of_a_simulated_store_say_so():
 # ---------------------------------------------------------------- callback
 
 class FakeClock:
+    """The wait's clock; each sleep moves it on (no real waiting)."""
+
     def __init__(self):
         self.now = 1000.0
 
     def __call__(self):
         return self.now
 
+    def sleep(self, seconds):
+        self.now += seconds
 
-def test_progress_names_host_item_and_elapsed_time_at_a_human_pace():
+
+def test_the_wait_prints_progress_at_a_human_pace_and_gives_up_at_the_deadline():
+    """A device that answers for a while, then goes silent: one progress line per 15 s with
+    the models and the time, then the job is given up at its deadline, on the wall clock
+    however long the failed polls took."""
     clock = FakeClock()
-    progress = summary.BuildProgress(15, clock=clock)
-    progress.task_started("nano-1", "engine_build : Build", [V1, V2])
+    process = {"models": [V1, V2], "wait_s": 100}
+    (job,), _ = build_wait.jobs_from([{"ansible_job_id": "j1", "item": process}], clock.now)
+    answers = iter([{"finished": 0}] * 4)
+    lines = []
 
-    clock.now += 5
-    assert progress.poll("nano-1", "j1") == "  building  nano-1  {} (1 of 2)  5s".format(V1)
-    clock.now += 5
-    assert progress.poll("nano-1", "j1") is None  # 10 s since the last line
-    clock.now += 75
-    assert progress.poll("nano-1", "j1") == "  building  nano-1  {} (1 of 2)  1m25s".format(V1)
+    def status(jid):
+        clock.now += 1  # each poll takes a second, a failed one ten
+        answer = next(answers, None)
+        if answer is None:
+            clock.now += 9
+        return answer
 
-    progress.item_done("nano-1")
-    clock.now += 5
-    assert progress.poll("nano-1", "j2") == "  building  nano-1  {} (2 of 2)  5s".format(V2)
-    progress.task_done("nano-1")
-    assert progress.poll("nano-1", "j2") is None
+    (result,) = build_wait.wait_for([job], status, host="nano-1", poll_s=5, say=lines.append,
+                                    clock=clock, sleep=clock.sleep)
+    assert lines[0] == "  building  nano-1  {}, {}  1s".format(V1, V2)
+    assert lines[1] == "  building  nano-1  {}, {}  19s".format(V1, V2)
+    assert lines[-1].endswith("(no answer from the device)")
+    assert result["timedout"] == {"period": 100} and result["item"] == process
+    assert 1100 <= clock.now <= 1115  # the deadline, plus at most one poll
 
 
-def test_progress_without_loop_names_the_task():
+def test_the_wait_returns_each_finished_job_and_the_ones_that_never_started():
     clock = FakeClock()
-    progress = summary.BuildProgress(15, clock=clock)
-    progress.task_started("tx2-1", "engine_build : Build", None)
-    clock.now += 3725
-    assert progress.poll("tx2-1", "j9") == "  building  tx2-1  engine_build : Build  1h02m05s"
-    assert progress.poll("orin-1", "j3") is None  # a host this callback did not see start
+    started = [{"ansible_job_id": "j1", "item": {"models": [V1], "wait_s": 60}},
+               {"failed": True, "msg": "could not start", "item": {"models": [V2]}},
+               {"skipped": True}]
+    jobs, not_started = build_wait.jobs_from(started, clock.now)
+    assert [j.jid for j in jobs] == ["j1"] and not_started[0]["msg"] == "could not start"
+    done = build_wait.wait_for(jobs, lambda jid: {"finished": 1, "rc": 0, "stdout": "{}"},
+                               host="tx2-1", poll_s=5, say=lambda line: None, clock=clock,
+                               sleep=clock.sleep)
+    assert done == [{"finished": 1, "rc": 0, "stdout": "{}", "item": {"models": [V1],
+                                                                    "wait_s": 60}}]
+    assert build_wait.wait_results(started, {"results": done}) == done
+    cut = build_wait.wait_results(started, {"failed": True, "timedout": {"period": 300}})
+    assert [r.get("timedout") for r in cut] == [{"period": 300}, {"period": 300}]
 
 
-def test_progress_lines_keep_their_columns_aligned():
-    clock = FakeClock()
-    progress = summary.BuildProgress(15, clock=clock)
-    progress.task_started("xavier-12", "build", [V1])
-    progress.task_started("tx2-1", "build", [V2, V1])
-    first = progress.poll("xavier-12", "j1")
-    second = progress.poll("tx2-1", "j2")
-    assert first.index(V1) == second.index(V2)
-    assert second.endswith("  0s")
+def test_elapsed_times_read_as_a_person_reads_them():
+    assert [build_wait.format_elapsed(s) for s in (5, 85, 3725)] == ["5s", "1m25s", "1h02m05s"]
 
 
 def test_summary_table_is_aligned_and_lists_unreachable_hosts():

@@ -350,8 +350,11 @@ class BuilderImpl:
         ctx = context.get()
         state = network._state
         fault = device.current_fault()
-        if fault == "drop-mid-build":
+        if fault in ("drop-mid-build", "freeze-mid-build"):
             device.announce_build_start()
+        while fault == "hang":  # a builder that never ends (until the fleet lifts the fault)
+            device.sleep_in_steps(1.0)
+            fault = device.current_fault()
         if not state.outputs:
             log_all(self._logger, messages.no_output(ctx.version))
             return None

@@ -9,7 +9,8 @@ FAULT_ENV = "SIMJETSON_FAULT"
 SLOW_FACTOR_ENV = "SIMJETSON_SLOW_FACTOR"
 DEFAULT_DEVICE_FILE = "/etc/simjetson/device.json"
 DEFAULT_FAULT_FILE = "/etc/simjetson/fault"
-FAULTS = ("ok", "slow", "oom", "disk-full", "drop-mid-build", "unreachable")
+FAULTS = ("ok", "slow", "oom", "disk-full", "drop-mid-build", "unreachable", "hang",
+          "freeze-mid-build")
 REQUIRED_KEYS = (
     "name", "profile", "module", "soc", "compute_capability", "memory_mib", "dla_cores",
     "l4t", "tensorrt_version", "build_seconds", "infer_ms",
