@@ -76,7 +76,7 @@ def test_index_token_is_in_no_output_process_or_file(tmp_path):
         sampler.start()
         try:
             run = playbook(TEST_PLAYBOOKS / "env_roles.yml", [sim.inventory, FLEET_VARS],
-                           "-e", f"jetson_env_pip_index_url={INDEX_URL}", "-v",
+                           "-e", f"jetson_env_pip_index_url={INDEX_URL}", "-vvv",
                            env={"ENGINE_TEST_CATALOG": str(catalog)})
         finally:
             sampler.stop.set()
@@ -246,6 +246,7 @@ def test_a_credentialed_index_url_is_in_no_output_or_file_of_a_run(
              "-i", str(FLEET_VARS), "-i", str(secret_vars)], cwd=REPO,
             env=runner.environment(), capture_output=True, text=True, timeout=300, check=False)
         outputs["doctor"] = doctor.stdout + doctor.stderr
+        assert "{}: ".format(host) in outputs["doctor"], outputs["doctor"]  # it probed the host
     finally:
         index.close()
     # The check can see the credentials where they are meant to be.
