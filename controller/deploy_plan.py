@@ -184,9 +184,11 @@ class DeploySettingsError(Exception):
 
 
 def make_deploy_plan(hosts: list[str], hostvars: Mapping[str, Any], store_dir: str,
-                     rollback: bool) -> tuple[dict[str, Any], list[str]]:
-    """(the deploy plan of the batch, its lines) for the hosts with facts."""
-    store = EngineStore(store_dir)
+                     rollback: bool, *, check_mode: bool = False
+                     ) -> tuple[dict[str, Any], list[str]]:
+    """(the deploy plan of the batch, its lines) for the hosts with facts. In check mode the
+    store is only read (an unreadable index is rebuilt in memory, not written)."""
+    store = EngineStore(store_dir, read_only=check_mode)
     verified: dict[str, str | None] = {}
     planned: dict[str, dict[str, Any]] = {}
     lines: list[str] = []

@@ -124,9 +124,11 @@ def expanded_size_exceeds(value: object, limit: int = MAX_ITEMS) -> bool:
     return False
 
 
-def control_character_problem(value: str, what: str) -> str | None:
+def control_character_problem(value: str, what: str, shown: str | None = None) -> str | None:
+    """``shown``: how the message shows the value (a secret's, masked), else its repr."""
     found = control_characters(value)
     if not found:
         return None
-    return "{} {!r} contains a control character ({}), which would become part of a " \
-        "directory name and a command line".format(what, value, ", ".join(found[:3]))
+    return "{} {} contains a control character ({}), which would become part of a " \
+        "directory name and a command line".format(what, shown or repr(value),
+                                                   ", ".join(found[:3]))

@@ -91,15 +91,16 @@ def _passed_check(marker: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and "uff_refusal" in record else None
 
 
-def graph_problems(specs: dict[str, Any], catalog_path: str, cache_dir: Path = GRAPH_CHECK_CACHE
-                   ) -> tuple[list[str], list[str], dict[str, str]]:
+def graph_problems(specs: dict[str, Any], catalog_path: str, cache_dir: Path = GRAPH_CHECK_CACHE,
+                   record: bool = True) -> tuple[list[str], list[str], dict[str, str]]:
     """(problems, notes, uff refusals) of the graph checks (builder/graph/check.py) of the
     selected models; ``uff refusals``: {model: why the UFF path cannot build it}, for the
     plan (builder/trt/enginepath.py: refused where the platform has only UFF).
 
     A graph that passed before (same graph sha256, same spec, same builder and checks) is not
     checked again: the check imports TensorFlow, which costs seconds. Its marker keeps the
-    refusal.
+    refusal. ``record``: false in check mode, which writes nothing (the next real run checks
+    again).
     """
     problems: list[str] = []
     notes: list[str] = []
@@ -135,7 +136,7 @@ def graph_problems(specs: dict[str, Any], catalog_path: str, cache_dir: Path = G
             problems.append("{}: {}".format(catalog_line(catalog_path, name, key), text))
         if found.uff_refusal:
             refusals[name] = found.uff_refusal
-        if not found.problems:
+        if not found.problems and record:
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(json.dumps({"model": name, "uff_refusal": found.uff_refusal}) +
                               "\n")
@@ -143,8 +144,10 @@ def graph_problems(specs: dict[str, Any], catalog_path: str, cache_dir: Path = G
 
 
 def run_preflight(catalog_path: str, hosts: list[str], hostvars: Mapping[str, Any],
-                  inventory_sources: list[str], playbook_dir: str | None) -> dict[str, Any]:
-    """{"problems", "notes", "catalog": {name: spec}, "selections": {host: selection}}."""
+                  inventory_sources: list[str], playbook_dir: str | None, *,
+                  check_mode: bool = False) -> dict[str, Any]:
+    """{"problems", "notes", "catalog": {name: spec}, "selections": {host: selection}}.
+    ``check_mode``: nothing is written (no graph check marker)."""
     catalog_path = os.path.realpath(catalog_path)
     report = catalog_report(catalog_path)
     problems = [error["text"] for error in report.get("errors", [])]
@@ -190,7 +193,8 @@ def run_preflight(catalog_path: str, hosts: list[str], hostvars: Mapping[str, An
         problems += path_problems(exported, catalog_path,
                                   list(first.get("engine_graph_allowed_dirs") or []))
         if not problems:
-            found, notes, refusals = graph_problems(exported, catalog_path)
+            found, notes, refusals = graph_problems(exported, catalog_path,
+                                                    GRAPH_CHECK_CACHE, not check_mode)
             problems += found
             for name, refusal in refusals.items():
                 # Read by the plan (builder/trt/enginepath.py), never sent to a device.

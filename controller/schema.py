@@ -12,6 +12,7 @@ from typing import Any
 from builder.platform import detect
 
 from .guards import control_character_problem, expanded_size_exceeds
+from .secrets import shown_secret
 
 PRECISIONS = ("fp16", "fp32")
 BUILD_SCOPES = ("platform", "device")
@@ -138,7 +139,8 @@ def control_problem(variable: Variable, value: Any) -> str | None:
     """The control characters of a text value, or of a list's items (None when there are
     none): they would become part of a directory name or a command line."""
     if isinstance(value, str) and variable.type in ("str", "path"):
-        return control_character_problem(value, "the value")
+        return control_character_problem(
+            value, "the value", shown_secret(value) if variable.secret else None)
     if isinstance(value, list) and variable.type == "list":
         for item in value:
             if isinstance(item, str):
@@ -150,7 +152,8 @@ def control_problem(variable: Variable, value: Any) -> str | None:
 
 
 def problem_with(variable: Variable, value: Any) -> str | None:  # noqa: PLR0911
-    """What is wrong with ``value`` for ``variable`` (None when it fits)."""
+    """What is wrong with ``value`` for ``variable`` (None when it fits); a secret's value is
+    shown masked (controller/secrets.py)."""
     if value is None:
         return None if variable.nullable else "it is empty (null)"
     if variable.type == "int":
@@ -168,7 +171,7 @@ def problem_with(variable: Variable, value: Any) -> str | None:  # noqa: PLR0911
     if variable.type == "bool":
         return None if isinstance(value, bool) else "{!r} is not true or false".format(value)
     if not isinstance(value, str):
-        return "{} is not text".format(shown(value))
+        return "{} is not text".format(shown_secret(value) if variable.secret else shown(value))
     if variable.choices and value not in variable.choices:
         return "{!r} is not one of {}".format(value, ", ".join(variable.choices))
     return None

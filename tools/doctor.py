@@ -39,6 +39,7 @@ from builder.platform.detect import (  # noqa: E402
     upstream_version,
     version_tuple,
 )
+from controller.secrets import mask_url  # noqa: E402
 
 ANSIBLE_SERIES = (2, 16)
 # ansible-core 2.16's target Pythons (its support matrix); the builder needs 3.6+.
@@ -50,23 +51,31 @@ DEFAULT_CATALOG = "models/models.yml"     # inventory/jetsons/group_vars/all.yml
 
 
 class Report:
+    """Prints the doctor's lines. A line may quote Ansible's own messages (an inventory file's
+    line that does not parse): the user info of every URL in it is masked, since a package
+    index URL may carry credentials (controller/secrets.py)."""
+
     def __init__(self):
         self.problems = 0
 
     def problem(self, who, text):
         self.problems += 1
-        print("{}: {}".format(who, text), flush=True)
+        print(mask_url("{}: {}".format(who, text)), flush=True)
 
     def ok(self, who, text):
-        print("{}: ok, {}".format(who, text), flush=True)
+        print(mask_url("{}: ok, {}".format(who, text)), flush=True)
 
 
 def _ansible_env():
+    """The environment of the doctor's own Ansible calls. Their output is read, not shown:
+    it is kept out of a log file (ANSIBLE_LOG_PATH), since the inventory listing holds every
+    host variable, a package index URL's credentials included."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"),
                ANSIBLE_INVENTORY_UNPARSED_FAILED="True",
                ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED="True",
                ANSIBLE_NOCOLOR="1", ANSIBLE_DEPRECATION_WARNINGS="False")
     env["PATH"] = "{}:{}".format(BIN, env.get("PATH", ""))
+    env.pop("ANSIBLE_LOG_PATH", None)
     return env
 
 

@@ -35,7 +35,8 @@ class ActionModule(ControllerAction):
         store_dir = self.setting(task_vars, "engine_store_dir")
         checked = preflight.run_preflight(
             catalog_path, list(args["hosts"]), task_vars["hostvars"],
-            task_vars.get("ansible_inventory_sources") or [], task_vars.get("playbook_dir"))
+            task_vars.get("ansible_inventory_sources") or [], task_vars.get("playbook_dir"),
+            check_mode=self.check_mode)
         problems = checked["problems"]
         if problems:
             return {"failed": True, "problems": problems,

@@ -313,6 +313,15 @@ def test_preflight_remembers_a_passed_check_and_its_verdict(tmp_path, monkeypatc
     assert preflight.graph_problems(specs, str(catalog), cache_dir=cache)[2] == {"m": "why"}
 
 
+def test_check_mode_checks_the_graph_and_records_nothing(tmp_path):
+    catalog = write_catalog(tmp_path / "models.yml", {
+        "m": {"graph": generated_graph("ssd_mobilenet_v2_256")}})
+    specs = catalog_report(str(catalog))["models"]
+    cache = tmp_path / "cache"
+    assert preflight.graph_problems(specs, str(catalog), cache, False) == ([], [], {})
+    assert not cache.exists()  # --check writes nothing; the next real run checks again
+
+
 @pytest.mark.parametrize("tensorrt, requested, outcome", [
     ("8.2.1.8", "auto", "TensorRT 8.2.1.8 builds from UFF only"),
     ("7.1.3", "uff", "the UFF path cannot build this model: why. Write engine_path: auto"),
