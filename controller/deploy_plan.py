@@ -21,7 +21,7 @@ from module_utils.trt_deploy import version_name
 from . import guards, trust
 from .device import DevicePlatform, deployed_models, device_platform, platform_disagreement
 from .keys import host_build_keys
-from .plan import builder_source_digest
+from .plan import builder_source_digest, confirmation_due
 from .selection import HostSelection
 from .store import EngineStore
 
@@ -61,6 +61,14 @@ def plan_model(host: str, model: str, key: str, platform_id: str, *, installed: 
             reason, current.get("version") or "no engine", REBUILD_FIX.format(host=host)))
     if current.get("build_key") == key and current.get("engine_sha256") == found.engine_sha256:
         return dict(entry, action="up_to_date", version=current.get("version"))
+    if confirmation_due(found, host):
+        return dict(entry, action="refused", reason=(
+            "the store's engine for its build key {} was built on {} and no second device of "
+            "platform {} has verified it yet: until one has, it goes to {} only; it keeps {}. "
+            "Fix: run build_engines.yml with {} and this host in the run (e.g. --limit {},{}): "
+            "this host verifies it, then deploy again").format(
+                key[:12], found.built_on, platform_id, found.built_on,
+                current.get("version") or "no engine", found.built_on, found.built_on, host))
     if key not in verified:
         verified[key] = store.verify(found, full=True)  # pushed to devices: hash it
     if verified[key]:

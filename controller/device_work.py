@@ -88,6 +88,19 @@ def files_to_push(catalog: dict[str, Any], models: list[str], work: dict[str, An
     return pushes
 
 
+def stored_engine_files(store: Any, host_plan: dict[str, Any], models: list[str]
+                        ) -> list[dict[str, Any]]:
+    """[{"src", "model", "name"}]: the store's engine and manifest of each model a device
+    verifies for its platform (a second device's confirmation, controller/plan.py)."""
+    pushes = []
+    for model in models:
+        entry = store.lookup(host_plan["models"][model]["build_key"])
+        if entry is not None:
+            pushes += [{"src": str(path), "model": model, "name": path.name}
+                       for path in (entry.engine_path, entry.manifest_path)]
+    return pushes
+
+
 def device_catalog_text(spec: dict[str, Any]) -> str:
     """A one-model catalog (YAML) for the device, its paths relative to the model's work dir.
 

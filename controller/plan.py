@@ -26,7 +26,7 @@ from . import onnx_exports
 from .device import DevicePlatform
 from .keys import engine_build_key
 from .selection import EngineOptions, HostSelection
-from .store import EngineStore
+from .store import EngineStore, StoreEntry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +45,9 @@ class PlanEntry:
     engine_path: str | None = None   # uff | onnx: what the device builds from
     export_key: str | None = None    # onnx: the controller's export it is pushed
     onnx_precision: str | None = None  # onnx: the tensor types of that export (fp32 | fp16)
+    # Platform scope: the stored engine was verified by its builder only, and this host is
+    # the next of its platform to verify it before it is shared (round_work).
+    confirm_due: bool = False
 
 
 @dataclass
@@ -175,6 +178,10 @@ def make_plan(selections: dict[str, HostSelection], devices: dict[str, DevicePla
         for rank, host in enumerate(candidates):
             hosts[host].models[model].rank = rank
         rounds = max(rounds, len(candidates))
+        found = state.store.lookup(key) if hosts[candidates[0]].models[model].cached else None
+        confirmer = next((h for h in candidates if confirmation_due(found, h)), None)
+        if confirmer is not None:
+            hosts[confirmer].models[model].confirm_due = True
     plan = {
         "rounds": rounds,
         "store_dir": str(store.root),
@@ -187,6 +194,33 @@ def make_plan(selections: dict[str, HostSelection], devices: dict[str, DevicePla
     plan["exports"] = needed_exports(plan)
     store.save_verified_stats() if not check_mode else None
     return plan
+
+
+def confirmation_due(found: StoreEntry | None, host: str) -> bool:
+    """Platform scope: ``host`` should verify the stored engine ``found`` before it becomes
+    the platform's shared entry: another host built it and no second device verified it yet.
+    A platform with one device never gets one (its builder's verify is all there is, and the
+    deploy sends the engine to that device only: controller/deploy_plan.py)."""
+    return (found is not None and bool(found.built_on) and found.built_on != host
+            and not found.confirmed_by)
+
+
+def refute_confirmations(store: EngineStore, host: str, confirm: list[str],
+                         outcomes: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Quarantine each stored engine ``host`` was to verify for its platform and could not
+    (its verify failed): the next device of the build key then builds its own.
+    {model: where the entry went}."""
+    moved = {}
+    for model in confirm:
+        outcome = outcomes.get(model) or {}
+        found = store.lookup(str(outcome.get("build_key")))
+        if outcome.get("status") != "failed" or not confirmation_due(found, host):
+            continue
+        assert found is not None  # confirmation_due
+        moved[model] = str(store.quarantine(found, (
+            "built on {}, refused by {}, a second device of its platform, which verified it "
+            "before it was shared: {}".format(found.built_on, host, outcome.get("reason")))))
+    return moved
 
 
 def needed_exports(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -211,7 +245,8 @@ def refuse_export(plan: dict[str, Any], key: str, reason: str) -> dict[str, Any]
 
 def pending_entries(plan: dict[str, Any]) -> int:
     """How many entries a build round would act on; 0 on a no-op rerun (no round runs)."""
-    return sum(not (entry["refused"] or already_done(entry, host_plan["scope"]))
+    return sum(bool(not entry["refused"] and (entry.get("confirm_due") or not already_done(
+        entry, host_plan["scope"])))
                for host_plan in plan["hosts"].values()
                for entry in host_plan["models"].values()) + sum(
         len(host_plan["stale_work"]) for host_plan in plan["hosts"].values())
@@ -226,7 +261,7 @@ def round_work(plan: dict[str, Any], host: str, round_index: int, store: EngineS
     keys a device already failed with a user error (the input is wrong: another device of the
     same key would fail the same way).
     """
-    work: dict[str, list[str]] = {"build": [], "collect": [], "remove": []}
+    work: dict[str, list[str]] = {"build": [], "collect": [], "remove": [], "confirm": []}
     host_plan = plan["hosts"].get(host)
     if host_plan is None:
         return work
@@ -236,7 +271,16 @@ def round_work(plan: dict[str, Any], host: str, round_index: int, store: EngineS
         if entry["rank"] != round_index or entry["refused"]:
             continue
         if host_plan["scope"] == "platform":
-            if entry["build_key"] in user_errors or store.lookup(entry["build_key"]):
+            if entry["build_key"] in user_errors:
+                continue
+            found = store.lookup(entry["build_key"])
+            if found is not None:
+                # The store's engine, pushed to this device, verified and sent back: the
+                # store counts it as confirmed (store.file_engine), or the controller
+                # quarantines it (controller/outcome.py refuted_confirmations).
+                if confirmation_due(found, host):
+                    work["confirm"].append(model)
+                    work["collect"].append(model)
                 continue
         elif already_done(entry, "device"):
             continue
@@ -265,6 +309,8 @@ def round_works(plan: dict[str, Any], round_index: int, store: EngineStore,
 def action_of(entry: dict[str, Any], scope: str) -> str:
     if entry["refused"]:
         return "cannot build: {}".format(entry["refused"])
+    if entry.get("confirm_due"):
+        return "verify the stored engine (second device of its platform, before it is shared)"
     if already_done(entry, scope):
         return "cached in store"
     prefix = "store entry corrupt ({}), ".format(entry["store_problem"]) \

@@ -17,6 +17,7 @@ the index when it was last hashed, and a full sha256 when any of them changed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import json
@@ -78,6 +79,10 @@ class StoreEntry:
     engine_sha256: str
     engine_size: int
     manifest: dict[str, Any] = field(compare=False, repr=False)
+    # The host that built it and the other hosts of its platform that verified it since
+    # (a second device's verify makes it a platform's shared entry: controller/plan.py).
+    built_on: str | None = field(default=None, compare=False)
+    confirmed_by: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def engine_path(self) -> Path:
@@ -261,17 +266,18 @@ class EngineStore:
         return self.build_index({})
 
     def _previous_hosts(self) -> dict[str, Any]:
-        """rel -> (build_key, built_on) from the current index, when it can be read."""
+        """rel -> (build_key, built_on, confirmed_by) from the current index, when it can be
+        read."""
         try:
             old = json.loads((self.root / INDEX_NAME).read_text(encoding="utf-8"))
             entries = old.get("entries") or {}
-            return {rel: (e.get("build_key"), e.get("built_on")) for rel, e in entries.items()
-                    if isinstance(e, dict) and e.get("built_on")}
+            return {rel: (e.get("build_key"), e.get("built_on"), e.get("confirmed_by") or [])
+                    for rel, e in entries.items() if isinstance(e, dict) and e.get("built_on")}
         except (OSError, ValueError, AttributeError):
             return {}
 
-    def index_entry(self, entry: StoreEntry, built_on: str | None, *, hashed: bool
-                    ) -> dict[str, Any]:
+    def index_entry(self, entry: StoreEntry, built_on: str | None, *, hashed: bool,
+                    confirmed_by: list[str] | None = None) -> dict[str, Any]:
         """The index's summary of an entry. ``hashed``: its engine was just checked against
         its manifest, so its stat is recorded (later lookups skip the hash while it holds)."""
         manifest = entry.manifest
@@ -296,10 +302,13 @@ class EngineStore:
             summary["stat"] = _stat_of(entry.engine_path)
         if built_on:
             summary["built_on"] = built_on
+            if confirmed_by:
+                summary["confirmed_by"] = sorted(set(confirmed_by) - {built_on})
         return summary
 
     def build_index(self, hosts: dict[str, Any]) -> dict[str, Any]:
-        """The index from every manifest; hosts: rel -> (build_key, built_on) to keep."""
+        """The index from every manifest; hosts: rel -> (build_key, built_on, confirmed_by)
+        to keep."""
         entries = {}
         for directory in self._manifest_dirs():
             try:
@@ -310,9 +319,10 @@ class EngineStore:
             except StoreError as error:
                 self.notes.append("left out of the index: {}".format(error))
                 continue
-            key, host = hosts.get(entry.relpath, (None, None))
+            key, host, confirmed = hosts.get(entry.relpath, (None, None, []))
             entries[entry.relpath] = self.index_entry(
-                entry, host if key == entry.build_key else None, hashed=False)
+                entry, host if key == entry.build_key else None, hashed=False,
+                confirmed_by=confirmed if key == entry.build_key else None)
         return {"format": INDEX_FORMAT,
                 "simulated": any(e["simulated"] for e in entries.values()),
                 "entries": entries}
@@ -339,7 +349,10 @@ class EngineStore:
                 manifest = read_manifest(directory / MANIFEST_NAME)
             except StoreError:
                 return self._entry_from_summary(directory, summary)
-            return self._entry_from_manifest(directory, manifest)
+            return dataclasses.replace(
+                self._entry_from_manifest(directory, manifest),
+                built_on=summary.get("built_on"),
+                confirmed_by=tuple(summary.get("confirmed_by") or ()))
         return None
 
     def _entry_from_summary(self, directory: Path, summary: dict[str, Any]) -> StoreEntry:
@@ -451,7 +464,12 @@ class EngineStore:
             index = self.index(repair=False)
             previous = index["entries"].get(entry.relpath) or {}
             host = built_on if changed or not previous.get("built_on") else previous["built_on"]
-            index["entries"][entry.relpath] = self.index_entry(entry, host, hashed=True)
+            # The same engine sent back by another host of the platform: that host verified
+            # it (a confirmation, controller/plan.py round_work).
+            confirmed = [] if changed else list(previous.get("confirmed_by") or []) + (
+                [built_on] if built_on != host else [])
+            index["entries"][entry.relpath] = self.index_entry(entry, host, hashed=True,
+                                                               confirmed_by=confirmed)
             index["simulated"] = any(e.get("simulated") for e in index["entries"].values())
             index_changed = self._write_index(index)
         return {"changed": changed or index_changed, "path": str(entry_dir),

@@ -76,6 +76,8 @@ def _this_run(host: str, model: str, facts: RunFacts) -> Status | None:
     if model not in (facts.collected.get(host) or {}):
         return FAILED, "built and verified, but not brought into the store (see the " \
                        "collect step's error above)"
+    if (outcome.get("details") or {}).get("confirms_stored_engine"):
+        return "shared", "verified here, a second device of its platform, before it was shared"
     status = "built" if outcome["status"] == "built" else "collected"
     elapsed = outcome.get("elapsed")
     # "device run": the whole device command (conversion, build, verify), not TensorRT's

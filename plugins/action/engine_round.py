@@ -10,6 +10,7 @@ from controller.device_work import (
     files_to_push,
     model_work_dir,
     round_wait_s,
+    stored_engine_files,
     timing_cache_work,
     verify_argv,
 )
@@ -36,12 +37,16 @@ def device_work(work, host_plan, device, catalog, *, root_dir, extra, store, onn
     onnx_files = {model: (onnx_files or {})[entry["export_key"]]
                   for model, entry in ((m, host_plan["models"][m]) for m in work["build"])
                   if entry["engine_path"] == "onnx" and entry["export_key"] in (onnx_files or {})}
-    paths = sorted({host_plan["models"][m]["engine_path"] for m in work["build"]})
+    paths = sorted({host_plan["models"][m]["engine_path"] for m in work["build"]
+                    + work["confirm"]})
     return dict(work, root_dir=root_dir, processes=processes, verifies=verifies,
                 wait_s=round_wait_s(processes),
                 timing_cache=timing_cache,
                 engine_paths=paths,
-                push=files_to_push(catalog, work["build"], device["work"], onnx_files))
+                # The builder and its environment: to build, or to verify a stored engine.
+                builder_needed=bool(work["build"] or work["confirm"]),
+                push=files_to_push(catalog, work["build"], device["work"], onnx_files)
+                + stored_engine_files(store, host_plan, work["confirm"]))
 
 
 class ActionModule(ControllerAction):

@@ -202,7 +202,7 @@ def test_a_builder_that_runs_past_its_deadline_is_stopped_on_the_device(tmp_path
             outcomes[model]["reason"]
 
 
-def test_a_device_that_stops_answering_fails_its_models_and_is_silent():
+def test_a_device_that_stops_answering_fails_its_models_and_is_silent(tmp_path):
     """The controller's task timeout (no rc, `timedout`): the models fail as `deadline`, the
     read-back says the device is silent (its collect is skipped)."""
     (process,) = processes("per_device")
@@ -215,7 +215,8 @@ def test_a_device_that_stops_answering_fails_its_models_and_is_silent():
         "engine_build_deadline_s) and margins")
     action = load("plugins/action/engine_outcomes.py", "engine_outcomes_under_test")
     read = action.ActionModule.decide(None, {"build_started": [], "build_wait": {
-        "results": [timed_out]}, "verify_results": [],
+        "results": [timed_out]}, "verify_results": [], "confirm": [],
+        "store_dir": str(tmp_path / "store"),
                          "host_plan": HOST_PLAN, "previous": {}, "root_dir": ROOT},
                   {"inventory_hostname": "nano-1"})
     assert read["silent"] is True and read["verified"] == []

@@ -241,9 +241,10 @@ def test_the_deploy_sends_no_engine_of_a_platform_the_inventory_does_not_agree_o
     key, variant = host_build_keys(selection, tx2, catalog, "8.2.1.8")["m"]
     store = tmp_path / "store"
     staged(tmp_path / "staged", "m", tx2, key, selection.options.as_dict())
-    EngineStore(store).file_engine(tmp_path / "staged", platform_id=tx2, model="m",
-                                   variant=variant, build_key=key, built_on="tx2-1",
-                                   max_bytes=1 << 20)
+    for host in ("tx2-1", "tx2-2"):  # built on one TX2, verified by a second one
+        EngineStore(store).file_engine(tmp_path / "staged", platform_id=tx2, model="m",
+                                       variant=variant, build_key=key, built_on=host,
+                                       max_bytes=1 << 20)
     taken_at_its_word, _ = deploy_plan.make_deploy_plan(
         ["nano-1"], deploy_hostvars(claiming, catalog), str(store), False)
     assert taken_at_its_word["hosts"]["nano-1"]["models"]["m"]["action"] == "deploy"

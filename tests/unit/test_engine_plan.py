@@ -2,13 +2,14 @@
 and the summary made from it: pure functions on hand-made facts, no Ansible run."""
 
 import os
+from pathlib import Path
 
 import pytest
 
 from builder.commands.check import catalog_report
 from builder.platform import detect
+from controller import deploy_plan, report, runlock, summary
 from controller import plan as planning
-from controller import report, runlock, summary
 from controller.device import device_platform, platform_disagreement
 from controller.selection import EngineOptions, HostSelection
 from controller.store import EngineStore
@@ -67,9 +68,9 @@ def test_platform_scope_ranks_one_builder_per_build_key(catalog, tmp_path):
     assert ranks == {"nano-1": 0, "nano-2": 1, "nano-3": 2, "tx2-1": 0}
     works = planning.round_works(plan, 0, EngineStore(tmp_path / "store"), {})
     # The platform's two builds go to two of its devices; the lone TX2 builds both.
-    assert works == {"nano-1": {"build": ["m1"], "collect": [], "remove": []},
-                     "nano-2": {"build": ["m2"], "collect": [], "remove": []},
-                     "tx2-1": {"build": ["m1", "m2"], "collect": [], "remove": []}}
+    assert works == {"nano-1": {"build": ["m1"], "collect": [], "remove": [], "confirm": []},
+                     "nano-2": {"build": ["m2"], "collect": [], "remove": [], "confirm": []},
+                     "tx2-1": {"build": ["m1", "m2"], "collect": [], "remove": [], "confirm": []}}
 
 
 def test_per_host_options_give_their_own_build_keys_and_variants(catalog, tmp_path):
@@ -98,6 +99,15 @@ def test_a_rerun_with_verified_engines_has_nothing_pending(catalog, tmp_path):
     plan = make(hosts, catalog, store)
     for model in ("m1", "m2"):
         file_entry(store, plan["hosts"]["nano-1"], model)
+    # Built and verified on nano-1 only: nano-2 verifies them before they are shared.
+    unconfirmed = make(hosts, catalog, store)
+    assert unconfirmed["pending"] == 2
+    assert planning.action_of(unconfirmed["hosts"]["nano-2"]["models"]["m1"], "platform") \
+        .startswith("verify the stored engine (second device of its platform")
+    for model in ("m1", "m2"):  # what nano-2 sends back after its verify: the same engine
+        file_entry(store, plan["hosts"]["nano-1"], model, host="nano-2")
+    assert EngineStore(store).lookup(plan["hosts"]["nano-1"]["models"]["m1"]["build_key"]) \
+        .confirmed_by == ("nano-2",)
     rerun = make(hosts, catalog, store)
     assert rerun["pending"] == 0
     rows = summary.summary_rows(rerun, None, lambda key: True)
@@ -136,10 +146,12 @@ def test_a_failed_build_goes_to_the_next_device_unless_the_input_was_wrong(catal
     assert plan["hosts"]["nano-2"]["models"]["m2"]["rank"] == 0  # builds spread: m1 on nano-1
     file_entry(tmp_path / "store", plan["hosts"]["nano-1"], "m1")
     failed = {"nano-2": {"m2": {"build_key": key, "kind": "tensorrt", "status": "failed"}}}
+    # nano-1 takes over m2; nano-2 verifies the m1 that nano-1 filed before it is shared.
     assert planning.round_works(plan, 1, store, failed) == {
-        "nano-1": {"build": ["m2"], "collect": [], "remove": []}}
+        "nano-1": {"build": ["m2"], "collect": [], "remove": [], "confirm": []},
+        "nano-2": {"build": [], "collect": ["m1"], "remove": [], "confirm": ["m1"]}}
     failed["nano-2"]["m2"]["kind"] = "user"
-    assert planning.round_works(plan, 1, store, failed) == {}
+    assert set(planning.round_works(plan, 1, store, failed)) == {"nano-2"}
 
 
 def test_options_a_device_cannot_honour_are_refused_in_the_plan(catalog, tmp_path):
@@ -369,7 +381,7 @@ def test_a_hung_device_gets_no_more_work_and_its_builds_go_to_the_next(catalog, 
     hung = {"nano-1": {"m1": {"kind": "deadline", "build_key": "x"}}}
     second = planning.round_works(plan, 1, store, hung)
     # nano-2 takes over m1; nano-1, the fallback of m2, is left out.
-    assert second == {"nano-2": {"build": ["m1"], "collect": [], "remove": []}}
+    assert second == {"nano-2": {"build": ["m1"], "collect": [], "remove": [], "confirm": []}}
 
 
 def test_the_inventory_deadline_replaces_the_platforms(catalog, tmp_path):
@@ -377,3 +389,27 @@ def test_the_inventory_deadline_replaces_the_platforms(catalog, tmp_path):
     plan = make(devices({"nano-1": NANO}), catalog, tmp_path / "store",
                 chosen={"nano-1": own})
     assert plan["hosts"]["nano-1"]["build_deadline_s"] == 90
+
+
+def test_a_stored_engine_a_second_device_refutes_is_quarantined_and_not_deployed(catalog,
+                                                                                 tmp_path):
+    """nano-1 builds and files m1; until nano-2 verified it, the deploy sends it to nano-1
+    only; nano-2's failed verify moves it to the quarantine, so the next device builds."""
+    hosts = devices({"nano-1": NANO, "nano-2": NANO})
+    store_dir = tmp_path / "store"
+    plan = make(hosts, catalog, store_dir)
+    file_entry(store_dir, plan["hosts"]["nano-1"], "m1")
+    key = plan["hosts"]["nano-1"]["models"]["m1"]["build_key"]
+    store = EngineStore(store_dir)
+    refused = deploy_plan.plan_model("nano-2", "m1", key, NANO, installed={}, store=store,
+                                     verified={})
+    assert refused["action"] == "refused" and "built on nano-1 and no second device" in \
+        refused["reason"] and "--limit nano-1,nano-2" in refused["reason"]
+    assert deploy_plan.plan_model("nano-1", "m1", key, NANO, installed={}, store=store,
+                                  verified={})["action"] == "deploy"
+    failed = {"m1": {"build_key": key, "status": "failed", "kind": "verify",
+                     "reason": "verify: the engine does not deserialize"}}
+    assert planning.refute_confirmations(store, "nano-1", ["m1"], failed) == {}  # its builder
+    (where,) = planning.refute_confirmations(store, "nano-2", ["m1"], failed).values()
+    assert "refused by nano-2" in (Path(where) / "REASON.txt").read_text()
+    assert EngineStore(store_dir).lookup(key) is None
