@@ -149,8 +149,8 @@ def _create(path: Path, me: dict[str, Any]) -> bool:
 
 def _take_over(store_dir: Path, path: Path, judged: tuple[int, int]) -> None:
     """Remove the lock judged stale, if it is still the very file judged: takers of one store
-    do this one at a time, under the store's fcntl lock, so two never remove a lock a third
-    has just made."""
+    (and a renewer whose run is gone) do this one at a time, under the store's fcntl lock, so
+    two never remove a lock a third has just made."""
     with open(str(store_dir / LOCK_NAME), "a") as serial:
         fcntl.flock(serial, fcntl.LOCK_EX)
         now = observe(path)
@@ -279,9 +279,9 @@ def renew(store_dir: Path, token: str, every: float = RENEW_SECONDS,
                 return "no longer this run's lock"
             if not holder_alive(holder):
                 # Its run was killed: nobody else can release it, and a run on another
-                # machine need not wait for the lease to expire.
-                if os.stat(str(path)).st_ino == os.fstat(fd).st_ino:
-                    path.unlink()
+                # machine need not wait for the lease to expire. Removed as a taker would.
+                info = os.fstat(fd)
+                _take_over(store_dir, path, (info.st_ino, info.st_mtime_ns))
                 return "its run is gone"
             if renewed_at is None or time.monotonic() - renewed_at >= every:
                 os.utime(fd)
