@@ -107,6 +107,28 @@ def test_a_disk_that_fills_during_the_round_is_reported_as_disk(fleet, runner, s
 
 
 @pytest.mark.fleet
+def test_a_device_cut_off_at_the_push_is_still_unreachable(fleet, runner):
+    """The pushes ignore Ansible's unreachable (for the full disk's sake): a device really gone
+    is found unreachable by the rescue, as before."""
+    cut = threading.Event()
+
+    def cut_at_the_push(line):
+        if not cut.is_set() and line.startswith(ROUND_STEPS[1][0]):
+            fleet.fault(FULL, "unreachable")
+            cut.set()
+
+    try:
+        run = runner.run(extra_vars={"engine_workspace_mib": 330}, on_line=cut_at_the_push)
+    finally:
+        fleet.fault(FULL, "ok")
+    assert cut.is_set() and run.returncode != 0, run.describe()
+    assert run.recap()[FULL]["unreachable"] == 1, run.describe()
+    rows = [r for r in run.summary() if r["host"] == FULL]
+    assert len(rows) == 1 and rows[0]["detail"].startswith("host unreachable"), run.describe()
+    assert "(disk)" not in rows[0]["detail"]
+
+
+@pytest.mark.fleet
 def test_with_room_again_the_device_brings_its_engine_in(runner):
     # The collect scenario left its verified engine on the device: collected, not rebuilt.
     rerun = runner.run(extra_vars={"engine_workspace_mib": 320})
