@@ -1,24 +1,56 @@
 """One run at a time per store: a lock held from the preflight to the end of the run.
 
 Ansible runs each task in a short-lived worker process, so an fcntl lock taken by a task would
-end with that task. The run lock is a file created with O_EXCL that names the run's
-ansible-playbook process (the workers' parent) and its start time; it is released by the
-run's last task, and a lock whose process is gone (a killed run) is stale and taken over.
+end with that task. The run lock is a file that names the run's ansible-playbook process (the
+workers' parent), its start time and the machine it runs on; it is released by the run's last
+task.
+
+The store may be on shared storage (NFS: two controllers, an AWX pod and a laptop), where a
+process id means nothing to another machine. So the lock is a lease: a small renewer process
+(``start_renewer``), started by the step that took the lock, touches the lock file every
+RENEW_SECONDS while the run's process lives, and ends when the lock is released, taken over or
+its run is gone. Who else may take a lock over:
+
+- on the same machine (same boot and pid namespace): when its process is gone (a killed run);
+- from another machine: only when its lease has expired, i.e. the file was not touched for
+  LEASE_SECONDS: by its modification time (set by the file server's clock on NFS), or, whatever
+  the clocks say, after this process watched it unchanged for that long on its own clock.
+
+Each is said with the holder's host, pid and the lease's age. docs/internals.md ("The run
+lock on shared storage") says which storage this is safe on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import getpass
 import json
 import os
+import select
 import socket
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .store import LOCK_NAME, EngineStore
+
 RUN_LOCK_NAME = ".run-lock"
 POLL_SECONDS = 2.0
+# The renewer touches the lock this often, and looks this often whether it should stop.
+RENEW_SECONDS = 15.0
+CHECK_SECONDS = 1.0
+# Another machine's lock untouched for this long is expired. With the renewal every 15 s it
+# tolerates a clock difference of about 2.5 minutes between the machines (and the file
+# server) before a live lock could look expired; a slower clock only makes the wait longer,
+# and the watching rule bounds it.
+LEASE_SECONDS = 180.0
+RENEWER_START_SECONDS = 20.0
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 class StoreBusy(Exception):
@@ -34,80 +66,293 @@ def process_start(pid: int) -> str | None:
         return None
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    """The lock's holder; None when there is none or it is unreadable (not a JSON object)."""
-    try:
-        holder = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return holder if isinstance(holder, dict) else None
+def machine() -> dict[str, str]:
+    """Where a process id means something: this kernel's boot and this pid namespace (two
+    containers of one machine share the boot, not the namespace), with the host name to say."""
+    identity = {"host": socket.gethostname()}
+    with contextlib.suppress(OSError):
+        identity["boot_id"] = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    with contextlib.suppress(OSError):
+        identity["pid_ns"] = os.readlink("/proc/self/ns/pid")
+    return identity
+
+
+def same_machine(holder: dict[str, Any], mine: dict[str, str]) -> bool:
+    if "boot_id" in holder:
+        return all(holder.get(key) == mine.get(key) for key in ("boot_id", "pid_ns"))
+    return bool(holder.get("host") == mine["host"])  # a lock of the format before leases
 
 
 def holder_alive(holder: dict[str, Any]) -> bool:
+    """Only meaningful for a holder on this machine (``same_machine``)."""
     pid = holder.get("pid")
     return isinstance(pid, int) and process_start(pid) == holder.get("start")
 
 
 def describe(holder: dict[str, Any]) -> str:
-    return "run of pid {} by {} on {} since {} ({})".format(
+    return "run of pid {} by {} on host {} since {} ({})".format(
         holder.get("pid"), holder.get("user"), holder.get("host"), holder.get("since"),
         holder.get("command", "?"))
 
 
+class Observed:
+    """The lock file as read once: its holder (None: unreadable), which version of it
+    (inode, modification time) and the lease's age by this machine's clock."""
+
+    def __init__(self, holder: dict[str, Any] | None, stamp: tuple[int, int], age: float):
+        self.holder = holder
+        self.stamp = stamp
+        self.age = age
+
+
+def observe(path: Path, wall: Callable[[], float] = time.time) -> Observed | None:
+    """The lock as it is now (None: there is none). Opened, not only stat'ed: on NFS an open
+    revalidates the file's attributes (close-to-open), a stat may answer from a cache."""
+    try:
+        with open(str(path), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            try:
+                holder = json.loads(handle.read(1 << 16).decode("utf-8"))
+            except (OSError, ValueError):
+                holder = None
+    except FileNotFoundError:
+        return None
+    return Observed(holder if isinstance(holder, dict) else None,
+                    (info.st_ino, info.st_mtime_ns), wall() - info.st_mtime)
+
+
+def lease_text(age: float) -> str:
+    if age < -5:
+        return ("its lease was renewed {:.0f} s in the future by this host's clock (the clocks "
+                "differ)".format(-age))
+    return "its lease was last renewed {:.0f} s ago".format(max(age, 0.0))
+
+
+def _create(path: Path, me: dict[str, Any]) -> bool:
+    """Make the lock, complete, in one step: written beside it, then hard-linked to its name
+    (link(2) fails when the name exists, on NFS too; a lost reply to a link that did happen is
+    recognised by the link count, as open(2)'s manual describes for O_EXCL on NFS)."""
+    draft = path.with_name("{}.{}-{}-{}".format(RUN_LOCK_NAME, me["host"], os.getpid(),
+                                                me["token"]))
+    with open(str(draft), "w") as handle:
+        json.dump(me, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.link(str(draft), str(path))
+        return True
+    except FileExistsError:
+        return os.stat(str(draft)).st_nlink == 2
+    finally:
+        draft.unlink()
+
+
+def _take_over(store_dir: Path, path: Path, judged: tuple[int, int]) -> None:
+    """Remove the lock judged stale, if it is still the very file judged: takers of one store
+    (and a renewer whose run is gone) do this one at a time, under the store's fcntl lock, so
+    two never remove a lock a third has just made."""
+    with open(str(store_dir / LOCK_NAME), "a") as serial:
+        fcntl.flock(serial, fcntl.LOCK_EX)
+        now = observe(path)
+        if now is None or now.stamp != judged:
+            return  # released, renewed or taken over meanwhile: judge again
+        stale = path.with_name(RUN_LOCK_NAME + ".stale-{}".format(os.getpid()))
+        os.rename(str(path), str(stale))
+        stale.unlink()
+
+
+class _Watch:
+    """How long this run has seen another machine's lock unchanged, by its own clock."""
+
+    def __init__(self, clock: Callable[[], float]):
+        self.clock = clock
+        self.stamp: tuple[int, int] | None = None
+        self.since = 0.0
+
+    def unchanged_for(self, stamp: tuple[int, int]) -> float:
+        if stamp != self.stamp:
+            self.stamp, self.since = stamp, self.clock()
+        return self.clock() - self.since
+
+
+def _verdict(seen: Observed, mine: dict[str, str], me: dict[str, Any], watch: _Watch
+             ) -> tuple[str, str]:
+    """("mine" | "stale" | "busy", what to say) of a lock that ``me`` found in its way."""
+    holder = seen.holder
+    if holder is None:
+        # Damaged (a lock is complete when it appears): nobody can be named.
+        return "stale", "it is not a lock this tool wrote"
+    if same_machine(holder, mine):
+        if holder.get("pid") == me["pid"] and holder.get("start") == me["start"]:
+            return "mine", ""
+        if not holder_alive(holder):
+            return "stale", "of a run that is gone: the {}".format(describe(holder))
+        return "busy", "the {}".format(describe(holder))
+    if seen.age > LEASE_SECONDS or watch.unchanged_for(seen.stamp) >= LEASE_SECONDS:
+        return "stale", ("of the {}: {}, and it expires after {:.0f} s without renewal (its run "
+                         "is gone, or cut off from this store)".format(
+                             describe(holder), lease_text(seen.age), LEASE_SECONDS))
+    return "busy", ("the {} (another host: {}; it is taken over only once it has not been "
+                    "renewed for {:.0f} s)".format(describe(holder), lease_text(seen.age),
+                                                   LEASE_SECONDS))
+
+
 def acquire(store_dir: Path, owner_pid: int, command: str, wait_s: int, *,
             say: Callable[[str], None], clock: Callable[[], float] = time.monotonic,
-            sleep: Callable[[float], None] = time.sleep) -> bool:
+            sleep: Callable[[float], None] = time.sleep,
+            wall: Callable[[], float] = time.time) -> bool:
     """Take the store's run lock for ``owner_pid``; True when newly taken, False when that
-    process already holds it. Waits up to ``wait_s`` for another live run (StoreBusy after)."""
+    process already holds it. Waits up to ``wait_s`` for another live run (StoreBusy after).
+    A stale lock is taken over and ``say`` tells whose it was."""
     store_dir.mkdir(parents=True, exist_ok=True)
     path = store_dir / RUN_LOCK_NAME
-    me = {"pid": owner_pid, "start": process_start(owner_pid), "user": getpass.getuser(),
-          "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-          "command": command}
+    mine = machine()
+    me = dict(mine, pid=owner_pid, start=process_start(owner_pid), user=getpass.getuser(),
+              since=time.strftime("%Y-%m-%d %H:%M:%S"), command=command,
+              lease_s=LEASE_SECONDS, token=uuid.uuid4().hex)
     deadline = clock() + wait_s
     announced = False
+    watch = _Watch(clock)
     while True:
-        try:
-            fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            holder = _read(path)
-            if holder and holder.get("pid") == owner_pid and holder.get("start") == me["start"]:
-                return False
-            if holder is None or not holder_alive(holder):
-                # A killed run (or a half-written lock): its process is gone, take over.
-                stale = path.with_name(RUN_LOCK_NAME + ".stale-{}".format(os.getpid()))
-                try:
-                    os.rename(str(path), str(stale))
-                    stale.unlink()
-                except FileNotFoundError:
-                    pass  # another run took it over first: try again
-                continue
-            if wait_s <= 0:
-                raise StoreBusy("the engine store {} is in use by the {}. Wait for it to "
-                                "finish, or set engine_store_wait_s (seconds) to wait for "
-                                "it".format(store_dir, describe(holder))) from None
-            if clock() >= deadline:
-                raise StoreBusy("the engine store {} is still in use by the {} after {} s "
-                                "(engine_store_wait_s). Try again when it has finished".format(
-                                    store_dir, describe(holder), wait_s)) from None
-            if not announced:
-                say("waiting for the engine store {}: in use by the {} (up to {} s, "
-                    "engine_store_wait_s; 0 stops at once)".format(store_dir, describe(holder),
-                                                                    wait_s))
-                announced = True
-            sleep(POLL_SECONDS)
+        if _create(path, me):
+            return True
+        seen = observe(path, wall)
+        if seen is None:
+            continue  # released meanwhile
+        verdict, busy = _verdict(seen, mine, me, watch)
+        if verdict == "mine":
+            return False
+        if verdict == "stale":
+            say("taking over the run lock {}".format(busy))
+            _take_over(store_dir, path, seen.stamp)
             continue
-        with os.fdopen(fd, "w") as handle:
-            json.dump(me, handle)
-        return True
+        if wait_s <= 0:
+            raise StoreBusy("the engine store {} is in use by {}. Wait for it to finish, or "
+                            "set engine_store_wait_s (seconds) to wait for it".format(
+                                store_dir, busy)) from None
+        if clock() >= deadline:
+            raise StoreBusy("the engine store {} is still in use by {} after {} s "
+                            "(engine_store_wait_s). Try again when it has finished".format(
+                                store_dir, busy, wait_s)) from None
+        if not announced:
+            say("waiting for the engine store {}: in use by {} (up to {} s, "
+                "engine_store_wait_s; 0 stops at once)".format(store_dir, busy, wait_s))
+            announced = True
+        sleep(POLL_SECONDS)
+
+
+def _mine(holder: dict[str, Any] | None, owner_pid: int) -> bool:
+    return bool(holder) and same_machine(holder or {}, machine()) and \
+        (holder or {}).get("pid") == owner_pid and \
+        (holder or {}).get("start") == process_start(owner_pid)
 
 
 def release(store_dir: Path, owner_pid: int) -> bool:
-    """Remove the run lock if ``owner_pid`` holds it; True when removed."""
+    """Remove the run lock if ``owner_pid`` holds it; True when removed. Its renewer sees
+    that within CHECK_SECONDS and ends."""
     path = store_dir / RUN_LOCK_NAME
-    holder = _read(path)
-    if holder and holder.get("pid") == owner_pid and holder.get("start") == process_start(
-            owner_pid):
+    seen = observe(path)
+    if seen is not None and _mine(seen.holder, owner_pid):
         path.unlink()
         return True
     return False
+
+
+def renew(store_dir: Path, token: str, every: float = RENEW_SECONDS,
+          check: float = CHECK_SECONDS, ready: Callable[[], None] = lambda: None) -> str:
+    """Keep the lease of the lock ``token`` names fresh while its run lives; returns why it
+    stopped. Touches the very file it read (futimens on its descriptor: on NFS the server
+    sets the time), so it never renews a lock that replaced its own."""
+    path = store_dir / RUN_LOCK_NAME
+    renewed_at: float | None = None
+    while True:
+        try:
+            fd = os.open(str(path), os.O_RDONLY)
+        except FileNotFoundError:
+            return "released"
+        try:
+            try:
+                holder = json.loads(os.read(fd, 1 << 16).decode("utf-8"))
+            except ValueError:
+                holder = None
+            if not isinstance(holder, dict) or holder.get("token") != token:
+                return "no longer this run's lock"
+            if not holder_alive(holder):
+                # Its run was killed: nobody else can release it, and a run on another
+                # machine need not wait for the lease to expire. Removed as a taker would.
+                info = os.fstat(fd)
+                _take_over(store_dir, path, (info.st_ino, info.st_mtime_ns))
+                return "its run is gone"
+            if renewed_at is None or time.monotonic() - renewed_at >= every:
+                os.utime(fd)
+                renewed_at = time.monotonic()
+                ready()
+        finally:
+            os.close(fd)
+        time.sleep(check)
+
+
+def start_renewer(store_dir: Path, owner_pid: int, every: float = RENEW_SECONDS,
+                  check: float = CHECK_SECONDS) -> subprocess.Popen[bytes]:
+    """Start the process that renews the lease of ``owner_pid``'s lock (which it must hold)
+    and return once it has renewed it. Its own session, no terminal, no inherited output:
+    it outlives the step that started it, never the run (``renew``)."""
+    seen = observe(store_dir / RUN_LOCK_NAME)
+    if seen is None or not _mine(seen.holder, owner_pid):
+        raise StoreBusy("the run lock of {} is not held by pid {}: nothing to renew".format(
+            store_dir, owner_pid))
+    assert seen.holder is not None
+    process = subprocess.Popen(
+        [sys.executable, "-m", "controller.runlock", "renew", str(store_dir),
+         str(seen.holder["token"]), str(every), str(check)],
+        cwd=str(REPOSITORY), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+    assert process.stdout is not None
+    readable, _, _ = select.select([process.stdout], [], [], RENEWER_START_SECONDS)
+    started = bool(readable) and process.stdout.readline().strip() == b"renewing"
+    process.stdout.close()
+    if not started:
+        process.kill()
+        process.wait()
+        release(store_dir, owner_pid)
+        raise StoreBusy("the renewer of the run lock of {} did not start within {:.0f} s "
+                        "(python3 -m controller.runlock renew): the lock was released; run "
+                        "again".format(store_dir, RENEWER_START_SECONDS))
+    return process
+
+
+def hold_store(store_dir: Path, owner_pid: int, command: str, wait_s: int, *,
+               say: Callable[[str], None]) -> list[str]:
+    """The run's hold on its store (the preflight's step): the run lock, its renewer, then,
+    since no other run can be writing, the leftovers of killed ones removed. Returns what was
+    removed, as lines to show."""
+    if not acquire(store_dir, owner_pid, command, wait_s, say=say):
+        return []  # this run holds it already (a second playbook of one command)
+    start_renewer(store_dir, owner_pid)
+    return ["removed {} (left by an interrupted run)".format(path)
+            for path in EngineStore(store_dir).remove_leftovers()]
+
+
+def main(argv: list[str]) -> int:
+    """``python3 -m controller.runlock renew STORE TOKEN EVERY CHECK`` (start_renewer)."""
+    if len(argv) != 5 or argv[0] != "renew":
+        print("usage: python3 -m controller.runlock renew STORE TOKEN EVERY CHECK",
+              file=sys.stderr)
+        return 2
+    told: list[bool] = []
+
+    def ready() -> None:
+        if not told:
+            print("renewing", flush=True)
+            # Nobody reads further: leave the pipe, so that no late write can fail.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            told.append(True)
+
+    renew(Path(argv[1]), argv[2], float(argv[3]), float(argv[4]), ready=ready)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

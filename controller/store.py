@@ -597,6 +597,18 @@ class EngineStore:
                 found.append(path)
         return sorted(set(found))
 
+    def remove_leftovers(self) -> list[Path]:
+        """Remove what ``leftovers`` finds, under the lock (a filing holds it while its
+        temporaries exist, so none of a live one is removed). Returns what was removed."""
+        with self.locked():
+            return self._remove_leftovers()
+
+    def _remove_leftovers(self) -> list[Path]:
+        found = self.leftovers()
+        for path in found:
+            shutil.rmtree(str(path)) if path.is_dir() else path.unlink()
+        return found
+
     def check(self) -> list[str]:
         """Every problem of the store (empty: healthy). Reads only."""
         problems = []
@@ -632,9 +644,7 @@ class EngineStore:
         done = []
         with self.locked():
             done += ["moved {}".format(line) for line in self.migrate_legacy()]
-            for path in self.leftovers():
-                shutil.rmtree(str(path)) if path.is_dir() else path.unlink()
-                done.append("removed {}".format(path))
+            done += ["removed {}".format(path) for path in self._remove_leftovers()]
             hosts = self._previous_hosts()
             self._index = self.build_index(hosts)
         for rel, summary in sorted(self._index["entries"].items()):

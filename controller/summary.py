@@ -74,6 +74,8 @@ def _this_run(host: str, model: str, facts: RunFacts) -> Status | None:
     if outcome["status"] == FAILED:
         return FAILED, "{} ({})".format(outcome["reason"], outcome["kind"])
     if model not in (facts.collected.get(host) or {}):
+        if host not in facts.active:  # the host failed in the collect: the callback says why
+            return FAILED, "built and verified, but not brought into the store", True
         return FAILED, "built and verified, but not brought into the store (see the " \
                        "collect step's error above)"
     if (outcome.get("details") or {}).get("confirms_stored_engine"):

@@ -42,15 +42,17 @@ class ActionModule(ControllerAction):
             return {"failed": True, "problems": problems,
                     "msg": "Preflight found {} problem(s), nothing was changed:\n{}".format(
                         len(problems), "\n".join(problems))}
+        notes = list(checked["notes"])
         if not self.check_mode:
-            # The workers' parent is the run's ansible-playbook process: it holds the lock.
+            # The workers' parent is the run's ansible-playbook process: it holds the lock
+            # (renewed by a process of its own while the run lasts: controller/runlock.py).
             wait_s = int(self.setting(task_vars, "engine_store_wait_s"))
-            runlock.acquire(Path(store_dir), os.getppid(), " ".join(sys.argv), wait_s,
-                            say=Display().display)
+            notes += runlock.hold_store(Path(store_dir), os.getppid(), " ".join(sys.argv),
+                                        wait_s, say=Display().display)
         message = "Preflight OK: {} host(s), models {}".format(
             len(args["hosts"]), ", ".join(checked["catalog"]) or "(none)")
-        self.say([message] + checked["notes"])
-        return {"notes": checked["notes"], "msg": message,
+        self.say([message] + notes)
+        return {"notes": notes, "msg": message,
                 # Every host reads them from the task's register (controller/action.py).
                 "catalog": checked["catalog"],
                 "store_dir": store_dir,

@@ -18,8 +18,10 @@ read. The step refuses to run when Ansible would turn facts into variables
 
 from __future__ import annotations
 
+from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
+from controller import diskspace
 from controller.action import fact_injection_problem
 
 # module argument -> the host variable it is read from
@@ -67,4 +69,24 @@ class ActionModule(ActionBase):
         finally:
             # Without pipelining the module went through a remote temporary directory.
             self._remove_tmp_path(self._connection._shell.tmpdir)
+        if result.get("failed") and "jetson_failure" not in result:
+            # The module did not answer (MODULE FAILURE): a full disk stops Ansible's module
+            # wrapper before it runs (controller/diskspace.py).
+            self.report_full_disk(result, task_vars, module_args)
         return result
+
+    def report_full_disk(self, result, task_vars, module_args):
+        directories = [module_args[name] for name in ("root_dir", "install_root")
+                       if module_args.get(name)] + [diskspace.TEMP_DIR, diskspace.HOME]
+        try:
+            free = diskspace.probe(self._low_level_execute_command, directories)
+        except AnsibleError as error:  # the connection went: the failure stays as it was
+            self._display.vvv("jetson_facts: no disk figures: {}".format(error))
+            return
+        failure = " ".join(str(result.get(key) or "") for key in
+                           ("msg", "module_stderr", "module_stdout", "exception"))
+        message = diskspace.disk_failure(task_vars.get("inventory_hostname", "?"),
+                                         self._task.get_name(), free, failure,
+                                         module_args.get("root_dir"))
+        if message:
+            result.update(msg=message, jetson_failure=diskspace.KIND, disk_free_mib=free)

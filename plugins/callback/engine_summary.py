@@ -29,6 +29,9 @@ CONTROLLER_ACTIONS = ("engine_preflight", "engine_plan", "engine_onnx", "engine_
 # or in check mode); they fail the run when a row failed, which the table shows, so that failure
 # is not the controller's.
 REPORT_ACTIONS = ("engine_report", "engine_plan")
+# The rescue of a device's round: when it finds the disk full, its message (device, directory,
+# free space) replaces the failed step's, which said only what broke (MODULE FAILURE).
+DISK_ACTION = "engine_disk"
 
 
 SUMMARY_COLUMNS = ("HOST", "MODEL", "PLATFORM", "VARIANT", "STATUS", "DETAIL")
@@ -108,6 +111,8 @@ class CallbackModule(CallbackBase):
 
     def v2_runner_on_unreachable(self, result):
         host = result._host.get_name()
+        if result._task.ignore_unreachable:
+            return  # the host stays in the run (a push whose failure a later step reports)
         self.unreachable.setdefault(host, first_line(result._result.get("msg")))
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
@@ -118,8 +123,10 @@ class CallbackModule(CallbackBase):
         if host == CONTROLLER:
             # Every line of it (a preflight lists all its problems), printed after the table.
             self.controller_lines.extend(str(result._result.get("msg") or "").splitlines())
-        self.failures.setdefault(host, "{}: {}".format(
-            task.get_name(), first_line(result._result.get("msg"))))
+        message = "{}: {}".format(task.get_name(), first_line(result._result.get("msg")))
+        if task.action == DISK_ACTION and result._result.get("failure_kind") == "disk":
+            self.failures[host] = message
+        self.failures.setdefault(host, message)
 
     def v2_playbook_on_stats(self, stats):
         custom = stats.custom.get("_run", {}) if stats.custom else {}

@@ -270,10 +270,10 @@ def test_a_second_run_on_the_same_store_does_not_build_twice(runner, timings):
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     lock = runner.store / ".run-lock"
     try:
-        lock.write_text(json.dumps({"pid": holder.pid, "start": runlock.process_start(holder.pid),
-                                    "user": "root",
-                                    "host": "controller", "since": "now",
-                                    "command": "ansible-playbook build_engines.yml"}))
+        lock.write_text(json.dumps(dict(runlock.machine(), pid=holder.pid,
+                                        start=runlock.process_start(holder.pid), user="root",
+                                        since="now",
+                                        command="ansible-playbook build_engines.yml")))
         run = timed(timings, "store_busy", runner.run(extra_vars={"engine_store_wait_s": 0}))
         assert run.returncode != 0 and run.builds() == [], run.describe()
         assert "is in use by the run of pid {}".format(holder.pid) in run.output, run.describe()
