@@ -83,13 +83,13 @@ def device_catalog_text(spec: dict[str, Any]) -> str:
 
 
 def build_argv(python: str, models: list[str], catalog_file: str, out_dir: str, *,
-               options_args: list[str], extra: list[str]) -> list[str]:
+               options_args: list[str]) -> list[str]:
     """The device command of one builder process; options before ``--``, the models after it.
 
     Several models: ``catalog_file`` and ``out_dir`` name each model's own with ``{model}``
     (the builder replaces it, builder/commands/build.py)."""
     return [python, "-m", "builder", "build", "--catalog", catalog_file, "--out", out_dir,
-            "--verify", "--json", *options_args, *extra, "--", *models]
+            "--verify", "--json", *options_args, "--", *models]
 
 
 def process_groups(models: list[str], build_processes: str) -> list[list[str]]:
@@ -145,7 +145,7 @@ def timing_cache_prepare(timing_cache: dict[str, Any]) -> list[str]:
 
 
 def build_processes(catalog: dict[str, Any], models: list[str], *, python: str, root_dir: str,
-                    build_processes: str, options_args: list[str], extra: list[str],
+                    build_processes: str, options_args: list[str],
                     timing_cache: dict[str, Any] = NO_TIMING_CACHE) -> list[dict[str, Any]]:
     """[{"models", "shell"}]: each builder process of a device's round and its shell command.
 
@@ -164,12 +164,11 @@ def build_processes(catalog: dict[str, Any], models: list[str], *, python: str, 
         # {model}: the builder puts each model's name there (build_argv).
         each_work_dir = model_work_dir(root_dir, "{model}")
         argv = build_argv(python, group, each_work_dir + "/catalog.yml", each_work_dir,
-                          options_args=options_args + timing_cache_args(timing_cache),
-                          extra=extra)
+                          options_args=options_args + timing_cache_args(timing_cache))
         processes.append({"models": group, "shell": " && ".join(
             [*prepare, *writes, "exec " + shlex.join(argv)])})
     return processes
 
 
-def verify_argv(python: str, engine_path: str, extra: list[str]) -> list[str]:
-    return [python, "-m", "builder", "verify", "--json", *extra, "--", engine_path]
+def verify_argv(python: str, engine_path: str) -> list[str]:
+    return [python, "-m", "builder", "verify", "--json", "--", engine_path]

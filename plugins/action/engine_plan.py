@@ -7,7 +7,7 @@ controller step (bench/README.md: what a no-op costs)."""
 
 from __future__ import annotations
 
-from controller import plan, report, trust
+from controller import pin_sets, plan, report, trust
 from controller.action import ControllerAction
 from controller.device import device_platform
 from controller.preflight import selections_from
@@ -23,7 +23,7 @@ class ActionModule(ControllerAction):
         checked = args["preflight"]
         catalog = checked["catalog"]
         engines = {name: spec["engine"] for name, spec in catalog.items()}
-        devices, refused = {}, {}
+        devices, refused, named_pin_sets = {}, {}, {}
         for host in args["hosts"]:
             # The device's answer: one registered result (playbooks/tasks/facts.yml), never
             # facts; checked field by field (controller/device.py).
@@ -34,10 +34,14 @@ class ActionModule(ControllerAction):
                 devices[host] = device_platform(host, answer, engines)
             except trust.Untrusted as error:
                 refused[host] = str(error)
+            # The pin sets the inventory names for this host (the role's inputs), if any.
+            named_pin_sets[host] = {path: str(hostvars[host].get(variable) or "")
+                                    for path, variable in pin_sets.VARIABLES.items()}
         result = plan.make_plan(selections_from(checked["selections"]), devices, catalog,
                                 EngineStore(checked["store_dir"], read_only=self.check_mode),
                                 check_mode=self.check_mode,
-                                catalog_path=checked["catalog_file"])
+                                catalog_path=checked["catalog_file"],
+                                named_pin_sets=named_pin_sets)
         result["refused_hosts"] = refused
         result["devices"] = {host: device.as_dict() for host, device in devices.items()}
         # Always set, so that the play's end_play condition needs no default filter: the main

@@ -24,7 +24,7 @@ HOST_PLAN = {"models": {name: {"build_key": name[-1] * 64} for name in MODELS}}
 
 def processes(mode):
     return build_processes(CATALOG, MODELS, python=PYTHON, root_dir=ROOT, build_processes=mode,
-                           options_args=["--precision", "fp16"], extra=["--cudart", "/x.so"])
+                           options_args=["--precision", "fp16"])
 
 
 def commands_of(shell):
@@ -46,7 +46,7 @@ def test_one_process_builds_every_model_of_the_device():
     assert build[build.index("--catalog") + 1] == ROOT + "/work/{model}/catalog.yml"
     assert build[build.index("--out") + 1] == ROOT + "/work/{model}"
     assert build[build.index("--") + 1:] == MODELS
-    assert {"--verify", "--json", "--cudart"} <= set(build)
+    assert {"--verify", "--json", "--precision"} <= set(build)
 
 
 def test_per_model_keeps_one_process_for_each_model():
@@ -59,7 +59,7 @@ def test_per_model_keeps_one_process_for_each_model():
 
 def test_no_models_no_process():
     assert build_processes(CATALOG, [], python=PYTHON, root_dir=ROOT,
-                           build_processes="per_device", options_args=[], extra=[]) == []
+                           build_processes="per_device", options_args=[]) == []
 
 
 def builder_args(models, **paths):
