@@ -39,8 +39,8 @@ from builder.platform.detect import (  # noqa: E402
     upstream_version,
     version_tuple,
 )
+from controller import versions  # noqa: E402
 
-ANSIBLE_SERIES = (2, 16)
 # ansible-core 2.16's target Pythons (its support matrix); the builder needs 3.6+.
 TARGET_PYTHONS = ((2, 7), (3, 5), (3, 6), (3, 7), (3, 8), (3, 9), (3, 10), (3, 11), (3, 12))
 BUILDER_PYTHON = (3, 6)
@@ -77,17 +77,15 @@ def _tool(name):
 
 def check_ansible(report):
     try:
-        from ansible.release import __version__ as version  # noqa: PLC0415
+        import ansible.release  # noqa: F401, PLC0415
     except ImportError:
         report.problem("controller", "ansible-core is not installed for {}. Install it: {} -m "
                        "pip install -r requirements/controller.txt -c "
                        "requirements/constraints.txt".format(sys.executable, sys.executable))
         return
-    if tuple(int(p) for p in re.findall(r"\d+", version)[:2]) != ANSIBLE_SERIES:
-        report.problem("controller", "ansible-core {} here; this tool needs 2.16.x (the last "
-                       "release that manages the Python 3.6 of JetPack 4). Install it: {} -m "
-                       "pip install -r requirements/controller.txt -c "
-                       "requirements/constraints.txt".format(version, sys.executable))
+    # The playbooks' own version gate (the preflight's): ansible-core 2.16.x, Jinja2 >= 3.1.6.
+    for problem in versions.version_problems(versions.installed_versions()):
+        report.problem("controller", problem)
 
 
 def load_inventory(report, inventories):

@@ -101,8 +101,10 @@ def test_ansible_core_other_than_2_16_is_refused(monkeypatch, capsys):
     report = doctor.Report()
     doctor.check_ansible(report)
     (line,) = capsys.readouterr().out.splitlines()
-    assert line.startswith("controller: ansible-core 2.17.1 here; this tool needs 2.16.x")
-    assert "requirements/controller.txt" in line
+    assert line.startswith("controller: refused: ansible-core 2.17.1 is installed; the "
+                           "playbooks need ansible-core<2.17,>=2.16 (controller.txt: 2.17 and "
+                           "later cannot manage the Python 3.6 of JetPack 4)")
+    assert "-m pip install -r {}/requirements/controller.txt".format(doctor.REPO_ROOT) in line
     monkeypatch.setattr(ansible.release, "__version__", "2.16.14")
     doctor.check_ansible(report)
     assert capsys.readouterr().out == "" and report.problems == 1
