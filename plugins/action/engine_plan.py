@@ -7,7 +7,10 @@ controller step (bench/README.md: what a no-op costs)."""
 
 from __future__ import annotations
 
-from controller import pin_sets, plan, report, trust
+import os
+from pathlib import Path
+
+from controller import pin_sets, plan, report, runlock, tags, trust
 from controller.action import ControllerAction
 from controller.device import device_platform
 from controller.preflight import selections_from
@@ -53,10 +56,22 @@ class ActionModule(ControllerAction):
             return dict(result, failed=True, msg=lines + result["notes"])
         self.say(lines + result["notes"])
         # The plan is the result: registered as engine_plan_result (playbooks/tasks/plan.yml).
-        if result["pending"] == 0 or self.check_mode:
+        # Which device steps the run's --tags / --skip-tags let run (the rounds read it).
+        result["steps"] = tags.device_steps(task_vars.get("ansible_run_tags"),
+                                            task_vars.get("ansible_skip_tags"))
+        steps = any(result["steps"].values())
+        if result["pending"] == 0 or self.check_mode or not steps:
+            # Work pending that the run's --tags / --skip-tags leave out: the run ends with its
+            # plan, as in check mode (nothing recorded), and the store's run lock is released.
+            as_planned = self.check_mode or result["pending"] > 0
+            if not steps and result["pending"] > 0:
+                self.say(["--tags / --skip-tags select no device step ({}): the run ends with "
+                          "the plan, nothing is built".format(", ".join(tags.DEVICE_STEPS))])
             finished = report.finish_run(result, hostvars, list(args["hosts_all"]),
                                          set(args["hosts"]), checked["store_dir"],
-                                         check_mode=self.check_mode)
+                                         check_mode=as_planned)
+            if as_planned and not self.check_mode:
+                runlock.release(Path(checked["store_dir"]), os.getppid())
             # The report's keys beside the plan's: the summary rows for the callback, what was
             # written (changed), failed with its message when an engine failed.
             report_notes = finished.pop("notes")
