@@ -120,6 +120,8 @@ def test_injection_on_is_refused_naming_where_it_was_set(tmp_path):
     ("dla_cores", True, "sent dla_cores"),
     ("memory_mib", "4096", "sent memory_mib"),
     ("compute_capability", "5.3\n", "sent compute_capability"),
+    ("l4t", "32.7.1\n", "sent l4t"),
+    ("jetpack", "4.6; reboot", "sent jetpack"),
 ])
 def test_each_platform_field_is_checked(field, value, refused):
     with pytest.raises(Untrusted, match=refused):

@@ -116,3 +116,13 @@ def test_a_run_without_the_build_step_reports_its_plan_not_failures(tmp_path):
     rows, _, _ = report.run_report(plan, {"nano-1": {}}, ["nano-1"], {"nano-1"}, "",
                                    check_mode=False)
     assert rows[0]["status"] == "failed"  # the build step ran and nothing came of it
+
+
+def test_the_readme_table_gives_each_device_step_its_tags():
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("### Steps and tags"):]
+    table = table[:table.index("\n\n", table.index("| step | tag |"))]
+    for step, step_tags in tags.DEVICE_STEPS.items():
+        row = next(line for line in table.splitlines() if line.startswith("| " + step))
+        cell = row.split("|")[2]
+        assert sorted(cell.replace("`", "").replace(",", " ").split()) == sorted(step_tags), row
