@@ -6,6 +6,8 @@ from ansible.errors import AnsibleError
 from ansible.plugins.callback import CallbackBase
 from ansible.template import Templar
 
+from controller.durations import format_duration
+
 DOCUMENTATION = r"""
 name: engine_summary
 type: aggregate
@@ -13,7 +15,7 @@ short_description: Per host and model summary of an engine build run
 description:
   - While an async task is polled (the device builds of roles/engine_build), prints which
     host works on which loop item and for how long, e.g.
-    C(  building  nano-1  ssd_mobilenet_v2_coco  1m20s), at most once per
+    C(  building  nano-1  ssd_mobilenet_v2_coco  1m 20s), at most once per
     C(progress_interval) seconds per host (Ansible polls more often than a person reads).
   - After the play recap, prints one line per host and model (built / collected / cached /
     shared / failed with its reason) as computed by the engine_report action (its result's
@@ -65,15 +67,8 @@ def format_table(rows):
 
 
 def format_elapsed(seconds):
-    """45s, 1m20s, 1h02m05s: what a person reads in a progress line."""
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return "{}h{:02d}m{:02d}s".format(hours, minutes, secs)
-    if minutes:
-        return "{}m{:02d}s".format(minutes, secs)
-    return "{}s".format(secs)
+    """45 s, 1m 20s, 1h 02m 05s: whole seconds, in the tool's one duration format."""
+    return format_duration(int(seconds))
 
 
 class BuildProgress:

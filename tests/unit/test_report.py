@@ -68,11 +68,11 @@ def as_entries(by_platform, simulated=False):
 # What a reader must see in each row (formatted by hand, not by the code under test).
 EXPECTED = {
     (NANO, V1): {"status": "verified", "size": "190.8 KiB", "fps": "23.9",
-                 "build-time": "3.0 s", "latency": "41.8 ms"},
+                 "build-time": "3 s", "latency": "41.8 ms"},
     (NANO, V2): {"status": "verify failed", "size": "22.4 MiB", "fps": "3.1",
                  "build-time": "12m 34s", "latency": "320.0 ms"},
     (XAVIER, V1): {"status": "verified", "size": "128.1 KiB", "fps": "97.2",
-                   "build-time": "1.0 s", "latency": "10.3 ms"},
+                   "build-time": "1 s", "latency": "10.3 ms"},
     (XAVIER, V2): {"status": "not verified", "size": "191.2 KiB", "fps": "–",
                    "build-time": "1m 01s", "latency": "–"},
 }
@@ -272,15 +272,15 @@ def test_progress_names_host_item_and_elapsed_time_at_a_human_pace():
     progress.task_started("nano-1", "engine_build : Build", [V1, V2])
 
     clock.now += 5
-    assert progress.poll("nano-1", "j1") == "  building  nano-1  {} (1 of 2)  5s".format(V1)
+    assert progress.poll("nano-1", "j1") == "  building  nano-1  {} (1 of 2)  5 s".format(V1)
     clock.now += 5
     assert progress.poll("nano-1", "j1") is None  # 10 s since the last line
     clock.now += 75
-    assert progress.poll("nano-1", "j1") == "  building  nano-1  {} (1 of 2)  1m25s".format(V1)
+    assert progress.poll("nano-1", "j1") == "  building  nano-1  {} (1 of 2)  1m 25s".format(V1)
 
     progress.item_done("nano-1")
     clock.now += 5
-    assert progress.poll("nano-1", "j2") == "  building  nano-1  {} (2 of 2)  5s".format(V2)
+    assert progress.poll("nano-1", "j2") == "  building  nano-1  {} (2 of 2)  5 s".format(V2)
     progress.task_done("nano-1")
     assert progress.poll("nano-1", "j2") is None
 
@@ -290,7 +290,7 @@ def test_progress_without_loop_names_the_task():
     progress = summary.BuildProgress(15, clock=clock)
     progress.task_started("tx2-1", "engine_build : Build", None)
     clock.now += 3725
-    assert progress.poll("tx2-1", "j9") == "  building  tx2-1  engine_build : Build  1h02m05s"
+    assert progress.poll("tx2-1", "j9") == "  building  tx2-1  engine_build : Build  1h 02m 05s"
     assert progress.poll("orin-1", "j3") is None  # a host this callback did not see start
 
 
@@ -302,7 +302,7 @@ def test_progress_lines_keep_their_columns_aligned():
     first = progress.poll("xavier-12", "j1")
     second = progress.poll("tx2-1", "j2")
     assert first.index(V1) == second.index(V2)
-    assert second.endswith("  0s")
+    assert second.endswith("  0 s")
 
 
 def test_summary_table_is_aligned_and_lists_unreachable_hosts():
@@ -337,7 +337,7 @@ def test_summary_table_is_aligned_and_lists_unreachable_hosts():
 
 
 @pytest.mark.parametrize("delta, shown", [
-    ("0:00:07.703662", "7.7 s"), ("0:12:34.500001", "12m34s"), ("1:02:05.1", "1h02m05s"),
+    ("0:00:07.703662", "7.7 s"), ("0:12:34.400001", "12m 34s"), ("0:12:34.500001", "12m 35s"), ("1:02:05.1", "1h 02m 05s"),
     ("soon", "soon"),
 ])
 def test_build_wall_time_is_readable(delta, shown):
