@@ -337,7 +337,8 @@ def test_summary_table_is_aligned_and_lists_unreachable_hosts():
 
 
 @pytest.mark.parametrize("delta, shown", [
-    ("0:00:07.703662", "7.7 s"), ("0:12:34.400001", "12m 34s"), ("0:12:34.500001", "12m 35s"), ("1:02:05.1", "1h 02m 05s"),
+    ("0:00:07.703662", "7.7 s"), ("0:12:34.400001", "12m 34s"), ("0:12:34.500001", "12m 35s"),
+    ("1:02:05.1", "1h 02m 05s"),
     ("soon", "soon"),
 ])
 def test_build_wall_time_is_readable(delta, shown):
