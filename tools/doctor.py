@@ -4,12 +4,14 @@
     .venv/bin/python tools/doctor.py [-i inventory/jetsons] [-i MORE] [--min-free-mib 2048]
     make doctor [INVENTORY=inventory/jetsons]
 
-Checks, in order: ansible-core on the controller (2.16.x), the inventory parses, every host's
+Checks, in order: ansible-core and Jinja2 on the controller (the playbooks' version gate:
+2.16.x, 3.1.6+), the inventory parses, every host's
 key is in the known_hosts file its SSH connection uses, the host answers, its Python is one
 ansible-core 2.16 manages (2.7, 3.5 - 3.12) and the builder runs on (3.6+: JetPack 4 has 3.6,
 JetPack 7 3.12), JetPack is installed (and which release) with a TensorRT the builder knows
 (5.x to 8.6, 10.x, 11.x; which one, and where it is not the JetPack's: TensorRT 11.4.1 on
-JetPack 7.2), the disk holding the builder's directory has room, and the model catalog each
+JetPack 7.2) and a pinned environment for that JetPack (controller/pin_sets.py, as the plan
+checks it), the disk holding the builder's directory has room, and the model catalog each
 host uses is valid. One line per host and problem; the exit code is 1 when
 anything would stop a run, 0 when every host is ready.
 """
@@ -39,7 +41,8 @@ from builder.platform.detect import (  # noqa: E402
     upstream_version,
     version_tuple,
 )
-from controller import versions  # noqa: E402
+from builder.trt import enginepath  # noqa: E402
+from controller import pin_sets, versions  # noqa: E402
 
 # ansible-core 2.16's target Pythons (its support matrix); the builder needs 3.6+.
 TARGET_PYTHONS = ((2, 7), (3, 5), (3, 6), (3, 7), (3, 8), (3, 9), (3, 10), (3, 11), (3, 12))
@@ -249,6 +252,17 @@ def _tensorrt_text(tensorrt, l4t):
     return "TensorRT {}{}".format(tensorrt, " ({})".format("; ".join(notes)) if notes else "")
 
 
+def _pin_set_problem(host, hostvars, l4t, jetpack, tensorrt):
+    """The plan's pin-set check (controller/pin_sets.py) for the engine path that
+    engine_path auto takes on this TensorRT; None when the device has a pin set."""
+    path = enginepath.ONNX if enginepath.can_build(
+        enginepath.ONNX, version_tuple(tensorrt)) else enginepath.UFF
+    problem = pin_sets.pin_set_problem(
+        pin_sets.PinSetTable.load(), host, path, l4t=l4t, jetpack=jetpack,
+        named=str(hostvars.get(pin_sets.VARIABLES[path]) or ""))
+    return problem.split(": ", 1)[1] if problem else None  # without "host X: "
+
+
 def check_probe(report, host, hostvars, result, min_free_mib):
     """Problems of one host from its probe; returns its summary when it has none."""
     if result.get("unreachable") or result.get("rc", 1) != 0 and not result.get("stdout"):
@@ -295,6 +309,8 @@ def check_probe(report, host, hostvars, result, min_free_mib):
         report.problem(host, "{}: the builder cannot build there ({}). Install a TensorRT it "
                        "knows, or take the device out of the inventory".format(
                            _tensorrt_text(tensorrt, l4t), tensorrt_generation(tensorrt)[1]))
+    elif no_pins := _pin_set_problem(host, hostvars, l4t, jetpack, tensorrt):
+        report.problem(host, no_pins)
     disk = fields.get("disk", "").split()
     free_mib = int(disk[4]) // 1024 if len(disk) >= 5 and disk[4].isdigit() else None
     if free_mib is None:
