@@ -124,7 +124,6 @@ def make_plan(selections: dict[str, HostSelection], devices: dict[str, DevicePla
     ``named_pin_sets``: host -> {engine path: the pin set its inventory names}; a path it
     does not name takes the pin-set table's for the device's L4T release."""
     state = StoreState(store, repair=not check_mode)
-    pin_set_table = pin_sets.PinSetTable.load()
     hosts: dict[str, HostPlan] = {}
     groups: dict[str, list[str]] = {}  # build key -> platform-scope hosts that want it
     for host in sorted(devices):
@@ -153,7 +152,7 @@ def make_plan(selections: dict[str, HostSelection], devices: dict[str, DevicePla
             if path is not None:
                 builds = not on_device and not (cached and selection.scope == "platform")
                 path_refused = device_checks.engine_path_problem(selection, path) or (
-                    pin_sets.pin_set_problem(pin_set_table, host, path, l4t=device.l4t,
+                    pin_sets.pin_set_problem(pin_sets.the_table(), host, path, l4t=device.l4t,
                                              jetpack=device.jetpack, named=named.get(path, ""))
                     if builds else None)
             entry = PlanEntry(model, key, variant, spec["engine"], cached, on_device,

@@ -258,7 +258,7 @@ def _pin_set_problem(host, hostvars, l4t, jetpack, tensorrt):
     path = enginepath.ONNX if enginepath.can_build(
         enginepath.ONNX, version_tuple(tensorrt)) else enginepath.UFF
     problem = pin_sets.pin_set_problem(
-        pin_sets.PinSetTable.load(), host, path, l4t=l4t, jetpack=jetpack,
+        pin_sets.the_table(), host, path, l4t=l4t, jetpack=jetpack,
         named=str(hostvars.get(pin_sets.VARIABLES[path]) or ""))
     return problem.split(": ", 1)[1] if problem else None  # without "host X: "
 

@@ -30,7 +30,8 @@ class ActionModule(ControllerAction):
         for host in args["hosts"]:
             # The device's answer: one registered result (playbooks/tasks/facts.yml), never
             # facts; checked field by field (controller/device.py).
-            answer = hostvars[host].get("jetson_device") or {}
+            host_vars = hostvars[host]  # each lookup prepares the host's variables anew
+            answer = host_vars.get("jetson_device") or {}
             if answer.get("failed") or "jetson" not in answer:
                 continue  # failed before its facts: reported as such
             try:
@@ -38,7 +39,7 @@ class ActionModule(ControllerAction):
             except trust.Untrusted as error:
                 refused[host] = str(error)
             # The pin sets the inventory names for this host (the role's inputs), if any.
-            named_pin_sets[host] = {path: str(hostvars[host].get(variable) or "")
+            named_pin_sets[host] = {path: str(host_vars.get(variable) or "")
                                     for path, variable in pin_sets.VARIABLES.items()}
         result = plan.make_plan(selections_from(checked["selections"]), devices, catalog,
                                 EngineStore(checked["store_dir"], read_only=self.check_mode),
