@@ -36,7 +36,8 @@ lint: venv
 	@# ansible-lint warns ("PATH altered") unless its own bin dir is on PATH.
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/ansible-lint --profile production
 	$(VENV)/bin/ruff check .
-	@# Everything that runs on a device: the builder and the modules (JetPack 4: Python 3.6).
+	@# Everything that runs on a device: the builder and the modules (JetPack 4: Python 3.6);
+	@# the roles' `python -c` snippets: tests/unit/test_device_python.py.
 	$(VENV)/bin/vermin --target=3.6- --no-tips --violations --eval-annotations builder/ \
 	  library/ module_utils/
 	@# The controller package, with the settings of pyproject.toml's [tool.mypy].

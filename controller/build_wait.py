@@ -18,19 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .durations import format_duration
+
 PROGRESS_EVERY_S = 15  # a person reads a line per host this often, Ansible polls faster
-
-
-def format_elapsed(seconds: float) -> str:
-    """45s, 1m20s, 1h02m05s: what a person reads in a progress line."""
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return "{}h{:02d}m{:02d}s".format(hours, minutes, secs)
-    if minutes:
-        return "{}m{:02d}s".format(minutes, secs)
-    return "{}s".format(secs)
 
 
 @dataclass
@@ -91,7 +81,7 @@ def wait_for(jobs: list[Job], status: Callable[[str], dict[str, Any] | None], *,
             if job.printed_at is None or now - job.printed_at >= PROGRESS_EVERY_S:
                 job.printed_at = now
                 say("  building  {}  {}  {}{}".format(
-                    host, job.label, format_elapsed(now - job.since),
+                    host, job.label, format_duration(int(now - job.since)),
                     "" if answer is not None else "  (no answer from the device)"))
         if len(results) < len(jobs):
             sleep(poll_s)

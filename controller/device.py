@@ -7,9 +7,9 @@ controller path (platform_id, the model directories of its work dir) is checked 
 strict pattern, every value that reaches a command line or a message (root_dir, versions,
 names) against its form, and a device that sends something else is refused with what it
 sent. The option checks that only need the
-facts (DLA cores, workspace against memory) run here, in the plan, before any install or
-push; they are the builder's own checks (builder/trt/build.py), called with the inventory's
-variable names.
+facts (DLA cores, workspace against memory) and the engine path (max batch on ONNX) run
+here, in the plan, before any install or push; they are the builder's own checks
+(builder/trt/build.py), called with the inventory's variable names.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from typing import Any
 from builder.errors import UserError
 from builder.platform import detect
 from builder.trt.adapter import BuildOptions
-from builder.trt.build import check_options_for_platform
+from builder.trt.build import check_options_for_engine_path, check_options_for_platform
 
 from . import trust
 from .selection import HostSelection
 
 INVENTORY_NAMES = {"dla_core": "engine_dla_core", "workspace_mib": "engine_workspace_mib",
-                   "precision": "engine_precision"}
+                   "precision": "engine_precision", "max_batch": "engine_max_batch"}
 COMPUTE_CAPABILITY = re.compile(r"^\d{1,2}\.\d{1,2}\Z")
 # Rough disk needs of a build on the device, to refuse before anything is pushed: the pinned
 # environment once (TensorFlow 1.15 for JetPack 4 installs to ~600 MB, the simulated fleet's
@@ -43,12 +43,12 @@ class DevicePlatform:
     host: str
     platform_id: str
     module: str
+    l4t: str | None
+    jetpack: str | None
     memory_mib: int | None
     dla_cores: int
     tensorrt: str | None
     compute_capability: str | None
-    supported: bool
-    support_reason: str | None
     root_dir: str
     free_mib: int | None
     env_installed: bool
@@ -124,12 +124,11 @@ def device_platform(host: str, answer: dict[str, Any], engine_names: dict[str, s
     return DevicePlatform(
         host=host, platform_id=platform_id,
         module=trust.text(platform.get("module"), "module", source) or "unknown",
+        l4t=trust.version(platform.get("l4t"), "l4t", source),
+        jetpack=trust.version(platform.get("jetpack"), "jetpack", source),
         memory_mib=memory, dla_cores=dla_cores,
         tensorrt=trust.version(platform.get("tensorrt"), "tensorrt", source),
         compute_capability=_compute_capability(platform.get("compute_capability"), source),
-        supported=platform.get("supported", True) is not False,
-        support_reason=trust.text(platform.get("support_reason"), "support_reason", source,
-                                  max_length=2000),
         root_dir=trust.device_path(state.get("root_dir"), "root_dir", source),
         free_mib=free if isinstance(free, int) and not isinstance(free, bool) else None,
         env_installed=isinstance(state.get("env_marker"), dict),
@@ -211,21 +210,41 @@ def disk_problem(device: DevicePlatform, graph_bytes: list[int]) -> str | None:
                 "" if device.env_installed else "the pinned environment, ", len(graph_bytes)))
 
 
+def _build_options(selection: HostSelection) -> BuildOptions:
+    options = selection.options
+    return BuildOptions(options.precision, options.workspace_mib, options.max_batch,
+                        options.dla_core)
+
+
+def _refusal(selection: HostSelection, error: UserError) -> str:
+    """The builder's refusal, with the inventory file of the option it names."""
+    key = next((name for name in INVENTORY_NAMES.values() if str(error).startswith(name)),
+               "engine_workspace_mib")
+    return "file {}: {}".format(selection.origins.get(key, "group_vars"), error)
+
+
 def option_problem(selection: HostSelection, device: DevicePlatform) -> str | None:
     """Why this device cannot build with the host's options (None when it can)."""
-    options = selection.options
     try:
         check_options_for_platform(
-            BuildOptions(options.precision, options.workspace_mib, options.max_batch,
-                         options.dla_core),
+            _build_options(selection),
             {"module": device.module, "dla_cores": device.dla_cores,
              "memory_mib": device.memory_mib, "tensorrt": device.tensorrt,
              "compute_capability": device.compute_capability},
             names=INVENTORY_NAMES)
     except UserError as error:
-        key = next((name for name in INVENTORY_NAMES.values() if str(error).startswith(name)),
-                   "engine_workspace_mib")
-        return "file {}: {}".format(selection.origins.get(key, "group_vars"), error)
+        return _refusal(selection, error)
+    return None
+
+
+def engine_path_problem(selection: HostSelection, engine_path: str | None) -> str | None:
+    """Why the host's options cannot build a model on ``engine_path`` (None when they can):
+    the builder's own check, which the device would make only after the install."""
+    try:
+        check_options_for_engine_path(_build_options(selection), engine_path,
+                                      names=INVENTORY_NAMES)
+    except UserError as error:
+        return _refusal(selection, error)
     return None
 
 

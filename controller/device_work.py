@@ -116,13 +116,13 @@ def device_catalog_text(spec: dict[str, Any]) -> str:
 
 
 def build_argv(python: str, models: list[str], catalog_file: str, out_dir: str, *,
-               options_args: list[str], extra: list[str]) -> list[str]:
+               options_args: list[str]) -> list[str]:
     """The device command of one builder process; options before ``--``, the models after it.
 
     Several models: ``catalog_file`` and ``out_dir`` name each model's own with ``{model}``
     (the builder replaces it, builder/commands/build.py)."""
     return [python, "-m", "builder", "build", "--catalog", catalog_file, "--out", out_dir,
-            "--verify", "--json", *options_args, *extra, "--", *models]
+            "--verify", "--json", *options_args, "--", *models]
 
 
 def process_groups(models: list[str], build_processes: str) -> list[list[str]]:
@@ -186,7 +186,7 @@ def deadlines(deadline_s: int, queued_s: int = 0) -> dict[str, int]:
 
 
 def build_processes(catalog: dict[str, Any], models: list[str], *, python: str, root_dir: str,
-                    build_processes: str, options_args: list[str], extra: list[str],
+                    build_processes: str, options_args: list[str],
                     deadline_s: int, timing_cache: dict[str, Any] = NO_TIMING_CACHE
                     ) -> list[dict[str, Any]]:
     """[{"models", "shell", "deadline_s", "async_s", "wait_s"}]: each builder process of a
@@ -209,8 +209,7 @@ def build_processes(catalog: dict[str, Any], models: list[str], *, python: str, 
         # {model}: the builder puts each model's name there (build_argv).
         each_work_dir = model_work_dir(root_dir, "{model}")
         argv = build_argv(python, group, each_work_dir + "/catalog.yml", each_work_dir,
-                          options_args=options_args + timing_cache_args(timing_cache),
-                          extra=extra)
+                          options_args=options_args + timing_cache_args(timing_cache))
         clocks = deadlines(deadline_s * len(group), queued_s)
         queued_s += clocks["deadline_s"] + KILL_GRACE_S
         # Started together (poll 0), the processes build one at a time: flock on the
@@ -222,5 +221,5 @@ def build_processes(catalog: dict[str, Any], models: list[str], *, python: str, 
     return processes
 
 
-def verify_argv(python: str, engine_path: str, extra: list[str]) -> list[str]:
-    return [python, "-m", "builder", "verify", "--json", *extra, "--", engine_path]
+def verify_argv(python: str, engine_path: str) -> list[str]:
+    return [python, "-m", "builder", "verify", "--json", "--", engine_path]

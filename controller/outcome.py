@@ -13,10 +13,16 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from builder.cli import EXIT_CODES
+
 from .device_work import DEADLINE_EXIT
 
-# Exit codes the builder's cli.main decides, for commands that left no readable record.
-EXIT_KINDS = {1: "tensorrt", 2: "user", 3: "disk", 4: "oom", 70: "bug"}
+# The kinds a record may say (builder/cli.py decides them and their exit codes).
+KINDS = frozenset(kind for kind in EXIT_CODES if kind is not None)
+# The kind of a process that left no readable record, by its exit code. 1 is not there: it is
+# also Python's own for an uncaught exception before the builder started (a bug).
+KIND_OF_EXIT = {code: kind for kind, code in EXIT_CODES.items()
+                if kind is not None and code != 1}
 SIGNALS = {9: "SIGKILL: killed, most often by the kernel's OOM killer (add swap: "
               "jetson_env_swap_mib, or lower engine_workspace_mib)",
            15: "SIGTERM", 6: "SIGABRT", 11: "SIGSEGV"}
@@ -89,7 +95,7 @@ def _no_record(result: dict[str, Any]) -> tuple[str, str]:
     last = tail[-1].strip() if tail else "nothing on stderr"
     # Every ending of the builder writes a record; without one, exit 1 is Python's own for an
     # uncaught exception before the builder started (a bug, not a TensorRT refusal).
-    kind = "bug" if rc == 1 else EXIT_KINDS.get(rc, "bug")
+    kind = KIND_OF_EXIT.get(rc, "bug")
     return kind, "exit {} without a builder record: {}".format(rc, last)
 
 
@@ -125,8 +131,7 @@ def outcome_from_record(model: str, build_key: str, record: dict[str, Any] | Non
                             elapsed, verify if isinstance(verify, dict) else None,
                             lines, details)
     said = record.get("kind")
-    kind = said if isinstance(said, str) and (said in EXIT_KINDS.values() or said == "verify"
-                                              ) else "bug"
+    kind = said if isinstance(said, str) and said in KINDS else "bug"
     reason = _text(record.get("message") or "failed")
     if kind == "verify":
         reason = "verify: " + reason

@@ -22,7 +22,7 @@ from builder import __version__ as BUILDER_VERSION
 from builder.platform import detect
 
 from . import device as device_checks
-from . import onnx_exports
+from . import onnx_exports, pin_sets
 from .device import DevicePlatform
 from .keys import engine_build_key
 from .selection import EngineOptions, HostSelection
@@ -123,8 +123,12 @@ def _longest_first(key: str, groups: dict[str, list[str]], hosts: dict[str, Host
 
 def make_plan(selections: dict[str, HostSelection], devices: dict[str, DevicePlatform],
               catalog: dict[str, Any], store: EngineStore, *, check_mode: bool,
-              catalog_path: str = "the catalog") -> dict[str, Any]:
-    """The plan of every host with facts (``devices``: host -> DevicePlatform)."""
+              catalog_path: str = "the catalog",
+              named_pin_sets: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    """The plan of every host with facts (``devices``: host -> DevicePlatform).
+
+    ``named_pin_sets``: host -> {engine path: the pin set its inventory names}; a path it
+    does not name takes the pin-set table's for the device's L4T release."""
     state = StoreState(store, repair=not check_mode)
     hosts: dict[str, HostPlan] = {}
     groups: dict[str, list[str]] = {}  # build key -> platform-scope hosts that want it
@@ -132,8 +136,7 @@ def make_plan(selections: dict[str, HostSelection], devices: dict[str, DevicePla
         device, selection = devices[host], selections[host]
         refused = device_checks.platform_disagreement(selection, device) or \
             device_checks.option_problem(selection, device)
-        if refused is None and not device.supported:
-            refused = device.support_reason or "the builder cannot run on this platform"
+        named = (named_pin_sets or {}).get(host, {})
         if refused is None:
             refused = _disk_refusal(device, selection, catalog, state)
         host_plan = HostPlan(host, device.platform_id, selection.scope,
@@ -152,8 +155,16 @@ def make_plan(selections: dict[str, HostSelection], devices: dict[str, DevicePla
             precision = onnx_exports.onnx_precision(selection.options.precision,
                                                     device.tensorrt) if path == "onnx" else None
             variant = selection.options.variant_for(detect.strongly_typed(device.tensorrt))
-            entry = PlanEntry(model, key, variant, spec["engine"], cached,
-                              work.get("engine_build_key") == key,
+            on_device = work.get("engine_build_key") == key
+            # Checks the device would make only after the install: the options against the
+            # engine path and, where it would build, a pinned environment for its JetPack.
+            if path is not None:
+                builds = not on_device and not (cached and selection.scope == "platform")
+                path_refused = device_checks.engine_path_problem(selection, path) or (
+                    pin_sets.pin_set_problem(pin_sets.the_table(), host, path, l4t=device.l4t,
+                                             jetpack=device.jetpack, named=named.get(path, ""))
+                    if builds else None)
+            entry = PlanEntry(model, key, variant, spec["engine"], cached, on_device,
                               refused=refused or path_refused, store_problem=problem,
                               engine_path=path,
                               export_key=onnx_exports.export_key(spec, precision)

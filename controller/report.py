@@ -53,7 +53,9 @@ def run_report(plan: dict[str, Any], hostvars: Mapping[str, Any], hosts: list[st
     notes: list[str] = []
     store = EngineStore(store_dir) if store_dir else None
     if plan:
-        facts = None if check_mode else _run_facts(plan, hostvars, hosts, active)
+        # Nothing built when the run's tags left the build step out (controller/tags.py).
+        built = (plan.get("steps") or {}).get("build", True)
+        facts = None if check_mode or not built else _run_facts(plan, hostvars, hosts, active)
         rows = summary_rows(plan, facts, lambda key: store is not None and
                             store.lookup(key) is not None)
         for host, reason in sorted((plan.get("refused_hosts") or {}).items()):

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from typing import Any, TypedDict
 
+from .durations import format_duration
 from .report_md import (
     BUILD_TIME_TEXT,
     FLEET_COLUMNS,
@@ -26,9 +27,9 @@ from .report_md import (
     engine_store_report,
     fleet_cells,
     fleet_rows,
-    format_duration,
     format_fps,
     format_ms,
+    format_seconds,
     format_size,
     format_utc,
     grid,
@@ -172,7 +173,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
             _status_cell(row),
             _cell("num size", format_size(row["engine_size"]), row["engine_size"],
                   title="{} bytes".format(row["engine_size"]) if row["engine_size"] else None),
-            _cell("num build-time", format_duration(row["build_seconds"]), row["build_seconds"]),
+            _cell("num build-time", format_seconds(row["build_seconds"]), row["build_seconds"]),
             _cell("num fps", format_fps(row["fps"]), row["fps"]),
             _cell("num latency", format_ms(row["median_ms"]), row["median_ms"]),
             _built_cell(row),
@@ -316,20 +317,11 @@ def _axis_fps(value: float) -> str:
     return "{:g}".format(value)
 
 
-def _axis_seconds(value: float) -> str:
-    """0, 30 s, 5m, 2h: the axis steps are whole seconds, minutes or hours."""
-    if value >= 3600 and value % 3600 == 0:
-        return "{:g}h".format(value / 3600)
-    if value >= 60 and value % 60 == 0:
-        return "{:g}m".format(value / 60)
-    return "{:g} s".format(value) if value else "0"
-
-
 FPS_CHART: Chart = {"key": "fps", "caption": "FPS measured on the device (higher is better)",
              "label": format_fps, "tick": _axis_fps, "step": decimal_step,
              "verified_only": True}
 BUILD_TIME_CHART: Chart = {"key": "build_seconds", "caption": "TensorRT build time on the device",
-                    "label": format_duration, "tick": _axis_seconds, "step": duration_step,
+                    "label": format_seconds, "tick": format_duration, "step": duration_step,
                     "verified_only": False}
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .durations import format_duration
+
 SIMULATED_TEXT = ("these engines were built by a simulated fleet (test doubles of TensorRT): "
                   "they do not run on a Jetson, and their FPS, latency and build times are "
                   "emulated")
@@ -79,16 +81,9 @@ def format_size(size: float | None) -> str:
     return "{:.1f} MiB".format(size / 1048576.0)
 
 
-def format_duration(seconds: float | None) -> str:
-    """1.5 s / 7m 05s / 1h 02m: build times run from seconds (simulated) to an hour."""
-    if seconds is None:
-        return MISSING
-    if seconds < 60:
-        return "{:.1f} s".format(seconds)
-    whole = int(round(seconds))
-    if whole < 3600:
-        return "{}m {:02d}s".format(whole // 60, whole % 60)
-    return "{}h {:02d}m".format(whole // 3600, whole % 3600 // 60)
+def format_seconds(seconds: float | None) -> str:
+    """A build time in the tool's one duration format (controller/durations.py)."""
+    return MISSING if seconds is None else format_duration(seconds)
 
 
 def format_fps(fps: float | None) -> str:
@@ -250,7 +245,7 @@ def _md_cells(row: dict[str, Any]) -> tuple[str, ...]:
     variant = text_or_missing(row["variant"]) + (
         " ({})".format(row["engine_path"]) if row["engine_path"] else "")
     return (platform, row["model"], status, variant,
-            format_size(row["engine_size"]), format_duration(row["build_seconds"]),
+            format_size(row["engine_size"]), format_seconds(row["build_seconds"]),
             format_fps(row["fps"]), format_ms(row["median_ms"]), format_utc(row["created_utc"]),
             text_or_missing(row["built_on"]), graph)
 

@@ -113,7 +113,6 @@ RETIRED = {
 # Variables that must be equal on every host of a run (they name controller-side things).
 FLEET_WIDE = ("engine_catalog", "engine_store_dir", "engine_graph_allowed_dirs",
               "engine_fetch_max_mib", "engine_store_wait_s")
-SECRETS = tuple(variable.name for variable in USER_VARIABLES if variable.secret)
 
 
 def is_int(value: Any) -> bool:

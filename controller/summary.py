@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
+from .durations import delta_seconds, format_duration
 from .plan import already_done
 
 FAILED = "failed"
-# The command module's "delta": H:MM:SS.ffffff
-DELTA = re.compile(r"^(\d+):(\d\d):(\d\d(?:\.\d+)?)$")
 # A row's (status, detail), with True third when the host left the run.
 Status = tuple[str, str] | tuple[str, str, bool]
 
 
 def readable_delta(delta: object) -> str:
-    """0:00:07.703662 -> 7.7 s, 0:12:34.5 -> 12m34s, 1:02:05 -> 1h02m05s (else as given)."""
-    match = DELTA.match(str(delta))
-    if not match:
-        return str(delta)
-    hours, minutes, seconds = int(match.group(1)), int(match.group(2)), float(match.group(3))
-    if hours:
-        return "{}h{:02d}m{:02d}s".format(hours, minutes, int(seconds))
-    if minutes:
-        return "{}m{:02d}s".format(minutes, int(seconds))
-    return "{:.1f} s".format(seconds)
+    """0:00:07.703662 -> 7.7 s, 0:12:34.5 -> 12m 34s, 1:02:05 -> 1h 02m 05s (else as given):
+    the tool's one duration format (controller/durations.py)."""
+    seconds = delta_seconds(delta)
+    return str(delta) if seconds is None else format_duration(seconds)
 
 
 def _planned(entry: dict[str, Any], scope: str) -> Status:

@@ -13,13 +13,15 @@ import re
 import stat
 from pathlib import Path
 
+from builder.spec.catalog import SAFE_NAME
+
 # Every pattern ends with \Z, never $: "$" also matches before a trailing newline, so
 # "jetson-nano\n" would pass a "$" pattern and become a directory name with a newline.
 # platform_id (jetson-nano_l4t32.7.1_trt8.2.1), variant (fp16-ws256), host names.
 PATH_COMPONENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}\Z")
 # Catalog model names: letters, digits, _ - . and not starting with - or . (an option, or a
-# hidden / parent directory).
-MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
+# hidden / parent directory): the catalog's own rule, which the builder applies on devices too.
+MODEL_NAME = SAFE_NAME
 SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 # A version a device reports (TensorRT 8.2.1.8, L4T 32.7.1, Python 3.6.9).
 VERSION = re.compile(r"^[0-9]{1,4}(\.[0-9A-Za-z]{1,8}){0,4}\Z")

@@ -18,7 +18,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.jetson_builder.errors import UserError
 from ansible.module_utils.jetson_builder.platform.detect import (
     detect_platform,
-    supported,
     tensorrt_generation,
     version_tuple,
 )
@@ -45,10 +44,9 @@ description:
     the graphs in the work directory and the engines and manifests present.
   - Fails for a host that is not a Jetson, or whose TensorRT is missing or of a generation
     the builder does not know, with a message saying what was found; other hosts go on.
-  - A Jetson whose TensorRT generation is known but that the builder cannot serve gets its
-    facts with C(supported=false) and C(support_reason), so that its models fail one by one
-    with that reason. TensorRT 10 and 11 have no UFF parser (C(tensorrt_has_uff=false)): their
-    models build from ONNX.
+    Every generation the builder knows (TensorRT 5 to 8.6, 10 and 11) is built for. TensorRT
+    10 and 11 have no UFF parser (C(tensorrt_has_uff=false)): their models build from ONNX,
+    and the plan refuses a model that has no ONNX path there.
 version_added: "0.1.0"
 author: Jetson engine builder maintainers
 options:
@@ -103,8 +101,7 @@ ansible_facts:
         - The detected platform (keys of C(builder.platform.detect.detect_platform)) plus
           C(tensorrt_generation) (trt5_6, trt7, trt8_0, trt8_4, trt10, trt11),
           C(tensorrt_has_uff) (the UFF parser, and JetPack's uff and graphsurgeon packages
-          with it: TensorRT 5 to 8.6), C(supported) and C(support_reason) (null when
-          supported).
+          with it: TensorRT 5 to 8.6).
       returned: always
       type: dict
       sample:
@@ -123,8 +120,6 @@ ansible_facts:
         warnings: []
         tensorrt_generation: trt8_0
         tensorrt_has_uff: true
-        supported: true
-        support_reason: null
     jetson_state:
       description: What the builder left on the device.
       returned: always
@@ -261,15 +256,12 @@ def main():
     except UserError as error:
         module.fail_json(msg=str(error), jetson_failure="not_jetson")
     generation, reason = tensorrt_generation(platform["tensorrt"])
-    can_build, detail = supported(platform)
     numbers = version_tuple(platform["tensorrt"] or "")
     platform = dict(
         platform,
         tensorrt_generation=generation,
         # One rule for the roles (jetson_env): builder/trt/enginepath.py's.
         tensorrt_has_uff=bool(numbers) and enginepath.can_build(enginepath.UFF, numbers),
-        supported=can_build,
-        support_reason=None if can_build else detail,
     )
     if generation is None:
         # No TensorRT, or one the builder knows nothing about: nothing can run here.

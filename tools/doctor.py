@@ -4,12 +4,14 @@
     .venv/bin/python tools/doctor.py [-i inventory/jetsons] [-i MORE] [--min-free-mib 2048]
     make doctor [INVENTORY=inventory/jetsons]
 
-Checks, in order: ansible-core on the controller (2.16.x), the inventory parses, every host's
+Checks, in order: ansible-core and Jinja2 on the controller (the playbooks' version gate:
+2.16.x, 3.1.6+), the inventory parses, every host's
 key is in the known_hosts file its SSH connection uses, the host answers, its Python is one
 ansible-core 2.16 manages (2.7, 3.5 - 3.12) and the builder runs on (3.6+: JetPack 4 has 3.6,
 JetPack 7 3.12), JetPack is installed (and which release) with a TensorRT the builder knows
 (5.x to 8.6, 10.x, 11.x; which one, and where it is not the JetPack's: TensorRT 11.4.1 on
-JetPack 7.2), the disk holding the builder's directory has room, and the model catalog each
+JetPack 7.2) and a pinned environment for that JetPack (controller/pin_sets.py, as the plan
+checks it), the disk holding the builder's directory has room, and the model catalog each
 host uses is valid. One line per host and problem; the exit code is 1 when
 anything would stop a run, 0 when every host is ready.
 """
@@ -39,9 +41,10 @@ from builder.platform.detect import (  # noqa: E402
     upstream_version,
     version_tuple,
 )
+from builder.trt import enginepath  # noqa: E402
+from controller import pin_sets, versions  # noqa: E402
 from controller.secrets import mask_url  # noqa: E402
 
-ANSIBLE_SERIES = (2, 16)
 # ansible-core 2.16's target Pythons (its support matrix); the builder needs 3.6+.
 TARGET_PYTHONS = ((2, 7), (3, 5), (3, 6), (3, 7), (3, 8), (3, 9), (3, 10), (3, 11), (3, 12))
 BUILDER_PYTHON = (3, 6)
@@ -86,17 +89,15 @@ def _tool(name):
 
 def check_ansible(report):
     try:
-        from ansible.release import __version__ as version  # noqa: PLC0415
+        import ansible.release  # noqa: F401, PLC0415
     except ImportError:
         report.problem("controller", "ansible-core is not installed for {}. Install it: {} -m "
                        "pip install -r requirements/controller.txt -c "
                        "requirements/constraints.txt".format(sys.executable, sys.executable))
         return
-    if tuple(int(p) for p in re.findall(r"\d+", version)[:2]) != ANSIBLE_SERIES:
-        report.problem("controller", "ansible-core {} here; this tool needs 2.16.x (the last "
-                       "release that manages the Python 3.6 of JetPack 4). Install it: {} -m "
-                       "pip install -r requirements/controller.txt -c "
-                       "requirements/constraints.txt".format(version, sys.executable))
+    # The playbooks' own version gate (the preflight's): ansible-core 2.16.x, Jinja2 >= 3.1.6.
+    for problem in versions.version_problems(versions.installed_versions()):
+        report.problem("controller", problem)
 
 
 def load_inventory(report, inventories):
@@ -260,6 +261,17 @@ def _tensorrt_text(tensorrt, l4t):
     return "TensorRT {}{}".format(tensorrt, " ({})".format("; ".join(notes)) if notes else "")
 
 
+def _pin_set_problem(host, hostvars, l4t, jetpack, tensorrt):
+    """The plan's pin-set check (controller/pin_sets.py) for the engine path that
+    engine_path auto takes on this TensorRT; None when the device has a pin set."""
+    path = enginepath.ONNX if enginepath.can_build(
+        enginepath.ONNX, version_tuple(tensorrt)) else enginepath.UFF
+    problem = pin_sets.pin_set_problem(
+        pin_sets.the_table(), host, path, l4t=l4t, jetpack=jetpack,
+        named=str(hostvars.get(pin_sets.VARIABLES[path]) or ""))
+    return problem.split(": ", 1)[1] if problem else None  # without "host X: "
+
+
 def check_probe(report, host, hostvars, result, min_free_mib):
     """Problems of one host from its probe; returns its summary when it has none."""
     if result.get("unreachable") or result.get("rc", 1) != 0 and not result.get("stdout"):
@@ -306,6 +318,8 @@ def check_probe(report, host, hostvars, result, min_free_mib):
         report.problem(host, "{}: the builder cannot build there ({}). Install a TensorRT it "
                        "knows, or take the device out of the inventory".format(
                            _tensorrt_text(tensorrt, l4t), tensorrt_generation(tensorrt)[1]))
+    elif no_pins := _pin_set_problem(host, hostvars, l4t, jetpack, tensorrt):
+        report.problem(host, no_pins)
     disk = fields.get("disk", "").split()
     free_mib = int(disk[4]) // 1024 if len(disk) >= 5 and disk[4].isdigit() else None
     if free_mib is None:

@@ -30,16 +30,12 @@ from ..trt.build import (
 from ..trt.enginepath import choose_engine_path
 from ..uff.convert import check_graph, convert_model, load_model_spec, prepare_out_dir
 
-EXIT_CODES = """exit codes:
-  0  engine and manifest.json written
-  1  TensorRT refused (parse, build or out of memory): TensorRT's own error lines are
-     printed on stderr, then a one-line summary
-  2  bad input or environment (catalog, options, missing package, disk space): one
-     message saying which file / option and what to do
-With --verify the codes of 'verify' follow a successful build (1: the engine does not
-load or its output is insane; the engine and manifest stay, the manifest records why).
-On 1 and 2 (and when killed) no engine or manifest is written, and a previous engine
-with its manifest stays as it was. manifest.json is written last: an engine without
+EXIT_CODES = """exit codes: those of every command (python3 -m builder --help); 0: engine and
+manifest.json written. TensorRT's own error lines are printed on stderr, then a one-line
+summary. With --verify the codes of 'verify' follow a successful build (1: the engine does
+not load or its output is insane; the engine and manifest stay, the manifest records why).
+On a failure before that (and when killed) no engine or manifest is written, and a previous
+engine with its manifest stays as it was. manifest.json is written last: an engine without
 one is an unfinished build.
 With several models each is built whatever happened to the ones before; the exit code is
 that of the first model that failed (--json prints one record per model, its own code's

@@ -12,12 +12,10 @@ from ..trt.build import DEFAULT_PLUGIN_LIBRARY, progress_printer
 from ..verify.cuda_runtime import CudaRuntime
 from ..verify.run import verify_engine
 
-EXIT_CODES = """exit codes:
-  0  the engine loaded, ran and its output is sane (recorded in manifest.json)
-  1  TensorRT or CUDA refused (e.g. an engine built on another device or TensorRT
-     version; their own error lines are printed), or the output is insane (the
-     reason is printed and recorded)
-  2  bad input or environment (missing file, unreadable image, no libcudart)
+EXIT_CODES = """exit codes: those of every command (python3 -m builder --help); 0: the engine
+loaded, ran and its output is sane (recorded in manifest.json); 1: TensorRT or CUDA refused
+(e.g. an engine built on another device or TensorRT version; their own error lines are
+printed), or the output is insane (the reason is printed and recorded).
 """
 
 

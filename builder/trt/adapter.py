@@ -209,10 +209,6 @@ class TrtAdapter(object):
 
     # -- shared -----------------------------------------------------------------
 
-    @property
-    def short_version(self):
-        return "{}.{}".format(self.version[0], self.version[1])
-
     def warn(self, message):
         self.notes.append(message)
         self._echo.write("warning: {}\n".format(message))

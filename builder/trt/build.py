@@ -85,7 +85,7 @@ def progress_printer(stream):
 
 
 CLI_OPTION_NAMES = {"dla_core": "--dla-core", "workspace_mib": "--workspace-mib",
-                    "precision": "--precision"}
+                    "precision": "--precision", "max_batch": "--max-batch"}
 
 
 def check_options_for_platform(options, facts, names=None):
@@ -126,6 +126,16 @@ def check_options_for_platform(options, facts, names=None):
             "CPU and GPU); TensorRT could not allocate it. Use a smaller workspace (256 to "
             "1024 MiB is typical; at most about half the memory)".format(
                 names["workspace_mib"], options.workspace_mib, memory, module))
+
+
+def check_options_for_engine_path(options, engine_path, names=None):
+    """Refuse options the engine path cannot honour (the plan calls it too, per model, with
+    the inventory's names): the ONNX path builds the export's batch of 1."""
+    names = dict(CLI_OPTION_NAMES, **(names or {}))
+    if engine_path == "onnx" and options.max_batch != 1:
+        raise UserError("{} {}: the ONNX path builds the exported file's batch of 1 (explicit "
+                        "batch); use {} 1".format(names["max_batch"], options.max_batch,
+                                                  names["max_batch"]))
 
 
 def check_tensorrt_matches_platform(adapter, facts, warn):
@@ -186,9 +196,7 @@ def build_engine(spec, source, out_dir, *, options, facts, adapter, progress,
     """
     check_options_for_platform(options, facts)
     check_tensorrt_matches_platform(adapter, facts, adapter.warn)
-    if source.kind == "onnx" and options.max_batch != 1:
-        raise UserError("--max-batch {}: the ONNX path builds the exported file's batch of 1 "
-                        "(explicit batch); use --max-batch 1".format(options.max_batch))
+    check_options_for_engine_path(options, source.kind)
     require_free_space(out_dir, os.path.getsize(source.path) * BUILD_SPACE_FACTOR
                        + PUBLISH_MARGIN_BYTES, "the engine of {}".format(spec.name))
 

@@ -121,14 +121,6 @@ class TrtLog(object):
                     record = parse_line(line)
                     self.add(record.severity, record.message)
 
-    def errors(self):
-        return [record for record in self.records if record.is_error()]
-
-    def failure_lines(self):
-        """The lines that explain a failure: the errors, else everything recorded."""
-        chosen = self.errors() or self.records
-        return [str(record) for record in chosen]
-
     def mark(self):
         """A position in the records, to get what was said since with ``since``."""
         return len(self.records)

@@ -1,5 +1,6 @@
-"""Preflight (controller only): the catalog, its paths and graphs, every host's selection;
-then the store's run lock. See controller/preflight.py."""
+"""Preflight (controller only): the version gate (controller/versions.py), the catalog, its
+paths and graphs, every host's selection; then the store's run lock. See
+controller/preflight.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ansible.errors import AnsibleError
 from ansible.utils.display import Display
 
 try:
-    from controller import preflight, runlock
+    from controller import preflight, runlock, versions
     from controller.action import ControllerAction, fact_injection_problem
 except ImportError as error:  # the first plugin of a run: say how to fix the controller
     raise AnsibleError(
@@ -24,7 +25,12 @@ class ActionModule(ControllerAction):
     FROM_RUN = {"hosts": "ansible_play_hosts_all"}
 
     def decide(self, args, task_vars):
-        # Before anything else: a run in which a device's facts become variables is refused
+        # Before anything else, the version gate: ansible-core and Jinja2 within the bounds of
+        # requirements/controller.txt (controller/versions.py).
+        outdated = versions.version_problems(versions.installed_versions())
+        if outdated:
+            return {"failed": True, "msg": "Preflight: " + " ".join(outdated)}
+        # Then a run in which a device's facts become variables is refused
         # (controller/action.py; docs/threat-model.md).
         injection = fact_injection_problem()
         if injection:

@@ -17,7 +17,7 @@ from controller.device_work import (
 from controller.store import EngineStore
 
 
-def device_work(work, host_plan, device, catalog, *, root_dir, extra, store, onnx_files=None):
+def device_work(work, host_plan, device, catalog, *, root_dir, store, onnx_files=None):
     """The round's work of one device with what its tasks need: files, processes, commands."""
     python = root_dir + "/venv/bin/python"
     timing_cache = dict(NO_TIMING_CACHE)
@@ -28,10 +28,10 @@ def device_work(work, host_plan, device, catalog, *, root_dir, extra, store, onn
     processes = build_processes(
         catalog, work["build"], python=python, root_dir=root_dir,
         build_processes=host_plan.get("build_processes", "per_device"),
-        options_args=plan.options_args(host_plan["options"]), extra=extra,
+        options_args=plan.options_args(host_plan["options"]),
         deadline_s=host_plan["build_deadline_s"], timing_cache=timing_cache)
     verifies = {model: verify_argv(python, "{}/{}".format(
-        model_work_dir(root_dir, model), host_plan["models"][model]["engine"]), extra)
+        model_work_dir(root_dir, model), host_plan["models"][model]["engine"]))
         for model in work["collect"]}
     # The export each ONNX build of this device takes (by its plan entry's export key).
     onnx_files = {model: (onnx_files or {})[entry["export_key"]]
@@ -50,7 +50,7 @@ def device_work(work, host_plan, device, catalog, *, root_dir, extra, store, onn
 
 
 class ActionModule(ControllerAction):
-    ARGS = ("plan", "round", "catalog", "hosts", "cudart")
+    ARGS = ("plan", "round", "catalog", "hosts")
 
     def decide(self, args, task_vars):
         hostvars = task_vars["hostvars"]
@@ -59,7 +59,6 @@ class ActionModule(ControllerAction):
                     for host in args["hosts"] if host in the_plan["hosts"]}
         store = EngineStore(the_plan["store_dir"])
         works = plan.round_works(the_plan, int(args["round"]), store, outcomes)
-        extra = ["--cudart", args["cudart"]] if args["cudart"] else []
         detailed = {}
         for host, work in works.items():
             # The builder directory the device reported, as the plan checked it
@@ -67,7 +66,7 @@ class ActionModule(ControllerAction):
             root_dir = the_plan["devices"][host]["root_dir"]
             detailed[host] = device_work(work, the_plan["hosts"][host],
                                          the_plan["devices"][host], args["catalog"],
-                                         root_dir=root_dir, extra=extra, store=store,
+                                         root_dir=root_dir, store=store,
                                          onnx_files=the_plan.get("onnx_files"))
         # Registered as engine_round (a run_once register reaches every host), not facts:
         # with inject_facts_as_vars off facts are no variables, and a device's own answer to a

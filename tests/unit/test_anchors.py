@@ -356,8 +356,9 @@ def test_the_plan_refuses_the_uff_only_host_and_builds_onnx_elsewhere(tmp_path):
     platforms = {"nano": "jetson-nano_l4t32.7.1_trt8.2.1",
                  "orin": "jetson-agx-orin_l4t35.4.1_trt8.5.2"}
     devices = {host: device_platform(host, {
-        "jetson": {"platform_id": platform, "supported": True, "module": "jetson-x",
+        "jetson": {"platform_id": platform, "module": "jetson-x",
                    "tensorrt": platform.rpartition("_trt")[2], "dla_cores": 0,
+                   "l4t": platform.partition("_l4t")[2].partition("_")[0],
                    "memory_mib": 8000},
         "jetson_state": {"models": {}, "free_mib": None, "root_dir": "/opt/trt-builder"}},
         {"m": "TRT_m.bin"}) for host, platform in platforms.items()}

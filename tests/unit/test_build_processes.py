@@ -27,7 +27,7 @@ HOST_PLAN = {"models": {name: {"build_key": name[-1] * 64} for name in MODELS}}
 
 def processes(mode):
     return build_processes(CATALOG, MODELS, python=PYTHON, root_dir=ROOT, build_processes=mode,
-                           options_args=["--precision", "fp16"], extra=["--cudart", "/x.so"],
+                           options_args=["--precision", "fp16"],
                            deadline_s=600)
 
 
@@ -53,7 +53,7 @@ def test_one_process_builds_every_model_of_the_device():
     assert build[build.index("--catalog") + 1] == ROOT + "/work/{model}/catalog.yml"
     assert build[build.index("--out") + 1] == ROOT + "/work/{model}"
     assert build[build.index("--") + 1:] == MODELS
-    assert {"--verify", "--json", "--cudart"} <= set(build)
+    assert {"--verify", "--json", "--precision"} <= set(build)
 
 
 def test_per_model_keeps_one_process_for_each_model():
@@ -69,7 +69,7 @@ def test_per_model_keeps_one_process_for_each_model():
 
 def test_no_models_no_process():
     assert build_processes(CATALOG, [], python=PYTHON, root_dir=ROOT,
-                           build_processes="per_device", options_args=[], extra=[],
+                           build_processes="per_device", options_args=[],
                            deadline_s=600) == []
 
 
@@ -186,7 +186,7 @@ def test_a_builder_that_runs_past_its_deadline_is_stopped_on_the_device(tmp_path
     for model in MODELS[:2]:
         (tmp_path / "root" / "work" / model).mkdir(parents=True)
     (process,) = build_processes(CATALOG, MODELS[:2], python=str(never_ends), root_dir=root,
-                                 build_processes="per_device", options_args=[], extra=[],
+                                 build_processes="per_device", options_args=[],
                                  deadline_s=1)
     ran = subprocess.run(["sh", "-c", process["shell"]], capture_output=True, text=True,
                          timeout=60, check=False)

@@ -34,7 +34,7 @@ def fake_command(monkeypatch, raises=None, prints=None):
     monkeypatch.setattr(cli, "SUBCOMMANDS", (("fake", "commands.fake_for_test"),))
 
 
-@pytest.mark.parametrize("error, kind, code", [
+ENDINGS = [
     (None, None, 0),
     (UserError("catalog.yml: key 'x': bad. Fix it"), "user", 2),
     (DiskSpaceError("no room in /opt", "/opt", 10, 20), "disk", 3),
@@ -45,7 +45,10 @@ def fake_command(monkeypatch, raises=None, prints=None):
     (MemoryError(), "oom", 4),
     (OSError(28, "No space left on device", "/opt/x"), "disk", 3),
     (ZeroDivisionError("division by zero"), "bug", 70),
-])
+]
+
+
+@pytest.mark.parametrize("error, kind, code", ENDINGS)
 def test_one_record_for_every_ending(monkeypatch, capsys, error, kind, code):
     fake_command(monkeypatch, raises=error, prints={"partial": True})
     assert cli.main(["fake", "--json"]) == code
@@ -62,6 +65,21 @@ def test_one_record_for_every_ending(monkeypatch, capsys, error, kind, code):
         assert record["tensorrt_lines"] == error.lines
     if kind == "disk" and isinstance(error, DiskSpaceError):
         assert record["details"] == {"directory": "/opt", "free_bytes": 10, "needed_bytes": 20}
+
+
+@pytest.mark.parametrize("error, kind, code", ENDINGS)
+def test_the_controller_judges_each_ending_as_the_builder_decided_it(monkeypatch, capsys, error,
+                                                                       kind, code):
+    """From the record, and from the exit code alone when the record was lost (one table of
+    exit codes: builder/cli.py EXIT_CODES, which controller/outcome.py imports). Exit 1 without
+    a record is Python's own for a crash before the builder started: a bug."""
+    fake_command(monkeypatch, raises=error)
+    rc = cli.main(["fake", "--json"])
+    result = {"rc": rc, "stdout": capsys.readouterr().out, "stderr": "error: x"}
+    outcome = outcome_of("m1", "k", result, built=True)
+    assert (outcome.kind, rc) == (kind, code)
+    lost = outcome_of("m1", "k", dict(result, stdout=""), built=True)
+    assert lost.kind == ("bug" if code == 1 else kind if code else "bug")
 
 
 def test_the_controller_reads_the_record_not_stderr():

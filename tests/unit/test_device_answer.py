@@ -34,8 +34,7 @@ VERSION = "aaaaaaaaaaaa-111111111111"
 
 def platform(**changes):
     value = {"platform_id": NANO, "module": "jetson-nano", "tensorrt": "8.2.1.8",
-             "compute_capability": "5.3", "dla_cores": 0, "memory_mib": 3964,
-             "supported": True, "support_reason": None}
+             "compute_capability": "5.3", "dla_cores": 0, "memory_mib": 3964}
     value.update(changes)
     return value
 
@@ -125,7 +124,8 @@ def test_injection_on_is_refused_naming_where_it_was_set(tmp_path):
     ("dla_cores", True, "sent dla_cores"),
     ("memory_mib", "4096", "sent memory_mib"),
     ("compute_capability", "5.3\n", "sent compute_capability"),
-    ("support_reason", ["not", "text"], "sent support_reason"),
+    ("l4t", "32.7.1\n", "sent l4t"),
+    ("jetpack", "4.6; reboot", "sent jetpack"),
 ])
 def test_each_platform_field_is_checked(field, value, refused):
     with pytest.raises(Untrusted, match=refused):

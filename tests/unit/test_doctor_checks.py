@@ -30,6 +30,21 @@ def test_jetpack4_device_is_ready(capsys):
                        "free on /opt")
 
 
+def test_a_jetpack_without_a_pin_set_is_a_problem_unless_the_inventory_names_one(capsys):
+    jetpack44 = GOOD.replace("REVISION: 7.1", "REVISION: 4.4").replace(
+        "l4tcore=32.7.1", "l4tcore=32.4.4").replace("8.2.1", "7.1.3")
+    summary, lines = verdict(jetpack44, capsys)
+    assert summary is None
+    assert lines == ["nano-1: no pinned UFF environment for L4T 32.4.4 (JetPack 4.4.1): "
+                     "jetson_env_pin_set_by_l4t has pin sets for L4T 32.6, 32.7, 35.1, 35.2, "
+                     "35.3, 35.4, 35.5, 35.6 only. Upgrade the device to JetPack 4.6 (L4T 32.6) "
+                     "or later, or add a pin set made for L4T 32.4 to "
+                     "roles/jetson_env/vars/main.yml and name it in jetson_env_pin_set "
+                     "(host_vars/nano-1.yml)"]
+    summary, lines = verdict(jetpack44, capsys, jetson_env_pin_set="jetpack46-cp36")
+    assert lines == [] and summary.startswith("Python 3.6.9, L4T 32.4.4 = JetPack 4.4.1")
+
+
 def test_jetpack7_thor_is_ready(capsys):
     summary, lines = verdict(THOR, capsys)
     assert lines == []
@@ -90,7 +105,8 @@ def test_l4t_from_the_package_when_the_release_file_is_gone(capsys):
 
 
 def test_a_newer_release_is_not_a_problem(capsys):
-    summary, lines = verdict(GOOD.replace("REVISION: 7.1", "REVISION: 9.9"), capsys)
+    summary, lines = verdict(GOOD.replace("REVISION: 7.1", "REVISION: 9.9"), capsys,
+                             jetson_env_pin_set="jetpack46-cp36")
     assert lines == [] and "L4T 32.9.9 = JetPack unknown (newer than this tool's table)" in summary
 
 
@@ -101,8 +117,10 @@ def test_ansible_core_other_than_2_16_is_refused(monkeypatch, capsys):
     report = doctor.Report()
     doctor.check_ansible(report)
     (line,) = capsys.readouterr().out.splitlines()
-    assert line.startswith("controller: ansible-core 2.17.1 here; this tool needs 2.16.x")
-    assert "requirements/controller.txt" in line
+    assert line.startswith("controller: refused: ansible-core 2.17.1 is installed; the "
+                           "playbooks need ansible-core<2.17,>=2.16 (controller.txt: 2.17 and "
+                           "later cannot manage the Python 3.6 of JetPack 4)")
+    assert "-m pip install -r {}/requirements/controller.txt".format(doctor.REPO_ROOT) in line
     monkeypatch.setattr(ansible.release, "__version__", "2.16.14")
     doctor.check_ansible(report)
     assert capsys.readouterr().out == "" and report.problems == 1

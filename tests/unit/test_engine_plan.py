@@ -8,6 +8,7 @@ import pytest
 
 from builder.commands.check import catalog_report
 from builder.platform import detect
+from builder.platform.detect import L4T_RELEASES
 from controller import deploy_plan, report, runlock, summary
 from controller import plan as planning
 from controller.device import device_platform, platform_disagreement
@@ -36,14 +37,19 @@ def catalog(tmp_path):
     return {name: dict(spec, sha256=name[-1] * 64) for name, spec in report["models"].items()}
 
 
-def devices(platforms, supported=True, dla_cores=0, work=None, free_mib=None, *,
-            compute_capability="8.7"):
+def l4t_of(platform_id):
+    """'jetson-nano_l4t32.7.1_trt8.2.1' -> '32.7.1', as jetson_facts sends it beside the id."""
+    return str(platform_id).partition("_l4t")[2].partition("_")[0] or None
+
+
+def devices(platforms, dla_cores=0, work=None, free_mib=None, *, compute_capability="8.7"):
     return {host: device_platform(host, {
-        "jetson": {"platform_id": platform, "supported": supported, "module": "jetson-x",
+        "jetson": {"platform_id": platform, "module": "jetson-x",
                    "tensorrt": str(platform).rpartition("_trt")[2] or None,
+                   "l4t": l4t_of(platform),
+                   "jetpack": (L4T_RELEASES.get(l4t_of(platform)) or [None])[0],
                    "compute_capability": compute_capability,
-                   "dla_cores": dla_cores, "memory_mib": 8000,
-                   "support_reason": None if supported else "TensorRT 10 has no UFF"},
+                   "dla_cores": dla_cores, "memory_mib": 8000},
         "jetson_state": {"models": (work or {}).get(host, {}), "free_mib": free_mib,
                          "root_dir": "/opt/trt-builder"}},
         {"m1": "TRT_m1.bin", "m2": "TRT_m2.bin"}) for host, platform in platforms.items()}
@@ -55,9 +61,16 @@ def selections(hosts, options=FP16, scope="platform", models=("m1", "m2"), **per
     return chosen
 
 
+# What the simulated fleet's inventory names for every device (tests/fleet/inventory.py): the
+# plan takes them over the table by L4T release, which test_pin_set_plan.py checks on its own.
+NAMED_PIN_SETS = {"uff": "simulated-cp36", "onnx": "simulated-onnx-cp38"}
+
+
 def make(hosts, catalog, store, **kwargs):
+    named = kwargs.pop("named_pin_sets", {host: NAMED_PIN_SETS for host in hosts})
     return planning.make_plan(kwargs.pop("chosen", None) or selections(hosts), hosts, catalog,
-                              EngineStore(store), check_mode=kwargs.pop("check_mode", False))
+                              EngineStore(store), check_mode=kwargs.pop("check_mode", False),
+                              named_pin_sets=named)
 
 
 def test_platform_scope_ranks_one_builder_per_build_key(catalog, tmp_path):
@@ -168,19 +181,34 @@ def test_options_a_device_cannot_honour_are_refused_in_the_plan(catalog, tmp_pat
     assert "engine_workspace_mib 9000 is not below the device's memory (8000 MiB" in refused
 
 
-def test_unsupported_platforms_are_never_pending(catalog, tmp_path):
-    plan = make(devices({"orin-1": "jetson-agx-orin_l4t36.4.3_trt10.3.0"}, supported=False),
-                catalog, tmp_path)
-    assert plan["pending"] == 0
-    assert plan["hosts"]["orin-1"]["models"]["m1"]["refused"] == "TensorRT 10 has no UFF"
+ORIN_JP6 = "jetson-agx-orin_l4t36.4.3_trt10.3.0"
+BATCH_4 = EngineOptions("fp16", 512, 4, None)
+
+
+def test_a_max_batch_above_1_on_the_onnx_path_is_refused_in_the_plan(catalog, tmp_path):
+    """Refused before the install, with the file, the value and the fix; the builder on the
+    device (builder/trt/build.py check_options_for_engine_path) would say the same later."""
+    chosen = {"orin-1": HostSelection("orin-1", ("m1", "m2"), BATCH_4, "platform",
+                                      {"engine_max_batch": "group_vars/orin.yml"}),
+              "nano-1": HostSelection("nano-1", ("m1",), BATCH_4, "platform")}
+    plan = make(devices({"orin-1": ORIN_JP6, "nano-1": NANO}), catalog, tmp_path,
+                chosen=chosen)
+    refused = plan["hosts"]["orin-1"]["models"]["m1"]["refused"]
+    assert refused == ("file group_vars/orin.yml: engine_max_batch 4: the ONNX path builds the "
+                       "exported file's batch of 1 (explicit batch); use engine_max_batch 1")
+    assert plan["hosts"]["orin-1"]["models"]["m2"]["refused"] == refused
+    # UFF (TensorRT 8.2) builds an implicit batch: the Nano keeps its batch of 4.
+    assert plan["hosts"]["nano-1"]["models"]["m1"]["refused"] is None
+    assert plan["pending"] == 1 and plan["exports"] == {}
 
 
 def test_a_run_the_plan_finishes_fails_on_a_refused_model_and_releases_the_lock(catalog,
                                                                                 tmp_path):
     """Nothing pending: the plan step finishes the run (plugins/action/engine_plan.py)."""
     store = tmp_path / "store"
-    plan = make(devices({"orin-1": "jetson-agx-orin_l4t36.4.3_trt10.3.0"}, supported=False),
-                catalog, store)
+    plan = make(devices({"orin-1": ORIN_JP6}), catalog, store,
+                chosen={"orin-1": HostSelection("orin-1", ("m1", "m2"), BATCH_4, "platform")})
+    assert plan["pending"] == 0
     # The run's ansible-playbook process holds the lock: the parent of the step's worker.
     assert runlock.acquire(store, os.getppid(), "ansible-playbook build_engines.yml", 0,
                            say=print)

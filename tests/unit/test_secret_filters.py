@@ -49,7 +49,7 @@ def test_filters_are_the_controllers_under_their_role_names():
 
 
 def test_the_index_url_is_the_secret_variable():
-    assert schema.SECRETS == (KEY,)
+    assert [variable.name for variable in schema.USER_VARIABLES if variable.secret] == [KEY]
 
 
 def test_a_refused_index_url_is_named_with_its_credentials_masked(site):  # noqa: F811

@@ -117,7 +117,7 @@ def test_a_tensorrt_8_device_is_pushed_every_cache_of_its_platform(tmp_path):
     assert [p["src"] for p in work["push"]] == [str(c) for c in caches]
     (process,) = build_processes({"m": {"name": "m", "graph": "/g/m.pb", "sha256": "a" * 64}},
                                  ["m"], python="py", root_dir=ROOT, build_processes="per_device",
-                                 options_args=[], extra=[], deadline_s=60, timing_cache=work)
+                                 options_args=[], deadline_s=60, timing_cache=work)
     assert process["shell"].startswith("mkdir -p {}/timing-cache/pushed && ".format(ROOT))
     build = process["shell"].split(" && exec ")[1]
     assert "--timing-cache {}".format(work["device_file"]) in build
@@ -147,7 +147,7 @@ def test_no_timing_cache_before_tensorrt_8(tmp_path, tensorrt):
     assert work["device_file"] is None and work["push"] == []
     (process,) = build_processes({"m": {"name": "m", "graph": "/g/m.pb", "sha256": "a" * 64}},
                                  ["m"], python="py", root_dir=ROOT, build_processes="per_device",
-                                 options_args=[], extra=[], deadline_s=60, timing_cache=work)
+                                 options_args=[], deadline_s=60, timing_cache=work)
     assert "timing-cache" not in process["shell"]
 
 

@@ -1,0 +1,129 @@
+"""A JetPack without a pinned environment is refused in the plan (controller/pin_sets.py), from
+the one pin-set table (roles/jetson_env/vars/main.yml), with the release and the fix; and the
+plan's choice is the role's (roles/jetson_env/tasks/main.yml, rendered by Ansible here)."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar
+
+from builder.errors import UserError
+from builder.trt.adapter import BuildOptions
+from builder.trt.build import check_options_for_engine_path
+from controller import pin_sets
+from tests.unit.test_engine_plan import catalog, devices, make  # noqa: F401 (the fixture)
+
+REPO = Path(__file__).resolve().parents[2]
+TABLE = pin_sets.PinSetTable.load()
+XAVIER_JP44 = "jetson-agx-xavier_l4t32.4.4_trt7.1.3"
+NANO_JP46 = "jetson-nano_l4t32.7.1_trt8.2.1"
+ORIN_JP6 = "jetson-agx-orin_l4t36.4.3_trt10.3.0"
+
+
+def test_the_table_is_the_roles_vars_file():
+    data = yaml.safe_load((REPO / "roles/jetson_env/vars/main.yml").read_text())
+    assert set(TABLE.names) == set(data["jetson_env_pin_sets"])
+    assert TABLE.by_l4t["uff"] == data["jetson_env_pin_set_by_l4t"]
+    assert TABLE.by_l4t["onnx"] == data["jetson_env_onnx_pin_set_by_l4t"]
+
+
+def test_a_jetpack_without_a_pin_set_is_refused_in_the_plan(catalog, tmp_path):  # noqa: F811
+    plan = make(devices({"xavier-1": XAVIER_JP44, "nano-1": NANO_JP46, "orin-1": ORIN_JP6}),
+                catalog, tmp_path, named_pin_sets={})
+    refused = plan["hosts"]["xavier-1"]["models"]["m1"]["refused"]
+    assert refused.startswith("host xavier-1: no pinned UFF environment for L4T 32.4.4 "
+                              "(JetPack 4.4.1): jetson_env_pin_set_by_l4t has pin sets for "
+                              "L4T 32.6, 32.7, 35.1")
+    assert "Upgrade the device to JetPack 4.6 (L4T 32.6) or later, or add a pin set made " \
+           "for L4T 32.4 to roles/jetson_env/vars/main.yml and name it in " \
+           "jetson_env_pin_set (host_vars/xavier-1.yml)" in refused
+    # The others have theirs; the refused host builds nothing, so nothing is installed on it.
+    assert plan["hosts"]["nano-1"]["models"]["m1"]["refused"] is None
+    assert plan["hosts"]["orin-1"]["models"]["m1"]["refused"] is None
+    assert plan["pending"] == 4
+
+
+def test_a_pin_set_the_inventory_names_is_taken_and_must_exist(catalog, tmp_path):  # noqa: F811
+    hosts = devices({"xavier-1": XAVIER_JP44, "xavier-2": XAVIER_JP44})
+    plan = make(hosts, catalog, tmp_path, named_pin_sets={
+        "xavier-1": {"uff": "jetpack46-cp36"}, "xavier-2": {"uff": "jetpack44-cp36"}})
+    assert plan["hosts"]["xavier-1"]["models"]["m1"]["refused"] is None
+    refused = plan["hosts"]["xavier-2"]["models"]["m1"]["refused"]
+    assert refused.startswith("host xavier-2: jetson_env_pin_set is 'jetpack44-cp36', which is "
+                              "no pin set of roles/jetson_env/vars/main.yml. Set it in "
+                              "host_vars/xavier-2.yml or group_vars/<group>.yml to one of ")
+    assert "jetpack46-cp36" in refused
+
+
+def unreadable(*_):
+    raise AssertionError("the pin-set table was read")
+
+
+def test_a_device_that_builds_nothing_needs_no_pin_set(catalog, tmp_path,  # noqa: F811
+                                                        monkeypatch):
+    """The engine is on the device already (collect only): no environment is installed."""
+    work = {"xavier-1": {}}
+    first = make(devices({"xavier-1": XAVIER_JP44}, work=work), catalog, tmp_path,
+                 named_pin_sets={})
+    keys = {m: e["build_key"] for m, e in first["hosts"]["xavier-1"]["models"].items()}
+    work = {"xavier-1": {m: {"graphs": {}, "engines": {"TRT_{}.bin".format(m): 5},
+                             "build_key": key} for m, key in keys.items()}}
+    # Nothing to build: the table is not even read (a no-op rerun pays nothing for it).
+    pin_sets.the_table.cache_clear()
+    monkeypatch.setattr(pin_sets.PinSetTable, "load", unreadable)
+    plan = make(devices({"xavier-1": XAVIER_JP44}, work=work), catalog, tmp_path,
+                named_pin_sets={})
+    pin_sets.the_table.cache_clear()
+    entries = plan["hosts"]["xavier-1"]["models"].values()
+    assert [e["refused"] for e in entries] == [None, None]
+    assert all(e["on_device"] for e in entries)
+
+
+@pytest.mark.parametrize("l4t", ["32.1", "32.2.1", "32.3.1", "32.4.4", "32.5.1"])
+def test_the_advised_jetpack_has_a_pin_set(l4t):
+    """Following the advice works: the JetPack it names is a release the table serves."""
+    problem = pin_sets.pin_set_problem(TABLE, "x", "uff", l4t=l4t, jetpack=None)
+    assert "Upgrade the device to JetPack 4.6 (L4T 32.6) or later" in problem
+    assert pin_sets.pin_set_problem(TABLE, "x", "uff", l4t="32.6.1", jetpack="4.6") is None
+
+
+def test_a_release_newer_than_the_table_is_told_to_add_a_pin_set():
+    problem = pin_sets.pin_set_problem(TABLE, "thor-1", "onnx", l4t="40.1.0", jetpack=None)
+    assert "Upgrade" not in problem
+    assert problem.endswith("(JetPack unknown): jetson_env_onnx_pin_set_by_l4t has pin sets "
+                            "for L4T 35.1, 35.2, 35.3, 35.4, 35.5, 35.6, 36.2, 36.3, 36.4, "
+                            "36.5, 38.2, 38.4, 39.2 only. Add a pin set made for L4T 40.1 to "
+                            "roles/jetson_env/vars/main.yml and name it in "
+                            "jetson_env_onnx_pin_set (host_vars/thor-1.yml)")
+
+
+def test_the_builder_refuses_a_batch_on_the_onnx_path_with_its_own_flag():
+    with pytest.raises(UserError, match=r"^--max-batch 2: the ONNX path .* use --max-batch 1$"):
+        check_options_for_engine_path(BuildOptions("fp16", 256, 2, None), "onnx")
+    check_options_for_engine_path(BuildOptions("fp16", 256, 2, None), "uff")
+
+
+# ---------------------------------------------------------------- the role makes the same choice
+
+def role_choice(l4t, engine_paths, named_uff="", named_onnx=""):
+    """jetson_env_selected as roles/jetson_env/tasks/main.yml's first task sets it."""
+    task = yaml.safe_load((REPO / "roles/jetson_env/tasks/main.yml").read_text())[0]
+    variables = dict(yaml.safe_load((REPO / "roles/jetson_env/vars/main.yml").read_text()))
+    variables.update(task.get("vars") or {}, jetson_device={"jetson": {"l4t": l4t}},
+                     jetson_env_engine_paths=engine_paths, jetson_env_pin_set=named_uff,
+                     jetson_env_onnx_pin_set=named_onnx)
+    templar = Templar(loader=DataLoader(), variables=variables)
+    return templar.template(task["ansible.builtin.set_fact"]["jetson_env_selected"]).strip()
+
+
+@pytest.mark.parametrize(("l4t", "path", "named"), [
+    ("32.7.1", "uff", ""), ("32.4.4", "uff", ""), ("32.4.4", "uff", "mine"),
+    ("35.4.1", "uff", ""), ("35.4.1", "onnx", ""), ("36.4.3", "onnx", ""),
+    ("36.4.3", "onnx", "own-onnx"), ("39.2.1", "onnx", ""), ("40.1.0", "onnx", ""),
+])
+def test_the_plans_choice_is_the_roles(l4t, path, named):
+    named_uff, named_onnx = (named, "") if path == "uff" else ("", named)
+    assert role_choice(l4t, [path], named_uff, named_onnx) == pin_sets.chosen_pin_set(
+        TABLE, path, l4t, named)
