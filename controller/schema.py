@@ -67,6 +67,10 @@ USER_VARIABLES = (
              choices=BUILD_PROCESSES),
     Variable("engine_store_dir", "path", "artifacts/engines",
              "the engine store on the controller (one for the whole fleet)"),
+    Variable("engine_signing_key", "path", "artifacts/signing/engine-signing.key",
+             "the controller's Ed25519 key that signs each stored engine's statement (created "
+             "on first use, mode 0600, never sent to a device; trusted-keys.json beside it "
+             "holds the public keys the devices get)"),
     Variable("engine_graph_allowed_dirs", "list", [],
              "extra controller directories that catalog graphs may resolve into (default: "
              "only the catalog's own directory)"),
@@ -95,7 +99,7 @@ RETIRED = {
 }
 # Variables that must be equal on every host of a run (they name controller-side things).
 FLEET_WIDE = ("engine_catalog", "engine_store_dir", "engine_graph_allowed_dirs",
-              "engine_fetch_max_mib", "engine_store_wait_s")
+              "engine_fetch_max_mib", "engine_store_wait_s", "engine_signing_key")
 SECRETS = tuple(variable.name for variable in USER_VARIABLES if variable.secret)
 
 
