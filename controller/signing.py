@@ -34,12 +34,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from builder import __version__ as BUILDER_VERSION
 from module_utils import trt_signature
-from module_utils.trt_signature import (
-    KEYRING_FORMAT,
-    KEYRING_NAME,
-    STATEMENT_FORMAT,
-    SignatureProblem,
-)
+from module_utils.trt_deploy import KEYRING_FILE
+from module_utils.trt_signature import KEYRING_FORMAT, STATEMENT_FORMAT, SignatureProblem
 
 KEY_FIX = ("run: chmod 600 {path} (it must be readable by its owner only), or point "
            "engine_signing_key (group_vars/all.yml) at another file")
@@ -55,7 +51,7 @@ def today_utc() -> str:
 
 
 def keyring_path(key_path: Path) -> Path:
-    return Path(key_path).parent / KEYRING_NAME
+    return Path(key_path).parent / KEYRING_FILE
 
 
 def _raw_public(private: Ed25519PrivateKey) -> bytes:

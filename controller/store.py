@@ -31,7 +31,8 @@ from typing import IO, Any
 
 from builder.spec.catalog import file_sha256
 from builder.trt.adapter import PRECISION_FROM_TYPES
-from module_utils.trt_signature import EXPIRED, MISSING, STATEMENT_NAME, SignatureProblem
+from module_utils.trt_deploy import STATEMENT as STATEMENT_NAME
+from module_utils.trt_signature import EXPIRED, MISSING, SignatureProblem
 
 from . import signing, trust
 from .selection import EngineOptions

@@ -19,7 +19,7 @@ deserialized. An app runs it at start and loads the path it prints:
 The engines sit where deploy_engines.yml stages them (``engine_deploy_stage_platforms``):
 
     <root>/<model>/<platform_id>/<variant>/TRT_<model>.bin  manifest.json  statement.json
-    <root>/keys/trusted-keys.json      the public keys the controller's statements may carry
+    <root>/bin/keys/trusted-keys.json  the public keys the controller's statements may carry
 
 Nothing below the root is read through a link (module_utils/trt_deploy.py's primitives).
 """
@@ -29,38 +29,36 @@ from __future__ import absolute_import, division, print_function
 import argparse
 import json
 import os
-import re
 import sys
 import time
 
 from builder.errors import UserError
 from builder.platform.detect import detect_platform
 from module_utils.trt_deploy import (
-    CURRENT,
-    PREVIOUS,
-    VERSION_RE,
+    GUARD_DIR,
+    GUARD_KEYS,
+    KEYRING_FILE,
+    STAGED_NAME_RE,
+    STATEMENT,
     PlantedLink,
     engine_file_name,
-    kind_at,
-    listdir_fd,
+    keyring_document_at,
     open_dir_at,
     open_file_at,
     open_root,
     read_json_at,
     sha256_fd,
+    staged_platforms_at,
+    staged_variants_at,
 )
 from module_utils.trt_signature import (
-    KEYRING_NAME,
-    STATEMENT_NAME,
+    MALFORMED,
     SignatureProblem,
     check_statement,
     parse_keyring,
 )
 
-KEYS_DIR = "keys"
 EXIT_OK, EXIT_USAGE, EXIT_NONE_FITS, EXIT_UNVERIFIED = 0, 2, 3, 4
-# A platform_id or variant directory name (the store's own components are no stricter).
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 REDEPLOY = ("run deploy_engines.yml for this device (it installs the store's signed engine "
             "again)")
 
@@ -73,40 +71,28 @@ class Refusal(Exception):
         self.details = details
 
 
-def staged_platforms_at(model_fd):
-    """The platform_id directories of a model (what is not a version, a link or hidden)."""
-    return sorted(name for name in listdir_fd(model_fd)
-                  if NAME_RE.match(name) and not VERSION_RE.match(name)
-                  and name not in (CURRENT, PREVIOUS) and kind_at(model_fd, name) == "dir")
-
-
-def staged_variants_at(platform_fd):
-    return sorted(name for name in listdir_fd(platform_fd)
-                  if NAME_RE.match(name) and kind_at(platform_fd, name) == "dir")
-
-
 def read_keyring(root_fd, root):
-    where = os.path.join(root, KEYS_DIR, KEYRING_NAME)
-    try:
-        keys_fd = open_dir_at(root_fd, KEYS_DIR, os.path.join(root, KEYS_DIR))
-    except (OSError, PlantedLink) as error:
-        raise Refusal(EXIT_UNVERIFIED, "unverified", "{}: cannot be read ({}): nothing can be "
-                      "verified; {}".format(where, error, REDEPLOY)) from error
+    """The keyring the deploy installed (<root>/bin/keys/trusted-keys.json), no link
+    followed (Refusal: exit 4, when it cannot be read)."""
+    where = os.path.join(root, GUARD_DIR, GUARD_KEYS, KEYRING_FILE)
     try:
         try:
-            return parse_keyring(read_json_at(keys_fd, KEYRING_NAME), where)
-        except SignatureProblem as error:
-            raise Refusal(EXIT_UNVERIFIED, "unverified", str(error)) from error
-    finally:
-        os.close(keys_fd)
+            document, where = keyring_document_at(root_fd, root)
+        except (OSError, PlantedLink) as error:
+            raise SignatureProblem(MALFORMED, "{}: cannot be read ({})".format(where, error)) \
+                from error
+        return parse_keyring(document, where)
+    except SignatureProblem as error:
+        raise Refusal(EXIT_UNVERIFIED, "unverified", "{}: nothing can be verified; {}".format(
+            error, REDEPLOY)) from error
 
 
 def check_engine(variant_fd, directory, keyring, expected):
     """The statement's payload once it and the engine's bytes verified (Refusal else)."""
     try:
-        payload = check_statement(read_json_at(variant_fd, STATEMENT_NAME), keyring,
+        payload = check_statement(read_json_at(variant_fd, STATEMENT), keyring,
                                   time.strftime("%Y-%m-%d", time.gmtime()), expected,
-                                  os.path.join(directory, STATEMENT_NAME))
+                                  os.path.join(directory, STATEMENT))
     except SignatureProblem as error:
         raise Refusal(EXIT_UNVERIFIED, "unverified", "{}; the engine is refused: {}".format(
             error, REDEPLOY), problem=error.kind) from error
@@ -125,7 +111,7 @@ def check_engine(variant_fd, directory, keyring, expected):
 
 def find_engine(root, model, variant, platform_id):
     """The record of the engine that fits ``platform_id`` (Refusal when none does)."""
-    if not NAME_RE.match(model):
+    if not STAGED_NAME_RE.match(model):
         raise Refusal(EXIT_USAGE, "usage", "{!r} is not a model name".format(model))
     record = {"model": model, "platform_id": platform_id, "staged": []}
     root_fd = open_root(root)

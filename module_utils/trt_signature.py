@@ -14,13 +14,13 @@ each Python. Verifying one signature per engine needs only RFC 8032 section 5.1.
 dozen lines of integer arithmetic (about 10 ms in CPython); nothing here is secret, so
 constant time does not matter.
 
-A statement (``statement.json`` next to the manifest):
+A statement (``statement.json`` next to the manifest: module_utils/trt_deploy.py STATEMENT):
 
     {"format": 1, "key_id": "<16 hex>", "signature": "<128 hex>",
      "payload": "<canonical JSON of STATEMENT_FIELDS and the format>"}
 
 The signature covers the payload's UTF-8 bytes exactly as stored (no re-serialization).
-A keyring (``trusted-keys.json``; public keys only, never a private key):
+A keyring (``trusted-keys.json``, trt_deploy.KEYRING_FILE; public keys only, never a private key):
 
     {"format": 1, "keys": {"<key_id>": {"public_key": "<64 hex>",
                                         "accepted_until": null | "YYYY-MM-DD"}}}
@@ -35,8 +35,6 @@ import hashlib
 import json
 import re
 
-STATEMENT_NAME = "statement.json"
-KEYRING_NAME = "trusted-keys.json"
 STATEMENT_FORMAT = 1
 KEYRING_FORMAT = 1
 # What the controller vouches for, per stored engine.

@@ -53,8 +53,8 @@ def stage_by_hand(root, entry, key, variant=None):
     target.mkdir(parents=True, exist_ok=True)
     for name in (entry.engine_file, "manifest.json", "statement.json"):
         shutil.copyfile(str(entry.dir / name), str(target / name))
-    keys = Path(root) / "keys"
-    keys.mkdir(exist_ok=True)
+    keys = Path(root) / "bin" / "keys"
+    keys.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(str(signing.keyring_path(key)), str(keys / "trusted-keys.json"))
     return target
 

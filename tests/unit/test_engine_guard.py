@@ -121,7 +121,7 @@ def test_an_engine_staged_under_another_platform_is_refused(device):
 
 
 def test_without_the_keyring_nothing_verifies(device):
-    (device["root"] / "keys" / "trusted-keys.json").unlink()
+    (device["root"] / "bin" / "keys" / "trusted-keys.json").unlink()
     result = device["run"]("ssd")
     assert result.returncode == 4 and "trusted-keys.json" in result.stderr
 

@@ -40,7 +40,7 @@ def signed_store(tmp_path):
 
 
 def statement_of(entry):
-    return json.loads((entry.dir / trt_signature.STATEMENT_NAME).read_text())
+    return json.loads((entry.dir / "statement.json").read_text())
 
 
 def test_the_key_is_made_on_first_use_readable_by_its_owner_only(signed_store):

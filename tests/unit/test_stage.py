@@ -1,0 +1,144 @@
+"""engine_deploy on a real directory tree: the device checks each engine's signed statement
+itself (install, rollback), and state=stage puts verified engines side by side per platform
+without touching current (library/engine_deploy.py, module_utils/trt_deploy.py)."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from controller import signing
+
+from .test_deploy import DEPLOY, MODEL, NANO, TRT_DEPLOY, FakeRun, key_of, manifest_for, push, sha
+
+ENGINE = "TRT_{}.bin".format(MODEL)
+NANO_NEXT = "jetson-nano_l4t32.7.4_trt8.2.1"
+
+
+class Runner(FakeRun):
+    def __init__(self, tmp_path):
+        super().__init__(tmp_path)
+        self.warnings = []
+
+    def warn(self, text):
+        self.warnings.append(text)
+
+
+@pytest.fixture
+def device(tmp_path):
+    """One engine installed as current (signed), the controller's signer."""
+    root = tmp_path / "engines"
+    version, params = push(root, b"SIMULATED engine one", key_of("k1"))
+    DEPLOY.install(Runner(tmp_path), params)
+    signer = signing.load_signer(tmp_path / "engines-controller" / "engine-signing.key")
+    return {"root": root, "version": version, "signer": signer, "tmp": tmp_path}
+
+
+def push_for_stage(device, platform_id, engine, *, signer=None, claimed_platform=None):
+    """What the role's copy leaves in <model>/.stage-incoming/<platform_id>/<variant>/."""
+    directory = device["root"] / MODEL / ".stage-incoming" / platform_id / "fp16-ws512"
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = manifest_for(platform_id=platform_id, key=key_of(platform_id), engine=engine)
+    (directory / ENGINE).write_bytes(engine)
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    payload = signing.statement_payload(dict(manifest, engine_size=len(engine),
+                                             platform_id=claimed_platform or platform_id),
+                                        "fp16-ws512")
+    (directory / "statement.json").write_text(json.dumps(
+        (signer or device["signer"]).sign(payload)))
+    return {"model": MODEL, "platform_id": platform_id, "source": "pushed",
+            "variant": "fp16-ws512", "build_key": key_of(platform_id),
+            "engine_sha256": sha(engine)}
+
+
+def stage(device, *items):
+    return DEPLOY.stage(Runner(device["tmp"]), {"install_root": str(device["root"]),
+                                                "stage": list(items)})
+
+
+CURRENT_ITEM = {"model": MODEL, "platform_id": NANO, "source": "current"}
+
+
+def statuses(result):
+    return {(o["platform_id"], o["status"]) for o in result["staged"]}
+
+
+def test_current_and_a_target_platform_are_staged_side_by_side_current_unchanged(device):
+    model_dir = device["root"] / MODEL
+    result = stage(device, CURRENT_ITEM, push_for_stage(device, NANO_NEXT, b"SIMULATED next"))
+    assert statuses(result) == {(NANO, "staged"), (NANO_NEXT, "staged")}
+    assert (model_dir / NANO / "fp16-ws512" / ENGINE).read_bytes() == b"SIMULATED engine one"
+    assert (model_dir / NANO_NEXT / "fp16-ws512" / ENGINE).read_bytes() == b"SIMULATED next"
+    assert sorted(p.name for p in (model_dir / NANO_NEXT / "fp16-ws512").iterdir()) == \
+        sorted([ENGINE, "manifest.json", "statement.json"])
+    assert os.readlink(str(model_dir / "current")) == device["version"]
+    assert not (model_dir / ".stage-incoming").exists()
+    # The layout's readers see a version and two staged platforms, nothing else.
+    state = TRT_DEPLOY.install_state(str(device["root"]))
+    assert state[MODEL]["versions"] == [device["version"]]
+    assert state[MODEL]["staged"] == {
+        NANO: {"fp16-ws512": {"engine_sha256": sha(b"SIMULATED engine one"),
+                              "key_id": device["signer"].key_id, "intact": True}},
+        NANO_NEXT: {"fp16-ws512": {"engine_sha256": sha(b"SIMULATED next"),
+                                   "key_id": device["signer"].key_id, "intact": True}}}
+    again = stage(device, CURRENT_ITEM)
+    assert statuses(again) == {(NANO, "up to date"), (NANO_NEXT, "removed")}
+    assert not (model_dir / NANO_NEXT).exists()
+
+
+def test_an_altered_staged_engine_is_replaced_by_a_verified_copy(device):
+    stage(device, CURRENT_ITEM)
+    staged = device["root"] / MODEL / NANO / "fp16-ws512" / ENGINE
+    staged.write_bytes(b"SIMULATED tampered")
+    assert TRT_DEPLOY.install_state(str(device["root"]))[MODEL]["staged"][NANO][
+        "fp16-ws512"]["intact"] is False
+    result = stage(device, CURRENT_ITEM)
+    assert result["staged"][0]["status"] == "staged"
+    assert "refused the staged engine" in result["staged"][0]["detail"]
+    assert staged.read_bytes() == b"SIMULATED engine one"
+
+
+def test_a_push_signed_by_another_key_or_for_another_platform_is_refused(device):
+    stage(device, CURRENT_ITEM, push_for_stage(device, NANO_NEXT, b"SIMULATED next"))
+    other = signing.load_signer(device["tmp"] / "attacker" / "key")
+    forged = push_for_stage(device, NANO_NEXT, b"SIMULATED forged", signer=other)
+    result = stage(device, CURRENT_ITEM, forged)
+    refused = [o for o in result["staged"] if o["platform_id"] == NANO_NEXT][0]
+    assert refused["status"] == "refused"
+    assert "signed by key {}, which is not trusted here".format(other.key_id) in \
+        refused["detail"]
+    # What was staged there before stays.
+    assert (device["root"] / MODEL / NANO_NEXT / "fp16-ws512" / ENGINE).read_bytes() == \
+        b"SIMULATED next"
+    misplaced = push_for_stage(device, NANO_NEXT, b"SIMULATED other", claimed_platform=NANO)
+    refused = [o for o in stage(device, CURRENT_ITEM, misplaced)["staged"]
+               if o["platform_id"] == NANO_NEXT][0]
+    assert refused["status"] == "refused" and "vouches for platform_id" in refused["detail"]
+
+
+def test_install_and_rollback_refuse_an_engine_the_controller_did_not_sign(device):
+    root = device["root"]
+    version, params = push(root, b"SIMULATED engine two", key_of("k2"))
+    other = signing.load_signer(device["tmp"] / "attacker" / "key")
+    statement = root / MODEL / ".incoming" / version / "statement.json"
+    statement.write_text(json.dumps(other.sign(json.loads(json.loads(
+        statement.read_text())["payload"]))))
+    with pytest.raises(DEPLOY.DeployError, match="not trusted here") as error:
+        DEPLOY.install(Runner(device["tmp"]), params)
+    assert error.value.kind == "signature"
+    assert os.readlink(str(root / MODEL / "current")) == device["version"]
+    # A previous version whose statement is gone is not switched back to.
+    third, params = push(root, b"SIMULATED engine three", key_of("k3"))
+    DEPLOY.install(Runner(device["tmp"]), params)
+    (root / MODEL / device["version"] / "statement.json").unlink()
+    with pytest.raises(DEPLOY.DeployError, match="statement.json is missing"):
+        DEPLOY.rollback(Runner(device["tmp"]), {"install_root": str(root), "model": MODEL,
+                                                "platform_id": NANO})
+    assert os.readlink(str(root / MODEL / "current")) == third
+
+
+def test_without_the_keyring_nothing_is_staged(device):
+    shutil.rmtree(str(device["root"] / "bin"))
+    with pytest.raises(DEPLOY.DeployError, match="keyring cannot be read"):
+        stage(device, CURRENT_ITEM)
