@@ -80,6 +80,11 @@ USER_VARIABLES = (
     Variable("engine_store_wait_s", "int", 3600,
              "how long a run waits for another run that holds the store; 0: stop at once",
              minimum=0, maximum=86400),
+    Variable("engine_deploy_stage_platforms", "list", [],
+             "platform_ids the devices are about to move to (a JetPack upgrade): "
+             "deploy_engines.yml stages their engines beside the current one, where "
+             "trt-engine-path finds them, without changing what runs",
+             example="[jetson-agx-xavier_l4t35.4.1_trt8.5.2]"),
     Variable("jetson_env_pip_index_url", "str", "",
              "empty: offline devices get the wheels from the controller; or a package index "
              "the devices reach (may hold credentials: never printed)", secret=True),

@@ -103,6 +103,14 @@ options:
     type: str
     choices: [present, rollback, prepare, stage]
     default: present
+  prepare_stage:
+    description:
+      - With C(state=prepare), the staged pushes' destinations
+        C({model, platform_id, variant}), made real directories
+        (C(<model>/.stage-incoming/<platform_id>/<variant>/)).
+    type: list
+    elements: dict
+    default: []
   stage:
     description:
       - With C(state=stage), C({model, platform_id, source - current or pushed}) and, for
@@ -420,6 +428,25 @@ def _prepare_model(root_fd, root, model, version, removed):
         os.close(model_fd)
 
 
+def _prepare_stage(root_fd, root, item, removed):
+    """<model>/.stage-incoming/<platform_id>/<variant>/ real and empty of links."""
+    model = str(item.get("model"))
+    names = [str(item.get("platform_id")), str(item.get("variant"))]
+    if not all(STAGED_NAME_RE.match(name) for name in names):
+        raise DeployError("manifest", "{!r} is not a platform_id / variant".format(names))
+    model_dir = os.path.join(root, model)
+    fds = [open_model_dir(root_fd, root, model, create=True, removed=removed)]
+    try:
+        path = model_dir
+        for name in [STAGE_INCOMING] + names:
+            path = os.path.join(path, name)
+            fds.append(ensure_dir_at(fds[-1], name, path, removed))
+        _empty_of_links(fds[-1], path, removed)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def prepare(module, params):
     """Before the push: each model's <root>/<model>/.incoming/<version>/ a real, empty-of-links
     directory; planted links where the deploy owns the name removed and named."""
@@ -429,12 +456,14 @@ def prepare(module, params):
         return {"changed": False, "removed_links": removed, "msg": "check mode: nothing done"}
     root_fd = open_root(root, create=True)
     try:
-        for name in (DEPLOY_VENV, DEPLOY_WHEELS):
+        for name in (DEPLOY_VENV, DEPLOY_WHEELS, GUARD_DIR):
             if kind_at(root_fd, name) == "link":
                 removed.append(describe_link(os.path.join(root, name), root_fd, name))
                 os.unlink(name, dir_fd=root_fd)
         for item in params["prepare"]:
             _prepare_model(root_fd, root, item.get("model"), item.get("version"), removed)
+        for item in params.get("prepare_stage") or []:
+            _prepare_stage(root_fd, root, item, removed)
     finally:
         os.close(root_fd)
     for line in removed:
@@ -761,6 +790,7 @@ def main():
             "state": {"type": "str", "choices": ["present", "rollback", "prepare", "stage"],
                       "default": "present"},
             "stage": {"type": "list", "elements": "dict", "default": []},
+            "prepare_stage": {"type": "list", "elements": "dict", "default": []},
             "prepare": {"type": "list", "elements": "dict", "default": []},
             "version": {"type": "str"},
             "build_key": {"type": "str"},

@@ -444,6 +444,17 @@ def make_platform_id(module, l4t, tensorrt):
     )
 
 
+PLATFORM_ID_RE = re.compile(r"^(?P<module>[a-z0-9._-]+)_l4t(?P<l4t>[a-z0-9._-]+)"
+                            r"_trt(?P<tensorrt>[0-9]+(?:\.[0-9]+)*)\Z")
+
+
+def tensorrt_of_platform_id(platform_id):
+    """The TensorRT version a platform_id names (make_platform_id's last part), or None when
+    it is not one make_platform_id makes with a TensorRT."""
+    found = PLATFORM_ID_RE.match(str(platform_id))
+    return found.group("tensorrt") if found else None
+
+
 def detect_platform(root="/"):
     """Facts about the Jetson whose filesystem is at ``root`` (a dict, JSON-able).
 

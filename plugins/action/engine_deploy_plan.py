@@ -13,7 +13,8 @@ class ActionModule(ControllerAction):
     def decide(self, args, task_vars):
         try:
             plan, lines = make_deploy_plan(list(args["hosts"]), task_vars["hostvars"],
-                                           args["store_dir"], bool(args["rollback"]))
+                                           args["store_dir"], bool(args["rollback"]),
+                                           self.setting(task_vars, "engine_signing_key"))
         except DeploySettingsError as error:
             return {"failed": True, "msg": str(error)}
         return {"msg": lines, "plan": plan}

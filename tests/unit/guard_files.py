@@ -1,33 +1,30 @@
 """The guard ``<root>/bin/trt-engine-path`` installed as roles/engine_deploy installs it (the
-files of engine_deploy_guard_files under bin/lib/, the launcher from its template), and store
-entries signed by the controller, laid out as the deploy stages them."""
+files of controller/deploy_plan.py GUARD_FILES under bin/lib/, the launcher from its
+template), and store entries signed by the controller, laid out as the deploy stages them."""
 
 import hashlib
 import json
 import shutil
 from pathlib import Path
 
-import yaml
-
 from controller import signing
+from controller.deploy_plan import GUARD_FILES, GUARD_TEMPLATE
 from controller.store import EngineStore
 from tests.unit.store_helpers import staged
 
 REPO = Path(__file__).resolve().parents[2]
-ROLE = REPO / "roles" / "engine_deploy"
 
 
 def install_guard(root, python):
     """<root>/bin/trt-engine-path running ``python``; its path."""
     bin_dir = Path(root) / "bin"
     lib = bin_dir / "lib"
-    for name in yaml.safe_load((ROLE / "vars" / "main.yml").read_text())[
-            "engine_deploy_guard_files"]:
+    for name in GUARD_FILES:
         (lib / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(str(REPO / name), str(lib / name))
     (lib / "module_utils" / "__init__.py").write_text("")
     launcher = bin_dir / "trt-engine-path"
-    launcher.write_text((ROLE / "templates" / "trt-engine-path.j2").read_text().replace(
+    launcher.write_text((REPO / GUARD_TEMPLATE).read_text().replace(
         "{{ engine_deploy_system_python }}", str(python)))
     launcher.chmod(0o755)
     return launcher

@@ -264,19 +264,25 @@ def test_rollback_without_a_previous_version_says_so(tmp_path):
 
 # ---------------------------------------------------------------- the controller's plan
 
+def signing_key_of(store):
+    """The controller's signing key the tests' stores are signed with."""
+    return store.parent / "controller" / "engine-signing.key"
+
+
 def make_store(store, platform_id, model, engine, key):
-    """A store entry filed as build_engines.yml files it (controller/store.py)."""
+    """A store entry filed and signed as build_engines.yml files it (controller/store.py)."""
     staging = store.parent / "staged" / key[:8]
     staged(staging, model, platform_id, key, payload=engine)
-    filed = EngineStore(store).file_engine(staging, platform_id=platform_id, model=model,
-                                           variant="fp16-ws512", build_key=key,
-                                           built_on="nano-1", max_bytes=1 << 20)
+    filed = EngineStore(store, signing_key=signing_key_of(store)).file_engine(
+        staging, platform_id=platform_id, model=model, variant="fp16-ws512", build_key=key,
+        built_on="nano-1", max_bytes=1 << 20)
     return Path(filed["path"])
 
 
 def plan_for(key, platform_id, installed, store):
     return PLAN.plan_model("nano-1", MODEL, key, platform_id, installed=installed,
-                           store=EngineStore(store), verified={})
+                           store=EngineStore(store, signing_key=signing_key_of(store)),
+                           verified={})
 
 
 def test_plan_finds_the_entry_by_build_key_never_by_file_name(tmp_path):

@@ -142,3 +142,22 @@ def test_without_the_keyring_nothing_is_staged(device):
     shutil.rmtree(str(device["root"] / "bin"))
     with pytest.raises(DEPLOY.DeployError, match="keyring cannot be read"):
         stage(device, CURRENT_ITEM)
+
+
+def test_the_plan_refuses_a_store_entry_signed_by_another_key(tmp_path):
+    """The controller checks each entry's statement before any push (controller/deploy_plan.py)."""
+    from .test_deploy import make_store, plan_for  # noqa: PLC0415
+
+    store = tmp_path / "engines"
+    key = key_of("nano-key")
+    entry = make_store(store, NANO, MODEL, b"SIMULATED nano engine", key)
+    assert plan_for(key, NANO, {}, store)["action"] == "deploy"
+    other = signing.load_signer(tmp_path / "attacker" / "key")
+    statement = entry / "statement.json"
+    statement.write_text(json.dumps(other.sign(json.loads(json.loads(
+        statement.read_text())["payload"]))))
+    plan = plan_for(key, NANO, {}, store)
+    assert plan["action"] == "refused" and not plan["push"]
+    assert "has no valid statement: " in plan["reason"]
+    assert "signed by key {}, which is not trusted here".format(other.key_id) in plan["reason"]
+    assert "store repair re-signs" in plan["reason"] and "nothing was pushed" in plan["reason"]
