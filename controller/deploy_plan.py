@@ -185,9 +185,7 @@ def settings_problems(host: str, host_vars: Mapping[str, Any]) -> list[str]:
                 "prunes directories there".format(why), "Give the engines a directory of "
                 "their own, e.g. /opt/trt-engines."))
     targets = host_vars.get(STAGE_SETTING) or []
-    if not isinstance(targets, list) or not all(
-            isinstance(p, str) and trust.PATH_COMPONENT.match(p) and tensorrt_of_platform_id(p)
-            for p in targets):
+    if targets and not stage_targets(host_vars):
         problems.append(_problem(host, STAGE_SETTING, "{!r} is not a list of platform_ids"
                                  .format(targets), "List platform_ids as the store names them "
                                  "(e.g. jetson-agx-xavier_l4t35.4.1_trt8.5.2: python3 -m builder "
@@ -200,6 +198,17 @@ def settings_problems(host: str, host_vars: Mapping[str, Any]) -> list[str]:
         "Write {command: <command line>} or {url: http://...}, optionally with retries and "
         "delay, or null.")
     return problems
+
+
+def stage_targets(host_vars: Mapping[str, Any]) -> list[str]:
+    """The host's engine_deploy_stage_platforms when it is a list of platform_ids, else []
+    (settings_problems names it)."""
+    targets = host_vars.get(STAGE_SETTING) or []
+    if isinstance(targets, list) and all(
+            isinstance(p, str) and trust.PATH_COMPONENT.match(p) and tensorrt_of_platform_id(p)
+            for p in targets):
+        return list(targets)
+    return []
 
 
 def plan_line(host: str, model: str, item: dict[str, Any]) -> str:
@@ -231,7 +240,8 @@ def _stage_host(host_vars: Mapping[str, Any], models: dict[str, dict[str, Any]],
     python = str(host_vars.get("engine_deploy_system_python") or "/usr/bin/python3")
     marker = {"guard_digest": guard_digest(python), "keyring_sha256": context["keyring_sha256"]}
     found = (answer.get("jetson_deployed") or {}).get("guard_marker")
-    install = found != marker
+    # Without a keyring (nothing was ever signed) every entry is refused: nothing to install.
+    install = found != marker and context["keyring_sha256"] is not None
     work = [m for m, item in models.items() if item["action"] in ("deploy", "rollback")]
     prepare_stage = sorted({(f["model"], f["platform_id"], f["variant"]) for f in files})
     return {"stage": items, "stage_files": files, "stage_view": view,
@@ -274,15 +284,24 @@ def stage_model(model: str, item: dict[str, Any], installed: dict[str, Any], *,
     view: dict[str, dict[str, Any]] = {}
     needed = item["action"] in ("deploy", "rollback")
     current = installed.get("current") or {}
-    if item["action"] in ("deploy", "rollback", "up_to_date") or current.get("version"):
+    variant = host_build_keys(context["selection"], platform_id, context["catalog"],
+                              tensorrt_of_platform_id(platform_id))[model][1]
+    if item["action"] in ("deploy", "rollback") or (
+            current.get("version") and current.get("platform_id") == platform_id):
         items.append({"model": model, "platform_id": platform_id, "source": "current"})
-        variant = host_build_keys(context["selection"], platform_id, context["catalog"],
-                                  tensorrt_of_platform_id(platform_id))[model][1]
         sha = item.get("engine_sha256") if item["action"] == "deploy" else \
             current.get("engine_sha256")
         needed = needed or not _staged_ok(staged, platform_id, variant, sha)
         view[platform_id] = {"variant": variant, "engine_sha256": sha, "status": "current",
                              "detail": "the engine current runs"}
+    elif (staged.get(platform_id) or {}).get(variant, {}).get("intact"):
+        # current runs an engine of another platform (an upgrade outside the tool, and no
+        # engine in the store for the new one): what was staged for this one stays.
+        items.append({"model": model, "platform_id": platform_id, "source": "staged",
+                      "variant": variant})
+        view[platform_id] = {"variant": variant, "status": "staged",
+                             "engine_sha256": staged[platform_id][variant]["engine_sha256"],
+                             "detail": "staged before"}
     for target in context["targets"]:
         key, variant = host_build_keys(context["selection"], target, context["catalog"],
                                        tensorrt_of_platform_id(target))[model]
@@ -390,7 +409,7 @@ def make_deploy_plan(hosts: list[str], hostvars: Mapping[str, Any], store_dir: s
                                          context={
             "selection": selection, "platform_id": platform_id, "catalog": checked["catalog"],
             "store": store, "verified": verified, "key_id": key_id,
-            "targets": [p for p in host_vars.get(STAGE_SETTING) or [] if p != platform_id],
+            "targets": [p for p in stage_targets(host_vars) if p != platform_id],
             "keyring_sha256": keyring_sha256}))
         lines += ["{:<16} {:<26} staged for {}: {} ({})".format(
             host, model, target, view["status"], view["variant"])

@@ -113,8 +113,9 @@ options:
     default: []
   stage:
     description:
-      - With C(state=stage), C({model, platform_id, source - current or pushed}) and, for
-        C(pushed), C(variant), C(build_key), C(engine_sha256) the statement must carry.
+      - With C(state=stage), C({model, platform_id, source - current, pushed or staged}) and,
+        for C(pushed) and C(staged), C(variant) (and C(build_key), C(engine_sha256) the
+        statement must carry). C(staged) keeps what is staged there, checked again.
     type: list
     elements: dict
     default: []
@@ -625,13 +626,25 @@ STAGED_FILES = (MANIFEST, STATEMENT)
 
 
 def _stage_source(model_fd, model_dir, model, item):
-    """(fd, path) of what an item stages: the version current names, or the pushed copy."""
+    """(fd, path) of what an item stages: the version current names, the pushed copy, or
+    what is staged there already (source staged: kept, checked again)."""
     if item.get("source") == "current":
         version = link_version_at(model_fd, CURRENT)
         if version is None or not intact_version_at(model_fd, version, model):
             raise DeployError("missing", "{}: no current engine to stage".format(model_dir))
         return open_dir_at(model_fd, version, os.path.join(model_dir, version)), \
             os.path.join(model_dir, version)
+    if item.get("source") == "staged":  # kept where it is, checked again
+        path = os.path.join(model_dir, item["platform_id"], item["variant"])
+        try:
+            platform_fd = open_dir_at(model_fd, item["platform_id"], os.path.dirname(path))
+            try:
+                return open_dir_at(platform_fd, item["variant"], path), path
+            finally:
+                os.close(platform_fd)
+        except OSError as error:
+            raise DeployError("missing", "{}: nothing is staged there ({})".format(
+                path, error)) from error
     path = os.path.join(model_dir, STAGE_INCOMING, item["platform_id"], item["variant"])
     try:
         incoming_fd = open_dir_at(model_fd, STAGE_INCOMING,

@@ -161,3 +161,27 @@ def test_the_plan_refuses_a_store_entry_signed_by_another_key(tmp_path):
     assert "has no valid statement: " in plan["reason"]
     assert "signed by key {}, which is not trusted here".format(other.key_id) in plan["reason"]
     assert "store repair re-signs" in plan["reason"] and "nothing was pushed" in plan["reason"]
+
+
+def test_what_is_staged_already_is_kept_and_checked_again(device):
+    target = push_for_stage(device, NANO_NEXT, b"SIMULATED next")
+    stage(device, CURRENT_ITEM, target)
+    keep = {"model": MODEL, "platform_id": NANO_NEXT, "source": "staged",
+            "variant": "fp16-ws512"}
+    assert statuses(stage(device, CURRENT_ITEM, keep)) == {(NANO, "up to date"),
+                                                           (NANO_NEXT, "up to date")}
+    staged = device["root"] / MODEL / NANO_NEXT / "fp16-ws512" / ENGINE
+    staged.write_bytes(b"SIMULATED altered")
+    result = stage(device, CURRENT_ITEM, keep)
+    refused = [o for o in result["staged"] if o["platform_id"] == NANO_NEXT][0]
+    assert refused["status"] == "refused" and "sha256" in refused["detail"]
+
+
+@pytest.mark.parametrize("value", ["jetson-nano_l4t32.7.4_trt8.2.1", ["../../etc"], [3],
+                                   ["jetson-nano_l4t32.7.4"]])
+def test_stage_platforms_that_are_not_platform_ids_are_named_with_the_fix(value):
+    from controller.deploy_plan import settings_problems  # noqa: PLC0415
+
+    (problem,) = settings_problems("nano-1", {"engine_deploy_stage_platforms": value})
+    assert "host 'nano-1', key 'engine_deploy_stage_platforms'" in problem
+    assert "is not a list of platform_ids" in problem and "python3 -m builder platform" in problem
