@@ -13,6 +13,7 @@ the device keeps its engine) and, with rollback, ``rollback``.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -264,6 +265,36 @@ def guard_digest(python: str) -> str:
     return digest.hexdigest()
 
 
+def statement_key_id(found: StoreEntry) -> str | None:
+    """The key that signed a store entry's statement (None when it has none readable)."""
+    try:
+        document = json.loads((found.dir / STATEMENT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    key_id = document.get("key_id") if isinstance(document, dict) else None
+    return key_id if isinstance(key_id, str) else None
+
+
+def _renewed_statement(item: dict[str, Any], staged: dict[str, Any], platform_id: str,
+                       variant: str, store: EngineStore) -> str | None:
+    """The store entry's statement to push for the engine current runs, when the entry was
+    re-signed with another key than the device's copy carries (and its statement holds)."""
+    if item["action"] != "up_to_date":
+        return None  # a deploy pushes the entry's statement with it; a rollback has none
+    found = store.lookup(item["build_key"])
+    if found is None:  # up to date: current runs this entry's engine
+        return None
+    try:
+        if store.statement_problem(found) is not None:
+            return None
+    except signing.SigningError:
+        return None
+    device_key = ((staged.get(platform_id) or {}).get(variant) or {}).get("key_id")
+    if device_key == statement_key_id(found):
+        return None
+    return str(found.dir / STATEMENT)
+
+
 def _staged_ok(staged: dict[str, Any], platform_id: str, variant: str, sha: str | None,
                key_id: str | None = None) -> bool:
     """The device says it has this engine staged, intact (and signed by ``key_id``)."""
@@ -276,7 +307,7 @@ def stage_model(model: str, item: dict[str, Any], installed: dict[str, Any], *,
                 context: dict[str, Any]) -> dict[str, Any]:
     """What the stage step does for one model: {items, files, view, needed}. ``item``: the
     model's deploy action; ``context``: selection, platform_id, targets, catalog, store,
-    verified, key_id (the current signing key's)."""
+    verified."""
     platform_id = context["platform_id"]
     staged = installed.get("staged") or {}
     items: list[dict[str, Any]] = []
@@ -294,6 +325,12 @@ def stage_model(model: str, item: dict[str, Any], installed: dict[str, Any], *,
         needed = needed or not _staged_ok(staged, platform_id, variant, sha)
         view[platform_id] = {"variant": variant, "engine_sha256": sha, "status": "current",
                              "detail": "the engine current runs"}
+        renewed = _renewed_statement(item, staged, platform_id, variant, context["store"])
+        if renewed is not None:  # re-signed since it was installed (key rotation)
+            items[-1].update(statement="pushed", variant=variant)
+            files.append({"model": model, "platform_id": platform_id, "variant": variant,
+                          "src": renewed})
+            needed = True
     elif (staged.get(platform_id) or {}).get(variant, {}).get("intact"):
         # current runs an engine of another platform (an upgrade outside the tool, and no
         # engine in the store for the new one): what was staged for this one stays.
@@ -328,7 +365,7 @@ def stage_model(model: str, item: dict[str, Any], installed: dict[str, Any], *,
                       "engine_sha256": found.engine_sha256})
         view[target] = {"variant": variant, "engine_sha256": found.engine_sha256,
                         "status": "staged", "detail": "build key {}".format(key[:12])}
-        if _staged_ok(staged, target, variant, found.engine_sha256, context["key_id"]):
+        if _staged_ok(staged, target, variant, found.engine_sha256, statement_key_id(found)):
             items[-1].update(source="staged")
             continue
         needed = True
@@ -349,11 +386,6 @@ def make_deploy_plan(hosts: list[str], hostvars: Mapping[str, Any], store_dir: s
     keyring_file = signing.keyring_path(store.signing_key) if store.signing_key else None
     keyring_sha256 = hashlib.sha256(keyring_file.read_bytes()).hexdigest() \
         if keyring_file and keyring_file.is_file() else None
-    try:
-        key_id = signing.load_signer(store.signing_key, create=False).key_id \
-            if keyring_sha256 and store.signing_key else None
-    except signing.SigningError:
-        key_id = None  # each entry's statement check says why
     verified: dict[str, str | None] = {}
     planned: dict[str, dict[str, Any]] = {}
     lines: list[str] = []
@@ -408,7 +440,7 @@ def make_deploy_plan(hosts: list[str], hostvars: Mapping[str, Any], store_dir: s
         planned[host].update(_stage_host(host_vars, models, deployed=deployed, answer=answer,
                                          context={
             "selection": selection, "platform_id": platform_id, "catalog": checked["catalog"],
-            "store": store, "verified": verified, "key_id": key_id,
+            "store": store, "verified": verified,
             "targets": [p for p in stage_targets(host_vars) if p != platform_id],
             "keyring_sha256": keyring_sha256}))
         lines += ["{:<16} {:<26} staged for {}: {} ({})".format(

@@ -116,6 +116,9 @@ options:
       - With C(state=stage), C({model, platform_id, source - current, pushed or staged}) and,
         for C(pushed) and C(staged), C(variant) (and C(build_key), C(engine_sha256) the
         statement must carry). C(staged) keeps what is staged there, checked again.
+        C(current) with C(statement - pushed) and C(variant): a re-signed statement for the
+        engine current runs was pushed to C(.stage-incoming/<platform_id>/<variant>/); it
+        replaces the version's own once checked.
     type: list
     elements: dict
     default: []
@@ -692,13 +695,44 @@ def _replace_staged(model_fd, model_dir, source, where, removed):
         os.close(platform_fd)
 
 
+def _renew_statement(model_fd, model_dir, model, item, keyring):
+    """A statement re-signed on the controller (key rotation, store repair) for the engine
+    current runs, pushed to .stage-incoming/<platform_id>/<variant>/: checked against that
+    version's manifest, then renamed over the version's own statement.json."""
+    version = link_version_at(model_fd, CURRENT)
+    if version is None or not intact_version_at(model_fd, version, model):
+        raise DeployError("missing", "{}: no current engine to stage".format(model_dir))
+    pushed_fd, pushed_path = _stage_source(model_fd, model_dir, model,
+                                           dict(item, source="pushed"))
+    version_path = os.path.join(model_dir, version)
+    version_fd = open_dir_at(model_fd, version, version_path)
+    try:
+        manifest, manifest_path = read_manifest_at(version_fd, version_path)
+        check_manifest(manifest, manifest_path, model, item["platform_id"])
+        check_statement_at(pushed_fd, pushed_path, keyring, {
+            "model": model, "platform_id": item["platform_id"],
+            "engine_file": engine_name(model), "build_key": manifest.get("build_key"),
+            "engine_sha256": manifest.get("engine_sha256")})
+        temporary = ".{}.tmp-{}".format(STATEMENT, os.getpid())
+        remove_at(version_fd, temporary)
+        copy_file_at(pushed_fd, version_fd, STATEMENT, os.path.join(pushed_path, STATEMENT),
+                     target_name=temporary)
+        os.rename(temporary, STATEMENT, src_dir_fd=version_fd, dst_dir_fd=version_fd)
+        fsync_fd(version_fd)
+    finally:
+        os.close(version_fd)
+        os.close(pushed_fd)
+
+
 def _stage_item(model_fd, model_dir, model, item, *, keyring, removed):
     platform_id = str(item.get("platform_id"))
     if not STAGED_NAME_RE.match(platform_id) or VERSION_RE.match(platform_id) or \
-            (item.get("source") != "current" and not STAGED_NAME_RE.match(
-                str(item.get("variant")))):
+            ((item.get("source") != "current" or item.get("statement")) and
+             not STAGED_NAME_RE.match(str(item.get("variant")))):
         raise DeployError("manifest", "{!r} / {!r} is not a platform_id / variant".format(
             platform_id, item.get("variant")))
+    if item.get("source") == "current" and item.get("statement") == "pushed":
+        _renew_statement(model_fd, model_dir, model, item, keyring)
     source_fd, source_path = _stage_source(model_fd, model_dir, model, item)
     try:
         expected = {"model": model, "platform_id": platform_id,

@@ -426,12 +426,12 @@ def keyring_document_at(root_fd, root):
         os.close(keys_fd)
 
 
-def copy_file_at(source_fd, target_fd, name, path):
-    """Copy the regular file ``name`` from one directory fd to another (new file, 0644,
-    fsynced), no link followed on either side."""
+def copy_file_at(source_fd, target_fd, name, path, target_name=None):
+    """Copy the regular file ``name`` from one directory fd to another (a new file
+    ``target_name``, default the same name; 0644, fsynced), no link followed on either side."""
     source = open_file_at(source_fd, name, path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _CLOEXEC
-    target = os.open(name, flags, 0o644, dir_fd=target_fd)
+    target = os.open(target_name or name, flags, 0o644, dir_fd=target_fd)
     with os.fdopen(source, "rb") as reader, os.fdopen(target, "wb") as writer:
         for block in iter(lambda: reader.read(1 << 20), b""):
             writer.write(block)

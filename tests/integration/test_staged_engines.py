@@ -13,6 +13,7 @@ import shutil
 import pytest
 
 from controller import signing
+from controller.store import EngineStore
 
 from .test_deploy_engines import _upgrade_l4t, current_of, device_file, statuses
 
@@ -169,3 +170,29 @@ def test_a_store_entry_signed_by_another_key_is_refused(fleet, runners, tmp_path
         assert not device_file(fleet, host, "{}/{}/current".format(ROOT, MODEL)).exists()
     assert deployer.run(extra_vars=STAGE).returncode == 0
     shutil.rmtree(str(tmp_path / "other"))
+
+
+@pytest.mark.fleet
+def test_a_rotated_key_reaches_the_devices_and_the_old_one_counts_until_its_day(
+        fleet, runners):
+    _, deployer = runners
+    old = signing.load_signer(deployer.signing_key, create=False).key_id
+    signing.rotate(deployer.signing_key, "2099-12-31")
+    new = signing.load_signer(deployer.signing_key, create=False).key_id
+    # The store still carries the old key's statements: accepted through their day.
+    run = deployer.run(extra_vars=STAGE)
+    assert run.returncode == 0, run.describe()
+    keyring = json.loads(device_file(fleet, "nano-2", ROOT + "/bin/keys/trusted-keys.json")
+                         .read_text())["keys"]
+    assert keyring[old]["accepted_until"] == "2099-12-31"
+    assert keyring[new]["accepted_until"] is None
+    assert guard(fleet, "nano-2").returncode == 0
+    done = EngineStore(deployer.store, signing_key=deployer.signing_key).repair()
+    assert any(line.startswith("re-signed {}/{}".format(NEW, MODEL)) for line in done), done
+    # The next deploy brings the new statements to the devices.
+    run = deployer.run(extra_vars=STAGE)
+    assert run.returncode == 0, run.describe()
+    statement = json.loads(device_file(fleet, "nano-2", staged_dir(NEW) + "/statement.json")
+                           .read_text())
+    assert statement["key_id"] == new
+    assert guard(fleet, "nano-2").returncode == 0

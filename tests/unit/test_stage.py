@@ -185,3 +185,31 @@ def test_stage_platforms_that_are_not_platform_ids_are_named_with_the_fix(value)
     (problem,) = settings_problems("nano-1", {"engine_deploy_stage_platforms": value})
     assert "host 'nano-1', key 'engine_deploy_stage_platforms'" in problem
     assert "is not a list of platform_ids" in problem and "python3 -m builder platform" in problem
+
+
+def test_a_re_signed_statement_renews_the_running_engines_own(device):
+    """After a key rotation and store repair, the statement of the engine current runs is
+    pushed alone, checked against that version's manifest, and replaces the old one."""
+    stage(device, CURRENT_ITEM)
+    key_path = device["signer"].key_path
+    old, new = signing.rotate(key_path, "2099-12-31")
+    install_keyring_again = device["root"] / "bin" / "keys" / "trusted-keys.json"
+    install_keyring_again.write_bytes(signing.keyring_path(key_path).read_bytes())
+    version_dir = device["root"] / MODEL / device["version"]
+    payload = json.loads(json.loads((version_dir / "statement.json").read_text())["payload"])
+    pushed = device["root"] / MODEL / ".stage-incoming" / NANO / "fp16-ws512"
+    pushed.mkdir(parents=True)
+    (pushed / "statement.json").write_text(json.dumps(signing.load_signer(key_path).sign(
+        payload)))
+    item = dict(CURRENT_ITEM, statement="pushed", variant="fp16-ws512")
+    assert statuses(stage(device, item)) == {(NANO, "staged")}
+    for directory in (version_dir, device["root"] / MODEL / NANO / "fp16-ws512"):
+        assert json.loads((directory / "statement.json").read_text())["key_id"] == new
+    # A pushed statement for another engine is refused; the version keeps its own.
+    pushed.mkdir(parents=True)
+    (pushed / "statement.json").write_text(json.dumps(signing.load_signer(key_path).sign(
+        dict(payload, engine_sha256=sha(b"another engine")))))
+    (outcome,) = stage(device, item)["staged"]
+    assert outcome["status"] == "refused" and "vouches for engine_sha256" in outcome["detail"]
+    assert json.loads((version_dir / "statement.json").read_text())["key_id"] == new
+    assert old != new
