@@ -213,3 +213,13 @@ def test_a_re_signed_statement_renews_the_running_engines_own(device):
     assert outcome["status"] == "refused" and "vouches for engine_sha256" in outcome["detail"]
     assert json.loads((version_dir / "statement.json").read_text())["key_id"] == new
     assert old != new
+
+
+@pytest.mark.parametrize("platform_id, tensorrt", [
+    ("jetson-nano_l4t32.7.1_trt8.2.1", "8.2.1"), ("jetson-agx-orin_l4t36.4.3_trt10.3.0", "10.3.0"),
+    ("jetson-nano_l4t32.7.1_trtnone", None), ("../etc", None), ("x_trt8.2.1\n", None)])
+def test_the_tensorrt_of_a_platform_id_is_what_make_platform_id_put_there(platform_id, tensorrt):
+    from builder.platform.detect import make_platform_id, tensorrt_of_platform_id  # noqa: PLC0415
+
+    assert tensorrt_of_platform_id(platform_id) == tensorrt
+    assert tensorrt_of_platform_id(make_platform_id("jetson-tx2", "32.3.1", "6.0.1")) == "6.0.1"
