@@ -83,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             for path, problem in sorted(onnx_exports.export_problems(engine_store).items())]
         for line in problems:
             print(line)
+        key = "" if args.signing_key == str(DEFAULT_KEY) else " --signing-key {}".format(
+            args.signing_key)
         print("{}: {}".format(engine_store.root, "{} problem(s); run: python3 -m controller "
-                              "store repair {}".format(len(problems), args.dir) if problems
+                              "store repair {}{}".format(len(problems), args.dir, key) if problems
                               else "healthy"))
         return 1 if problems else 0
     done = engine_store.repair() + onnx_exports.remove_broken_exports(engine_store)

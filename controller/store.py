@@ -648,7 +648,11 @@ class EngineStore:
             try:
                 self.keyring()
             except signing.SigningError as error:
-                problems.append("statements not checked: {}".format(error))
+                signers = self._statement_key_ids()
+                problems.append("statements not checked: {}{}".format(error, (
+                    "; the entries are signed by key(s) {}".format(", ".join(sorted(signers)))
+                    if signers else "; no entry is signed yet: store repair creates the key "
+                    "and signs every intact entry")))
                 signed = False
         for rel in sorted(fresh["entries"]):
             entry = self.lookup(fresh["entries"][rel]["build_key"])
@@ -666,11 +670,22 @@ class EngineStore:
         problems += ["left over by an interrupted run: {}".format(p) for p in self.leftovers()]
         return problems
 
+    def _statement_key_ids(self) -> set[str]:
+        """The keys named by the statements of the store's entries."""
+        found = set()
+        for directory in self._manifest_dirs():
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                key_id = json.loads((directory / STATEMENT_NAME).read_text(
+                    encoding="utf-8")).get("key_id")
+                if isinstance(key_id, str):
+                    found.add(key_id)
+        return found
+
     def _repair_statement(self, rel: str, entry: StoreEntry) -> list[str]:
         """Re-sign an entry (its engine matched its manifest) whose statement is missing or
         signed by a retired key of our keyring; quarantine one signed by a key we do not
         know, altered, or vouching for another engine."""
-        current = signing.load_signer(self.signing_key or "")
+        current = signing.load_signer(self.signing_key or "", create=False)
         problem = self.statement_problem(entry)
         if problem is None:
             document = json.loads((entry.dir / STATEMENT_NAME).read_text(encoding="utf-8"))
@@ -697,13 +712,28 @@ class EngineStore:
                 done.append("removed {}".format(path))
             hosts = self._previous_hosts()
             self._index = self.build_index(hosts)
+        signed = self.signing_key is not None
+        if signed:
+            try:  # a wrong --signing-key must not quarantine the store's entries
+                self.keyring()
+                signing.load_signer(self.signing_key or "", create=False)
+            except signing.SigningError as error:
+                signers = self._statement_key_ids()
+                if signers or signing.keyring_path(Path(self.signing_key or "")).exists():
+                    done.append("statements not repaired: {}; the entries are signed by key(s) "
+                                "{}: give --signing-key of the key that signed them".format(
+                                    error, ", ".join(sorted(signers)) or "none"))
+                    signed = False
+                else:  # nothing signed yet: the key's first use
+                    done.append("created the signing key {} (key {})".format(
+                        self.signing_key, signing.load_signer(self.signing_key or "").key_id))
         for rel, summary in sorted(self._index["entries"].items()):
             entry = self.lookup(summary["build_key"])
             reason = self.verify(entry, full=True) if entry else "unreadable"
             if reason and entry:
                 done.append("quarantined {}: {} ({})".format(rel, reason,
                                                              self.quarantine(entry, reason)))
-            elif entry and self.signing_key is not None:
+            elif entry and signed:
                 done += self._repair_statement(rel, entry)
         with self.locked():
             if self._write_index(self.build_index(hosts)):

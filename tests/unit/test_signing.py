@@ -181,3 +181,30 @@ def test_check_without_the_keyring_says_which_key_to_give(tmp_path):
                        str(tmp_path / "nowhere" / "key"))
     assert checked.returncode == 1
     assert "statements not checked: there is no keyring" in checked.stdout
+
+
+def test_repair_with_a_wrong_key_touches_no_statement(signed_store, tmp_path):
+    store, entry, key = signed_store
+    wrong = EngineStore(store.root, signing_key=tmp_path / "typo" / "engine-signing.key")
+    done = wrong.repair()
+    assert any(line.startswith("statements not repaired: there is no keyring") and
+               "signed by key(s) {}".format(signing.load_signer(key).key_id) in line
+               for line in done), done
+    assert not any(line.startswith("quarantined") for line in done), done
+    assert not (tmp_path / "typo").exists(), "no key is created by repair"
+    assert store.check() == []
+    checked = run_tool("store", "check", str(store.root), "--signing-key", str(tmp_path / "x"))
+    assert "store repair {} --signing-key {}".format(store.root, tmp_path / "x") in \
+        checked.stdout
+
+
+def test_repair_of_a_store_signed_by_no_key_creates_the_key_and_signs(tmp_path):
+    store = EngineStore(tmp_path / "store")
+    file_engine(store)  # filed before signing existed
+    key = tmp_path / "keys" / "engine-signing.key"
+    checked = run_tool("store", "check", str(store.root), "--signing-key", str(key))
+    assert "no entry is signed yet: store repair creates the key" in checked.stdout
+    repaired = run_tool("store", "repair", str(store.root), "--signing-key", str(key))
+    assert "created the signing key {}".format(key) in repaired.stdout, repaired.stdout
+    assert "re-signed {}/ssd/{}".format(PLATFORM, VARIANT) in repaired.stdout
+    assert run_tool("store", "check", str(store.root), "--signing-key", str(key)).returncode == 0
