@@ -77,7 +77,9 @@ def plan_model(host: str, model: str, key: str, platform_id: str, *, installed: 
                            current.get("version"), current["platform_id"], platform_id)
         return dict(entry, action="refused", reason="{}: it keeps {}. Fix: {}".format(
             reason, current.get("version") or "no engine", REBUILD_FIX.format(host=host)))
-    if current.get("build_key") == key and current.get("engine_sha256") == found.engine_sha256:
+    damaged = current.get("intact") is False  # altered on the device: pushed again
+    if current.get("build_key") == key and current.get("engine_sha256") == found.engine_sha256 \
+            and not damaged:
         return dict(entry, action="up_to_date", version=current.get("version"))
     why = entry_problem(store, found, verified)
     if why:
@@ -85,7 +87,8 @@ def plan_model(host: str, model: str, key: str, platform_id: str, *, installed: 
             why, current.get("version") or "no engine"))
     version = version_name(key, found.engine_sha256)
     return dict(entry, action="deploy", version=version, engine_sha256=found.engine_sha256,
-                variant=found.variant, push=version not in (installed.get("versions") or []),
+                variant=found.variant, push=version not in (installed.get("versions") or [])
+                or (damaged and current.get("version") == version),
                 store_engine=str(found.engine_path), store_manifest=str(found.manifest_path),
                 store_statement=str(found.dir / STATEMENT))
 

@@ -147,14 +147,16 @@ def _installed_version(value: object, what: str, source: str) -> dict[str, Any] 
     if not isinstance(version, str) or not trust.DEPLOY_VERSION.match(version):
         raise trust.Untrusted("{} sent {} version {!r}: not a version name".format(
             source, what, trust.shown(version)))
-    checked = {"version": version,
-               "engine_file": trust.text(value.get("engine_file"), what + " engine_file",
-                                         source)}
+    checked: dict[str, Any] = {
+        "version": version,
+        "engine_file": trust.text(value.get("engine_file"), what + " engine_file", source)}
     for key in ("build_key", "engine_sha256"):
         checked[key] = None if value.get(key) is None else trust.sha256_text(
             value.get(key), "{} {}".format(what, key), source)
     checked["platform_id"] = None if value.get("platform_id") is None else trust.component(
         value.get("platform_id"), what + " platform_id", source)
+    if "intact" in value:  # current only: its engine hashed on the device
+        checked["intact"] = value.get("intact") is not False
     return checked
 
 

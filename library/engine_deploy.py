@@ -17,6 +17,7 @@ from ansible.module_utils.trt_deploy import (
     CURRENT,
     DEPLOY_VENV,
     DEPLOY_WHEELS,
+    DIR_FLAGS,
     GUARD_DIR,
     INCOMING,
     MANIFEST,
@@ -477,14 +478,36 @@ def prepare(module, params):
             "msg": "ready: {}".format(", ".join(str(i.get("model")) for i in params["prepare"]))}
 
 
-def _source(model_fd, model, model_dir, version, removed, *, check_mode=False):
-    """(fd, path, pushed) of what to install: the intact version directory, else the pushed
-    copy in .incoming; a version-named link is removed first (not in check mode)."""
+def _damaged_and_pushed_again(model_fd, model, version, engine_sha256):
+    """The installed version's engine no longer has ``engine_sha256`` (altered on the device)
+    and the deploy pushed it again to .incoming/<version>/."""
+    if not engine_sha256 or kind_at(model_fd, INCOMING) != "dir":
+        return False
+    incoming_fd = os.open(INCOMING, DIR_FLAGS, dir_fd=model_fd)
+    try:
+        if kind_at(incoming_fd, version) != "dir":
+            return False
+    finally:
+        os.close(incoming_fd)
+    version_fd = os.open(version, DIR_FLAGS, dir_fd=model_fd)
+    try:
+        actual = sha256_fd(open_file_at(version_fd, engine_name(model), version))
+    finally:
+        os.close(version_fd)
+    return actual != engine_sha256
+
+
+def _source(model_fd, model, model_dir, version, removed, *, check_mode=False,
+            engine_sha256=None):
+    """(fd, path, pushed) of what to install: the intact version directory (unless its engine
+    was altered and pushed again), else the pushed copy in .incoming; a version-named link is
+    removed first (not in check mode)."""
     if kind_at(model_fd, version) == "link":
         removed.append(describe_link(os.path.join(model_dir, version), model_fd, version))
         if not check_mode:
             os.unlink(version, dir_fd=model_fd)
-    if intact_version_at(model_fd, version, model):
+    if intact_version_at(model_fd, version, model) and not _damaged_and_pushed_again(
+            model_fd, model, version, engine_sha256):
         path = os.path.join(model_dir, version)
         return open_dir_at(model_fd, version, path), path, False
     incoming_dir = os.path.join(model_dir, INCOMING)
@@ -529,7 +552,8 @@ def install(module, params):
                            "nothing to install: {} does not exist".format(root))
     try:
         source_fd, source_path, pushed = _source(model_fd, model, model_dir, version, removed,
-                                                 check_mode=module.check_mode)
+                                                 check_mode=module.check_mode,
+                                                 engine_sha256=params["engine_sha256"])
         # What current names counts only when it is an intact version: a current naming a
         # version that was a planted link (just removed) runs nothing.
         current = link_version_at(model_fd, CURRENT)
@@ -548,7 +572,7 @@ def install(module, params):
                 "engine_file": engine_name(model)})
         finally:
             os.close(source_fd)
-        if current == version:
+        if current == version and not pushed:
             return dict(result, changed=bool(removed),
                         msg="{} already runs {}".format(model, version))
         if module.check_mode:

@@ -284,10 +284,28 @@ def version_summary_at(model_fd, version, model):
     return summary
 
 
+def current_summary_at(model_fd, model):
+    """version_summary_at of current, with ``intact``: its engine's bytes (hashed, no link
+    followed) still have the manifest's sha256 (an engine altered on the device is not)."""
+    summary = version_summary_at(model_fd, link_version_at(model_fd, CURRENT), model)
+    if summary is None:
+        return None
+    fd = os.open(summary["version"], DIR_FLAGS, dir_fd=model_fd)
+    try:
+        actual = sha256_fd(open_file_at(fd, engine_file_name(model), model))
+    except (OSError, PlantedLink):
+        actual = None
+    finally:
+        os.close(fd)
+    summary["intact"] = actual is not None and actual == summary.get("engine_sha256")
+    return summary
+
+
 def model_state_at(model_fd, model, model_dir):
-    """What is installed for one model, read from links and manifests only (no hashing)."""
+    """What is installed for one model, read from links and manifests (the current engine
+    and the staged ones hashed: jetson_facts reports this for deploy runs only)."""
     return {
-        "current": version_summary_at(model_fd, link_version_at(model_fd, CURRENT), model),
+        "current": current_summary_at(model_fd, model),
         "previous": version_summary_at(model_fd, link_version_at(model_fd, PREVIOUS), model),
         "versions": versions_at(model_fd, model),
         "links": planted_links_at(model_fd, model_dir),

@@ -146,6 +146,19 @@ def test_a_tampered_engine_is_refused_and_the_next_deploy_restores_it(fleet, run
 
 
 @pytest.mark.fleet
+def test_an_altered_running_engine_is_deployed_again(fleet, runners):
+    _, deployer = runners
+    version, good, _ = current_of(fleet, "nano-1", MODEL)
+    engine = device_file(fleet, "nano-1", "{}/{}/{}/TRT_{}.bin".format(ROOT, MODEL, version,
+                                                                      MODEL))
+    engine.write_bytes(good[:-8] + b"tampered")
+    run = deployer.run(extra_vars=STAGE)
+    assert run.returncode == 0, run.describe()
+    assert statuses(run)[("nano-1", MODEL)] == "deployed", run.describe()
+    assert current_of(fleet, "nano-1", MODEL)[:2] == (version, good)
+
+
+@pytest.mark.fleet
 def test_a_store_entry_signed_by_another_key_is_refused(fleet, runners, tmp_path):
     builder, deployer = runners
     (entry,) = (deployer.store / NEW / MODEL).iterdir()

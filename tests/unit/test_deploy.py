@@ -80,7 +80,8 @@ def test_switch_link_replaces_current_atomically_and_state_reads_it(tmp_path):
     assert list(state) == [MODEL]
     assert state[MODEL]["current"] == {
         "version": "bbbbbbbbbbbb-222222222222", "build_key": "k2", "platform_id": NANO,
-        "engine_sha256": "ek2", "engine_file": "TRT_{}.bin".format(MODEL)}
+        "engine_sha256": "ek2", "engine_file": "TRT_{}.bin".format(MODEL),
+        "intact": False}  # hashed: "ek2" is not the engine's sha256
     assert state[MODEL]["previous"] is None
     assert sorted(state[MODEL]["versions"]) == ["aaaaaaaaaaaa-111111111111",
                                                 "bbbbbbbbbbbb-222222222222"]

@@ -223,3 +223,25 @@ def test_the_tensorrt_of_a_platform_id_is_what_make_platform_id_put_there(platfo
 
     assert tensorrt_of_platform_id(platform_id) == tensorrt
     assert tensorrt_of_platform_id(make_platform_id("jetson-tx2", "32.3.1", "6.0.1")) == "6.0.1"
+
+
+def test_an_altered_running_engine_is_refused_then_restored_from_a_new_push(device):
+    root, version = device["root"], device["version"]
+    engine = root / MODEL / version / ENGINE
+    engine.write_bytes(b"SIMULATED altered")
+    state = TRT_DEPLOY.install_state(str(root))[MODEL]["current"]
+    assert state["version"] == version and state["intact"] is False
+    # The plan pushes it again (controller/deploy_plan.py) ...
+    from .test_deploy import make_store, plan_for  # noqa: PLC0415
+
+    store = device["tmp"] / "store" / "engines"
+    make_store(store, NANO, MODEL, b"SIMULATED engine one", key_of("k1"))
+    plan = plan_for(key_of("k1"), NANO, {"current": state, "versions": [version]}, store)
+    assert plan["action"] == "deploy" and plan["push"] and plan["version"] == version
+    # ... and the module installs the pushed copy over the altered one, verified.
+    _, params = push(root, b"SIMULATED engine one", key_of("k1"))
+    result = DEPLOY.install(Runner(device["tmp"]), params)
+    assert result["changed"] and result["verify"]["ok"]
+    assert engine.read_bytes() == b"SIMULATED engine one"
+    assert os.readlink(str(root / MODEL / "current")) == version
+    assert TRT_DEPLOY.install_state(str(root))[MODEL]["current"]["intact"] is True
