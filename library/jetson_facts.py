@@ -180,6 +180,8 @@ ansible_facts:
               description) and is not entered.
             - C(staged) - platform_id -> variant -> C(engine_sha256) and C(key_id) as the
               staged statement says, and C(intact) (the engine's bytes hashed match it).
+            - C(current) also has C(intact) - its engine's bytes hashed still have its
+              manifest's sha256.
           type: dict
         links:
           description: C(.deploy-venv), C(.deploy-wheels) or C(bin) when they are links.
