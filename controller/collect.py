@@ -60,10 +60,12 @@ def fetchable(found: list[dict[str, Any]], models: list[str], host_plan: dict[st
 
 
 def file_host_engines(store_dir: str, host: str, models: list[str], host_plan: dict[str, Any],
-                      *, limits: dict[str, int], check_mode: bool
+                      *, limits: dict[str, int], check_mode: bool,
+                      signing_key: str | None = None
                       ) -> tuple[dict[str, str], dict[str, str]]:
-    """({model: store path}, {model: why refused}); the staging area is gone afterwards."""
-    store = EngineStore(store_dir)
+    """({model: store path}, {model: why refused}); the staging area is gone afterwards.
+    Each filed engine's statement is signed with ``signing_key`` (engine_signing_key)."""
+    store = EngineStore(store_dir, signing_key=signing_key)
     staging = store.staging_dir(host)
     filed: dict[str, str] = {}
     refused: dict[str, str] = {}

@@ -12,18 +12,32 @@ the device keeps its engine) and, with rollback, ``rollback``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from builder import __version__ as BUILDER_VERSION
-from module_utils.trt_deploy import version_name
+from builder.platform.detect import tensorrt_of_platform_id
+from module_utils.trt_deploy import GUARD_DIR, STATEMENT, version_name
 
-from . import guards, trust
+from . import guards, signing, trust
 from .device import DevicePlatform, deployed_models, device_platform, platform_disagreement
 from .keys import host_build_keys
 from .plan import builder_source_digest, confirmation_due
 from .selection import HostSelection
-from .store import EngineStore
+from .store import EngineStore, StoreEntry
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+# The guard <root>/bin/trt-engine-path (roles/engine_deploy/tasks/guard.yml): these repository
+# files at the same relative paths under <root>/bin/lib/ (the builder's own platform
+# detection, not a copy of it), and the launcher made from GUARD_TEMPLATE.
+GUARD_FILES = ("module_utils/trt_engine_guard.py", "module_utils/trt_signature.py",
+               "module_utils/trt_deploy.py", "builder/__init__.py", "builder/errors.py",
+               "builder/platform/__init__.py", "builder/platform/detect.py")
+GUARD_TEMPLATE = "roles/engine_deploy/templates/trt-engine-path.j2"
+STAGE_SETTING = "engine_deploy_stage_platforms"
 
 REBUILD_FIX = ("run build_engines.yml (e.g. ansible-playbook build_engines.yml -i <inventory> "
                "--limit {host}) to build it, then deploy again")
@@ -46,6 +60,10 @@ def plan_model(host: str, model: str, key: str, platform_id: str, *, installed: 
     ``verified``: cache build_key -> verify() result, so each store engine is hashed once."""
     current = installed.get("current") or {}
     entry = dict(_from(current), build_key=key, platform_id=platform_id, push=False)
+    if model == GUARD_DIR:
+        return dict(entry, action="refused", reason=(
+            "<install root>/{} holds the guard trt-engine-path, a model cannot be installed "
+            "there: rename the model in the catalog".format(GUARD_DIR)))
     if installed.get("link"):
         return dict(entry, action="refused", reason="{}: nothing was pushed. {}".format(
             installed["link"], LINK_FIX))
@@ -59,28 +77,60 @@ def plan_model(host: str, model: str, key: str, platform_id: str, *, installed: 
                            current.get("version"), current["platform_id"], platform_id)
         return dict(entry, action="refused", reason="{}: it keeps {}. Fix: {}".format(
             reason, current.get("version") or "no engine", REBUILD_FIX.format(host=host)))
-    if current.get("build_key") == key and current.get("engine_sha256") == found.engine_sha256:
+    damaged = current.get("intact") is False  # altered on the device: pushed again
+    if current.get("build_key") == key and current.get("engine_sha256") == found.engine_sha256 \
+            and not damaged:
         return dict(entry, action="up_to_date", version=current.get("version"))
-    if confirmation_due(found, host):
-        return dict(entry, action="refused", reason=(
-            "the store's engine for its build key {} was built on {} and no second device of "
-            "platform {} has verified it yet: until one has, it goes to {} only; it keeps {}. "
-            "Fix: run build_engines.yml with {} and this host in the run (e.g. --limit {},{}): "
-            "this host verifies it, then deploy again").format(
-                key[:12], found.built_on, platform_id, found.built_on,
-                current.get("version") or "no engine", found.built_on, found.built_on, host))
-    if key not in verified:
-        verified[key] = store.verify(found, full=True)  # pushed to devices: hash it
-    if verified[key]:
-        return dict(entry, action="refused", reason=(
-            "store entry {} is corrupt: {}; nothing was pushed, it keeps {}. Fix: run "
-            "build_engines.yml (its plan moves the entry to the store's .quarantine/ and "
-            "rebuilds it), then deploy again").format(
-                found.dir, verified[key], current.get("version") or "no engine"))
+    why = unconfirmed_problem(found, host, platform_id) or entry_problem(store, found, verified)
+    if why:
+        return dict(entry, action="refused", reason="{}; nothing was pushed, it keeps {}".format(
+            why, current.get("version") or "no engine"))
     version = version_name(key, found.engine_sha256)
     return dict(entry, action="deploy", version=version, engine_sha256=found.engine_sha256,
-                variant=found.variant, push=version not in (installed.get("versions") or []),
-                store_engine=str(found.engine_path), store_manifest=str(found.manifest_path))
+                variant=found.variant, push=version not in (installed.get("versions") or [])
+                or (damaged and current.get("version") == version),
+                store_engine=str(found.engine_path), store_manifest=str(found.manifest_path),
+                store_statement=str(found.dir / STATEMENT))
+
+
+def unconfirmed_problem(found: StoreEntry, host: str, platform_id: str) -> str | None:
+    """Why a platform's engine may not go to ``host`` yet: no second device of the platform
+    verified it (controller/plan.py confirmation_due), so it goes to its builder only."""
+    if not confirmation_due(found, host):
+        return None
+    return ("the store's engine for its build key {} was built on {} and no second device of "
+            "platform {} has verified it yet: until one has, it goes to {} only. Fix: run "
+            "build_engines.yml with {} and this host in the run (e.g. --limit {},{}): this host "
+            "verifies it, then deploy again").format(
+                found.build_key[:12], found.built_on, platform_id, found.built_on,
+                found.built_on, found.built_on, host)
+
+
+def entry_problem(store: EngineStore, found: StoreEntry, verified: dict[str, str | None]
+                  ) -> str | None:
+    """Why a store entry must not reach a device (its engine does not match its manifest, or
+    its statement is missing, altered or signed by a key the fleet does not accept), with
+    the fix; None when it may. Cached per build key in ``verified``."""
+    key = found.build_key
+    if key not in verified:
+        corrupt = store.verify(found, full=True)  # pushed to devices: hash it
+        if corrupt:
+            verified[key] = (
+                "store entry {} is corrupt: {}. Fix: run build_engines.yml (its plan moves "
+                "the entry to the store's .quarantine/ and rebuilds it), then deploy again"
+                .format(found.dir, corrupt))
+        else:
+            try:
+                unsigned: object = store.statement_problem(found)
+            except signing.SigningError as error:
+                unsigned = error
+            verified[key] = None if unsigned is None else (
+                "store entry {} has no valid statement: {}. Fix: python3 -m controller store "
+                "check {} names every such entry; store repair re-signs those of an intact "
+                "engine with a missing or retired-key statement and quarantines the others "
+                "(rebuilt by the next build_engines.yml)".format(found.dir, unsigned,
+                                                                  store.root))
+    return verified[key]
 
 
 def plan_rollback(model: str, platform_id: str, installed: dict[str, Any]) -> dict[str, Any]:
@@ -151,6 +201,12 @@ def settings_problems(host: str, host_vars: Mapping[str, Any]) -> list[str]:
                 host, "engine_deploy_install_root", "{}: the deploy creates, switches and "
                 "prunes directories there".format(why), "Give the engines a directory of "
                 "their own, e.g. /opt/trt-engines."))
+    targets = host_vars.get(STAGE_SETTING) or []
+    if targets and not stage_targets(host_vars):
+        problems.append(_problem(host, STAGE_SETTING, "{!r} is not a list of platform_ids"
+                                 .format(targets), "List platform_ids as the store names them "
+                                 "(e.g. jetson-agx-xavier_l4t35.4.1_trt8.5.2: python3 -m builder "
+                                 "platform on a device of that JetPack prints it), or [] ."))
     problems += _check_action(
         host, "engine_deploy_restart", host_vars.get("engine_deploy_restart"),
         ("systemd", "command"), "Write {systemd: <unit>} or {command: <command line>}, or null.")
@@ -159,6 +215,17 @@ def settings_problems(host: str, host_vars: Mapping[str, Any]) -> list[str]:
         "Write {command: <command line>} or {url: http://...}, optionally with retries and "
         "delay, or null.")
     return problems
+
+
+def stage_targets(host_vars: Mapping[str, Any]) -> list[str]:
+    """The host's engine_deploy_stage_platforms when it is a list of platform_ids, else []
+    (settings_problems names it)."""
+    targets = host_vars.get(STAGE_SETTING) or []
+    if isinstance(targets, list) and all(
+            isinstance(p, str) and trust.PATH_COMPONENT.match(p) and tensorrt_of_platform_id(p)
+            for p in targets):
+        return list(targets)
+    return []
 
 
 def plan_line(host: str, model: str, item: dict[str, Any]) -> str:
@@ -187,16 +254,170 @@ def _checked_device(host: str, answer: dict[str, Any], selection: HostSelection
     return device, deployed, ""
 
 
+def _stage_host(host_vars: Mapping[str, Any], models: dict[str, dict[str, Any]], *,
+                deployed: dict[str, dict[str, Any]], answer: dict[str, Any],
+                context: dict[str, Any]) -> dict[str, Any]:
+    """The host's staging (engine_deploy state=stage) and guard install: {stage,
+    stage_files, stage_view, stage_platforms, guard, device_work}."""
+    items, files, view = [], [], {}
+    needed = False
+    for model, item in sorted(models.items()):
+        if item["action"] == "refused" and (deployed.get(model) or {}).get("link"):
+            continue  # a model directory that is a link: nothing is written there
+        staging = stage_model(model, item, deployed.get(model) or {}, context=context)
+        items += staging["items"]
+        files += staging["files"]
+        view[model] = staging["view"]
+        needed = needed or staging["needed"]
+    python = str(host_vars.get("engine_deploy_system_python") or "/usr/bin/python3")
+    marker = {"guard_digest": guard_digest(python), "keyring_sha256": context["keyring_sha256"]}
+    found = (answer.get("jetson_deployed") or {}).get("guard_marker")
+    # Without a keyring (nothing was ever signed) every entry is refused: nothing to install.
+    install = found != marker and context["keyring_sha256"] is not None
+    work = [m for m, item in models.items() if item["action"] in ("deploy", "rollback")]
+    prepare_stage = sorted({(f["model"], f["platform_id"], f["variant"]) for f in files})
+    return {"stage": items, "stage_files": files, "stage_view": view,
+            "prepare_stage": [{"model": m, "platform_id": p, "variant": v}
+                              for m, p, v in prepare_stage],
+            "stage_platforms": list(context["targets"]),
+            "guard": {"install": install, "marker": marker, "python": python},
+            "device_work": bool(work) or needed or install}
+
+
 class DeploySettingsError(Exception):
     """engine_deploy_* settings that are wrong; every problem with its fix."""
 
 
+def guard_digest(python: str) -> str:
+    """What the guard installed with ``python`` is made of (its files, the launcher)."""
+    digest = hashlib.sha256(python.encode())
+    for name in GUARD_FILES + (GUARD_TEMPLATE,):
+        digest.update(name.encode() + b"\0" + (REPOSITORY / name).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def statement_key_id(found: StoreEntry) -> str | None:
+    """The key that signed a store entry's statement (None when it has none readable)."""
+    try:
+        document = json.loads((found.dir / STATEMENT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    key_id = document.get("key_id") if isinstance(document, dict) else None
+    return key_id if isinstance(key_id, str) else None
+
+
+def _renewed_statement(item: dict[str, Any], staged: dict[str, Any], platform_id: str,
+                       variant: str, store: EngineStore) -> str | None:
+    """The store entry's statement to push for the engine current runs, when the entry was
+    re-signed with another key than the device's copy carries (and its statement holds)."""
+    if item["action"] != "up_to_date":
+        return None  # a deploy pushes the entry's statement with it; a rollback has none
+    found = store.lookup(item["build_key"])
+    if found is None:  # up to date: current runs this entry's engine
+        return None
+    try:
+        if store.statement_problem(found) is not None:
+            return None
+    except signing.SigningError:
+        return None
+    device_key = ((staged.get(platform_id) or {}).get(variant) or {}).get("key_id")
+    if device_key == statement_key_id(found):
+        return None
+    return str(found.dir / STATEMENT)
+
+
+def _staged_ok(staged: dict[str, Any], platform_id: str, variant: str, sha: str | None,
+               key_id: str | None = None) -> bool:
+    """The device says it has this engine staged, intact (and signed by ``key_id``)."""
+    item = (staged.get(platform_id) or {}).get(variant) or {}
+    return bool(item.get("intact") and sha and item.get("engine_sha256") == sha
+                and (key_id is None or item.get("key_id") == key_id))
+
+
+def stage_model(model: str, item: dict[str, Any], installed: dict[str, Any], *,
+                context: dict[str, Any]) -> dict[str, Any]:
+    """What the stage step does for one model: {items, files, view, needed}. ``item``: the
+    model's deploy action; ``context``: selection, platform_id, targets, catalog, store,
+    verified."""
+    platform_id = context["platform_id"]
+    staged = installed.get("staged") or {}
+    items: list[dict[str, Any]] = []
+    files: list[dict[str, Any]] = []
+    view: dict[str, dict[str, Any]] = {}
+    needed = item["action"] in ("deploy", "rollback")
+    current = installed.get("current") or {}
+    variant = host_build_keys(context["selection"], platform_id, context["catalog"],
+                              tensorrt_of_platform_id(platform_id))[model][1]
+    if item["action"] in ("deploy", "rollback") or (
+            current.get("version") and current.get("platform_id") == platform_id):
+        items.append({"model": model, "platform_id": platform_id, "source": "current"})
+        sha = item.get("engine_sha256") if item["action"] == "deploy" else \
+            current.get("engine_sha256")
+        needed = needed or not _staged_ok(staged, platform_id, variant, sha)
+        view[platform_id] = {"variant": variant, "engine_sha256": sha, "status": "current",
+                             "detail": "the engine current runs"}
+        renewed = _renewed_statement(item, staged, platform_id, variant, context["store"])
+        if renewed is not None:  # re-signed since it was installed (key rotation)
+            items[-1].update(statement="pushed", variant=variant)
+            files.append({"model": model, "platform_id": platform_id, "variant": variant,
+                          "src": renewed})
+            needed = True
+    elif (staged.get(platform_id) or {}).get(variant, {}).get("intact"):
+        # current runs an engine of another platform (an upgrade outside the tool, and no
+        # engine in the store for the new one): what was staged for this one stays.
+        items.append({"model": model, "platform_id": platform_id, "source": "staged",
+                      "variant": variant})
+        view[platform_id] = {"variant": variant, "status": "staged",
+                             "engine_sha256": staged[platform_id][variant]["engine_sha256"],
+                             "detail": "staged before"}
+    for target in context["targets"]:
+        key, variant = host_build_keys(context["selection"], target, context["catalog"],
+                                       tensorrt_of_platform_id(target))[model]
+        found = context["store"].lookup(key)
+        if found is None:
+            view[target] = {"variant": variant, "engine_sha256": None, "status": "not staged",
+                            "detail": "the store has no engine for {} (build key {}): build it "
+                            "on a device already on that JetPack (ansible-playbook "
+                            "build_engines.yml --limit <that device>), then deploy again"
+                            .format(target, key[:12])}
+            if (staged.get(target) or {}).get(variant, {}).get("intact"):
+                # What an earlier deploy staged there stays until the store has a newer one.
+                items.append({"model": model, "platform_id": target, "source": "staged",
+                              "variant": variant})
+                view[target]["detail"] += "; the engine staged before stays"
+            continue
+        why = entry_problem(context["store"], found, context["verified"])
+        if why:
+            view[target] = {"variant": variant, "engine_sha256": found.engine_sha256,
+                            "status": "refused", "detail": why}
+            continue
+        items.append({"model": model, "platform_id": target, "source": "pushed",
+                      "variant": variant, "build_key": key,
+                      "engine_sha256": found.engine_sha256})
+        view[target] = {"variant": variant, "engine_sha256": found.engine_sha256,
+                        "status": "staged", "detail": "build key {}".format(key[:12])}
+        if _staged_ok(staged, target, variant, found.engine_sha256, statement_key_id(found)):
+            items[-1].update(source="staged")
+            continue
+        needed = True
+        files += [{"model": model, "platform_id": target, "variant": variant, "src": str(src)}
+                  for src in (found.engine_path, found.manifest_path, found.dir / STATEMENT)]
+    wanted = {i["platform_id"] for i in items}
+    needed = needed or any(p not in wanted for p in staged)
+    return {"items": items, "files": files, "view": view, "needed": needed}
+
+
 def make_deploy_plan(hosts: list[str], hostvars: Mapping[str, Any], store_dir: str,
-                     rollback: bool, *, check_mode: bool = False
-                     ) -> tuple[dict[str, Any], list[str]]:
-    """(the deploy plan of the batch, its lines) for the hosts with facts. In check mode the
-    store is only read (an unreadable index is rebuilt in memory, not written)."""
-    store = EngineStore(store_dir, read_only=check_mode)
+                     rollback: bool, signing_key: str | None = None, *,
+                     check_mode: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """(the deploy plan of the batch, its lines) for the hosts with facts. ``signing_key``
+    (engine_signing_key): its keyring is what the devices get and what each engine's
+    statement must verify against. In check mode the store is only read (an unreadable index
+    is rebuilt in memory, not written)."""
+    store = EngineStore(store_dir, signing_key=signing_key, read_only=check_mode)
+    keyring_file = signing.keyring_path(store.signing_key) if store.signing_key else None
+    keyring_sha256 = hashlib.sha256(keyring_file.read_bytes()).hexdigest() \
+        if keyring_file and keyring_file.is_file() else None
     verified: dict[str, str | None] = {}
     planned: dict[str, dict[str, Any]] = {}
     lines: list[str] = []
@@ -219,7 +440,9 @@ def make_deploy_plan(hosts: list[str], hostvars: Mapping[str, Any], store_dir: s
                 for model in selection.models}
             lines += [plan_line(host, model, item) for model, item in models.items()]
             planned[host] = {"platform_id": None, "models": models, "work": [], "files": [],
-                             "prepare": []}
+                             "prepare": [], "stage": [], "stage_files": [], "stage_view": {},
+                             "prepare_stage": [], "stage_platforms": [],
+                             "device_work": False, "guard": None}
             continue
         platform_id = device.platform_id
         keys = {} if rollback else host_build_keys(
@@ -237,16 +460,28 @@ def make_deploy_plan(hosts: list[str], hostvars: Mapping[str, Any], store_dir: s
         work = [m for m, item in models.items() if item["action"] in ("deploy", "rollback")]
         files = [{"model": m, "version": item["version"], "src": src}
                  for m, item in sorted(models.items()) if item["push"]
-                 for src in (item["store_engine"], item["store_manifest"])]
+                 for src in (item["store_engine"], item["store_manifest"],
+                             item["store_statement"])]
         # engine_deploy state=prepare: the push's destinations, made without following links.
         prepare = [{"model": m, "version": models[m]["version"] if models[m]["push"] else None}
                    for m in sorted(work)]
         planned[host] = {"platform_id": platform_id, "models": models,
                          "work": sorted(work), "files": files, "prepare": prepare}
+        planned[host].update(_stage_host(host_vars, models, deployed=deployed, answer=answer,
+                                         context={
+            "selection": selection, "platform_id": platform_id, "catalog": checked["catalog"],
+            "store": store, "verified": verified,
+            "targets": [p for p in stage_targets(host_vars) if p != platform_id],
+            "keyring_sha256": keyring_sha256}))
+        lines += ["{:<16} {:<26} staged for {}: {} ({})".format(
+            host, model, target, view["status"], view["variant"])
+            for model, targets in sorted(planned[host]["stage_view"].items())
+            for target, view in sorted(targets.items()) if target != platform_id]
     if problems:
         raise DeploySettingsError("deploy settings: {} problem(s), nothing was changed:\n{}"
                                   .format(len(problems), "\n".join(problems)))
     pending = sum(len(plan["work"]) for plan in planned.values())
     return {"hosts": planned, "pending": pending, "rollback": rollback,
-            "store_dir": store_dir, "builder_version": BUILDER_VERSION,
+            "store_dir": store_dir, "keyring": str(keyring_file) if keyring_file else None,
+            "guard_files": list(GUARD_FILES), "builder_version": BUILDER_VERSION,
             "builder_digest": builder_source_digest()}, lines or ["no host to plan"]

@@ -105,14 +105,45 @@ def switched_outcome(item: dict[str, Any], switch: dict[str, Any], undo: dict[st
         health_failure, change, reason), health=health_failure)
 
 
+def staged_outcomes(plan: dict[str, Any], host_vars: Mapping[str, Any]
+                    ) -> dict[str, dict[str, dict[str, Any]]]:
+    """{model: {platform_id: {variant, engine_sha256, status, detail}}}: what is staged on
+    the host for each platform (the stage step's outcome where it ran, else the plan's view:
+    nothing had to change). Status: current, staged, up to date, not staged, refused."""
+    staged = {model: {platform: dict(view) for platform, view in targets.items()}
+              for model, targets in (plan.get("stage_view") or {}).items()}
+    ran = host_vars.get("engine_deploy_staged")
+    if not isinstance(ran, dict) or ran.get("skipped"):
+        return staged
+    if ran.get("failed") and not ran.get("staged"):
+        for targets in staged.values():
+            for view in targets.values():
+                if view["status"] in ("current", "staged"):
+                    view.update(status="refused", detail="the stage step failed: {}".format(
+                        _one_line(ran.get("msg"))))
+        return staged
+    for outcome in ran.get("staged") or []:
+        if not isinstance(outcome, dict) or outcome.get("status") == "removed":
+            continue
+        targets = staged.setdefault(str(outcome.get("model")), {})
+        view = targets.setdefault(str(outcome.get("platform_id")), {})
+        view.update({key: outcome.get(key) for key in ("status", "detail")})
+        if outcome.get("status") != "refused":
+            view.update(variant=outcome.get("variant"), engine_sha256=outcome.get(
+                "engine_sha256"))
+    return staged
+
+
 def host_outcomes(plan: dict[str, Any], host_vars: Mapping[str, Any], check_mode: bool
                   ) -> dict[str, dict[str, Any]]:
     switches = _by_item(host_vars.get("engine_deploy_switch"))
     undos = _by_item(host_vars.get("engine_deploy_undo"))
     health_failure = _health_failure(host_vars)
     error = host_vars.get("engine_deploy_error")
-    return {model: model_outcome(item, switches.get(model), undos.get(model), health_failure,
-                                 check_mode=check_mode, error=error)
+    staged = staged_outcomes(plan, host_vars)
+    return {model: dict(model_outcome(item, switches.get(model), undos.get(model),
+                                      health_failure, check_mode=check_mode, error=error),
+                        staged=staged.get(model) or {})
             for model, item in sorted(plan["models"].items())}
 
 
@@ -121,8 +152,10 @@ def write_record(store_dir: str, outcomes: dict[str, dict[str, dict[str, Any]]],
     """Merge this batch's outcomes into deployments.json, atomically, under the store lock.
 
     deployments.json = {"format": 1, "hosts": {host: {model: {version, build_key,
-    platform_id, when, health, status, detail, changed_utc}}}}; ``changed_utc`` is when
-    ``current`` last changed (kept from the earlier record when it did not)."""
+    platform_id, when, health, status, detail, staged, changed_utc}}}}; ``staged``:
+    staged_outcomes' {platform_id: {variant, engine_sha256, status, detail}};
+    ``changed_utc`` is when ``current`` last changed (kept from the earlier record when it
+    did not)."""
     store = EngineStore(store_dir)
     path = store.root / RECORD_NAME
     with store.locked():
@@ -144,6 +177,7 @@ def write_record(store_dir: str, outcomes: dict[str, dict[str, dict[str, Any]]],
                     {key: outcome[key] for key in ("version", "build_key", "platform_id",
                                                    "status", "detail")},
                     health=health or outcome["health"],
+                    staged=outcome.get("staged") or {},
                     when=when,
                     changed_utc=when if changed or outcome["version"] != earlier.get(
                         "version") else earlier.get("changed_utc"))

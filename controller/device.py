@@ -22,6 +22,7 @@ from builder.errors import UserError
 from builder.platform import detect
 from builder.trt.adapter import BuildOptions
 from builder.trt.build import check_options_for_engine_path, check_options_for_platform
+from module_utils.trt_signature import KEY_ID_RE
 
 from . import trust
 from .selection import HostSelection
@@ -146,14 +147,48 @@ def _installed_version(value: object, what: str, source: str) -> dict[str, Any] 
     if not isinstance(version, str) or not trust.DEPLOY_VERSION.match(version):
         raise trust.Untrusted("{} sent {} version {!r}: not a version name".format(
             source, what, trust.shown(version)))
-    checked = {"version": version,
-               "engine_file": trust.text(value.get("engine_file"), what + " engine_file",
-                                         source)}
+    checked: dict[str, Any] = {
+        "version": version,
+        "engine_file": trust.text(value.get("engine_file"), what + " engine_file", source)}
     for key in ("build_key", "engine_sha256"):
         checked[key] = None if value.get(key) is None else trust.sha256_text(
             value.get(key), "{} {}".format(what, key), source)
     checked["platform_id"] = None if value.get("platform_id") is None else trust.component(
         value.get("platform_id"), what + " platform_id", source)
+    if "intact" in value:  # current only: its engine hashed on the device
+        checked["intact"] = value.get("intact") is not False
+    return checked
+
+
+def _staged(value: object, what: str, source: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """A model's staged engines as jetson_facts reads them ({platform_id: {variant:
+    {engine_sha256, key_id, intact}}}), checked: names as path components, digests as
+    digests. Only compared with the plan, never a path on the controller."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise trust.Untrusted("{} sent {} staged {!r}: not a mapping".format(
+            source, what, trust.shown(value)))
+    checked: dict[str, dict[str, dict[str, Any]]] = {}
+    for platform_id, variants in value.items():
+        trust.component(platform_id, what + " staged platform_id", source)
+        if not isinstance(variants, dict):
+            raise trust.Untrusted("{} sent {} staged {!r}: not a mapping".format(
+                source, what, trust.shown(variants)))
+        for variant, item in variants.items():
+            trust.component(variant, what + " staged variant", source)
+            if not isinstance(item, dict):
+                raise trust.Untrusted("{} sent {} staged {}/{} {!r}: not a record".format(
+                    source, what, platform_id, variant, trust.shown(item)))
+            sha = item.get("engine_sha256")
+            key_id = item.get("key_id")
+            if key_id is not None and not (isinstance(key_id, str) and KEY_ID_RE.match(key_id)):
+                raise trust.Untrusted("{} sent {} staged key_id {!r}: not a key id".format(
+                    source, what, trust.shown(key_id)))
+            checked.setdefault(platform_id, {})[variant] = {
+                "engine_sha256": None if sha is None else trust.sha256_text(
+                    sha, what + " staged engine_sha256", source),
+                "key_id": key_id, "intact": item.get("intact") is True}
     return checked
 
 
@@ -191,6 +226,7 @@ def deployed_models(host: str, answer: dict[str, Any]) -> dict[str, dict[str, An
             "links": [trust.text(line, what + " link", source, max_length=4200)
                       for line in links],
             "link": trust.text(state.get("link"), what + " link", source, max_length=4200),
+            "staged": _staged(state.get("staged"), what, source),
         }
     return models
 

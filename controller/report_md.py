@@ -259,13 +259,36 @@ def fleet_rows(index: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 FLEET_COLUMNS = ("device", "model", "deployed version", "platform", "status", "health",
-                 "when (UTC)")
+                 "staged (trt-engine-path)", "after a JetPack upgrade to", "when (UTC)")
+# A staged engine trt-engine-path would hand out (controller/deployments.py statuses).
+STAGED_OK = ("current", "staged", "up to date")
+
+
+def _staged_cells(row: dict[str, Any]) -> tuple[str, str]:
+    """(what is staged per platform, what the app gets after an upgrade to each other one)."""
+    found = row.get("staged")
+    staged: dict[str, Any] = found if isinstance(found, dict) else {}
+    here = row.get("platform_id")
+    parts, after = [], []
+    for platform_id, view in sorted(staged.items()):
+        if not isinstance(view, dict):
+            continue
+        ok = view.get("status") in STAGED_OK
+        engine = "{} {}".format(view.get("variant") or "?", str(view.get("engine_sha256")
+                                                              or "")[:12]).strip()
+        parts.append("{}: {}".format(platform_id, engine if ok else "{} ({})".format(
+            view.get("status"), view.get("detail"))))
+        if platform_id != here:
+            after.append("{}: {}".format(platform_id, engine if ok else
+                                         "none, trt-engine-path exits 3"))
+    return "; ".join(parts) or MISSING, "; ".join(after) or MISSING
 
 
 def fleet_cells(row: dict[str, Any]) -> tuple[str, ...]:
+    staged, after = _staged_cells(row)
     return (row["host"], row["model"], text_or_missing(row.get("version")),
             text_or_missing(row.get("platform_id")), text_or_missing(row.get("status")),
-            text_or_missing(row.get("health")), format_utc(row.get("when")))
+            text_or_missing(row.get("health")), staged, after, format_utc(row.get("when")))
 
 
 def engine_store_report(index: dict[str, Any] | None) -> str:

@@ -81,6 +81,10 @@ USER_VARIABLES = (
              "another kind is refused)", example="orin"),
     Variable("engine_store_dir", "path", "artifacts/engines",
              "the engine store on the controller (one for the whole fleet)"),
+    Variable("engine_signing_key", "path", "artifacts/signing/engine-signing.key",
+             "the controller's Ed25519 key that signs each stored engine's statement (created "
+             "on first use, mode 0600, never sent to a device; trusted-keys.json beside it "
+             "holds the public keys the devices get)"),
     Variable("engine_graph_allowed_dirs", "list", [],
              "extra controller directories that catalog graphs may resolve into (default: "
              "only the catalog's own directory)"),
@@ -90,6 +94,11 @@ USER_VARIABLES = (
     Variable("engine_store_wait_s", "int", 3600,
              "how long a run waits for another run that holds the store; 0: stop at once",
              minimum=0, maximum=86400),
+    Variable("engine_deploy_stage_platforms", "list", [],
+             "platform_ids the devices are about to move to (a JetPack upgrade): "
+             "deploy_engines.yml stages their engines beside the current one, where "
+             "trt-engine-path finds them, without changing what runs",
+             example="[jetson-agx-xavier_l4t35.4.1_trt8.5.2]"),
     Variable("jetson_env_pip_index_url", "str", "",
              "empty: offline devices get the wheels from the controller; or a package index "
              "the devices reach (may hold credentials: never printed)", secret=True),
@@ -112,7 +121,7 @@ RETIRED = {
 }
 # Variables that must be equal on every host of a run (they name controller-side things).
 FLEET_WIDE = ("engine_catalog", "engine_store_dir", "engine_graph_allowed_dirs",
-              "engine_fetch_max_mib", "engine_store_wait_s")
+              "engine_fetch_max_mib", "engine_store_wait_s", "engine_signing_key")
 
 
 def is_int(value: Any) -> bool:

@@ -32,8 +32,10 @@ from typing import IO, Any
 
 from builder.spec.catalog import file_sha256
 from builder.trt.adapter import PRECISION_FROM_TYPES
+from module_utils.trt_deploy import STATEMENT as STATEMENT_NAME
+from module_utils.trt_signature import EXPIRED, MISSING, SignatureProblem
 
-from . import trust
+from . import signing, trust
 from .selection import EngineOptions
 
 INDEX_NAME = "index.json"
@@ -176,10 +178,14 @@ def no_space_message(where: Path, needed: int) -> str:
 
 
 class EngineStore:
-    def __init__(self, root: Path | str, *, read_only: bool = False):
-        """``read_only`` (check mode): an unreadable index is rebuilt in memory, not written."""
+    def __init__(self, root: Path | str, *, read_only: bool = False,
+                 signing_key: Path | str | None = None):
+        """``read_only`` (check mode): an unreadable index is rebuilt in memory, not written.
+        ``signing_key`` (engine_signing_key): entries filed are signed with it (created on
+        first use), and check / repair verify every entry's statement against its keyring."""
         self.root = Path(os.path.abspath(str(root)))
         self.read_only = read_only
+        self.signing_key = Path(os.path.abspath(str(signing_key))) if signing_key else None
         self._index: dict[str, Any] | None = None
         self.notes: list[str] = []  # what the store did by itself (repairs), for the run's output
         # rel -> (engine sha256, stat) of engines verify() hashed; saved by save_verified_stats
@@ -472,8 +478,49 @@ class EngineStore:
                                                                confirmed_by=confirmed)
             index["simulated"] = any(e.get("simulated") for e in index["entries"].values())
             index_changed = self._write_index(index)
+            if self.signing_key is not None:
+                try:
+                    signing.load_signer(self.signing_key)  # created on first use
+                    if self.statement_problem(entry) is not None:
+                        self.sign_entry(entry)
+                except signing.SigningError as error:
+                    raise StoreError("{}: the engine was filed but not signed: {}".format(
+                        source, error)) from error
         return {"changed": changed or index_changed, "path": str(entry_dir),
                 "engine_sha256": manifest["engine_sha256"], "relpath": entry.relpath}
+
+    # -- statements (controller/signing.py) -------------------------------------------------
+    def keyring(self) -> dict[str, tuple[bytes, str | None]]:
+        if self.signing_key is None:
+            raise signing.SigningError("no signing key given to the store")
+        path = signing.keyring_path(self.signing_key)
+        if not path.is_file():
+            raise signing.SigningError(
+                "there is no keyring {} beside the signing key {}: give the key the store's "
+                "engines were signed with (--signing-key, engine_signing_key)".format(
+                    path, self.signing_key))
+        return signing.read_keyring(path)
+
+    def statement_problem(self, entry: StoreEntry, today: str | None = None
+                          ) -> SignatureProblem | None:
+        """Why the entry's statement does not vouch for its manifest's engine (None: it
+        does). The engine's bytes are verify()'s business."""
+        try:
+            signing.check_statement_file(entry.dir / STATEMENT_NAME, self.keyring(),
+                                         signing.expected_fields(entry.manifest, entry.variant),
+                                         today)
+        except SignatureProblem as problem:
+            return problem
+        return None
+
+    def sign_entry(self, entry: StoreEntry) -> None:
+        """Write the entry's statement, signed with the current key (call under the lock,
+        after its engine matched its manifest)."""
+        if self.signing_key is None:
+            raise signing.SigningError("no signing key given to the store")
+        signer = signing.load_signer(self.signing_key)
+        document = signer.sign(signing.statement_payload(entry.manifest, entry.variant))
+        write_json_atomic(entry.dir / STATEMENT_NAME, document)
 
     def _same_entry(self, entry: StoreEntry) -> bool:
         try:
@@ -626,17 +673,63 @@ class EngineStore:
         fresh = self.build_index({})
         problems += self.notes
         self._index = fresh
+        signed = self.signing_key is not None
+        if signed:
+            try:
+                self.keyring()
+            except signing.SigningError as error:
+                signers = self._statement_key_ids()
+                problems.append("statements not checked: {}{}".format(error, (
+                    "; the entries are signed by key(s) {}".format(", ".join(sorted(signers)))
+                    if signers else "; no entry is signed yet: store repair creates the key "
+                    "and signs every intact entry")))
+                signed = False
         for rel in sorted(fresh["entries"]):
             entry = self.lookup(fresh["entries"][rel]["build_key"])
             reason = self.verify(entry, full=True) if entry else "unreadable"
             if reason:
                 problems.append("{}: corrupt: {}".format(rel, reason))
+            elif entry and signed:
+                unsigned = self.statement_problem(entry)
+                if unsigned is not None:
+                    problems.append("{}: statement: {}".format(rel, unsigned))
         if on_disk is not None:
             listed = set((on_disk.get("entries") or {}) if isinstance(on_disk, dict) else {})
             for rel in sorted(listed ^ set(fresh["entries"])):
                 problems.append("index.json and the manifests disagree on {}".format(rel))
         problems += ["left over by an interrupted run: {}".format(p) for p in self.leftovers()]
         return problems
+
+    def _statement_key_ids(self) -> set[str]:
+        """The keys named by the statements of the store's entries."""
+        found = set()
+        for directory in self._manifest_dirs():
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                key_id = json.loads((directory / STATEMENT_NAME).read_text(
+                    encoding="utf-8")).get("key_id")
+                if isinstance(key_id, str):
+                    found.add(key_id)
+        return found
+
+    def _repair_statement(self, rel: str, entry: StoreEntry) -> list[str]:
+        """Re-sign an entry (its engine matched its manifest) whose statement is missing or
+        signed by a retired key of our keyring; quarantine one signed by a key we do not
+        know, altered, or vouching for another engine."""
+        current = signing.load_signer(self.signing_key or "", create=False)
+        problem = self.statement_problem(entry)
+        if problem is None:
+            document = json.loads((entry.dir / STATEMENT_NAME).read_text(encoding="utf-8"))
+            if document.get("key_id") == current.key_id:
+                return []
+            why = "signed by the retired key {}".format(document.get("key_id"))
+        elif problem.kind in (MISSING, EXPIRED):
+            why = str(problem)
+        else:
+            reason = "its statement does not vouch for it: {}".format(problem)
+            return ["quarantined {}: {} ({})".format(rel, reason, self.quarantine(entry, reason))]
+        with self.locked():
+            self.sign_entry(entry)
+        return ["re-signed {} with key {} ({})".format(rel, current.key_id, why)]
 
     def repair(self) -> list[str]:
         """Quarantine corrupt entries, migrate the old layout, rebuild index.json, remove
@@ -647,12 +740,29 @@ class EngineStore:
             done += ["removed {}".format(path) for path in self._remove_leftovers()]
             hosts = self._previous_hosts()
             self._index = self.build_index(hosts)
+        signed = self.signing_key is not None
+        if signed:
+            try:  # a wrong --signing-key must not quarantine the store's entries
+                self.keyring()
+                signing.load_signer(self.signing_key or "", create=False)
+            except signing.SigningError as error:
+                signers = self._statement_key_ids()
+                if signers or signing.keyring_path(Path(self.signing_key or "")).exists():
+                    done.append("statements not repaired: {}; the entries are signed by key(s) "
+                                "{}: give --signing-key of the key that signed them".format(
+                                    error, ", ".join(sorted(signers)) or "none"))
+                    signed = False
+                else:  # nothing signed yet: the key's first use
+                    done.append("created the signing key {} (key {})".format(
+                        self.signing_key, signing.load_signer(self.signing_key or "").key_id))
         for rel, summary in sorted(self._index["entries"].items()):
             entry = self.lookup(summary["build_key"])
             reason = self.verify(entry, full=True) if entry else "unreadable"
             if reason and entry:
                 done.append("quarantined {}: {} ({})".format(rel, reason,
                                                              self.quarantine(entry, reason)))
+            elif entry and signed:
+                done += self._repair_statement(rel, entry)
         with self.locked():
             if self._write_index(self.build_index(hosts)):
                 done.append("rewrote {}".format(self.root / INDEX_NAME))

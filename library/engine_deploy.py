@@ -10,21 +10,29 @@ __metaclass__ = type
 import json
 import os
 import re
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.trt_deploy import (
     CURRENT,
     DEPLOY_VENV,
     DEPLOY_WHEELS,
+    DIR_FLAGS,
+    GUARD_DIR,
     INCOMING,
     MANIFEST,
     PREVIOUS,
+    STAGE_INCOMING,
+    STAGED_NAME_RE,
+    STATEMENT,
     VERSION_RE,
     PlantedLink,
+    copy_file_at,
     describe_link,
     ensure_dir_at,
     fsync_fd,
     intact_version_at,
+    keyring_document_at,
     kind_at,
     link_version,
     link_version_at,
@@ -36,9 +44,12 @@ from ansible.module_utils.trt_deploy import (
     read_json_at,
     remove_at,
     sha256_fd,
+    staged_engine_at,
+    staged_platforms_at,
     switch_link_at,
     versions_at,
 )
+from ansible.module_utils.trt_signature import SignatureProblem, check_statement, parse_keyring
 
 DOCUMENTATION = r"""
 ---
@@ -55,6 +66,17 @@ description:
     C(previous). Older versions beyond O(keep) are removed.
   - C(state=rollback) verifies the version C(previous) points at and swaps C(current) and
     C(previous).
+  - C(state=present) and C(state=rollback) also require the engine's C(statement.json) to be
+    signed by a key of C(<install_root>/bin/keys/trusted-keys.json) (the controller's, pushed
+    by the deploy) and to vouch for this model, platform, build key and sha256
+    (module_utils/trt_signature.py); the device checks it itself.
+  - C(state=stage) installs, per item of O(stage), a verified engine under
+    C(<install_root>/<model>/<platform_id>/<variant>/) (engine, manifest, statement), where
+    the guard C(<install_root>/bin/trt-engine-path) finds it - the engine C(current) runs
+    (C(source=current)) or one pushed for another platform to
+    C(<install_root>/<model>/.stage-incoming/<platform_id>/<variant>/) (C(source=pushed)).
+    A staged engine whose bytes do not match its statement is replaced. Platforms of a model
+    that no item names are removed. C(current) is never touched.
   - C(state=prepare) runs before the push, once for all of a device's models (O(prepare)):
     it makes C(<install_root>/<model>/.incoming/<version>/) real directories (the copy's
     destination) and removes the links planted where the deploy owns the entry (C(.incoming),
@@ -80,8 +102,27 @@ options:
       - C(present) installs O(version); C(rollback) switches back to C(previous);
         C(prepare) readies the push's destinations of O(prepare).
     type: str
-    choices: [present, rollback, prepare]
+    choices: [present, rollback, prepare, stage]
     default: present
+  prepare_stage:
+    description:
+      - With C(state=prepare), the staged pushes' destinations
+        C({model, platform_id, variant}), made real directories
+        (C(<model>/.stage-incoming/<platform_id>/<variant>/)).
+    type: list
+    elements: dict
+    default: []
+  stage:
+    description:
+      - With C(state=stage), C({model, platform_id, source - current, pushed or staged}) and,
+        for C(pushed) and C(staged), C(variant) (and C(build_key), C(engine_sha256) the
+        statement must carry). C(staged) keeps what is staged there, checked again.
+        C(current) with C(statement - pushed) and C(variant): a re-signed statement for the
+        engine current runs was pushed to C(.stage-incoming/<platform_id>/<variant>/); it
+        replaces the version's own once checked.
+    type: list
+    elements: dict
+    default: []
   prepare:
     description:
       - With C(state=prepare), the models about to be deployed, each
@@ -147,13 +188,22 @@ verify:
   description: The verify record (ok, fps, median_ms, problems) of the engine that was checked.
   type: dict
   returned: when verify ran
+staged:
+  description:
+    - With C(state=stage), per item C({model, platform_id, variant, engine_sha256, status,
+      detail}), status C(staged), C(up to date) or C(refused) (with why; what was staged
+      before stays).
+  type: list
+  elements: dict
+  returned: state=stage
 removed_links:
   description: The planted links (and misplaced entries) removed, each with its target.
   type: list
   elements: str
   returned: always
 deploy_failure:
-  description: Which check failed - missing, manifest, sha256, verify, no_previous, link, os.
+  description: Which check failed - missing, manifest, sha256, signature, verify, no_previous,
+    link, os.
   type: str
   returned: failure
 """
@@ -213,6 +263,43 @@ def read_manifest_at(source_fd, source_path):
         raise DeployError("link", "{}: refused, the deploy reads no manifest through a link"
                           .format(describe_link(path, source_fd, MANIFEST)))
     return read_json_at(source_fd, MANIFEST), path
+
+
+def load_keyring(root_fd, root):
+    """The keys the controller's statements may carry (<root>/bin/keys/trusted-keys.json)."""
+    try:
+        document, where = keyring_document_at(root_fd, root)
+        return parse_keyring(document, where)
+    except (OSError, PlantedLink, SignatureProblem) as error:
+        raise DeployError("signature", "the deploy's keyring cannot be read ({}): no engine "
+                          "can be checked; deploy again (it installs the keyring first)"
+                          .format(error)) from error
+
+
+def check_statement_at(source_fd, source_path, keyring, expected):
+    """The payload of the statement beside an engine, which a trusted key signed and which
+    vouches for ``expected``; DeployError 'signature' else."""
+    path = os.path.join(source_path, STATEMENT)
+    if kind_at(source_fd, STATEMENT) == "link":
+        raise DeployError("link", "{}: refused, the deploy reads no statement through a link"
+                          .format(describe_link(path, source_fd, STATEMENT)))
+    try:
+        return check_statement(read_json_at(source_fd, STATEMENT), keyring,
+                               time.strftime("%Y-%m-%d", time.gmtime()), expected, path)
+    except SignatureProblem as problem:
+        raise DeployError("signature", "{}: refused, this engine is not one the controller "
+                          "signed for this device ({})".format(problem, problem.kind)) \
+            from problem
+
+
+def root_keyring(root):
+    root_fd = open_root(root)
+    if root_fd is None:
+        raise DeployError("signature", "{} does not exist".format(root))
+    try:
+        return load_keyring(root_fd, root)
+    finally:
+        os.close(root_fd)
 
 
 def parse_verify(rc, stdout, stderr):
@@ -346,6 +433,25 @@ def _prepare_model(root_fd, root, model, version, removed):
         os.close(model_fd)
 
 
+def _prepare_stage(root_fd, root, item, removed):
+    """<model>/.stage-incoming/<platform_id>/<variant>/ real and empty of links."""
+    model = str(item.get("model"))
+    names = [str(item.get("platform_id")), str(item.get("variant"))]
+    if not all(STAGED_NAME_RE.match(name) for name in names):
+        raise DeployError("manifest", "{!r} is not a platform_id / variant".format(names))
+    model_dir = os.path.join(root, model)
+    fds = [open_model_dir(root_fd, root, model, create=True, removed=removed)]
+    try:
+        path = model_dir
+        for name in [STAGE_INCOMING] + names:
+            path = os.path.join(path, name)
+            fds.append(ensure_dir_at(fds[-1], name, path, removed))
+        _empty_of_links(fds[-1], path, removed)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def prepare(module, params):
     """Before the push: each model's <root>/<model>/.incoming/<version>/ a real, empty-of-links
     directory; planted links where the deploy owns the name removed and named."""
@@ -355,12 +461,14 @@ def prepare(module, params):
         return {"changed": False, "removed_links": removed, "msg": "check mode: nothing done"}
     root_fd = open_root(root, create=True)
     try:
-        for name in (DEPLOY_VENV, DEPLOY_WHEELS):
+        for name in (DEPLOY_VENV, DEPLOY_WHEELS, GUARD_DIR):
             if kind_at(root_fd, name) == "link":
                 removed.append(describe_link(os.path.join(root, name), root_fd, name))
                 os.unlink(name, dir_fd=root_fd)
         for item in params["prepare"]:
             _prepare_model(root_fd, root, item.get("model"), item.get("version"), removed)
+        for item in params.get("prepare_stage") or []:
+            _prepare_stage(root_fd, root, item, removed)
     finally:
         os.close(root_fd)
     for line in removed:
@@ -370,14 +478,36 @@ def prepare(module, params):
             "msg": "ready: {}".format(", ".join(str(i.get("model")) for i in params["prepare"]))}
 
 
-def _source(model_fd, model, model_dir, version, removed, *, check_mode=False):
-    """(fd, path, pushed) of what to install: the intact version directory, else the pushed
-    copy in .incoming; a version-named link is removed first (not in check mode)."""
+def _damaged_and_pushed_again(model_fd, model, version, engine_sha256):
+    """The installed version's engine no longer has ``engine_sha256`` (altered on the device)
+    and the deploy pushed it again to .incoming/<version>/."""
+    if not engine_sha256 or kind_at(model_fd, INCOMING) != "dir":
+        return False
+    incoming_fd = os.open(INCOMING, DIR_FLAGS, dir_fd=model_fd)
+    try:
+        if kind_at(incoming_fd, version) != "dir":
+            return False
+    finally:
+        os.close(incoming_fd)
+    version_fd = os.open(version, DIR_FLAGS, dir_fd=model_fd)
+    try:
+        actual = sha256_fd(open_file_at(version_fd, engine_name(model), version))
+    finally:
+        os.close(version_fd)
+    return actual != engine_sha256
+
+
+def _source(model_fd, model, model_dir, version, removed, *, check_mode=False,
+            engine_sha256=None):
+    """(fd, path, pushed) of what to install: the intact version directory (unless its engine
+    was altered and pushed again), else the pushed copy in .incoming; a version-named link is
+    removed first (not in check mode)."""
     if kind_at(model_fd, version) == "link":
         removed.append(describe_link(os.path.join(model_dir, version), model_fd, version))
         if not check_mode:
             os.unlink(version, dir_fd=model_fd)
-    if intact_version_at(model_fd, version, model):
+    if intact_version_at(model_fd, version, model) and not _damaged_and_pushed_again(
+            model_fd, model, version, engine_sha256):
         path = os.path.join(model_dir, version)
         return open_dir_at(model_fd, version, path), path, False
     incoming_dir = os.path.join(model_dir, INCOMING)
@@ -422,7 +552,8 @@ def install(module, params):
                            "nothing to install: {} does not exist".format(root))
     try:
         source_fd, source_path, pushed = _source(model_fd, model, model_dir, version, removed,
-                                                 check_mode=module.check_mode)
+                                                 check_mode=module.check_mode,
+                                                 engine_sha256=params["engine_sha256"])
         # What current names counts only when it is an intact version: a current naming a
         # version that was a planted link (just removed) runs nothing.
         current = link_version_at(model_fd, CURRENT)
@@ -435,9 +566,13 @@ def install(module, params):
             check_manifest(manifest, manifest_path, model, params["platform_id"],
                            build_key=params["build_key"], engine_sha256=params["engine_sha256"])
             engine_path = check_engine_at(source_fd, manifest, source_path)
+            check_statement_at(source_fd, source_path, root_keyring(root), {
+                "model": model, "platform_id": params["platform_id"],
+                "build_key": params["build_key"], "engine_sha256": params["engine_sha256"],
+                "engine_file": engine_name(model)})
         finally:
             os.close(source_fd)
-        if current == version:
+        if current == version and not pushed:
             return dict(result, changed=bool(removed),
                         msg="{} already runs {}".format(model, version))
         if module.check_mode:
@@ -493,6 +628,10 @@ def rollback(module, params):
             manifest, manifest_path = read_manifest_at(source_fd, directory)
             check_manifest(manifest, manifest_path, model, params["platform_id"])
             engine_path = check_engine_at(source_fd, manifest, directory)
+            check_statement_at(source_fd, directory, root_keyring(root), {
+                "model": model, "platform_id": params["platform_id"],
+                "engine_sha256": manifest.get("engine_sha256"),
+                "engine_file": engine_name(model)})
         finally:
             os.close(source_fd)
         result["version"] = previous
@@ -510,13 +649,219 @@ def rollback(module, params):
         model, current, previous))
 
 
+STAGED_FILES = (MANIFEST, STATEMENT)
+
+
+def _stage_source(model_fd, model_dir, model, item):
+    """(fd, path) of what an item stages: the version current names, the pushed copy, or
+    what is staged there already (source staged: kept, checked again)."""
+    if item.get("source") == "current":
+        version = link_version_at(model_fd, CURRENT)
+        if version is None or not intact_version_at(model_fd, version, model):
+            raise DeployError("missing", "{}: no current engine to stage".format(model_dir))
+        return open_dir_at(model_fd, version, os.path.join(model_dir, version)), \
+            os.path.join(model_dir, version)
+    if item.get("source") == "staged":  # kept where it is, checked again
+        path = os.path.join(model_dir, item["platform_id"], item["variant"])
+        try:
+            platform_fd = open_dir_at(model_fd, item["platform_id"], os.path.dirname(path))
+            try:
+                return open_dir_at(platform_fd, item["variant"], path), path
+            finally:
+                os.close(platform_fd)
+        except OSError as error:
+            raise DeployError("missing", "{}: nothing is staged there ({})".format(
+                path, error)) from error
+    path = os.path.join(model_dir, STAGE_INCOMING, item["platform_id"], item["variant"])
+    try:
+        incoming_fd = open_dir_at(model_fd, STAGE_INCOMING,
+                                  os.path.join(model_dir, STAGE_INCOMING))
+        try:
+            platform_fd = open_dir_at(incoming_fd, item["platform_id"], os.path.dirname(path))
+        finally:
+            os.close(incoming_fd)
+        try:
+            return open_dir_at(platform_fd, item["variant"], path), path
+        finally:
+            os.close(platform_fd)
+    except OSError as error:
+        raise DeployError("missing", "{}: nothing was pushed there ({})".format(path, error)) \
+            from error
+
+
+def _replace_staged(model_fd, model_dir, source, where, removed):
+    """<model>/<platform_id>/<variant>/ replaced by copies of the source's files: built in a
+    hidden directory beside it, then renamed into place (the guard sees the old or the new).
+    ``source``: (fd, path); ``where``: (platform_id, variant, model)."""
+    source_fd, source_path = source
+    platform_id, variant, model = where
+    platform_dir = os.path.join(model_dir, platform_id)
+    platform_fd = ensure_dir_at(model_fd, platform_id, platform_dir, removed)
+    try:
+        fresh = ".new-{}-{}".format(variant, os.getpid())
+        remove_at(platform_fd, fresh)
+        os.mkdir(fresh, 0o755, dir_fd=platform_fd)
+        fresh_fd = open_dir_at(platform_fd, fresh, os.path.join(platform_dir, fresh))
+        try:
+            for name in (engine_name(model),) + STAGED_FILES:
+                copy_file_at(source_fd, fresh_fd, name, os.path.join(source_path, name))
+            fsync_fd(fresh_fd)
+        finally:
+            os.close(fresh_fd)
+        old = ".old-{}-{}".format(variant, os.getpid())
+        if kind_at(platform_fd, variant) != "missing":
+            remove_at(platform_fd, old)
+            os.rename(variant, old, src_dir_fd=platform_fd, dst_dir_fd=platform_fd)
+        os.rename(fresh, variant, src_dir_fd=platform_fd, dst_dir_fd=platform_fd)
+        fsync_fd(platform_fd)
+        remove_at(platform_fd, old)
+    finally:
+        os.close(platform_fd)
+
+
+def _renew_statement(model_fd, model_dir, model, item, keyring):
+    """A statement re-signed on the controller (key rotation, store repair) for the engine
+    current runs, pushed to .stage-incoming/<platform_id>/<variant>/: checked against that
+    version's manifest, then renamed over the version's own statement.json."""
+    version = link_version_at(model_fd, CURRENT)
+    if version is None or not intact_version_at(model_fd, version, model):
+        raise DeployError("missing", "{}: no current engine to stage".format(model_dir))
+    pushed_fd, pushed_path = _stage_source(model_fd, model_dir, model,
+                                           dict(item, source="pushed"))
+    version_path = os.path.join(model_dir, version)
+    version_fd = open_dir_at(model_fd, version, version_path)
+    try:
+        manifest, manifest_path = read_manifest_at(version_fd, version_path)
+        check_manifest(manifest, manifest_path, model, item["platform_id"])
+        check_statement_at(pushed_fd, pushed_path, keyring, {
+            "model": model, "platform_id": item["platform_id"],
+            "engine_file": engine_name(model), "build_key": manifest.get("build_key"),
+            "engine_sha256": manifest.get("engine_sha256")})
+        temporary = ".{}.tmp-{}".format(STATEMENT, os.getpid())
+        remove_at(version_fd, temporary)
+        copy_file_at(pushed_fd, version_fd, STATEMENT, os.path.join(pushed_path, STATEMENT),
+                     target_name=temporary)
+        os.rename(temporary, STATEMENT, src_dir_fd=version_fd, dst_dir_fd=version_fd)
+        fsync_fd(version_fd)
+    finally:
+        os.close(version_fd)
+        os.close(pushed_fd)
+
+
+def _stage_item(model_fd, model_dir, model, item, *, keyring, removed):
+    platform_id = str(item.get("platform_id"))
+    if not STAGED_NAME_RE.match(platform_id) or VERSION_RE.match(platform_id) or \
+            ((item.get("source") != "current" or item.get("statement")) and
+             not STAGED_NAME_RE.match(str(item.get("variant")))):
+        raise DeployError("manifest", "{!r} / {!r} is not a platform_id / variant".format(
+            platform_id, item.get("variant")))
+    if item.get("source") == "current" and item.get("statement") == "pushed":
+        _renew_statement(model_fd, model_dir, model, item, keyring)
+    source_fd, source_path = _stage_source(model_fd, model_dir, model, item)
+    try:
+        expected = {"model": model, "platform_id": platform_id,
+                    "engine_file": engine_name(model)}
+        expected.update((key, item[key]) for key in ("variant", "build_key", "engine_sha256")
+                        if item.get(key))
+        payload = check_statement_at(source_fd, source_path, keyring, expected)
+        manifest, manifest_path = read_manifest_at(source_fd, source_path)
+        check_manifest(manifest, manifest_path, model, platform_id,
+                       build_key=payload["build_key"], engine_sha256=payload["engine_sha256"])
+        check_engine_at(source_fd, manifest, source_path)
+        variant = str(payload.get("variant"))
+        if not STAGED_NAME_RE.match(variant):
+            raise DeployError("signature", "{}: variant {!r} is not a directory name".format(
+                source_path, variant))
+        outcome = {"model": model, "platform_id": platform_id, "variant": variant,
+                   "engine_sha256": payload["engine_sha256"]}
+        target = os.path.join(model_dir, platform_id, variant)
+        existing, same = None, False
+        if kind_at(model_fd, platform_id) == "dir":
+            platform_fd = open_dir_at(model_fd, platform_id, os.path.dirname(target))
+            try:
+                if kind_at(platform_fd, variant) == "dir":
+                    variant_fd = open_dir_at(platform_fd, variant, target)
+                    try:
+                        existing = staged_engine_at(variant_fd, model)
+                        same = read_json_at(variant_fd, STATEMENT) == read_json_at(
+                            source_fd, STATEMENT)
+                    finally:
+                        os.close(variant_fd)
+            finally:
+                os.close(platform_fd)
+        if existing and existing["intact"] and same:
+            return dict(outcome, status="up to date", detail=target, changed=False)
+        _replace_staged(model_fd, model_dir, (source_fd, source_path),
+                        (platform_id, variant, model), removed)
+    finally:
+        os.close(source_fd)
+    detail = "{} from {}".format(target, source_path)
+    if existing and not existing["intact"]:
+        detail = ("refused the staged engine {}: its bytes do not match the sha256 its "
+                  "statement names (altered?); restored it from {}".format(target, source_path))
+    return dict(outcome, status="staged", detail=detail, changed=True)
+
+
+def stage(module, params):
+    """Install each item's verified engine where the guard finds it; one item's refusal does
+    not stop the others (its outcome says why; what was staged there before stays)."""
+    root = params["install_root"]
+    outcomes, removed = [], []
+    if module.check_mode:
+        return {"changed": False, "staged": outcomes, "removed_links": removed,
+                "msg": "check mode: nothing staged"}
+    root_fd = open_root(root)
+    if root_fd is None:
+        raise DeployError("missing", "{} does not exist".format(root))
+    try:
+        keyring = load_keyring(root_fd, root)
+        models = sorted({str(item.get("model")) for item in params["stage"]})
+        for model in models:
+            if model == GUARD_DIR:
+                raise DeployError("link", "{!r} is the guard's directory, not a model".format(
+                    model))
+            model_dir = os.path.join(root, model)
+            model_fd = open_model_dir(root_fd, root, model, create=True, removed=removed)
+            try:
+                items = [item for item in params["stage"] if str(item.get("model")) == model]
+                for item in items:
+                    try:
+                        outcomes.append(_stage_item(model_fd, model_dir, model, item,
+                                                    keyring=keyring, removed=removed))
+                    except DeployError as error:
+                        outcomes.append({"model": model, "platform_id": item.get("platform_id"),
+                                         "variant": item.get("variant"), "changed": False,
+                                         "engine_sha256": item.get("engine_sha256"),
+                                         "status": "refused", "detail": str(error)})
+                wanted = {str(item.get("platform_id")) for item in items}
+                for platform_id in staged_platforms_at(model_fd):
+                    if platform_id not in wanted:
+                        remove_at(model_fd, platform_id)
+                        outcomes.append({"model": model, "platform_id": platform_id,
+                                         "variant": None, "engine_sha256": None,
+                                         "changed": True, "status": "removed",
+                                         "detail": "no longer staged"})
+                remove_at(model_fd, STAGE_INCOMING)
+            finally:
+                os.close(model_fd)
+    finally:
+        os.close(root_fd)
+    for line in removed:
+        module.warn("removed a planted link: {}".format(line))
+    return {"changed": any(o["changed"] for o in outcomes) or bool(removed),
+            "staged": outcomes, "removed_links": removed,
+            "msg": "; ".join("{model} {platform_id}: {status}".format(**o) for o in outcomes)}
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
             "install_root": {"type": "path", "required": True},
             "model": {"type": "str"},
-            "state": {"type": "str", "choices": ["present", "rollback", "prepare"],
+            "state": {"type": "str", "choices": ["present", "rollback", "prepare", "stage"],
                       "default": "present"},
+            "stage": {"type": "list", "elements": "dict", "default": []},
+            "prepare_stage": {"type": "list", "elements": "dict", "default": []},
             "prepare": {"type": "list", "elements": "dict", "default": []},
             "version": {"type": "str"},
             "build_key": {"type": "str"},
@@ -533,10 +878,12 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    what = params["model"] or "prepare"
+    what = params["model"] or params["state"]
     try:
         if params["state"] == "prepare":
             result = prepare(module, params)
+        elif params["state"] == "stage":
+            result = stage(module, params)
         elif params["state"] == "present":
             result = install(module, params)
         else:

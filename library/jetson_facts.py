@@ -25,6 +25,7 @@ from ansible.module_utils.jetson_builder.trt import enginepath
 from ansible.module_utils.trt_deploy import (
     deploy_env_marker,
     file_sha256,
+    guard_marker,
     install_state,
     read_json,
     root_links,
@@ -172,11 +173,19 @@ ansible_facts:
               a C(current) naming no bare version, a version directory that is a link or holds
               one, count as absent. A model directory that is a link has C(link) (its
               description) and is not entered.
+            - C(staged) - platform_id -> variant -> C(engine_sha256) and C(key_id) as the
+              staged statement says, and C(intact) (the engine's bytes hashed match it).
+            - C(current) also has C(intact) - its engine's bytes hashed still have its
+              manifest's sha256.
           type: dict
         links:
-          description: C(.deploy-venv) or C(.deploy-wheels) when they are links (descriptions).
+          description: C(.deploy-venv), C(.deploy-wheels) or C(bin) when they are links.
           type: list
           elements: str
+        guard_marker:
+          description: Content of C(<install_root>/bin/guard.json) (what the deploy installed
+            of the guard trt-engine-path and its keyring), or null.
+          type: dict
 """
 
 DEPLOY_MARKER = "trt-deploy-env.json"
@@ -284,6 +293,8 @@ def main():
             "env_marker": deploy_env_marker(install_root, DEPLOY_MARKER),
             "models": install_state(install_root),
             "links": root_links(install_root),
+            # What the deploy installed of the guard and its keyring (bin/guard.json).
+            "guard_marker": guard_marker(install_root),
         }
     module.exit_json(changed=False, ansible_facts=facts)
 

@@ -11,6 +11,16 @@ Layout under an install root (default /opt/trt-engines):
     <root>/<model>/.incoming/<version>/          pushed, not yet checked (never loaded)
     <root>/.deploy-venv/  <root>/.deploy-wheels/ the deploy environment (engine_deploy role)
 
+Staged engines (engine_deploy state=stage), side by side per platform, beside the versions:
+
+    <root>/<model>/<platform_id>/<variant>/TRT_<model>.bin  manifest.json  statement.json
+    <root>/<model>/.stage-incoming/<platform_id>/<variant>/  pushed, not yet checked
+    <root>/bin/trt-engine-path  <root>/bin/lib/              the guard (trt_engine_guard.py)
+    <root>/bin/keys/trusted-keys.json                        the public keys it accepts
+    <root>/bin/guard.json                                    what was installed (facts read it)
+
+``bin`` is therefore not a model directory.
+
 A version directory only appears (by rename from .incoming) once its engine's sha256 matched
 and the builder's verify ran it on this device; the links are switched by renaming a
 temporary link over them, so a reader always sees a complete engine.
@@ -40,6 +50,14 @@ CURRENT = "current"
 PREVIOUS = "previous"
 INCOMING = ".incoming"
 MANIFEST = "manifest.json"
+STATEMENT = "statement.json"
+STAGE_INCOMING = ".stage-incoming"
+GUARD_DIR = "bin"
+GUARD_KEYS = "keys"
+GUARD_MARKER = "guard.json"
+KEYRING_FILE = "trusted-keys.json"  # its format: module_utils/trt_signature.py
+# A staged platform_id or variant directory (the store's components are no looser).
+STAGED_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 DEPLOY_VENV = ".deploy-venv"
 DEPLOY_WHEELS = ".deploy-wheels"
 # <first 12 hex of the build key>-<first 12 hex of the engine sha256>; \Z, not $: "$" also
@@ -266,14 +284,86 @@ def version_summary_at(model_fd, version, model):
     return summary
 
 
+def current_summary_at(model_fd, model):
+    """version_summary_at of current, with ``intact``: its engine's bytes (hashed, no link
+    followed) still have the manifest's sha256 (an engine altered on the device is not)."""
+    summary = version_summary_at(model_fd, link_version_at(model_fd, CURRENT), model)
+    if summary is None:
+        return None
+    fd = os.open(summary["version"], DIR_FLAGS, dir_fd=model_fd)
+    try:
+        actual = sha256_fd(open_file_at(fd, engine_file_name(model), model))
+    except (OSError, PlantedLink):
+        actual = None
+    finally:
+        os.close(fd)
+    summary["intact"] = actual is not None and actual == summary.get("engine_sha256")
+    return summary
+
+
 def model_state_at(model_fd, model, model_dir):
-    """What is installed for one model, read from links and manifests only (no hashing)."""
+    """What is installed for one model, read from links and manifests (the current engine
+    and the staged ones hashed: jetson_facts reports this for deploy runs only)."""
     return {
-        "current": version_summary_at(model_fd, link_version_at(model_fd, CURRENT), model),
+        "current": current_summary_at(model_fd, model),
         "previous": version_summary_at(model_fd, link_version_at(model_fd, PREVIOUS), model),
         "versions": versions_at(model_fd, model),
         "links": planted_links_at(model_fd, model_dir),
+        "staged": staged_state_at(model_fd, model),
     }
+
+
+def staged_platforms_at(model_fd):
+    """The platform_id directories of a model: real directories that are not versions,
+    current / previous or hidden."""
+    return sorted(name for name in listdir_fd(model_fd)
+                  if STAGED_NAME_RE.match(name) and not VERSION_RE.match(name)
+                  and name not in (CURRENT, PREVIOUS) and kind_at(model_fd, name) == "dir")
+
+
+def staged_variants_at(platform_fd):
+    return sorted(name for name in listdir_fd(platform_fd)
+                  if STAGED_NAME_RE.match(name) and kind_at(platform_fd, name) == "dir")
+
+
+def staged_engine_at(variant_fd, model):
+    """What one staged directory holds, as its statement says (the signature is not checked
+    here: the guard and the deploy do that), and whether its engine's bytes match the sha256
+    the statement names (hashed, no link followed)."""
+    statement = read_json_at(variant_fd, STATEMENT)
+    payload = None
+    if statement is not None and isinstance(statement.get("payload"), str):
+        try:
+            payload = json.loads(statement["payload"])
+        except ValueError:
+            payload = None
+    if not isinstance(payload, dict):
+        return {"engine_sha256": None, "key_id": None, "intact": False}
+    claimed = payload.get("engine_sha256")
+    try:
+        actual = sha256_fd(open_file_at(variant_fd, engine_file_name(model), model))
+    except (OSError, PlantedLink):
+        actual = None
+    return {"engine_sha256": claimed, "key_id": statement.get("key_id"),
+            "intact": actual is not None and actual == claimed}
+
+
+def staged_state_at(model_fd, model):
+    """{platform_id: {variant: staged_engine_at}} of one model directory."""
+    staged = {}
+    for platform_id in staged_platforms_at(model_fd):
+        platform_fd = os.open(platform_id, DIR_FLAGS, dir_fd=model_fd)
+        try:
+            for variant in staged_variants_at(platform_fd):
+                variant_fd = os.open(variant, DIR_FLAGS, dir_fd=platform_fd)
+                try:
+                    staged.setdefault(platform_id, {})[variant] = staged_engine_at(variant_fd,
+                                                                                   model)
+                finally:
+                    os.close(variant_fd)
+        finally:
+            os.close(platform_fd)
+    return staged
 
 
 def install_state(install_root):
@@ -285,7 +375,7 @@ def install_state(install_root):
         return models
     try:
         for name in sorted(listdir_fd(root_fd)):
-            if name.startswith("."):
+            if name.startswith(".") or name == GUARD_DIR:
                 continue
             path = os.path.join(install_root, name)
             kind = kind_at(root_fd, name)
@@ -321,6 +411,52 @@ def deploy_env_marker(install_root, marker_name):
         os.close(root_fd)
 
 
+def guard_marker(install_root):
+    """<root>/bin/guard.json (what the deploy installed of the guard and its keys), read
+    without following a link; None when missing."""
+    root_fd = open_root(install_root)
+    if root_fd is None:
+        return None
+    try:
+        if kind_at(root_fd, GUARD_DIR) != "dir":
+            return None
+        fd = os.open(GUARD_DIR, DIR_FLAGS, dir_fd=root_fd)
+        try:
+            return read_json_at(fd, GUARD_MARKER)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(root_fd)
+
+
+def keyring_document_at(root_fd, root):
+    """(the parsed <root>/bin/keys/trusted-keys.json or None, its path), reached without
+    following a link (PlantedLink / OSError when bin or keys is not a real directory)."""
+    bin_fd = open_dir_at(root_fd, GUARD_DIR, os.path.join(root, GUARD_DIR))
+    try:
+        keys_fd = open_dir_at(bin_fd, GUARD_KEYS, os.path.join(root, GUARD_DIR, GUARD_KEYS))
+    finally:
+        os.close(bin_fd)
+    try:
+        return read_json_at(keys_fd, KEYRING_FILE), os.path.join(root, GUARD_DIR, GUARD_KEYS,
+                                                                 KEYRING_FILE)
+    finally:
+        os.close(keys_fd)
+
+
+def copy_file_at(source_fd, target_fd, name, path, target_name=None):
+    """Copy the regular file ``name`` from one directory fd to another (a new file
+    ``target_name``, default the same name; 0644, fsynced), no link followed on either side."""
+    source = open_file_at(source_fd, name, path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _CLOEXEC
+    target = os.open(target_name or name, flags, 0o644, dir_fd=target_fd)
+    with os.fdopen(source, "rb") as reader, os.fdopen(target, "wb") as writer:
+        for block in iter(lambda: reader.read(1 << 20), b""):
+            writer.write(block)
+        writer.flush()
+        os.fsync(writer.fileno())
+
+
 def root_links(install_root):
     """Links at the root's own entries of the deploy environment (.deploy-venv,
     .deploy-wheels): descriptions."""
@@ -329,7 +465,8 @@ def root_links(install_root):
         return []
     try:
         return [describe_link(os.path.join(install_root, name), root_fd, name)
-                for name in (DEPLOY_VENV, DEPLOY_WHEELS) if kind_at(root_fd, name) == "link"]
+                for name in (DEPLOY_VENV, DEPLOY_WHEELS, GUARD_DIR)
+                if kind_at(root_fd, name) == "link"]
     finally:
         os.close(root_fd)
 

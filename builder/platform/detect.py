@@ -496,14 +496,22 @@ def make_platform_id(module, l4t, tensorrt):
     )
 
 
-# The form make_platform_id gives: module slug, then _l4t..., then _trt... (no "_" in a part).
-PLATFORM_ID_FORM = re.compile(r"^([a-z0-9.-]+)_l4t([a-z0-9.-]+)_trt([a-z0-9.-]+)\Z")
+# The form make_platform_id gives: module slug, then _l4t..., then _trt....
+PLATFORM_ID_RE = re.compile(r"^(?P<module>[a-z0-9._-]+?)_l4t(?P<l4t>[a-z0-9._-]+)"
+                            r"_trt(?P<tensorrt>[0-9]+(?:\.[0-9]+)*)\Z")
 
 
 def module_of_platform_id(platform_id):
     """The module slug a platform_id starts with, or None when it is not of that form."""
-    match = PLATFORM_ID_FORM.match(str(platform_id))
-    return match.group(1) if match else None
+    found = PLATFORM_ID_RE.match(str(platform_id))
+    return found.group("module") if found else None
+
+
+def tensorrt_of_platform_id(platform_id):
+    """The TensorRT version a platform_id names (make_platform_id's last part), or None when
+    it is not one make_platform_id makes with a TensorRT."""
+    found = PLATFORM_ID_RE.match(str(platform_id))
+    return found.group("tensorrt") if found else None
 
 
 def detect_platform(root="/"):

@@ -14,6 +14,7 @@ class ActionModule(ControllerAction):
         try:
             plan, lines = make_deploy_plan(list(args["hosts"]), task_vars["hostvars"],
                                            args["store_dir"], bool(args["rollback"]),
+                                           self.setting(task_vars, "engine_signing_key"),
                                            check_mode=self.check_mode)
         except DeploySettingsError as error:
             return {"failed": True, "msg": str(error)}

@@ -21,7 +21,9 @@ class ActionModule(ControllerAction):
         limits = {m: limit_of(m, args["catalog"], int(args["max_bytes"])) for m in args["models"]}
         filed, refused = file_host_engines(args["store_dir"], host, args["models"],
                                            args["host_plan"], limits=limits,
-                                           check_mode=self.check_mode)
+                                           check_mode=self.check_mode,
+                                           signing_key=self.setting(task_vars,
+                                                                    "engine_signing_key"))
         result = {"changed": bool(filed) or cache_path is not None, "paths": filed,
                   "refused": refused, "timing_cache": cache_path,
                   "msg": ["{}: not filed: {}".format(m, r) for m, r in sorted(refused.items())]}

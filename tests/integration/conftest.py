@@ -109,6 +109,11 @@ class EngineBuildRunner:
         self.log_dir = Path(log_dir)
         self.runs = 0
 
+    @property
+    def signing_key(self):
+        """engine_signing_key of this store's runs (created by the first build)."""
+        return self.store.parent / "signing" / "engine-signing.key"
+
     def command(self, *args, extra_vars=None):
         variables = {"engine_models": self.models}
         variables.update(extra_vars or {})
@@ -126,6 +131,7 @@ class EngineBuildRunner:
             "ANSIBLE_NOCOLOR": "1",
             "ENGINE_TEST_CATALOG": str(self.catalog),
             "ENGINE_TEST_STORE": str(self.store),
+            "ENGINE_TEST_SIGNING_KEY": str(self.signing_key),
             "PYTHONUNBUFFERED": "1",
         })
         return env

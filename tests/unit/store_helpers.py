@@ -25,10 +25,11 @@ def staged(directory, model, platform_id, build_key, options=None, *, payload=No
     return manifest
 
 
-def file_entry(store_dir, host_plan, model, host="nano-1"):
-    """File the engine of ``model`` planned in ``host_plan`` into the store; its engine path."""
+def file_entry(store_dir, host_plan, model, host="nano-1", signing_key=None):
+    """File the engine of ``model`` planned in ``host_plan`` into the store (signed with
+    ``signing_key`` when given); its engine path."""
     entry = host_plan["models"][model]
-    store = EngineStore(store_dir)
+    store = EngineStore(store_dir, signing_key=signing_key)
     staging = store.staging_dir(host) / model
     staged(staging, model, host_plan["platform_id"], entry["build_key"], host_plan["options"])
     result = store.file_engine(staging, platform_id=host_plan["platform_id"], model=model,

@@ -13,15 +13,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller import deploy_plan, deployments
+from controller import deploy_plan, deployments, signing
 from controller.store import EngineStore
 
 from .plugin_files import load
 from .store_helpers import staged
 
 TRT_DEPLOY = load("module_utils/trt_deploy.py", "trt_deploy_under_test")
-# library/engine_deploy.py imports it the way Ansible ships it to a device.
+# library/engine_deploy.py imports them the way Ansible ships them to a device.
 sys.modules["ansible.module_utils.trt_deploy"] = TRT_DEPLOY
+sys.modules["ansible.module_utils.trt_signature"] = load("module_utils/trt_signature.py",
+                                                         "trt_signature_under_test")
 DEPLOY = load("library/engine_deploy.py", "engine_deploy_under_test")
 PLAN = deploy_plan
 RECORD = deployments
@@ -78,7 +80,8 @@ def test_switch_link_replaces_current_atomically_and_state_reads_it(tmp_path):
     assert list(state) == [MODEL]
     assert state[MODEL]["current"] == {
         "version": "bbbbbbbbbbbb-222222222222", "build_key": "k2", "platform_id": NANO,
-        "engine_sha256": "ek2", "engine_file": "TRT_{}.bin".format(MODEL)}
+        "engine_sha256": "ek2", "engine_file": "TRT_{}.bin".format(MODEL),
+        "intact": False}  # hashed: "ek2" is not the engine's sha256
     assert state[MODEL]["previous"] is None
     assert sorted(state[MODEL]["versions"]) == ["aaaaaaaaaaaa-111111111111",
                                                 "bbbbbbbbbbbb-222222222222"]
@@ -157,14 +160,32 @@ class FakeRun:
         return done.returncode, done.stdout, done.stderr
 
 
+def install_keyring(root):
+    """The controller's keyring where the deploy puts it (<root>/bin/keys/); its signer."""
+    signer = signing.load_signer(Path(str(root) + "-controller") / "engine-signing.key")
+    keys = root / "bin" / "keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    (keys / "trusted-keys.json").write_bytes(signing.keyring_path(signer.key_path).read_bytes())
+    return signer
+
+
+def sign_push(root, directory, manifest, engine):
+    """The controller's statement of a pushed engine beside it, and its keyring on the device."""
+    statement = install_keyring(root).sign(signing.statement_payload(
+        dict(manifest, engine_size=len(engine)), "fp16-ws512"))
+    (directory / "statement.json").write_text(json.dumps(statement))
+
+
 def push(root, engine, key, platform_id=NANO):
-    """What the role's copy task leaves: <root>/<model>/.incoming/<version>/{engine,manifest}."""
+    """What the role's copy tasks leave: <root>/<model>/.incoming/<version>/{engine, manifest,
+    statement} and the keyring."""
     version = TRT_DEPLOY.version_name(key, sha(engine))
     incoming = root / MODEL / ".incoming" / version
     incoming.mkdir(parents=True)
     (incoming / "TRT_{}.bin".format(MODEL)).write_bytes(engine)
-    (incoming / "manifest.json").write_text(json.dumps(manifest_for(
-        platform_id=platform_id, key=key, engine=engine)))
+    manifest = manifest_for(platform_id=platform_id, key=key, engine=engine)
+    (incoming / "manifest.json").write_text(json.dumps(manifest))
+    sign_push(root, incoming, manifest, engine)
     return version, {"install_root": str(root), "model": MODEL, "version": version,
                      "build_key": key, "engine_sha256": sha(engine), "platform_id": NANO,
                      "keep": 1}
@@ -244,19 +265,25 @@ def test_rollback_without_a_previous_version_says_so(tmp_path):
 
 # ---------------------------------------------------------------- the controller's plan
 
+def signing_key_of(store):
+    """The controller's signing key the tests' stores are signed with."""
+    return store.parent / "controller" / "engine-signing.key"
+
+
 def make_store(store, platform_id, model, engine, key):
-    """A store entry filed as build_engines.yml files it (controller/store.py)."""
+    """A store entry filed and signed as build_engines.yml files it (controller/store.py)."""
     staging = store.parent / "staged" / key[:8]
     staged(staging, model, platform_id, key, payload=engine)
-    filed = EngineStore(store).file_engine(staging, platform_id=platform_id, model=model,
-                                           variant="fp16-ws512", build_key=key,
-                                           built_on="nano-1", max_bytes=1 << 20)
+    filed = EngineStore(store, signing_key=signing_key_of(store)).file_engine(
+        staging, platform_id=platform_id, model=model, variant="fp16-ws512", build_key=key,
+        built_on="nano-1", max_bytes=1 << 20)
     return Path(filed["path"])
 
 
 def plan_for(key, platform_id, installed, store):
     return PLAN.plan_model("nano-1", MODEL, key, platform_id, installed=installed,
-                           store=EngineStore(store), verified={})
+                           store=EngineStore(store, signing_key=signing_key_of(store)),
+                           verified={})
 
 
 def test_plan_finds_the_entry_by_build_key_never_by_file_name(tmp_path):

@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from .test_deploy import DEPLOY, MODEL, NANO, TRT_DEPLOY, FakeRun, key_of, push, sha
+from .test_deploy import DEPLOY, MODEL, NANO, TRT_DEPLOY, FakeRun, key_of, push, sha, sign_push
 
 ENGINE = "TRT_{}.bin".format(MODEL)
 
@@ -66,9 +66,10 @@ def pushed(tree, engine, key):
     incoming = tree["model_dir"] / ".incoming" / version
     incoming.mkdir(parents=True, exist_ok=True)
     (incoming / ENGINE).write_bytes(engine)
-    (incoming / "manifest.json").write_text(json.dumps({
-        "model": MODEL, "platform_id": NANO, "build_key": key, "engine_file": ENGINE,
-        "engine_sha256": sha(engine)}))
+    manifest = {"model": MODEL, "platform_id": NANO, "build_key": key, "engine_file": ENGINE,
+                "engine_sha256": sha(engine)}
+    (incoming / "manifest.json").write_text(json.dumps(manifest))
+    sign_push(tree["root"], incoming, manifest, engine)
     return version, {"install_root": str(tree["root"]), "model": MODEL, "version": version,
                      "build_key": key, "engine_sha256": sha(engine), "platform_id": NANO,
                      "keep": 1}

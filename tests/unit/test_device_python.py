@@ -17,6 +17,8 @@ VERMIN = shutil.which("vermin") or str(Path(sys.executable).with_name("vermin"))
 # What the devices run: the builder (its wheel, and module_utils/jetson_builder -> ../builder),
 # the modules and their module_utils.
 DEVICE_DIRS = ("builder/", "library/", "module_utils/")
+# The guard's launcher, a Python file once its interpreter line is rendered.
+GUARD_LAUNCHER = REPO / "roles/engine_deploy/templates/trt-engine-path.j2"
 
 
 def task_snippets():
@@ -71,8 +73,17 @@ def test_make_lint_runs_vermin_over_every_directory_of_device_code():
     command = re.search(r"vermin --target=3\.6-(?:[^\n\\]|\\\n)*", makefile).group(0)
     assert all(directory in command.split() for directory in DEVICE_DIRS), command
     # Every module Ansible ships to a device is in one of them (ansible.cfg: library,
-    # module_utils), and no role ships files or templates of its own.
-    assert not list(REPO.glob("roles/*/files")) and not list(REPO.glob("roles/*/templates"))
+    # module_utils); the one template a role ships is the guard's launcher (checked below).
+    assert not list(REPO.glob("roles/*/files"))
+    assert sorted(REPO.glob("roles/*/templates/*")) == [GUARD_LAUNCHER]
     config = (REPO / "ansible.cfg").read_text()
     assert re.search(r"^library = library$", config, re.M)
     assert re.search(r"^module_utils = module_utils$", config, re.M)
+
+
+def test_the_guard_launcher_is_python_3_6(tmp_path):
+    launcher = tmp_path / "trt-engine-path.py"
+    launcher.write_text(GUARD_LAUNCHER.read_text().split("\n", 1)[1])  # without the #! line
+    result = subprocess.run([VERMIN, "--target=3.6-", "--no-tips", "--violations",
+                             str(launcher)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr

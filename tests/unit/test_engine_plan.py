@@ -426,9 +426,10 @@ def test_a_stored_engine_a_second_device_refutes_is_quarantined_and_not_deployed
     hosts = devices({"nano-1": NANO, "nano-2": NANO})
     store_dir = tmp_path / "store"
     plan = make(hosts, catalog, store_dir)
-    file_entry(store_dir, plan["hosts"]["nano-1"], "m1")
+    signing_key = tmp_path / "controller" / "engine-signing.key"
+    file_entry(store_dir, plan["hosts"]["nano-1"], "m1", signing_key=signing_key)
     key = plan["hosts"]["nano-1"]["models"]["m1"]["build_key"]
-    store = EngineStore(store_dir)
+    store = EngineStore(store_dir, signing_key=signing_key)
     refused = deploy_plan.plan_model("nano-2", "m1", key, NANO, installed={}, store=store,
                                      verified={})
     assert refused["action"] == "refused" and "built on nano-1 and no second device" in \
