@@ -243,9 +243,9 @@ def test_the_deploy_sends_no_engine_of_a_platform_the_inventory_does_not_agree_o
     staged(tmp_path / "staged", "m", tx2, key, selection.options.as_dict())
     signing_key = tmp_path / "controller" / "engine-signing.key"
     for host in ("tx2-1", "tx2-2"):  # built on one TX2, verified by a second one
-        EngineStore(store, signing_key=signing_key).file_engine(tmp_path / "staged", platform_id=tx2, model="m",
-                                       variant=variant, build_key=key, built_on=host,
-                                       max_bytes=1 << 20)
+        EngineStore(store, signing_key=signing_key).file_engine(
+            tmp_path / "staged", platform_id=tx2, model="m", variant=variant, build_key=key,
+            built_on=host, max_bytes=1 << 20)
     taken_at_its_word, _ = deploy_plan.make_deploy_plan(
         ["nano-1"], deploy_hostvars(claiming, catalog), str(store), False, str(signing_key))
     assert taken_at_its_word["hosts"]["nano-1"]["models"]["m"]["action"] == "deploy"
