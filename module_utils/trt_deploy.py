@@ -393,40 +393,34 @@ def install_state(install_root):
     return models
 
 
-def deploy_env_marker(install_root, marker_name):
-    """The deploy environment's marker (<root>/.deploy-venv/<marker_name>), read without
-    following a link; None when missing or when .deploy-venv is a link."""
+def _json_in_subdir(install_root, subdir, name):
+    """<root>/<subdir>/<name> as JSON, read without following a link; None when missing or
+    when <subdir> is a link."""
     root_fd = open_root(install_root)
     if root_fd is None:
         return None
     try:
-        if kind_at(root_fd, DEPLOY_VENV) != "dir":
+        if kind_at(root_fd, subdir) != "dir":
             return None
-        fd = os.open(DEPLOY_VENV, DIR_FLAGS, dir_fd=root_fd)
+        fd = os.open(subdir, DIR_FLAGS, dir_fd=root_fd)
         try:
-            return read_json_at(fd, marker_name)
+            return read_json_at(fd, name)
         finally:
             os.close(fd)
     finally:
         os.close(root_fd)
+
+
+def deploy_env_marker(install_root, marker_name):
+    """The deploy environment's marker (<root>/.deploy-venv/<marker_name>); None when missing
+    or when .deploy-venv is a link."""
+    return _json_in_subdir(install_root, DEPLOY_VENV, marker_name)
 
 
 def guard_marker(install_root):
-    """<root>/bin/guard.json (what the deploy installed of the guard and its keys), read
-    without following a link; None when missing."""
-    root_fd = open_root(install_root)
-    if root_fd is None:
-        return None
-    try:
-        if kind_at(root_fd, GUARD_DIR) != "dir":
-            return None
-        fd = os.open(GUARD_DIR, DIR_FLAGS, dir_fd=root_fd)
-        try:
-            return read_json_at(fd, GUARD_MARKER)
-        finally:
-            os.close(fd)
-    finally:
-        os.close(root_fd)
+    """<root>/bin/guard.json (what the deploy installed of the guard and its keys); None when
+    missing."""
+    return _json_in_subdir(install_root, GUARD_DIR, GUARD_MARKER)
 
 
 def keyring_document_at(root_fd, root):

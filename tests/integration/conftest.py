@@ -114,10 +114,22 @@ class EngineBuildRunner:
         """engine_signing_key of this store's runs (created by the first build)."""
         return self.store.parent / "signing" / "engine-signing.key"
 
+    playbook = "build_engines.yml"
+
+    def deploy_runner(self):
+        """deploy_engines.yml with the same inventories, catalog and store (its logs next to
+        the build's, numbered apart)."""
+        deploy = EngineBuildRunner(self.fleet, self.catalog, self.store, self.models,
+                                   self.log_dir)
+        deploy.playbook = "deploy_engines.yml"
+        deploy.inventories = list(self.inventories)
+        deploy.runs = 100
+        return deploy
+
     def command(self, *args, extra_vars=None):
         variables = {"engine_models": self.models}
         variables.update(extra_vars or {})
-        command = [str(PYTHON_BIN / "ansible-playbook"), str(REPO / "build_engines.yml")]
+        command = [str(PYTHON_BIN / "ansible-playbook"), str(REPO / self.playbook)]
         for inventory in self.inventories + [FLEET_VARS]:
             command += ["-i", str(inventory)]
         return command + ["-e", json.dumps(variables), *args]
@@ -169,6 +181,19 @@ def make_catalog(directory, models):
     catalog = Path(directory) / "models.yml"
     assert set(yaml.safe_load(catalog.read_text())["models"]) == set(models)
     return catalog
+
+
+@pytest.fixture(scope="module")
+def fleet(request, module_sim_fleet):
+    """The test module's simulated fleet, as its FLEET says (e.g. "nano=1,tx2=1")."""
+    return module_sim_fleet(request.module.FLEET)
+
+
+@pytest.fixture(scope="module")
+def runner(request, fleet, engine_runner_factory):
+    """build_engines.yml on the module's fleet, with its MODELS (or its one MODEL)."""
+    models = getattr(request.module, "MODELS", None) or [request.module.MODEL]
+    return engine_runner_factory(fleet, models)
 
 
 @pytest.fixture(scope="module")

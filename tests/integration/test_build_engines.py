@@ -86,15 +86,6 @@ def timed(record, name, run):
 
 # ---------------------------------------------------------------- the fleet
 
-@pytest.fixture(scope="module")
-def fleet(module_sim_fleet):
-    return module_sim_fleet(FLEET)
-
-
-@pytest.fixture(scope="module")
-def runner(fleet, engine_runner_factory):
-    return engine_runner_factory(fleet, MODELS)
-
 
 @pytest.fixture(scope="module")
 def timings():

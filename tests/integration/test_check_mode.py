@@ -36,11 +36,6 @@ DEVICE_TREES = ("/opt/trt-builder", "/opt/trt-engines", "/root/.ansible")
 NEW_MODEL = "ssd_selected_for_check"
 
 
-@pytest.fixture(scope="module")
-def fleet(module_sim_fleet):
-    return module_sim_fleet(FLEET)
-
-
 def tree(root):
     """{relative path: (type, size, mode, mtime_ns, link target)} of everything below ``root``
     (and ``root`` itself), links not followed; {} when it does not exist. Python's own

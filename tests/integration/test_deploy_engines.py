@@ -34,11 +34,6 @@ def sha256_bytes(data):
 
 
 @pytest.fixture(scope="module")
-def fleet(module_sim_fleet):
-    return module_sim_fleet(FLEET)
-
-
-@pytest.fixture(scope="module")
 def builder(fleet, engine_runner_factory):
     """build_engines.yml on the fleet: the store the deploys read."""
     runner = engine_runner_factory(fleet, MODELS)
@@ -50,18 +45,7 @@ def builder(fleet, engine_runner_factory):
 @pytest.fixture(scope="module")
 def deployer(builder):
     """The same inventory, catalog and store, running deploy_engines.yml."""
-    base = type(builder)
-
-    class DeployRunner(base):
-        def command(self, *args, extra_vars=None):
-            command = super().command(*args, extra_vars=extra_vars)
-            command[1] = command[1].replace("build_engines.yml", "deploy_engines.yml")
-            return command
-
-    runner = DeployRunner(builder.fleet, builder.catalog, builder.store, builder.models,
-                          builder.log_dir)
-    runner.runs = 100  # its logs next to the build's, numbered apart
-    return runner
+    return builder.deploy_runner()
 
 
 @pytest.fixture(scope="module")

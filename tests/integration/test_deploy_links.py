@@ -26,24 +26,12 @@ SNAPSHOT = ("cd {0} && find . -printf '%y %p %s %l\\n' | sort && "
 
 
 @pytest.fixture(scope="module")
-def fleet(module_sim_fleet):
-    return module_sim_fleet(FLEET)
-
-
-@pytest.fixture(scope="module")
 def deployer(fleet, engine_runner_factory):
     builder = engine_runner_factory(fleet, MODELS)
     built = builder.run()
     assert built.returncode == 0, built.describe()
 
-    class DeployRunner(type(builder)):
-        def command(self, *args, extra_vars=None):
-            command = super().command(*args, extra_vars=extra_vars)
-            command[1] = command[1].replace("build_engines.yml", "deploy_engines.yml")
-            return command
-
-    runner = DeployRunner(fleet, builder.catalog, builder.store, MODELS, builder.log_dir)
-    runner.runs = 100
+    runner = builder.deploy_runner()
     first = runner.run()
     assert first.returncode == 0, first.describe()
     return runner

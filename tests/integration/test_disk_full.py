@@ -18,16 +18,6 @@ FULL = "nano-1"
 OTHER = "tx2-1"
 
 
-@pytest.fixture(scope="module")
-def fleet(module_sim_fleet):
-    return module_sim_fleet(FLEET)
-
-
-@pytest.fixture(scope="module")
-def runner(fleet, engine_runner_factory):
-    return engine_runner_factory(fleet, [MODEL])
-
-
 def renewers_of(store):
     """Renewer processes of the store's run lock (python3 -m controller.runlock renew STORE)."""
     listing = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True,

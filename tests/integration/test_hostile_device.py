@@ -34,11 +34,6 @@ LOG = "/opt/hostile/calls.log"
 
 
 @pytest.fixture(scope="module")
-def fleet(module_sim_fleet):
-    return module_sim_fleet(FLEET)
-
-
-@pytest.fixture(scope="module")
 def hostile_vars(fleet, tmp_path_factory):
     """The compromised interpreter on HOSTILE, and an inventory source naming it."""
     real = "/usr/bin/python3"
@@ -67,17 +62,7 @@ def runner(fleet, hostile_vars, engine_runner_factory):
 
 @pytest.fixture(scope="module")
 def deployer(runner):
-    class DeployRunner(type(runner)):
-        def command(self, *args, extra_vars=None):
-            command = super().command(*args, extra_vars=extra_vars)
-            command[1] = command[1].replace("build_engines.yml", "deploy_engines.yml")
-            return command
-
-    deploy = DeployRunner(runner.fleet, runner.catalog, runner.store, runner.models,
-                          runner.log_dir)
-    deploy.inventories = list(runner.inventories)
-    deploy.runs = 100
-    return deploy
+    return runner.deploy_runner()
 
 
 def assert_no_hostile_path(fleet, runner):

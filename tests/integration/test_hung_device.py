@@ -15,17 +15,8 @@ from controller.device_work import deadlines
 pytestmark = pytest.mark.fleet
 
 MODEL = "ssd_mobilenet_v2_coco"
+FLEET = "nano=1,tx2=1,xavier=1"
 DEADLINE_S = 20
-
-
-@pytest.fixture(scope="module")
-def fleet(module_sim_fleet):
-    return module_sim_fleet("nano=1,tx2=1,xavier=1")
-
-
-@pytest.fixture(scope="module")
-def runner(fleet, engine_runner_factory):
-    return engine_runner_factory(fleet, [MODEL])
 
 
 def test_a_hung_builder_and_a_silent_device_end_the_run_with_the_others_stored(fleet, runner):

@@ -48,16 +48,6 @@ HOST_PIN_SET = "simulated-onnx-cp311"
 
 
 @pytest.fixture(scope="module")
-def fleet(module_sim_fleet):
-    return module_sim_fleet(FLEET)
-
-
-@pytest.fixture(scope="module")
-def runner(fleet, engine_runner_factory):
-    return engine_runner_factory(fleet, [MODEL])
-
-
-@pytest.fixture(scope="module")
 def timings():
     record = {}
     yield record
@@ -213,17 +203,7 @@ def test_second_run_builds_nothing(runner, timings):
 @pytest.fixture(scope="module")
 def deployer(runner):
     """The same inventory, catalog and store, running deploy_engines.yml."""
-
-    class DeployRunner(type(runner)):
-        def command(self, *args, extra_vars=None):
-            command = super().command(*args, extra_vars=extra_vars)
-            command[1] = command[1].replace("build_engines.yml", "deploy_engines.yml")
-            return command
-
-    deploy = DeployRunner(runner.fleet, runner.catalog, runner.store, runner.models,
-                          runner.log_dir)
-    deploy.runs = 100
-    return deploy
+    return runner.deploy_runner()
 
 
 @pytest.mark.fleet

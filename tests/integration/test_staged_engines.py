@@ -27,11 +27,6 @@ VARIANT = "fp16-ws256"  # tests/integration/fleet_vars/group_vars/nano.yml
 
 
 @pytest.fixture(scope="module")
-def fleet(module_sim_fleet):
-    return module_sim_fleet(FLEET)
-
-
-@pytest.fixture(scope="module")
 def runners(fleet, engine_runner_factory):
     """The store: both devices' engines on 32.7.1, then the canary's on 32.7.4."""
     builder = engine_runner_factory(fleet, [MODEL])
@@ -41,16 +36,7 @@ def runners(fleet, engine_runner_factory):
     canary = builder.run("--limit", "nano-1")
     assert canary.returncode == 0, canary.describe()
 
-    class DeployRunner(type(builder)):
-        def command(self, *args, extra_vars=None):
-            command = super().command(*args, extra_vars=extra_vars)
-            command[1] = command[1].replace("build_engines.yml", "deploy_engines.yml")
-            return command
-
-    deployer = DeployRunner(fleet, builder.catalog, builder.store, builder.models,
-                            builder.log_dir)
-    deployer.runs = 100
-    return builder, deployer
+    return builder, builder.deploy_runner()
 
 
 def guard(fleet, host, *args):

@@ -10,18 +10,9 @@ import pytest
 from controller import runlock
 
 MODEL = "ssd_mobilenet_v2_coco"
+FLEET = "orin=1"
 HOST = "orin-1"
 ROOT_DIR = "/opt/trt-builder"
-
-
-@pytest.fixture(scope="module")
-def fleet(module_sim_fleet):
-    return module_sim_fleet("orin=1")
-
-
-@pytest.fixture(scope="module")
-def runner(fleet, engine_runner_factory):
-    return engine_runner_factory(fleet, [MODEL])
 
 
 def statuses(run):
