@@ -25,7 +25,7 @@ from module_utils.trt_deploy import GUARD_DIR, STATEMENT, version_name
 from . import guards, signing, trust
 from .device import DevicePlatform, deployed_models, device_platform, platform_disagreement
 from .keys import host_build_keys
-from .plan import builder_source_digest, confirmation_due
+from .plan import builder_source_digest
 from .selection import HostSelection
 from .store import EngineStore, StoreEntry
 
@@ -81,7 +81,7 @@ def plan_model(host: str, model: str, key: str, platform_id: str, *, installed: 
     if current.get("build_key") == key and current.get("engine_sha256") == found.engine_sha256 \
             and not damaged:
         return dict(entry, action="up_to_date", version=current.get("version"))
-    why = unconfirmed_problem(found, host, platform_id) or entry_problem(store, found, verified)
+    why = entry_problem(store, found, verified)
     if why:
         return dict(entry, action="refused", reason="{}; nothing was pushed, it keeps {}".format(
             why, current.get("version") or "no engine"))
@@ -91,19 +91,6 @@ def plan_model(host: str, model: str, key: str, platform_id: str, *, installed: 
                 or (damaged and current.get("version") == version),
                 store_engine=str(found.engine_path), store_manifest=str(found.manifest_path),
                 store_statement=str(found.dir / STATEMENT))
-
-
-def unconfirmed_problem(found: StoreEntry, host: str, platform_id: str) -> str | None:
-    """Why a platform's engine may not go to ``host`` yet: no second device of the platform
-    verified it (controller/plan.py confirmation_due), so it goes to its builder only."""
-    if not confirmation_due(found, host):
-        return None
-    return ("the store's engine for its build key {} was built on {} and no second device of "
-            "platform {} has verified it yet: until one has, it goes to {} only. Fix: run "
-            "build_engines.yml with {} and this host in the run (e.g. --limit {},{}): this host "
-            "verifies it, then deploy again").format(
-                found.build_key[:12], found.built_on, platform_id, found.built_on,
-                found.built_on, found.built_on, host)
 
 
 def entry_problem(store: EngineStore, found: StoreEntry, verified: dict[str, str | None]

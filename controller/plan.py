@@ -210,8 +210,8 @@ def make_plan(selections: dict[str, HostSelection], devices: dict[str, DevicePla
 def confirmation_due(found: StoreEntry | None, host: str) -> bool:
     """Platform scope: ``host`` should verify the stored engine ``found`` before it becomes
     the platform's shared entry: another host built it and no second device verified it yet.
-    A platform with one device never gets one (its builder's verify is all there is, and the
-    deploy sends the engine to that device only: controller/deploy_plan.py)."""
+    A platform with one device never gets one (its builder's verify is all there is, and each
+    device the deploy sends it to verifies it before switching to it)."""
     return (found is not None and bool(found.built_on) and found.built_on != host
             and not found.confirmed_by)
 

@@ -9,8 +9,8 @@ import pytest
 from builder.commands.check import catalog_report
 from builder.platform import detect
 from builder.platform.detect import L4T_RELEASES
-from controller import deploy_plan, report, runlock, summary
 from controller import plan as planning
+from controller import report, runlock, summary
 from controller.device import device_platform, platform_disagreement
 from controller.selection import EngineOptions, HostSelection
 from controller.store import EngineStore
@@ -419,26 +419,18 @@ def test_the_inventory_deadline_replaces_the_platforms(catalog, tmp_path):
     assert plan["hosts"]["nano-1"]["build_deadline_s"] == 90
 
 
-def test_a_stored_engine_a_second_device_refutes_is_quarantined_and_not_deployed(catalog,
-                                                                                 tmp_path):
-    """nano-1 builds and files m1; until nano-2 verified it, the deploy sends it to nano-1
-    only; nano-2's failed verify moves it to the quarantine, so the next device builds."""
+def test_a_stored_engine_a_second_device_refutes_is_quarantined(catalog, tmp_path):
+    """nano-1 builds and files m1; nano-2's failed verify of it moves it to the quarantine,
+    naming both, so that the next device builds its own; its builder's own failure does not."""
     hosts = devices({"nano-1": NANO, "nano-2": NANO})
     store_dir = tmp_path / "store"
     plan = make(hosts, catalog, store_dir)
-    signing_key = tmp_path / "controller" / "engine-signing.key"
-    file_entry(store_dir, plan["hosts"]["nano-1"], "m1", signing_key=signing_key)
+    file_entry(store_dir, plan["hosts"]["nano-1"], "m1")
     key = plan["hosts"]["nano-1"]["models"]["m1"]["build_key"]
-    store = EngineStore(store_dir, signing_key=signing_key)
-    refused = deploy_plan.plan_model("nano-2", "m1", key, NANO, installed={}, store=store,
-                                     verified={})
-    assert refused["action"] == "refused" and "built on nano-1 and no second device" in \
-        refused["reason"] and "--limit nano-1,nano-2" in refused["reason"]
-    assert deploy_plan.plan_model("nano-1", "m1", key, NANO, installed={}, store=store,
-                                  verified={})["action"] == "deploy"
+    store = EngineStore(store_dir)
     failed = {"m1": {"build_key": key, "status": "failed", "kind": "verify",
                      "reason": "verify: the engine does not deserialize"}}
     assert planning.refute_confirmations(store, "nano-1", ["m1"], failed) == {}  # its builder
     (where,) = planning.refute_confirmations(store, "nano-2", ["m1"], failed).values()
-    assert "refused by nano-2" in (Path(where) / "REASON.txt").read_text()
+    assert "built on nano-1, refused by nano-2" in (Path(where) / "REASON.txt").read_text()
     assert EngineStore(store_dir).lookup(key) is None
