@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from controller import runlock
+
 REPO = Path(__file__).resolve().parents[2]
 FLEET_VARS = REPO / "tests" / "integration" / "fleet_vars"
 MAKE_GRAPHS = REPO / "tests" / "graphs" / "make_ssd_graphs.py"
@@ -27,6 +29,26 @@ TASK_LINE = re.compile(r"^TASK \[(.+?)\]")
 ITEM_RESULT = re.compile(r"^(ok|changed|failed): \[([^\]]+)\].*\(item=([^)]+)\)")
 BUILD_TASK_PREFIX = "engine_build : Build the engines"
 SUMMARY_BANNER = "ENGINE SUMMARY"
+
+
+def run_lock_renewers(store):
+    """Renewer processes of the store's run lock (python3 -m controller.runlock renew STORE)."""
+    listing = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True,
+                             check=True).stdout
+    return [line for line in listing.splitlines()
+            if "controller.runlock renew {} ".format(store) in line]
+
+
+def wait_until_the_run_let_go(store):
+    """True once the store's run lock is gone and its renewer ended. A build's report releases
+    the lock; a deploy's goes with its ansible-playbook process (the renewer removes it
+    within runlock.CHECK_SECONDS)."""
+    deadline = time.monotonic() + 3 * runlock.CHECK_SECONDS
+    while (Path(store) / runlock.RUN_LOCK_NAME).exists() or run_lock_renewers(store):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 class EngineRun:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.conftest import REPO
+from tests.integration.conftest import REPO, wait_until_the_run_let_go
 from tests.integration.test_deploy_engines import (  # noqa: F401  (fixtures)
     MODELS,
     V1,
@@ -88,6 +88,8 @@ def test_check_mode_of_both_playbooks_writes_nothing_anywhere(
     catalog["models"][NEW_MODEL] = dict(catalog["models"][V2], nms_threshold=0.5)
     builder.catalog.write_text(yaml.safe_dump(catalog))
     (builder.store / "index.json").unlink()
+    # The deploy's run lock goes with its process, a moment after it returned.
+    assert wait_until_the_run_let_go(builder.store)
     before = snapshot(fleet, builder.store)
     assert before["store"] and all(before["{}:/opt/trt-engines".format(h)]
                                    for h in fleet.names), "nothing to compare"

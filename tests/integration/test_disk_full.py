@@ -4,13 +4,12 @@ round), and the run's summary shows it; the other device goes on. The run lock's
 with the run."""
 
 import re
-import subprocess
 import threading
-import time
 
 import pytest
 
 from controller import runlock
+from tests.integration.conftest import run_lock_renewers, wait_until_the_run_let_go
 
 FLEET = "nano=1,tx2=1"
 MODEL = "ssd_mobilenet_v2_coco"
@@ -18,20 +17,9 @@ FULL = "nano-1"
 OTHER = "tx2-1"
 
 
-def renewers_of(store):
-    """Renewer processes of the store's run lock (python3 -m controller.runlock renew STORE)."""
-    listing = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True,
-                             check=True).stdout
-    return [line for line in listing.splitlines()
-            if "controller.runlock renew {} ".format(store) in line]
-
-
 def assert_the_run_let_go_of_its_store(store):
     assert not (store / runlock.RUN_LOCK_NAME).exists()
-    deadline = time.monotonic() + 3 * runlock.CHECK_SECONDS
-    while renewers_of(store) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert renewers_of(store) == []
+    assert wait_until_the_run_let_go(store), run_lock_renewers(store)
 
 
 def assert_disk_row(run, step):
