@@ -15,29 +15,21 @@ import yaml
 
 from tests.integration.envside import REPO, tool
 
-from ..unit.test_operator_guards import BOMB
-
-MODEL = "ssd_mobilenet_v2_coco"
+from ..unit.test_operator_guards import BOMB, MODEL, one_model_site
 
 
 @pytest.fixture
 def site(tmp_path):
-    catalog = tmp_path / "catalog" / "models.yml"
-    catalog.parent.mkdir()
-    (catalog.parent / "graph.pb").write_bytes(b"graph")
-    catalog.write_text("version: 1\nmodels:\n  {}:\n    graph: graph.pb\n    num_classes: 91\n"
-                       .format(MODEL))
-    inventory = tmp_path / "inventory"
-    for part in ("group_vars", "host_vars"):
-        (inventory / part).mkdir(parents=True)
-    (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"nano": {
+    """The unit tests' one-model site, with two local Nanos and a store of its own."""
+    site = one_model_site(tmp_path)
+    (site["inventory"] / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"nano": {
         "hosts": {"nano-1": {"ansible_connection": "local"},
                   "nano-2": {"ansible_connection": "local"}}}}}}))
     store = tmp_path / "store"
-    (inventory / "group_vars" / "all.yml").write_text(yaml.safe_dump({
-        "engine_catalog": str(catalog), "engine_store_dir": str(store),
+    (site["inventory"] / "group_vars" / "all.yml").write_text(yaml.safe_dump({
+        "engine_catalog": str(site["catalog"]), "engine_store_dir": str(store),
         "engine_models": [MODEL], "engine_store_wait_s": 0}))
-    return {"inventory": inventory, "store": store, "tmp": tmp_path}
+    return dict(site, store=store)
 
 
 def run(site, playbook, *args, timeout=120):

@@ -33,9 +33,8 @@ engine_models: [*h, *h, *h, *h, *h, *h, *h, *h, *h]
 """
 
 
-@pytest.fixture
-def site(tmp_path):
-    """A catalog with one model and an inventory whose host_vars a test writes."""
+def one_model_site(tmp_path):
+    """A catalog with one model (MODEL) and an empty inventory (group_vars, host_vars)."""
     catalog = tmp_path / "catalog" / "models.yml"
     catalog.parent.mkdir()
     (catalog.parent / "graph.pb").write_bytes(b"graph")
@@ -45,6 +44,12 @@ def site(tmp_path):
     (inventory / "host_vars").mkdir(parents=True)
     (inventory / "group_vars").mkdir()
     return {"catalog": catalog, "inventory": inventory, "tmp": tmp_path}
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A catalog with one model and an inventory whose host_vars a test writes."""
+    return one_model_site(tmp_path)
 
 
 def preflight_of(site, host_vars_text, hosts=("nano-1",)):
