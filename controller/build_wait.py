@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .durations import format_duration
@@ -32,7 +32,6 @@ class Job:
     deadline_at: float
     since: float
     printed_at: float | None = None
-    last_problem: str | None = field(default=None)
 
     @property
     def label(self) -> str:
