@@ -23,9 +23,9 @@ from builder.platform.detect import tensorrt_of_platform_id
 from module_utils.trt_deploy import GUARD_DIR, STATEMENT, version_name
 
 from . import guards, signing, trust
+from .builder_wheel import builder_source_digest
 from .device import DevicePlatform, deployed_models, device_platform, platform_disagreement
 from .keys import host_build_keys
-from .plan import builder_source_digest
 from .selection import HostSelection
 from .store import EngineStore, StoreEntry
 

@@ -11,11 +11,9 @@ rebuilt in the same run.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from builder import __version__ as BUILDER_VERSION
@@ -23,12 +21,11 @@ from builder.platform import detect
 
 from . import device as device_checks
 from . import onnx_exports, pin_sets
+from .builder_wheel import builder_source_digest
 from .device import DevicePlatform
 from .keys import engine_build_key
 from .selection import EngineOptions, HostSelection
 from .store import EngineStore, StoreEntry
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -68,17 +65,6 @@ class HostPlan:
 def already_done(entry: dict[str, Any], scope: str) -> bool:
     """Nothing to do this run: in the store (device scope: and on the device)."""
     return entry["cached"] and (scope == "platform" or entry["on_device"])
-
-
-def builder_source_digest() -> str:
-    """sha256 over the builder's sources: names the wheel, so an edit without a version bump
-    still gets a fresh wheel."""
-    digest = hashlib.sha256()
-    paths = sorted((REPO_ROOT / "builder").rglob("*.py")) + [REPO_ROOT / "pyproject.toml"]
-    for path in paths:
-        digest.update(str(path.relative_to(REPO_ROOT)).encode("utf-8") + b"\0")
-        digest.update(path.read_bytes() + b"\0")
-    return digest.hexdigest()
 
 
 class StoreState:
