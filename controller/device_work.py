@@ -43,6 +43,21 @@ def round_wait_s(processes: list[dict[str, Any]]) -> int:
     return max((process["wait_s"] for process in processes), default=0) + POLL_HANG_S
 
 
+def venv_python(root_dir: str) -> str:
+    """The builder venv's interpreter on the device (made by the jetson_env role)."""
+    return root_dir + "/venv/bin/python"
+
+
+def environment(root_dir: str, pin_sets: dict[str, str], engine_paths: list[str]
+                ) -> dict[str, str]:
+    """What the jetson_env role installs for a device's round: the builder directory, its
+    venv's python, and the pinned environment. The ONNX path's pin set when every build of
+    the round is from ONNX, else the UFF path's (the plan chose both: HostPlan.pin_sets)."""
+    path = "onnx" if engine_paths and "uff" not in engine_paths else "uff"
+    return {"root_dir": root_dir, "python": venv_python(root_dir),
+            "pin_set": pin_sets.get(path, "")}
+
+
 def model_work_dir(root_dir: str, model: str) -> str:
     """A model's work directory on the device: its graphs, one-model catalog, engine, manifest
     and build record. The facts module (library/jetson_facts.py) and the roles walk the same

@@ -60,6 +60,9 @@ class HostPlan:
     # Seconds one model's build may take before the device counts as hung (its builder is
     # stopped, or the controller stops waiting): controller/device_work.py.
     build_deadline_s: int = 0
+    # Engine path (uff | onnx) -> the pinned environment this device gets for it ('' when
+    # none: its builds are refused above); the round picks one (controller/device_work.py).
+    pin_sets: dict[str, str] = field(default_factory=dict)
 
 
 def already_done(entry: dict[str, Any], scope: str) -> bool:
@@ -150,6 +153,12 @@ def make_plan(selections: dict[str, HostSelection], devices: dict[str, DevicePla
                     pin_sets.pin_set_problem(pin_sets.the_table(), host, path, l4t=device.l4t,
                                              jetpack=device.jetpack, named=named.get(path, ""))
                     if builds else None)
+            # It may install the builder's environment (to build, or to confirm a stored
+            # engine): the pin sets it would get (the table is read only then).
+            if path is not None and not on_device and not host_plan.pin_sets:
+                host_plan.pin_sets = {p: pin_sets.chosen_pin_set(
+                    pin_sets.the_table(), p, device.l4t, named.get(p, ""))
+                    for p in pin_sets.VARIABLES}
             entry = PlanEntry(model, key, variant, spec["engine"], cached, on_device,
                               refused=refused or path_refused, store_problem=problem,
                               engine_path=path,

@@ -7,11 +7,13 @@ from controller.action import ControllerAction
 from controller.device_work import (
     NO_TIMING_CACHE,
     build_processes,
+    environment,
     files_to_push,
     model_work_dir,
     round_wait_s,
     stored_engine_files,
     timing_cache_work,
+    venv_python,
     verify_argv,
 )
 from controller.store import EngineStore
@@ -19,7 +21,7 @@ from controller.store import EngineStore
 
 def device_work(work, host_plan, device, catalog, *, root_dir, store, onnx_files=None):
     """The round's work of one device with what its tasks need: files, processes, commands."""
-    python = root_dir + "/venv/bin/python"
+    python = venv_python(root_dir)
     timing_cache = dict(NO_TIMING_CACHE)
     if work["build"]:
         timing_cache = timing_cache_work(store.timing_caches(host_plan["platform_id"]),
@@ -43,6 +45,7 @@ def device_work(work, host_plan, device, catalog, *, root_dir, store, onnx_files
                 wait_s=round_wait_s(processes),
                 timing_cache=timing_cache,
                 engine_paths=paths,
+                env=environment(root_dir, host_plan["pin_sets"], paths),
                 # The builder and its environment: to build, or to verify a stored engine.
                 builder_needed=bool(work["build"] or work["confirm"]),
                 push=files_to_push(catalog, work["build"], device["work"], onnx_files)
