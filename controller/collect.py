@@ -8,11 +8,13 @@ the plan (controller/store.py). The host's staging area is removed on every path
 from __future__ import annotations
 
 import contextlib
+import posixpath
 import shutil
 from pathlib import Path
 from typing import Any
 
 from . import trust
+from .device_work import model_work_dir
 from .store import MANIFEST_NAME, TIMING_CACHE_MAX_BYTES, EngineStore, StoreError
 
 # Where a host's returned timing cache is fetched, below its staging area (a model's
@@ -26,36 +28,40 @@ def limit_of(model: str, catalog: dict[str, Any], default_bytes: int) -> int:
     return mib * 2**20 if mib else default_bytes
 
 
-def fetchable(found: list[dict[str, Any]], models: list[str], host_plan: dict[str, Any],
-              limits: dict[str, int], host: str
+def fetchable(files: list[dict[str, Any]], models: list[str], host_plan: dict[str, Any],
+              limits: dict[str, int], host: str, *, root_dir: str, staging: Path
               ) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """([{"model", "name", "path"}], {model: why refused}) from ``find`` results per model
-    (ansible.builtin.find over each model's work dir, links not followed); ``limits``:
-    model -> the largest file accepted, in bytes."""
+    """([{"model", "name", "src", "dest"}], {model: why refused}) from the device's listing
+    (ansible.builtin.find over the models' work dirs, links not followed): each model's engine
+    and manifest, found in its own work dir, fetched into its directory of ``staging``.
+    ``limits``: model -> the largest file accepted, in bytes."""
+    by_dir: dict[str, dict[str, dict[str, Any]]] = {}
+    for info in files:
+        path = str(info.get("path"))
+        by_dir.setdefault(posixpath.dirname(path), {})[posixpath.basename(path)] = info
     allowed: list[dict[str, Any]] = []
     refused: dict[str, str] = {}
-    for result in found:
-        model = result.get("item")
-        if model not in models:
-            continue
+    for model in models:
         max_bytes = limits[model]
         wanted = {host_plan["models"][model]["engine"], MANIFEST_NAME}
-        files = {Path(str(f.get("path"))).name: f for f in result.get("files") or []}
+        found = by_dir.get(model_work_dir(root_dir, model), {})
         for name in sorted(wanted):
-            info = files.get(name)
-            if info is None:
+            if name not in found:
                 refused[model] = "{} is missing in its work directory on {}".format(name, host)
-            elif info.get("islnk") or not info.get("isreg"):
+            elif found[name].get("islnk") or not found[name].get("isreg"):
                 refused[model] = "{} on {} is not a regular file (a link?): refused".format(
                     name, host)
-            elif int(info.get("size") or 0) > max_bytes:
+            elif int(found[name].get("size") or 0) > max_bytes:
                 refused[model] = ("{} on {} has {} bytes, above the limit of {} bytes "
                                   "(engine_fetch_max_mib, or the model's max_engine_mib in "
-                                  "the catalog): refused".format(name, host, info.get("size"),
+                                  "the catalog): refused".format(name, host,
+                                                                 found[name].get("size"),
                                                                  max_bytes))
         if model not in refused:
-            allowed += [{"model": model, "name": name, "path": files[name]["path"]}
-                        for name in sorted(wanted)]
+            dest = str(trust.confined(staging, trust.component(
+                model, "model", "the plan", trust.MODEL_NAME))) + "/"
+            allowed += [{"model": model, "name": name, "src": found[name]["path"],
+                         "dest": dest} for name in sorted(wanted)]
     return allowed, refused
 
 
@@ -92,10 +98,11 @@ def file_host_engines(store_dir: str, host: str, models: list[str], host_plan: d
 
 
 def timing_cache_fetch(stat: dict[str, Any] | None, device_file: str | None, host: str,
-                       store_dir: str) -> tuple[str | None, str | None]:
-    """(where to fetch the device's grown timing cache, or None; why it is refused, or None).
+                       staging: Path) -> tuple[dict[str, str] | None, str | None]:
+    """({"src", "dest"}: the fetch of the device's grown timing cache into ``staging``, or
+    None; why it is refused, or None).
 
-    ``stat``: ansible.builtin.stat of ``device_file`` (links not followed). No file is no
+    ``stat``: what the device listed of ``device_file`` (links not followed). No file is no
     refusal (the builds failed before TensorRT timed anything)."""
     if not device_file or not stat or not stat.get("exists"):
         return None, None
@@ -108,7 +115,7 @@ def timing_cache_fetch(stat: dict[str, Any] | None, device_file: str | None, hos
             what, size, TIMING_CACHE_MAX_BYTES)
     if size == 0:
         return None, "{} is empty: not fetched".format(what)
-    return str(trust.confined(EngineStore(store_dir).staging_dir(host), *TIMING_CACHE_STAGED)), None
+    return {"src": device_file, "dest": str(trust.confined(staging, *TIMING_CACHE_STAGED))}, None
 
 
 def file_timing_cache(store_dir: str, host: str, platform_id: str, pushed: list[str]

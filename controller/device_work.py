@@ -13,6 +13,7 @@ from builder.errors import UserError
 from builder.spec.catalog import file_sha256
 from builder.trt.adapter import parse_version
 
+from .selection import EngineOptions
 from .trust import Untrusted
 
 # preflight catalog keys that are not catalog keys: computed on the controller
@@ -238,3 +239,70 @@ def build_processes(catalog: dict[str, Any], models: list[str], *, python: str, 
 
 def verify_argv(python: str, engine_path: str) -> list[str]:
     return [python, "-m", "builder", "verify", "--json", "--", engine_path]
+
+
+def wheel_work(wheel: Path, root_dir: str, python: str) -> dict[str, Any]:
+    """The builder wheel's push (src on the controller, dest directory on the device) and the
+    command that installs it into the venv."""
+    on_device = "{}/wheels/{}".format(root_dir, wheel.name)
+    return {"src": str(wheel), "dest": root_dir + "/wheels/",
+            "install": [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                        "--force-reinstall", on_device]}
+
+
+def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str, Any],
+               catalog: dict[str, Any], *, store: Any, wheel: Path | None,
+               onnx_files: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One device's round as the roles carry it out: every path, file and command they use.
+
+    ``work``: the plan's round work ({build, collect, confirm, remove}: model names).
+    ``device``: the plan's checked device (its root_dir, tensorrt, work dirs). ``wheel``: the
+    builder wheel on the controller (None: no device needs the builder this round).
+    The roles loop over these items and spell no path or version themselves:
+    - env: root_dir, venv python and pin set (jetson_env);
+    - wheel: push and install, when the builder is needed;
+    - remove: work directories of models the device no longer selects;
+    - push: every file the round needs on the device, with its destination directory;
+    - processes: the builder processes and their clocks; verifies: {model, argv} of engines
+      already on the device;
+    - listing: what the device lists after its builds (the models' work directories, and the
+      timing cache's), read back with the builder records (controller/round_result.py).
+    """
+    root_dir = device["root_dir"]
+    python = venv_python(root_dir)
+    timing_cache = dict(NO_TIMING_CACHE)
+    if work["build"]:
+        timing_cache = timing_cache_work(store.timing_caches(host_plan["platform_id"]),
+                                         host_plan["platform_id"], device.get("tensorrt"),
+                                         root_dir)
+    processes = build_processes(
+        catalog, work["build"], python=python, root_dir=root_dir,
+        build_processes=host_plan.get("build_processes", "per_device"),
+        options_args=EngineOptions(**host_plan["options"]).builder_args(),
+        deadline_s=host_plan["build_deadline_s"], timing_cache=timing_cache)
+    models = host_plan["models"]
+    verifies = [{"model": model, "argv": verify_argv(python, "{}/{}".format(
+        model_work_dir(root_dir, model), models[model]["engine"]))}
+        for model in work["collect"]]
+    # The export each ONNX build of this device takes (by its plan entry's export key).
+    exports = {model: (onnx_files or {})[models[model]["export_key"]]
+               for model in work["build"] if models[model]["engine_path"] == "onnx"
+               and models[model]["export_key"] in (onnx_files or {})}
+    paths = sorted({models[m]["engine_path"] for m in work["build"] + work["confirm"]})
+    builder_needed = bool(work["build"] or work["confirm"])
+    files = files_to_push(catalog, work["build"], device["work"], exports) \
+        + stored_engine_files(store, host_plan, work["confirm"])
+    push = [{"src": item["src"], "dest": model_work_dir(root_dir, item["model"]) + "/",
+             "label": "{}/{}".format(item["model"], item["name"])} for item in files]
+    push += [{"src": item["src"], "dest": timing_cache["pushed_dir"] + "/",
+              "label": "timing cache " + item["name"]} for item in timing_cache["push"]]
+    listed = work["build"] + work["collect"]
+    listing = [model_work_dir(root_dir, model) for model in listed]
+    if timing_cache["device_file"]:
+        listing.append(os.path.dirname(timing_cache["device_file"]))
+    return dict(work, root_dir=root_dir, env=environment(root_dir, host_plan["pin_sets"], paths),
+                builder_needed=builder_needed, engine_paths=paths,
+                wheel=wheel_work(wheel, root_dir, python) if builder_needed and wheel else None,
+                remove=[model_work_dir(root_dir, model) for model in work["remove"]],
+                push=push, processes=processes, wait_s=round_wait_s(processes),
+                verifies=verifies, listing=listing, timing_cache=timing_cache)

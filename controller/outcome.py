@@ -179,13 +179,14 @@ def host_outcomes(build_results: list[dict[str, Any]], verify_results: list[dict
                   host_plan: dict[str, Any], host: str, root_dir: str
                   ) -> dict[str, dict[str, Any]]:
     """model -> outcome (as a dict) of one host's round, from the registered loop results:
-    one per builder process (``build_results``) and one per verified model."""
+    one per builder process (``build_results``) and one per verified model (each its round
+    work's verify, {"model", "argv"}, as ``item``)."""
     found = []
     for result in build_results:
         if not result.get("skipped"):
             found += process_outcomes(result, host_plan)
     for result in verify_results:
-        model = result.get("item")
+        model = _mapping(result.get("item")).get("model")  # the round work's {model, argv}
         if result.get("skipped") or not isinstance(model, str):
             continue
         entry = host_plan["models"].get(model)

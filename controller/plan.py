@@ -24,7 +24,7 @@ from . import onnx_exports, pin_sets
 from .builder_wheel import builder_source_digest
 from .device import DevicePlatform
 from .keys import engine_build_key
-from .selection import EngineOptions, HostSelection
+from .selection import HostSelection
 from .store import EngineStore, StoreEntry
 
 
@@ -339,8 +339,3 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
                 host, model, host_plan["platform_id"], entry["variant"],
                 action_of(entry, host_plan["scope"]), entry["build_key"][:12]))
     return lines
-
-
-def options_args(options: dict[str, Any]) -> list[str]:
-    """The builder's command-line options for a host's engine options."""
-    return EngineOptions(**options).builder_args()

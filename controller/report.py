@@ -15,6 +15,7 @@ from builder.atomic import write_text
 from . import runlock
 from .attempts import ATTEMPTS_NAME, read_attempts, updated_attempts
 from .report_html import engine_store_document
+from .round_result import FILED, previous_outcomes
 from .store import EngineStore, write_json_atomic
 from .summary import RunFacts, summary_rows
 
@@ -33,9 +34,10 @@ def _run_facts(plan: dict[str, Any], hostvars: Mapping[str, Any], hosts: list[st
         if host not in plan["hosts"]:
             continue
         values = hostvars[host]
-        outcomes[host] = values.get("engine_build_outcomes") or {}
-        collected[host] = values.get("engine_collect_outcomes") or {}
-        for model, reason in (values.get("engine_collect_refused") or {}).items():
+        outcomes[host] = previous_outcomes(values)
+        filed = values.get(FILED) or {}
+        collected[host] = dict(filed.get("filed") or {})
+        for model, reason in (filed.get("refused") or {}).items():
             outcome = outcomes[host].get(model)
             if outcome:
                 outcomes[host][model] = dict(outcome, status="failed", kind="store",

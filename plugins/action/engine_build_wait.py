@@ -49,4 +49,7 @@ class ActionModule(ActionBase):
                 status(job["ansible_job_id"], mode="cleanup")
         result["results"] = not_started + finished
         result["changed"] = any(job.get("rc") == 0 for job in finished)
+        # A process given up at its deadline: the device is not asked anything more this run
+        # (the same judgement as the read-back's, controller/round_result.py).
+        result["silent"] = any(job.get("timedout") for job in finished)
         return result

@@ -170,12 +170,21 @@ class EngineBuildRunner:
         })
         return env
 
-    def run(self, *args, extra_vars=None, on_line=None, timeout=900):
-        """Run the playbook; ``on_line(line)`` sees each output line as it is printed."""
+    def run(self, *args, extra_vars=None, on_line=None, timeout=900, registered=None):
+        """Run the playbook; ``on_line(line)`` sees each output line as it is printed;
+        ``registered``: a file that gets every registered result (callback_plugins/)."""
         started = time.monotonic()
         lines = []
+        env = self.environment()
+        if registered is not None:
+            env.update({"ENGINE_TEST_REGISTERED": str(registered),
+                        "ANSIBLE_CALLBACK_PLUGINS": "{}:{}".format(
+                            REPO / "plugins" / "callback", REPO / "tests" / "integration"
+                            / "callback_plugins"),
+                        "ANSIBLE_CALLBACKS_ENABLED": "engine_summary, fork_gc, "
+                                                     "registered_results"})
         with subprocess.Popen(
-            self.command(*args, extra_vars=extra_vars), cwd=str(REPO), env=self.environment(),
+            self.command(*args, extra_vars=extra_vars), cwd=str(REPO), env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             text=True,
         ) as process:

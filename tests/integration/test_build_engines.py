@@ -40,6 +40,7 @@ TIMING_CACHE_PLATFORMS = ("jetson-nano", "jetson-agx-xavier_l4t35", "jetson-agx-
 REFUSALS = ("generated on an incompatible device", "Version tag does not match",
             "not compatible with this version of TensorRT")
 REPO = Path(__file__).resolve().parents[2]
+REGISTERED = "first-run-registered.jsonl"  # every registered result of the first run
 ANSIBLE = Path(sys.executable).parent / "ansible"
 
 
@@ -117,7 +118,7 @@ def test_check_mode_prints_the_plan_and_changes_nothing(fleet, runner, timings):
 
 @pytest.mark.fleet
 def test_mixed_fleet_end_to_end(fleet, runner, timings):
-    run = timed(timings, "first_run", runner.run())
+    run = timed(timings, "first_run", runner.run(registered=runner.log_dir / REGISTERED))
 
     assert run.returncode == 0, run.describe()
     nano_builds = [(h, m) for h, m in run.builds() if h in NANOS]
@@ -202,6 +203,53 @@ def check_reports_match_index(store, index, builders):
         assert any(line.startswith("| {} (".format(platform_id)) and "| {} |".format(model) in line
                    for line in markdown.splitlines()), (platform_id, model)
 
+
+
+def test_one_model_follows_the_route(runner):
+    """docs/internals.md, "The route of a model": one model of one host through the first
+    run's registered results, under its own name at every step after the user's."""
+    host, model = "tx2-1", MODELS[0]
+    registered = {}
+    for line in (runner.log_dir / REGISTERED).read_text().splitlines():
+        entry = json.loads(line)
+        # run_once steps are reported for the first host only; the others are the host's.
+        run_once = entry["register"] in ("preflight_result", "engine_plan_result",
+                                         "engine_round")
+        if (run_once or entry["host"] == host) and not entry["result"].get("skipped"):
+            registered.setdefault(entry["register"], []).append(entry["result"])
+    # 1. selection
+    (preflight,) = registered["preflight_result"]
+    assert model in preflight["selections"][host]["models"]
+    # 2. plan entry
+    (the_plan,) = registered["engine_plan_result"]
+    entry = the_plan["hosts"][host]["models"][model]
+    # 3. round item: the round that builds it, with its files and commands
+    (work,) = [r["work"][host] for r in registered["engine_round"] if model in
+               (r["work"].get(host) or {}).get("build", [])]
+    work_dir = "{}/work/{}".format(ROOT_DIR, model)
+    assert any(push["dest"] == work_dir + "/" for push in work["push"])
+    assert any(model in process["models"] for process in work["processes"])
+    assert work_dir in work["listing"]
+    # 4. device record: the builder's JSON line naming the model, and the device's listing
+    records = [json.loads(text) for wait in registered["engine_build_runs"]
+               for result in wait["results"] for text in result["stdout"].splitlines()
+               if text.startswith("{")]
+    assert [r["build_key"] for r in records if r.get("model") == model] == [entry["build_key"]]
+    assert any(work_dir + "/manifest.json" in {f["path"] for f in listing["files"]}
+               for listing in registered["engine_build_listing"])
+    # 5. round result: its outcome and the fetch of its engine and manifest
+    result = registered["engine_round_result"][-1]
+    assert result["outcomes"][model]["status"] == "built"
+    assert result["outcomes"][model]["build_key"] == entry["build_key"]
+    fetched = {item["name"] for item in result["fetch"] if item["model"] == model}
+    assert fetched == {entry["engine"], "manifest.json"}
+    # 6. store: filed under the plan's platform, model and variant
+    filed = registered["engine_round_filed"][-1]
+    stored = Path(filed["filed"][model])
+    assert stored.parts[-3:] == (the_plan["hosts"][host]["platform_id"], model,
+                                 entry["variant"])
+    assert (stored / "manifest.json").is_file()
+    assert json.loads((stored / "manifest.json").read_text())["build_key"] == entry["build_key"]
 
 def _push_and_verify(fleet, host, engine):
     """Copy an engine into a device's /tmp and run `builder verify` on it there."""

@@ -13,8 +13,8 @@ from builder.commands.build import model_jobs
 from builder.errors import UserError
 from controller.device_work import DEADLINE_EXIT, build_processes
 from controller.outcome import host_outcomes
-
-from .plugin_files import load
+from controller.round_result import read_round
+from controller.store import EngineStore
 
 ROOT = "/opt/trt-builder"
 PYTHON = ROOT + "/venv/bin/python"
@@ -213,10 +213,42 @@ def test_a_device_that_stops_answering_fails_its_models_and_is_silent(tmp_path):
     assert outcomes["ssd_a"]["reason"].startswith(
         "the device did not answer within 1910 s, its build's deadline (1800 s, "
         "engine_build_deadline_s) and margins")
-    action = load("plugins/action/engine_outcomes.py", "engine_outcomes_under_test")
-    read = action.ActionModule.decide(None, {"build_started": [], "build_wait": {
-        "results": [timed_out]}, "verify_results": [], "confirm": [],
-        "store_dir": str(tmp_path / "store"),
-                         "host_plan": HOST_PLAN, "previous": {}, "root_dir": ROOT},
-                  {"inventory_hostname": "nano-1"})
-    assert read["silent"] is True and read["verified"] == []
+    work = {"root_dir": ROOT, "build": list(MODELS), "collect": [], "confirm": [],
+            "timing_cache": {"device_file": None}}
+    read = read_round(work, HOST_PLAN, host="nano-1", started=[],
+                      wait={"results": [timed_out]}, verifies=[],
+                      listing={"files": [{"path": ROOT + "/work/ssd_a/manifest.json"}]},
+                      previous={}, catalog={}, max_bytes=1 << 20,
+                      store=EngineStore(tmp_path / "store"))
+    # Nothing is fetched from it, whatever it listed.
+    assert read["silent"] is True and read["fetch"] == [] and read["timing_cache_fetch"] is None
+    assert {o["kind"] for o in read["outcomes"].values()} == {"deadline"}
+
+
+def test_a_verified_engine_already_on_the_device_is_read_back_and_fetched(tmp_path):
+    """A collect-only model: its verify's record (the round work's {model, argv} as the
+    loop item) makes it on_device, and the device's listing of its work dir its fetch."""
+    plan = {"models": {"ssd_a": dict(HOST_PLAN["models"]["ssd_a"], engine="TRT_ssd_a.bin")}}
+    work = {"root_dir": ROOT, "build": [], "collect": ["ssd_a"], "confirm": [],
+            "timing_cache": {"device_file": None}}
+    verify = {"item": {"model": "ssd_a", "argv": [PYTHON, "-m", "builder", "verify"]},
+              "rc": 0, "delta": "0:00:01", "stdout": json.dumps(
+                  {"record": 1, "status": "ok", "result": {"ok": True}})}
+    files = [{"path": "{}/work/ssd_a/{}".format(ROOT, name), "isreg": True, "islnk": False,
+              "size": 10} for name in ("TRT_ssd_a.bin", "manifest.json", "catalog.yml")]
+    store = EngineStore(tmp_path / "store")
+    read = read_round(work, plan, host="nano-1", started=[], wait={}, verifies=[verify],
+                      listing={"files": files}, previous={}, catalog={}, max_bytes=1 << 20,
+                      store=store)
+    assert read["outcomes"]["ssd_a"]["status"] == "on_device"
+    staged = str(store.staging_dir("nano-1") / "ssd_a") + "/"
+    assert [(f["name"], f["src"], f["dest"]) for f in read["fetch"]] == [
+        ("TRT_ssd_a.bin", ROOT + "/work/ssd_a/TRT_ssd_a.bin", staged),
+        ("manifest.json", ROOT + "/work/ssd_a/manifest.json", staged)]
+    # The same verify failed: nothing is fetched.
+    failed = dict(verify, rc=5, stdout=json.dumps({"record": 1, "status": "failed",
+                                                   "kind": "verify", "message": "bad"}))
+    read = read_round(work, plan, host="nano-1", started=[], wait={}, verifies=[failed],
+                      listing={"files": files}, previous={}, catalog={}, max_bytes=1 << 20,
+                      store=store)
+    assert read["outcomes"]["ssd_a"]["status"] == "failed" and read["fetch"] == []

@@ -234,27 +234,38 @@ def test_lookups_hash_an_engine_only_when_its_stat_changed(tmp_path, monkeypatch
     assert len(hashed) == 1
 
 
-def test_a_devices_listing_is_checked_before_a_byte_is_fetched():
+def test_a_devices_listing_is_checked_before_a_byte_is_fetched(tmp_path):
     from controller.collect import fetchable, limit_of  # noqa: PLC0415
 
     plan = {"models": {"m1": {"engine": "TRT_m1.bin"}, "m2": {"engine": "TRT_m2.bin"}}}
 
-    def listing(model, **engine):
-        info = dict({"path": "/w/{}/TRT_{}.bin".format(model, model), "isreg": True,
+    def listing(model, where=None, **engine):
+        directory = where or "/w/work/" + model
+        info = dict({"path": "{}/TRT_{}.bin".format(directory, model), "isreg": True,
                      "islnk": False, "size": 100}, **engine)
-        return {"item": model, "files": [info, {"path": "/w/{}/manifest.json".format(model),
-                                                "isreg": True, "islnk": False, "size": 10}]}
+        return [info, {"path": directory + "/manifest.json", "isreg": True, "islnk": False,
+                       "size": 10}]
 
     catalog = {"m1": {"max_engine_mib": 1}, "m2": {}}
     limits = {m: limit_of(m, catalog, 50) for m in ("m1", "m2")}
     assert limits == {"m1": 1 << 20, "m2": 50}
-    allowed, refused = fetchable([listing("m1"), listing("m2")], ["m1", "m2"], plan, limits,
-                                 "nano-1")
-    assert [f["model"] for f in allowed] == ["m1", "m1"]
+    staging = tmp_path / ".staging" / "nano-1"
+
+    def check(files, models):
+        return fetchable(files, models, plan, limits, "nano-1", root_dir="/w",
+                         staging=staging)
+
+    allowed, refused = check(listing("m1") + listing("m2"), ["m1", "m2"])
+    assert [(f["model"], f["src"], f["dest"]) for f in allowed] == [
+        ("m1", "/w/work/m1/TRT_m1.bin", str(staging / "m1") + "/"),
+        ("m1", "/w/work/m1/manifest.json", str(staging / "m1") + "/")]
     assert "has 100 bytes, above the limit of 50 bytes" in refused["m2"]
-    allowed, refused = fetchable([listing("m1", islnk=True, isreg=False)], ["m1"], plan,
-                                 limits, "nano-1")
+    allowed, refused = check(listing("m1", islnk=True, isreg=False), ["m1"])
     assert allowed == [] and "not a regular file (a link?)" in refused["m1"]
+    # A file listed anywhere but in the model's own work directory is not the model's.
+    for elsewhere in ("/w/work/m2", "/w/work/m1/sub", "/etc"):
+        allowed, refused = check(listing("m1", where=elsewhere), ["m1"])
+        assert allowed == [] and "missing in its work directory" in refused["m1"]
 
 
 def test_a_read_only_store_rebuilds_an_unreadable_index_in_memory_only(tmp_path):

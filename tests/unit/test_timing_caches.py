@@ -162,18 +162,20 @@ DEVICE_FILE = ROOT + "/timing-cache/{}.cache".format(NANO)
 ])
 def test_a_device_cache_that_is_not_a_plain_bounded_file_is_not_fetched(tmp_path, stat,
                                                                          refusal):
-    dest, refused = collect.timing_cache_fetch(stat, DEVICE_FILE, "nano-1", str(tmp_path))
+    dest, refused = collect.timing_cache_fetch(stat, DEVICE_FILE, "nano-1", tmp_path)
     assert dest is None and refusal in refused and "nano-1" in refused
 
 
 def test_a_plain_device_cache_is_fetched_into_the_hosts_staging_area(tmp_path):
     stat = {"exists": True, "isreg": True, "islnk": False, "size": 10}
-    dest, refused = collect.timing_cache_fetch(stat, DEVICE_FILE, "nano-1", str(tmp_path))
+    staging = EngineStore(tmp_path).staging_dir("nano-1")
+    fetch, refused = collect.timing_cache_fetch(stat, DEVICE_FILE, "nano-1", staging)
     assert refused is None
-    assert dest == os.path.join(os.path.realpath(str(tmp_path)), ".staging", "nano-1",
-                                ".timing-cache", "returned.cache")
+    assert fetch == {"src": DEVICE_FILE, "dest": os.path.join(
+        os.path.realpath(str(tmp_path)), ".staging", "nano-1", ".timing-cache",
+        "returned.cache")}
     assert collect.timing_cache_fetch({"exists": False}, DEVICE_FILE, "nano-1",
-                                      str(tmp_path)) == (None, None)
+                                      staging) == (None, None)
 
 
 def test_filing_a_fetched_cache_says_why_it_was_not_stored(tmp_path):
@@ -181,7 +183,9 @@ def test_filing_a_fetched_cache_says_why_it_was_not_stored(tmp_path):
     path, warning = collect.file_timing_cache(store_dir, "nano-1", NANO, [])
     assert path is None and warning.startswith("timing cache not stored: host nano-1")
     stat = {"exists": True, "isreg": True, "islnk": False, "size": 1}
-    dest, _ = collect.timing_cache_fetch(stat, DEVICE_FILE, "nano-1", store_dir)
+    fetch, _ = collect.timing_cache_fetch(stat, DEVICE_FILE, "nano-1",
+                                          EngineStore(store_dir).staging_dir("nano-1"))
+    dest = fetch["dest"]
     os.makedirs(os.path.dirname(dest))
     with open(dest, "wb") as handle:
         handle.write(b"A")

@@ -1,0 +1,93 @@
+"""The controller reads one device's round back, in one step: what each model's builder
+process or verify said (controller/outcome.py), and which of the files the device listed may
+be fetched into the store's staging area (controller/collect.py).
+
+The route of a model name through a build run (docs/internals.md, "The route of a model"):
+``engine_models`` -> selection -> plan entry -> round item -> device record -> round result ->
+store. The round result is this module's ``read_round``, registered as ``engine_round_result``;
+the filing step (plugins/action/engine_store_collect.py) files its ``fetch`` list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .build_wait import wait_results
+from .collect import fetchable, limit_of, timing_cache_fetch
+from .outcome import host_outcomes
+from .plan import refute_confirmations
+from .store import EngineStore
+
+# Where the roles register this round's results (registered, never facts): read_round's, and
+# the filing step's (plugins/action/engine_store_collect.py), which the report reads.
+REGISTERED = "engine_round_result"
+FILED = "engine_round_filed"
+
+
+def previous_outcomes(host_vars: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """model -> outcome of one host's earlier rounds of this run (its registered result)."""
+    result = host_vars.get(REGISTERED) or {}
+    return dict(result.get("outcomes") or {}) if isinstance(result, Mapping) else {}
+
+
+def listed_files(listing: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The files of ansible.builtin.find's result (none when it was skipped or failed)."""
+    files = listing.get("files") if not listing.get("failed") else None
+    return [f for f in files or [] if isinstance(f, dict)]
+
+
+def read_round(work: dict[str, Any], host_plan: dict[str, Any], *, host: str,
+               started: list[dict[str, Any]], wait: dict[str, Any],
+               verifies: list[dict[str, Any]], listing: Mapping[str, Any],
+               previous: dict[str, dict[str, Any]], catalog: dict[str, Any],
+               max_bytes: int, store: EngineStore) -> dict[str, Any]:
+    """{outcomes, silent, fetch, timing_cache_fetch, refused, msg}: the round of ``host``.
+
+    ``work``: its round work (controller/device_work.py round_work); ``started`` / ``wait`` /
+    ``verifies``: the registered results of the builder processes, of their wait and of the
+    verifies; ``listing``: find over ``work["listing"]`` (links not followed); ``previous``:
+    the outcomes of its earlier rounds. ``fetch``: [{model, name, src, dest}], the engine and
+    manifest of each verified model, keyed by ``model``.
+    """
+    outcomes = dict(previous)
+    build_results = wait_results(started, wait)
+    outcomes.update(host_outcomes(build_results, verifies, host_plan, host, work["root_dir"]))
+    for model in work["confirm"]:  # the summary says what these verifies were
+        if (outcomes.get(model) or {}).get("status") == "on_device":
+            outcomes[model] = dict(outcomes[model], details=dict(
+                outcomes[model].get("details") or {}, confirms_stored_engine=True))
+    # A stored engine this device could not verify for its platform leaves the store.
+    for model, where in refute_confirmations(store, host, work["confirm"], outcomes).items():
+        outcomes[model] = dict(outcomes[model], reason="{}; the stored engine it was to "
+                               "verify moved to {}".format(outcomes[model]["reason"], where))
+    # A builder process the controller stopped waiting for (its task's timeout, or past its
+    # deadline): the device no longer answers, so nothing more is asked of it this run.
+    silent = any(result.get("timedout") for result in build_results)
+    this_round = set(work["build"] + work["collect"])
+    verified = sorted(model for model, o in outcomes.items() if model in this_round
+                      and o["status"] in ("built", "on_device") and o["verify"] is not None)
+    fetch: list[dict[str, Any]] = []
+    refused: dict[str, str] = {}
+    cache_fetch, cache_refused = None, None
+    if not silent:
+        files = listed_files(listing)
+        limits = {m: limit_of(m, catalog, max_bytes) for m in verified}
+        fetch, refused = fetchable(files, verified, host_plan, limits, host,
+                                   root_dir=work["root_dir"],
+                                   staging=store.staging_dir(host))
+        device_file = work["timing_cache"].get("device_file")
+        cache_info = next((dict(f, exists=True) for f in files if f.get("path") == device_file),
+                          None)
+        cache_fetch, cache_refused = timing_cache_fetch(cache_info, device_file, host,
+                                                        store.staging_dir(host))
+    lines = ["{}: {}{}{}".format(model, o["status"],
+                                 " in " + o["elapsed"] if o["elapsed"] else "",
+                                 ": " + o["reason"] if o["reason"] else "")
+             for model, o in sorted(outcomes.items())]
+    lines += ["{}: refused: {}".format(m, r) for m, r in sorted(refused.items())]
+    result = {"outcomes": outcomes, "silent": silent, "fetch": fetch,
+              "timing_cache_fetch": cache_fetch, "refused": refused, "msg": lines}
+    if cache_refused:
+        result["warnings"] = [cache_refused]
+    return result
