@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 import shlex
 from pathlib import Path
 from typing import Any
@@ -241,6 +242,29 @@ def verify_argv(python: str, engine_path: str) -> list[str]:
     return [python, "-m", "builder", "verify", "--json", "--", engine_path]
 
 
+def pushed_file(src: str, directory: str, name: str, label: str) -> dict[str, str]:
+    """One file of a round's push: sent to ``part`` (a hidden name in its directory), then
+    renamed to ``path`` once every file of the round is there (push_commands)."""
+    return {"src": src, "dest": directory + "/", "label": label,
+            "part": "{}/.{}.part".format(directory, name), "path": "{}/{}".format(directory, name)}
+
+
+def push_commands(push: list[dict[str, str]]) -> dict[str, str]:
+    """The two device commands around a round's file transfers (plugins/action/engine_push.py):
+    ``prepare`` creates the directories (umask 077: a graph may be a team's own IP),
+    ``finish`` makes each file the connecting user's alone and renames it into place, so a
+    cut transfer never leaves a partial file under its real name. Two remote commands for
+    the whole round, whatever the number of files."""
+    if not push:
+        return {"prepare": "", "finish": ""}
+    directories = sorted({posixpath.dirname(item["path"]) for item in push})
+    prepare = "umask 077 && mkdir -p -- " + " ".join(shlex.quote(d) for d in directories)
+    finish = ["chmod 600 -- " + " ".join(shlex.quote(item["part"]) for item in push)]
+    finish += ["mv -f -- {} {}".format(shlex.quote(item["part"]), shlex.quote(item["path"]))
+               for item in push]
+    return {"prepare": prepare, "finish": " && ".join(finish)}
+
+
 def wheel_work(wheel: Path, root_dir: str, python: str) -> dict[str, Any]:
     """The builder wheel's push (src on the controller, dest directory on the device) and the
     command that installs it into the venv."""
@@ -292,10 +316,10 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
     builder_needed = bool(work["build"] or work["confirm"])
     files = files_to_push(catalog, work["build"], device["work"], exports) \
         + stored_engine_files(store, host_plan, work["confirm"])
-    push = [{"src": item["src"], "dest": model_work_dir(root_dir, item["model"]) + "/",
-             "label": "{}/{}".format(item["model"], item["name"])} for item in files]
-    push += [{"src": item["src"], "dest": timing_cache["pushed_dir"] + "/",
-              "label": "timing cache " + item["name"]} for item in timing_cache["push"]]
+    push = [pushed_file(item["src"], model_work_dir(root_dir, item["model"]), item["name"],
+                        "{}/{}".format(item["model"], item["name"])) for item in files]
+    push += [pushed_file(item["src"], timing_cache["pushed_dir"], item["name"],
+                         "timing cache " + item["name"]) for item in timing_cache["push"]]
     listed = work["build"] + work["collect"]
     listing = [model_work_dir(root_dir, model) for model in listed]
     if timing_cache["device_file"]:
@@ -304,5 +328,6 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
                 builder_needed=builder_needed, engine_paths=paths,
                 wheel=wheel_work(wheel, root_dir, python) if builder_needed and wheel else None,
                 remove=[model_work_dir(root_dir, model) for model in work["remove"]],
-                push=push, processes=processes, wait_s=round_wait_s(processes),
+                push=push, push_commands=push_commands(push), processes=processes,
+                wait_s=round_wait_s(processes),
                 verifies=verifies, listing=listing, timing_cache=timing_cache)

@@ -234,7 +234,8 @@ def test_one_model_follows_the_route(runner):
     records = [json.loads(text) for wait in registered["engine_build_runs"]
                for result in wait["results"] for text in result["stdout"].splitlines()
                if text.startswith("{")]
-    assert [r["build_key"] for r in records if r.get("model") == model] == [entry["build_key"]]
+    assert [r["result"]["build_key"] for r in records if r.get("model") == model] == [
+        entry["build_key"]]
     assert any(work_dir + "/manifest.json" in {f["path"] for f in listing["files"]}
                for listing in registered["engine_build_listing"])
     # 5. round result: its outcome and the fetch of its engine and manifest

@@ -5,6 +5,7 @@ controller/outcome.py)."""
 import json
 import shlex
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -252,3 +253,33 @@ def test_a_verified_engine_already_on_the_device_is_read_back_and_fetched(tmp_pa
                       listing={"files": files}, previous={}, catalog={}, max_bytes=1 << 20,
                       store=store)
     assert read["outcomes"]["ssd_a"]["status"] == "failed" and read["fetch"] == []
+
+
+def test_a_rounds_push_is_two_device_commands_around_the_transfers(tmp_path):
+    """push_commands, run by a real shell around copies standing for the transfers: the
+    directories exist before, and each file is the user's alone, under its name, after."""
+    from controller.device_work import push_commands, pushed_file  # noqa: PLC0415
+
+    sources = []
+    for name in ("frozen_inference_graph.pb", "odd name 'quoted'.pbtxt"):
+        sources.append(tmp_path / "controller" / name)
+        sources[-1].parent.mkdir(exist_ok=True)
+        sources[-1].write_text("content of " + name)
+    root = tmp_path / "device"
+    push = [pushed_file(str(src), "{}/work/m 1".format(root), src.name, src.name)
+            for src in sources]
+    push.append(pushed_file(str(sources[0]), str(root / "timing-cache" / "pushed"), "c.cache",
+                            "cache"))
+    commands = push_commands(push)
+    subprocess.run(["sh", "-c", commands["prepare"]], check=True)
+    for item in push:
+        with open(item["part"], "w") as part, open(item["src"]) as source:
+            part.write(source.read())
+    subprocess.run(["sh", "-c", commands["finish"]], check=True)
+    for item in push:
+        final = Path(item["path"])
+        assert final.read_text() == Path(item["src"]).read_text()
+        assert final.stat().st_mode & 0o777 == 0o600
+        assert not Path(item["part"]).exists()
+    assert (root / "work" / "m 1").stat().st_mode & 0o077 == 0
+    assert push_commands([]) == {"prepare": "", "finish": ""}

@@ -1,0 +1,46 @@
+"""Send a round's files to a device in one go (controller/device_work.py push_commands): one
+remote command creates the directories, each file travels over the connection's own transfer
+(sftp), one remote command puts them in place. Two remote commands for the round instead of
+two per file (ansible.builtin.copy's stat and module)."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
+from ansible.plugins.action import ActionBase
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = True
+    _VALID_ARGS = frozenset(("files", "prepare", "finish"))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        files = list(self._task.args.get("files") or [])
+        if not files:
+            result.update(changed=False, msg="nothing to push")
+            return result
+        if self._task.check_mode:
+            result.update(changed=True, msg="would push {} file(s)".format(len(files)))
+            return result
+        step = "creating the directories"
+        try:
+            self._device_command(self._task.args["prepare"], step)
+            for item in files:
+                step = "sending {}".format(item["label"])
+                self._connection.put_file(item["src"], item["part"])
+            step = "putting the files in place"
+            self._device_command(self._task.args["finish"], step)
+        except AnsibleConnectionFailure:
+            raise  # the device is gone: Ansible makes it unreachable
+        except AnsibleError as error:
+            result.update(failed=True, msg="push to the device failed while {}: {}".format(
+                step, error))
+            return result
+        result.update(changed=True, pushed=[item["label"] for item in files])
+        return result
+
+    def _device_command(self, command, step):
+        done = self._low_level_execute_command(command)
+        if done["rc"] != 0:
+            raise AnsibleError("exit {}: {}".format(
+                done["rc"], (done.get("stderr") or done.get("stdout") or "").strip()[-500:]))
