@@ -178,16 +178,21 @@ def read_json_at(dir_fd, name):
     return data if isinstance(data, dict) else None
 
 
-def sha256_fd(fd):
+# A copy of builder/atomic.py's (the deploy guard runs this module without the builder
+# package); tests/unit/test_one_home.py keeps the two the same.
+def sha256_of(handle):
+    """Hex sha256 of what a binary handle has left, read in blocks (graphs and engines are
+    tens of MB; a Nano has little RAM)."""
     digest = hashlib.sha256()
-    with os.fdopen(fd, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 
-def fsync_fd(fd):
-    os.fsync(fd)
+def sha256_fd(fd):
+    """Hex sha256 of the open file ``fd`` (closed after)."""
+    with os.fdopen(fd, "rb") as handle:
+        return sha256_of(handle)
 
 
 def remove_at(dir_fd, name):
@@ -478,7 +483,7 @@ def switch_link_at(model_fd, name, version, model_dir):
         remove_at(model_fd, temporary)
     os.symlink(version, temporary, dir_fd=model_fd)
     os.rename(temporary, name, src_dir_fd=model_fd, dst_dir_fd=model_fd)
-    fsync_fd(model_fd)
+    os.fsync(model_fd)
 
 
 def prune_plan(ordered_versions, keep, current, previous):
@@ -497,11 +502,7 @@ def prune_plan(ordered_versions, keep, current, previous):
 # -------------------------------------------------------------------- path-based helpers
 
 def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_fd(os.open(path, os.O_RDONLY | _CLOEXEC))
 
 
 def read_json(path):

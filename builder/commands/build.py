@@ -11,13 +11,13 @@ import json
 import os
 import sys
 
+from ..atomic import file_sha256
 from ..commands import verify as cmd_verify
 from ..commands.check import DEFAULT_CATALOG
 from ..errors import UserError, VerifyFailed
 from ..graph.check import graph_input_dims
 from ..manifest import manifest_path, read_manifest
 from ..platform.detect import detect_platform
-from ..spec.catalog import file_sha256
 from ..trt import enginepath
 from ..trt.adapter import BuildOptions, TrtAdapter, import_tensorrt
 from ..trt.build import (

@@ -5,9 +5,9 @@ import os
 import sys
 
 from .. import atomic
+from ..atomic import file_sha256
 from ..commands.check import add_model_arguments
 from ..errors import VerifyFailed
-from ..spec.catalog import file_sha256
 from ..trt.build import progress_printer
 from ..uff.convert import load_model_spec, prepare_out_dir
 

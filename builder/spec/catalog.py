@@ -6,12 +6,12 @@ file, the model, the key and the fix, so a user repairs the catalog in one go.
 """
 
 import collections
-import hashlib
 import os
 import re
 
 import yaml
 
+from ..atomic import file_sha256
 from ..errors import UserError
 from ..spec.suggest import did_you_mean
 
@@ -381,18 +381,6 @@ class Catalog(object):
 
     def __repr__(self):
         return "Catalog({!r}, models={})".format(self.path, list(self.models))
-
-
-def file_sha256(path, chunk_size=1024 * 1024):
-    """Hex sha256 of a file, read in chunks (graphs are tens of MB; Nano has little RAM)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while True:
-            chunk = handle.read(chunk_size)
-            if not chunk:
-                break
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- YAML reading

@@ -221,7 +221,7 @@ from tests.unit.store_helpers import staged
 def killed(path):  # the temporary is complete, the rename not yet done: SIGKILL
     os.kill(os.getpid(), signal.SIGKILL)
 
-store._fsync_dir = killed
+store.atomic.fsync_directory = killed
 staging = Path(sys.argv[2])
 staged(staging, "m1", "jetson-nano_l4t32.7.1_trt8.2.1", "a" * 64)
 store.EngineStore(sys.argv[1]).file_engine(
