@@ -13,6 +13,7 @@ import yaml
 
 from ..atomic import file_sha256
 from ..errors import UserError
+from ..platform.detect import ONNX_FROM_TEXT
 from ..spec.suggest import did_you_mean
 
 CATALOG_VERSION = 1
@@ -320,8 +321,9 @@ FIELDS = collections.OrderedDict(
         ("keep_top_k", _Field(_check_top_k, 100, False)),
         ("engine", _Field(_check_engine, None, False)),
         ("pipeline_config", _Field(_check_path_text, None, False)),
-        ("engine_path", _Field(_choice(ENGINE_PATHS, "auto: ONNX on TensorRT >= 8.4, UFF "
-                                                     "before"), "auto", False)),
+        ("engine_path", _Field(_choice(ENGINE_PATHS, "auto: ONNX on TensorRT >= {}, UFF "
+                                                     "before".format(ONNX_FROM_TEXT)),
+                               "auto", False)),
         ("box_decoder", _Field(_choice(BOX_DECODERS, "ONNX path: decode and clip the boxes "
                                                      "in the graph, or in EfficientNMS_TRT"),
                                "graph", False)),

@@ -16,11 +16,11 @@ import pytest
 
 from builder import manifest
 from builder.errors import UserError
+from builder.platform.detect import api_generation
 from builder.trt import log as trt_log
 from builder.trt.adapter import (
     BuildOptions,
     TrtAdapter,
-    api_generation,
     network_precision,
     parse_version,
     strongly_typed_only,
