@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-ATTEMPTS_NAME = "attempts.json"
+from .store import ATTEMPTS_NAME
+
 ATTEMPTS_FORMAT = 1
 SUCCESS = ("built", "collected", "cached", "shared")
 # Rows that only repeat another host's failure of the same build key ("not built: it failed

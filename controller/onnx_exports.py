@@ -32,9 +32,7 @@ from builder.trt.adapter import parse_version
 from builder.trt.enginepath import choose_engine_path
 
 from . import trust
-from .store import EngineStore, StoreError
-
-ONNX_DIR = "onnx"
+from .store import ONNX_DIR, EngineStore, StoreError
 
 
 def engine_path_of(spec: dict[str, Any], tensorrt: str | None, catalog_path: str

@@ -13,13 +13,16 @@ from typing import Any
 from builder.atomic import write_text
 
 from . import runlock
-from .attempts import ATTEMPTS_NAME, read_attempts, updated_attempts
+from .attempts import read_attempts, updated_attempts
 from .report_html import engine_store_document
-from .store import EngineStore, write_json_atomic
+from .store import (
+    ATTEMPTS_NAME,
+    DEPLOYMENTS_NAME,
+    DOCUMENTS,
+    EngineStore,
+    write_json_atomic,
+)
 from .summary import RunFacts, summary_rows
-
-DOCUMENTS = ("report.md", "report.html")
-DEPLOYMENTS = "deployments.json"  # written by controller/deployments.py
 
 
 def _run_facts(plan: dict[str, Any], hostvars: Mapping[str, Any], hosts: list[str],
@@ -113,7 +116,7 @@ def write_reports(store: EngineStore, documents: Sequence[str] = DOCUMENTS) -> l
     index = dict(store.index())
     # No deploy yet, or a damaged record (the next deploy rewrites it): no fleet view.
     with contextlib.suppress(FileNotFoundError, ValueError):
-        index["deployments"] = json.loads((store.root / DEPLOYMENTS).read_text())
+        index["deployments"] = json.loads((store.root / DEPLOYMENTS_NAME).read_text())
     index["attempts"] = read_attempts(store.root)
     written = []
     for name in documents:

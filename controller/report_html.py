@@ -41,6 +41,7 @@ from .report_md import (
     summary_line,
     text_or_missing,
 )
+from .store import REPORT_HTML, REPORT_MD
 
 # Distinct, colour-blind friendly enough series colours (one per model, in model order).
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#edc948",
@@ -399,7 +400,7 @@ def engine_store_report_html(index: dict[str, Any] | None) -> str:
 
 # The store's report files and what renders each of them from index.json's content.
 STORE_DOCUMENTS: dict[str, Callable[[dict[str, Any] | None], str]] = {
-    "report.md": engine_store_report, "report.html": engine_store_report_html}
+    REPORT_MD: engine_store_report, REPORT_HTML: engine_store_report_html}
 
 
 def engine_store_document(index: dict[str, Any] | None, name: str) -> str:

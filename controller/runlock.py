@@ -37,9 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .store import LOCK_NAME, EngineStore
+from .store import LOCK_NAME, RUN_LOCK_NAME, EngineStore
 
-RUN_LOCK_NAME = ".run-lock"
 POLL_SECONDS = 2.0
 # The renewer touches the lock this often, and looks this often whether it should stop.
 RENEW_SECONDS = 15.0

@@ -6,6 +6,13 @@
     <store>/.quarantine/<when>-<platform_id>-<model>-<variant>/  entries found corrupt, + REASON
     <store>/.staging/<host>/<model>/                          fetched files before filing
     <store>/.timing-caches/<platform_id>/<sha256>.cache        TensorRT timing caches (8.0+)
+    <store>/onnx/<model>/...                                  ONNX exports (onnx_exports.py)
+    <store>/attempts.json  deployments.json                   what runs tried, what is deployed
+    <store>/report.md  report.html                            the reports (report.py)
+    <store>/.lock  .run-lock                                  the filing lock, the run lock
+
+The names below (INDEX_NAME ... DOCUMENTS) are the one home of this layout: every module that
+reads or writes a part of it imports them.
 
 Every path is built from checked components and confined to the store (controller/trust.py).
 Entries are assembled in a temporary directory and renamed into place under an fcntl lock on
@@ -39,12 +46,20 @@ from module_utils.trt_signature import EXPIRED, MISSING, SignatureProblem
 from . import signing, trust
 from .selection import EngineOptions
 
+# The store's root layout.
 INDEX_NAME = "index.json"
-INDEX_FORMAT = 2
-MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".lock"
+RUN_LOCK_NAME = ".run-lock"  # controller/runlock.py
 STAGING_NAME = ".staging"
 QUARANTINE_NAME = ".quarantine"
+TIMING_CACHES_NAME = ".timing-caches"
+ONNX_DIR = "onnx"  # controller/onnx_exports.py
+ATTEMPTS_NAME = "attempts.json"  # controller/attempts.py
+DEPLOYMENTS_NAME = "deployments.json"  # controller/deployments.py
+REPORT_MD, REPORT_HTML = "report.md", "report.html"
+DOCUMENTS = (REPORT_MD, REPORT_HTML)  # controller/report.py, rendered by report_html.py
+INDEX_FORMAT = 2
+MANIFEST_NAME = "manifest.json"
 # Temporaries beside what they become (a killed run's are leftovers, removed by the tool).
 INDEX_TEMP_PREFIX, NEW_TEMP_PREFIX, OLD_TEMP_PREFIX = ".index-", ".new-", ".old-"
 TEMP_PREFIXES = (INDEX_TEMP_PREFIX, NEW_TEMP_PREFIX, OLD_TEMP_PREFIX)
@@ -63,7 +78,6 @@ PLATFORM_FIELDS = ("module", "soc", "compute_capability", "l4t", "jetpack", "pyt
 # every report made from it say so.
 SIMULATED_MARK = b"SIMULATED"
 SPACE_MARGIN_BYTES = 16 << 20
-TIMING_CACHES_NAME = ".timing-caches"
 TIMING_CACHE_SUFFIX = ".cache"
 # A real cache of an SSD model's tactics is a few MiB at most.
 TIMING_CACHE_MAX_BYTES = 64 << 20

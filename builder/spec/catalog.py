@@ -11,7 +11,8 @@ import re
 
 import yaml
 
-from ..atomic import file_sha256
+# controller/device_work.py imports file_sha256 from here (it should from builder.atomic).
+from ..atomic import file_sha256 as file_sha256  # noqa: PLC0414 (explicit re-export)
 from ..errors import UserError
 from ..platform.detect import ONNX_FROM_TEXT
 from ..spec.suggest import did_you_mean
