@@ -22,7 +22,7 @@ from .store import (
     EngineStore,
     write_json_atomic,
 )
-from .summary import RunFacts, summary_rows
+from .summary import FAILED, RunFacts, summary_rows
 
 
 def _run_facts(plan: dict[str, Any], hostvars: Mapping[str, Any], hosts: list[str],
@@ -41,7 +41,7 @@ def _run_facts(plan: dict[str, Any], hostvars: Mapping[str, Any], hosts: list[st
         for model, reason in (values.get("engine_collect_refused") or {}).items():
             outcome = outcomes[host].get(model)
             if outcome:
-                outcomes[host][model] = dict(outcome, status="failed", kind="store",
+                outcomes[host][model] = dict(outcome, status=FAILED, kind="store",
                                              reason="not brought into the store: " + reason)
     return RunFacts(outcomes, collected, active)
 
@@ -63,7 +63,7 @@ def run_report(plan: dict[str, Any], hostvars: Mapping[str, Any], hosts: list[st
                             store.lookup(key) is not None)
         for host, reason in sorted((plan.get("refused_hosts") or {}).items()):
             rows.append({"host": host, "model": "-", "platform_id": None, "variant": "-",
-                         "status": "failed", "detail": "refused: " + reason,
+                         "status": FAILED, "detail": "refused: " + reason,
                          "host_left": False})
     if store is None or check_mode or not store.root.is_dir():
         return rows, written, notes
@@ -86,7 +86,7 @@ def finish_run(plan: dict[str, Any], hostvars: Mapping[str, Any], hosts: list[st
     finally:
         if store_dir and not check_mode:
             runlock.release(Path(store_dir), os.getppid())
-    failed = [row for row in rows if row["status"] == "failed"]
+    failed = [row for row in rows if row["status"] == FAILED]
     result: dict[str, Any] = {"failed_rows": failed, "written": written, "notes": notes,
               "changed": bool(written), "msg": "reports written: {}".format(
                   ", ".join(written) or "none (unchanged)")}
