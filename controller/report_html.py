@@ -13,6 +13,8 @@ import math
 from collections.abc import Callable
 from typing import Any, TypedDict
 
+from builder.platform.detect import version_prefix
+
 from .durations import format_duration
 from .report_md import (
     BUILD_TIME_TEXT,
@@ -222,7 +224,8 @@ def _platform_label(rows: list[dict[str, Any]], platform_id: str) -> tuple[str, 
     if row["l4t"]:
         facts.append("L4T " + row["l4t"])
     if row["tensorrt"]:
-        facts.append("TRT " + ".".join(row["tensorrt"].split(".")[:3]))
+        tensorrt: str = version_prefix(row["tensorrt"], 3) or row["tensorrt"]
+        facts.append("TRT " + tensorrt)
     family = module_family(row)
     return row["module"] + (" ({})".format(family) if family else ""), " · ".join(facts)
 

@@ -356,7 +356,8 @@ def upstream_version(debian_version):
     return version.rsplit("-", 1)[0] if "-" in version else version
 
 
-def _first_parts(version, count):
+def version_prefix(version, count):
+    """'8.6.2.3' -> '8.6.2' (count 3): the first numbers of a version, None without one."""
     numbers = version_tuple(version)
     return ".".join(str(n) for n in numbers[:count]) if numbers else None
 
@@ -489,7 +490,7 @@ def cudnn_from_dpkg(packages):
 def l4t_from_dpkg(packages):
     """'32.7.4' from nvidia-l4t-core '32.7.4-20230608212426'."""
     version = packages.get("nvidia-l4t-core")
-    return _first_parts(upstream_version(version), 3) if version else None
+    return version_prefix(upstream_version(version), 3) if version else None
 
 
 def memory_mib(root):
@@ -567,7 +568,7 @@ def detect_platform(root="/"):
     jetpack, expected = _jetpack_for(l4t, warnings)
 
     tensorrt_full = tensorrt_from_dpkg(packages)
-    tensorrt = _first_parts(upstream_version(tensorrt_full), 3) if tensorrt_full else None
+    tensorrt = version_prefix(upstream_version(tensorrt_full), 3) if tensorrt_full else None
     if tensorrt is None:
         warnings.append("TensorRT not found in the dpkg database (no 'tensorrt' or "
                         "'libnvinfer<N>' package installed): install JetPack's TensorRT "
