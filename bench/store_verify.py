@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from controller.store import EngineStore  # noqa: E402
+from controller.store import INDEX_NAME, EngineStore  # noqa: E402
 from tests.unit.store_helpers import staged  # noqa: E402
 
 PLATFORMS = ("jetson-nano_l4t32.7.1_trt8.2.1", "jetson-tx2_l4t32.7.1_trt8.2.1",
@@ -66,7 +66,7 @@ def main():
             fill(root, keys, args.engine_mib << 20)
             shortcut = timed_lookups(root, keys, full=False)
             full = timed_lookups(root, keys, full=True)
-            (Path(root) / "index.json").unlink()
+            (Path(root) / INDEX_NAME).unlink()
             rebuilt = timed_lookups(root, keys, full=False)
             again = timed_lookups(root, keys, full=False)
         figures[scope] = {"entries": count, "stat_shortcut_s": round(shortcut, 4),

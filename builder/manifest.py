@@ -14,7 +14,6 @@ Keys (schema_version 1):
     created_utc, warnings, verify (added by ``builder verify``: see verify.py)
 """
 
-import hashlib
 import json
 import os
 import time
@@ -30,10 +29,6 @@ def manifest_path(directory):
     return os.path.join(directory, MANIFEST_NAME)
 
 
-def sha256_bytes(data):
-    return hashlib.sha256(data).hexdigest()
-
-
 def utc_now():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -46,7 +41,7 @@ def new_manifest(engine_file, plan, facts):
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "engine_file": engine_file,
-        "engine_sha256": sha256_bytes(plan),
+        "engine_sha256": atomic.sha256_bytes(plan),
         "engine_size": len(plan),
         "created_utc": utc_now(),
     }
@@ -79,7 +74,8 @@ def publish_engine(directory, engine_file, plan, manifest):
             os.unlink(staging)
         raise
     _write_manifest(manifest_path(directory), manifest)
-    _fsync_directory(directory)
+    # Makes the renames durable on power loss (the engine is big and costly to redo).
+    atomic.fsync_directory(directory)
     return engine_path
 
 
@@ -125,8 +121,7 @@ def record_verify(engine_path, result):
             "or move {} to its own directory)".format(
                 path, manifest.get("engine_file"), engine_file, engine_file)
         )
-    with open(engine_path, "rb") as handle:
-        actual = sha256_bytes(handle.read())
+    actual = atomic.file_sha256(engine_path)
     if manifest.get("engine_sha256") != actual:
         raise UserError(
             "{}: engine_sha256 {} does not match {} (sha256 {}); the engine was replaced "
@@ -140,12 +135,3 @@ def record_verify(engine_path, result):
 
 def _write_manifest(path, manifest):
     atomic.write_json(path, manifest)
-
-
-def _fsync_directory(directory):
-    # Makes the renames durable on power loss (the engine is big and costly to redo).
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -13,9 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-ATTEMPTS_NAME = "attempts.json"
+from .store import ATTEMPTS_NAME
+from .summary import FAILED, SUCCESS
+
 ATTEMPTS_FORMAT = 1
-SUCCESS = ("built", "collected", "cached", "shared")
 # Rows that only repeat another host's failure of the same build key ("not built: it failed
 # on X"): the grid names the failure itself.
 SECONDHAND = "not built:"
@@ -31,7 +32,7 @@ def read_attempts(store_root: Path) -> dict[str, Any]:
 
 
 def _failure(row: dict[str, Any], entry: dict[str, Any], when: str) -> dict[str, Any]:
-    return {"variant": row["variant"], "status": "refused" if entry["refused"] else "failed",
+    return {"variant": row["variant"], "status": "refused" if entry["refused"] else FAILED,
             "reason": row["detail"], "host": row["host"], "since_utc": when}
 
 
@@ -54,7 +55,7 @@ def _this_run(plan: dict[str, Any], rows: list[dict[str, Any]], when: str
         slot = "{}/{}".format(row["model"], row["variant"])
         if row["status"] in SUCCESS:
             succeeded.setdefault(platform_id, set()).add(slot)
-        elif row["status"] == "failed":
+        elif row["status"] == FAILED:
             known = failed.setdefault(platform_id, {}).get(slot)
             if known is None or (known["reason"].startswith(SECONDHAND)
                                  and not row["detail"].startswith(SECONDHAND)):

@@ -15,11 +15,13 @@ from typing import Any
 
 from . import trust
 from .device_work import model_work_dir
-from .store import MANIFEST_NAME, TIMING_CACHE_MAX_BYTES, EngineStore, StoreError
-
-# Where a host's returned timing cache is fetched, below its staging area (a model's
-# directory there cannot start with '.': trust.MODEL_NAME).
-TIMING_CACHE_STAGED = (".timing-cache", "returned.cache")
+from .store import (
+    MANIFEST_NAME,
+    TIMING_CACHE_MAX_BYTES,
+    TIMING_CACHE_STAGED,
+    EngineStore,
+    StoreError,
+)
 
 
 def limit_of(model: str, catalog: dict[str, Any], default_bytes: int) -> int:

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .report import DEPLOYMENTS as RECORD_NAME
 from .report import write_reports
+from .store import DEPLOYMENTS_NAME as RECORD_NAME
 from .store import EngineStore, write_json_atomic
 
 # Outcomes that mean "this device runs the engine it should".

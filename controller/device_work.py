@@ -10,8 +10,9 @@ from typing import Any
 
 import yaml
 
+from builder.atomic import file_sha256
 from builder.errors import UserError
-from builder.spec.catalog import file_sha256
+from builder.platform.detect import TIMING_CACHE_FROM
 from builder.trt.adapter import parse_version
 
 from .selection import EngineOptions
@@ -20,7 +21,6 @@ from .trust import Untrusted
 # preflight catalog keys that are not catalog keys: computed on the controller
 # (uff_refusal: controller/preflight.py's graph check).
 CONTROLLER_ONLY_KEYS = ("name", "pipeline_config_sha256", "uff_refusal")
-TIMING_CACHE_FROM = (8, 0)  # ITimingCache came with TensorRT 8.0
 NO_TIMING_CACHE: dict[str, Any] = {"device_file": None, "pushed_dir": None, "push": [],
                                    "pushed": []}
 # A build's deadline (the host plan's build_deadline_s per model) on three clocks. On the

@@ -25,16 +25,14 @@ from typing import Any
 
 from builder import __version__ as BUILDER_VERSION
 from builder import buildkey
+from builder.atomic import file_sha256
 from builder.errors import UserError
 from builder.platform import detect
-from builder.spec.catalog import file_sha256
 from builder.trt.adapter import parse_version
 from builder.trt.enginepath import choose_engine_path
 
 from . import trust
-from .store import EngineStore, StoreError
-
-ONNX_DIR = "onnx"
+from .store import ONNX_DIR, EngineStore, StoreError
 
 
 def engine_path_of(spec: dict[str, Any], tensorrt: str | None, catalog_path: str

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from builder.platform.detect import L4T_RELEASES, version_tuple
+from builder.platform.detect import L4T_RELEASES, version_prefix, version_tuple
 
 # libyaml's safe loader where PyYAML has it (ten times faster on the vars file).
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -54,7 +54,8 @@ def the_table() -> PinSetTable:
 
 def l4t_line(l4t: str) -> str:
     """'32.7.1' -> '32.7': the key of the tables."""
-    return ".".join(l4t.split(".")[:2])
+    line: str = version_prefix(l4t, 2) or l4t
+    return line
 
 
 def chosen_pin_set(table: PinSetTable, engine_path: str, l4t: str | None,

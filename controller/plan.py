@@ -312,20 +312,42 @@ def round_works(plan: dict[str, Any], round_index: int, store: EngineStore,
     return works
 
 
-def action_of(entry: dict[str, Any], scope: str) -> str:
+# The plan's decision for one entry, the one chain: planned_step takes it, action_of says it
+# in the plan's lines, controller/summary.py in the summary's rows of a check-mode run.
+REFUSED, CONFIRM, CACHED, COLLECT, FALLBACK, BUILD = (
+    "refused", "confirm", "cached", "collect", "fallback", "build")
+
+
+def planned_step(entry: dict[str, Any], scope: str) -> str:
+    """What the plan has ``entry``'s host do: one of REFUSED ... BUILD, first match wins."""
     if entry["refused"]:
-        return "cannot build: {}".format(entry["refused"])
+        return REFUSED
     if entry.get("confirm_due"):
-        return "verify the stored engine (second device of its platform, before it is shared)"
+        return CONFIRM
     if already_done(entry, scope):
+        return CACHED
+    if entry["on_device"]:
+        return COLLECT
+    if scope == "platform" and entry["rank"] > 0:
+        return FALLBACK
+    return BUILD
+
+
+def action_of(entry: dict[str, Any], scope: str) -> str:
+    step = planned_step(entry, scope)
+    if step == REFUSED:
+        return "cannot build: {}".format(entry["refused"])
+    if step == CONFIRM:
+        return "verify the stored engine (second device of its platform, before it is shared)"
+    if step == CACHED:
         return "cached in store"
     prefix = "store entry corrupt ({}), ".format(entry["store_problem"]) \
         if entry["store_problem"] else ""
-    if entry["on_device"]:
+    if step == COLLECT:
         return prefix + "on device, collect only"
     if entry["engine_path"] == "onnx":
         prefix += "ONNX exported on the controller, then "
-    if scope == "platform" and entry["rank"] > 0:
+    if step == FALLBACK:
         return prefix + "fallback builder #{} (if the earlier ones fail)".format(entry["rank"])
     return prefix + ("build" if scope == "platform" else "build (device scope)")
 

@@ -13,8 +13,9 @@ from typing import Any, cast
 import yaml
 
 from builder import __version__ as BUILDER_VERSION
+from builder.atomic import file_sha256
 from builder.commands.check import catalog_report
-from builder.spec.catalog import file_sha256, load_catalog
+from builder.spec.catalog import load_catalog
 
 from . import guards, schema, trust
 from .selection import HostChecker, HostSelection, VarOrigin, fleet_wide_problems

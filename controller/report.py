@@ -13,14 +13,17 @@ from typing import Any
 from builder.atomic import write_text
 
 from . import runlock
-from .attempts import ATTEMPTS_NAME, read_attempts, updated_attempts
+from .attempts import read_attempts, updated_attempts
 from .report_html import engine_store_document
 from .round_result import FILED, previous_outcomes
-from .store import EngineStore, write_json_atomic
-from .summary import RunFacts, summary_rows
-
-DOCUMENTS = ("report.md", "report.html")
-DEPLOYMENTS = "deployments.json"  # written by controller/deployments.py
+from .store import (
+    ATTEMPTS_NAME,
+    DEPLOYMENTS_NAME,
+    DOCUMENTS,
+    EngineStore,
+    write_json_atomic,
+)
+from .summary import FAILED, RunFacts, summary_rows
 
 
 def _run_facts(plan: dict[str, Any], hostvars: Mapping[str, Any], hosts: list[str],
@@ -40,7 +43,7 @@ def _run_facts(plan: dict[str, Any], hostvars: Mapping[str, Any], hosts: list[st
         for model, reason in (filed.get("refused") or {}).items():
             outcome = outcomes[host].get(model)
             if outcome:
-                outcomes[host][model] = dict(outcome, status="failed", kind="store",
+                outcomes[host][model] = dict(outcome, status=FAILED, kind="store",
                                              reason="not brought into the store: " + reason)
     return RunFacts(outcomes, collected, active)
 
@@ -62,7 +65,7 @@ def run_report(plan: dict[str, Any], hostvars: Mapping[str, Any], hosts: list[st
                             store.lookup(key) is not None)
         for host, reason in sorted((plan.get("refused_hosts") or {}).items()):
             rows.append({"host": host, "model": "-", "platform_id": None, "variant": "-",
-                         "status": "failed", "detail": "refused: " + reason,
+                         "status": FAILED, "detail": "refused: " + reason,
                          "host_left": False})
     if store is None or check_mode or not store.root.is_dir():
         return rows, written, notes
@@ -85,7 +88,7 @@ def finish_run(plan: dict[str, Any], hostvars: Mapping[str, Any], hosts: list[st
     finally:
         if store_dir and not check_mode:
             runlock.release(Path(store_dir), os.getppid())
-    failed = [row for row in rows if row["status"] == "failed"]
+    failed = [row for row in rows if row["status"] == FAILED]
     result: dict[str, Any] = {"failed_rows": failed, "written": written, "notes": notes,
               "changed": bool(written), "msg": "reports written: {}".format(
                   ", ".join(written) or "none (unchanged)")}
@@ -115,7 +118,7 @@ def write_reports(store: EngineStore, documents: Sequence[str] = DOCUMENTS) -> l
     index = dict(store.index())
     # No deploy yet, or a damaged record (the next deploy rewrites it): no fleet view.
     with contextlib.suppress(FileNotFoundError, ValueError):
-        index["deployments"] = json.loads((store.root / DEPLOYMENTS).read_text())
+        index["deployments"] = json.loads((store.root / DEPLOYMENTS_NAME).read_text())
     index["attempts"] = read_attempts(store.root)
     written = []
     for name in documents:

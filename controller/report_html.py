@@ -13,6 +13,8 @@ import math
 from collections.abc import Callable
 from typing import Any, TypedDict
 
+from builder.platform.detect import version_prefix
+
 from .durations import format_duration
 from .report_md import (
     BUILD_TIME_TEXT,
@@ -41,6 +43,7 @@ from .report_md import (
     summary_line,
     text_or_missing,
 )
+from .store import REPORT_HTML, REPORT_MD
 
 # Distinct, colour-blind friendly enough series colours (one per model, in model order).
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#edc948",
@@ -221,7 +224,8 @@ def _platform_label(rows: list[dict[str, Any]], platform_id: str) -> tuple[str, 
     if row["l4t"]:
         facts.append("L4T " + row["l4t"])
     if row["tensorrt"]:
-        facts.append("TRT " + ".".join(row["tensorrt"].split(".")[:3]))
+        tensorrt: str = version_prefix(row["tensorrt"], 3) or row["tensorrt"]
+        facts.append("TRT " + tensorrt)
     family = module_family(row)
     return row["module"] + (" ({})".format(family) if family else ""), " · ".join(facts)
 
@@ -399,7 +403,7 @@ def engine_store_report_html(index: dict[str, Any] | None) -> str:
 
 # The store's report files and what renders each of them from index.json's content.
 STORE_DOCUMENTS: dict[str, Callable[[dict[str, Any] | None], str]] = {
-    "report.md": engine_store_report, "report.html": engine_store_report_html}
+    REPORT_MD: engine_store_report, REPORT_HTML: engine_store_report_html}
 
 
 def engine_store_document(index: dict[str, Any] | None, name: str) -> str:

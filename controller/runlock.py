@@ -37,9 +37,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .store import LOCK_NAME, EngineStore
+from .durations import format_duration
+from .store import LOCK_NAME, RUN_LOCK_NAME, EngineStore
 
-RUN_LOCK_NAME = ".run-lock"
 POLL_SECONDS = 2.0
 # The renewer touches the lock this often, and looks this often whether it should stop.
 RENEW_SECONDS = 15.0
@@ -123,9 +123,9 @@ def observe(path: Path, wall: Callable[[], float] = time.time) -> Observed | Non
 
 def lease_text(age: float) -> str:
     if age < -5:
-        return ("its lease was renewed {:.0f} s in the future by this host's clock (the clocks "
-                "differ)".format(-age))
-    return "its lease was last renewed {:.0f} s ago".format(max(age, 0.0))
+        return ("its lease was renewed {} in the future by this host's clock (the clocks "
+                "differ)".format(format_duration(round(-age))))
+    return "its lease was last renewed {} ago".format(format_duration(round(max(age, 0.0))))
 
 
 def _create(path: Path, me: dict[str, Any]) -> bool:
@@ -189,12 +189,13 @@ def _verdict(seen: Observed, mine: dict[str, str], me: dict[str, Any], watch: _W
             return "stale", "of a run that is gone: the {}".format(describe(holder))
         return "busy", "the {}".format(describe(holder))
     if seen.age > LEASE_SECONDS or watch.unchanged_for(seen.stamp) >= LEASE_SECONDS:
-        return "stale", ("of the {}: {}, and it expires after {:.0f} s without renewal (its run "
+        return "stale", ("of the {}: {}, and it expires after {} without renewal (its run "
                          "is gone, or cut off from this store)".format(
-                             describe(holder), lease_text(seen.age), LEASE_SECONDS))
+                             describe(holder), lease_text(seen.age),
+                             format_duration(LEASE_SECONDS)))
     return "busy", ("the {} (another host: {}; it is taken over only once it has not been "
-                    "renewed for {:.0f} s)".format(describe(holder), lease_text(seen.age),
-                                                   LEASE_SECONDS))
+                    "renewed for {})".format(describe(holder), lease_text(seen.age),
+                                             format_duration(LEASE_SECONDS)))
 
 
 def acquire(store_dir: Path, owner_pid: int, command: str, wait_s: int, *,
@@ -315,9 +316,9 @@ def start_renewer(store_dir: Path, owner_pid: int, every: float = RENEW_SECONDS,
         process.kill()
         process.wait()
         release(store_dir, owner_pid)
-        raise StoreBusy("the renewer of the run lock of {} did not start within {:.0f} s "
+        raise StoreBusy("the renewer of the run lock of {} did not start within {} "
                         "(python3 -m controller.runlock renew): the lock was released; run "
-                        "again".format(store_dir, RENEWER_START_SECONDS))
+                        "again".format(store_dir, format_duration(RENEWER_START_SECONDS)))
     return process
 
 

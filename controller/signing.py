@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from builder import __version__ as BUILDER_VERSION
+from builder import atomic
 from module_utils import trt_signature
 from module_utils.trt_deploy import KEYRING_FILE
 from module_utils.trt_signature import KEYRING_FORMAT, STATEMENT_FORMAT, SignatureProblem
@@ -88,11 +89,7 @@ def write_keyring(path: Path, keys: dict[str, tuple[bytes, str | None]]) -> None
     document = {"format": KEYRING_FORMAT, "keys": {
         key_id: {"public_key": public.hex(), "accepted_until": until}
         for key_id, (public, until) in sorted(keys.items())}}
-    temporary = path.with_name(".{}.tmp-{}".format(path.name, os.getpid()))
-    temporary.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n",
-                         encoding="utf-8")
-    os.chmod(str(temporary), 0o644)
-    os.replace(str(temporary), str(path))
+    atomic.write_json(str(path), document, prefix=".{}.tmp-".format(path.name), mode=0o644)
 
 
 def _load_private(path: Path) -> Ed25519PrivateKey:

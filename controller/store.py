@@ -6,6 +6,13 @@
     <store>/.quarantine/<when>-<platform_id>-<model>-<variant>/  entries found corrupt, + REASON
     <store>/.staging/<host>/<model>/                          fetched files before filing
     <store>/.timing-caches/<platform_id>/<sha256>.cache        TensorRT timing caches (8.0+)
+    <store>/onnx/<model>/...                                  ONNX exports (onnx_exports.py)
+    <store>/attempts.json  deployments.json                   what runs tried, what is deployed
+    <store>/report.md  report.html                            the reports (report.py)
+    <store>/.lock  .run-lock                                  the filing lock, the run lock
+
+The names below (INDEX_NAME ... DOCUMENTS) are the one home of this layout: every module that
+reads or writes a part of it imports them.
 
 Every path is built from checked components and confined to the store (controller/trust.py).
 Entries are assembled in a temporary directory and renamed into place under an fcntl lock on
@@ -25,12 +32,13 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from builder.spec.catalog import file_sha256
+from builder import atomic
+from builder.atomic import file_sha256
 from builder.trt.adapter import PRECISION_FROM_TYPES
 from module_utils.trt_deploy import STATEMENT as STATEMENT_NAME
 from module_utils.trt_signature import EXPIRED, MISSING, SignatureProblem
@@ -38,13 +46,27 @@ from module_utils.trt_signature import EXPIRED, MISSING, SignatureProblem
 from . import signing, trust
 from .selection import EngineOptions
 
+# The store's root layout.
 INDEX_NAME = "index.json"
+LOCK_NAME = ".lock"
+RUN_LOCK_NAME = ".run-lock"  # controller/runlock.py
+STAGING_NAME = ".staging"
+# Where a host's returned timing cache is fetched, below its staging area (a model's
+# directory there cannot start with '.': trust.MODEL_NAME).
+TIMING_CACHE_STAGED = (".timing-cache", "returned.cache")
+QUARANTINE_NAME = ".quarantine"
+TIMING_CACHES_NAME = ".timing-caches"
+ONNX_DIR = "onnx"  # controller/onnx_exports.py
+ATTEMPTS_NAME = "attempts.json"  # controller/attempts.py
+DEPLOYMENTS_NAME = "deployments.json"  # controller/deployments.py
+REPORT_MD, REPORT_HTML = "report.md", "report.html"
+DOCUMENTS = (REPORT_MD, REPORT_HTML)  # controller/report.py, rendered by report_html.py
 INDEX_FORMAT = 2
 MANIFEST_NAME = "manifest.json"
-LOCK_NAME = ".lock"
-STAGING_NAME = ".staging"
-QUARANTINE_NAME = ".quarantine"
-TEMP_PREFIXES = (".index-", ".new-", ".old-")
+# Temporaries beside what they become (a killed run's are leftovers, removed by the tool).
+INDEX_TEMP_PREFIX, NEW_TEMP_PREFIX, OLD_TEMP_PREFIX = ".index-", ".new-", ".old-"
+TEMP_PREFIXES = (INDEX_TEMP_PREFIX, NEW_TEMP_PREFIX, OLD_TEMP_PREFIX)
+FILE_MODE, DIR_MODE = 0o644, 0o755
 REQUIRED_MANIFEST_KEYS = ("model", "platform_id", "build_key", "engine_file", "engine_sha256",
                           "engine_size", "precision", "workspace_mib", "max_batch")
 # Manifest fields copied into each index entry (the reports read the index alone).
@@ -59,7 +81,6 @@ PLATFORM_FIELDS = ("module", "soc", "compute_capability", "l4t", "jetpack", "pyt
 # every report made from it say so.
 SIMULATED_MARK = b"SIMULATED"
 SPACE_MARGIN_BYTES = 16 << 20
-TIMING_CACHES_NAME = ".timing-caches"
 TIMING_CACHE_SUFFIX = ".cache"
 # A real cache of an SSD model's tactics is a few MiB at most.
 TIMING_CACHE_MAX_BYTES = 64 << 20
@@ -132,37 +153,9 @@ def _stat_of(path: Path) -> dict[str, Any]:
     return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "ino": info.st_ino}
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(str(path), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """``data`` as sorted, indented JSON at ``path``, replaced atomically."""
-    _write_atomic(Path(path), json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    _replace_atomically(path, lambda handle: handle.write(text.encode("utf-8")), ".index-")
-
-
-def _replace_atomically(path: Path, write: Callable[[IO[bytes]], object], prefix: str) -> None:
-    """``write(binary handle)`` into a temporary file beside ``path``, fsync, rename over it."""
-    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, str(path))
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """``data`` as sorted, indented JSON at ``path``, replaced atomically (a store file)."""
+    atomic.write_json(str(path), data, prefix=INDEX_TEMP_PREFIX, mode=FILE_MODE)
 
 
 def is_simulated(engine_path: Path) -> bool:
@@ -340,7 +333,7 @@ class EngineStore:
             if path.read_text(encoding="utf-8") == text:
                 self._index = index
                 return False
-        _write_atomic(path, text)
+        atomic.write_text(str(path), text, prefix=INDEX_TEMP_PREFIX, mode=FILE_MODE)
         self._index = index
         return True
 
@@ -537,7 +530,8 @@ class EngineStore:
         """Replace entry_dir by a copy of the staged files; readers never see a partial entry."""
         parent = entry_dir.parent
         parent.mkdir(parents=True, exist_ok=True)
-        fresh = Path(tempfile.mkdtemp(prefix=".new-{}-".format(entry_dir.name), dir=str(parent)))
+        fresh = Path(tempfile.mkdtemp(prefix="{}{}-".format(NEW_TEMP_PREFIX, entry_dir.name),
+                                      dir=str(parent)))
         new_dir: Path | None = fresh  # None once it is the entry
         old_dir: Path | None = None
         try:
@@ -546,17 +540,17 @@ class EngineStore:
                 shutil.copyfile(str(staged_dir / name), str(target))
                 with open(str(target), "rb+") as handle:
                     os.fsync(handle.fileno())
-                os.chmod(str(target), 0o644)
-            os.chmod(str(fresh), 0o755)
-            _fsync_dir(fresh)
+                os.chmod(str(target), FILE_MODE)
+            os.chmod(str(fresh), DIR_MODE)
+            atomic.fsync_directory(fresh)
             if entry_dir.is_dir():
                 # rename(2) cannot replace a non-empty directory: move the old one aside first.
-                old_dir = Path(tempfile.mkdtemp(prefix=".old-{}-".format(entry_dir.name),
-                                                dir=str(parent)))
+                old_dir = Path(tempfile.mkdtemp(
+                    prefix="{}{}-".format(OLD_TEMP_PREFIX, entry_dir.name), dir=str(parent)))
                 os.rename(str(entry_dir), str(old_dir / entry_dir.name))
             os.rename(str(fresh), str(entry_dir))
             new_dir = None
-            _fsync_dir(parent)
+            atomic.fsync_directory(parent)
         finally:
             if new_dir is not None:
                 shutil.rmtree(str(new_dir), ignore_errors=True)
@@ -602,8 +596,8 @@ class EngineStore:
             target = directory / (digest + TIMING_CACHE_SUFFIX)
             if not target.is_file():
                 with open(str(returned), "rb") as original:
-                    _replace_atomically(target, lambda handle: shutil.copyfileobj(
-                        original, handle), ".new-")
+                    atomic.replace_atomically(target, lambda handle: shutil.copyfileobj(
+                        original, handle), prefix=NEW_TEMP_PREFIX, mode=FILE_MODE)
             for name in names:
                 if name != target.name:
                     with contextlib.suppress(FileNotFoundError):

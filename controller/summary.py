@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from . import plan as steps
 from .durations import delta_seconds, format_duration
 from .plan import already_done
 
+# A row's status (the summary, attempts.json, the reports).
 FAILED = "failed"
+BUILT, COLLECTED, CACHED, SHARED = "built", "collected", "cached", "shared"
+SUCCESS = (BUILT, COLLECTED, CACHED, SHARED)
 # A row's (status, detail), with True third when the host left the run.
 Status = tuple[str, str] | tuple[str, str, bool]
 
@@ -21,15 +25,17 @@ def readable_delta(delta: object) -> str:
 
 
 def _planned(entry: dict[str, Any], scope: str) -> Status:
-    """(status, detail) of a plan entry before anything ran (check mode)."""
-    if entry["refused"]:
+    """(status, detail) of a plan entry before anything ran (check mode): the plan's step
+    (controller/plan.py's planned_step). A confirmation is of an engine in the store."""
+    step = steps.planned_step(entry, scope)
+    if step == steps.REFUSED:
         return FAILED, entry["refused"]
-    if already_done(entry, scope):
-        return "cached", "in store"
+    if step in (steps.CONFIRM, steps.CACHED):
+        return CACHED, "in store"
     corrupt = "store entry corrupt, " if entry["store_problem"] else ""
-    if entry["on_device"]:
+    if step == steps.COLLECT:
         return "would collect", corrupt + "engine already on the device"
-    if scope == "platform" and entry["rank"] > 0:
+    if step == steps.FALLBACK:
         return "fallback", "builds if #{} fails".format(entry["rank"])
     return "would build", corrupt.rstrip(", ")
 
@@ -71,8 +77,8 @@ def _this_run(host: str, model: str, facts: RunFacts) -> Status | None:
         return FAILED, "built and verified, but not brought into the store (see the " \
                        "collect step's error above)"
     if (outcome.get("details") or {}).get("confirms_stored_engine"):
-        return "shared", "verified here, a second device of its platform, before it was shared"
-    status = "built" if outcome["status"] == "built" else "collected"
+        return SHARED, "verified here, a second device of its platform, before it was shared"
+    status = BUILT if outcome["status"] == BUILT else COLLECTED
     elapsed = outcome.get("elapsed")
     # "device run": the whole device command (conversion, build, verify), not TensorRT's
     # build alone, which the report shows as "TensorRT build" (controller/report_md.py).
@@ -82,9 +88,9 @@ def _this_run(host: str, model: str, facts: RunFacts) -> Status | None:
 def _from_elsewhere(host: str, entry: dict[str, Any], scope: str, facts: RunFacts,
                     plan: dict[str, Any], *, in_store: Callable[[str], bool]) -> Status:
     if already_done(entry, scope):
-        return "cached", "in store"
+        return CACHED, "in store"
     if scope == "platform" and in_store(entry["build_key"]):
-        return "shared", "built by {}".format(facts.collector_of(entry["build_key"], plan)
+        return SHARED, "built by {}".format(facts.collector_of(entry["build_key"], plan)
                                               or "an earlier run")
     if host not in facts.active:
         return FAILED, "host left the run before building (unreachable or failed)", True

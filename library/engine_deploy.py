@@ -30,7 +30,6 @@ from ansible.module_utils.trt_deploy import (
     copy_file_at,
     describe_link,
     ensure_dir_at,
-    fsync_fd,
     intact_version_at,
     keyring_document_at,
     kind_at,
@@ -590,7 +589,7 @@ def install(module, params):
                 os.rename(version, version, src_dir_fd=incoming_fd, dst_dir_fd=model_fd)
             finally:
                 os.close(incoming_fd)
-            fsync_fd(model_fd)
+            os.fsync(model_fd)
         remove_planted(model_fd, model_dir, removed)
         activate(model_fd, model_dir, version, current)
         result["removed"] = prune(model_fd, model, params["keep"])
@@ -705,7 +704,7 @@ def _replace_staged(model_fd, model_dir, source, where, removed):
         try:
             for name in (engine_name(model),) + STAGED_FILES:
                 copy_file_at(source_fd, fresh_fd, name, os.path.join(source_path, name))
-            fsync_fd(fresh_fd)
+            os.fsync(fresh_fd)
         finally:
             os.close(fresh_fd)
         old = ".old-{}-{}".format(variant, os.getpid())
@@ -713,7 +712,7 @@ def _replace_staged(model_fd, model_dir, source, where, removed):
             remove_at(platform_fd, old)
             os.rename(variant, old, src_dir_fd=platform_fd, dst_dir_fd=platform_fd)
         os.rename(fresh, variant, src_dir_fd=platform_fd, dst_dir_fd=platform_fd)
-        fsync_fd(platform_fd)
+        os.fsync(platform_fd)
         remove_at(platform_fd, old)
     finally:
         os.close(platform_fd)
@@ -742,7 +741,7 @@ def _renew_statement(model_fd, model_dir, model, item, keyring):
         copy_file_at(pushed_fd, version_fd, STATEMENT, os.path.join(pushed_path, STATEMENT),
                      target_name=temporary)
         os.rename(temporary, STATEMENT, src_dir_fd=version_fd, dst_dir_fd=version_fd)
-        fsync_fd(version_fd)
+        os.fsync(version_fd)
     finally:
         os.close(version_fd)
         os.close(pushed_fd)

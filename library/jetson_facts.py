@@ -15,6 +15,7 @@ import glob
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.jetson_builder.atomic import file_sha256
 from ansible.module_utils.jetson_builder.errors import UserError
 from ansible.module_utils.jetson_builder.platform.detect import (
     detect_platform,
@@ -23,8 +24,8 @@ from ansible.module_utils.jetson_builder.platform.detect import (
 )
 from ansible.module_utils.jetson_builder.trt import enginepath
 from ansible.module_utils.trt_deploy import (
+    BUILDER_ENV_MARKER,
     deploy_env_marker,
-    file_sha256,
     guard_marker,
     install_state,
     read_json,
@@ -188,8 +189,6 @@ ansible_facts:
           type: dict
 """
 
-DEPLOY_MARKER = "trt-deploy-env.json"
-ENV_MARKER = "trt-builder-env.json"
 BUILDER_DIST = "jetson_engine_builder"
 
 def installed_builder_version(venv_dir):
@@ -245,7 +244,7 @@ def builder_state(root_dir):
     return {
         "root_dir": root_dir,
         "free_mib": free_mib(root_dir),
-        "env_marker": read_json(os.path.join(venv_dir, ENV_MARKER)),
+        "env_marker": read_json(os.path.join(venv_dir, BUILDER_ENV_MARKER)),
         "builder_version": installed_builder_version(venv_dir),
         "models": models,
     }
@@ -290,7 +289,7 @@ def main():
         facts["jetson_deployed"] = {
             "install_root": install_root,
             # Read without following any link below install_root (module_utils/trt_deploy.py).
-            "env_marker": deploy_env_marker(install_root, DEPLOY_MARKER),
+            "env_marker": deploy_env_marker(install_root),
             "models": install_state(install_root),
             "links": root_links(install_root),
             # What the deploy installed of the guard and its keyring (bin/guard.json).

@@ -60,6 +60,12 @@ KEYRING_FILE = "trusted-keys.json"  # its format: module_utils/trt_signature.py
 STAGED_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 DEPLOY_VENV = ".deploy-venv"
 DEPLOY_WHEELS = ".deploy-wheels"
+# The env markers: what the roles installed, compared with what a run needs (jetson_facts
+# reads them): <install_root>/.deploy-venv/<DEPLOY_ENV_MARKER> (roles/engine_deploy) and
+# <root_dir>/venv/<BUILDER_ENV_MARKER> (roles/jetson_env's jetson_env_marker_name). The roles
+# spell them in YAML; tests/unit/test_one_home.py checks those copies against these.
+DEPLOY_ENV_MARKER = "trt-deploy-env.json"
+BUILDER_ENV_MARKER = "trt-builder-env.json"
 # <first 12 hex of the build key>-<first 12 hex of the engine sha256>; \Z, not $: "$" also
 # matches before a trailing newline.
 VERSION_RE = re.compile(r"^[0-9a-f]{12}-[0-9a-f]{12}\Z")
@@ -178,16 +184,21 @@ def read_json_at(dir_fd, name):
     return data if isinstance(data, dict) else None
 
 
-def sha256_fd(fd):
+# A copy of builder/atomic.py's (the deploy guard runs this module without the builder
+# package); tests/unit/test_one_home.py keeps the two the same.
+def sha256_of(handle):
+    """Hex sha256 of what a binary handle has left, read in blocks (graphs and engines are
+    tens of MB; a Nano has little RAM)."""
     digest = hashlib.sha256()
-    with os.fdopen(fd, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 
-def fsync_fd(fd):
-    os.fsync(fd)
+def sha256_fd(fd):
+    """Hex sha256 of the open file ``fd`` (closed after)."""
+    with os.fdopen(fd, "rb") as handle:
+        return sha256_of(handle)
 
 
 def remove_at(dir_fd, name):
@@ -411,7 +422,7 @@ def _json_in_subdir(install_root, subdir, name):
         os.close(root_fd)
 
 
-def deploy_env_marker(install_root, marker_name):
+def deploy_env_marker(install_root, marker_name=DEPLOY_ENV_MARKER):
     """The deploy environment's marker (<root>/.deploy-venv/<marker_name>); None when missing
     or when .deploy-venv is a link."""
     return _json_in_subdir(install_root, DEPLOY_VENV, marker_name)
@@ -478,7 +489,7 @@ def switch_link_at(model_fd, name, version, model_dir):
         remove_at(model_fd, temporary)
     os.symlink(version, temporary, dir_fd=model_fd)
     os.rename(temporary, name, src_dir_fd=model_fd, dst_dir_fd=model_fd)
-    fsync_fd(model_fd)
+    os.fsync(model_fd)
 
 
 def prune_plan(ordered_versions, keep, current, previous):
@@ -495,14 +506,6 @@ def prune_plan(ordered_versions, keep, current, previous):
 
 
 # -------------------------------------------------------------------- path-based helpers
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def read_json(path):
     """Parsed JSON object, or None when missing or not a valid JSON object."""

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -38,6 +37,9 @@ from pathlib import Path
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+from builder.atomic import file_sha256, sha256_bytes, write_text  # noqa: E402 (REPO_ROOT first)
+
 DEFAULT_PINS = REPO_ROOT / "roles" / "jetson_env" / "vars" / "main.yml"
 DEFAULT_DEST = REPO_ROOT / ".cache" / "wheelhouse"
 DEFAULT_LOCAL_PINS = REPO_ROOT / ".cache" / "local-pins.yml"
@@ -149,18 +151,8 @@ def write_requirements(house: Path, pin_set: dict, built=None) -> tuple[str, boo
 def write_if_changed(path: Path, text: str) -> bool:
     if path.exists() and path.read_text() == text:
         return False
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
+    write_text(str(path), text)
     return True
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_record(path: Path, known: dict) -> dict:
@@ -298,7 +290,7 @@ def build(pins_file: Path, name: str, dest: Path, requirements_only: bool, *,
         if requirements_only:
             requirements, changed = write_requirements(house, pin_set)
             return dict(result, changed=changed, downloaded=False, files=[], total_bytes=0,
-                        requirements_sha256=hashlib.sha256(requirements.encode()).hexdigest())
+                        requirements_sha256=sha256_bytes(requirements.encode()))
         manifest_path = house / MANIFEST
         previous = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
         built = build_sdists(house, pin_set, previous.get("built", {}))
@@ -321,7 +313,7 @@ def build(pins_file: Path, name: str, dest: Path, requirements_only: bool, *,
                   "local": r["local"]} for r in found]
         return dict(
             result,
-            requirements_sha256=hashlib.sha256(requirements.encode()).hexdigest(),
+            requirements_sha256=sha256_bytes(requirements.encode()),
             changed=changed,
             downloaded=downloaded,
             files=files,

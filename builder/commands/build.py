@@ -11,13 +11,13 @@ import json
 import os
 import sys
 
+from ..atomic import file_sha256
 from ..commands import verify as cmd_verify
 from ..commands.check import DEFAULT_CATALOG
 from ..errors import UserError, VerifyFailed
 from ..graph.check import graph_input_dims
 from ..manifest import manifest_path, read_manifest
-from ..platform.detect import detect_platform
-from ..spec.catalog import file_sha256
+from ..platform.detect import ONNX_FROM_TEXT, detect_platform
 from ..trt import enginepath
 from ..trt.adapter import BuildOptions, TrtAdapter, import_tensorrt
 from ..trt.build import (
@@ -54,10 +54,10 @@ def add_parser(subparsers):
         help="build the TensorRT engine of a model (converting it first)",
         description="Build TRT_<MODEL>.bin (the catalog's engine name) and manifest.json "
                     "in --out. The catalog's engine_path (default auto) and this device's "
-                    "TensorRT pick the path: UFF before TensorRT 8.4 (without --uff the "
+                    "TensorRT pick the path: UFF before TensorRT {0} (without --uff the "
                     "model is converted first, as 'convert' does; the .uff and .pbtxt stay "
-                    "in --out), ONNX from 8.4 (the .onnx made by 'onnx' on the controller, "
-                    "no TensorFlow needed here).",
+                    "in --out), ONNX from {0} (the .onnx made by 'onnx' on the controller, "
+                    "no TensorFlow needed here).".format(ONNX_FROM_TEXT),
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -69,12 +69,13 @@ def add_parser(subparsers):
                         help="catalog file (default: %(default)s; may contain {})".format(
                             MODEL_PLACEHOLDER))
     parser.add_argument("--uff", help="build from this .uff (made by 'convert') instead of "
-                                      "converting the graph (UFF path: TensorRT < 8.4, or "
-                                      "engine_path: uff)")
+                                      "converting the graph (UFF path: TensorRT < {}, or "
+                                      "engine_path: uff)".format(ONNX_FROM_TEXT))
     parser.add_argument("--onnx", help="build from this .onnx (made by 'onnx' on the "
                                        "controller; default: <MODEL>.onnx in --out). ONNX "
-                                       "path: TensorRT >= 8.4 unless engine_path: uff. Its "
-                                       "report <file>.json must be next to it")
+                                       "path: TensorRT >= {} unless engine_path: uff. Its "
+                                       "report <file>.json must be next to it".format(
+                                           ONNX_FROM_TEXT))
     parser.add_argument("--out", default=".",
                         help="output directory (default: the current directory)")
     parser.add_argument("--precision", choices=("fp16", "fp32"), default="fp16",
@@ -188,8 +189,8 @@ def _uff_source(spec, args, out_dir, adapter, *, progress, warnings):
     if args.onnx:
         raise UserError("--onnx {}: model {} builds from UFF here (engine_path {}, TensorRT "
                         "{}); drop --onnx, or set engine_path: onnx in the catalog on a "
-                        "TensorRT >= 8.4 device".format(args.onnx, spec.name, spec.engine_path,
-                                                        adapter.version_text))
+                        "TensorRT >= {} device".format(args.onnx, spec.name, spec.engine_path,
+                                                       adapter.version_text, ONNX_FROM_TEXT))
     adapter.require_uff()
     if args.uff:
         if not os.path.isfile(args.uff):
@@ -221,8 +222,8 @@ def onnx_source(spec, args, out_dir):
                    "CATALOG --out DIR' and copy {}.onnx and {}.onnx.json into {}".format(
                        spec.name, spec.name, spec.name, out_dir))
     if not os.path.isfile(onnx_path):
-        raise UserError("{}: no such file; the ONNX path (TensorRT >= 8.4) needs it: {}, or "
-                        "name it with --onnx".format(onnx_path, export_hint))
+        raise UserError("{}: no such file; the ONNX path (TensorRT >= {}) needs it: {}, or "
+                        "name it with --onnx".format(onnx_path, ONNX_FROM_TEXT, export_hint))
     report = read_onnx_report(onnx_path, export_hint)
     actual = file_sha256(onnx_path)
     if report.get("onnx_sha256") != actual:

@@ -5,8 +5,8 @@ import sys
 
 from ..errors import UserError
 from ..graph.check import check_graph, tensorflow_available
+from ..platform.detect import ONNX_FROM
 from ..spec.catalog import CatalogError, load_catalog
-from ..trt import enginepath
 
 DEFAULT_CATALOG = "models/models.yml"
 
@@ -78,7 +78,7 @@ def anchor_line(found):
     """What the anchor check says of a model, for people."""
     if found.uff_refusal:
         return "UFF path refused, builds through ONNX only (TensorRT >= {}.{}): {}".format(
-            enginepath.ONNX_MIN[0], enginepath.ONNX_MIN[1], found.uff_refusal)
+            ONNX_FROM[0], ONNX_FROM[1], found.uff_refusal)
     if found.grid_anchor_max_error is None:
         return "anchors not compared"
     return "GridAnchor_TRT reproduces the graph's anchors (max abs error {:.2g})".format(

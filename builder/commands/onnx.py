@@ -5,9 +5,10 @@ import os
 import sys
 
 from .. import atomic
+from ..atomic import file_sha256
 from ..commands.check import add_model_arguments
 from ..errors import VerifyFailed
-from ..spec.catalog import file_sha256
+from ..platform.detect import ONNX_FROM_TEXT
 from ..trt.build import progress_printer
 from ..uff.convert import load_model_spec, prepare_out_dir
 
@@ -17,7 +18,8 @@ ONNX_PRECISIONS = ("fp32", "fp16")
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "onnx",
-        help="export a model's frozen graph to ONNX for TensorRT >= 8.4 (on the controller)",
+        help="export a model's frozen graph to ONNX for TensorRT >= {} (on the "
+             "controller)".format(ONNX_FROM_TEXT),
         description="Cut the SSD graph after the Preprocessor and before the Postprocessor, "
                     "convert it with tf2onnx, append the score converter and an "
                     "EfficientNMS_TRT node, then check it against TensorFlow on a test image "

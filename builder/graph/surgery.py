@@ -26,6 +26,7 @@ from ..graph import edit as graph_edit
 from ..graph import plugins as ssd_plugins
 from ..graph import ssd as ssd_graph
 from ..graph.tfcompat import graph_def_to_text, new_graph_def, read_graph_def
+from ..platform.detect import FLATTEN_CONCAT_FIELDS_FROM, version_tuple
 from ..spec import pipeline_config
 from ..spec.catalog import AUTO
 from ..trt import enginepath
@@ -57,16 +58,16 @@ class SurgeryResult(object):
         self.uff_refusal = uff_refusal
 
 
-def trt_major(trt_version):
-    """Major TensorRT version from '8.2.1.8' / 7 / None (None: unknown)."""
+def trt_numbers(trt_version):
+    """The parsed TensorRT version of '8.2.1.8' / 7 / None (None: unknown)."""
     if trt_version is None:
         return None
-    try:
-        return int(str(trt_version).split(".")[0])
-    except ValueError:
+    numbers = version_tuple(trt_version)
+    if not numbers:
         raise UserError("TensorRT version {!r} is not a version number such as 8.2.1. Pass "
                         "the device's TensorRT version (e.g. from dpkg tensorrt)"
-                        .format(trt_version)) from None
+                        .format(trt_version))
+    return numbers
 
 
 class _Checks(object):
@@ -324,11 +325,12 @@ def transform_graph_def(graph_def, spec, trt_version=None, strict=True):
     settings = _anchor_settings(spec, layout, grid.derivation, checks)
     uff_refusal = _uff_refusal(spec, grid, ssd_graph.score_conversion(graph_def, path))
     warnings = []
-    major = trt_major(trt_version)
-    if major is None:
+    numbers = trt_numbers(trt_version)
+    if numbers is None:
         warnings.append("TensorRT version unknown: FlattenConcat nodes carry axis=1, "
-                        "ignoreBatch=0 (the TensorRT >= 7 form)")
-    with_axis_fields = major is None or major >= 7
+                        "ignoreBatch=0 (the TensorRT >= {} form)".format(
+                            FLATTEN_CONCAT_FIELDS_FROM[0]))
+    with_axis_fields = numbers is None or (numbers + (0,))[:2] >= FLATTEN_CONCAT_FIELDS_FROM
     sources = dict(layout.sources)
     sources.update(settings["sources"])
     sources["variance"] = "catalog"

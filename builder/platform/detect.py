@@ -225,19 +225,42 @@ L4T_RELEASES = {
     "39.2.1": ("7.2.1", "10.16", "13.2", "9.20"),
 }
 
-# TensorRT generations and whether the builder can build there: (first version, first
-# version after, generation name, reason if unsupported). Up to 8.3 the engines come from
-# UFF, from 8.4 from ONNX (builder/trt/enginepath.py); 10 has no UFF parser, ONNX only; 11
-# (11.4.1 on JetPack 7.2.2 and later, AGX Orin and Thor) is ONNX only and strongly typed
-# (STRONGLY_TYPED_FROM below). Which of them have UFF: enginepath.can_build(UFF, version).
+# TensorRT generations, the one table of TensorRT versions: (first version, first version
+# after, generation name, API generation label (the builder's adapter, manifests), reason if
+# unsupported). Up to 8.3 the engines come from UFF, from 8.4 from ONNX
+# (builder/trt/enginepath.py); 10 has no UFF parser, ONNX only; 11 (11.4.1 on JetPack 7.2.2
+# and later, AGX Orin and Thor) is ONNX only and strongly typed. Every version threshold of
+# the tool is the start of one of them (the *_FROM names below).
 TENSORRT_GENERATIONS = (
-    ((5, 0), (7, 0), "trt5_6", None),
-    ((7, 0), (8, 0), "trt7", None),
-    ((8, 0), (8, 4), "trt8_0", None),
-    ((8, 4), (9, 0), "trt8_4", None),
-    ((10, 0), (11, 0), "trt10", None),
-    ((11, 0), (12, 0), "trt11", None),
+    ((5, 0), (7, 0), "trt5_6", "5/6", None),
+    ((7, 0), (8, 0), "trt7", "7", None),
+    ((8, 0), (8, 4), "trt8_0", "8.0-8.3", None),
+    ((8, 4), (9, 0), "trt8_4", "8.4-8.6", None),
+    ((10, 0), (11, 0), "trt10", "10", None),
+    ((11, 0), (12, 0), "trt11", "11", None),
 )
+
+
+def generation_from(name):
+    """(major, minor) of the first TensorRT version of generation ``name``."""
+    return next(first for first, _after, known, _label, _reason in TENSORRT_GENERATIONS
+                if known == name)
+
+
+# FlattenConcat's axis and ignoreBatch fields (builder/graph/surgery.py).
+FLATTEN_CONCAT_FIELDS_FROM = generation_from("trt7")
+# ITimingCache (the builder's --timing-cache, controller/device_work.py).
+TIMING_CACHE_FROM = generation_from("trt8_0")
+# The ONNX path: the EfficientNMS_TRT plugin; UFF's NMS is unreliable before it
+# (builder/trt/enginepath.py).
+ONNX_FROM = generation_from("trt8_4")
+ONNX_FROM_TEXT = "{}.{}".format(*ONNX_FROM)  # for messages: "TensorRT >= 8.4"
+# TensorRT 10 has no UFF parser.
+UFF_UNTIL = generation_from("trt10")
+# From TensorRT 11 every network is strongly typed: an engine computes in the types of its
+# ONNX's tensors and no builder flag sets a precision, so an fp16 engine needs an fp16 ONNX
+# (builder/onnx/fp16.py makes it on the controller).
+STRONGLY_TYPED_FROM = generation_from("trt11")
 
 DEVICE_TREE_DIRS = ("proc/device-tree", "sys/firmware/devicetree/base")
 NV_TEGRA_RELEASE = "etc/nv_tegra_release"
@@ -249,9 +272,10 @@ INSTALLED = "install ok installed"
 # ---------------------------------------------------------------- small parsers
 
 def version_tuple(text):
-    """'32.7.1' -> (32, 7, 1); stops at the first non-numeric part."""
+    """The tool's one version parser: '32.7.1' -> (32, 7, 1), '8.6.2.3-1+cuda' ->
+    (8, 6, 2, 3); stops at the first non-numeric part, () when there is no number."""
     numbers = []
-    for part in str(text).split("."):
+    for part in str(text).strip().split("."):
         match = re.match(r"\d+", part)
         if not match:
             break
@@ -332,7 +356,8 @@ def upstream_version(debian_version):
     return version.rsplit("-", 1)[0] if "-" in version else version
 
 
-def _first_parts(version, count):
+def version_prefix(version, count):
+    """'8.6.2.3' -> '8.6.2' (count 3): the first numbers of a version, None without one."""
     numbers = version_tuple(version)
     return ".".join(str(n) for n in numbers[:count]) if numbers else None
 
@@ -465,7 +490,7 @@ def cudnn_from_dpkg(packages):
 def l4t_from_dpkg(packages):
     """'32.7.4' from nvidia-l4t-core '32.7.4-20230608212426'."""
     version = packages.get("nvidia-l4t-core")
-    return _first_parts(upstream_version(version), 3) if version else None
+    return version_prefix(upstream_version(version), 3) if version else None
 
 
 def memory_mib(root):
@@ -543,7 +568,7 @@ def detect_platform(root="/"):
     jetpack, expected = _jetpack_for(l4t, warnings)
 
     tensorrt_full = tensorrt_from_dpkg(packages)
-    tensorrt = _first_parts(upstream_version(tensorrt_full), 3) if tensorrt_full else None
+    tensorrt = version_prefix(upstream_version(tensorrt_full), 3) if tensorrt_full else None
     if tensorrt is None:
         warnings.append("TensorRT not found in the dpkg database (no 'tensorrt' or "
                         "'libnvinfer<N>' package installed): install JetPack's TensorRT "
@@ -673,17 +698,19 @@ def tensorrt_generation(version):
     if not numbers:
         return None, "TensorRT is not installed"
     key = (numbers + (0,))[:2]
-    for first, after, name, reason in TENSORRT_GENERATIONS:
+    for first, after, name, _label, reason in TENSORRT_GENERATIONS:
         if first <= key < after:
             return name, reason
     return None, "TensorRT {} is not a generation this builder knows (5.x to 8.6, 10.x and " \
                  "11.x)".format(version)
 
 
-# From TensorRT 11 every network is strongly typed: an engine computes in the types of its
-# ONNX's tensors and no builder flag sets a precision, so an fp16 engine needs an fp16 ONNX
-# (builder/onnx/fp16.py makes it on the controller).
-STRONGLY_TYPED_FROM = (11, 0)
+def api_generation(version):
+    """The API generation label of a parsed version (for manifests and messages): the label
+    of the latest generation it is not older than."""
+    labels = [label for first, _after, _name, label, _reason in TENSORRT_GENERATIONS
+              if tuple(version[:2]) >= first]
+    return labels[-1] if labels else TENSORRT_GENERATIONS[0][3]
 
 
 def strongly_typed(version):

@@ -6,13 +6,15 @@ file, the model, the key and the fix, so a user repairs the catalog in one go.
 """
 
 import collections
-import hashlib
 import os
 import re
 
 import yaml
 
+# controller/device_work.py imports file_sha256 from here (it should from builder.atomic).
+from ..atomic import file_sha256
 from ..errors import UserError
+from ..platform.detect import ONNX_FROM_TEXT
 from ..spec.suggest import did_you_mean
 
 CATALOG_VERSION = 1
@@ -320,8 +322,9 @@ FIELDS = collections.OrderedDict(
         ("keep_top_k", _Field(_check_top_k, 100, False)),
         ("engine", _Field(_check_engine, None, False)),
         ("pipeline_config", _Field(_check_path_text, None, False)),
-        ("engine_path", _Field(_choice(ENGINE_PATHS, "auto: ONNX on TensorRT >= 8.4, UFF "
-                                                     "before"), "auto", False)),
+        ("engine_path", _Field(_choice(ENGINE_PATHS, "auto: ONNX on TensorRT >= {}, UFF "
+                                                     "before".format(ONNX_FROM_TEXT)),
+                               "auto", False)),
         ("box_decoder", _Field(_choice(BOX_DECODERS, "ONNX path: decode and clip the boxes "
                                                      "in the graph, or in EfficientNMS_TRT"),
                                "graph", False)),
@@ -381,18 +384,6 @@ class Catalog(object):
 
     def __repr__(self):
         return "Catalog({!r}, models={})".format(self.path, list(self.models))
-
-
-def file_sha256(path, chunk_size=1024 * 1024):
-    """Hex sha256 of a file, read in chunks (graphs are tens of MB; Nano has little RAM)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while True:
-            chunk = handle.read(chunk_size)
-            if not chunk:
-                break
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- YAML reading

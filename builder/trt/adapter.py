@@ -19,11 +19,11 @@ where an attribute cannot tell (logger style, plugin library). Never string comp
 
 import ctypes
 import os
-import re
 import sys
 import warnings
 
 from ..errors import UserError
+from ..platform.detect import ONNX_FROM, api_generation, version_tuple
 from ..trt import enginepath
 from ..trt.log import TrtLog
 
@@ -66,30 +66,14 @@ def import_tensorrt():
 
 
 def parse_version(text):
-    """'8.2.1.8' -> (8, 2, 1, 8); '10.3.0' -> (10, 3, 0, 0). Padded to 4 numbers."""
-    match = re.match(r"^\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:\.(\d+))?", str(text))
-    if not match:
+    """'8.2.1.8' -> (8, 2, 1, 8); '10.3.0' -> (10, 3, 0, 0). Padded (or cut) to 4 numbers."""
+    numbers = version_tuple(text)
+    if not numbers:
         raise UserError(
             "cannot read the TensorRT version from tensorrt.__version__ = {!r}; "
             "reinstall the JetPack TensorRT Python bindings (python3-libnvinfer)".format(text)
         )
-    numbers = [int(part) for part in match.groups() if part is not None]
-    return tuple(numbers + [0] * (4 - len(numbers)))
-
-
-def api_generation(version):
-    """The API generation label of a parsed version (for manifests and messages)."""
-    if version < (7, 0, 0, 0):
-        return "5/6"
-    if version < (8, 0, 0, 0):
-        return "7"
-    if version < (8, 4, 0, 0):
-        return "8.0-8.3"
-    if version < (10, 0, 0, 0):
-        return "8.4-8.6"
-    if version < (11, 0, 0, 0):
-        return "10"
-    return "11"
+    return (numbers + (0, 0, 0, 0))[:4]
 
 
 def strongly_typed_only(trt):
@@ -304,7 +288,7 @@ class TrtAdapter(object):
         if not enginepath.can_build(enginepath.ONNX, self.version):
             raise UserError("TensorRT {} cannot build the ONNX path (EfficientNMS_TRT needs "
                             "TensorRT >= {}.{}); build this model from UFF".format(
-                                self.version_text, *enginepath.ONNX_MIN))
+                                self.version_text, *ONNX_FROM))
         mark = self.log.mark()
         with self.log.capturing():
             builder = trt.Builder(self.log.logger)

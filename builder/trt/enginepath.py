@@ -14,20 +14,19 @@ build key (catalog fields + platform_id, which names the TensorRT version) names
 """
 
 from ..errors import UserError
+from ..platform.detect import ONNX_FROM, UFF_UNTIL
 
 UFF = "uff"
 ONNX = "onnx"
-ONNX_MIN = (8, 4)
-UFF_MAX_MAJOR = 8  # TensorRT 10 has no UFF parser
 ONNX_ROUTE = ("Build it through ONNX: catalog key engine_path auto (or onnx), on a TensorRT >= "
-              "{}.{} device (JetPack 5/6)".format(*ONNX_MIN))
+              "{}.{} device (JetPack 5/6)".format(*ONNX_FROM))
 
 
 def can_build(path, version):
     """Whether a TensorRT of parsed ``version`` (a tuple) can build from ``path``."""
     if path == UFF:
-        return version[0] <= UFF_MAX_MAJOR
-    return tuple(version[:2]) >= ONNX_MIN
+        return tuple(version[:2]) < UFF_UNTIL
+    return tuple(version[:2]) >= ONNX_FROM
 
 
 def choose_engine_path(spec, version, version_text, catalog_path):
@@ -44,11 +43,11 @@ def choose_engine_path(spec, version, version_text, catalog_path):
             "{}: model '{}' cannot be built here: TensorRT {} builds from UFF only (ONNX needs "
             ">= {}.{}), and the UFF path cannot build this model: {}. Build it on a JetPack "
             "5/6 device, or take it out of this host's engine_models".format(
-                catalog_path, spec.name, version_text, ONNX_MIN[0], ONNX_MIN[1], uff_refusal))
+                catalog_path, spec.name, version_text, ONNX_FROM[0], ONNX_FROM[1], uff_refusal))
     if requested == UFF and uff_refusal:
         raise UserError("{}: the UFF path cannot build this model: {}. Write engine_path: auto "
                         "(or onnx) and build it on a TensorRT >= {}.{} device (JetPack 5/6)"
-                        .format(where, uff_refusal, ONNX_MIN[0], ONNX_MIN[1]))
+                        .format(where, uff_refusal, ONNX_FROM[0], ONNX_FROM[1]))
     if requested == "auto":
         return UFF
     if can_build(requested, version):
@@ -63,4 +62,4 @@ def choose_engine_path(spec, version, version_text, catalog_path):
         "{}: onnx cannot be built here: TensorRT {} is older than {}.{}, where "
         "EfficientNMS_TRT is unreliable (NVIDIA/TensorRT#1538). Write engine_path: auto (or "
         "uff) to build this model from UFF on this device, or build it on a JetPack 5/6 "
-        "device".format(where, version_text, ONNX_MIN[0], ONNX_MIN[1]))
+        "device".format(where, version_text, ONNX_FROM[0], ONNX_FROM[1]))

@@ -8,9 +8,10 @@ import contextlib
 import os
 import sys
 
+from ..atomic import file_sha256
 from ..errors import UserError
 from ..manifest import require_free_space
-from ..spec.catalog import file_sha256, load_catalog
+from ..spec.catalog import load_catalog
 from ..trt.adapter import TensorRTFailure
 
 # Names the UFF converter and the TensorRT UFF parser agree on for the SSD recipe.

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from builder import cli
+from builder.atomic import file_sha256
 from builder.commands import check as check_command
 from builder.spec.catalog import (
     CatalogError,
     ModelSpec,
-    file_sha256,
     load_catalog,
 )
 
@@ -159,7 +159,7 @@ def test_file_sha256_streams_in_chunks(tmp_path):
     path = tmp_path / "big.bin"
     data = os.urandom(3 * 1024 * 1024 + 17)
     path.write_bytes(data)
-    assert file_sha256(str(path), chunk_size=4096) == hashlib.sha256(data).hexdigest()
+    assert file_sha256(str(path)) == file_sha256(path) == hashlib.sha256(data).hexdigest()
 
 
 def test_check_graphs_false_skips_file_checks(workdir):

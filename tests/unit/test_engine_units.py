@@ -2,6 +2,7 @@
 manifest publishing, timing-cache locking, CUDA runtime error handling, verify helpers."""
 
 import array
+import hashlib
 import json
 import os
 import subprocess
@@ -15,11 +16,11 @@ import pytest
 
 from builder import manifest
 from builder.errors import UserError
+from builder.platform.detect import api_generation
 from builder.trt import log as trt_log
 from builder.trt.adapter import (
     BuildOptions,
     TrtAdapter,
-    api_generation,
     network_precision,
     parse_version,
     strongly_typed_only,
@@ -190,7 +191,7 @@ def test_publish_engine_writes_engine_then_manifest(tmp_path):
     manifest.publish_engine(str(tmp_path), "TRT_m.bin", plan, data)
     assert (tmp_path / "TRT_m.bin").read_bytes() == plan
     written = json.loads((tmp_path / "manifest.json").read_text())
-    assert written["engine_sha256"] == manifest.sha256_bytes(plan)
+    assert written["engine_sha256"] == hashlib.sha256(plan).hexdigest()
     assert written["engine_size"] == len(plan)
     assert written["created_utc"].endswith("Z")
     assert sorted(os.listdir(tmp_path)) == ["TRT_m.bin", "manifest.json"]

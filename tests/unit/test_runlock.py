@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from controller import runlock
+from controller.durations import format_duration
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -104,7 +105,7 @@ def test_a_fresh_lease_of_another_host_is_refused_naming_its_host_pid_and_age(tm
     text = str(busy.value)
     assert "host {}".format(OTHER_HOST) in text and "pid {}".format(OTHER_PID) in text
     assert re.search(r"last renewed (29|30|31) s ago", text), text
-    assert "{:.0f} s".format(runlock.LEASE_SECONDS) in text
+    assert format_duration(runlock.LEASE_SECONDS) in text
     assert lock.read_bytes() == before
 
 
@@ -114,7 +115,7 @@ def test_an_expired_lease_of_another_host_is_taken_over_saying_so(tmp_path):
     assert runlock.acquire(tmp_path, os.getpid(), "next", 0, say=said.append) is True
     assert len(said) == 1 and said[0].startswith("taking over the run lock"), said
     assert "host {}".format(OTHER_HOST) in said[0] and "pid {}".format(OTHER_PID) in said[0]
-    assert "{:.0f} s ago".format(runlock.LEASE_SECONDS + 100) in said[0]
+    assert format_duration(runlock.LEASE_SECONDS + 100) + " ago" in said[0]
     holder = json.loads((tmp_path / runlock.RUN_LOCK_NAME).read_text())
     assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
     assert runlock.release(tmp_path, os.getpid())
@@ -221,7 +222,7 @@ from tests.unit.store_helpers import staged
 def killed(path):  # the temporary is complete, the rename not yet done: SIGKILL
     os.kill(os.getpid(), signal.SIGKILL)
 
-store._fsync_dir = killed
+store.atomic.fsync_directory = killed
 staging = Path(sys.argv[2])
 staged(staging, "m1", "jetson-nano_l4t32.7.1_trt8.2.1", "a" * 64)
 store.EngineStore(sys.argv[1]).file_engine(
