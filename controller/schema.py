@@ -284,9 +284,12 @@ def rollout(values: Mapping[str, Any]) -> dict[str, Any]:
     ``max_fail_percentage`` from the rollout variables of ``values`` (else their defaults), and
     ``problem``: "" or what is wrong, with the fix (the play's first task fails with it)."""
     canary, batch, max_fail = (values.get(v.name, v.default) for v in ROLLOUT_VARIABLES)
+    # Read on its own: the play's record step reads it after engine_deploy_batch became the
+    # batch's host list (the play's set_fact).
+    percentage = int(max_fail) if PERCENTAGE.match(str(max_fail)) else 0
     if not (CANARY.match(str(canary)) and BATCH.match(str(batch))
             and PERCENTAGE.match(str(max_fail))):
-        return {"serial": ["100%"], "max_fail_percentage": 0, "problem": (
+        return {"serial": ["100%"], "max_fail_percentage": percentage, "problem": (
             "engine_deploy_canary is {} (a count like 1, a percentage like '10%' or a fraction "
             "like 0.1 of the fleet; 0 = no canary), engine_deploy_batch is {} (a count or a "
             "percentage, default '100%'), engine_deploy_max_fail_percentage is {} (0 to 100). "
@@ -301,4 +304,4 @@ def rollout(values: Mapping[str, Any]) -> dict[str, Any]:
         first = ["{}%".format(math.ceil(float(text) * 100))]
     else:
         first = [canary]
-    return {"serial": first + [batch], "max_fail_percentage": int(max_fail), "problem": ""}
+    return {"serial": first + [batch], "max_fail_percentage": percentage, "problem": ""}

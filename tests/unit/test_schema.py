@@ -94,3 +94,10 @@ def test_values_out_of_range_are_named(name, value, problem):
 def test_values_in_range_pass():
     for variable in schema.USER_VARIABLES:
         assert schema.problem_with(variable, variable.default) is None, variable.name
+
+
+def test_max_fail_percentage_is_read_after_the_batch_became_its_host_list():
+    """The record step of a batch reads it when engine_deploy_batch is the batch's hosts."""
+    planned = schema.rollout({"engine_deploy_batch": ["nano-1", "nano-2"],
+                              "engine_deploy_max_fail_percentage": 25})
+    assert planned["max_fail_percentage"] == 25
