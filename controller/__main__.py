@@ -6,7 +6,9 @@
     python3 -m controller store repair DIR   quarantine corrupt entries, migrate the old layout,
                                              rebuild index.json, remove broken ONNX exports
                                              and leftovers of killed runs
-    python3 -m controller schema --readme    the README's table of user variables
+    python3 -m controller schema --readme [--table deploy]
+                                             the README's table of user variables (or of
+                                             the deploy's variables)
     python3 -m controller signing show       the signing key and the keys the fleet accepts
     python3 -m controller signing rotate --accept-old-until YYYY-MM-DD
                                              a new signing key; the old one stays accepted
@@ -67,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     keys.add_argument("--accept-old-until", help="rotate: last day (UTC) the old key counts")
     generated = commands.add_parser("schema", help="print the README's table of user variables")
     generated.add_argument("--readme", action="store_true", required=True)
+    generated.add_argument("--table", choices=sorted(schema.TABLES), default="user")
     args = parser.parse_args(argv)
     if args.command == "schema":
-        sys.stdout.write(schema.readme_table())
+        sys.stdout.write(schema.readme_table(schema.TABLES[args.table]))
         return 0
     if args.command == "signing":
         return signing_command(args.action, args.signing_key, args.accept_old_until)

@@ -22,8 +22,8 @@ from builder import __version__ as BUILDER_VERSION
 from builder.platform.detect import tensorrt_of_platform_id
 from module_utils.trt_deploy import GUARD_DIR, STATEMENT, version_name
 
-from . import guards, signing, trust
-from .builder_wheel import builder_source_digest
+from . import guards, schema, signing, trust
+from .builder_wheel import builder_source_digest, ensure_wheel, wheel_path
 from .device import DevicePlatform, deployed_models, device_platform, platform_disagreement
 from .keys import host_build_keys
 from .selection import HostSelection
@@ -171,11 +171,11 @@ def _check_action(host: str, key: str, value: object, forms: tuple[str, ...], fi
 def settings_problems(host: str, host_vars: Mapping[str, Any]) -> list[str]:
     """Every problem of one host's engine_deploy_* settings, each with the fix."""
     problems = []
-    keep = host_vars.get("engine_deploy_keep", 2)
+    keep = schema.deploy_setting(host_vars, "engine_deploy_keep")
     if not (isinstance(keep, int) and not isinstance(keep, bool) and keep >= 0):
         problems.append(_problem(host, "engine_deploy_keep", "{!r} is not a whole number >= 0"
                                  .format(keep), "Set how many earlier versions to keep, e.g. 2."))
-    root = host_vars.get("engine_deploy_install_root", "/opt/trt-engines")
+    root = schema.deploy_setting(host_vars, "engine_deploy_install_root")
     if not (isinstance(root, str) and root.startswith("/") and root.rstrip("/")):
         problems.append(_problem(host, "engine_deploy_install_root", "{!r} is not an absolute "
                                  "directory".format(root), "Use e.g. /opt/trt-engines."))
@@ -195,10 +195,11 @@ def settings_problems(host: str, host_vars: Mapping[str, Any]) -> list[str]:
                                  "(e.g. jetson-agx-xavier_l4t35.4.1_trt8.5.2: python3 -m builder "
                                  "platform on a device of that JetPack prints it), or [] ."))
     problems += _check_action(
-        host, "engine_deploy_restart", host_vars.get("engine_deploy_restart"),
+        host, "engine_deploy_restart", schema.deploy_setting(host_vars, "engine_deploy_restart"),
         ("systemd", "command"), "Write {systemd: <unit>} or {command: <command line>}, or null.")
     problems += _check_action(
-        host, "engine_deploy_health", host_vars.get("engine_deploy_health"), ("command", "url"),
+        host, "engine_deploy_health", schema.deploy_setting(host_vars, "engine_deploy_health"),
+        ("command", "url"),
         "Write {command: <command line>} or {url: http://...}, optionally with retries and "
         "delay, or null.")
     return problems
@@ -256,7 +257,7 @@ def _stage_host(host_vars: Mapping[str, Any], models: dict[str, dict[str, Any]],
         files += staging["files"]
         view[model] = staging["view"]
         needed = needed or staging["needed"]
-    python = str(host_vars.get("engine_deploy_system_python") or "/usr/bin/python3")
+    python = str(host_settings(host_vars)["system_python"])
     marker = {"guard_digest": guard_digest(python), "keyring_sha256": context["keyring_sha256"]}
     found = (answer.get("jetson_deployed") or {}).get("guard_marker")
     # Without a keyring (nothing was ever signed) every entry is refused: nothing to install.
@@ -269,6 +270,36 @@ def _stage_host(host_vars: Mapping[str, Any], models: dict[str, dict[str, Any]],
             "stage_platforms": list(context["targets"]),
             "guard": {"install": install, "marker": marker, "python": python},
             "device_work": bool(work) or needed or install}
+
+
+# The deploy variables each device's tasks use (roles/engine_deploy: engine_deploy_settings),
+# without their engine_deploy_ prefix.
+HOST_SETTINGS = ("install_root", "keep", "restart", "health", "system_python")
+
+
+def host_settings(host_vars: Mapping[str, Any]) -> dict[str, Any]:
+    """The host's deploy settings (its values, else the defaults of controller/schema.py)."""
+    settings = {name: schema.deploy_setting(host_vars, "engine_deploy_" + name)
+                for name in HOST_SETTINGS}
+    # An empty system Python is the default one (as the guard's launcher needs one).
+    settings["system_python"] = settings["system_python"] or \
+        schema.BY_NAME["engine_deploy_system_python"].default
+    return settings
+
+
+def env_marker() -> dict[str, str]:
+    """What the deploy venv must hold (trt-deploy-env.json, which jetson_facts reads back)."""
+    return {"builder_version": BUILDER_VERSION, "builder_digest": builder_source_digest()}
+
+
+def plan_wheel(planned: Mapping[str, dict[str, Any]], digest: str, check_mode: bool
+               ) -> dict[str, str]:
+    """The builder wheel the devices that install the deploy venv get: {src, name}, built on
+    the controller when one of them needs it (controller/builder_wheel.py); in check mode
+    only its path (the repository is not written)."""
+    needed = any(plan.get("env", {}).get("install") for plan in planned.values())
+    path = ensure_wheel(digest) if needed and not check_mode else wheel_path(digest)
+    return {"src": str(path), "name": path.name}
 
 
 class DeploySettingsError(Exception):
@@ -406,6 +437,7 @@ def make_deploy_plan(hosts: list[str], hostvars: Mapping[str, Any], store_dir: s
     keyring_sha256 = hashlib.sha256(keyring_file.read_bytes()).hexdigest() \
         if keyring_file and keyring_file.is_file() else None
     verified: dict[str, str | None] = {}
+    marker = env_marker()  # what every deploy venv must hold
     planned: dict[str, dict[str, Any]] = {}
     lines: list[str] = []
     problems: list[str] = []
@@ -429,7 +461,9 @@ def make_deploy_plan(hosts: list[str], hostvars: Mapping[str, Any], store_dir: s
             planned[host] = {"platform_id": None, "models": models, "work": [], "files": [],
                              "prepare": [], "stage": [], "stage_files": [], "stage_view": {},
                              "prepare_stage": [], "stage_platforms": [],
-                             "device_work": False, "guard": None}
+                             "device_work": False, "guard": None,
+                             "settings": host_settings(host_vars),
+                             "env": {"install": False, "marker": marker}}
             continue
         platform_id = device.platform_id
         keys = {} if rollback else host_build_keys(
@@ -460,6 +494,11 @@ def make_deploy_plan(hosts: list[str], hostvars: Mapping[str, Any], store_dir: s
             "store": store, "verified": verified,
             "targets": [p for p in stage_targets(host_vars) if p != platform_id],
             "keyring_sha256": keyring_sha256}))
+        found_env = (answer.get("jetson_deployed") or {}).get("env_marker")
+        planned[host]["settings"] = host_settings(host_vars)
+        # The deploy venv is installed where the device has work and its marker differs.
+        planned[host]["env"] = {"marker": marker, "install": bool(
+            planned[host]["device_work"]) and found_env != marker}
         lines += ["{:<16} {:<26} staged for {}: {} ({})".format(
             host, model, target, view["status"], view["variant"])
             for model, targets in sorted(planned[host]["stage_view"].items())
@@ -470,5 +509,6 @@ def make_deploy_plan(hosts: list[str], hostvars: Mapping[str, Any], store_dir: s
     pending = sum(len(plan["work"]) for plan in planned.values())
     return {"hosts": planned, "pending": pending, "rollback": rollback,
             "store_dir": store_dir, "keyring": str(keyring_file) if keyring_file else None,
-            "guard_files": list(GUARD_FILES), "builder_version": BUILDER_VERSION,
-            "builder_digest": builder_source_digest()}, lines or ["no host to plan"]
+            "guard_files": list(GUARD_FILES), "source_dir": str(REPOSITORY),
+            "wheel": plan_wheel(planned, marker["builder_digest"], check_mode),
+            }, lines or ["no host to plan"]

@@ -6,6 +6,10 @@ is generated from it (``python3 -m controller schema --readme``); a test keeps t
 
 from __future__ import annotations
 
+import json
+import math
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +26,7 @@ BUILD_PROCESSES = ("per_device", "per_model")
 @dataclass(frozen=True)
 class Variable:
     name: str
-    type: str  # "str", "int", "list", "path", "bool"
+    type: str  # "str", "int", "list", "path", "bool", "dict", "count" (a count or a percentage)
     default: Any
     doc: str
     choices: tuple[Any, ...] = ()
@@ -107,7 +111,49 @@ USER_VARIABLES = (
              minimum=0, maximum=65536),
 )
 
-BY_NAME = {variable.name: variable for variable in USER_VARIABLES}
+# The deploy's own variables (deploy_engines.yml, roles/engine_deploy): per group or host. The
+# deploy plan reads them (deploy_setting) and hands each device's values to the role; the role's
+# argument_specs and the README's deploy table are checked against this table
+# (tests/unit/test_schema.py).
+DEPLOY_VARIABLES = (
+    Variable("engine_deploy_install_root", "str", "/opt/trt-engines",
+             "install root on the device (per group or host); an absolute path"),
+    Variable("engine_deploy_keep", "int", 2,
+             "versions kept besides current (previous always stays, for a rollback)",
+             minimum=0),
+    Variable("engine_deploy_rollback", "bool", False,
+             "switch every selected model back to its previous version, verified, instead "
+             "of deploying"),
+    Variable("engine_deploy_restart", "dict", None,
+             "`{systemd: detector.service}` (restarted) or `{command: \"...\"}`: run only where "
+             "current changed; null: nothing to restart", nullable=True),
+    Variable("engine_deploy_health", "dict", None,
+             "`{command: \"...\"}` (healthy when it exits 0) or "
+             "`{url: \"http://127.0.0.1:8080/health\"}` (fetched on the device, status_code "
+             "default 200), with retries (3) and delay (2 s); a "
+             "failure switches that device back by itself; null: no check", nullable=True),
+    Variable("engine_deploy_system_python", "str", "/usr/bin/python3",
+             "the device's system Python (JetPack's TensorRT bindings live in its "
+             "dist-packages): the deploy venv and trt-engine-path run it"),
+    Variable("engine_deploy_store_dir", "path", None,
+             "the engine store the deploy reads; null: engine_store_dir, the one the deploy "
+             "play's preflight checked and locked", nullable=True),
+)
+# The rollout: read when the play starts (serial, max_fail_percentage), so they come from -e.
+# rollout() turns them into the play's batches (the deploy_rollout lookup, plugins/lookup/).
+ROLLOUT_VARIABLES = (
+    Variable("engine_deploy_canary", "count", 1,
+             "the first batch: a count like 1, a percentage like '10%' or a fraction like 0.1 "
+             "of the fleet; 0: no canary"),
+    Variable("engine_deploy_batch", "count", "100%",
+             "each later batch: a count or a percentage (default: the rest at once)"),
+    Variable("engine_deploy_max_fail_percentage", "int", 0,
+             "failed devices of a batch above this percentage stop the rollout before the "
+             "next batch (0: any failed device does)", minimum=0, maximum=100),
+)
+
+BY_NAME = {variable.name: variable
+           for variable in USER_VARIABLES + DEPLOY_VARIABLES + ROLLOUT_VARIABLES}
 # Variables that no longer exist -> what to do instead. The preflight names a host that still
 # sets one: a setting that silently does nothing would be worse than a stopped run.
 RETIRED = {
@@ -200,14 +246,62 @@ def fix_for(variable: Variable) -> str:
     return "Set a text value ({}).".format(variable.doc)
 
 
-def readme_table() -> str:
-    """The README's variable table (Markdown)."""
+def shown_default(value: Any) -> str:
+    """A default as the README and the argument specs' readers write it in YAML."""
+    if value in ("", []) and not isinstance(value, bool):
+        return "`{!r}`".format(value).replace("'", '"')
+    if value is None or isinstance(value, bool):
+        return "`{}`".format(json.dumps(value))
+    return "`{}`".format(value)
+
+
+def readme_table(variables: tuple[Variable, ...] = USER_VARIABLES) -> str:
+    """The README's table of ``variables`` (Markdown): the user variables, or the deploy's."""
     lines = ["| variable | type | default | range | meaning |", "|---|---|---|---|---|"]
-    for variable in USER_VARIABLES:
-        default = "`{}`".format(variable.default if variable.default is not None else "null")
-        if variable.default in ("", []):
-            default = "`{!r}`".format(variable.default).replace("'", '"')
+    for variable in variables:
         doc = variable.doc + (" **secret**" if variable.secret else "")
         lines.append("| `{}` | {} | {} | {} | {} |".format(
-            variable.name, variable.type, default, variable.describe_range() or "-", doc))
+            variable.name, variable.type, shown_default(variable.default),
+            variable.describe_range() or "-", doc))
     return "\n".join(lines) + "\n"
+
+
+TABLES = {"user": USER_VARIABLES, "deploy": DEPLOY_VARIABLES + ROLLOUT_VARIABLES}
+
+
+def deploy_setting(host_vars: Mapping[str, Any], name: str) -> Any:
+    """A host's value of the deploy variable ``name``, else its default (DEPLOY_VARIABLES)."""
+    return host_vars.get(name, BY_NAME[name].default)
+
+
+CANARY = re.compile(r"^([0-9]+%?|0?[.][0-9]+)$")
+BATCH = re.compile(r"^[1-9][0-9]*%?$")
+PERCENTAGE = re.compile(r"^([0-9]|[1-9][0-9]|100)$")
+
+
+def rollout(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The play's ``serial`` (the canary batch, unless it is 0, then engine_deploy_batch) and
+    ``max_fail_percentage`` from the rollout variables of ``values`` (else their defaults), and
+    ``problem``: "" or what is wrong, with the fix (the play's first task fails with it)."""
+    canary, batch, max_fail = (values.get(v.name, v.default) for v in ROLLOUT_VARIABLES)
+    # Read on its own: the play's record step reads it after engine_deploy_batch became the
+    # batch's host list (the play's set_fact).
+    percentage = int(max_fail) if PERCENTAGE.match(str(max_fail)) else 0
+    if not (CANARY.match(str(canary)) and BATCH.match(str(batch))
+            and PERCENTAGE.match(str(max_fail))):
+        return {"serial": ["100%"], "max_fail_percentage": percentage, "problem": (
+            "engine_deploy_canary is {} (a count like 1, a percentage like '10%' or a fraction "
+            "like 0.1 of the fleet; 0 = no canary), engine_deploy_batch is {} (a count or a "
+            "percentage, default '100%'), engine_deploy_max_fail_percentage is {} (0 to 100). "
+            "Fix the wrong one on the command line, e.g. -e engine_deploy_canary=1 -e "
+            "engine_deploy_batch=25%.".format(canary, batch, max_fail))}
+    text = str(canary)
+    if float(text.rstrip("%")) == 0:
+        first = []
+    elif text.endswith("%"):
+        first = [canary]
+    elif float(text) < 1:
+        first = ["{}%".format(math.ceil(float(text) * 100))]
+    else:
+        first = [canary]
+    return {"serial": first + [batch], "max_fail_percentage": percentage, "problem": ""}

@@ -2,7 +2,9 @@
 the device; this runs before it, in the host's worker on the controller).
 
 root_dir and install_root come from jetson_facts_root_dir and jetson_facts_install_root when
-the task does not pass them; unset, the module's own defaults apply. The task itself carries no
+the task does not pass them; unset, the module's own defaults apply. With jetson_facts_deployed
+(deploy_engines.yml), install_root is the host's engine_deploy_install_root, else its default
+in controller/schema.py. The task itself carries no
 template: the first filter a worker's template uses (``default``, to fall back when a variable
 is unset) makes that worker look through and import every filter plugin, about 25 ms of
 CPU, once per device on every run, where a bare ping pays nothing (bench/README.md).
@@ -21,7 +23,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
-from controller import diskspace
+from controller import diskspace, schema
 from controller.action import fact_injection_problem
 
 # module argument -> the host variable it is read from
@@ -63,6 +65,10 @@ class ActionModule(ActionBase):
             value = self._templar.template(task_vars.get(variable) or "")
             if argument not in module_args and value:
                 module_args[argument] = value
+        if task_vars.get("jetson_facts_deployed") and "install_root" not in module_args:
+            # deploy_engines.yml: the host's engine_deploy_install_root, else the schema's.
+            module_args["install_root"] = self._templar.template(
+                schema.deploy_setting(task_vars, "engine_deploy_install_root"))
         try:
             result.update(device_answer(self._execute_module(
                 module_name="jetson_facts", module_args=module_args, task_vars=task_vars)))

@@ -432,7 +432,8 @@ def _handlers_that_run(restart):
     from ansible.playbook.conditional import Conditional  # noqa: PLC0415
     from ansible.template import Templar  # noqa: PLC0415
 
-    templar = Templar(loader=DataLoader(), variables={"engine_deploy_restart": restart})
+    templar = Templar(loader=DataLoader(),
+                      variables={"engine_deploy_settings": {"restart": restart}})
     running = {}
     for handler in yaml.safe_load(HANDLERS.read_text()):
         conditional = Conditional(loader=DataLoader())
@@ -464,15 +465,20 @@ PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks/deploy_engines.yml"
 @pytest.mark.parametrize("extra, batches", [
     ({}, [1, "100%"]),                                         # one canary, then the rest
     ({"engine_deploy_canary": 0.1}, ["10%", "100%"]),          # a fraction of the fleet
-    ({"engine_deploy_canary": 0.25, "engine_deploy_batch": 4}, ["25%", 4]),
-    ({"engine_deploy_canary": "5%"}, ["5%", "100%"]),
+    ({"engine_deploy_canary": "5%", "engine_deploy_max_fail_percentage": 20}, ["5%", "100%"]),
     ({"engine_deploy_canary": 0, "engine_deploy_batch": "50%"}, ["50%"]),  # no canary
 ])
 def test_serial_batches_from_the_rollout_settings(extra, batches):
+    """The play's serial and max_fail_percentage, templated as Ansible does when the play starts
+    (its vars, the engine_rollout lookup of plugins/lookup/: controller/schema.py)."""
     from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
+    from ansible.plugins.loader import lookup_loader  # noqa: PLC0415
     from ansible.template import Templar  # noqa: PLC0415
 
+    lookup_loader.add_directory(str(PLAYBOOK.parents[1] / "plugins" / "lookup"))
     play = yaml.safe_load(PLAYBOOK.read_text())[0]
-    assert play["max_fail_percentage"] == "{{ engine_deploy_max_fail_percentage | default(0) }}"
-    rendered = Templar(loader=DataLoader(), variables=extra).template(play["serial"])
+    templar = Templar(loader=DataLoader(), variables=dict(play["vars"], **extra))
+    rendered = templar.template(play["serial"])
     assert [str(b) for b in rendered] == [str(b) for b in batches]
+    assert int(templar.template(play["max_fail_percentage"])) == \
+        extra.get("engine_deploy_max_fail_percentage", 0)
