@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from builder import __version__ as BUILDER_VERSION
+from builder.atomic import file_sha256
 from builder.platform.detect import tensorrt_of_platform_id
 from module_utils.trt_deploy import GUARD_DIR, STATEMENT, version_name
 
@@ -434,7 +435,7 @@ def make_deploy_plan(hosts: list[str], hostvars: Mapping[str, Any], store_dir: s
     is rebuilt in memory, not written)."""
     store = EngineStore(store_dir, signing_key=signing_key, read_only=check_mode)
     keyring_file = signing.keyring_path(store.signing_key) if store.signing_key else None
-    keyring_sha256 = hashlib.sha256(keyring_file.read_bytes()).hexdigest() \
+    keyring_sha256 = file_sha256(str(keyring_file)) \
         if keyring_file and keyring_file.is_file() else None
     verified: dict[str, str | None] = {}
     marker = env_marker()  # what every deploy venv must hold
