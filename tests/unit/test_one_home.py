@@ -25,5 +25,5 @@ def test_the_builder_env_marker_name_of_jetson_env_is_the_one_jetson_facts_reads
 def test_the_deploy_env_marker_engine_deploy_writes_is_the_one_jetson_facts_reads():
     tasks = yaml.safe_load((REPO / "roles/engine_deploy/tasks/env.yml").read_text())
     written = [task["ansible.builtin.copy"]["dest"] for task in tasks
-               if "env_marker" in str((task.get("ansible.builtin.copy") or {}).get("content"))]
+               if ".marker" in str((task.get("ansible.builtin.copy") or {}).get("content"))]
     assert written == ["{{ engine_deploy_venv }}/" + trt_deploy.DEPLOY_ENV_MARKER]
