@@ -50,7 +50,6 @@ ROUND_STEPS = [
     ("TASK [jetson_env", 256),
     ("TASK [engine_build : Push the builder wheel", 300),
     ("TASK [engine_build : Build the engines", 310),
-    ("TASK [engine_collect", 320),
 ]
 
 
@@ -107,9 +106,20 @@ def test_a_device_cut_off_at_the_push_is_still_unreachable(fleet, runner):
 
 
 @pytest.mark.fleet
-def test_with_room_again_the_device_brings_its_engine_in(runner):
-    # The collect scenario left its verified engine on the device: collected, not rebuilt.
-    rerun = runner.run(extra_vars={"engine_workspace_mib": 320})
-    assert rerun.returncode == 0 and rerun.rows_by("collected") == [(FULL, MODEL)], \
-        rerun.describe()
+def test_a_disk_that_fills_at_the_collect_does_not_keep_the_engine_out(fleet, runner):
+    """Collecting only reads the device (engine_fetch: no remote command, no temporary file
+    there): the verified engine comes home although the device's disk is full by then."""
+    filled = threading.Event()
+
+    def fill_at_the_collect(line):
+        if not filled.is_set() and line.startswith("TASK [engine_collect"):
+            fleet.fault(FULL, "disk-full")
+            filled.set()
+
+    try:
+        run = runner.run(extra_vars={"engine_workspace_mib": 320}, on_line=fill_at_the_collect)
+    finally:
+        fleet.fault(FULL, "ok")
+    assert filled.is_set() and run.returncode == 0, run.describe()
+    assert (FULL, MODEL) in run.rows_by("built"), run.describe()
     assert_the_run_let_go_of_its_store(runner.store)
