@@ -53,10 +53,9 @@ ROUND_STEPS = [
 ]
 
 
-@pytest.mark.fleet
-@pytest.mark.parametrize("step, workspace", ROUND_STEPS, ids=[s[0] for s in ROUND_STEPS])
-def test_a_disk_that_fills_during_the_round_is_reported_as_disk(fleet, runner, step,
-                                                                workspace):
+def run_filling_the_disk_at(fleet, runner, step, workspace):
+    """(the run, whether the disk was filled): FULL's disk fills when ``step`` starts; new
+    engine options (``workspace``) give the device new work each time."""
     filled = threading.Event()
 
     def fill_when_the_step_starts(line):
@@ -64,12 +63,20 @@ def test_a_disk_that_fills_during_the_round_is_reported_as_disk(fleet, runner, s
             fleet.fault(FULL, "disk-full")
             filled.set()
 
-    options = {"engine_workspace_mib": workspace}
     try:
-        run = runner.run(extra_vars=options, on_line=fill_when_the_step_starts)
+        run = runner.run(extra_vars={"engine_workspace_mib": workspace},
+                         on_line=fill_when_the_step_starts)
     finally:
         fleet.fault(FULL, "ok")
-    assert filled.is_set(), run.describe()
+    return run, filled.is_set()
+
+
+@pytest.mark.fleet
+@pytest.mark.parametrize("step, workspace", ROUND_STEPS, ids=[s[0] for s in ROUND_STEPS])
+def test_a_disk_that_fills_during_the_round_is_reported_as_disk(fleet, runner, step,
+                                                                workspace):
+    run, filled = run_filling_the_disk_at(fleet, runner, step, workspace)
+    assert filled, run.describe()
     assert run.returncode != 0, run.describe()
     rows = [r for r in run.summary() if r["host"] == FULL]
     assert len(rows) == 1 and rows[0]["status"] == "failed", run.describe()
@@ -109,17 +116,7 @@ def test_a_device_cut_off_at_the_push_is_still_unreachable(fleet, runner):
 def test_a_disk_that_fills_at_the_collect_does_not_keep_the_engine_out(fleet, runner):
     """Collecting only reads the device (engine_fetch: no remote command, no temporary file
     there): the verified engine comes home although the device's disk is full by then."""
-    filled = threading.Event()
-
-    def fill_at_the_collect(line):
-        if not filled.is_set() and line.startswith("TASK [engine_collect"):
-            fleet.fault(FULL, "disk-full")
-            filled.set()
-
-    try:
-        run = runner.run(extra_vars={"engine_workspace_mib": 320}, on_line=fill_at_the_collect)
-    finally:
-        fleet.fault(FULL, "ok")
-    assert filled.is_set() and run.returncode == 0, run.describe()
+    run, filled = run_filling_the_disk_at(fleet, runner, "TASK [engine_collect", 320)
+    assert filled and run.returncode == 0, run.describe()
     assert (FULL, MODEL) in run.rows_by("built"), run.describe()
     assert_the_run_let_go_of_its_store(runner.store)
