@@ -18,8 +18,9 @@ import subprocess
 from pathlib import Path
 
 from bench.fleet_session import REPO_ROOT, BenchError
+from controller import schema
 
-ROOT_DIR = "/opt/trt-builder"            # jetson_env_root_dir / jetson_facts_root_dir
+ROOT_DIR = schema.BUILDER_ROOT_DIR      # jetson_facts_root_dir / jetson_env_root_dir
 VENV_DIR = ROOT_DIR + "/venv"
 MARKER_NAME = "trt-builder-env.json"     # jetson_env_marker_name
 PIN_SETS = REPO_ROOT / "roles" / "jetson_env" / "vars" / "main.yml"
