@@ -43,7 +43,7 @@ def main():
             env = {"ENGINE_TEST_CATALOG": str(catalog)}
             rows = []
             for host, path in PATHS.items():
-                extra = ["-e", json.dumps({"jetson_env_engine_paths": [path]})]
+                extra = ["-e", json.dumps({"env_roles_engine_paths": [path]})]
                 counters = Counters([device_address(sim, host)]).install()
                 try:
                     cold = playbook(TEST_PLAYBOOKS / "env_roles.yml",

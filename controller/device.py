@@ -25,6 +25,7 @@ from builder.trt.build import check_options_for_engine_path, check_options_for_p
 from module_utils.trt_signature import KEY_ID_RE
 
 from . import trust
+from .diskspace import MOVE_ROOT_DIR
 from .selection import HostSelection
 
 INVENTORY_NAMES = {"dla_core": "engine_dla_core", "workspace_mib": "engine_workspace_mib",
@@ -240,10 +241,10 @@ def disk_problem(device: DevicePlatform, graph_bytes: list[int]) -> str | None:
     if device.free_mib >= needed:
         return None
     return ("device {}: {} has {} MiB free, about {} MiB are needed ({}{} model(s) to build). "
-            "Free space on the device, or set jetson_facts_root_dir and jetson_env_root_dir "
-            "(group_vars or host_vars) to a directory on a larger disk".format(
+            "Free space on the device, {}".format(
                 device.host, device.root_dir, device.free_mib, needed,
-                "" if device.env_installed else "the pinned environment, ", len(graph_bytes)))
+                "" if device.env_installed else "the pinned environment, ", len(graph_bytes),
+                MOVE_ROOT_DIR))
 
 
 def _build_options(selection: HostSelection) -> BuildOptions:

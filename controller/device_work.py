@@ -51,13 +51,18 @@ def venv_python(root_dir: str) -> str:
 
 
 def environment(root_dir: str, pin_sets: dict[str, str], engine_paths: list[str]
-                ) -> dict[str, str]:
-    """What the jetson_env role installs for a device's round: the builder directory, its
-    venv's python, and the pinned environment. The ONNX path's pin set when every build of
-    the round is from ONNX, else the UFF path's (the plan chose both: HostPlan.pin_sets)."""
+                ) -> dict[str, Any]:
+    """What the jetson_env role installs for a device's round: the builder directory (as the
+    device reported it), its venv and the venv's python, the pinned environment, and whether
+    the round builds from UFF. The ONNX path's pin set when every build of the round is from
+    ONNX, else the UFF path's (the plan chose both: HostPlan.pin_sets). A UFF round needs
+    JetPack's uff and graphsurgeon, which the plan gave it only where the device's TensorRT
+    has a UFF parser (builder/trt/enginepath.py): the role checks them when ``uff`` is true,
+    and knows no TensorRT generation itself."""
     path = "onnx" if engine_paths and "uff" not in engine_paths else "uff"
-    return {"root_dir": root_dir, "python": venv_python(root_dir),
-            "pin_set": pin_sets.get(path, "")}
+    python = venv_python(root_dir)
+    return {"root_dir": root_dir, "venv": os.path.dirname(os.path.dirname(python)),
+            "python": python, "pin_set": pin_sets.get(path, ""), "uff": path == "uff"}
 
 
 def model_work_dir(root_dir: str, model: str) -> str:

@@ -26,8 +26,11 @@ LOW_MIB = 16
 FULL_DISK_SIGNS = ("No space left on device", "[Errno 28]", "No usable temporary directory",
                    "ENOSPC")
 KIND = "disk"
-MOVE_ROOT_DIR = ("or set jetson_facts_root_dir and jetson_env_root_dir (group_vars or "
-                 "host_vars) to a directory on a larger disk")
+# The fix of every disk message: the facts step reads jetson_facts_root_dir (else its older
+# name jetson_env_root_dir) and every later step the directory the device reported.
+MOVE_ROOT_DIR = ("or set jetson_facts_root_dir (group_vars or host_vars; jetson_env_root_dir "
+                 "too, to the same, where the inventory sets that older name) to a directory "
+                 "on a larger disk")
 # One line of `df -P`: file system, 1024-blocks, used, available, capacity, mount point.
 DF_LINE = re.compile(r"^\S+\s+\d+\s+\d+\s+(\d{1,20})\s+\d{1,3}%\s+/.*$")
 MAX_PATH = 4096

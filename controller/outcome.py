@@ -16,6 +16,7 @@ from typing import Any
 from builder.cli import EXIT_CODES
 
 from .device_work import DEADLINE_EXIT
+from .diskspace import MOVE_ROOT_DIR
 
 # The kinds a record may say (builder/cli.py decides them and their exit codes).
 KINDS = frozenset(kind for kind in EXIT_CODES if kind is not None)
@@ -209,6 +210,5 @@ def disk_advice(host: str, outcome: dict[str, Any], root_dir: str) -> str:
     if isinstance(free, int) and isinstance(needed, int):
         figures = " ({:.0f} MiB free, about {:.0f} MiB needed)".format(free / 2**20,
                                                                       needed / 2**20)
-    return ("device {}: not enough disk space in {}{}. Free space on the device, or set "
-            "jetson_facts_root_dir and jetson_env_root_dir (group_vars) to a larger disk".format(
-                host, details.get("directory") or root_dir, figures))
+    return "device {}: not enough disk space in {}{}. Free space on the device, {}".format(
+        host, details.get("directory") or root_dir, figures, MOVE_ROOT_DIR)

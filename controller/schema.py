@@ -21,6 +21,13 @@ from .secrets import shown_secret
 PRECISIONS = ("fp16", "fp32")
 BUILD_SCOPES = ("platform", "device")
 BUILD_PROCESSES = ("per_device", "per_model")
+# The builder's directory on a device (venv, work directories), unless the inventory moves it.
+# library/jetson_facts.py, which runs alone on the device, keeps a copy that a unit test checks
+# against this one (tests/unit/test_root_dir.py).
+BUILDER_ROOT_DIR = "/opt/trt-builder"
+# The inventory's names for it: the facts step's and, read when that one is unset, the
+# jetson_env role's older one. Both are kept; set to two values, the preflight refuses them.
+ROOT_DIR_VARIABLES = ("jetson_facts_root_dir", "jetson_env_root_dir")
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,12 @@ USER_VARIABLES = (
              "deploy_engines.yml stages their engines beside the current one, where "
              "trt-engine-path finds them, without changing what runs",
              example="[jetson-agx-xavier_l4t35.4.1_trt8.5.2]"),
+    Variable("jetson_facts_root_dir", "path", BUILDER_ROOT_DIR,
+             "the builder's directory on each device (its venv and work directories); the "
+             "facts step reports it and every later step uses what the device reported"),
+    Variable("jetson_env_root_dir", "path", BUILDER_ROOT_DIR,
+             "the older name of jetson_facts_root_dir, read when that one is unset (set "
+             "one of the two, or both to the same directory)"),
     Variable("jetson_env_pip_index_url", "str", "",
              "empty: offline devices get the wheels from the controller; or a package index "
              "the devices reach (may hold credentials: never printed)", secret=True),
@@ -168,6 +181,17 @@ RETIRED = {
 # Variables that must be equal on every host of a run (they name controller-side things).
 FLEET_WIDE = ("engine_catalog", "engine_store_dir", "engine_graph_allowed_dirs",
               "engine_fetch_max_mib", "engine_store_wait_s", "engine_signing_key")
+
+
+def builder_root_dir(variables: Mapping[str, Any]) -> str | None:
+    """The builder's directory a host's variables set (jetson_facts_root_dir, else
+    jetson_env_root_dir), None when neither does (an empty value is unset): then
+    BUILDER_ROOT_DIR."""
+    for name in ROOT_DIR_VARIABLES:
+        value = variables.get(name)
+        if value:
+            return str(value)
+    return None
 
 
 def is_int(value: Any) -> bool:

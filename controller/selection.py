@@ -248,6 +248,7 @@ class HostChecker:
             if text:
                 self.problem(variable.name, text, schema.fix_for(variable))
         self.check_directories()
+        self.check_root_dirs()
         self.check_expected_platform(self.values.get("engine_expected_platform"))
         for name, instead in schema.RETIRED.items():
             if name in self.values:
@@ -314,6 +315,20 @@ class HostChecker:
                     else None
                 if why:
                     self.problem("engine_graph_allowed_dirs", why, ALLOWED_FIX)
+
+    def check_root_dirs(self) -> None:
+        """jetson_facts_root_dir and jetson_env_root_dir name one directory (the facts step
+        reads the first, else the second): set to two, the host is refused."""
+        first, second = schema.ROOT_DIR_VARIABLES
+        values = [self.values.get(name) for name in schema.ROOT_DIR_VARIABLES]
+        if not all(isinstance(value, str) and value for value in values) or \
+                values[0] == values[1] or self.refused_keys & set(schema.ROOT_DIR_VARIABLES):
+            return
+        self.problem(second, "it is {!r}, but {} is {!r} (in {}): both name the builder's "
+                     "directory on the device".format(values[1], first, values[0],
+                                                      self.origin(first)),
+                     "Set only {} (remove {}), or give both the same directory.".format(
+                         first, second))
 
     def check_models(self, models: Any) -> None:
         variable = schema.BY_NAME["engine_models"]

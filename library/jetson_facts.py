@@ -47,7 +47,7 @@ description:
   - Fails for a host that is not a Jetson, or whose TensorRT is missing or of a generation
     the builder does not know, with a message saying what was found; other hosts go on.
     Every generation the builder knows (TensorRT 5 to 8.6, 10 and 11) is built for. TensorRT
-    10 and 11 have no UFF parser (C(tensorrt_has_uff=false)): their models build from ONNX,
+    10 and 11 have no UFF parser (C(tensorrt_has_uff=false)); their models build from ONNX,
     and the plan refuses a model that has no ONNX path there.
 version_added: "0.1.0"
 author: Jetson engine builder maintainers
@@ -189,6 +189,10 @@ ansible_facts:
           type: dict
 """
 
+# The builder's directory when the task passes none: the controller's one default
+# (controller/schema.py BUILDER_ROOT_DIR, which the facts step passes), copied here because
+# this module runs alone on the device; tests/unit/test_root_dir.py keeps the two equal.
+ROOT_DIR = "/opt/trt-builder"
 BUILDER_DIST = "jetson_engine_builder"
 
 def installed_builder_version(venv_dir):
@@ -253,7 +257,7 @@ def builder_state(root_dir):
 def main():
     module = AnsibleModule(
         argument_spec={
-            "root_dir": {"type": "path", "default": "/opt/trt-builder"},
+            "root_dir": {"type": "path", "default": ROOT_DIR},
             "device_root": {"type": "path", "default": "/"},
             "install_root": {"type": "path"},
         },

@@ -42,13 +42,12 @@ from builder.platform.detect import (  # noqa: E402
     version_tuple,
 )
 from builder.trt import enginepath  # noqa: E402
-from controller import pin_sets, versions  # noqa: E402
+from controller import pin_sets, schema, versions  # noqa: E402
 from controller.secrets import mask_url  # noqa: E402
 
 # ansible-core 2.16's target Pythons (its support matrix); the builder needs 3.6+.
 TARGET_PYTHONS = ((2, 7), (3, 5), (3, 6), (3, 7), (3, 8), (3, 9), (3, 10), (3, 11), (3, 12))
 BUILDER_PYTHON = (3, 6)
-DEFAULT_ROOT_DIR = "/opt/trt-builder"     # roles/jetson_env/defaults/main.yml
 DEFAULT_MIN_FREE_MIB = 2048               # venv with TensorFlow ~1 GB, wheels, work files
 DEFAULT_CATALOG = "models/models.yml"     # inventory/jetsons/group_vars/all.yml
 
@@ -195,9 +194,9 @@ def probe_hosts(hosts, inventories):
     results = {}
     groups = {}
     for host, hostvars in hosts.items():
-        root_dir = str(hostvars.get("jetson_env_root_dir", DEFAULT_ROOT_DIR))
+        root_dir = schema.builder_root_dir(hostvars) or schema.BUILDER_ROOT_DIR
         if "{{" in root_dir:
-            root_dir = DEFAULT_ROOT_DIR
+            root_dir = schema.BUILDER_ROOT_DIR
         script = PROBE.format(python=shlex.quote(_python_of(hostvars)),
                               root_dir=shlex.quote(root_dir))
         groups.setdefault(script, []).append(host)
@@ -328,7 +327,7 @@ def check_probe(report, host, hostvars, result, min_free_mib):
     elif free_mib < min_free_mib:
         report.problem(host, "{} MiB free on {} (the builder's directory needs {} MiB: venv, "
                        "wheels, graphs, engines). Free space there, or set "
-                       "jetson_env_root_dir to a bigger disk".format(
+                       "jetson_facts_root_dir to a bigger disk".format(
                            free_mib, disk[0], min_free_mib))
     if report.problems != problems:
         return None

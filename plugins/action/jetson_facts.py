@@ -1,13 +1,16 @@
 """jetson_facts with its inputs taken from the host's variables (library/jetson_facts.py runs on
 the device; this runs before it, in the host's worker on the controller).
 
-root_dir and install_root come from jetson_facts_root_dir and jetson_facts_install_root when
-the task does not pass them; unset, the module's own defaults apply. With jetson_facts_deployed
-(deploy_engines.yml), install_root is the host's engine_deploy_install_root, else its default
-in controller/schema.py. The task itself carries no
-template: the first filter a worker's template uses (``default``, to fall back when a variable
-is unset) makes that worker look through and import every filter plugin, about 25 ms of
-CPU, once per device on every run, where a bare ping pays nothing (bench/README.md).
+root_dir and install_root come from the host's variables when the task does not pass them:
+root_dir from jetson_facts_root_dir, else jetson_env_root_dir (its older name), else the one
+default (controller/schema.py BUILDER_ROOT_DIR); install_root from jetson_facts_install_root,
+else the module's default. With jetson_facts_deployed (deploy_engines.yml), install_root is the
+host's engine_deploy_install_root, else its default in controller/schema.py. The preflight
+refused a host that sets the two root dirs apart.
+The task itself carries no template: the first filter a worker's template uses (``default``,
+to fall back when a variable is unset) makes that worker look through and import every filter
+plugin, about 25 ms of CPU, once per device on every run, where a bare ping pays nothing
+(bench/README.md).
 
 The device's answer is not trusted (docs/threat-model.md): it never becomes facts or
 variables. The module's ``ansible_facts`` (``jetson``, ``jetson_state``, ``jetson_deployed``)
@@ -26,8 +29,11 @@ from ansible.plugins.action import ActionBase
 from controller import diskspace, schema
 from controller.action import fact_injection_problem
 
-# module argument -> the host variable it is read from
-FROM_HOST = {"root_dir": "jetson_facts_root_dir", "install_root": "jetson_facts_install_root"}
+# module argument -> the host variables it is read from, the first set one wins
+FROM_HOST = {"root_dir": schema.ROOT_DIR_VARIABLES,
+             "install_root": ("jetson_facts_install_root",)}
+# module argument -> its value when no variable sets it (None: the module's default)
+DEFAULTS = {"root_dir": schema.BUILDER_ROOT_DIR}
 # The device's answer: keys of the module's ansible_facts, returned as keys of the result.
 ANSWER = ("jetson", "jetson_state", "jetson_deployed")
 # What else of the module's result is kept (Ansible's own keys, the module's failure kind).
@@ -60,10 +66,17 @@ class ActionModule(ActionBase):
             return result
         task_vars = task_vars or {}
         module_args = dict(self._task.args)
-        for argument, variable in FROM_HOST.items():
-            # An empty value is unset, as the default filter with true treated it before.
-            value = self._templar.template(task_vars.get(variable) or "")
-            if argument not in module_args and value:
+        for argument, variables in FROM_HOST.items():
+            if argument in module_args:
+                continue
+            value = DEFAULTS.get(argument)
+            for variable in variables:
+                # An empty value is unset, as the default filter with true treated it before.
+                found = self._templar.template(task_vars.get(variable) or "")
+                if found:
+                    value = found
+                    break
+            if value:
                 module_args[argument] = value
         if task_vars.get("jetson_facts_deployed") and "install_root" not in module_args:
             # deploy_engines.yml: the host's engine_deploy_install_root, else the schema's.

@@ -64,13 +64,18 @@ def _registered_and_set(path: Path) -> set[str]:
 
 
 def _class_mappings(path: Path, attribute: str) -> set[str]:
-    """Values of a class attribute dict (FROM_RUN, FROM_HOST) of an action plugin."""
+    """Values of a class attribute dict (FROM_RUN, FROM_HOST) of an action plugin (a value
+    may be a tuple of names)."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Assign) and any(
                 isinstance(t, ast.Name) and t.id == attribute for t in node.targets):
-            value = ast.literal_eval(node.value)
-            names |= set(value.values()) if isinstance(value, dict) else set()
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                continue  # names from a controller module: read there (below)
+            for names_of in (value.values() if isinstance(value, dict) else ()):
+                names |= set(names_of) if isinstance(names_of, tuple) else {names_of}
     return names
 
 

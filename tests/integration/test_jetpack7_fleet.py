@@ -232,11 +232,11 @@ def test_deploy_installs_each_device_its_platforms_engine(fleet, deployer, timin
 
 @pytest.mark.fleet
 def test_a_real_jetpack7_device_gets_the_jetpack7_pin_set_by_its_l4t(runner):
-    """Without the fleet's pin sets, roles/jetson_env chooses by the L4T release (38.4 and
-    39.2 -> jetpack7-onnx-cp312, Python 3.12, ONNX path). Its wheels are aarch64: the x86
-    simulated devices refuse them, and the failure names the set that was chosen."""
+    """Without the fleet's pin sets, the plan's choice (controller/pin_sets.py) is by the L4T
+    release (38.4 and 39.2 -> jetpack7-onnx-cp312, Python 3.12, ONNX path). Its wheels are
+    aarch64: the x86 simulated devices refuse them, and the failure names the set chosen."""
     unset = {"jetson_env_pin_set": "", "jetson_env_onnx_pin_set": "",
-             "jetson_env_engine_paths": ["onnx"]}
+             "env_roles_engine_paths": ["onnx"]}
     for host in ("orin-1", "thor-1"):   # a fresh venv (the x86 PyYAML 6.0.2 would satisfy pip)
         assert runner.fleet.ssh(host, "rm -rf {}/venv".format(ROOT_DIR)).returncode == 0
     run = playbook(TEST_PLAYBOOKS / "env_roles.yml", [runner.fleet.inventory, FLEET_VARS],

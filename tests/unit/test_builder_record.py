@@ -111,8 +111,9 @@ def test_a_full_device_disk_names_the_device_the_directory_the_figures_and_the_f
     assert outcome["kind"] == "disk"
     assert outcome["reason"] == (
         "device nano-1: not enough disk space in /opt/trt-builder/work/m1 (5 MiB free, about "
-        "300 MiB needed). Free space on the device, or set jetson_facts_root_dir and "
-        "jetson_env_root_dir (group_vars) to a larger disk")
+        "300 MiB needed). Free space on the device, "
+        "or set jetson_facts_root_dir (group_vars or host_vars; jetson_env_root_dir too, to the "
+        "same, where the inventory sets that older name) to a directory on a larger disk")
 
 
 def fake_command_of_jobs(monkeypatch, endings):

@@ -256,9 +256,9 @@ def test_a_device_without_the_disk_for_its_builds_is_refused_before_any_push(cat
     refused = plan["hosts"]["nano-1"]["models"]["m1"]["refused"]
     assert refused == (
         "device nano-1: /opt/trt-builder has 1200 MiB free, about 1392 MiB are needed (the "
-        "pinned environment, 2 model(s) to build). Free space on the device, or set "
-        "jetson_facts_root_dir and jetson_env_root_dir (group_vars or host_vars) to a "
-        "directory on a larger disk")
+        "pinned environment, 2 model(s) to build). Free space on the device, "
+        "or set jetson_facts_root_dir (group_vars or host_vars; jetson_env_root_dir too, to the "
+        "same, where the inventory sets that older name) to a directory on a larger disk")
     assert plan["pending"] == 0
     assert make(devices({"nano-1": NANO}, free_mib=1400), catalog, tmp_path)["pending"] == 2
 

@@ -1,18 +1,19 @@
 """A JetPack without a pinned environment is refused in the plan (controller/pin_sets.py), from
 the one pin-set table (roles/jetson_env/vars/main.yml), with the release and the fix; and the
-plan's choice is the role's (roles/jetson_env/tasks/main.yml, rendered by Ansible here)."""
+plan's choice reaches the role in the round work (controller/device_work.py environment()), the
+same the role chose in Jinja before the plan did."""
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
-from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar
 
 from builder.errors import UserError
 from builder.trt.adapter import BuildOptions
 from builder.trt.build import check_options_for_engine_path
 from controller import pin_sets
+from controller.device_work import environment
 from tests.unit.test_engine_plan import catalog, devices, make  # noqa: F401 (the fixture)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,6 +21,8 @@ TABLE = pin_sets.PinSetTable.load()
 XAVIER_JP44 = "jetson-agx-xavier_l4t32.4.4_trt7.1.3"
 NANO_JP46 = "jetson-nano_l4t32.7.1_trt8.2.1"
 ORIN_JP6 = "jetson-agx-orin_l4t36.4.3_trt10.3.0"
+XAVIER_JP5 = "jetson-agx-xavier_l4t35.4.1_trt8.5.2"
+THOR_JP7 = "jetson-agx-thor_l4t38.2.0_trt10.13.3"
 
 
 def test_the_table_is_the_roles_vars_file():
@@ -105,25 +108,45 @@ def test_the_builder_refuses_a_batch_on_the_onnx_path_with_its_own_flag():
     check_options_for_engine_path(BuildOptions("fp16", 256, 2, None), "uff")
 
 
-# ---------------------------------------------------------------- the role makes the same choice
+# ------------------------------------------ the round work carries the plan's choice to the role
 
-def role_choice(l4t, engine_paths, named_uff="", named_onnx=""):
-    """jetson_env_selected as roles/jetson_env/tasks/main.yml's first task sets it."""
-    task = yaml.safe_load((REPO / "roles/jetson_env/tasks/main.yml").read_text())[0]
-    variables = dict(yaml.safe_load((REPO / "roles/jetson_env/vars/main.yml").read_text()))
-    variables.update(task.get("vars") or {}, jetson_device={"jetson": {"l4t": l4t}},
-                     jetson_env_engine_paths=engine_paths, jetson_env_pin_set=named_uff,
-                     jetson_env_onnx_pin_set=named_onnx)
-    templar = Templar(loader=DataLoader(), variables=variables)
-    return templar.template(task["ansible.builtin.set_fact"]["jetson_env_selected"]).strip()
+# What roles/jetson_env/tasks/main.yml chose in Jinja before the plan chose (a device's
+# platform, its round's engine paths, the inventory's jetson_env_pin_set and
+# jetson_env_onnx_pin_set) -> the pin set it installed. The round work
+# (controller/device_work.py environment(), from the plan's HostPlan.pin_sets) carries the same.
+BEFORE = [
+    (NANO_JP46, ["uff"], "", "", "jetpack46-cp36"),
+    (XAVIER_JP5, ["uff"], "", "", "jetpack5-cp38"),
+    (XAVIER_JP5, ["onnx"], "", "", "jetpack5-onnx-cp38"),
+    (XAVIER_JP5, ["onnx", "uff"], "", "", "jetpack5-cp38"),  # mixed: the TensorFlow set
+    (ORIN_JP6, ["onnx"], "", "", "jetpack6-onnx-cp310"),
+    (ORIN_JP6, ["onnx"], "", "simulated-onnx-cp311", "simulated-onnx-cp311"),
+    (NANO_JP46, ["uff"], "simulated-cp311", "", "simulated-cp311"),
+    (XAVIER_JP5, ["onnx", "uff"], "simulated-cp311", "simulated-onnx-cp311",
+     "simulated-cp311"),
+    (XAVIER_JP5, ["onnx"], "simulated-cp311", "simulated-onnx-cp311", "simulated-onnx-cp311"),
+    (THOR_JP7, ["onnx"], "", "", "jetpack7-onnx-cp312"),
+]
 
 
-@pytest.mark.parametrize(("l4t", "path", "named"), [
-    ("32.7.1", "uff", ""), ("32.4.4", "uff", ""), ("32.4.4", "uff", "mine"),
-    ("35.4.1", "uff", ""), ("35.4.1", "onnx", ""), ("36.4.3", "onnx", ""),
-    ("36.4.3", "onnx", "own-onnx"), ("39.2.1", "onnx", ""), ("40.1.0", "onnx", ""),
-])
-def test_the_plans_choice_is_the_roles(l4t, path, named):
-    named_uff, named_onnx = (named, "") if path == "uff" else ("", named)
-    assert role_choice(l4t, [path], named_uff, named_onnx) == pin_sets.chosen_pin_set(
-        TABLE, path, l4t, named)
+@pytest.mark.parametrize("case", BEFORE)
+def test_the_round_work_carries_the_pin_set_the_role_chose_before(catalog, tmp_path,  # noqa: F811
+                                                                   case):
+    platform, paths, named_uff, named_onnx, installed = case
+    named = {path: name for path, name in (("uff", named_uff), ("onnx", named_onnx)) if name}
+    plan = make(devices({"dev-1": platform}), catalog, tmp_path, named_pin_sets={"dev-1": named})
+    env = environment("/data/tb", plan["hosts"]["dev-1"]["pin_sets"], paths)
+    assert env == {"root_dir": "/data/tb", "venv": "/data/tb/venv",
+                   "python": "/data/tb/venv/bin/python", "pin_set": installed,
+                   "uff": "uff" in paths}
+    assert installed in TABLE.names
+
+
+def test_the_role_chooses_nothing_and_spells_no_path():
+    """The pin set, the TensorRT generation's packages and the builder's paths come from
+    jetson_env_work; the role's tasks name no table, release, generation or directory."""
+    tasks = "".join(path.read_text() for path in (REPO / "roles/jetson_env/tasks").glob("*.yml"))
+    for text in (r"_by_l4t", r"jetson_env_pin_set\b", r"jetson_env_onnx_pin_set", r"l4t",
+                 r"trt1\d", r"tensorrt_generation", r"tensorrt_has_uff", r"jetson_env_root_dir",
+                 r"/venv", r"/opt/"):
+        assert not re.search(text, tasks), text
