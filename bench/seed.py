@@ -18,11 +18,12 @@ import subprocess
 from pathlib import Path
 
 from bench.fleet_session import REPO_ROOT, BenchError
+from builder import layout
 from controller import schema
 from module_utils.trt_deploy import BUILDER_ENV_MARKER as MARKER_NAME
 
 ROOT_DIR = schema.BUILDER_ROOT_DIR      # jetson_facts_root_dir / jetson_env_root_dir
-VENV_DIR = ROOT_DIR + "/venv"
+VENV_DIR = layout.venv_dir(ROOT_DIR)
 PIN_SETS = REPO_ROOT / "roles" / "jetson_env" / "vars" / "main.yml"
 BUILDER_DIST = "jetson-engine-builder"
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from builder import layout
 from builder.atomic import file_sha256
 from builder.errors import UserError
 from builder.platform.detect import TIMING_CACHE_FROM
@@ -30,7 +31,6 @@ NO_TIMING_CACHE: dict[str, Any] = {"device_file": None, "pushed_dir": None, "pus
 # sshd no longer answers never reports the end of its job, and ssh notices a silent
 # connection only after ServerAliveInterval x ServerAliveCountMax (ansible.cfg: 60 s).
 DEADLINE_EXIT = 124
-BUILD_LOCK = ".build.lock"  # in the builder's directory: one builder process at a time
 KILL_GRACE_S = 30
 ASYNC_MARGIN_S = 5
 ANSWER_MARGIN_S = 75
@@ -45,11 +45,6 @@ def round_wait_s(processes: list[dict[str, Any]]) -> int:
     return max((process["wait_s"] for process in processes), default=0) + POLL_HANG_S
 
 
-def venv_python(root_dir: str) -> str:
-    """The builder venv's interpreter on the device (made by the jetson_env role)."""
-    return root_dir + "/venv/bin/python"
-
-
 def environment(root_dir: str, pin_sets: dict[str, str], engine_paths: list[str]
                 ) -> dict[str, Any]:
     """What the jetson_env role installs for a device's round: the builder directory (as the
@@ -60,16 +55,15 @@ def environment(root_dir: str, pin_sets: dict[str, str], engine_paths: list[str]
     has a UFF parser (builder/trt/enginepath.py): the role checks them when ``uff`` is true,
     and knows no TensorRT generation itself."""
     path = "onnx" if engine_paths and "uff" not in engine_paths else "uff"
-    python = venv_python(root_dir)
-    return {"root_dir": root_dir, "venv": os.path.dirname(os.path.dirname(python)),
-            "python": python, "pin_set": pin_sets.get(path, ""), "uff": path == "uff"}
+    return {"root_dir": root_dir, "venv": layout.venv_dir(root_dir),
+            "python": layout.venv_python(root_dir), "pin_set": pin_sets.get(path, ""),
+            "uff": path == "uff"}
 
 
 def model_work_dir(root_dir: str, model: str) -> str:
-    """A model's work directory on the device: its graphs, one-model catalog, engine, manifest
-    and build record. The facts module (library/jetson_facts.py) and the roles walk the same
-    layout."""
-    return "{}/work/{}".format(root_dir, model)
+    """A model's work directory on the device (builder/layout.py, which the facts module walks
+    too)."""
+    return str(layout.model_work_dir(root_dir, model))
 
 
 def device_files(spec: dict[str, Any]) -> dict[str, str]:
@@ -171,7 +165,7 @@ def timing_cache_work(store_caches: list[Path], platform_id: str, tensorrt: str 
         version = None
     if version is None or version[:2] < TIMING_CACHE_FROM:
         return dict(NO_TIMING_CACHE)
-    directory = root_dir + "/timing-cache"
+    directory = str(layout.timing_cache_dir(root_dir))
     names = [os.path.basename(str(path)) for path in store_caches]
     return {"device_file": "{}/{}.cache".format(directory, platform_id),
             "pushed_dir": directory + "/pushed",
@@ -236,7 +230,7 @@ def build_processes(catalog: dict[str, Any], models: list[str], *, python: str, 
         queued_s += clocks["deadline_s"] + KILL_GRACE_S
         # Started together (poll 0), the processes build one at a time: flock on the
         # builder's directory; `timeout` counts from when a process holds it.
-        serial = ["flock", root_dir + "/" + BUILD_LOCK]
+        serial = ["flock", str(layout.build_lock(root_dir))]
         stop = ["timeout", "--kill-after={}".format(KILL_GRACE_S), str(clocks["deadline_s"])]
         processes.append(dict(clocks, models=group, shell=" && ".join(
             [*prepare, *writes, "exec " + shlex.join(serial + stop + argv)])))
@@ -273,8 +267,9 @@ def push_commands(push: list[dict[str, str]]) -> dict[str, str]:
 def wheel_work(wheel: Path, root_dir: str, python: str) -> dict[str, Any]:
     """The builder wheel's push (src on the controller, dest directory on the device) and the
     command that installs it into the venv."""
-    on_device = "{}/wheels/{}".format(root_dir, wheel.name)
-    return {"src": str(wheel), "dest": root_dir + "/wheels/",
+    wheels = str(layout.wheels_dir(root_dir))
+    on_device = "{}/{}".format(wheels, wheel.name)
+    return {"src": str(wheel), "dest": wheels + "/",
             "install": [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
                         "--force-reinstall", on_device]}
 
@@ -298,7 +293,7 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
       timing cache's), read back with the builder records (controller/round_result.py).
     """
     root_dir = device["root_dir"]
-    python = venv_python(root_dir)
+    python = str(layout.venv_python(root_dir))
     timing_cache = dict(NO_TIMING_CACHE)
     if work["build"]:
         timing_cache = timing_cache_work(store.timing_caches(host_plan["platform_id"]),

@@ -15,6 +15,7 @@ import glob
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.jetson_builder import layout
 from ansible.module_utils.jetson_builder.atomic import file_sha256
 from ansible.module_utils.jetson_builder.errors import UserError
 from ansible.module_utils.jetson_builder.platform.detect import (
@@ -237,8 +238,8 @@ def free_mib(path):
 
 
 def builder_state(root_dir):
-    venv_dir = os.path.join(root_dir, "venv")
-    work_dir = os.path.join(root_dir, "work")
+    venv_dir = layout.venv_dir(root_dir)
+    work_dir = layout.work_dir(root_dir)
     models = {}
     if os.path.isdir(work_dir):
         for name in sorted(os.listdir(work_dir)):
