@@ -10,6 +10,7 @@ __metaclass__ = type
 import json
 import os
 import re
+import stat
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -18,6 +19,7 @@ from ansible.module_utils.trt_deploy import (
     DEPLOY_VENV,
     DEPLOY_WHEELS,
     DIR_FLAGS,
+    FILE_FLAGS,
     GUARD_DIR,
     INCOMING,
     MANIFEST,
@@ -126,6 +128,18 @@ options:
     description:
       - With C(state=prepare), the models about to be deployed, each
         C({model: <name>, version: <version or null>}) (null for a rollback: nothing is pushed).
+    type: list
+    elements: dict
+    default: []
+  guard:
+    description:
+      - With C(state=prepare), the guard C(<install_root>/bin/trt-engine-path) to install,
+        before the models: C({path, content, mode}) each, C(path) relative to
+        C(<install_root>/bin/) (the guard's modules under C(lib/), the launcher, the keyring
+        C(keys/trusted-keys.json), C(guard.json) last), C(mode) an octal string.
+      - Each file is written through a temporary file renamed into place, no link followed;
+        one whose content and mode are already right is not rewritten. Directories are
+        made 0755.
     type: list
     elements: dict
     default: []
@@ -451,6 +465,106 @@ def _prepare_stage(root_fd, root, item, removed):
             os.close(fd)
 
 
+GUARD_PATH_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*\Z")
+GUARD_DIR_MODE = 0o755
+
+
+def _guard_dir_at(dir_fd, name, path, removed, changed, *, enforce=True):
+    """The directory ``name`` of ``dir_fd`` (ensure_dir_at), mode 0755 (when made, or
+    ``enforce``); its fd."""
+    created = kind_at(dir_fd, name) != "dir"
+    fd = ensure_dir_at(dir_fd, name, path, removed, mode=GUARD_DIR_MODE)
+    if (created or enforce) and stat.S_IMODE(os.fstat(fd).st_mode) != GUARD_DIR_MODE:
+        os.fchmod(fd, GUARD_DIR_MODE)
+        created = True
+    if created:
+        changed.append(path + "/")
+    return fd
+
+
+def _same_file_at(dir_fd, name, data, mode):
+    """(content equal, mode equal) of the regular file ``name`` of ``dir_fd``."""
+    fd = os.open(name, FILE_FLAGS, dir_fd=dir_fd)
+    with os.fdopen(fd, "rb") as handle:
+        same_mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode) == mode
+        return handle.read(len(data) + 1) == data, same_mode
+
+
+def _write_guard_file_at(dir_fd, name, path, data, *, mode, removed):
+    """``data`` as the file ``name`` of ``dir_fd`` with ``mode``; False when it already was."""
+    kind = kind_at(dir_fd, name)
+    if kind == "file":
+        same_data, same_mode = _same_file_at(dir_fd, name, data, mode)
+        if same_data and same_mode:
+            return False
+        if same_data:
+            fd = os.open(name, FILE_FLAGS, dir_fd=dir_fd)
+            try:
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+            return True
+    elif kind != "missing":
+        removed.append(describe_link(path, dir_fd, name) if kind == "link"
+                       else "{} is not a regular file".format(path))
+        remove_at(dir_fd, name)
+    temporary = ".{}.tmp-{}".format(name, os.getpid())
+    remove_at(dir_fd, temporary)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(temporary, flags, 0o600, dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        remove_at(dir_fd, temporary)
+        raise
+    return True
+
+
+def install_guard(root_fd, root, files, removed):
+    """The guard's files of O(guard) under <root>/bin/, in their order (guard.json last, so
+    a run cut short installs again); the paths written or made, relative to the root."""
+    changed = []
+    bin_dir = os.path.join(root, GUARD_DIR)
+    bin_fd = _guard_dir_at(root_fd, GUARD_DIR, bin_dir, removed, changed, enforce=False)
+    try:
+        for item in files:
+            parts = str(item.get("path") or "").split("/")
+            if not all(GUARD_PATH_RE.match(part) for part in parts):
+                raise DeployError("guard", "{!r} is not a path below {}".format(
+                    item.get("path"), bin_dir))
+            try:
+                mode = int(str(item.get("mode") or "0644"), 8)
+            except ValueError:
+                raise DeployError("guard", "{!r}: mode {!r} is not octal".format(
+                    item.get("path"), item.get("mode"))) from None
+            data = str(item.get("content") or "").encode("utf-8")
+            fds, path = [bin_fd], bin_dir
+            try:
+                for part in parts[:-1]:
+                    path = os.path.join(path, part)
+                    fds.append(_guard_dir_at(fds[-1], part, path, removed, changed))
+                path = os.path.join(path, parts[-1])
+                if _write_guard_file_at(fds[-1], parts[-1], path, data, mode=mode,
+                                        removed=removed):
+                    changed.append(path)
+            finally:
+                for fd in fds[1:]:
+                    os.close(fd)
+    finally:
+        os.close(bin_fd)
+    written = []
+    for path in changed:
+        name = os.path.relpath(path, root) + ("/" if path.endswith("/") else "")
+        if name not in written:
+            written.append(name)
+    return written
+
+
 def prepare(module, params):
     """Before the push: each model's <root>/<model>/.incoming/<version>/ a real, empty-of-links
     directory; planted links where the deploy owns the name removed and named."""
@@ -464,6 +578,8 @@ def prepare(module, params):
             if kind_at(root_fd, name) == "link":
                 removed.append(describe_link(os.path.join(root, name), root_fd, name))
                 os.unlink(name, dir_fd=root_fd)
+        guard = install_guard(root_fd, root, params.get("guard") or [], removed) \
+            if params.get("guard") else []
         for item in params["prepare"]:
             _prepare_model(root_fd, root, item.get("model"), item.get("version"), removed)
         for item in params.get("prepare_stage") or []:
@@ -473,7 +589,8 @@ def prepare(module, params):
     for line in removed:
         module.warn("removed a planted link: {} (the deploy follows no link below {})".format(
             line, root))
-    return {"changed": bool(removed), "removed_links": removed,
+    return {"changed": bool(removed) or bool(guard), "removed_links": removed,
+            "guard_written": guard,
             "msg": "ready: {}".format(", ".join(str(i.get("model")) for i in params["prepare"]))}
 
 
@@ -862,6 +979,7 @@ def main():
             "stage": {"type": "list", "elements": "dict", "default": []},
             "prepare_stage": {"type": "list", "elements": "dict", "default": []},
             "prepare": {"type": "list", "elements": "dict", "default": []},
+            "guard": {"type": "list", "elements": "dict", "default": []},
             "version": {"type": "str"},
             "build_key": {"type": "str"},
             "engine_sha256": {"type": "str"},
