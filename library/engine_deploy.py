@@ -16,6 +16,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.trt_deploy import (
     CURRENT,
+    DEPLOY_ENV_MARKER,
     DEPLOY_VENV,
     DEPLOY_WHEELS,
     DIR_FLAGS,
@@ -101,9 +102,10 @@ options:
   state:
     description:
       - C(present) installs O(version); C(rollback) switches back to C(previous);
-        C(prepare) readies the push's destinations of O(prepare).
+        C(prepare) readies the push's destinations of O(prepare); C(env) installs the deploy
+        environment (the pushed builder wheel O(wheel) in C(<install_root>/.deploy-venv)).
     type: str
-    choices: [present, rollback, prepare, stage]
+    choices: [present, rollback, prepare, stage, env]
     default: present
   prepare_stage:
     description:
@@ -143,6 +145,22 @@ options:
     type: list
     elements: dict
     default: []
+  system_python:
+    description:
+      - With C(state=env), the device's system Python the deploy venv is made over
+        (C(--system-site-packages): JetPack's TensorRT and PyYAML come from it).
+    type: str
+  wheel:
+    description:
+      - With C(state=env), the builder wheel's file name in C(<install_root>/.deploy-wheels/).
+    type: str
+  env_marker:
+    description:
+      - With C(state=env), what the env marker in C(.deploy-venv/) records (its name:
+        module_utils/trt_deploy.py DEPLOY_ENV_MARKER) once the builder, PyYAML and TensorRT
+        import in the venv (jetson_facts reads it back). Not written when
+        they do not: the result's C(import_rc) and C(import_stderr_lines) say why.
+    type: dict
   version:
     description: Version directory name (first 12 hex of the build key and of the engine sha256).
     type: str
@@ -594,6 +612,64 @@ def prepare(module, params):
             "msg": "ready: {}".format(", ".join(str(i.get("model")) for i in params["prepare"]))}
 
 
+# What the deploy venv must import (verify deserializes and runs an engine; no TensorFlow).
+ENV_IMPORT_CHECK = ("import builder, yaml, tensorrt; "
+                    "print(builder.__version__, tensorrt.__version__)")
+
+
+def _env_step(module, what, argv):
+    rc, stdout, stderr = module.run_command(argv)
+    if rc != 0:
+        raise DeployError("env", "{} failed (rc {}): {}".format(
+            what, rc, "".join((stderr or stdout).strip().splitlines()[-1:])),
+            cmd=argv, rc=rc, stdout=stdout, stderr=stderr)
+    return stdout
+
+
+def install_env(module, params):
+    """The deploy environment: a venv over the system Python (when it has none), the pushed
+    builder wheel installed into it, the import check, then the marker (only when the check
+    passed; roles/engine_deploy/tasks/env.yml asserts it on the controller)."""
+    root = params["install_root"]
+    venv = os.path.join(root, DEPLOY_VENV)
+    python = os.path.join(venv, "bin", "python")
+    if module.check_mode:
+        return {"changed": False, "msg": "check mode: nothing done"}
+    if not os.path.exists(python):
+        _env_step(module, "creating the deploy venv over {}".format(params["system_python"]),
+                  [params["system_python"], "-m", "venv", "--system-site-packages", venv])
+    wheel = params["wheel"]
+    if not STAGED_NAME_RE.match(wheel):
+        raise DeployError("env", "{!r} is not a wheel file name".format(wheel))
+    _env_step(module, "installing the builder into {}".format(venv), [
+        python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+        "--no-index", "--force-reinstall", os.path.join(root, DEPLOY_WHEELS, wheel)])
+    rc, stdout, stderr = module.run_command([python, "-c", ENV_IMPORT_CHECK])
+    result = {"changed": True, "import_rc": rc, "import_stdout": stdout,
+              "import_stderr_lines": stderr.splitlines(), "venv": venv,
+              "msg": "deploy venv {}: {}".format(venv, stdout.strip() if rc == 0 else
+                                                 "the builder, yaml or tensorrt do not import")}
+    if rc == 0:
+        data = (json.dumps(params["env_marker"], indent=4, sort_keys=True,
+                           separators=(",", ": ")) + "\n").encode("utf-8")
+        root_fd = open_root(root)
+        try:
+            venv_fd = open_dir_at(root_fd, DEPLOY_VENV, venv)
+        finally:
+            os.close(root_fd)
+        try:
+            removed = []
+            _write_guard_file_at(venv_fd, DEPLOY_ENV_MARKER,
+                                 os.path.join(venv, DEPLOY_ENV_MARKER), data, mode=0o644,
+                                 removed=removed)
+        finally:
+            os.close(venv_fd)
+        for line in removed:
+            module.warn("removed a planted link: {} (the deploy follows no link below {})"
+                        .format(line, root))
+    return result
+
+
 def _damaged_and_pushed_again(model_fd, model, version, engine_sha256):
     """The installed version's engine no longer has ``engine_sha256`` (altered on the device)
     and the deploy pushed it again to .incoming/<version>/."""
@@ -974,13 +1050,17 @@ def main():
         argument_spec={
             "install_root": {"type": "path", "required": True},
             "model": {"type": "str"},
-            "state": {"type": "str", "choices": ["present", "rollback", "prepare", "stage"],
+            "state": {"type": "str",
+                      "choices": ["present", "rollback", "prepare", "stage", "env"],
                       "default": "present"},
             "stage": {"type": "list", "elements": "dict", "default": []},
             "prepare_stage": {"type": "list", "elements": "dict", "default": []},
             "prepare": {"type": "list", "elements": "dict", "default": []},
             "guard": {"type": "list", "elements": "dict", "default": []},
             "version": {"type": "str"},
+            "system_python": {"type": "str"},
+            "wheel": {"type": "str"},
+            "env_marker": {"type": "dict"},
             "build_key": {"type": "str"},
             "engine_sha256": {"type": "str"},
             "platform_id": {"type": "str"},
@@ -991,6 +1071,7 @@ def main():
             ("state", "present", ("model", "version", "build_key", "engine_sha256",
                                   "platform_id", "verify_command")),
             ("state", "rollback", ("model", "platform_id", "verify_command")),
+            ("state", "env", ("system_python", "wheel", "env_marker")),
         ],
         supports_check_mode=True,
     )
@@ -1001,6 +1082,8 @@ def main():
             result = prepare(module, params)
         elif params["state"] == "stage":
             result = stage(module, params)
+        elif params["state"] == "env":
+            result = install_env(module, params)
         elif params["state"] == "present":
             result = install(module, params)
         else:
