@@ -21,7 +21,14 @@ from typing import Any
 from builder import __version__ as BUILDER_VERSION
 from builder.atomic import file_sha256
 from builder.platform.detect import tensorrt_of_platform_id
-from module_utils.trt_deploy import GUARD_DIR, STATEMENT, version_name
+from module_utils.trt_deploy import (
+    GUARD_DIR,
+    GUARD_KEYS,
+    GUARD_MARKER,
+    KEYRING_FILE,
+    STATEMENT,
+    version_name,
+)
 
 from . import guards, schema, signing, trust
 from .builder_wheel import builder_source_digest, ensure_wheel, wheel_path
@@ -31,7 +38,7 @@ from .selection import HostSelection
 from .store import EngineStore, StoreEntry
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-# The guard <root>/bin/trt-engine-path (roles/engine_deploy/tasks/guard.yml): these repository
+# The guard <root>/bin/trt-engine-path (engine_deploy state=prepare, guard): these repository
 # files at the same relative paths under <root>/bin/lib/ (the builder's own platform
 # detection, not a copy of it), and the launcher made from GUARD_TEMPLATE.
 GUARD_FILES = ("module_utils/trt_engine_guard.py", "module_utils/trt_signature.py",
@@ -269,7 +276,8 @@ def _stage_host(host_vars: Mapping[str, Any], models: dict[str, dict[str, Any]],
             "prepare_stage": [{"model": m, "platform_id": p, "variant": v}
                               for m, p, v in prepare_stage],
             "stage_platforms": list(context["targets"]),
-            "guard": {"install": install, "marker": marker, "python": python},
+            "guard": {"install": install, "marker": marker, "python": python,
+                      "files": guard_host_files(python, marker) if install else []},
             "device_work": bool(work) or needed or install}
 
 
@@ -305,6 +313,34 @@ def plan_wheel(planned: Mapping[str, dict[str, Any]], digest: str, check_mode: b
 
 class DeploySettingsError(Exception):
     """engine_deploy_* settings that are wrong; every problem with its fix."""
+
+
+def guard_launcher(python: str) -> str:
+    """The launcher bin/trt-engine-path running ``python`` (GUARD_TEMPLATE rendered)."""
+    return (REPOSITORY / GUARD_TEMPLATE).read_text(encoding="utf-8").replace(
+        "{{ engine_deploy_system_python }}", python)
+
+
+def guard_files(keyring_file: Path | None) -> list[dict[str, str]]:
+    """The guard's files every device gets (engine_deploy state=prepare, O(guard)), relative
+    to <root>/bin/: GUARD_FILES under lib/, lib/module_utils/__init__.py, the keyring."""
+    files = [{"path": "lib/" + name, "mode": "0644",
+              "content": (REPOSITORY / name).read_text(encoding="utf-8")}
+             for name in GUARD_FILES]
+    files.append({"path": "lib/module_utils/__init__.py", "mode": "0644", "content": ""})
+    if keyring_file is not None:
+        files.append({"path": "{}/{}".format(GUARD_KEYS, KEYRING_FILE), "mode": "0644",
+                      "content": keyring_file.read_text(encoding="utf-8")})
+    return files
+
+
+def guard_host_files(python: str, marker: dict[str, Any]) -> list[dict[str, str]]:
+    """A device's own guard files, after guard_files(): the launcher, then guard.json (last:
+    a run cut short installs again; jetson_facts reads it back)."""
+    return [{"path": "trt-engine-path", "mode": "0755", "content": guard_launcher(python)},
+            {"path": GUARD_MARKER, "mode": "0644",
+             "content": json.dumps(marker, indent=4, sort_keys=True, separators=(",", ": "))
+             + "\n"}]
 
 
 def guard_digest(python: str) -> str:
@@ -510,6 +546,8 @@ def make_deploy_plan(hosts: list[str], hostvars: Mapping[str, Any], store_dir: s
     pending = sum(len(plan["work"]) for plan in planned.values())
     return {"hosts": planned, "pending": pending, "rollback": rollback,
             "store_dir": store_dir, "keyring": str(keyring_file) if keyring_file else None,
-            "guard_files": list(GUARD_FILES), "source_dir": str(REPOSITORY),
+            "guard_files": guard_files(Path(keyring_file) if keyring_file else None)
+            if any((plan.get("guard") or {}).get("install") for plan in planned.values())
+            else [],
             "wheel": plan_wheel(planned, marker["builder_digest"], check_mode),
             }, lines or ["no host to plan"]

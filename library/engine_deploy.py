@@ -10,14 +10,17 @@ __metaclass__ = type
 import json
 import os
 import re
+import stat
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.trt_deploy import (
     CURRENT,
+    DEPLOY_ENV_MARKER,
     DEPLOY_VENV,
     DEPLOY_WHEELS,
     DIR_FLAGS,
+    FILE_FLAGS,
     GUARD_DIR,
     INCOMING,
     MANIFEST,
@@ -99,9 +102,10 @@ options:
   state:
     description:
       - C(present) installs O(version); C(rollback) switches back to C(previous);
-        C(prepare) readies the push's destinations of O(prepare).
+        C(prepare) readies the push's destinations of O(prepare); C(env) installs the deploy
+        environment (the pushed builder wheel O(wheel) in C(<install_root>/.deploy-venv)).
     type: str
-    choices: [present, rollback, prepare, stage]
+    choices: [present, rollback, prepare, stage, env]
     default: present
   prepare_stage:
     description:
@@ -129,6 +133,34 @@ options:
     type: list
     elements: dict
     default: []
+  guard:
+    description:
+      - With C(state=prepare), the guard C(<install_root>/bin/trt-engine-path) to install,
+        before the models: C({path, content, mode}) each, C(path) relative to
+        C(<install_root>/bin/) (the guard's modules under C(lib/), the launcher, the keyring
+        C(keys/trusted-keys.json), C(guard.json) last), C(mode) an octal string.
+      - Each file is written through a temporary file renamed into place, no link followed;
+        one whose content and mode are already right is not rewritten. Directories are
+        made 0755.
+    type: list
+    elements: dict
+    default: []
+  system_python:
+    description:
+      - With C(state=env), the device's system Python the deploy venv is made over
+        (C(--system-site-packages): JetPack's TensorRT and PyYAML come from it).
+    type: str
+  wheel:
+    description:
+      - With C(state=env), the builder wheel's file name in C(<install_root>/.deploy-wheels/).
+    type: str
+  env_marker:
+    description:
+      - With C(state=env), what the env marker in C(.deploy-venv/) records (its name:
+        module_utils/trt_deploy.py DEPLOY_ENV_MARKER) once the builder, PyYAML and TensorRT
+        import in the venv (jetson_facts reads it back). Not written when
+        they do not: the result's C(import_rc) and C(import_stderr_lines) say why.
+    type: dict
   version:
     description: Version directory name (first 12 hex of the build key and of the engine sha256).
     type: str
@@ -451,6 +483,106 @@ def _prepare_stage(root_fd, root, item, removed):
             os.close(fd)
 
 
+GUARD_PATH_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*\Z")
+GUARD_DIR_MODE = 0o755
+
+
+def _guard_dir_at(dir_fd, name, path, removed, changed, *, enforce=True):
+    """The directory ``name`` of ``dir_fd`` (ensure_dir_at), mode 0755 (when made, or
+    ``enforce``); its fd."""
+    created = kind_at(dir_fd, name) != "dir"
+    fd = ensure_dir_at(dir_fd, name, path, removed, mode=GUARD_DIR_MODE)
+    if (created or enforce) and stat.S_IMODE(os.fstat(fd).st_mode) != GUARD_DIR_MODE:
+        os.fchmod(fd, GUARD_DIR_MODE)
+        created = True
+    if created:
+        changed.append(path + "/")
+    return fd
+
+
+def _same_file_at(dir_fd, name, data, mode):
+    """(content equal, mode equal) of the regular file ``name`` of ``dir_fd``."""
+    fd = os.open(name, FILE_FLAGS, dir_fd=dir_fd)
+    with os.fdopen(fd, "rb") as handle:
+        same_mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode) == mode
+        return handle.read(len(data) + 1) == data, same_mode
+
+
+def _write_guard_file_at(dir_fd, name, path, data, *, mode, removed):
+    """``data`` as the file ``name`` of ``dir_fd`` with ``mode``; False when it already was."""
+    kind = kind_at(dir_fd, name)
+    if kind == "file":
+        same_data, same_mode = _same_file_at(dir_fd, name, data, mode)
+        if same_data and same_mode:
+            return False
+        if same_data:
+            fd = os.open(name, FILE_FLAGS, dir_fd=dir_fd)
+            try:
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+            return True
+    elif kind != "missing":
+        removed.append(describe_link(path, dir_fd, name) if kind == "link"
+                       else "{} is not a regular file".format(path))
+        remove_at(dir_fd, name)
+    temporary = ".{}.tmp-{}".format(name, os.getpid())
+    remove_at(dir_fd, temporary)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(temporary, flags, 0o600, dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        remove_at(dir_fd, temporary)
+        raise
+    return True
+
+
+def install_guard(root_fd, root, files, removed):
+    """The guard's files of O(guard) under <root>/bin/, in their order (guard.json last, so
+    a run cut short installs again); the paths written or made, relative to the root."""
+    changed = []
+    bin_dir = os.path.join(root, GUARD_DIR)
+    bin_fd = _guard_dir_at(root_fd, GUARD_DIR, bin_dir, removed, changed, enforce=False)
+    try:
+        for item in files:
+            parts = str(item.get("path") or "").split("/")
+            if not all(GUARD_PATH_RE.match(part) for part in parts):
+                raise DeployError("guard", "{!r} is not a path below {}".format(
+                    item.get("path"), bin_dir))
+            try:
+                mode = int(str(item.get("mode") or "0644"), 8)
+            except ValueError:
+                raise DeployError("guard", "{!r}: mode {!r} is not octal".format(
+                    item.get("path"), item.get("mode"))) from None
+            data = str(item.get("content") or "").encode("utf-8")
+            fds, path = [bin_fd], bin_dir
+            try:
+                for part in parts[:-1]:
+                    path = os.path.join(path, part)
+                    fds.append(_guard_dir_at(fds[-1], part, path, removed, changed))
+                path = os.path.join(path, parts[-1])
+                if _write_guard_file_at(fds[-1], parts[-1], path, data, mode=mode,
+                                        removed=removed):
+                    changed.append(path)
+            finally:
+                for fd in fds[1:]:
+                    os.close(fd)
+    finally:
+        os.close(bin_fd)
+    written = []
+    for path in changed:
+        name = os.path.relpath(path, root) + ("/" if path.endswith("/") else "")
+        if name not in written:
+            written.append(name)
+    return written
+
+
 def prepare(module, params):
     """Before the push: each model's <root>/<model>/.incoming/<version>/ a real, empty-of-links
     directory; planted links where the deploy owns the name removed and named."""
@@ -464,6 +596,8 @@ def prepare(module, params):
             if kind_at(root_fd, name) == "link":
                 removed.append(describe_link(os.path.join(root, name), root_fd, name))
                 os.unlink(name, dir_fd=root_fd)
+        guard = install_guard(root_fd, root, params.get("guard") or [], removed) \
+            if params.get("guard") else []
         for item in params["prepare"]:
             _prepare_model(root_fd, root, item.get("model"), item.get("version"), removed)
         for item in params.get("prepare_stage") or []:
@@ -473,8 +607,67 @@ def prepare(module, params):
     for line in removed:
         module.warn("removed a planted link: {} (the deploy follows no link below {})".format(
             line, root))
-    return {"changed": bool(removed), "removed_links": removed,
+    return {"changed": bool(removed) or bool(guard), "removed_links": removed,
+            "guard_written": guard,
             "msg": "ready: {}".format(", ".join(str(i.get("model")) for i in params["prepare"]))}
+
+
+# What the deploy venv must import (verify deserializes and runs an engine; no TensorFlow).
+ENV_IMPORT_CHECK = ("import builder, yaml, tensorrt; "
+                    "print(builder.__version__, tensorrt.__version__)")
+
+
+def _env_step(module, what, argv):
+    rc, stdout, stderr = module.run_command(argv)
+    if rc != 0:
+        raise DeployError("env", "{} failed (rc {}): {}".format(
+            what, rc, "".join((stderr or stdout).strip().splitlines()[-1:])),
+            cmd=argv, rc=rc, stdout=stdout, stderr=stderr)
+    return stdout
+
+
+def install_env(module, params):
+    """The deploy environment: a venv over the system Python (when it has none), the pushed
+    builder wheel installed into it, the import check, then the marker (only when the check
+    passed; roles/engine_deploy/tasks/env.yml asserts it on the controller)."""
+    root = params["install_root"]
+    venv = os.path.join(root, DEPLOY_VENV)
+    python = os.path.join(venv, "bin", "python")
+    if module.check_mode:
+        return {"changed": False, "msg": "check mode: nothing done"}
+    if not os.path.exists(python):
+        _env_step(module, "creating the deploy venv over {}".format(params["system_python"]),
+                  [params["system_python"], "-m", "venv", "--system-site-packages", venv])
+    wheel = params["wheel"]
+    if not STAGED_NAME_RE.match(wheel):
+        raise DeployError("env", "{!r} is not a wheel file name".format(wheel))
+    _env_step(module, "installing the builder into {}".format(venv), [
+        python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+        "--no-index", "--force-reinstall", os.path.join(root, DEPLOY_WHEELS, wheel)])
+    rc, stdout, stderr = module.run_command([python, "-c", ENV_IMPORT_CHECK])
+    result = {"changed": True, "import_rc": rc, "import_stdout": stdout,
+              "import_stderr_lines": stderr.splitlines(), "venv": venv,
+              "msg": "deploy venv {}: {}".format(venv, stdout.strip() if rc == 0 else
+                                                 "the builder, yaml or tensorrt do not import")}
+    if rc == 0:
+        data = (json.dumps(params["env_marker"], indent=4, sort_keys=True,
+                           separators=(",", ": ")) + "\n").encode("utf-8")
+        root_fd = open_root(root)
+        try:
+            venv_fd = open_dir_at(root_fd, DEPLOY_VENV, venv)
+        finally:
+            os.close(root_fd)
+        try:
+            removed = []
+            _write_guard_file_at(venv_fd, DEPLOY_ENV_MARKER,
+                                 os.path.join(venv, DEPLOY_ENV_MARKER), data, mode=0o644,
+                                 removed=removed)
+        finally:
+            os.close(venv_fd)
+        for line in removed:
+            module.warn("removed a planted link: {} (the deploy follows no link below {})"
+                        .format(line, root))
+    return result
 
 
 def _damaged_and_pushed_again(model_fd, model, version, engine_sha256):
@@ -857,12 +1050,17 @@ def main():
         argument_spec={
             "install_root": {"type": "path", "required": True},
             "model": {"type": "str"},
-            "state": {"type": "str", "choices": ["present", "rollback", "prepare", "stage"],
+            "state": {"type": "str",
+                      "choices": ["present", "rollback", "prepare", "stage", "env"],
                       "default": "present"},
             "stage": {"type": "list", "elements": "dict", "default": []},
             "prepare_stage": {"type": "list", "elements": "dict", "default": []},
             "prepare": {"type": "list", "elements": "dict", "default": []},
+            "guard": {"type": "list", "elements": "dict", "default": []},
             "version": {"type": "str"},
+            "system_python": {"type": "str"},
+            "wheel": {"type": "str"},
+            "env_marker": {"type": "dict"},
             "build_key": {"type": "str"},
             "engine_sha256": {"type": "str"},
             "platform_id": {"type": "str"},
@@ -873,6 +1071,7 @@ def main():
             ("state", "present", ("model", "version", "build_key", "engine_sha256",
                                   "platform_id", "verify_command")),
             ("state", "rollback", ("model", "platform_id", "verify_command")),
+            ("state", "env", ("system_python", "wheel", "env_marker")),
         ],
         supports_check_mode=True,
     )
@@ -883,6 +1082,8 @@ def main():
             result = prepare(module, params)
         elif params["state"] == "stage":
             result = stage(module, params)
+        elif params["state"] == "env":
+            result = install_env(module, params)
         elif params["state"] == "present":
             result = install(module, params)
         else:

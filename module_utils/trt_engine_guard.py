@@ -3,7 +3,7 @@
 
     trt-engine-path MODEL [--variant V] [--json]
 
-The deploy installs it as ``<root>/bin/trt-engine-path`` (roles/engine_deploy, guard.yml) with
+The deploy installs it as ``<root>/bin/trt-engine-path`` (engine_deploy state=prepare) with
 this file, module_utils/trt_signature.py, module_utils/trt_deploy.py and the builder's platform
 detection (builder/platform/detect.py, the same code the builder and jetson_facts run) under
 ``<root>/bin/lib/``. Python 3.6+, standard library only: no TensorRT import, nothing is

@@ -13,6 +13,8 @@ import os
 
 import pytest
 
+from controller import deploy_plan
+
 from .test_deploy import DEPLOY, MODEL, NANO, TRT_DEPLOY, FakeRun, key_of, push, sha, sign_push
 
 ENGINE = "TRT_{}.bin".format(MODEL)
@@ -288,4 +290,68 @@ def test_a_version_directory_holding_a_link_is_pruned_without_following_it(tree)
     result, _ = install(tree, params)
     assert "cccccccccccc-000000000000" in result["removed"]
     assert not broken.exists()
+    assert_outside_untouched(tree)
+
+
+def guard_files(python="/usr/bin/python3"):
+    """What the plan hands engine_deploy state=prepare for the guard (controller side)."""
+    files = deploy_plan.guard_files(None)
+    return files + deploy_plan.guard_host_files(python, {"guard_digest": "d",
+                                                         "keyring_sha256": "k"})
+
+
+def prepare_guard(tree, files):
+    runner = FakeRun(tree["tmp"])
+    runner.warnings = []
+    runner.warn = runner.warnings.append
+    result = DEPLOY.prepare(runner, {"install_root": str(tree["root"]), "prepare": [],
+                                     "guard": files})
+    return result, runner.warnings
+
+
+def test_prepare_installs_the_guard_once_without_following_links(tree):
+    bin_dir = tree["root"] / "bin"
+    (bin_dir / "lib").mkdir(parents=True)
+    (bin_dir / "lib" / "builder").symlink_to(tree["outside"])
+    files = guard_files()
+    result, warnings = prepare_guard(tree, files)
+    assert result["changed"]
+    assert result["removed_links"] == ["{} is a symbolic link (to {})".format(
+        bin_dir / "lib" / "builder", tree["outside"])]
+    assert warnings
+    for name in deploy_plan.GUARD_FILES:
+        source = deploy_plan.REPOSITORY / name
+        assert (bin_dir / "lib" / name).read_bytes() == source.read_bytes()
+        assert oct((bin_dir / "lib" / name).stat().st_mode & 0o7777) == oct(0o644)
+    launcher = bin_dir / "trt-engine-path"
+    assert launcher.read_text().startswith("#!/usr/bin/python3 -I\n")
+    assert launcher.stat().st_mode & 0o7777 == 0o755
+    assert (bin_dir / "lib" / "module_utils" / "__init__.py").read_bytes() == b""
+    assert (bin_dir / "lib" / "builder" / "platform").stat().st_mode & 0o7777 == 0o755
+    assert json.loads((bin_dir / "guard.json").read_text()) == {"guard_digest": "d",
+                                                                "keyring_sha256": "k"}
+    assert result["guard_written"][-1] == "bin/guard.json"
+    # Unchanged: nothing rewritten, not changed; a mode alone is put right.
+    before = (bin_dir / "trt-engine-path").stat().st_ino
+    result, _ = prepare_guard(tree, files)
+    assert not result["changed"] and result["guard_written"] == []
+    assert (bin_dir / "trt-engine-path").stat().st_ino == before
+    launcher.chmod(0o700)
+    result, _ = prepare_guard(tree, files)
+    assert result["guard_written"] == ["bin/trt-engine-path"]
+    assert launcher.stat().st_mode & 0o7777 == 0o755
+    # A link planted at a file's name is replaced, its target untouched.
+    (bin_dir / "guard.json").unlink()
+    (bin_dir / "guard.json").symlink_to(tree["outside"] / "sentinel")
+    result, _ = prepare_guard(tree, files)
+    assert not (bin_dir / "guard.json").is_symlink()
+    assert result["guard_written"] == ["bin/guard.json"]
+    assert_outside_untouched(tree)
+
+
+def test_prepare_refuses_a_guard_path_out_of_bin(tree):
+    for bad in ("../escape", "lib/../../x", "/etc/passwd", ""):
+        with pytest.raises(DEPLOY.DeployError):
+            prepare_guard(tree, [{"path": bad, "content": "x", "mode": "0644"}])
+    assert not (tree["root"] / "escape").exists()
     assert_outside_untouched(tree)

@@ -43,8 +43,8 @@ def task_snippets():
 def test_the_roles_run_python_on_the_devices():
     """The scan finds the snippets it must check (it would pass vacuously otherwise)."""
     places = {str(path) for path, _, _ in task_snippets()}
-    assert {"roles/jetson_env/tasks/jetpack_libs.yml", "roles/jetson_env/tasks/venv.yml",
-            "roles/engine_deploy/tasks/env.yml"} <= places
+    # (roles/engine_deploy's import check runs in library/engine_deploy.py, which vermin checks.)
+    assert {"roles/jetson_env/tasks/jetpack_libs.yml", "roles/jetson_env/tasks/venv.yml"} <= places
 
 
 @pytest.mark.parametrize(("path", "name", "code"), task_snippets(),

@@ -23,7 +23,10 @@ def test_the_builder_env_marker_name_of_jetson_env_is_the_one_jetson_facts_reads
 
 
 def test_the_deploy_env_marker_engine_deploy_writes_is_the_one_jetson_facts_reads():
+    # engine_deploy state=env writes it (library/engine_deploy.py imports the name).
     tasks = yaml.safe_load((REPO / "roles/engine_deploy/tasks/env.yml").read_text())
-    written = [task["ansible.builtin.copy"]["dest"] for task in tasks
-               if ".marker" in str((task.get("ansible.builtin.copy") or {}).get("content"))]
-    assert written == ["{{ engine_deploy_venv }}/" + trt_deploy.DEPLOY_ENV_MARKER]
+    marked = [task["engine_deploy"] for task in tasks
+              if "env.marker" in str((task.get("engine_deploy") or {}).get("env_marker"))]
+    assert [task["state"] for task in marked] == ["env"]
+    source = (REPO / "library/engine_deploy.py").read_text()
+    assert "DEPLOY_ENV_MARKER" in source and trt_deploy.DEPLOY_ENV_MARKER not in source
