@@ -325,7 +325,7 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
     if timing_cache["device_file"]:
         listing.append(os.path.dirname(timing_cache["device_file"]))
     return dict(work, root_dir=root_dir, env=environment(root_dir, host_plan["pin_sets"], paths),
-                builder_needed=builder_needed, engine_paths=paths,
+                builder_needed=builder_needed,
                 wheel=wheel_work(wheel, root_dir, python) if builder_needed and wheel else None,
                 remove=[model_work_dir(root_dir, model) for model in work["remove"]],
                 push=push, push_commands=push_commands(push), processes=processes,

@@ -15,7 +15,7 @@ from builder.atomic import write_text
 from . import runlock
 from .attempts import read_attempts, updated_attempts
 from .report_html import engine_store_document
-from .round_result import FILED, previous_outcomes
+from .round_result import FILED, REGISTERED, previous_outcomes
 from .store import (
     ATTEMPTS_NAME,
     DEPLOYMENTS_NAME,
@@ -37,7 +37,7 @@ def _run_facts(plan: dict[str, Any], hostvars: Mapping[str, Any], hosts: list[st
         if host not in plan["hosts"]:
             continue
         values = hostvars[host]
-        outcomes[host] = previous_outcomes(values)
+        outcomes[host] = previous_outcomes(values.get(REGISTERED))
         filed = values.get(FILED) or {}
         collected[host] = dict(filed.get("filed") or {})
         for model, reason in (filed.get("refused") or {}).items():

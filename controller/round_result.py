@@ -25,10 +25,10 @@ REGISTERED = "engine_round_result"
 FILED = "engine_round_filed"
 
 
-def previous_outcomes(host_vars: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """model -> outcome of one host's earlier rounds of this run (its registered result)."""
-    result = host_vars.get(REGISTERED) or {}
-    return dict(result.get("outcomes") or {}) if isinstance(result, Mapping) else {}
+def previous_outcomes(registered: object) -> dict[str, dict[str, Any]]:
+    """model -> outcome of one host's earlier rounds of this run, from its registered
+    ``REGISTERED`` result (None before its first round)."""
+    return dict(registered.get("outcomes") or {}) if isinstance(registered, Mapping) else {}
 
 
 def listed_files(listing: Mapping[str, Any]) -> list[dict[str, Any]]:

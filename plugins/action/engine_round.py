@@ -7,7 +7,7 @@ from controller import plan
 from controller.action import ControllerAction
 from controller.builder_wheel import ensure_wheel
 from controller.device_work import round_work
-from controller.round_result import previous_outcomes
+from controller.round_result import REGISTERED, previous_outcomes
 from controller.store import EngineStore
 
 
@@ -17,7 +17,7 @@ class ActionModule(ControllerAction):
     def decide(self, args, task_vars):
         hostvars = task_vars["hostvars"]
         the_plan = args["plan"]
-        outcomes = {host: previous_outcomes(hostvars[host])
+        outcomes = {host: previous_outcomes(hostvars[host].get(REGISTERED))
                     for host in args["hosts"] if host in the_plan["hosts"]}
         store = EngineStore(the_plan["store_dir"])
         works = plan.round_works(the_plan, int(args["round"]), store, outcomes)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from controller.action import ControllerAction
-from controller.round_result import read_round
+from controller.round_result import previous_outcomes, read_round
 from controller.store import EngineStore
 
 
@@ -20,7 +20,7 @@ class ActionModule(ControllerAction):
             args["work"], args["plan"]["hosts"][host], host=host,
             started=list(args["started"] or []), wait=dict(args["wait"] or {}),
             verifies=list(args["verifies"] or []), listing=dict(args["listing"] or {}),
-            previous=dict((args["previous"] or {}).get("outcomes") or {}),
+            previous=previous_outcomes(args["previous"]),
             catalog=args["preflight"]["catalog"],
             max_bytes=int(self.setting(task_vars, "engine_fetch_max_mib")) * 2**20,
             store=EngineStore(args["plan"]["store_dir"]))
