@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,13 @@ from builder import __version__ as BUILDER_VERSION
 from builder.atomic import file_sha256
 from builder.platform.detect import tensorrt_of_platform_id
 from module_utils.trt_deploy import (
+    DEPLOY_WHEELS,
     GUARD_DIR,
     GUARD_KEYS,
     GUARD_MARKER,
+    INCOMING,
     KEYRING_FILE,
+    STAGE_INCOMING,
     STATEMENT,
     version_name,
 )
@@ -33,6 +37,7 @@ from module_utils.trt_deploy import (
 from . import guards, schema, signing, trust
 from .builder_wheel import builder_source_digest, ensure_wheel, wheel_path
 from .device import DevicePlatform, deployed_models, device_platform, platform_disagreement
+from .device_push import SHARED, push_commands, pushed_file
 from .keys import host_build_keys
 from .selection import HostSelection
 from .store import EngineStore, StoreEntry
@@ -311,6 +316,30 @@ def plan_wheel(planned: Mapping[str, dict[str, Any]], digest: str, check_mode: b
     return {"src": str(path), "name": path.name}
 
 
+def host_push(plan: Mapping[str, Any], wheel: Mapping[str, str]) -> list[dict[str, str]]:
+    """Every file a device's deploy sends (plugins/action/engine_push.py, after engine_deploy
+    state=prepare readied the directories): the builder wheel when the deploy venv is
+    installed, each new engine with its manifest and statement beside the installed versions
+    (<model>/.incoming/<version>/, never loaded from there), and the engines staged for other
+    platforms (<model>/.stage-incoming/<platform_id>/<variant>/)."""
+    root = str((plan.get("settings") or {}).get("install_root") or "")
+    push = []
+    if (plan.get("env") or {}).get("install"):
+        push.append(pushed_file(wheel["src"], posixpath.join(root, DEPLOY_WHEELS), wheel["name"],
+                                "builder wheel " + wheel["name"]))
+    for item in plan.get("files") or []:
+        name = posixpath.basename(item["src"])
+        push.append(pushed_file(item["src"], posixpath.join(
+            root, item["model"], INCOMING, item["version"]), name, "{}/{}/{}".format(
+            item["model"], item["version"], name)))
+    for item in plan.get("stage_files") or []:
+        name = posixpath.basename(item["src"])
+        push.append(pushed_file(item["src"], posixpath.join(
+            root, item["model"], STAGE_INCOMING, item["platform_id"], item["variant"]), name,
+            "{}/{}/{}/{}".format(item["model"], item["platform_id"], item["variant"], name)))
+    return push
+
+
 class DeploySettingsError(Exception):
     """engine_deploy_* settings that are wrong; every problem with its fix."""
 
@@ -544,10 +573,14 @@ def make_deploy_plan(hosts: list[str], hostvars: Mapping[str, Any], store_dir: s
         raise DeploySettingsError("deploy settings: {} problem(s), nothing was changed:\n{}"
                                   .format(len(problems), "\n".join(problems)))
     pending = sum(len(plan["work"]) for plan in planned.values())
+    wheel = plan_wheel(planned, marker["builder_digest"], check_mode)
+    for plan in planned.values():
+        plan["push"] = host_push(plan, wheel)
+        plan["push_commands"] = push_commands(plan["push"], SHARED)
     return {"hosts": planned, "pending": pending, "rollback": rollback,
             "store_dir": store_dir, "keyring": str(keyring_file) if keyring_file else None,
             "guard_files": guard_files(Path(keyring_file) if keyring_file else None)
             if any((plan.get("guard") or {}).get("install") for plan in planned.values())
             else [],
-            "wheel": plan_wheel(planned, marker["builder_digest"], check_mode),
+            "wheel": wheel,
             }, lines or ["no host to plan"]

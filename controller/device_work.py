@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import posixpath
 import shlex
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from builder.errors import UserError
 from builder.platform.detect import TIMING_CACHE_FROM
 from builder.trt.adapter import parse_version
 
+from .device_push import push_commands, pushed_file
 from .selection import EngineOptions
 from .trust import Untrusted
 
@@ -239,29 +239,6 @@ def build_processes(catalog: dict[str, Any], models: list[str], *, python: str, 
 
 def verify_argv(python: str, engine_path: str) -> list[str]:
     return [python, "-m", "builder", "verify", "--json", "--", engine_path]
-
-
-def pushed_file(src: str, directory: str, name: str, label: str) -> dict[str, str]:
-    """One file of a round's push: sent to ``part`` (a hidden name in its directory), then
-    renamed to ``path`` once every file of the round is there (push_commands)."""
-    return {"src": src, "dest": directory + "/", "label": label,
-            "part": "{}/.{}.part".format(directory, name), "path": "{}/{}".format(directory, name)}
-
-
-def push_commands(push: list[dict[str, str]]) -> dict[str, str]:
-    """The two device commands around a round's file transfers (plugins/action/engine_push.py):
-    ``prepare`` creates the directories (umask 077: a graph may be a team's own IP),
-    ``finish`` makes each file the connecting user's alone and renames it into place, so a
-    cut transfer never leaves a partial file under its real name. Two remote commands for
-    the whole round, whatever the number of files."""
-    if not push:
-        return {"prepare": "", "finish": ""}
-    directories = sorted({posixpath.dirname(item["path"]) for item in push})
-    prepare = "umask 077 && mkdir -p -- " + " ".join(shlex.quote(d) for d in directories)
-    finish = ["chmod 600 -- " + " ".join(shlex.quote(item["part"]) for item in push)]
-    finish += ["mv -f -- {} {}".format(shlex.quote(item["part"]), shlex.quote(item["path"]))
-               for item in push]
-    return {"prepare": prepare, "finish": " && ".join(finish)}
 
 
 def wheel_work(wheel: Path, root_dir: str, python: str) -> dict[str, Any]:

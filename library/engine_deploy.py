@@ -80,7 +80,7 @@ description:
     A staged engine whose bytes do not match its statement is replaced. Platforms of a model
     that no item names are removed. C(current) is never touched.
   - C(state=prepare) runs before the push, once for all of a device's models (O(prepare)):
-    it makes C(<install_root>/<model>/.incoming/<version>/) real directories (the copy's
+    it makes C(<install_root>/<model>/.incoming/<version>/) real directories (the push's
     destination) and removes the links planted where the deploy owns the entry (C(.incoming),
     what is under it, a version-named entry, C(.deploy-venv), C(.deploy-wheels)), each named
     in a warning and in C(removed_links). A model directory that is a link is refused.

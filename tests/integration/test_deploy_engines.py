@@ -321,26 +321,26 @@ def test_rollback_switches_to_the_previous_version_verified(fleet, deployer, tim
 
 
 @pytest.mark.fleet
-def test_dropped_connection_mid_copy_leaves_a_complete_current(fleet, deployer, timings):
+def test_dropped_connection_mid_push_leaves_a_complete_current(fleet, deployer, timings):
     # nano-2 must receive its fp32 engine again: remove that version (it is not current).
     fp32_version = device_file(fleet, "nano-2", "{}/{}/previous".format(ROOT, V2)).readlink().name
     assert fleet.ssh("nano-2", "rm -rf {}/{}/previous {}/{}/{}".format(
         ROOT, V2, ROOT, V2, fp32_version)).returncode == 0
     before = current_of(fleet, "nano-2", V2)
     cut = threading.Event()
-    tmp = device_file(fleet, "nano-2", "/root/.ansible/tmp")
+    incoming = device_file(fleet, "nano-2", "{}/{}/.incoming".format(ROOT, V2))
 
     def cut_once_transferred():
-        # The copy action puts the engine into a remote temp dir ('source'), then its module
-        # moves it into place: cut the connection in between (or after 20 s regardless).
+        # The push sends each file to a hidden part name, then renames them all into place:
+        # cut the connection once the engine's part is there (or after 20 s regardless).
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not list(tmp.glob("ansible-tmp-*/source")):
+        while time.monotonic() < deadline and not list(incoming.glob("*/.*.part")):
             time.sleep(0.005)
         fleet.fault("nano-2", "unreachable")
         cut.set()
 
     def drop_on_push(line):
-        if line.startswith("TASK [engine_deploy : Push each new engine"):
+        if line.startswith("TASK [engine_deploy : Push the builder wheel, each new engine"):
             threading.Thread(target=cut_once_transferred, daemon=True).start()
 
     try:
@@ -349,12 +349,12 @@ def test_dropped_connection_mid_copy_leaves_a_complete_current(fleet, deployer, 
     finally:
         fleet.fault("nano-2", "ok")
     assert cut.is_set() and run.returncode != 0, run.describe()
-    # Cut before the copy's module ran: the host is unreachable; cut while its module
-    # moved the file: the copy task fails (and is reported with its message).
+    # Cut during the transfers: the host is unreachable; cut while the files are renamed
+    # into place: the push task fails (and is reported with its message).
     row = next(r for r in run.summary() if (r["host"], r["model"]) == ("nano-2", V2))
     assert row["status"] in ("unreachable", "failed"), run.describe()
-    assert row["status"] == "unreachable" or "Push each new engine" in row["detail"], row
-    print("dropped mid-copy: nano-2 {}: {}".format(row["status"], row["detail"]))
+    assert row["status"] == "unreachable" or "Push the builder wheel" in row["detail"], row
+    print("dropped mid-push: nano-2 {}: {}".format(row["status"], row["detail"]))
     version, engine, manifest = current_of(fleet, "nano-2", V2)
     assert (version, engine) == before[:2], "current still the complete earlier engine"
     assert sha256_bytes(engine) == manifest["engine_sha256"]

@@ -258,7 +258,7 @@ def test_a_verified_engine_already_on_the_device_is_read_back_and_fetched(tmp_pa
 def test_a_rounds_push_is_two_device_commands_around_the_transfers(tmp_path):
     """push_commands, run by a real shell around copies standing for the transfers: the
     directories exist before, and each file is the user's alone, under its name, after."""
-    from controller.device_work import push_commands, pushed_file  # noqa: PLC0415
+    from controller.device_push import push_commands, pushed_file  # noqa: PLC0415
 
     sources = []
     for name in ("frozen_inference_graph.pb", "odd name 'quoted'.pbtxt"):

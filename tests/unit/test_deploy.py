@@ -6,6 +6,7 @@ platform changes) and the outcome record (deployments.json under the store lock)
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -482,3 +483,54 @@ def test_serial_batches_from_the_rollout_settings(extra, batches):
     assert [str(b) for b in rendered] == [str(b) for b in batches]
     assert int(templar.template(play["max_fail_percentage"])) == \
         extra.get("engine_deploy_max_fail_percentage", 0)
+
+
+def test_a_deploys_files_go_in_one_push_to_where_the_install_reads_them(tmp_path):
+    """host_push: the wheel (only when the venv is installed), each engine with its manifest and
+    statement under .incoming/<version>/, the staged ones under .stage-incoming/; its two
+    commands, run by a real shell around copies standing for the transfers, remove a link
+    planted at a part name or a file's name without writing through it, and leave each file
+    readable by the engine's consumer."""
+    from controller.device_push import SHARED, push_commands  # noqa: PLC0415
+
+    store = tmp_path / "store"
+    store.mkdir()
+    sources = {}
+    for name in ("builder-1.0-py3-none-any.whl", "TRT_m.bin", "manifest.json", "statement.json"):
+        sources[name] = store / name
+        sources[name].write_text("content of " + name)
+    root = tmp_path / "engines"
+    plan = {"settings": {"install_root": str(root)}, "env": {"install": True},
+            "files": [{"model": "m", "version": "v1", "src": str(sources[name])}
+                      for name in ("TRT_m.bin", "manifest.json", "statement.json")],
+            "stage_files": [{"model": "m", "platform_id": "jetson-orin_x", "variant": "fp16",
+                             "src": str(sources["TRT_m.bin"])}]}
+    wheel = {"src": str(sources["builder-1.0-py3-none-any.whl"]),
+             "name": "builder-1.0-py3-none-any.whl"}
+    push = deploy_plan.host_push(plan, wheel)
+    assert [item["path"] for item in push] == [
+        "{}/.deploy-wheels/builder-1.0-py3-none-any.whl".format(root),
+        "{}/m/.incoming/v1/TRT_m.bin".format(root),
+        "{}/m/.incoming/v1/manifest.json".format(root),
+        "{}/m/.incoming/v1/statement.json".format(root),
+        "{}/m/.stage-incoming/jetson-orin_x/fp16/TRT_m.bin".format(root)]
+    assert len(deploy_plan.host_push(dict(plan, env={"install": False}), wheel)) == 4
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "target").write_text("not the deploy's")
+    (root / "m" / ".incoming" / "v1").mkdir(parents=True)
+    os.symlink(str(elsewhere / "target"), push[1]["part"])  # a link at a part name
+    os.symlink(str(elsewhere), push[2]["path"])  # a link at a file's own name
+    commands = push_commands(push, SHARED)
+    subprocess.run(["sh", "-c", commands["prepare"]], check=True)
+    for item in push:
+        with open(item["part"], "w") as part, open(item["src"]) as source:
+            part.write(source.read())
+    subprocess.run(["sh", "-c", commands["finish"]], check=True)
+    for item in push:
+        final = Path(item["path"])
+        assert not final.is_symlink() and final.read_text() == Path(item["src"]).read_text()
+        assert final.stat().st_mode & 0o777 == 0o644
+    assert (elsewhere / "target").read_text() == "not the deploy's"
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["target"]

@@ -1,0 +1,43 @@
+"""A push of files to a device (plugins/action/engine_push.py): each file's item, and the two
+device commands around the transfers. The build round (controller/device_work.py) and the
+deploy (controller/deploy_plan.py) push this way.
+
+Each file travels to a hidden ``part`` name in its directory and is renamed to its real
+``path`` once every file is there, so a cut transfer never leaves a partial file under its
+real name. Two remote commands for the whole push, whatever the number of files (a
+``copy`` costs two to four per file)."""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+
+# Graphs may be a team's own IP: a build round's files are the connecting user's alone.
+PRIVATE = {"umask": "077", "mode": "600"}
+# What the deploy installs is read by the engine's consumer, which may run as another user.
+SHARED = {"umask": "022", "mode": "644"}
+
+
+def pushed_file(src: str, directory: str, name: str, label: str) -> dict[str, str]:
+    """One file of a push: sent to ``part``, renamed to ``path`` by push_commands' finish."""
+    return {"src": src, "dest": directory + "/", "label": label,
+            "part": "{}/.{}.part".format(directory, name), "path": "{}/{}".format(directory, name)}
+
+
+def push_commands(push: list[dict[str, str]], access: dict[str, str] = PRIVATE
+                  ) -> dict[str, str]:
+    """The device commands around the transfers. ``prepare`` creates the directories (with
+    ``access``'s umask) and removes what sits at the part names (an entry left by a cut push,
+    or a link planted there, which the transfer would otherwise write through); ``finish``
+    gives each file ``access``'s mode and renames it over its real name (``mv -T``: a link
+    or directory at that name is never followed)."""
+    if not push:
+        return {"prepare": "", "finish": ""}
+    directories = sorted({posixpath.dirname(item["path"]) for item in push})
+    parts = " ".join(shlex.quote(item["part"]) for item in push)
+    prepare = "umask {} && mkdir -p -- {} && rm -rf -- {}".format(
+        access["umask"], " ".join(shlex.quote(d) for d in directories), parts)
+    finish = ["chmod {} -- {}".format(access["mode"], parts)]
+    finish += ["mv -f -T -- {} {}".format(shlex.quote(item["part"]), shlex.quote(item["path"]))
+               for item in push]
+    return {"prepare": prepare, "finish": " && ".join(finish)}
