@@ -79,12 +79,12 @@ description:
     C(<install_root>/<model>/.stage-incoming/<platform_id>/<variant>/) (C(source=pushed)).
     A staged engine whose bytes do not match its statement is replaced. Platforms of a model
     that no item names are removed. C(current) is never touched.
-  - C(state=prepare) runs before the push, once for all of a device's models (O(prepare)):
-    it makes C(<install_root>/<model>/.incoming/<version>/) real directories (the push's
+  - C(state=prepare) runs before the push, once for all of a device's models (O(prepare)).
+    It makes C(<install_root>/<model>/.incoming/<version>/) real directories (the push's
     destination) and removes the links planted where the deploy owns the entry (C(.incoming),
     what is under it, a version-named entry, C(.deploy-venv), C(.deploy-wheels)), each named
     in a warning and in C(removed_links). A model directory that is a link is refused.
-  - No link below O(install_root) is followed (module_utils/trt_deploy.py): every entry is
+  - No link below O(install_root) is followed (module_utils/trt_deploy.py); every entry is
     reached from its parent's directory file descriptor with O_NOFOLLOW, so nothing is read
     or written outside O(install_root).
   - A failure (sha256, manifest, verify, link) leaves C(current) untouched; the result says
@@ -120,8 +120,8 @@ options:
       - With C(state=stage), C({model, platform_id, source - current, pushed or staged}) and,
         for C(pushed) and C(staged), C(variant) (and C(build_key), C(engine_sha256) the
         statement must carry). C(staged) keeps what is staged there, checked again.
-        C(current) with C(statement - pushed) and C(variant): a re-signed statement for the
-        engine current runs was pushed to C(.stage-incoming/<platform_id>/<variant>/); it
+        C(current) with C(statement - pushed) and C(variant) means a re-signed statement for
+        the engine current runs was pushed to C(.stage-incoming/<platform_id>/<variant>/); it
         replaces the version's own once checked.
     type: list
     elements: dict
@@ -129,14 +129,14 @@ options:
   prepare:
     description:
       - With C(state=prepare), the models about to be deployed, each
-        C({model: <name>, version: <version or null>}) (null for a rollback: nothing is pushed).
+        C({model, version}), the version null for a rollback (nothing is pushed).
     type: list
     elements: dict
     default: []
   guard:
     description:
       - With C(state=prepare), the guard C(<install_root>/bin/trt-engine-path) to install,
-        before the models: C({path, content, mode}) each, C(path) relative to
+        before the models, C({path, content, mode}) each, C(path) relative to
         C(<install_root>/bin/) (the guard's modules under C(lib/), the launcher, the keyring
         C(keys/trusted-keys.json), C(guard.json) last), C(mode) an octal string.
       - Each file is written through a temporary file renamed into place, no link followed;
@@ -148,7 +148,7 @@ options:
   system_python:
     description:
       - With C(state=env), the device's system Python the deploy venv is made over
-        (C(--system-site-packages): JetPack's TensorRT and PyYAML come from it).
+        (C(--system-site-packages), as JetPack's TensorRT and PyYAML come from it).
     type: str
   wheel:
     description:
@@ -156,10 +156,10 @@ options:
     type: str
   env_marker:
     description:
-      - With C(state=env), what the env marker in C(.deploy-venv/) records (its name:
+      - With C(state=env), what the env marker in C(.deploy-venv/) records (its name is
         module_utils/trt_deploy.py DEPLOY_ENV_MARKER) once the builder, PyYAML and TensorRT
         import in the venv (jetson_facts reads it back). Not written when
-        they do not: the result's C(import_rc) and C(import_stderr_lines) say why.
+        they do not; the result's C(import_rc) and C(import_stderr_lines) say why.
     type: dict
   version:
     description: Version directory name (first 12 hex of the build key and of the engine sha256).

@@ -104,7 +104,7 @@ ansible_facts:
         - The detected platform (keys of C(builder.platform.detect.detect_platform)) plus
           C(tensorrt_generation) (trt5_6, trt7, trt8_0, trt8_4, trt10, trt11),
           C(tensorrt_has_uff) (the UFF parser, and JetPack's uff and graphsurgeon packages
-          with it: TensorRT 5 to 8.6).
+          with it, in TensorRT 5 to 8.6).
       returned: always
       type: dict
       sample:
@@ -147,7 +147,7 @@ ansible_facts:
               sha256 of every C(.pb) and C(.onnx) file), C(engines) (file name -> size in
               bytes of every C(.bin) file) and C(build_key) (the C(build_key) of
               C(manifest.json), or null when it is absent or unreadable).
-            - Only the build key of the manifest comes back, not the manifest: the controller
+            - Only the build key of the manifest comes back, not the manifest, as the controller
               needs no more, and each string of a result costs the controller time to carry
               and to copy into the host's variables for every later task.
           type: dict
@@ -171,7 +171,7 @@ ansible_facts:
               C(platform_id), C(engine_sha256), C(engine_file)), C(versions) (intact installed
               version names, oldest activation first) and C(links) (links planted where the
               deploy owns the name, each with its target).
-            - Nothing below O(install_root) is read through a link (module_utils/trt_deploy.py):
+            - Nothing below O(install_root) is read through a link (module_utils/trt_deploy.py);
               a C(current) naming no bare version, a version directory that is a link or holds
               one, count as absent. A model directory that is a link has C(link) (its
               description) and is not entered.
