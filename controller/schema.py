@@ -116,6 +116,13 @@ USER_VARIABLES = (
     Variable("jetson_env_root_dir", "path", BUILDER_ROOT_DIR,
              "the older name of jetson_facts_root_dir, read when that one is unset (set "
              "one of the two, or both to the same directory)"),
+    Variable("jetson_env_pin_set", "str", "",
+             "the pinned environment of the devices' UFF-path builds, a name of "
+             "jetson_env_pin_sets (roles/jetson_env/vars/main.yml); empty: the pin set of the "
+             "device's L4T release", example="jetpack46-cp36"),
+    Variable("jetson_env_onnx_pin_set", "str", "",
+             "the same for the ONNX path's builds; empty: the ONNX pin set of the device's "
+             "L4T release", example="jetpack6-onnx-cp310"),
     Variable("jetson_env_pip_index_url", "str", "",
              "empty: offline devices get the wheels from the controller; or a package index "
              "the devices reach (may hold credentials: never printed)", secret=True),
