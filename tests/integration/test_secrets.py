@@ -166,16 +166,19 @@ SKIPPED_TEMPORARIES = re.compile(r"pytest-of-")
 LARGEST = 64 * 2**20
 
 
-def files_holding(text: str, *roots: Path, newer_than: Path | None = None) -> list[str]:
+def files_holding(text: str, *roots: Path, newer_than: Path | None = None,
+                  skipped: Path | None = None) -> list[str]:
     """Every readable file below ``roots`` (modified after ``newer_than``, if given; at most
-    64 MiB) that holds ``text``."""
+    64 MiB) that holds ``text``; a walk does not enter ``skipped`` (pytest's base directory
+    given with --basetemp, which need not be named pytest-of-*)."""
     found = []
     for root in roots:
         # os.walk skips what vanishes while it walks (other runs' temporaries), links unfollowed
         walked = [] if root.is_file() else os.walk(str(root))
         paths = [root] if root.is_file() else []
         for directory, subdirs, names in walked:
-            subdirs[:] = [d for d in subdirs if not SKIPPED_TEMPORARIES.match(d)]
+            subdirs[:] = [d for d in subdirs if not SKIPPED_TEMPORARIES.match(d)
+                          and Path(directory) / d != skipped]
             paths += [Path(directory) / name for name in names]
         for path in paths:
             try:
@@ -192,7 +195,7 @@ def files_holding(text: str, *roots: Path, newer_than: Path | None = None) -> li
 
 @pytest.mark.fleet
 def test_a_credentialed_index_url_is_in_no_output_or_file_of_a_run(
-        sim_fleet, engine_runner_factory, tmp_path, monkeypatch):
+        sim_fleet, engine_runner_factory, tmp_path, tmp_path_factory, monkeypatch):
     """build_engines.yml and deploy_engines.yml at -vvv with a credentialed index URL that the
     preflight accepts and the device installs from, a URL the preflight refuses, and the
     doctor: the user name and password are in no output, no file of the store, the repository,
@@ -257,7 +260,7 @@ def test_a_credentialed_index_url_is_in_no_output_or_file_of_a_run(
         assert all(lines == [] for lines in leaked.values()), leaked
         holding = files_holding(secret, runner.store, log, controller_temp, runner.log_dir,
                                 REPO, Path(tempfile.gettempdir()), Path.home() / ".ansible",
-                                newer_than=started)
+                                newer_than=started, skipped=tmp_path_factory.getbasetemp())
         assert holding == [], {path: [line[:400] for line in Path(path).read_text(
             errors="replace").splitlines() if secret in line][:5] for path in holding}
         left = sim.ssh(host, f"grep -rlsF -- {secret} {DEVICE_DIRS}; echo rc=$?")
