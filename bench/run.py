@@ -460,8 +460,9 @@ class Benchmark:
         """One device of ``processes_kind`` builds every model cold, once in one builder
         process (per_device) and once in one process per model (per_model), each on its own
         fresh provisioned fleet and store: what one process per device buys, side by side.
-        Both poll their builds every PROCESSES_POLL_S: at the default 5 s, the controller sees
-        the end of each process only at the next poll, which hides a few seconds either way."""
+        Both wait for their builds in windows of PROCESSES_POLL_S (engine_build_poll_s; the
+        long poll sees a process's end within about a second at any window, the polls of 5 s
+        it replaced only at the next poll, which hid a few seconds either way)."""
         kind, seconds = self.processes_kind, self._kind_seconds(self.processes_kind)
         self._ensure_seed(len(self.kinds))
         runs = {}

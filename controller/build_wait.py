@@ -9,10 +9,17 @@ job here: every job has a deadline on the controller's monotonic clock
 past it is given up with ``timedout`` (read back as a ``deadline`` outcome,
 controller/outcome.py). The result has the shape of Ansible's loop results (one per process,
 each with its ``item``), which the outcome reader takes as before.
+
+A poll is a long one: one shell command waits on the device, checking the jobs' files every
+second, until a job ended or a window (``engine_build_poll_s``) passed, so a job costs about
+one remote command per window, plus its async_status and its clean-up once it ended.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,37 +61,113 @@ def jobs_from(started: list[dict[str, Any]], now: float) -> tuple[list[Job], lis
     return jobs, not_started
 
 
-def wait_for(jobs: list[Job], status: Callable[[str], dict[str, Any] | None], *, host: str,
-             poll_s: float, say: Callable[[str], None], clock: Callable[[], float] = time.monotonic,
+def wait_for(jobs: list[Job], status: Callable[[str], dict[str, Any] | None],
+             wait: Callable[[list[str], float], set[str] | None], *, host: str, poll_s: float,
+             say: Callable[[str], None], clock: Callable[[], float] = time.monotonic,
              sleep: Callable[[float], None] = time.sleep) -> list[dict[str, Any]]:
-    """Poll every job until it finished or its deadline passed; one result per job, in order.
+    """Wait for every job until it finished or its deadline passed; one result per job, in order.
 
-    ``status(jid)``: the async_status answer, or None when the device did not answer (the
-    attempt failed; it is retried until the job's deadline)."""
+    Each round the device itself waits for the running jobs, for at most one window:
+    ``wait(jids, window_s)`` returns the ids of the jobs that finished (or None when the
+    device did not answer), and only those are asked with ``status(jid)`` (the async_status
+    answer, or None when the device did not answer). The window is ``poll_s``, shortened to
+    the earliest deadline of a running job (at least 1 s). A round in which no job finished
+    lasts at least its window (a failed attempt is retried then, until the job's deadline)."""
     results: dict[int, dict[str, Any]] = {}
-    while len(results) < len(jobs):
+    answered = True
+    while True:
+        now = clock()
         for index, job in enumerate(jobs):
-            if index in results:
-                continue
-            answer = status(job.jid)
-            if answer is not None and (answer.get("finished") or answer.get("failed")):
-                results[index] = dict(answer, item=job.item)
-                continue
-            now = clock()
-            if now >= job.deadline_at:
-                results[index] = {"item": job.item, "failed": True, "ansible_job_id": job.jid,
-                                  "timedout": {"period": job.item.get("wait_s")},
-                                  "msg": "no answer from the device within {} s".format(
-                                      job.item.get("wait_s"))}
-                continue
+            if index not in results and now >= job.deadline_at:
+                results[index] = given_up(job)
+        running = [(index, job) for index, job in enumerate(jobs) if index not in results]
+        if not running:
+            return [results[index] for index in range(len(jobs))]
+        for _, job in running:
             if job.printed_at is None or now - job.printed_at >= PROGRESS_EVERY_S:
                 job.printed_at = now
                 say("  building  {}  {}  {}{}".format(
                     host, job.label, format_duration(int(now - job.since)),
-                    "" if answer is not None else "  (no answer from the device)"))
-        if len(results) < len(jobs):
-            sleep(poll_s)
-    return [results[index] for index in range(len(jobs))]
+                    "" if answered else "  (no answer from the device)"))
+        window = max(1.0, min(poll_s, min(job.deadline_at for _, job in running) - now))
+        reported = wait([job.jid for _, job in running], window)
+        ended, answered = ask_ended(running, reported, status)
+        results.update(ended)
+        rest = window - (clock() - now)
+        if not ended and rest > 0:
+            sleep(rest)
+
+
+def ask_ended(running: list[tuple[int, Job]], reported: set[str] | None,
+              status: Callable[[str], dict[str, Any] | None]
+              ) -> tuple[dict[int, dict[str, Any]], bool]:
+    """(the results of the jobs the long poll named that async_status says finished, whether
+    the device answered every call of the round)."""
+    ended: dict[int, dict[str, Any]] = {}
+    answered = reported is not None
+    for index, job in running:
+        if not reported or job.jid not in reported:
+            continue
+        answer = status(job.jid)
+        if answer is None:
+            answered = False
+        elif answer.get("finished") or answer.get("failed"):
+            ended[index] = dict(answer, item=job.item)
+    return ended, answered
+
+
+def given_up(job: Job) -> dict[str, Any]:
+    """The result of a job past its deadline: given up on the controller's clock."""
+    return {"item": job.item, "failed": True, "ansible_job_id": job.jid,
+            "timedout": {"period": job.item.get("wait_s")},
+            "msg": "no answer from the device within {} s".format(job.item.get("wait_s"))}
+
+
+def running_record(jid: str) -> str:
+    """A job file's text, whitespace removed, while its job runs.
+
+    ansible-core's async_wrapper (2.16, ``_run_module``) writes
+    ``{"started": 1, "finished": 0, "ansible_job_id": jid}`` (json.dumps) when the job starts,
+    and replaces the file (written aside, then renamed) with the module's result, or a record
+    of its failure or timeout, when it ends. Any other text is an ended job's: the result can
+    hold arbitrary output, so only the whole text is compared."""
+    record = json.dumps({"started": 1, "finished": 0, "ansible_job_id": jid})
+    return re.sub(r"[ \t\r\n]", "", record)
+
+
+def shell_path(path: str) -> str:
+    """``path`` for the device's POSIX shell: a leading ``~`` (alone or ``~/``) is the
+    shell's ``$HOME``, the rest is quoted."""
+    if path == "~":
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+def long_poll_command(async_dir: str, jids: list[str], window_s: float) -> str:
+    """One POSIX shell command that waits on the device, checking every second, until a job
+    of ``jids`` no longer runs (its job file in ``async_dir`` says anything but the running
+    record, or is missing: async_status then says what happened) or ``window_s`` (whole
+    seconds, at least 1) passed; it prints the ids of the jobs that ended, one per line."""
+    directory = shell_path(async_dir.rstrip("/") or "/")
+    checks = "; ".join("ended {}/{} {} {}".format(
+        directory, shlex.quote(jid), shlex.quote(running_record(jid)), shlex.quote(jid))
+        for jid in jids)
+    # ended FILE RUNNING JID: prints JID unless FILE's first KiB, whitespace removed, is RUNNING.
+    return (
+        "ended() { [ \"$(head -c 1024 -- \"$1\" 2>/dev/null | tr -d ' \\t\\r\\n')\" = \"$2\" ]"
+        " || printf '%s\\n' \"$3\"; }; "
+        "i=0; while :; do o=$(" + checks + "); "
+        "if [ -n \"$o\" ] || [ \"$i\" -ge " + str(max(1, int(window_s))) + " ]; then break; fi; "
+        "sleep 1; i=$((i + 1)); done; "
+        "[ -z \"$o\" ] || printf '%s\\n' \"$o\""
+    )
+
+
+def ended_jids(stdout: str, jids: list[str]) -> set[str]:
+    """The jobs a long poll's output names; only the ids that were asked about count."""
+    return {line.strip() for line in stdout.splitlines()} & set(jids)
 
 
 def wait_results(started: list[dict[str, Any]], wait: dict[str, Any]) -> list[dict[str, Any]]:

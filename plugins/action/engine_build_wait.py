@@ -1,7 +1,9 @@
 """Wait for a device's builder processes on a wall clock (controller/build_wait.py).
 
-Runs on the controller and polls the device with async_status, one module call per job and
-poll; a call that fails (the device or its sshd does not answer) is retried until the job's
+Runs on the controller. Each round one shell command waits on the device until one of the
+running jobs ended or a window (poll_s) passed (a long poll, controller/build_wait.py
+long_poll_command); only the jobs it names are asked with async_status, one module call each.
+A call that fails (the device or its sshd does not answer) is retried until the job's
 deadline. Finished jobs are cleaned up on the device (async_status mode=cleanup).
 """
 
@@ -13,7 +15,7 @@ from ansible.errors import AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from controller.build_wait import jobs_from, wait_for
+from controller.build_wait import ended_jids, jobs_from, long_poll_command, wait_for
 
 DISPLAY = Display()
 
@@ -25,10 +27,16 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
+        host = task_vars.get("inventory_hostname")
         jobs, not_started = jobs_from(list(self._task.args.get("jobs") or []), time.monotonic())
         # Where the async jobs write (the shell's async_dir); the module expands "~" itself
-        # (a path argument), so no remote call is needed for it.
+        # (a path argument), the long poll's shell command through $HOME.
         async_dir = self.get_shell_option("async_dir", default="~/.ansible_async")
+
+        def no_answer(what, error):
+            DISPLAY.vvvv("{}: no answer to {} ({}); retried until the deadline".format(
+                host, what, error))
+            self._connection.reset()
 
         def status(jid, mode="status"):
             try:
@@ -36,13 +44,24 @@ class ActionModule(ActionBase):
                     module_name="ansible.legacy.async_status", task_vars=task_vars,
                     module_args={"jid": jid, "mode": mode, "_async_dir": async_dir})
             except AnsibleConnectionFailure as error:
-                DISPLAY.vvvv("{}: no answer to async_status ({}); retried until the "
-                             "deadline".format(task_vars.get("inventory_hostname"), error))
-                self._connection.reset()
+                no_answer("async_status", error)
                 return None
 
-        finished = wait_for(jobs, status, host=str(task_vars.get("inventory_hostname")),
-                            poll_s=float(self._task.args.get("poll_s") or 5),
+        def wait(jids, window_s):
+            try:
+                answer = self._low_level_execute_command(
+                    long_poll_command(async_dir, jids, window_s))
+            except AnsibleConnectionFailure as error:
+                no_answer("the long poll", error)
+                return None
+            if answer.get("rc") != 0:
+                DISPLAY.vvvv("{}: the long poll failed (rc {}): {}".format(
+                    host, answer.get("rc"), answer.get("stderr")))
+                return None
+            return ended_jids(answer.get("stdout") or "", jids)
+
+        finished = wait_for(jobs, status, wait, host=str(host),
+                            poll_s=float(self._task.args.get("poll_s") or 30),
                             say=DISPLAY.display)
         for job in finished:
             if job.get("finished"):

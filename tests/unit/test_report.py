@@ -3,6 +3,10 @@ engine_summary callback's progress lines and table: pure functions, no Ansible r
 
 import copy
 import json
+import os
+import subprocess
+import threading
+import time
 from html.parser import HTMLParser
 
 import pytest
@@ -263,38 +267,74 @@ class FakeClock:
 
     def __init__(self):
         self.now = 1000.0
+        self.slept = []
 
     def __call__(self):
         return self.now
 
     def sleep(self, seconds):
+        self.slept.append(seconds)
         self.now += seconds
+
+
+class FakeDevice:
+    """A device whose jobs end at given times of the clock (None: never). Its long poll
+    returns as soon as one of the asked jobs ended, else after the window; ``silent_after``
+    wait calls it stops answering (each failed attempt takes ``failed_s``)."""
+
+    def __init__(self, clock, ends, *, silent_after=None, failed_s=0.0):
+        self.clock, self.ends = clock, ends
+        self.silent_after, self.failed_s = silent_after, failed_s
+        self.waits, self.statuses = [], []
+
+    def wait(self, jids, window_s):
+        self.waits.append((list(jids), window_s))
+        if self.silent_after is not None and len(self.waits) > self.silent_after:
+            self.clock.now += self.failed_s
+            return None
+        ends = [self.ends[jid] for jid in jids if self.ends[jid] is not None]
+        first = min(ends, default=None)
+        if first is not None and first <= self.clock.now + window_s:
+            self.clock.now = max(self.clock.now, first)
+            return {jid for jid in jids if self.ended(jid)}
+        self.clock.now += window_s
+        return set()
+
+    def ended(self, jid):
+        return self.ends[jid] is not None and self.ends[jid] <= self.clock.now
+
+    def status(self, jid):
+        self.statuses.append(jid)
+        if self.ended(jid):
+            return {"started": 1, "finished": 1, "rc": 0, "ansible_job_id": jid}
+        return {"started": 1, "finished": 0, "ansible_job_id": jid}
+
+
+def started_jobs(clock, *wait_s):
+    jobs, _ = build_wait.jobs_from(
+        [{"ansible_job_id": "j{}".format(n), "item": {"models": [model], "wait_s": seconds}}
+         for n, (model, seconds) in enumerate(zip((V1, V2), wait_s), start=1)], clock.now)
+    return jobs
 
 
 def test_the_wait_prints_progress_at_a_human_pace_and_gives_up_at_the_deadline():
     """A device that answers for a while, then goes silent: one progress line per 15 s with
     the models and the time, then the job is given up at its deadline, on the wall clock
-    however long the failed polls took."""
+    however long the failed attempts took."""
     clock = FakeClock()
     process = {"models": [V1, V2], "wait_s": 100}
     (job,), _ = build_wait.jobs_from([{"ansible_job_id": "j1", "item": process}], clock.now)
-    answers = iter([{"finished": 0}] * 4)
+    device = FakeDevice(clock, {"j1": None}, silent_after=8, failed_s=10)
     lines = []
-
-    def status(jid):
-        clock.now += 1  # each poll takes a second, a failed one ten
-        answer = next(answers, None)
-        if answer is None:
-            clock.now += 9
-        return answer
-
-    (result,) = build_wait.wait_for([job], status, host="nano-1", poll_s=5, say=lines.append,
-                                    clock=clock, sleep=clock.sleep)
-    assert lines[0] == "  building  nano-1  {}, {}  1 s".format(V1, V2)
-    assert lines[1] == "  building  nano-1  {}, {}  19 s".format(V1, V2)
+    (result,) = build_wait.wait_for([job], device.status, device.wait, host="nano-1",
+                                    poll_s=5, say=lines.append, clock=clock, sleep=clock.sleep)
+    assert lines[0] == "  building  nano-1  {}, {}  0 s".format(V1, V2)
+    assert lines[1] == "  building  nano-1  {}, {}  15 s".format(V1, V2)
     assert lines[-1].endswith("(no answer from the device)")
+    assert not any(line.endswith("(no answer from the device)") for line in lines[:3])
     assert result["timedout"] == {"period": 100} and result["item"] == process
-    assert 1100 <= clock.now <= 1115  # the deadline, plus at most one poll
+    assert device.statuses == []
+    assert 1100 <= clock.now <= 1110  # the deadline, plus at most one failed attempt
 
 
 def test_the_wait_returns_each_finished_job_and_the_ones_that_never_started():
@@ -305,8 +345,8 @@ def test_the_wait_returns_each_finished_job_and_the_ones_that_never_started():
     jobs, not_started = build_wait.jobs_from(started, clock.now)
     assert [j.jid for j in jobs] == ["j1"] and not_started[0]["msg"] == "could not start"
     done = build_wait.wait_for(jobs, lambda jid: {"finished": 1, "rc": 0, "stdout": "{}"},
-                               host="tx2-1", poll_s=5, say=lambda line: None, clock=clock,
-                               sleep=clock.sleep)
+                               lambda jids, window_s: set(jids), host="tx2-1", poll_s=30,
+                               say=lambda line: None, clock=clock, sleep=clock.sleep)
     assert done == [{"finished": 1, "rc": 0, "stdout": "{}", "item": {"models": [V1],
                                                                     "wait_s": 60}}]
     assert build_wait.wait_results(started, {"results": done}) == done
@@ -314,6 +354,126 @@ def test_the_wait_returns_each_finished_job_and_the_ones_that_never_started():
     assert [r.get("timedout") for r in cut] == [{"period": 300}, {"period": 300}]
 
 
+def test_a_job_that_ends_mid_window_is_asked_once():
+    clock = FakeClock()
+    device = FakeDevice(clock, {"j1": 1012.0})
+    (result,) = build_wait.wait_for(started_jobs(clock, 600), device.status, device.wait,
+                                    host="nano-1", poll_s=30, say=lambda line: None,
+                                    clock=clock, sleep=clock.sleep)
+    assert (result["finished"], result["item"]["models"]) == (1, [V1])
+    assert device.waits == [(["j1"], 30)] and device.statuses == ["j1"]
+    assert clock.now == 1012.0 and clock.slept == []  # heard back when it ended
+
+
+def test_a_job_that_never_ends_meets_its_deadline_without_a_status_call():
+    """The windows end at the deadline (not past it), and nothing is asked of the job."""
+    clock = FakeClock()
+    device = FakeDevice(clock, {"j1": None})
+    (result,) = build_wait.wait_for(started_jobs(clock, 100), device.status, device.wait,
+                                    host="nano-1", poll_s=30, say=lambda line: None,
+                                    clock=clock, sleep=clock.sleep)
+    assert result["timedout"] == {"period": 100}
+    assert [window for _, window in device.waits] == [30, 30, 30, 10]
+    assert device.statuses == [] and clock.now == 1100.0
+
+
+def test_a_long_poll_without_an_answer_is_retried_after_its_window():
+    """A long poll that fails at once (the connection is refused) is not retried at once:
+    the round lasts its window, and the next progress line says the device did not answer."""
+    clock = FakeClock()
+    answers = iter([None, None])
+    lines = []
+
+    def wait(jids, window_s):
+        clock.now += 0.5
+        return next(answers, set(jids))
+
+    statuses = []
+
+    def status(jid):
+        statuses.append(jid)
+        return {"finished": 1, "rc": 0}
+
+    (result,) = build_wait.wait_for(started_jobs(clock, 600), status, wait, host="nano-1",
+                                    poll_s=30, say=lines.append, clock=clock, sleep=clock.sleep)
+    assert result["finished"] == 1 and statuses == ["j1"]
+    assert clock.slept == [29.5, 29.5] and clock.now == 1060.5
+    assert lines == ["  building  nano-1  {}  0 s".format(V1),
+                     "  building  nano-1  {}  30 s  (no answer from the device)".format(V1),
+                     "  building  nano-1  {}  1m  (no answer from the device)".format(V1)]
+
+
+def test_two_jobs_that_end_at_different_times_are_each_asked_once():
+    clock = FakeClock()
+    device = FakeDevice(clock, {"j1": 1010.0, "j2": 1040.0})
+    first, second = build_wait.wait_for(started_jobs(clock, 600, 600), device.status,
+                                        device.wait, host="nano-1", poll_s=30,
+                                        say=lambda line: None, clock=clock, sleep=clock.sleep)
+    assert (first["item"]["models"], second["item"]["models"]) == ([V1], [V2])
+    assert first["finished"] == second["finished"] == 1
+    assert device.waits == [(["j1", "j2"], 30), (["j2"], 30)]
+    assert device.statuses == ["j1", "j2"] and clock.now == 1040.0
+
+
+def test_a_status_that_contradicts_the_long_poll_waits_out_the_window():
+    """A job the device named as ended but async_status says runs (a job file this code
+    misreads): asked again after a window, never in a tight loop."""
+    clock = FakeClock()
+
+    def status(jid):
+        return {"started": 1, "finished": 0} if clock.now < 1060 else {"finished": 1}
+
+    (result,) = build_wait.wait_for(started_jobs(clock, 600), status,
+                                    lambda jids, window_s: set(jids), host="nano-1", poll_s=30,
+                                    say=lambda line: None, clock=clock, sleep=clock.sleep)
+    assert result["finished"] == 1 and clock.slept == [30, 30] and clock.now == 1060
+
+
+def test_the_long_poll_runs_in_sh_against_job_files(tmp_path):
+    """The device's side of the long poll, run for real: a running job's file (as
+    async_wrapper writes it), an ended job's (whose output holds the running text), and a
+    missing one (async_status reports it); the async_dir under ~ with a space in it."""
+    jobs = tmp_path / "async dir"
+    jobs.mkdir()
+
+    def running(jid):
+        (jobs / jid).write_text(json.dumps({"started": 1, "finished": 0, "ansible_job_id": jid}))
+
+    def ended(jid):
+        (jobs / "tmp").write_text(json.dumps({
+            "rc": 0, "stdout": json.dumps({"started": 1, "finished": 0, "ansible_job_id": jid})
+            + "\n  ok", "changed": True, "ansible_job_id": jid}))
+        (jobs / "tmp").rename(jobs / jid)
+
+    def long_poll(jids, window_s):
+        command = build_wait.long_poll_command("~/async dir/", jids, window_s)
+        began = time.monotonic()
+        out = subprocess.run(["sh", "-c", command], env={"HOME": str(tmp_path), "PATH":
+                             os.environ["PATH"]}, capture_output=True, text=True, check=True,
+                             timeout=30)
+        return out.stdout, time.monotonic() - began
+
+    running("111.1")
+    ended("222.2")
+    stdout, took = long_poll(["111.1", "222.2", "333.3"], 20)
+    assert stdout == "222.2\n333.3\n" and took < 5  # at once
+    assert build_wait.ended_jids(stdout + "junk\n", ["111.1", "222.2"]) == {"222.2"}
+    stdout, took = long_poll(["111.1"], 2)
+    assert stdout == "" and 2 <= took < 6  # the window passed
+    ender = threading.Timer(1.5, ended, args=("111.1",))
+    ender.start()
+    try:
+        stdout, took = long_poll(["111.1"], 20)
+    finally:
+        ender.join()
+    assert stdout == "111.1\n" and 1.5 <= took < 6  # within a second of its end
+
+
+def test_a_path_for_the_shell():
+    assert build_wait.shell_path("~/.ansible_async") == '"$HOME"/.ansible_async'
+    assert build_wait.shell_path("~") == '"$HOME"'
+    assert build_wait.shell_path("/var/tmp/it's") == "'/var/tmp/it'\"'\"'s'"
+    assert build_wait.shell_path("~other/x") == "'~other/x'"
 
 
 def test_summary_table_is_aligned_and_lists_unreachable_hosts():
