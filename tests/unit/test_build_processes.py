@@ -260,6 +260,8 @@ def test_a_rounds_push_is_two_device_commands_around_the_transfers(tmp_path):
     directories exist before, and each file is the user's alone, under its name, after."""
     from controller.device_push import push_commands, pushed_file  # noqa: PLC0415
 
+    from .push_helpers import push_here  # noqa: PLC0415
+
     sources = []
     for name in ("frozen_inference_graph.pb", "odd name 'quoted'.pbtxt"):
         sources.append(tmp_path / "controller" / name)
@@ -270,12 +272,7 @@ def test_a_rounds_push_is_two_device_commands_around_the_transfers(tmp_path):
             for src in sources]
     push.append(pushed_file(str(sources[0]), str(root / "timing-cache" / "pushed"), "c.cache",
                             "cache"))
-    commands = push_commands(push)
-    subprocess.run(["sh", "-c", commands["prepare"]], check=True)
-    for item in push:
-        with open(item["part"], "w") as part, open(item["src"]) as source:
-            part.write(source.read())
-    subprocess.run(["sh", "-c", commands["finish"]], check=True)
+    push_here(push)
     for item in push:
         final = Path(item["path"])
         assert final.read_text() == Path(item["src"]).read_text()

@@ -6,7 +6,6 @@ platform changes) and the outcome record (deployments.json under the store lock)
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -491,7 +490,9 @@ def test_a_deploys_files_go_in_one_push_to_where_the_install_reads_them(tmp_path
     commands, run by a real shell around copies standing for the transfers, remove a link
     planted at a part name or a file's name without writing through it, and leave each file
     readable by the engine's consumer."""
-    from controller.device_push import SHARED, push_commands  # noqa: PLC0415
+    from controller.device_push import SHARED  # noqa: PLC0415
+
+    from .push_helpers import push_here  # noqa: PLC0415
 
     store = tmp_path / "store"
     store.mkdir()
@@ -522,12 +523,7 @@ def test_a_deploys_files_go_in_one_push_to_where_the_install_reads_them(tmp_path
     (root / "m" / ".incoming" / "v1").mkdir(parents=True)
     os.symlink(str(elsewhere / "target"), push[1]["part"])  # a link at a part name
     os.symlink(str(elsewhere), push[2]["path"])  # a link at a file's own name
-    commands = push_commands(push, SHARED)
-    subprocess.run(["sh", "-c", commands["prepare"]], check=True)
-    for item in push:
-        with open(item["part"], "w") as part, open(item["src"]) as source:
-            part.write(source.read())
-    subprocess.run(["sh", "-c", commands["finish"]], check=True)
+    push_here(push, SHARED)
     for item in push:
         final = Path(item["path"])
         assert not final.is_symlink() and final.read_text() == Path(item["src"]).read_text()
