@@ -6,6 +6,7 @@ sshd_log.py) and, for provisioned devices, with the seed venv as a shared tree (
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ from bench import sshd_log, traffic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SIMFLEET = REPO_ROOT / "tests" / "fleet" / "simfleet.py"
+# A line of the TensorRT double's builds.log (tests/jetpack/_simjetson/device.py record_build).
+BUILD_LINE = re.compile(r"^SIMULATED build finished time=([0-9.]+) ")
 
 
 class BenchError(RuntimeError):
@@ -96,12 +99,14 @@ class Fleet:
             figures[name] = counts
         return figures
 
-    def engines_written_since(self, directory, since_epoch):
-        """Per host: engine files (TRT_*.bin) under `directory` on the device written after
-        since_epoch; builds write them atomically, so each one is one build performed."""
+    def builds_since(self, since_epoch):
+        """Per host: the builds the device's TensorRT double finished after since_epoch (its
+        /etc/simjetson/builds.log, one line each). Engine files would count a confirming
+        device's pushed engine as a build."""
         counts = {}
         for host in self.hosts:
-            root = self.device_path(host, directory)
-            counts[host["name"]] = sum(
-                1 for engine in root.glob("*/TRT_*.bin") if engine.stat().st_mtime >= since_epoch)
+            log = self.device_path(host, "/etc/simjetson/builds.log")
+            lines = log.read_text().splitlines() if log.is_file() else []
+            times = [float(found.group(1)) for found in map(BUILD_LINE.match, lines) if found]
+            counts[host["name"]] = sum(1 for finished in times if finished >= since_epoch)
         return counts

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from bench import timeline
 from bench.fleet_session import REPO_ROOT, BenchError
-from bench.seed import ROOT_DIR
 
 MEASURED = Path(__file__).resolve().parent / "measured.py"
 BASELINE = Path(__file__).resolve().parent / "manual_baseline.py"
@@ -178,7 +177,7 @@ def playbook_step(label, fleet, workload, *, store_dir, scope, log_dir,
             PYTHONPATH=str(tree))
 
     measured, per_device = _measured_on_fleet(fleet, command, log_path, env_for, cwd=tree)
-    builds = fleet.engines_written_since(ROOT_DIR + "/work", since)
+    builds = fleet.builds_since(since)
     record = _record(label, fleet, measured, per_device=per_device, builds=builds,
                      log_path=log_path)
     if timeline_path.is_file():
@@ -209,7 +208,7 @@ def baseline_step(label, fleet, workload, log_dir):
     since = time.time()
     measured = _measure(command, log_path)
     per_device = _settled_figures(fleet, mark)
-    builds = fleet.engines_written_since("/root/manual", since)
+    builds = fleet.builds_since(since)
     shutil.rmtree(out_dir, ignore_errors=True)
     return _record(label, fleet, measured, per_device=per_device, builds=builds,
                    log_path=log_path)

@@ -69,16 +69,24 @@ def device_times(events):
     return times
 
 
-# The engine_build task that runs the builder on a device (roles/engine_build/tasks/main.yml).
+# The engine_build tasks that start the builder on a device (an async job) and wait for it to
+# end (roles/engine_build/tasks/main.yml).
 BUILDER_TASK = "Build the engines"
+BUILDER_WAIT_TASK = "Wait for the builds"
 
 
 def builder_runs(events):
-    """{host: seconds} of each device's builder task (its start to its end, as the controller
-    saw it: interpreter start, imports, conversion, build and verify on the device)."""
+    """{host: seconds} of each device's builder runs, as the controller saw them: from the
+    start of the task that starts them to the end of the wait for them (interpreter start,
+    imports, conversion, build and verify on the device), summed over the rounds."""
     runs = {}
-    for event in events:
-        if BUILDER_TASK in event["task"] and event["on_device"] and event["status"] != "skipped":
-            runs[event["host"]] = round(runs.get(event["host"], 0) + event["end"] - event["start"],
-                                        2)
+    started = {}
+    for event in sorted(events, key=lambda e: e["start"]):
+        if not event["on_device"] or event["status"] == "skipped":
+            continue
+        if BUILDER_TASK in event["task"]:
+            started[event["host"]] = event["start"]
+        elif BUILDER_WAIT_TASK in event["task"] and event["host"] in started:
+            runs[event["host"]] = round(runs.get(event["host"], 0) + event["end"]
+                                        - started.pop(event["host"]), 2)
     return runs

@@ -131,12 +131,14 @@ def test_the_floor_is_the_longest_run_of_a_device_that_built_one_model():
     assert single_model_floor(record) is None
 
 
-def test_builder_runs_add_up_the_builder_task_of_each_device():
-    events = [dict(_event("a", 0, 2), task="engine_build : Build the engines x"),
-              dict(_event("a", 5, 6), task="engine_build : Build the engines x"),
+def test_builder_runs_go_from_the_start_of_the_builds_to_the_end_of_their_wait():
+    build, wait = "engine_build : Build the engines x", "engine_build : Wait for the builds y"
+    events = [dict(_event("a", 0, 1), task=build), dict(_event("a", 1, 2), task=wait),
+              dict(_event("a", 5, 5.5), task=build), dict(_event("a", 5.5, 6), task=wait),
               dict(_event("b", 0, 9), task="engine_build : Push each graph"),
-              dict(_event("b", 1, 4, status="skipped"), task="engine_build : Build the engines")]
-    assert timeline.builder_runs(events) == {"a": 3.0}
+              dict(_event("b", 1, 4, status="skipped"), task=build),
+              dict(_event("c", 0, 1), task=build), dict(_event("c", 1, 30), task=wait)]
+    assert timeline.builder_runs(events) == {"a": 3.0, "c": 30.0}
 
 
 def _event(host, start, end, on_device=True, status="ok"):

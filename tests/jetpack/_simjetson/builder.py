@@ -375,7 +375,9 @@ class BuilderImpl:
         if settings.config is not None and settings.config._timing_cache is not None:
             settings.config._timing_cache._entries.update(
                 {layer.name: layer.op for layer in state.layers})
-        return plan.serialize(self._plan_header(state, settings, precision))
+        serialized = plan.serialize(self._plan_header(state, settings, precision))
+        device.record_build()
+        return serialized
 
     def _precision(self, settings):
         if settings.int8 and fast_int8(context.get()):

@@ -108,6 +108,18 @@ def build_started_marker():
     return os.path.join(os.path.dirname(os.path.abspath(device_file())), "build-started")
 
 
+def builds_log():
+    """Where every finished build leaves a line (next to device.json). The fleet benchmark
+    counts builds from it: engine files count no better, since a push writes them too."""
+    return os.path.join(os.path.dirname(os.path.abspath(device_file())), "builds.log")
+
+
+def record_build():
+    with open(builds_log(), "a") as handle:
+        handle.write("SIMULATED build finished time={:.3f} pid={}\n".format(
+            time.time(), os.getpid()))
+
+
 def announce_build_start():
     path = build_started_marker()
     tmp = path + ".tmp"
