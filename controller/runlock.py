@@ -38,7 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from .durations import format_duration
-from .store import LOCK_NAME, RUN_LOCK_NAME, EngineStore
+
+# Beside the store's root layout (controller/store.py), the names of its two lock files live
+# here: the lease renewer, a process of its own that every run starts, imports this module
+# alone, without the store and what it imports (a tenth of a second of the run's preflight).
+LOCK_NAME = ".lock"  # the store's short fcntl lock (EngineStore.locked)
+RUN_LOCK_NAME = ".run-lock"
 
 POLL_SECONDS = 2.0
 # The renewer touches the lock this often, and looks this often whether it should stop.
@@ -304,7 +309,9 @@ def start_renewer(store_dir: Path, owner_pid: int, every: float = RENEW_SECONDS,
             store_dir, owner_pid))
     assert seen.holder is not None
     process = subprocess.Popen(
-        [sys.executable, "-m", "controller.runlock", "renew", str(store_dir),
+        # -S: no site (the venv's packages and .pth files): the renewer needs the standard
+        # library and this package alone, found from its working directory.
+        [sys.executable, "-S", "-m", "controller.runlock", "renew", str(store_dir),
          str(seen.holder["token"]), str(every), str(check)],
         cwd=str(REPOSITORY), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL, start_new_session=True)
@@ -327,6 +334,8 @@ def hold_store(store_dir: Path, owner_pid: int, command: str, wait_s: int, *,
     """The run's hold on its store (the preflight's step): the run lock, its renewer, then,
     since no other run can be writing, the leftovers of killed ones removed. Returns what was
     removed, as lines to show."""
+    from .store import EngineStore  # noqa: PLC0415 (see LOCK_NAME)
+
     if not acquire(store_dir, owner_pid, command, wait_s, say=say):
         return []  # this run holds it already (a second playbook of one command)
     start_renewer(store_dir, owner_pid)

@@ -44,12 +44,11 @@ from module_utils.trt_deploy import STATEMENT as STATEMENT_NAME
 from module_utils.trt_signature import EXPIRED, MISSING, SignatureProblem
 
 from . import signing, trust
+from .runlock import LOCK_NAME  # the store lock file's name: see there
 from .selection import EngineOptions
 
 # The store's root layout.
 INDEX_NAME = "index.json"
-LOCK_NAME = ".lock"
-RUN_LOCK_NAME = ".run-lock"  # controller/runlock.py
 STAGING_NAME = ".staging"
 # Where a host's returned timing cache is fetched, below its staging area (a model's
 # directory there cannot start with '.': trust.MODEL_NAME).

@@ -260,3 +260,14 @@ def test_a_killed_filings_temporary_is_removed_by_the_next_run_under_the_lock(tm
         holder.wait()
     checked = store_tool("check", store_dir)
     assert "interrupted run" not in checked.stdout, checked.stdout
+
+
+def test_the_renewer_starts_on_the_standard_library_without_the_store():
+    """Every run starts the renewer (python3 -S -m controller.runlock): it must import neither
+    the store nor anything outside the standard library, or each run's preflight pays for it."""
+    probe = ("import sys, controller.runlock; "
+             "print(sorted(m for m in sys.modules if m.startswith('controller')))")
+    done = subprocess.run([sys.executable, "-S", "-c", probe], cwd=str(runlock.REPOSITORY),
+                          capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.replace("'", '"')) == [
+        "controller", "controller.durations", "controller.runlock"], done.stdout
