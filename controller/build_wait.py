@@ -3,7 +3,7 @@
 Ansible's own polling of an async task (``poll: N``) cannot bound a device that stops
 answering: a poll that fails (the device's sshd hangs) is retried and counted as one poll
 interval, however long the attempt took, and the task's ``timeout`` stops before the polling
-starts. So the build is started with ``poll: 0`` and the engine_build_wait action polls each
+starts. So the build is started with ``poll: 0`` and the engine_round_finish action polls each
 job here: every job has a deadline on the controller's monotonic clock
 (controller/device_work.py deadlines), a poll that fails is retried until then, and a job
 past it is given up with ``timedout`` (read back as a ``deadline`` outcome,
@@ -13,6 +13,10 @@ each with its ``item``), which the outcome reader takes as before.
 A poll is a long one: one shell command waits on the device, checking the jobs' files every
 second, until a job ended or a window (``engine_build_poll_s``) passed, so a job costs about
 one remote command per window, plus its async_status and its clean-up once it ended.
+
+A poll that hangs (the device's sshd accepts and never answers) is cut on the same clock:
+the whole wait runs ``within`` the round's wait_s (controller/device_work.py round_wait_s),
+and a wait cut short gives every started process up (``wait_results``).
 """
 
 from __future__ import annotations
@@ -20,14 +24,17 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from types import FrameType
+from typing import Any, TypeVar
 
 from .durations import format_duration
 
 PROGRESS_EVERY_S = 15  # a person reads a line per host this often, Ansible polls faster
+T = TypeVar("T")
 
 
 @dataclass
@@ -170,9 +177,51 @@ def ended_jids(stdout: str, jids: list[str]) -> set[str]:
     return {line.strip() for line in stdout.splitlines()} & set(jids)
 
 
+class _Cut(BaseException):
+    """Raised by the alarm of ``within`` (a BaseException: no ``except Exception`` of the
+    code it interrupts takes it)."""
+
+
+def within(seconds: float, call: Callable[[], T]) -> T | None:
+    """``call()``'s value, or None when it had not returned after ``seconds`` on the
+    controller's clock: a call blocked in a remote command (a poll that hangs) is interrupted
+    by SIGALRM, the way Ansible's own task ``timeout`` interrupts a task. The main thread
+    only (an Ansible worker runs its action there); the handler before is restored."""
+
+    def cut(signum: int, frame: FrameType | None) -> None:
+        raise _Cut
+
+    previous = signal.signal(signal.SIGALRM, cut)
+    try:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, max(float(seconds), 0.001))
+            return call()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Cut:
+        return None
+    finally:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)
+
+
+def wait_result(not_started: list[dict[str, Any]], finished: list[dict[str, Any]] | None,
+                wait_s: int) -> dict[str, Any]:
+    """The wait's result: one per process (``results``, read by ``wait_results``), whether a
+    build ran (``changed``) and whether the device went silent (a process given up at its
+    deadline); ``finished`` None: the wait was cut after ``wait_s`` (``within``)."""
+    if finished is None:
+        return {"failed": True, "timedout": {"period": wait_s},
+                "msg": "the wait for the builds was cut after {} s (a poll hung)".format(wait_s)}
+    return {"results": not_started + finished,
+            "changed": any(job.get("rc") == 0 for job in finished),
+            # A process given up: the device is not asked anything more this run (the same
+            # judgement as the read-back's, controller/round_result.py).
+            "silent": any(job.get("timedout") for job in finished)}
+
+
 def wait_results(started: list[dict[str, Any]], wait: dict[str, Any]) -> list[dict[str, Any]]:
-    """The processes' results: the wait's, or, when the wait itself was cut short (its task's
-    timeout: a poll hung), every started process given up as timed out."""
+    """The processes' results: the wait's, or, when the wait itself was cut short (a poll
+    hung past the round's wait_s: ``within``), every started process given up as timed out."""
     if isinstance(wait.get("results"), list):
         return list(wait["results"])
     if not wait.get("timedout"):

@@ -34,9 +34,9 @@ DEADLINE_EXIT = 124
 KILL_GRACE_S = 30
 ASYNC_MARGIN_S = 5
 ANSWER_MARGIN_S = 75
-# How long one poll may hang before the wait is cut short on the controller (the task's
-# timeout): ssh gives up on a silent connection after 60 s, or on a silent banner after its
-# ConnectTimeout (ansible.cfg timeout) for each of its retries.
+# How long one poll may hang before the wait is cut short on the controller (build_wait.within,
+# at the round's wait_s): ssh gives up on a silent connection after 60 s, or on a silent
+# banner after its ConnectTimeout (ansible.cfg timeout) for each of its retries.
 POLL_HANG_S = 120
 
 

@@ -76,7 +76,7 @@ def _no_record(result: dict[str, Any]) -> tuple[str, str]:
     rc = result.get("rc")
     clocks = _mapping(result.get("item"))
     if result.get("timedout"):
-        # The controller stopped waiting (the task's timeout: device_work.deadlines).
+        # The controller stopped waiting (device_work.deadlines, build_wait.within).
         return "deadline", ("the device did not answer within {} s, its build's deadline "
                             "({} s, engine_build_deadline_s) and margins: its sshd or the "
                             "device hangs, or the network to it is down. Its other steps "

@@ -4,13 +4,16 @@ be fetched into the store's staging area (controller/collect.py).
 
 The route of a model name through a build run (docs/internals.md, "The route of a model"):
 ``engine_models`` -> selection -> plan entry -> round item -> device record -> round result ->
-store. The round result is this module's ``read_round``, registered as ``engine_round_result``;
-the filing step (plugins/action/engine_store_collect.py) files its ``fetch`` list.
+store. The round result is this module's ``finish_round`` (the engine_round_finish action: the
+device's wait, verifies, listing, this read-back and the fetch, for one device, without waiting
+for the round's other devices), registered as ``engine_round_result``; the filing step
+(plugins/action/engine_store_collect.py) files its ``fetch`` list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .build_wait import wait_results
@@ -61,7 +64,7 @@ def read_round(work: dict[str, Any], host_plan: dict[str, Any], *, host: str,
     for model, where in refute_confirmations(store, host, work["confirm"], outcomes).items():
         outcomes[model] = dict(outcomes[model], reason="{}; the stored engine it was to "
                                "verify moved to {}".format(outcomes[model]["reason"], where))
-    # A builder process the controller stopped waiting for (its task's timeout, or past its
+    # A builder process the controller stopped waiting for (a poll that hung, or past its
     # deadline): the device no longer answers, so nothing more is asked of it this run.
     silent = any(result.get("timedout") for result in build_results)
     this_round = set(work["build"] + work["collect"])
@@ -90,4 +93,80 @@ def read_round(work: dict[str, Any], host_plan: dict[str, Any], *, host: str,
               "timing_cache_fetch": cache_fetch, "refused": refused, "msg": lines}
     if cache_refused:
         result["warnings"] = [cache_refused]
+    return result
+
+
+class DeviceGone(Exception):
+    """The device stopped answering a call after its builds (Ansible makes it unreachable)."""
+
+
+@dataclass
+class RoundCalls:
+    """What finishing a round asks of its device: the action's calls over its connection.
+
+    ``wait()``: the wait for the builder processes (build_wait.wait_result); ``run(argv)``: a
+    command's module result (rc, stdout, ...); ``find(paths)``: ansible.builtin.find's result
+    over ``paths``; ``fetch(files)``: (the local paths fetched, the error that stopped the
+    fetch or None). ``run``, ``find`` and ``fetch`` raise DeviceGone when the device is gone.
+    """
+
+    wait: Callable[[], dict[str, Any]]
+    run: Callable[[list[str]], dict[str, Any]]
+    find: Callable[[list[str]], dict[str, Any]]
+    fetch: Callable[[list[dict[str, Any]]], tuple[list[str], str | None]]
+
+
+def verify_result(item: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+    """A verify's command result in the shape of a loop result (the round work's {model, argv}
+    as its ``item``): changed when it passed, failed only when it did not run (no rc); a
+    failed verify is the model's outcome (its record), not the device's failure."""
+    return dict(answer, item=item, changed=answer.get("rc") == 0, failed="rc" not in answer)
+
+
+def finish_round(work: dict[str, Any], calls: RoundCalls,
+                 read: Callable[[dict[str, Any], list[dict[str, Any]], Mapping[str, Any]],
+                                dict[str, Any]],
+                 *, fetching: bool) -> dict[str, Any]:
+    """One device's round after its builds started, for this device only: wait for them, then,
+    unless it went silent, verify each engine that was already on it and list the round's
+    files; read the round back (``read(wait, verifies, listing)``: ``read_round``); fetch the
+    files the read-back allows when ``fetching`` (the run's collect step) and it answers.
+
+    The read-back's keys, plus ``fetched`` (local paths) and ``fetch_failed`` (the fetch's
+    error, or None: the filing step, which files what arrived, fails the device with it).
+    A verify that did not run or a listing that failed fails the result (the device's round
+    fails, and its rescue looks at its disk), and nothing is fetched; a device gone makes it
+    unreachable. Either keeps the outcomes read so far (the report reads them).
+    """
+    wait = calls.wait() if work["processes"] else {}
+    verifies: list[dict[str, Any]] = []
+    listing: dict[str, Any] = {}
+    problem, gone = None, None
+    try:
+        if not (wait.get("silent") or wait.get("timedout")):
+            verifies = [verify_result(item, calls.run(item["argv"]))
+                        for item in work["verifies"]]
+            problem = next(("the verify of {} did not run: {}".format(
+                result["item"]["model"], result.get("msg") or "no exit code")
+                for result in verifies if result["failed"]), None)
+            if problem is None and work["listing"]:
+                listing = calls.find(list(work["listing"]))
+                if listing.get("failed"):
+                    problem = "listing the round's files failed: {}".format(
+                        listing.get("msg") or "no message")
+    except DeviceGone as error:
+        gone = str(error)
+    result = dict(read(wait, verifies, listing), fetched=[], fetch_failed=None)
+    result["changed"] = bool(wait.get("changed")) or any(v["changed"] for v in verifies)
+    if gone is None and problem is None and fetching and not result["silent"]:
+        files = [item for item in result["fetch"] + [result["timing_cache_fetch"]] if item]
+        try:
+            result["fetched"], result["fetch_failed"] = calls.fetch(files)
+        except DeviceGone as error:
+            gone = str(error)
+        result["changed"] = result["changed"] or bool(result["fetched"])
+    if gone is not None:
+        result.update(unreachable=True, msg=gone)
+    elif problem is not None:
+        result.update(failed=True, msg=problem)
     return result

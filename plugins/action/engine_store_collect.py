@@ -1,5 +1,6 @@
 """File what one host's round fetched into the store, then clear its staging area (controller
-only): controller/collect.py and controller/store.py."""
+only): controller/collect.py and controller/store.py. When the round's fetch failed
+(engine_round_result.fetch_failed), what arrived is filed and the step fails with its error."""
 
 from __future__ import annotations
 
@@ -40,4 +41,9 @@ class ActionModule(ControllerAction):
                   "msg": ["{}: not filed: {}".format(m, r) for m, r in sorted(refused.items())]}
         if cache_warning:
             result["warnings"] = [cache_warning]
+        if round_result.get("fetch_failed"):
+            # The fetch stopped (plugins/action/engine_round_finish.py): what arrived is filed
+            # and the staging area cleared above; the device fails, as a failed step does.
+            result.update(failed=True, msg="; ".join(
+                [str(round_result["fetch_failed"])] + result["msg"]))
         return result

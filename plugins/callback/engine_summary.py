@@ -1,5 +1,5 @@
 """The engine summary table at the end of a run (the build's progress lines are the
-engine_build_wait action's: controller/build_wait.py)."""
+engine_round_finish action's: controller/build_wait.py)."""
 
 from ansible.plugins.callback import CallbackBase
 

@@ -230,21 +230,21 @@ def test_one_model_follows_the_route(runner):
     assert any(push["dest"] == work_dir + "/" for push in work["push"])
     assert any(model in process["models"] for process in work["processes"])
     assert work_dir in work["listing"]
-    # 4. device record: the builder's JSON line naming the model, and the device's listing
-    records = [json.loads(text) for wait in registered["engine_build_runs"]
-               for result in wait["results"] for text in result["stdout"].splitlines()
-               if text.startswith("{")]
-    assert [r["result"]["build_key"] for r in records if r.get("model") == model] == [
-        entry["build_key"]]
-    assert any(work_dir + "/manifest.json" in {f["path"] for f in listing["files"]}
-               for listing in registered["engine_build_listing"])
-    # 5. round result: its outcome and the fetch of its engine and manifest
-    result = registered["engine_round_result"][-1]
-    assert result["outcomes"][model]["status"] == "built"
-    assert result["outcomes"][model]["build_key"] == entry["build_key"]
-    fetched = {item["name"] for item in result["fetch"] if item["model"] == model}
-    assert fetched == {entry["engine"], "manifest.json"}
-    # 6. store: filed under the plan's platform, model and variant
+    # 4. round result (the device's records and listing, read back in the device's last step):
+    # the outcome from the builder's record naming the model, and the fetch of its engine and
+    # manifest, both found in the device's listing of its work directory
+    # (the first round that read it back built; later rounds carry its outcome on)
+    result = next(r for r in registered["engine_round_result"] if model in r.get("outcomes", {}))
+    outcome = result["outcomes"][model]
+    assert outcome["status"] == "built" and outcome["verify"] is not None
+    assert outcome["build_key"] == entry["build_key"]
+    fetch = {item["name"]: item for item in result["fetch"] if item["model"] == model}
+    assert set(fetch) == {entry["engine"], "manifest.json"}
+    assert {item["src"] for item in fetch.values()} == {
+        "{}/{}".format(work_dir, name) for name in fetch}
+    assert result["fetch_failed"] is None
+    assert {Path(path).name for path in result["fetched"]} >= set(fetch)
+    # 5. store: filed under the plan's platform, model and variant
     filed = registered["engine_round_filed"][-1]
     stored = Path(filed["filed"][model])
     assert stored.parts[-3:] == (the_plan["hosts"][host]["platform_id"], model,

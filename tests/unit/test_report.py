@@ -4,6 +4,8 @@ engine_summary callback's progress lines and table: pure functions, no Ansible r
 import copy
 import json
 import os
+import selectors
+import signal
 import subprocess
 import threading
 import time
@@ -427,6 +429,33 @@ def test_a_status_that_contradicts_the_long_poll_waits_out_the_window():
                                     lambda jids, window_s: set(jids), host="nano-1", poll_s=30,
                                     say=lambda line: None, clock=clock, sleep=clock.sleep)
     assert result["finished"] == 1 and clock.slept == [30, 30] and clock.now == 1060
+
+
+def test_a_wait_that_hangs_is_cut_on_the_controllers_clock():
+    """A call blocked on a device that never answers (here: a select on a pipe nobody writes,
+    as the ssh connection waits for its output) is cut after the bound; every started
+    process is then given up as timed out; the alarm's handler before is restored."""
+    before = signal.getsignal(signal.SIGALRM)
+    reader, writer = os.pipe()
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(reader, selectors.EVENT_READ)
+            start = time.monotonic()
+            assert build_wait.within(0.3, lambda: selector.select(60)) is None
+            assert 0.3 <= time.monotonic() - start < 10
+    finally:
+        os.close(reader)
+        os.close(writer)
+    assert build_wait.within(10, lambda: "answered") == "answered"
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    started = [{"ansible_job_id": "j1", "item": {"models": [V1], "wait_s": 1910}},
+               {"skipped": True}]
+    cut = build_wait.wait_result([], None, 2030)
+    assert cut["timedout"] == {"period": 2030}
+    (given_up,) = build_wait.wait_results(started, cut)
+    assert given_up["timedout"] == {"period": 2030}
+    assert given_up["msg"] == "no answer from the device within 1910 s"
 
 
 def test_the_long_poll_runs_in_sh_against_job_files(tmp_path):

@@ -1,0 +1,149 @@
+"""Finish one device's build round in one step, for its own device only
+(controller/round_result.py finish_round): wait for its builder processes on the controller's
+clock, verify the engines that were already on it and list the round's files (unless it went
+silent), read the round back (read_round) and fetch what the read-back allows into the store's
+staging area. A device whose builds ended early does not wait for the round's other devices.
+
+The wait (controller/build_wait.py): each time one shell command waits on the device until one
+of the running jobs ended or a window (poll_s) passed (a long poll); only the jobs it names are
+asked with async_status, one module call each. A call that fails (the device or its sshd does
+not answer) is retried until the job's deadline; a call that hangs is cut at the round's
+wait_s (build_wait.within), which gives every process of the round up. Finished jobs are
+cleaned up on the device (async_status mode=cleanup).
+
+The fetch: each file over the connection's own transfer (sftp), no remote command
+(ansible.builtin.fetch runs a stat module per file first). What may be fetched, and where to,
+is the read-back: plain files of bounded size, each in its model's own work directory; the
+filing step checks every byte after (controller/store.py).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import time
+
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
+from ansible.utils.display import Display
+
+from controller.action import ControllerAction
+from controller.build_wait import (
+    ended_jids,
+    jobs_from,
+    long_poll_command,
+    wait_for,
+    wait_result,
+    within,
+)
+from controller.round_result import (
+    DeviceGone,
+    RoundCalls,
+    finish_round,
+    previous_outcomes,
+    read_round,
+)
+from controller.store import EngineStore
+
+DISPLAY = Display()
+
+
+class ActionModule(ControllerAction):
+    _requires_connection = True
+    # collect: whether the run's collect step fetches (engine_plan_result.steps.collect).
+    ARGS = ("work", "started", "poll_s", "collect")
+    FROM_RUN = {"plan": "engine_plan_result", "preflight": "preflight_result",
+                "previous": "engine_round_result"}  # this action's result of the last round
+
+    def decide(self, args, task_vars):
+        host = task_vars["inventory_hostname"]
+        work = args["work"]
+        started = list(args["started"] or [])
+        store = EngineStore(args["plan"]["store_dir"])
+        max_bytes = int(self.setting(task_vars, "engine_fetch_max_mib")) * 2**20
+
+        def read(wait, verifies, listing):
+            # Registered (engine_round_result), never facts: a device's later answer could
+            # replace a fact of its host, not a registered result.
+            return read_round(
+                work, args["plan"]["hosts"][host], host=host, started=started, wait=wait,
+                verifies=verifies, listing=listing, previous=previous_outcomes(args["previous"]),
+                catalog=args["preflight"]["catalog"], max_bytes=max_bytes, store=store)
+
+        calls = RoundCalls(
+            wait=lambda: self._wait(started, int(work["wait_s"]), float(args["poll_s"] or 30),
+                                    str(host), task_vars),
+            run=lambda argv: self._module("ansible.legacy.command", {"argv": argv}, task_vars),
+            # One listing of every model's work directory and of the timing cache's (links
+            # not followed): read_round checks it before a byte is fetched.
+            find=lambda paths: self._module("ansible.legacy.find", {
+                "paths": paths, "file_type": "any", "follow": False, "hidden": False},
+                task_vars),
+            fetch=self._fetch)
+        return finish_round(work, calls, read, fetching=bool(args["collect"]))
+
+    def _module(self, name, module_args, task_vars):
+        try:
+            return self._execute_module(module_name=name, module_args=module_args,
+                                        task_vars=task_vars)
+        except AnsibleConnectionFailure as error:
+            raise DeviceGone(str(error)) from error
+
+    def _wait(self, started, wait_s, poll_s, host, task_vars):
+        """The wait's result (build_wait.wait_result), cut after ``wait_s``."""
+        jobs, not_started = jobs_from(started, time.monotonic())
+        # Where the async jobs write (the shell's async_dir); the module expands "~" itself
+        # (a path argument), the long poll's shell command through $HOME.
+        async_dir = self.get_shell_option("async_dir", default="~/.ansible_async")
+
+        def no_answer(what, error):
+            DISPLAY.vvvv("{}: no answer to {} ({}); retried until the deadline".format(
+                host, what, error))
+            self._connection.reset()
+
+        def status(jid, mode="status"):
+            try:
+                return self._execute_module(
+                    module_name="ansible.legacy.async_status", task_vars=task_vars,
+                    module_args={"jid": jid, "mode": mode, "_async_dir": async_dir})
+            except AnsibleConnectionFailure as error:
+                no_answer("async_status", error)
+                return None
+
+        def wait(jids, window_s):
+            try:
+                answer = self._low_level_execute_command(
+                    long_poll_command(async_dir, jids, window_s))
+            except AnsibleConnectionFailure as error:
+                no_answer("the long poll", error)
+                return None
+            if answer.get("rc") != 0:
+                DISPLAY.vvvv("{}: the long poll failed (rc {}): {}".format(
+                    host, answer.get("rc"), answer.get("stderr")))
+                return None
+            return ended_jids(answer.get("stdout") or "", jids)
+
+        def wait_and_clean_up():
+            finished = wait_for(jobs, status, wait, host=host, poll_s=poll_s,
+                                say=DISPLAY.display)
+            for job in finished:
+                if job.get("finished"):
+                    status(job["ansible_job_id"], mode="cleanup")
+            return finished
+
+        return wait_result(not_started, within(wait_s, wait_and_clean_up), wait_s)
+
+    def _fetch(self, files):
+        fetched = []
+        for item in files:
+            dest = item["dest"]
+            if dest.endswith("/"):
+                dest += posixpath.basename(item["src"])
+            os.makedirs(os.path.dirname(dest), mode=0o700, exist_ok=True)
+            try:
+                self._connection.fetch_file(item["src"], dest)
+            except AnsibleConnectionFailure as error:
+                raise DeviceGone(str(error)) from error
+            except AnsibleError as error:
+                return fetched, "fetching {} failed: {}".format(item["src"], error)
+            fetched.append(dest)
+        return fetched, None

@@ -1,0 +1,214 @@
+"""A device's round after its builds, in one step for its own device (controller/round_result.py
+finish_round, plugins/action/engine_round_finish.py): wait, verify, list, read back, fetch, with
+a fake device; and the filing step that fails the device after a failed fetch."""
+
+import json
+from types import SimpleNamespace
+
+from controller.build_wait import wait_result
+from controller.round_result import DeviceGone, RoundCalls, finish_round, read_round
+from controller.store import EngineStore
+
+from .plugin_files import load
+from .store_helpers import staged
+
+STORE_COLLECT = load("plugins/action/engine_store_collect.py", "engine_store_collect_under_test")
+ROOT = "/opt/trt-builder"
+PYTHON = ROOT + "/venv/bin/python"
+HOST = "nano-1"
+NANO = "jetson-nano_l4t32.7.1_trt8.2.1"
+BUILT, ON_DEVICE = "ssd_a", "ssd_b"
+PLAN = {"platform_id": NANO, "options": {"precision": "fp16", "workspace_mib": 512,
+                                         "max_batch": 1, "dla_core": None},
+        "models": {model: {"build_key": model[-1] * 64, "engine": "TRT_{}.bin".format(model),
+                           "variant": "fp16-ws512"} for model in (BUILT, ON_DEVICE)}}
+PROCESS = {"models": [BUILT], "wait_s": 1910, "deadline_s": 1800}
+VERIFY = {"model": ON_DEVICE, "argv": [PYTHON, "-m", "builder", "verify", "--json"]}
+WORK = {"root_dir": ROOT, "build": [BUILT], "collect": [ON_DEVICE], "confirm": [],
+        "processes": [PROCESS], "verifies": [VERIFY], "wait_s": 2030,
+        "listing": ["{}/work/{}".format(ROOT, m) for m in (BUILT, ON_DEVICE)],
+        "timing_cache": {"device_file": None}}
+STARTED = [{"ansible_job_id": "j1", "item": PROCESS}]
+
+
+def record(payload):
+    return json.dumps({"record": 1, "status": "ok", "result": payload})
+
+
+def built_job():
+    return {"finished": 1, "rc": 0, "ansible_job_id": "j1", "item": PROCESS,
+            "stdout": json.dumps({"record": 1, "status": "ok", "model": BUILT,
+                                  "result": {"verify": {"ok": True, "fps": 20.0}}})}
+
+
+def listed(*models):
+    return {"files": [{"path": "{}/work/{}/{}".format(ROOT, model, name), "isreg": True,
+                       "islnk": False, "size": 10}
+                      for model in models for name in ("TRT_{}.bin".format(model),
+                                                       "manifest.json")]}
+
+
+class FakeDevice:
+    """The device's side of the step: what each call answers, and every call made."""
+
+    def __init__(self, wait, *, verify=None, listing=None, fetch_error=None, gone_at=None):
+        self.answers = {"wait": wait, "run": verify if verify is not None else {
+            "rc": 0, "stdout": record({"ok": True, "fps": 30.0}), "delta": "0:00:01"},
+            "find": listing if listing is not None else listed(BUILT, ON_DEVICE)}
+        self.fetch_error, self.gone_at = fetch_error, gone_at
+        self.calls = []
+
+    def _call(self, name, *args):
+        self.calls.append((name,) + args)
+        if name == self.gone_at:
+            raise DeviceGone("Failed to connect to the host via ssh")
+        return self.answers.get(name)
+
+    def calls_to(self, tmp_path):
+        def fetch(files):
+            self._call("fetch", [item["src"] for item in files])
+            fetched = [item["dest"] + item["name"] for item in files]
+            if self.fetch_error:
+                return fetched[:1], self.fetch_error
+            return fetched, None
+
+        return RoundCalls(wait=lambda: self._call("wait"),
+                          run=lambda argv: self._call("run", argv),
+                          find=lambda paths: self._call("find", paths), fetch=fetch)
+
+    @property
+    def asked(self):
+        return [call[0] for call in self.calls]
+
+
+def finish(device, tmp_path, *, fetching=True, work=WORK):
+    store = EngineStore(tmp_path / "store")
+
+    def read(wait, verifies, listing):
+        return read_round(work, PLAN, host=HOST, started=STARTED, wait=wait,
+                          verifies=verifies, listing=listing, previous={}, catalog={},
+                          max_bytes=1 << 20, store=store)
+
+    return finish_round(work, device.calls_to(tmp_path), read, fetching=fetching)
+
+
+def test_the_device_is_waited_for_verified_listed_read_back_and_fetched_in_order(tmp_path):
+    device = FakeDevice(wait_result([], [built_job()], 2030))
+    result = finish(device, tmp_path)
+    assert device.asked == ["wait", "run", "find", "fetch"]
+    assert device.calls[1] == ("run", VERIFY["argv"])
+    assert device.calls[2] == ("find", WORK["listing"])
+    # The verify's result reaches the read-back as its loop result did (the model's record).
+    assert result["outcomes"][BUILT]["status"] == "built"
+    assert result["outcomes"][ON_DEVICE]["status"] == "on_device"
+    assert result["outcomes"][ON_DEVICE]["verify"] == {"ok": True, "fps": 30.0}
+    (fetched_srcs,) = [call[1] for call in device.calls if call[0] == "fetch"]
+    assert sorted(fetched_srcs) == sorted(item["src"] for item in result["fetch"])
+    assert len(result["fetch"]) == 4 and len(result["fetched"]) == 4
+    assert result["fetch_failed"] is None and result["silent"] is False
+    assert result["changed"] is True and not result.get("failed")
+
+
+def test_a_failed_verify_is_the_models_outcome_and_nothing_of_it_is_fetched(tmp_path):
+    failed = {"rc": 5, "stdout": json.dumps({"record": 1, "status": "failed", "kind": "verify",
+                                             "message": "bad engine"}), "delta": "0:00:01"}
+    device = FakeDevice(wait_result([], [built_job()], 2030), verify=failed)
+    result = finish(device, tmp_path)
+    assert result["outcomes"][ON_DEVICE]["status"] == "failed"
+    assert "bad engine" in result["outcomes"][ON_DEVICE]["reason"]
+    assert {item["model"] for item in result["fetch"]} == {BUILT}
+    assert not result.get("failed")
+
+
+def test_a_silent_device_is_asked_nothing_more_and_its_models_fail_at_the_deadline(tmp_path):
+    """Given up at a process's deadline, or the wait cut after the round's wait_s (a poll
+    hung): no verify, no listing, no fetch; every model of the process fails as deadline."""
+    given_up = {"item": PROCESS, "failed": True, "ansible_job_id": "j1",
+                "timedout": {"period": 1910}, "msg": "no answer"}
+    for wait in (wait_result([], [given_up], 2030), wait_result([], None, 2030)):
+        device = FakeDevice(wait)
+        result = finish(device, tmp_path)
+        assert device.asked == ["wait"]
+        assert result["silent"] is True and result["fetch"] == [] and result["fetched"] == []
+        outcome = result["outcomes"][BUILT]
+        assert (outcome["status"], outcome["kind"]) == ("failed", "deadline")
+        assert outcome["reason"].startswith("the device did not answer within 1910 s")
+        assert ON_DEVICE not in result["outcomes"] and not result.get("failed")
+
+
+def test_without_the_collect_step_nothing_is_fetched(tmp_path):
+    device = FakeDevice(wait_result([], [built_job()], 2030))
+    result = finish(device, tmp_path, fetching=False)
+    assert device.asked == ["wait", "run", "find"]
+    assert len(result["fetch"]) == 4 and result["fetched"] == []
+    assert result["fetch_failed"] is None
+
+
+def test_a_round_without_builds_does_not_wait(tmp_path):
+    work = dict(WORK, build=[], processes=[], listing=WORK["listing"][1:])
+    device = FakeDevice(None, listing=listed(ON_DEVICE))
+    result = finish(device, tmp_path, work=work)
+    assert device.asked == ["run", "find", "fetch"]
+    assert list(result["outcomes"]) == [ON_DEVICE] and len(result["fetched"]) == 2
+
+
+def test_a_failed_fetch_is_in_the_result_with_what_arrived(tmp_path):
+    device = FakeDevice(wait_result([], [built_job()], 2030),
+                        fetch_error="fetching /opt/x failed: no such file")
+    result = finish(device, tmp_path)
+    assert result["fetch_failed"] == "fetching /opt/x failed: no such file"
+    assert len(result["fetched"]) == 1
+    # The read-back stays whole: the filing step files what arrived, then fails the device.
+    assert result["outcomes"][BUILT]["status"] == "built" and len(result["fetch"]) == 4
+
+
+def test_a_verify_that_did_not_run_or_a_failed_listing_fails_the_result_without_a_fetch(
+        tmp_path):
+    no_rc = {"failed": True, "msg": "MODULE FAILURE"}
+    device = FakeDevice(wait_result([], [built_job()], 2030), verify=no_rc)
+    result = finish(device, tmp_path)
+    assert device.asked == ["wait", "run"]
+    assert result["failed"] is True
+    assert result["msg"] == "the verify of {} did not run: MODULE FAILURE".format(ON_DEVICE)
+    assert result["outcomes"][BUILT]["status"] == "built" and result["fetched"] == []
+    device = FakeDevice(wait_result([], [built_job()], 2030),
+                        listing={"failed": True, "msg": "MODULE FAILURE"})
+    result = finish(device, tmp_path)
+    assert device.asked == ["wait", "run", "find"]
+    assert result["failed"] is True and result["msg"].startswith("listing the round's files")
+    assert result["fetch"] == [] and result["fetched"] == []
+
+
+def test_a_device_gone_after_its_builds_is_unreachable_with_its_outcomes(tmp_path):
+    for step, asked in (("find", ["wait", "run", "find"]),
+                        ("fetch", ["wait", "run", "find", "fetch"])):
+        device = FakeDevice(wait_result([], [built_job()], 2030), gone_at=step)
+        result = finish(device, tmp_path)
+        assert device.asked == asked
+        assert result["unreachable"] is True and "ssh" in result["msg"]
+        assert result["outcomes"][BUILT]["status"] == "built" and result["fetched"] == []
+
+
+def test_the_filing_files_what_arrived_then_fails_the_device_after_a_failed_fetch(tmp_path):
+    store = EngineStore(tmp_path / "store")
+    entry = PLAN["models"][BUILT]
+    staged(store.staging_dir(HOST) / BUILT, BUILT, NANO, entry["build_key"], PLAN["options"])
+    action = STORE_COLLECT.ActionModule(
+        SimpleNamespace(check_mode=False), None, None, None,
+        SimpleNamespace(template=lambda value: value), None)
+    task_vars = {"inventory_hostname": HOST, "engine_fetch_max_mib": 1,
+                 "engine_signing_key": str(tmp_path / "signing.key")}
+    fetch = [{"model": BUILT, "name": "TRT_{}.bin".format(BUILT)}]
+    args = {"plan": {"store_dir": str(store.root), "hosts": {HOST: PLAN}},
+            "preflight": {"catalog": {}}, "previous": None, "timing_cache": {},
+            "round_result": {"fetch": fetch, "timing_cache_fetch": None, "refused": {},
+                             "fetch_failed": "fetching /opt/x failed: connection reset"}}
+    result = action.decide(args, task_vars)
+    assert result["failed"] is True
+    assert result["msg"].startswith("fetching /opt/x failed: connection reset")
+    assert list(result["filed"]) == [BUILT]
+    assert not store.staging_dir(HOST).exists()
+    # The same round without a fetch error files and succeeds.
+    staged(store.staging_dir(HOST) / BUILT, BUILT, NANO, entry["build_key"], PLAN["options"])
+    args["round_result"]["fetch_failed"] = None
+    assert not action.decide(args, task_vars).get("failed")
