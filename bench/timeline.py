@@ -70,7 +70,8 @@ def device_times(events):
 
 
 # The engine_build tasks that start the builder on a device (an async job) and wait for it to
-# end (roles/engine_build/tasks/main.yml).
+# end (roles/engine_build/tasks/main.yml: the round's finish step, whose result says how long
+# its wait took, builds_wait_s).
 BUILDER_TASK = "Build the engines"
 BUILDER_WAIT_TASK = "Wait for the builds"
 
@@ -78,7 +79,8 @@ BUILDER_WAIT_TASK = "Wait for the builds"
 def builder_runs(events):
     """{host: seconds} of each device's builder runs, as the controller saw them: from the
     start of the task that starts them to the end of the wait for them (interpreter start,
-    imports, conversion, build and verify on the device), summed over the rounds."""
+    imports, conversion, build and verify on the device), summed over the rounds. The wait
+    ends ``builds_wait_s`` after its step started, else with the step."""
     runs = {}
     started = {}
     for event in sorted(events, key=lambda e: e["start"]):
@@ -87,6 +89,8 @@ def builder_runs(events):
         if BUILDER_TASK in event["task"]:
             started[event["host"]] = event["start"]
         elif BUILDER_WAIT_TASK in event["task"] and event["host"] in started:
-            runs[event["host"]] = round(runs.get(event["host"], 0) + event["end"]
+            waited = event.get("builds_wait_s")
+            end = event["end"] if waited is None else event["start"] + waited
+            runs[event["host"]] = round(runs.get(event["host"], 0) + end
                                         - started.pop(event["host"]), 2)
     return runs

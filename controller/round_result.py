@@ -12,6 +12,7 @@ for the round's other devices), registered as ``engine_round_result``; the filin
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -132,13 +133,16 @@ def finish_round(work: dict[str, Any], calls: RoundCalls,
     files; read the round back (``read(wait, verifies, listing)``: ``read_round``); fetch the
     files the read-back allows when ``fetching`` (the run's collect step) and it answers.
 
-    The read-back's keys, plus ``fetched`` (local paths) and ``fetch_failed`` (the fetch's
-    error, or None: the filing step, which files what arrived, fails the device with it).
+    The read-back's keys, plus ``fetched`` (local paths), ``fetch_failed`` (the fetch's
+    error, or None: the filing step, which files what arrived, fails the device with it) and
+    ``builds_wait_s`` (how long the wait for the builds took, on the controller's clock).
     A verify that did not run or a listing that failed fails the result (the device's round
     fails, and its rescue looks at its disk), and nothing is fetched; a device gone makes it
     unreachable. Either keeps the outcomes read so far (the report reads them).
     """
+    waiting_since = time.monotonic()
     wait = calls.wait() if work["processes"] else {}
+    builds_wait_s = round(time.monotonic() - waiting_since, 2)
     verifies: list[dict[str, Any]] = []
     listing: dict[str, Any] = {}
     problem, gone = None, None
@@ -156,7 +160,8 @@ def finish_round(work: dict[str, Any], calls: RoundCalls,
                         listing.get("msg") or "no message")
     except DeviceGone as error:
         gone = str(error)
-    result = dict(read(wait, verifies, listing), fetched=[], fetch_failed=None)
+    result = dict(read(wait, verifies, listing), fetched=[], fetch_failed=None,
+                  builds_wait_s=builds_wait_s)
     result["changed"] = bool(wait.get("changed")) or any(v["changed"] for v in verifies)
     if gone is None and problem is None and fetching and not result["silent"]:
         files = [item for item in result["fetch"] + [result["timing_cache_fetch"]] if item]

@@ -49,6 +49,9 @@ class CallbackModule(CallbackBase):
             "host": host, "task": task.get_name(), "start": start, "end": time.time(),
             "status": status,
             "on_device": task.action not in CONTROLLER_ACTIONS and not task.delegate_to,
+            # The round's finish step: how long its wait for the builds took (the rest of the
+            # step verifies, lists and fetches).
+            "builds_wait_s": result._result.get("builds_wait_s"),
         })
 
     def v2_runner_on_ok(self, result):

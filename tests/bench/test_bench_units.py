@@ -137,8 +137,10 @@ def test_builder_runs_go_from_the_start_of_the_builds_to_the_end_of_their_wait()
               dict(_event("a", 5, 5.5), task=build), dict(_event("a", 5.5, 6), task=wait),
               dict(_event("b", 0, 9), task="engine_build : Push each graph"),
               dict(_event("b", 1, 4, status="skipped"), task=build),
-              dict(_event("c", 0, 1), task=build), dict(_event("c", 1, 30), task=wait)]
-    assert timeline.builder_runs(events) == {"a": 3.0, "c": 30.0}
+              dict(_event("c", 0, 1), task=build), dict(_event("c", 1, 30), task=wait),
+              dict(_event("d", 0, 1), task=build),
+              dict(_event("d", 1, 30), task=wait, builds_wait_s=20.5)]
+    assert timeline.builder_runs(events) == {"a": 3.0, "c": 30.0, "d": 21.5}
 
 
 def _event(host, start, end, on_device=True, status="ok"):
