@@ -13,8 +13,9 @@ from pathlib import Path
 from ansible.plugins.callback import CallbackBase
 
 # Actions that run inside the controller: they never reach a device. The project's are those
-# built on controller/action.py's ControllerAction (no connection); its other actions
-# (engine_push, engine_fetch, the build wait, the disk check, the facts) work on the device.
+# built on controller/action.py's ControllerAction (no connection) that do not ask for one
+# (_requires_connection: the round finish); its other actions (engine_push, the disk check,
+# the facts) work on the device.
 PROJECT_ACTIONS = Path(__file__).resolve().parents[2] / "plugins" / "action"
 CONTROLLER_ACTIONS = frozenset(
     prefix + name
@@ -22,7 +23,8 @@ CONTROLLER_ACTIONS = frozenset(
     for name in ("set_fact", "debug", "assert", "fail", "set_stats", "include_tasks",
                  "include_role", "import_tasks", "import_role", "validate_argument_spec", "meta")
 ) | frozenset(path.stem for path in PROJECT_ACTIONS.glob("*.py")
-             if "(ControllerAction)" in path.read_text(encoding="utf-8"))
+             if "(ControllerAction)" in path.read_text(encoding="utf-8")
+             and "_requires_connection = True" not in path.read_text(encoding="utf-8"))
 
 
 class CallbackModule(CallbackBase):
