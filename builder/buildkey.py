@@ -74,16 +74,17 @@ def _canonical_options(options):
     return canonical
 
 
+def model_inputs(graph_sha256, spec):
+    """The model's part of the key. The model's name is not in it (a renamed model keeps its
+    engines), so two models with equal inputs would build the same engine."""
+    return {"graph_sha256": graph_sha256.lower(), "spec": _canonical_spec(spec)}
+
+
 def build_key_payload(platform_id, graph_sha256, spec, options, builder_version):
     """The canonical JSON text that ``build_key`` hashes (useful in manifests and debugging)."""
-    payload = {
-        "key_schema": KEY_SCHEMA,
-        "platform_id": platform_id,
-        "graph_sha256": graph_sha256.lower(),
-        "spec": _canonical_spec(spec),
-        "options": _canonical_options(options),
-        "builder_version": builder_version,
-    }
+    payload = dict(model_inputs(graph_sha256, spec), key_schema=KEY_SCHEMA,
+                   platform_id=platform_id, options=_canonical_options(options),
+                   builder_version=builder_version)
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 

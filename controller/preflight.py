@@ -13,6 +13,7 @@ from typing import Any, cast
 import yaml
 
 from builder import __version__ as BUILDER_VERSION
+from builder import buildkey
 from builder.atomic import file_sha256
 from builder.commands.check import catalog_report
 from builder.spec.catalog import load_catalog
@@ -68,6 +69,30 @@ def path_problems(specs: dict[str, Any], catalog_path: str, allowed_dirs: list[s
                     "engine_graph_allowed_dirs (group_vars/all.yml) if it is meant".format(
                         catalog_line(catalog_path, name, key), name, key, spec[key],
                         os.path.realpath(spec[key]), roots[0]))
+    return problems
+
+
+def same_engine_problems(specs: dict[str, Any], catalog_path: str,
+                         selections: Mapping[str, HostSelection]) -> list[str]:
+    """Two selected models with the same graph and settings would build one engine, which the
+    store files under one of the names only (the name is not in the build key): refused,
+    naming both and the hosts that select the second."""
+    problems = []
+    first_with: dict[str, str] = {}
+    for name, spec in sorted(specs.items()):
+        inputs = json.dumps(buildkey.model_inputs(spec["sha256"], spec), sort_keys=True)
+        kept = first_with.setdefault(inputs, name)
+        if kept == name:
+            continue
+        hosts = sorted(h for h, s in selections.items() if name in s.models)
+        problems.append(
+            "{}: models '{}' and '{}' ({}) have the same graph (sha256 {}) and the same "
+            "settings, so they would build the same engine and the store would keep it under "
+            "one name only. Remove '{}' from the catalog and select '{}' instead in "
+            "engine_models (hosts that select '{}': {}), or give them different "
+            "settings".format(catalog_line(catalog_path, name, "graph"), kept, name,
+                              catalog_line(catalog_path, kept, "graph"), spec["sha256"][:12],
+                              name, kept, name, ", ".join(hosts)))
     return problems
 
 
@@ -193,6 +218,7 @@ def run_preflight(catalog_path: str, hosts: list[str], hostvars: Mapping[str, An
         first = values_by_host[hosts[0]] if hosts else {}
         problems += path_problems(exported, catalog_path,
                                   list(first.get("engine_graph_allowed_dirs") or []))
+        problems += same_engine_problems(exported, catalog_path, selections)
         if not problems:
             found, notes, refusals = graph_problems(exported, catalog_path,
                                                     GRAPH_CHECK_CACHE, not check_mode)
