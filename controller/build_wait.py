@@ -206,17 +206,22 @@ def within(seconds: float, call: Callable[[], T]) -> T | None:
 
 def wait_result(not_started: list[dict[str, Any]], finished: list[dict[str, Any]] | None,
                 wait_s: int) -> dict[str, Any]:
-    """The wait's result: one per process (``results``, read by ``wait_results``), whether a
-    build ran (``changed``) and whether the device went silent (a process given up at its
-    deadline); ``finished`` None: the wait was cut after ``wait_s`` (``within``)."""
+    """The wait's result: one per process (``results``, read by ``wait_results``) and whether a
+    build ran (``changed``); ``finished`` None: the wait was cut after ``wait_s``
+    (``within``). Whether the device went silent: ``went_silent``."""
     if finished is None:
         return {"failed": True, "timedout": {"period": wait_s},
                 "msg": "the wait for the builds was cut after {} s (a poll hung)".format(wait_s)}
     return {"results": not_started + finished,
-            "changed": any(job.get("rc") == 0 for job in finished),
-            # A process given up: the device is not asked anything more this run (the same
-            # judgement as the read-back's, controller/round_result.py).
-            "silent": any(job.get("timedout") for job in finished)}
+            "changed": any(job.get("rc") == 0 for job in finished)}
+
+
+def went_silent(wait: dict[str, Any]) -> bool:
+    """Whether the wait gave up on the device: the wait itself was cut, or a process was given
+    up at its deadline. The device is then asked nothing more this run (the verifies, the
+    listing and the fetch are skipped, and the read-back fetches nothing)."""
+    return bool(wait.get("timedout")) or any(
+        job.get("timedout") for job in wait.get("results") or [])
 
 
 def wait_results(started: list[dict[str, Any]], wait: dict[str, Any]) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .build_wait import wait_results
+from .build_wait import wait_results, went_silent
 from .collect import fetchable, limit_of, timing_cache_fetch
 from .outcome import host_outcomes
 from .plan import refute_confirmations
@@ -65,9 +65,7 @@ def read_round(work: dict[str, Any], host_plan: dict[str, Any], *, host: str,
     for model, where in refute_confirmations(store, host, work["confirm"], outcomes).items():
         outcomes[model] = dict(outcomes[model], reason="{}; the stored engine it was to "
                                "verify moved to {}".format(outcomes[model]["reason"], where))
-    # A builder process the controller stopped waiting for (a poll that hung, or past its
-    # deadline): the device no longer answers, so nothing more is asked of it this run.
-    silent = any(result.get("timedout") for result in build_results)
+    silent = went_silent(wait)
     this_round = set(work["build"] + work["collect"])
     verified = sorted(model for model, o in outcomes.items() if model in this_round
                       and o["status"] in ("built", "on_device") and o["verify"] is not None)
@@ -147,7 +145,7 @@ def finish_round(work: dict[str, Any], calls: RoundCalls,
     listing: dict[str, Any] = {}
     problem, gone = None, None
     try:
-        if not (wait.get("silent") or wait.get("timedout")):
+        if not went_silent(wait):
             verifies = [verify_result(item, calls.run(item["argv"]))
                         for item in work["verifies"]]
             problem = next(("the verify of {} did not run: {}".format(
