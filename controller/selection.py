@@ -195,7 +195,7 @@ ALIAS_FIX = ("Write the value out without YAML aliases (*name) repeated inside i
              "anchors nested in each other expand to billions of items (a 'billion laughs'), "
              "which Ansible's templating would walk before the run could report anything.")
 STORE_FIX = ("Give the store a directory of its own, e.g. /srv/engine-store or the default "
-             "artifacts/engines: the store gets a lock, index.json, .staging/ and .quarantine/ "
+             "artifacts/engines: the store keeps its lock, its index and its working directories "
              "there, and `python3 -m controller store repair` removes what looks like a "
              "killed run's leftovers in it.")
 ALLOWED_FIX = ("Name the directory that holds the graphs, not a system or home directory: "

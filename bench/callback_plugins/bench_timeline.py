@@ -5,26 +5,36 @@ the file named by BENCH_TIMELINE_FILE at the end of the run. bench/timeline.py t
 per-device busy and waiting times.
 """
 
+import functools
 import json
 import os
 import time
-from pathlib import Path
 
 from ansible.plugins.callback import CallbackBase
+from ansible.plugins.loader import action_loader
 
-# Actions that run inside the controller: they never reach a device. The project's are those
-# built on controller/action.py's ControllerAction (no connection) that do not ask for one
-# (_requires_connection: the round finish); its other actions (engine_push, the disk check,
-# the facts) work on the device.
-PROJECT_ACTIONS = Path(__file__).resolve().parents[2] / "plugins" / "action"
-CONTROLLER_ACTIONS = frozenset(
+from controller.action import ControllerAction
+
+# Actions that run inside the controller: they never reach a device. The project's are the
+# action plugins built on controller/action.py's ControllerAction that do not ask for a
+# connection (_requires_connection: the round finish); its other actions (engine_push, the
+# disk check, the facts) work on the device.
+BUILTIN_CONTROLLER_ACTIONS = frozenset(
     prefix + name
     for prefix in ("", "ansible.builtin.", "ansible.legacy.")
     for name in ("set_fact", "debug", "assert", "fail", "set_stats", "include_tasks",
                  "include_role", "import_tasks", "import_role", "validate_argument_spec", "meta")
-) | frozenset(path.stem for path in PROJECT_ACTIONS.glob("*.py")
-             if "(ControllerAction)" in path.read_text(encoding="utf-8")
-             and "_requires_connection = True" not in path.read_text(encoding="utf-8"))
+)
+
+
+@functools.lru_cache(maxsize=None)
+def works_on_controller(action):
+    """Whether the task's action never reaches a device (its plugin class, as Ansible loads it)."""
+    if action in BUILTIN_CONTROLLER_ACTIONS:
+        return True
+    plugin = action_loader.get(action, class_only=True)
+    return (isinstance(plugin, type) and issubclass(plugin, ControllerAction)
+            and not plugin._requires_connection)
 
 
 class CallbackModule(CallbackBase):
@@ -50,7 +60,7 @@ class CallbackModule(CallbackBase):
         self.events.append({
             "host": host, "task": task.get_name(), "start": start, "end": time.time(),
             "status": status,
-            "on_device": task.action not in CONTROLLER_ACTIONS and not task.delegate_to,
+            "on_device": not works_on_controller(task.action) and not task.delegate_to,
             # The round's finish step: how long its wait for the builds took (the rest of the
             # step verifies, lists and fetches).
             "builds_wait_s": result._result.get("builds_wait_s"),
