@@ -4,6 +4,7 @@ device path of a build round) and by the facts module on the device (library/jet
 through module_utils/jetson_builder).
 
     <root>/venv/                     the pinned environment (jetson_env), with the builder
+    <root>/venv/trt-builder-installed.json  which builder it holds (written by its install)
     <root>/wheels/<builder wheel>    the builder, built once on the controller
     <root>/work/<model>/             graphs, catalog.yml, TRT_<model>.bin, manifest.json
     <root>/timing-cache/             the device's timing cache; pushed/: the store's
@@ -15,6 +16,10 @@ WHEELS = "wheels"
 WORK = "work"
 TIMING_CACHE = "timing-cache"
 BUILD_LOCK = ".build.lock"
+# Written by the builder's install after pip succeeded ({"builder_version", "builder_digest"}:
+# controller/builder_wheel.py installed_marker), read back by the facts: a device whose marker
+# is the run's builder gets no wheel and no install.
+BUILDER_MARKER = "trt-builder-installed.json"
 
 
 def venv_dir(root_dir):
@@ -24,6 +29,10 @@ def venv_dir(root_dir):
 def venv_python(root_dir):
     """The builder venv's interpreter (made by the jetson_env role)."""
     return venv_dir(root_dir) + "/bin/python"
+
+
+def builder_marker(root_dir):
+    return "{}/{}".format(venv_dir(root_dir), BUILDER_MARKER)
 
 
 def wheels_dir(root_dir):

@@ -42,6 +42,12 @@ def wheel_path(digest: str, version: str = BUILDER_VERSION, cache: Path = WHEEL_
     return cache / digest[:16] / wheel_name(version)
 
 
+def installed_marker(digest: str, version: str = BUILDER_VERSION) -> dict[str, str]:
+    """What a venv holding this builder says it holds (the build venv's builder marker,
+    builder/layout.py, and the deploy venv's env marker): compared with what the facts read."""
+    return {"builder_version": version, "builder_digest": digest}
+
+
 def ensure_wheel(digest: str, version: str = BUILDER_VERSION, cache: Path = WHEEL_CACHE
                  ) -> Path:
     """The wheel's path, built first when it is not there yet. pip writes into a temporary

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from builder import __version__ as BUILDER_VERSION
 from builder.atomic import file_sha256
 from builder.platform.detect import tensorrt_of_platform_id
 from module_utils.trt_deploy import (
@@ -35,7 +34,7 @@ from module_utils.trt_deploy import (
 )
 
 from . import guards, schema, signing, trust
-from .builder_wheel import builder_source_digest, ensure_wheel, wheel_path
+from .builder_wheel import builder_source_digest, ensure_wheel, installed_marker, wheel_path
 from .device import DevicePlatform, deployed_models, device_platform, platform_disagreement
 from .device_push import SHARED, push_commands, pushed_file
 from .keys import host_build_keys
@@ -303,7 +302,7 @@ def host_settings(host_vars: Mapping[str, Any]) -> dict[str, Any]:
 
 def env_marker() -> dict[str, str]:
     """What the deploy venv must hold (trt-deploy-env.json, which jetson_facts reads back)."""
-    return {"builder_version": BUILDER_VERSION, "builder_digest": builder_source_digest()}
+    return installed_marker(builder_source_digest())
 
 
 def plan_wheel(planned: Mapping[str, dict[str, Any]], digest: str, check_mode: bool

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from builder.errors import UserError
 from builder.platform import detect
@@ -54,6 +54,9 @@ class DevicePlatform:
     root_dir: str
     free_mib: int | None
     env_installed: bool
+    # The builder the venv holds, as its install recorded it ({builder_version, builder_digest};
+    # None: none recorded, or not two short texts): compared with the run's builder.
+    builder_marker: dict[str, str] | None
     # model -> {"graphs": {name: sha256}, "engine_build_key": key or None} of its work dir
     work: dict[str, dict[str, Any]]
 
@@ -103,6 +106,17 @@ def _count(value: object, what: str, source: str, nullable: bool) -> int | None:
     return value
 
 
+def _builder_marker(value: object) -> dict[str, str] | None:
+    """The venv's builder marker when it has the two keys as short texts, else None: a marker
+    the device garbled only costs it the builder's install, so it is not refused."""
+    if not isinstance(value, dict):
+        return None
+    marker = {key: value.get(key) for key in ("builder_version", "builder_digest")}
+    if all(isinstance(text, str) and len(text) <= 128 for text in marker.values()):
+        return cast("dict[str, str]", marker)
+    return None
+
+
 def device_platform(host: str, answer: dict[str, Any], engine_names: dict[str, str]
                     ) -> DevicePlatform:
     """The checked platform of ``host`` from its answer to jetson_facts (the registered
@@ -134,6 +148,7 @@ def device_platform(host: str, answer: dict[str, Any], engine_names: dict[str, s
         root_dir=trust.device_path(state.get("root_dir"), "root_dir", source),
         free_mib=free if isinstance(free, int) and not isinstance(free, bool) else None,
         env_installed=isinstance(state.get("env_marker"), dict),
+        builder_marker=_builder_marker(state.get("builder_marker")),
         work=_work_state(host, state.get("models"), engine_names))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from pathlib import Path
@@ -241,27 +242,47 @@ def verify_argv(python: str, engine_path: str) -> list[str]:
     return [python, "-m", "builder", "verify", "--json", "--", engine_path]
 
 
-def wheel_work(wheel: Path, root_dir: str, python: str) -> dict[str, Any]:
-    """The builder wheel's push (src on the controller, dest directory on the device) and the
-    command that installs it into the venv."""
-    wheels = str(layout.wheels_dir(root_dir))
-    on_device = "{}/{}".format(wheels, wheel.name)
-    return {"src": str(wheel), "dest": wheels + "/",
-            "install": [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                        "--force-reinstall", on_device]}
+def builder_install(wheel: Path, root_dir: str, marker: dict[str, str]) -> list[str]:
+    """The command that installs the pushed builder wheel into the venv, then writes the
+    builder marker (builder/layout.py) that the facts read back. The old marker goes first: an
+    install that fails midway leaves none, and the next run installs again."""
+    marker_path = layout.builder_marker(root_dir)
+    script = ('set -e; rm -f "$4"; "$1" -m pip install --quiet --no-deps --no-index '
+              '--force-reinstall "$2"; printf \'%s\\n\' "$3" > "$4.part"; mv -f "$4.part" "$4"')
+    return ["sh", "-c", script, "sh", layout.venv_python(root_dir),
+            "{}/{}".format(layout.wheels_dir(root_dir), wheel.name),
+            json.dumps(marker, sort_keys=True), marker_path]
+
+
+def needs_builder(work: dict[str, Any]) -> bool:
+    """Whether a device's round (the plan's round work) runs the builder on it."""
+    return bool(work["build"] or work["confirm"])
+
+
+def builder_is_current(device: dict[str, Any], marker: dict[str, str],
+                       previous: dict[str, Any] | None) -> bool:
+    """Whether the device's venv holds the run's builder: its facts said so (the marker its
+    last install wrote), or an earlier round of this run installed it (``previous``: the
+    device's registered round result, controller/round_result.py finish_round)."""
+    return device.get("builder_marker") == marker or bool(
+        (previous or {}).get("builder_current"))
 
 
 def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str, Any],
                catalog: dict[str, Any], *, store: Any, wheel: Path | None,
-               onnx_files: dict[str, Any] | None = None) -> dict[str, Any]:
+               builder: dict[str, Any], onnx_files: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
     """One device's round as the roles carry it out: every path, file and command they use.
 
     ``work``: the plan's round work ({build, collect, confirm, remove}: model names).
     ``device``: the plan's checked device (its root_dir, tensorrt, work dirs). ``wheel``: the
-    builder wheel on the controller (None: no device needs the builder this round).
+    builder wheel on the controller (None: no device needs it this round). ``builder``:
+    {marker: the run's builder marker, current: whether the device's venv holds it already}.
     The roles loop over these items and spell no path or version themselves:
     - env: root_dir, venv python and pin set (jetson_env);
-    - wheel: push and install, when the builder is needed;
+    - install: the builder's install command, when the round needs the builder and the venv
+      does not hold it (the wheel is one of the pushed files); builder_current: whether the
+      venv holds the run's builder once the round's install ran;
     - remove: work directories of models the device no longer selects;
     - push: every file the round needs on the device, with its destination directory;
     - processes: the builder processes and their clocks; verifies: {model, argv} of engines
@@ -290,11 +311,18 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
                for model in work["build"] if models[model]["engine_path"] == "onnx"
                and models[model]["export_key"] in (onnx_files or {})}
     paths = sorted({models[m]["engine_path"] for m in work["build"] + work["confirm"]})
-    builder_needed = bool(work["build"] or work["confirm"])
+    builder_needed = needs_builder(work)
     files = files_to_push(catalog, work["build"], device["work"], exports) \
         + stored_engine_files(store, host_plan, work["confirm"])
     push = [pushed_file(item["src"], model_work_dir(root_dir, item["model"]), item["name"],
                         "{}/{}".format(item["model"], item["name"])) for item in files]
+    install = None
+    if builder_needed and not builder["current"]:
+        if wheel is None:
+            raise ValueError("round_work: the round needs the builder wheel, none was given")
+        push.append(pushed_file(str(wheel), layout.wheels_dir(root_dir), wheel.name,
+                                "builder wheel"))
+        install = builder_install(wheel, root_dir, builder["marker"])
     push += [pushed_file(item["src"], timing_cache["pushed_dir"], item["name"],
                          "timing cache " + item["name"]) for item in timing_cache["push"]]
     listed = work["build"] + work["collect"]
@@ -302,8 +330,8 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
     if timing_cache["device_file"]:
         listing.append(os.path.dirname(timing_cache["device_file"]))
     return dict(work, root_dir=root_dir, env=environment(root_dir, host_plan["pin_sets"], paths),
-                builder_needed=builder_needed,
-                wheel=wheel_work(wheel, root_dir, python) if builder_needed and wheel else None,
+                builder_needed=builder_needed, install=install,
+                builder_current=builder["current"] or install is not None,
                 remove=[model_work_dir(root_dir, model) for model in work["remove"]],
                 push=push, push_commands=push_commands(push), processes=processes,
                 wait_s=round_wait_s(processes),

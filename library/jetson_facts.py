@@ -141,6 +141,11 @@ ansible_facts:
         builder_version:
           description: Version of the builder wheel installed in the venv, or null.
           type: str
+        builder_marker:
+          description:
+            - Content of C(<root_dir>/venv/trt-builder-installed.json), which the builder's
+              install writes (its version and source digest), null when absent or unreadable.
+          type: dict
         models:
           description:
             - One entry per directory in C(<root_dir>/work/) with C(graphs) (file name ->
@@ -251,6 +256,7 @@ def builder_state(root_dir):
         "free_mib": free_mib(root_dir),
         "env_marker": read_json(os.path.join(venv_dir, BUILDER_ENV_MARKER)),
         "builder_version": installed_builder_version(venv_dir),
+        "builder_marker": read_json(layout.builder_marker(root_dir)),
         "models": models,
     }
 

@@ -61,7 +61,7 @@ def test_module_reports_the_builders_detection_for_every_profile(tmp_path, profi
     free = state.pop("free_mib")
     assert isinstance(free, int) and free > 0
     assert state == {"root_dir": str(tmp_path / "absent"), "env_marker": None,
-                     "builder_version": None, "models": {}}
+                     "builder_version": None, "builder_marker": None, "models": {}}
 
 
 def test_tensorrt10_is_supported_through_onnx(tmp_path):
@@ -119,6 +119,8 @@ def test_module_reports_the_device_side_state(tmp_path):
     (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: jetson-engine-builder\n"
                                         "Version: 0.3.1\n\nVersion: not-this\n")
     (state / "venv" / "trt-builder-env.json").write_text(json.dumps(marker))
+    installed = {"builder_version": "0.3.1", "builder_digest": "e" * 64}
+    (state / "venv" / "trt-builder-installed.json").write_text(json.dumps(installed))
     work = state / "work" / "ssd_a"
     work.mkdir(parents=True)
     (work / "frozen_inference_graph.pb").write_bytes(b"graph bytes")
@@ -131,6 +133,7 @@ def test_module_reports_the_device_side_state(tmp_path):
     got = result["jetson_state"]
     assert got["env_marker"] == marker
     assert got["builder_version"] == "0.3.1"
+    assert got["builder_marker"] == installed
     assert got["models"]["ssd_a"] == {
         "graphs": {"frozen_inference_graph.pb": hashlib.sha256(b"graph bytes").hexdigest()},
         "engines": {"TRT_ssd_a.bin": 1234},

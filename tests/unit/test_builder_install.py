@@ -1,0 +1,147 @@
+"""The builder wheel rides the round's push, and is installed only where the device's venv does
+not hold the run's builder (controller/device_work.py, plugins/action/engine_round.py): the
+venv's builder marker as the facts read it (controller/device.py), or an earlier round of the
+same run. The install command is run here for real by sh, against a stand-in for the venv's
+python: the marker is written only after pip succeeded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from builder import layout
+from controller import plan as planning
+from controller.builder_wheel import installed_marker
+from controller.device import device_platform
+from controller.device_work import builder_install, builder_is_current, needs_builder, round_work
+from controller.store import EngineStore
+from tests.unit import test_engine_plan
+from tests.unit.test_engine_plan import NANO, devices, make
+
+catalog = test_engine_plan.catalog  # the fixture: two models as the preflight exports them
+
+MARKER = installed_marker("d" * 64, "0.1.0")
+WHEEL_NAME = "jetson_engine_builder-0.1.0-py3-none-any.whl"
+
+
+@pytest.fixture
+def wheel(tmp_path):
+    path = tmp_path / "wheels" / WHEEL_NAME
+    path.parent.mkdir()
+    path.write_bytes(b"wheel")
+    return path
+
+
+def works_of(catalog, tmp_path, wheel, current):
+    """Round 0's work of nano-1 (builds m1) and nano-2 (builds m2), ``current``: {host: bool}."""
+    hosts = devices({"nano-1": NANO, "nano-2": NANO})
+    plan = make(hosts, catalog, tmp_path / "store")
+    store = EngineStore(tmp_path / "store")
+    works = planning.round_works(plan, 0, store, {})
+    return {host: round_work(work, plan["hosts"][host], hosts[host].as_dict(), catalog,
+                             store=store, wheel=wheel,
+                             builder={"marker": MARKER, "current": current[host]})
+            for host, work in works.items()}
+
+
+def test_the_wheel_goes_with_the_push_only_where_the_venv_lacks_the_builder(catalog, tmp_path,
+                                                                           wheel):
+    works = works_of(catalog, tmp_path, wheel, {"nano-1": False, "nano-2": True})
+    lacking, holding = works["nano-1"], works["nano-2"]
+    wheels = [item for item in lacking["push"] if item["label"] == "builder wheel"]
+    assert wheels == [{"src": str(wheel), "dest": "/opt/trt-builder/wheels/",
+                       "label": "builder wheel",
+                       "part": "/opt/trt-builder/wheels/.{}.part".format(WHEEL_NAME),
+                       "path": "/opt/trt-builder/wheels/" + WHEEL_NAME}]
+    assert "/opt/trt-builder/wheels" in lacking["push_commands"]["prepare"]
+    assert lacking["install"][:2] == ["sh", "-c"] and lacking["builder_current"] is True
+    assert [i for i in holding["push"] if i["label"] == "builder wheel"] == []
+    assert holding["install"] is None and holding["builder_current"] is True
+
+
+def test_a_round_without_the_builder_needs_no_wheel(catalog, tmp_path):
+    hosts = devices({"nano-1": NANO})
+    plan = make(hosts, catalog, tmp_path / "store")
+    work = {"build": [], "collect": [], "confirm": [], "remove": ["m2"]}
+    assert not needs_builder(work)
+    detailed = round_work(work, plan["hosts"]["nano-1"], hosts["nano-1"].as_dict(), catalog,
+                          store=EngineStore(tmp_path / "store"), wheel=None,
+                          builder={"marker": MARKER, "current": False})
+    assert detailed["install"] is None and detailed["push"] == []
+    assert detailed["builder_current"] is False  # the next round that builds installs it
+
+
+def test_a_round_that_needs_the_builder_without_a_wheel_is_a_controller_error(catalog,
+                                                                             tmp_path):
+    with pytest.raises(ValueError, match="needs the builder wheel"):
+        works_of(catalog, tmp_path, None, {"nano-1": False, "nano-2": True})
+
+
+@pytest.mark.parametrize("marker, previous, current", [
+    (MARKER, None, True),
+    (dict(MARKER, builder_digest="e" * 64), None, False),  # the builder's sources changed
+    (dict(MARKER, builder_version="0.0.9"), None, False),
+    (None, None, False),
+    (None, {"builder_current": True}, True),  # installed by an earlier round of this run
+    (None, {"builder_current": False}, False),
+])
+def test_the_venv_holds_the_run_s_builder(marker, previous, current):
+    assert builder_is_current({"builder_marker": marker}, MARKER, previous) is current
+
+
+@pytest.mark.parametrize("sent, kept", [
+    (MARKER, MARKER),
+    (dict(MARKER, extra="ignored"), MARKER),
+    ({"builder_version": "0.1.0"}, None),
+    ({"builder_version": "0.1.0", "builder_digest": 7}, None),
+    ({"builder_version": "0.1.0", "builder_digest": "x" * 129}, None),
+    ("0.1.0", None),
+    (None, None),
+])
+def test_the_facts_marker_is_kept_only_as_two_short_texts(sent, kept):
+    device = device_platform("nano-1", {
+        "jetson": {"platform_id": NANO, "tensorrt": "8.2.1"},
+        "jetson_state": {"root_dir": "/opt/trt-builder", "builder_marker": sent}}, {})
+    assert device.builder_marker == kept
+
+
+@pytest.fixture
+def venv(tmp_path):
+    """<root>/venv/bin/python: a stand-in for pip that logs its arguments, and fails when
+    <root>/fail exists; the pushed wheel in <root>/wheels."""
+    root = tmp_path / "root"
+    python = Path(layout.venv_python(str(root)))
+    python.parent.mkdir(parents=True)
+    python.write_text('#!/bin/sh\n[ -e "{0}/fail" ] && {{ echo pip failed >&2; exit 3; }}\n'
+                      'echo "$@" >> "{0}/pip.log"\n'.format(root))
+    python.chmod(0o755)
+    Path(layout.wheels_dir(str(root))).mkdir()
+    return root
+
+
+def install(root, wheel):
+    return subprocess.run(builder_install(wheel, str(root), MARKER), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, check=False)
+
+
+def test_the_install_writes_the_marker_after_pip_succeeded(venv, wheel):
+    done = install(venv, wheel)
+    assert done.returncode == 0, done.stderr
+    assert (venv / "pip.log").read_text().split() == [
+        "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--force-reinstall",
+        "{}/{}".format(layout.wheels_dir(str(venv)), WHEEL_NAME)]
+    marker = Path(layout.builder_marker(str(venv)))
+    assert json.loads(marker.read_text()) == MARKER
+    assert sorted(p.name for p in marker.parent.iterdir()) == ["bin", marker.name]
+
+
+def test_a_failed_install_leaves_no_marker_not_even_the_old_one(venv, wheel):
+    marker = Path(layout.builder_marker(str(venv)))
+    marker.write_text(json.dumps(installed_marker("0" * 64, "0.0.9")))
+    (venv / "fail").touch()
+    done = install(venv, wheel)
+    assert done.returncode == 3 and "pip failed" in done.stderr
+    assert not marker.exists() and not Path(str(marker) + ".part").exists()
