@@ -24,13 +24,19 @@ class WheelError(RuntimeError):
     """pip could not build the builder wheel (its output is in the message)."""
 
 
-def builder_source_digest() -> str:
+def builder_sources(root: Path = REPO_ROOT) -> list[Path]:
+    """What the wheel is made of: the builder's modules and pyproject.toml (relative to
+    ``root``). The digest covers exactly these, and the wheel is built from a copy of them."""
+    modules = sorted(path.relative_to(root) for path in (root / "builder").rglob("*.py"))
+    return modules + [Path("pyproject.toml")]
+
+
+def builder_source_digest(root: Path = REPO_ROOT) -> str:
     """sha256 over the builder's sources and pyproject.toml."""
     digest = hashlib.sha256()
-    paths = sorted((REPO_ROOT / "builder").rglob("*.py")) + [REPO_ROOT / "pyproject.toml"]
-    for path in paths:
-        digest.update(str(path.relative_to(REPO_ROOT)).encode("utf-8") + b"\0")
-        digest.update(path.read_bytes() + b"\0")
+    for path in builder_sources(root):
+        digest.update(str(path).encode("utf-8") + b"\0")
+        digest.update((root / path).read_bytes() + b"\0")
     return digest.hexdigest()
 
 
@@ -48,25 +54,33 @@ def installed_marker(digest: str, version: str = BUILDER_VERSION) -> dict[str, s
     return {"builder_version": version, "builder_digest": digest}
 
 
-def ensure_wheel(digest: str, version: str = BUILDER_VERSION, cache: Path = WHEEL_CACHE
-                 ) -> Path:
+def ensure_wheel(digest: str, version: str = BUILDER_VERSION, cache: Path = WHEEL_CACHE,
+                 root: Path = REPO_ROOT) -> Path:
     """The wheel's path, built first when it is not there yet. pip writes into a temporary
     directory that is renamed into place, so a wheel in the cache is always complete (two runs
-    building at once both end with one whole wheel)."""
+    building at once both end with one whole wheel).
+
+    Built from a copy of ``builder_sources`` only: setuptools builds in the source tree and
+    keeps its build/ directory, so a wheel built in the repository would still carry a module
+    removed since an earlier build (and the checkout would get build/ and an egg-info)."""
     path = wheel_path(digest, version, cache)
     if path.is_file():
         return path
     path.parent.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".building-", dir=str(path.parent.parent)) as tmp:
+        source = Path(tmp) / "source"
+        for relative in builder_sources(root):
+            (source / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(str(root / relative), str(source / relative))
         done = subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
              "--no-build-isolation", "--disable-pip-version-check", "--wheel-dir", tmp,
-             str(REPO_ROOT)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+             str(source)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             universal_newlines=True, check=False)
         built = Path(tmp) / path.name
         if done.returncode != 0 or not built.is_file():
             raise WheelError("pip wheel {} failed (exit {}): {}".format(
-                REPO_ROOT, done.returncode, done.stdout.strip()[-2000:]))
+                root, done.returncode, done.stdout.strip()[-2000:]))
         staged = Path(tmp) / "dir"
         staged.mkdir()
         shutil.move(str(built), str(staged / path.name))
