@@ -206,8 +206,8 @@ def build_processes(catalog: dict[str, Any], models: list[str], *, python: str, 
                     build_processes: str, options_args: list[str],
                     deadline_s: int, timing_cache: dict[str, Any] = NO_TIMING_CACHE
                     ) -> list[dict[str, Any]]:
-    """[{"models", "shell", "deadline_s", "async_s", "wait_s"}]: each builder process of a
-    device's round, its shell command and its clocks (``deadline_s`` per model).
+    """[{"models", "label", "shell", "deadline_s", "async_s", "wait_s"}]: each builder process
+    of a device's round, its shell command and its clocks (``deadline_s`` per model).
 
     The command writes each model's one-model catalog into the model's work directory (the
     task runs it under umask 077: a catalog names the team's graphs), then execs the builder
@@ -233,7 +233,7 @@ def build_processes(catalog: dict[str, Any], models: list[str], *, python: str, 
         # builder's directory; `timeout` counts from when a process holds it.
         serial = ["flock", str(layout.build_lock(root_dir))]
         stop = ["timeout", "--kill-after={}".format(KILL_GRACE_S), str(clocks["deadline_s"])]
-        processes.append(dict(clocks, models=group, shell=" && ".join(
+        processes.append(dict(clocks, models=group, label=", ".join(group), shell=" && ".join(
             [*prepare, *writes, "exec " + shlex.join(serial + stop + argv)])))
     return processes
 

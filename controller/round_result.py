@@ -95,6 +95,22 @@ def read_round(work: dict[str, Any], host_plan: dict[str, Any], *, host: str,
     return result
 
 
+def not_started(started: list[dict[str, Any]], work: dict[str, Any],
+                previous: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The round's result when a builder job did not reach the device (``started``: the start
+    task's loop results; Ansible made it unreachable, as when the device has no room for its
+    temporary directory): the device fails, asked nothing more, and keeps the outcomes of its
+    earlier rounds. None when every job started."""
+    failed = next((result for result in started if result.get("unreachable")), None)
+    if failed is None:
+        return None
+    return {"failed": True, "outcomes": dict(previous), "silent": False, "fetch": [],
+            "timing_cache_fetch": None, "refused": {}, "fetched": [], "fetch_failed": None,
+            "builder_current": work["builder_current"],
+            "msg": "the build's job could not be started on the device: {}".format(
+                failed.get("msg") or "unreachable")}
+
+
 class DeviceGone(Exception):
     """The device stopped answering a call after its builds (Ansible makes it unreachable)."""
 

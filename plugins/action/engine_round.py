@@ -39,4 +39,5 @@ class ActionModule(ControllerAction):
         # Registered as engine_round (a run_once register reaches every host), not facts:
         # with inject_facts_as_vars off facts are no variables, and a device's own answer to a
         # later task could replace a fact of its host, never a registered result.
-        return {"round": int(args["round"]), "work": detailed}
+        return {"round": int(args["round"]), "next_round": int(args["round"]) + 1,
+                "work": detailed}

@@ -39,6 +39,7 @@ from controller.round_result import (
     DeviceGone,
     RoundCalls,
     finish_round,
+    not_started,
     previous_outcomes,
     read_round,
 )
@@ -57,7 +58,8 @@ class ActionModule(ControllerAction):
     def decide(self, args, task_vars):
         host = task_vars["inventory_hostname"]
         work = args["work"]
-        started = list(args["started"] or [])
+        # The start task's registered result (a loop: one result per builder process).
+        started = list((args["started"] or {}).get("results") or [])
         store = EngineStore(args["plan"]["store_dir"])
         max_bytes = int(self.setting(task_vars, "engine_fetch_max_mib")) * 2**20
 
@@ -69,6 +71,9 @@ class ActionModule(ControllerAction):
                 verifies=verifies, listing=listing, previous=previous_outcomes(args["previous"]),
                 catalog=args["preflight"]["catalog"], max_bytes=max_bytes, store=store)
 
+        failed_start = not_started(started, work, previous_outcomes(args["previous"]))
+        if failed_start is not None:
+            return failed_start
         calls = RoundCalls(
             wait=lambda: self._wait(started, int(work["wait_s"]), float(args["poll_s"] or 30),
                                     str(host), task_vars),

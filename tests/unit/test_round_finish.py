@@ -214,3 +214,31 @@ def test_the_filing_files_what_arrived_then_fails_the_device_after_a_failed_fetc
     staged(store.staging_dir(HOST) / BUILT, BUILT, NANO, entry["build_key"], PLAN["options"])
     args["round_result"]["fetch_failed"] = None
     assert not action.decide(args, task_vars).get("failed")
+
+
+FINISH = load("plugins/action/engine_round_finish.py", "engine_round_finish_under_test")
+
+
+def test_a_job_that_did_not_reach_the_device_fails_it_asking_nothing_more(tmp_path):
+    """The start found the device unreachable (no room for Ansible's temporary directory):
+    the finish step fails the device (its rescue looks at the disk) without a call to it, and
+    keeps the outcomes of its earlier rounds for the report."""
+    action = FINISH.ActionModule(
+        SimpleNamespace(check_mode=False), None, None, None,
+        SimpleNamespace(template=lambda value: value), None)
+    earlier = {ON_DEVICE: {"status": "on_device", "verify": {"ok": True}}}
+    unreachable = {"item": PROCESS, "unreachable": True,
+                   "msg": "Failed to create temporary directory: No space left on device"}
+    args = {"work": WORK, "started": {"results": [unreachable]}, "poll_s": 30,
+            "collect": True, "plan": {"store_dir": str(tmp_path / "store"),
+                                      "hosts": {HOST: PLAN}},
+            "preflight": {"catalog": {}}, "previous": {"outcomes": earlier}}
+    task_vars = {"inventory_hostname": HOST, "engine_fetch_max_mib": 1}
+    result = action.decide(args, task_vars)  # no connection: any call to the device raises
+    assert result["failed"] is True
+    assert result["msg"] == ("the build's job could not be started on the device: Failed to "
+                             "create temporary directory: No space left on device")
+    assert result["outcomes"] == earlier and result["fetch"] == [] and not result["silent"]
+    # Every job started: the step goes on to the wait (here, none to wait for).
+    args["started"] = {"results": [dict(STARTED[0], changed=True)]}
+    assert FINISH.not_started(args["started"]["results"], WORK, earlier) is None
