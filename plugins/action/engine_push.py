@@ -10,7 +10,10 @@ from ansible.plugins.action import ActionBase
 
 
 class ActionModule(ActionBase):
-    TRANSFERS_FILES = True
+    # False: each file goes straight to its part name, so no temporary directory of Ansible's
+    # is made on the device (two remote commands fewer, and a full disk fails the push, which
+    # the round's rescue reports as disk, where Ansible's mkdir made the device unreachable).
+    TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("files", "prepare", "finish"))
 
     def run(self, tmp=None, task_vars=None):
