@@ -259,13 +259,19 @@ def needs_builder(work: dict[str, Any]) -> bool:
     return bool(work["build"] or work["confirm"])
 
 
-def builder_is_current(device: dict[str, Any], marker: dict[str, str],
-                       previous: dict[str, Any] | None) -> bool:
-    """Whether the device's venv holds the run's builder: its facts said so (the marker its
-    last install wrote), or an earlier round of this run installed it (``previous``: the
-    device's registered round result, controller/round_result.py finish_round)."""
-    return device.get("builder_marker") == marker or bool(
-        (previous or {}).get("builder_current"))
+def builder_state(device: dict[str, Any], marker: dict[str, str],
+                  previous: dict[str, Any] | None) -> dict[str, Any]:
+    """What a device's venv holds before a round: ``marker`` (the run's builder marker),
+    ``current`` (the venv holds the run's builder: its facts said so, the marker its last
+    install wrote, or an earlier round of this run installed it) and ``env_ensured`` (the
+    environment, as ``environment`` gives it, that an earlier round of this run ensured, or
+    None). ``previous``: the device's registered round result (controller/round_result.py
+    finish_round), None before its first round."""
+    earlier = previous or {}
+    return {"marker": marker,
+            "current": device.get("builder_marker") == marker
+            or bool(earlier.get("builder_current")),
+            "env_ensured": earlier.get("env_ensured")}
 
 
 def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str, Any],
@@ -276,10 +282,13 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
 
     ``work``: the plan's round work ({build, collect, confirm, remove}: model names).
     ``device``: the plan's checked device (its root_dir, tensorrt, work dirs). ``wheel``: the
-    builder wheel on the controller (None: no device needs it this round). ``builder``:
-    {marker: the run's builder marker, current: whether the device's venv holds it already}.
+    builder wheel on the controller (None: no device needs it this round). ``builder``: what
+    the venv holds already (``builder_state``).
     The roles loop over these items and spell no path or version themselves:
-    - env: root_dir, venv python and pin set (jetson_env);
+    - env: root_dir, venv python and pin set (jetson_env); env_needed: whether the round
+      includes jetson_env (it needs the builder, and no earlier round of the run ensured this
+      same environment: a later round may need the other engine path's pin set);
+      env_ensured: the environment ensured once the round ran (None: none this run);
     - install: the builder's install command, when the round needs the builder and the venv
       does not hold it (the wheel is one of the pushed files); builder_current: whether the
       venv holds the run's builder once the round's install ran;
@@ -329,8 +338,10 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
     listing = [model_work_dir(root_dir, model) for model in listed]
     if timing_cache["device_file"]:
         listing.append(os.path.dirname(timing_cache["device_file"]))
-    return dict(work, root_dir=root_dir, env=environment(root_dir, host_plan["pin_sets"], paths),
-                builder_needed=builder_needed, install=install,
+    env = environment(root_dir, host_plan["pin_sets"], paths)
+    return dict(work, root_dir=root_dir, env=env,
+                env_needed=builder_needed and builder["env_ensured"] != env,
+                env_ensured=env if builder_needed else builder["env_ensured"], install=install,
                 builder_current=builder["current"] or install is not None,
                 remove=[model_work_dir(root_dir, model) for model in work["remove"]],
                 push=push, push_commands=push_commands(push), processes=processes,

@@ -106,7 +106,7 @@ def not_started(started: list[dict[str, Any]], work: dict[str, Any],
         return None
     return {"failed": True, "outcomes": dict(previous), "silent": False, "fetch": [],
             "timing_cache_fetch": None, "refused": {}, "fetched": [], "fetch_failed": None,
-            "builder_current": work["builder_current"],
+            "builder_current": work["builder_current"], "env_ensured": work["env_ensured"],
             "msg": "the build's job could not be started on the device: {}".format(
                 failed.get("msg") or "unreachable")}
 
@@ -150,7 +150,8 @@ def finish_round(work: dict[str, Any], calls: RoundCalls,
     The read-back's keys, plus ``fetched`` (local paths), ``fetch_failed`` (the fetch's
     error, or None: the filing step, which files what arrived, fails the device with it) and
     ``builds_wait_s`` (how long the wait for the builds took, on the controller's clock) and
-    ``builder_current`` (the venv holds the run's builder: the next round installs none).
+    ``builder_current`` and ``env_ensured`` (the venv holds the run's builder; the environment
+    ensured: a later round of the run installs neither again, controller/device_work.py).
     A verify that did not run or a listing that failed fails the result (the device's round
     fails, and its rescue looks at its disk), and nothing is fetched; a device gone makes it
     unreachable. Either keeps the outcomes read so far (the report reads them).
@@ -176,7 +177,8 @@ def finish_round(work: dict[str, Any], calls: RoundCalls,
     except DeviceGone as error:
         gone = str(error)
     result = dict(read(wait, verifies, listing), fetched=[], fetch_failed=None,
-                  builds_wait_s=builds_wait_s, builder_current=work["builder_current"])
+                  builds_wait_s=builds_wait_s, builder_current=work["builder_current"],
+                  env_ensured=work["env_ensured"])
     result["changed"] = bool(wait.get("changed")) or any(v["changed"] for v in verifies)
     if gone is None and problem is None and fetching and not result["silent"]:
         files = [item for item in result["fetch"] + [result["timing_cache_fetch"]] if item]

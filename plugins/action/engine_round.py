@@ -6,7 +6,7 @@ from __future__ import annotations
 from controller import plan
 from controller.action import ControllerAction
 from controller.builder_wheel import ensure_wheel, installed_marker
-from controller.device_work import builder_is_current, needs_builder, round_work
+from controller.device_work import builder_state, needs_builder, round_work
 from controller.round_result import REGISTERED, previous_outcomes
 from controller.store import EngineStore
 
@@ -22,18 +22,19 @@ class ActionModule(ControllerAction):
         store = EngineStore(the_plan["store_dir"])
         works = plan.round_works(the_plan, int(args["round"]), store, outcomes)
         marker = installed_marker(the_plan["builder_digest"], the_plan["builder_version"])
-        current = {host: builder_is_current(the_plan["devices"][host], marker,
-                                            hostvars[host].get(REGISTERED))
+        builder = {host: builder_state(the_plan["devices"][host], marker,
+                                       hostvars[host].get(REGISTERED))
                    for host in works}
         # Built once per builder source, when a device of this round must install it.
         wheel = None
-        if any(needs_builder(work) and not current[host] for host, work in works.items()):
+        if any(needs_builder(work) and not builder[host]["current"]
+               for host, work in works.items()):
             wheel = ensure_wheel(the_plan["builder_digest"], the_plan["builder_version"])
         # The device's root_dir is the one it reported, as the plan checked it
         # (controller/device.py): it goes into the device's command lines.
         detailed = {host: round_work(work, the_plan["hosts"][host], the_plan["devices"][host],
                                      args["catalog"], store=store, wheel=wheel,
-                                     builder={"marker": marker, "current": current[host]},
+                                     builder=builder[host],
                                      onnx_files=the_plan.get("onnx_files"))
                     for host, work in works.items()}
         # Registered as engine_round (a run_once register reaches every host), not facts:

@@ -16,7 +16,7 @@ from builder import layout
 from controller import plan as planning
 from controller.builder_wheel import installed_marker
 from controller.device import device_platform
-from controller.device_work import builder_install, builder_is_current, needs_builder, round_work
+from controller.device_work import builder_install, builder_state, needs_builder, round_work
 from controller.store import EngineStore
 from tests.unit import test_engine_plan
 from tests.unit.test_engine_plan import NANO, devices, make
@@ -43,7 +43,8 @@ def works_of(catalog, tmp_path, wheel, current):
     works = planning.round_works(plan, 0, store, {})
     return {host: round_work(work, plan["hosts"][host], hosts[host].as_dict(), catalog,
                              store=store, wheel=wheel,
-                             builder={"marker": MARKER, "current": current[host]})
+                             builder={"marker": MARKER, "current": current[host],
+                                      "env_ensured": None})
             for host, work in works.items()}
 
 
@@ -69,7 +70,8 @@ def test_a_round_without_the_builder_needs_no_wheel(catalog, tmp_path):
     assert not needs_builder(work)
     detailed = round_work(work, plan["hosts"]["nano-1"], hosts["nano-1"].as_dict(), catalog,
                           store=EngineStore(tmp_path / "store"), wheel=None,
-                          builder={"marker": MARKER, "current": False})
+                          builder={"marker": MARKER, "current": False,
+                                   "env_ensured": None})
     assert detailed["install"] is None and detailed["push"] == []
     assert detailed["builder_current"] is False  # the next round that builds installs it
 
@@ -89,7 +91,7 @@ def test_a_round_that_needs_the_builder_without_a_wheel_is_a_controller_error(ca
     (None, {"builder_current": False}, False),
 ])
 def test_the_venv_holds_the_run_s_builder(marker, previous, current):
-    assert builder_is_current({"builder_marker": marker}, MARKER, previous) is current
+    assert builder_state({"builder_marker": marker}, MARKER, previous)["current"] is current
 
 
 @pytest.mark.parametrize("sent, kept", [
@@ -145,3 +147,26 @@ def test_a_failed_install_leaves_no_marker_not_even_the_old_one(venv, wheel):
     done = install(venv, wheel)
     assert done.returncode == 3 and "pip failed" in done.stderr
     assert not marker.exists() and not Path(str(marker) + ".part").exists()
+
+
+def test_a_later_round_ensures_the_environment_only_when_it_needs_another(catalog, tmp_path,
+                                                                         wheel):
+    """Round 0 ensured nano-1's environment: a later round that needs the same one does not
+    include jetson_env again, one that needs the other engine path's pin set does."""
+    first = works_of(catalog, tmp_path, wheel, {"nano-1": False, "nano-2": False})["nano-1"]
+    assert first["env_needed"] is True and first["env_ensured"] == first["env"]
+    hosts = devices({"nano-1": NANO})
+    plan = make(hosts, catalog, tmp_path / "store")
+    host_plan, device = plan["hosts"]["nano-1"], hosts["nano-1"].as_dict()
+    store = EngineStore(tmp_path / "store")
+    later = {"build": ["m2"], "collect": [], "confirm": [], "remove": []}
+    previous = {"builder_current": first["builder_current"], "env_ensured": first["env"]}
+    again = round_work(later, host_plan, device, catalog, store=store, wheel=wheel,
+                       builder=builder_state(device, MARKER, previous))
+    assert again["env_needed"] is False and again["install"] is None
+    assert again["env_ensured"] == first["env"]
+    other = dict(first["env"], pin_set="another-pin-set", uff=not first["env"]["uff"])
+    switched = round_work(later, host_plan, device, catalog, store=store, wheel=wheel,
+                          builder=builder_state(device, MARKER, dict(previous,
+                                                                     env_ensured=other)))
+    assert switched["env_needed"] is True and switched["env_ensured"] == switched["env"]

@@ -27,7 +27,8 @@ VERIFY = {"model": ON_DEVICE, "argv": [PYTHON, "-m", "builder", "verify", "--jso
 WORK = {"root_dir": ROOT, "build": [BUILT], "collect": [ON_DEVICE], "confirm": [],
         "processes": [PROCESS], "verifies": [VERIFY], "wait_s": 2030,
         "listing": ["{}/work/{}".format(ROOT, m) for m in (BUILT, ON_DEVICE)],
-        "timing_cache": {"device_file": None}, "builder_current": True}
+        "timing_cache": {"device_file": None}, "builder_current": True,
+        "env_ensured": {"pin_set": "simulated-cp36"}}
 STARTED = [{"ansible_job_id": "j1", "item": PROCESS}]
 
 
@@ -107,8 +108,9 @@ def test_the_device_is_waited_for_verified_listed_read_back_and_fetched_in_order
     assert len(result["fetch"]) == 4 and len(result["fetched"]) == 4
     assert result["fetch_failed"] is None and result["silent"] is False
     assert result["changed"] is True and not result.get("failed")
-    # The next round reads it: this device installs no builder again (device_work.py).
+    # The next round reads them: this device installs no builder or environment again.
     assert result["builder_current"] is True
+    assert result["env_ensured"] == {"pin_set": "simulated-cp36"}
 
 
 def test_a_failed_verify_is_the_models_outcome_and_nothing_of_it_is_fetched(tmp_path):
