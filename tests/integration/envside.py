@@ -118,11 +118,15 @@ def playbook(playbook_path: Path, inventories, *args: str, env: dict | None = No
     run_env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
                    ANSIBLE_FORCE_COLOR="0", PYTHONUNBUFFERED="1")
     run_env.update(env or {})
-    # The preflight takes the store's run lock: a store of the test's own, never the repo's.
-    run_env.setdefault("ENGINE_TEST_STORE", tempfile.mkdtemp(prefix="engine-store-"))
-    start = time.monotonic()
-    result = subprocess.run(argv, cwd=REPO, env=run_env, capture_output=True, text=True,
-                            timeout=timeout, check=False)
+    with contextlib.ExitStack() as cleanup:
+        if "ENGINE_TEST_STORE" not in run_env:
+            # The preflight takes the store's run lock: a store of this run's own, never the
+            # repo's, removed afterwards (the test that wants the store passes its own).
+            run_env["ENGINE_TEST_STORE"] = cleanup.enter_context(
+                tempfile.TemporaryDirectory(prefix="engine-store-"))
+        start = time.monotonic()
+        result = subprocess.run(argv, cwd=REPO, env=run_env, capture_output=True, text=True,
+                                timeout=timeout, check=False)
     return Run(result, time.monotonic() - start)
 
 
