@@ -11,7 +11,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import glob
 import os
 
 from ansible.module_utils.basic import AnsibleModule
@@ -43,7 +42,7 @@ description:
     and derives the C(platform_id), the key under which engines are portable.
   - In the same call reports the device-side state under O(root_dir) so that a run with
     nothing to do needs one remote module execution per device - the environment marker
-    written by the jetson_env role, the builder version installed in the venv, the sha256 of
+    written by the jetson_env role, the builder install's marker in the venv, the sha256 of
     the graphs in the work directory and the engines and manifests present.
   - Fails for a host that is not a Jetson, or whose TensorRT is missing or of a generation
     the builder does not know, with a message saying what was found; other hosts go on.
@@ -138,9 +137,6 @@ ansible_facts:
           description:
             - Content of C(<root_dir>/venv/trt-builder-env.json), null when absent or unreadable.
           type: dict
-        builder_version:
-          description: Version of the builder wheel installed in the venv, or null.
-          type: str
         builder_marker:
           description:
             - Content of C(<root_dir>/venv/trt-builder-installed.json), which the builder's
@@ -199,20 +195,6 @@ ansible_facts:
 # (controller/schema.py BUILDER_ROOT_DIR, which the facts step passes), copied here because
 # this module runs alone on the device; tests/unit/test_root_dir.py keeps the two equal.
 ROOT_DIR = "/opt/trt-builder"
-BUILDER_DIST = "jetson_engine_builder"
-
-def installed_builder_version(venv_dir):
-    """Version from the builder's dist-info METADATA in the venv, without running Python there."""
-    dist_info = BUILDER_DIST + "-*.dist-info"
-    pattern = os.path.join(venv_dir, "lib", "python*", "site-packages", dist_info, "METADATA")
-    for metadata in sorted(glob.glob(pattern)):
-        with open(metadata) as handle:
-            for line in handle:
-                if line.startswith("Version:"):
-                    return line.split(":", 1)[1].strip()
-                if not line.strip():
-                    break
-    return None
 
 
 def model_state(model_dir):
@@ -255,7 +237,6 @@ def builder_state(root_dir):
         "root_dir": root_dir,
         "free_mib": free_mib(root_dir),
         "env_marker": read_json(os.path.join(venv_dir, BUILDER_ENV_MARKER)),
-        "builder_version": installed_builder_version(venv_dir),
         "builder_marker": read_json(layout.builder_marker(root_dir)),
         "models": models,
     }
