@@ -95,20 +95,15 @@ def read_round(work: dict[str, Any], host_plan: dict[str, Any], *, host: str,
     return result
 
 
-def not_started(started: list[dict[str, Any]], work: dict[str, Any],
-                previous: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    """The round's result when a builder job did not reach the device (``started``: the start
-    task's loop results; Ansible made it unreachable, as when the device has no room for its
-    temporary directory): the device fails, asked nothing more, and keeps the outcomes of its
-    earlier rounds. None when every job started."""
+def start_failure(started: list[dict[str, Any]]) -> str | None:
+    """Why a builder job did not reach the device, or None when every job started
+    (``started``: the start task's loop results; Ansible made it unreachable, as when the
+    device has no room for its temporary directory)."""
     failed = next((result for result in started if result.get("unreachable")), None)
     if failed is None:
         return None
-    return {"failed": True, "outcomes": dict(previous), "silent": False, "fetch": [],
-            "timing_cache_fetch": None, "refused": {}, "fetched": [], "fetch_failed": None,
-            "builder_current": work["builder_current"], "env_ensured": work["env_ensured"],
-            "msg": "the build's job could not be started on the device: {}".format(
-                failed.get("msg") or "unreachable")}
+    return "the build's job could not be started on the device: {}".format(
+        failed.get("msg") or "unreachable")
 
 
 class DeviceGone(Exception):
@@ -138,14 +133,15 @@ def verify_result(item: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any
     return dict(answer, item=item, changed=answer.get("rc") == 0, failed="rc" not in answer)
 
 
-def finish_round(work: dict[str, Any], calls: RoundCalls,
-                 read: Callable[[dict[str, Any], list[dict[str, Any]], Mapping[str, Any]],
-                                dict[str, Any]],
+def finish_round(work: dict[str, Any], started: list[dict[str, Any]], calls: RoundCalls,
+                 read: Callable[[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]],
+                                 Mapping[str, Any]], dict[str, Any]],
                  *, fetching: bool) -> dict[str, Any]:
-    """One device's round after its builds started, for this device only: wait for them, then,
-    unless it went silent, verify each engine that was already on it and list the round's
-    files; read the round back (``read(wait, verifies, listing)``: ``read_round``); fetch the
-    files the read-back allows when ``fetching`` (the run's collect step) and it answers.
+    """One device's round after its builds started (``started``: the start task's loop
+    results), for this device only: wait for them, then, unless it went silent, verify each
+    engine that was already on it and list the round's files; read the round back
+    (``read(started, wait, verifies, listing)``: ``read_round``); fetch the files the
+    read-back allows when ``fetching`` (the run's collect step) and it answers.
 
     The read-back's keys, plus ``fetched`` (local paths), ``fetch_failed`` (the fetch's
     error, or None: the filing step, which files what arrived, fails the device with it) and
@@ -154,16 +150,20 @@ def finish_round(work: dict[str, Any], calls: RoundCalls,
     ensured: a later round of the run installs neither again, controller/device_work.py).
     A verify that did not run or a listing that failed fails the result (the device's round
     fails, and its rescue looks at its disk), and nothing is fetched; a device gone makes it
-    unreachable. Either keeps the outcomes read so far (the report reads them).
+    unreachable. Either keeps the outcomes read so far (the report reads them). A job that
+    did not start fails it too, with the device asked nothing and the outcomes of its earlier
+    rounds kept.
     """
+    problem, gone = start_failure(started), None
+    if problem is not None:
+        started = []  # nothing of this round ran: nothing to wait for, verify or read back
     waiting_since = time.monotonic()
-    wait = calls.wait() if work["processes"] else {}
+    wait = calls.wait() if work["processes"] and problem is None else {}
     builds_wait_s = round(time.monotonic() - waiting_since, 2)
     verifies: list[dict[str, Any]] = []
     listing: dict[str, Any] = {}
-    problem, gone = None, None
     try:
-        if not went_silent(wait):
+        if problem is None and not went_silent(wait):
             verifies = [verify_result(item, calls.run(item["argv"]))
                         for item in work["verifies"]]
             problem = next(("the verify of {} did not run: {}".format(
@@ -176,7 +176,7 @@ def finish_round(work: dict[str, Any], calls: RoundCalls,
                         listing.get("msg") or "no message")
     except DeviceGone as error:
         gone = str(error)
-    result = dict(read(wait, verifies, listing), fetched=[], fetch_failed=None,
+    result = dict(read(started, wait, verifies, listing), fetched=[], fetch_failed=None,
                   builds_wait_s=builds_wait_s, builder_current=work["builder_current"],
                   env_ensured=work["env_ensured"])
     result["changed"] = bool(wait.get("changed")) or any(v["changed"] for v in verifies)

@@ -39,7 +39,6 @@ from controller.round_result import (
     DeviceGone,
     RoundCalls,
     finish_round,
-    not_started,
     previous_outcomes,
     read_round,
 )
@@ -63,7 +62,7 @@ class ActionModule(ControllerAction):
         store = EngineStore(args["plan"]["store_dir"])
         max_bytes = int(self.setting(task_vars, "engine_fetch_max_mib")) * 2**20
 
-        def read(wait, verifies, listing):
+        def read(started, wait, verifies, listing):
             # Registered (engine_round_result), never facts: a device's later answer could
             # replace a fact of its host, not a registered result.
             return read_round(
@@ -71,9 +70,6 @@ class ActionModule(ControllerAction):
                 verifies=verifies, listing=listing, previous=previous_outcomes(args["previous"]),
                 catalog=args["preflight"]["catalog"], max_bytes=max_bytes, store=store)
 
-        failed_start = not_started(started, work, previous_outcomes(args["previous"]))
-        if failed_start is not None:
-            return failed_start
         calls = RoundCalls(
             wait=lambda: self._wait(started, int(work["wait_s"]), float(args["poll_s"] or 30),
                                     str(host), task_vars),
@@ -84,7 +80,7 @@ class ActionModule(ControllerAction):
                 "paths": paths, "file_type": "any", "follow": False, "hidden": False},
                 task_vars),
             fetch=self._fetch)
-        return finish_round(work, calls, read, fetching=bool(args["collect"]))
+        return finish_round(work, started, calls, read, fetching=bool(args["collect"]))
 
     def _module(self, name, module_args, task_vars):
         try:

@@ -3,10 +3,18 @@ finish_round, plugins/action/engine_round_finish.py): wait, verify, list, read b
 a fake device; and the filing step that fails the device after a failed fetch."""
 
 import json
+from dataclasses import asdict
 from types import SimpleNamespace
 
 from controller.build_wait import wait_result
-from controller.round_result import DeviceGone, RoundCalls, finish_round, read_round
+from controller.outcome import BuildOutcome
+from controller.round_result import (
+    DeviceGone,
+    RoundCalls,
+    finish_round,
+    read_round,
+    start_failure,
+)
 from controller.store import EngineStore
 
 from .plugin_files import load
@@ -85,12 +93,12 @@ class FakeDevice:
 def finish(device, tmp_path, *, fetching=True, work=WORK):
     store = EngineStore(tmp_path / "store")
 
-    def read(wait, verifies, listing):
-        return read_round(work, PLAN, host=HOST, started=STARTED, wait=wait,
+    def read(started, wait, verifies, listing):
+        return read_round(work, PLAN, host=HOST, started=started, wait=wait,
                           verifies=verifies, listing=listing, previous={}, catalog={},
                           max_bytes=1 << 20, store=store)
 
-    return finish_round(work, device.calls_to(tmp_path), read, fetching=fetching)
+    return finish_round(work, STARTED, device.calls_to(tmp_path), read, fetching=fetching)
 
 
 def test_the_device_is_waited_for_verified_listed_read_back_and_fetched_in_order(tmp_path):
@@ -228,7 +236,9 @@ def test_a_job_that_did_not_reach_the_device_fails_it_asking_nothing_more(tmp_pa
     action = FINISH.ActionModule(
         SimpleNamespace(check_mode=False), None, None, None,
         SimpleNamespace(template=lambda value: value), None)
-    earlier = {ON_DEVICE: {"status": "on_device", "verify": {"ok": True}}}
+    earlier = {ON_DEVICE: asdict(BuildOutcome(
+        ON_DEVICE, PLAN["models"][ON_DEVICE]["build_key"], "on_device", None, None, "0:00:02",
+        {"ok": True}, [], {}))}
     unreachable = {"item": PROCESS, "unreachable": True,
                    "msg": "Failed to create temporary directory: No space left on device"}
     args = {"work": WORK, "started": {"results": [unreachable]}, "poll_s": 30,
@@ -241,6 +251,6 @@ def test_a_job_that_did_not_reach_the_device_fails_it_asking_nothing_more(tmp_pa
     assert result["msg"] == ("the build's job could not be started on the device: Failed to "
                              "create temporary directory: No space left on device")
     assert result["outcomes"] == earlier and result["fetch"] == [] and not result["silent"]
-    # Every job started: the step goes on to the wait (here, none to wait for).
-    args["started"] = {"results": [dict(STARTED[0], changed=True)]}
-    assert FINISH.not_started(args["started"]["results"], WORK, earlier) is None
+    assert result["fetched"] == [] and result["builder_current"] is WORK["builder_current"]
+    # Every job started: the step goes on to the wait.
+    assert start_failure([dict(STARTED[0], changed=True)]) is None
