@@ -255,8 +255,9 @@ def builder_install(wheel: Path, root_dir: str, marker: dict[str, str]) -> list[
 
 
 def needs_builder(work: dict[str, Any]) -> bool:
-    """Whether a device's round (the plan's round work) runs the builder on it."""
-    return bool(work["build"] or work["confirm"])
+    """Whether a device's round (the plan's round work) runs the builder on it, or readies it
+    for the next round's (prepare)."""
+    return bool(work["build"] or work["confirm"] or work["prepare"])
 
 
 def builder_state(device: dict[str, Any], marker: dict[str, str],
@@ -280,7 +281,8 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
                ) -> dict[str, Any]:
     """One device's round as the roles carry it out: every path, file and command they use.
 
-    ``work``: the plan's round work ({build, collect, confirm, remove}: model names).
+    ``work``: the plan's round work ({build, collect, confirm, remove, prepare}: model names;
+    prepare: the environment and builder of the next round's models, controller/plan.py).
     ``device``: the plan's checked device (its root_dir, tensorrt, work dirs). ``wheel``: the
     builder wheel on the controller (None: no device needs it this round). ``builder``: what
     the venv holds already (``builder_state``).
@@ -319,7 +321,8 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
     exports = {model: (onnx_files or {})[models[model]["export_key"]]
                for model in work["build"] if models[model]["engine_path"] == "onnx"
                and models[model]["export_key"] in (onnx_files or {})}
-    paths = sorted({models[m]["engine_path"] for m in work["build"] + work["confirm"]})
+    paths = sorted({models[m]["engine_path"]
+                    for m in work["build"] + work["confirm"] + work["prepare"]})
     builder_needed = needs_builder(work)
     files = files_to_push(catalog, work["build"], device["work"], exports) \
         + stored_engine_files(store, host_plan, work["confirm"])

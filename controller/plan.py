@@ -260,19 +260,27 @@ def pending_entries(plan: dict[str, Any]) -> int:
 
 def round_work(plan: dict[str, Any], host: str, round_index: int, store: EngineStore,
                user_errors: Collection[str | None]) -> dict[str, list[str]]:
-    """What ``host`` does in round ``round_index``: {"build": [models], "collect": [models]}.
+    """What ``host`` does in round ``round_index``: {"build", "collect", "confirm", "remove",
+    "prepare"}, each a list of models.
 
     collect-only: the device already holds the engine (a previous run built it and could not
     bring it home). Platform scope skips what the store gained in earlier rounds and the build
     keys a device already failed with a user error (the input is wrong: another device of the
-    same key would fail the same way).
+    same key would fail the same way). prepare (round 0 only): the models this device is next
+    in line for in round 1, where it verifies the engine round 0 builds, or builds it if that
+    failed; round 0 installs its environment and builder for them while the first devices
+    build, so round 1 does not wait for an install.
     """
-    work: dict[str, list[str]] = {"build": [], "collect": [], "remove": [], "confirm": []}
+    work: dict[str, list[str]] = {"build": [], "collect": [], "remove": [], "confirm": [],
+                                  "prepare": []}
     host_plan = plan["hosts"].get(host)
     if host_plan is None:
         return work
     if round_index == 0:
         work["remove"] = list(host_plan["stale_work"])
+        work["prepare"] = [model for model, entry in sorted(host_plan["models"].items())
+                           if entry["rank"] == 1
+                           and planned_step(entry, host_plan["scope"]) in (CONFIRM, FALLBACK)]
     for model, entry in sorted(host_plan["models"].items()):
         if entry["rank"] != round_index or entry["refused"]:
             continue
@@ -307,7 +315,7 @@ def round_works(plan: dict[str, Any], round_index: int, store: EngineStore,
     works = {}
     for host in sorted(set(plan["hosts"]) - hung):
         work = round_work(plan, host, round_index, store, user_errors)
-        if work["build"] or work["collect"] or work["remove"]:
+        if any(work.values()):
             works[host] = work
     return works
 

@@ -19,6 +19,7 @@ from controller.device import device_platform
 from controller.device_work import builder_install, builder_state, needs_builder, round_work
 from controller.store import EngineStore
 from tests.unit import test_engine_plan
+from tests.unit.store_helpers import file_entry
 from tests.unit.test_engine_plan import NANO, devices, make
 
 catalog = test_engine_plan.catalog  # the fixture: two models as the preflight exports them
@@ -66,7 +67,7 @@ def test_the_wheel_goes_with_the_push_only_where_the_venv_lacks_the_builder(cata
 def test_a_round_without_the_builder_needs_no_wheel(catalog, tmp_path):
     hosts = devices({"nano-1": NANO})
     plan = make(hosts, catalog, tmp_path / "store")
-    work = {"build": [], "collect": [], "confirm": [], "remove": ["m2"]}
+    work = test_engine_plan.work(remove=["m2"])
     assert not needs_builder(work)
     detailed = round_work(work, plan["hosts"]["nano-1"], hosts["nano-1"].as_dict(), catalog,
                           store=EngineStore(tmp_path / "store"), wheel=None,
@@ -159,7 +160,7 @@ def test_a_later_round_ensures_the_environment_only_when_it_needs_another(catalo
     plan = make(hosts, catalog, tmp_path / "store")
     host_plan, device = plan["hosts"]["nano-1"], hosts["nano-1"].as_dict()
     store = EngineStore(tmp_path / "store")
-    later = {"build": ["m2"], "collect": [], "confirm": [], "remove": []}
+    later = test_engine_plan.work(build=["m2"])
     previous = {"builder_current": first["builder_current"], "env_ensured": first["env"]}
     again = round_work(later, host_plan, device, catalog, store=store, wheel=wheel,
                        builder=builder_state(device, MARKER, previous))
@@ -170,3 +171,32 @@ def test_a_later_round_ensures_the_environment_only_when_it_needs_another(catalo
                           builder=builder_state(device, MARKER, dict(previous,
                                                                      env_ensured=other)))
     assert switched["env_needed"] is True and switched["env_ensured"] == switched["env"]
+
+
+def test_the_device_next_in_line_is_readied_in_round_0_and_round_1_installs_nothing(
+        catalog, tmp_path, wheel):
+    """nano-3 is next in line for m2 (nano-2 builds it): round 0 ensures its environment and
+    installs the builder while nano-2 builds, so its round 1, the verify of nano-2's engine,
+    includes neither."""
+    hosts = devices({"nano-1": NANO, "nano-2": NANO, "nano-3": NANO})
+    plan = make(hosts, catalog, tmp_path / "store")
+    store = EngineStore(tmp_path / "store")
+    host_plan, device = plan["hosts"]["nano-3"], hosts["nano-3"].as_dict()
+    first = planning.round_works(plan, 0, store, {})["nano-3"]
+    assert first == test_engine_plan.work(prepare=["m2"]) and needs_builder(first)
+    readied = round_work(first, host_plan, device, catalog, store=store, wheel=wheel,
+                         builder=builder_state(device, MARKER, None))
+    assert readied["env_needed"] is True and readied["install"] is not None
+    assert [item["label"] for item in readied["push"]] == ["builder wheel"]
+    assert readied["processes"] == [] and readied["verifies"] == [] and readied["listing"] == []
+    # nano-2 filed m2: nano-3 verifies it in round 1 with what round 0 readied.
+    file_entry(tmp_path / "store", plan["hosts"]["nano-2"], "m2", host="nano-2")
+    store = EngineStore(tmp_path / "store")
+    second = planning.round_works(plan, 1, store, {})["nano-3"]
+    assert second == test_engine_plan.work(collect=["m2"], confirm=["m2"])
+    previous = {"builder_current": readied["builder_current"],
+                "env_ensured": readied["env_ensured"]}
+    verifying = round_work(second, host_plan, device, catalog, store=store, wheel=None,
+                           builder=builder_state(device, MARKER, previous))
+    assert verifying["env_needed"] is False and verifying["install"] is None
+    assert [v["model"] for v in verifying["verifies"]] == ["m2"]

@@ -23,6 +23,12 @@ XAVIER = "jetson-agx-xavier_l4t32.4.4_trt7.1.3"
 FP16 = EngineOptions("fp16", 512, 1, None)
 
 
+def work(**models):
+    """A device's round work as controller/plan.py round_work gives it (lists of models)."""
+    return dict({"build": [], "collect": [], "remove": [], "confirm": [], "prepare": []},
+                **models)
+
+
 @pytest.fixture
 def catalog(tmp_path):
     """Two models as the preflight exports them (specs with defaults and a graph sha256)."""
@@ -80,10 +86,18 @@ def test_platform_scope_ranks_one_builder_per_build_key(catalog, tmp_path):
     ranks = {host: plan["hosts"][host]["models"]["m1"]["rank"] for host in hosts}
     assert ranks == {"nano-1": 0, "nano-2": 1, "nano-3": 2, "tx2-1": 0}
     works = planning.round_works(plan, 0, EngineStore(tmp_path / "store"), {})
-    # The platform's two builds go to two of its devices; the lone TX2 builds both.
-    assert works == {"nano-1": {"build": ["m1"], "collect": [], "remove": [], "confirm": []},
-                     "nano-2": {"build": ["m2"], "collect": [], "remove": [], "confirm": []},
-                     "tx2-1": {"build": ["m1", "m2"], "collect": [], "remove": [], "confirm": []}}
+    # The platform's two builds go to two of its devices; the lone TX2 builds both. The
+    # devices next in line (round 1: verify what round 0 built, or build it if that failed)
+    # ready their environment and builder in round 0, nano-3 with nothing else to do.
+    assert works == {"nano-1": work(build=["m1"]), "nano-2": work(build=["m2"], prepare=["m1"]),
+                     "nano-3": work(prepare=["m2"]), "tx2-1": work(build=["m1", "m2"])}
+    # A Nano engine built and confirmed: the next device in line has nothing to ready.
+    for model, builder, confirmer in (("m1", "nano-1", "nano-2"), ("m2", "nano-2", "nano-3")):
+        file_entry(tmp_path / "store", plan["hosts"][builder], model, host=builder)
+        file_entry(tmp_path / "store", plan["hosts"][builder], model, host=confirmer)
+    rerun = make(hosts, catalog, tmp_path / "store")
+    assert planning.round_works(rerun, 0, EngineStore(tmp_path / "store"), {}) == {
+        "tx2-1": work(build=["m1", "m2"])}
 
 
 def test_per_host_options_give_their_own_build_keys_and_variants(catalog, tmp_path):
@@ -103,7 +117,8 @@ def test_per_host_options_give_their_own_build_keys_and_variants(catalog, tmp_pa
     assert entries["xavier-agx-02"]["variant"] == "fp32-ws2048"
     assert [entries[h]["rank"] for h in sorted(hosts)] == [0, 0, 1]
     works = planning.round_works(plan, 0, EngineStore(tmp_path / "store"), {})
-    assert sorted(works) == ["xavier-agx-01", "xavier-agx-02"]
+    assert works == {"xavier-agx-01": work(build=["m1"]), "xavier-agx-02": work(build=["m1"]),
+                     "xavier-agx-03": work(prepare=["m1"])}  # verifies 01's in round 1
 
 
 def test_a_rerun_with_verified_engines_has_nothing_pending(catalog, tmp_path):
@@ -161,8 +176,7 @@ def test_a_failed_build_goes_to_the_next_device_unless_the_input_was_wrong(catal
     failed = {"nano-2": {"m2": {"build_key": key, "kind": "tensorrt", "status": "failed"}}}
     # nano-1 takes over m2; nano-2 verifies the m1 that nano-1 filed before it is shared.
     assert planning.round_works(plan, 1, store, failed) == {
-        "nano-1": {"build": ["m2"], "collect": [], "remove": [], "confirm": []},
-        "nano-2": {"build": [], "collect": ["m1"], "remove": [], "confirm": ["m1"]}}
+        "nano-1": work(build=["m2"]), "nano-2": work(collect=["m1"], confirm=["m1"])}
     failed["nano-2"]["m2"]["kind"] = "user"
     assert set(planning.round_works(plan, 1, store, failed)) == {"nano-2"}
 
@@ -409,7 +423,7 @@ def test_a_hung_device_gets_no_more_work_and_its_builds_go_to_the_next(catalog, 
     hung = {"nano-1": {"m1": {"kind": "deadline", "build_key": "x"}}}
     second = planning.round_works(plan, 1, store, hung)
     # nano-2 takes over m1; nano-1, the fallback of m2, is left out.
-    assert second == {"nano-2": {"build": ["m1"], "collect": [], "remove": [], "confirm": []}}
+    assert second == {"nano-2": work(build=["m1"])}
 
 
 def test_the_inventory_deadline_replaces_the_platforms(catalog, tmp_path):
