@@ -6,7 +6,8 @@ through module_utils/jetson_builder).
     <root>/venv/                     the pinned environment (jetson_env), with the builder
     <root>/venv/trt-builder-installed.json  which builder it holds (written by its install)
     <root>/wheels/<builder wheel>    the builder, built once on the controller
-    <root>/work/<model>/             graphs, catalog.yml, TRT_<model>.bin, manifest.json
+    <root>/work/<model>/             graphs, catalog.yml, TRT_<model>.bin, manifest.json,
+                                     .graph-sums.json (builder/graphsums.py)
     <root>/timing-cache/             the device's timing cache; pushed/: the store's
     <root>/.build.lock               one builder process at a time
 """

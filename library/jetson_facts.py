@@ -14,8 +14,7 @@ __metaclass__ = type
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.jetson_builder import layout
-from ansible.module_utils.jetson_builder.atomic import file_sha256
+from ansible.module_utils.jetson_builder import graphsums, layout
 from ansible.module_utils.jetson_builder.errors import UserError
 from ansible.module_utils.jetson_builder.platform.detect import (
     detect_platform,
@@ -145,8 +144,9 @@ ansible_facts:
         models:
           description:
             - One entry per directory in C(<root_dir>/work/) with C(graphs) (file name ->
-              sha256 of every C(.pb) and C(.onnx) file), C(engines) (file name -> size in
-              bytes of every C(.bin) file) and C(build_key) (the C(build_key) of
+              sha256 of every C(.pb) and C(.onnx) file, the one the builder recorded
+              while the file is unchanged, C(builder/graphsums.py)), C(engines) (file name
+              -> size in bytes of every C(.bin) file) and C(build_key) (the C(build_key) of
               C(manifest.json), or null when it is absent or unreadable).
             - Only the build key of the manifest comes back, not the manifest, as the controller
               needs no more, and each string of a result costs the controller time to carry
@@ -200,12 +200,13 @@ ROOT_DIR = "/opt/trt-builder"
 def model_state(model_dir):
     graphs = {}
     engines = {}
+    sums = graphsums.recorded(model_dir)  # what the builder read: no need to read it again
     for name in sorted(os.listdir(model_dir)):
         path = os.path.join(model_dir, name)
         if not os.path.isfile(path):
             continue
-        if name.endswith((".pb", ".onnx")):
-            graphs[name] = file_sha256(path)
+        if name.endswith(graphsums.GRAPH_SUFFIXES):
+            graphs[name] = graphsums.graph_sha256(model_dir, name, sums)
         elif name.endswith(".bin"):
             engines[name] = os.path.getsize(path)
     manifest = read_json(os.path.join(model_dir, "manifest.json"))

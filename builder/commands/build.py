@@ -11,6 +11,7 @@ import json
 import os
 import sys
 
+from .. import graphsums
 from ..atomic import file_sha256
 from ..commands import verify as cmd_verify
 from ..commands.check import DEFAULT_CATALOG
@@ -160,6 +161,8 @@ def run(args):
     else:
         source, graph_sha256 = _uff_source(spec, args, out_dir, adapter, progress=progress,
                                            warnings=warnings)
+    # For the facts of later runs, which then need not read the graphs again.
+    graphsums.record(out_dir, {spec.graph: graph_sha256, source.path: source.sha256})
     engine_path, manifest = build_engine(
         spec, source, out_dir, options=options, facts=facts, adapter=adapter,
         progress=progress, graph_sha256=graph_sha256, timing_cache=args.timing_cache,

@@ -11,7 +11,6 @@ import re
 
 import yaml
 
-# controller/device_work.py imports file_sha256 from here (it should from builder.atomic).
 from ..atomic import file_sha256
 from ..errors import UserError
 from ..platform.detect import ONNX_FROM_TEXT

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from builder import graphsums
 from builder.platform.detect import detect_platform
 from tests.integration.envside import (
     FLEET_VARS,
@@ -120,6 +121,9 @@ def test_module_reports_the_device_side_state(tmp_path):
     work = state / "work" / "ssd_a"
     work.mkdir(parents=True)
     (work / "frozen_inference_graph.pb").write_bytes(b"graph bytes")
+    # The builder recorded the export's sum (builder/graphsums.py): taken, not read again.
+    (work / "ssd_a.onnx").write_bytes(b"onnx bytes")
+    graphsums.record(str(work), {str(work / "ssd_a.onnx"): "f" * 64})
     (work / "TRT_ssd_a.bin").write_bytes(b"x" * 1234)
     (work / "manifest.json").write_text('{"build_key": "k1"}')
     (state / "work" / "ssd_b").mkdir()
@@ -130,7 +134,8 @@ def test_module_reports_the_device_side_state(tmp_path):
     assert got["env_marker"] == marker
     assert got["builder_marker"] == installed
     assert got["models"]["ssd_a"] == {
-        "graphs": {"frozen_inference_graph.pb": hashlib.sha256(b"graph bytes").hexdigest()},
+        "graphs": {"frozen_inference_graph.pb": hashlib.sha256(b"graph bytes").hexdigest(),
+                   "ssd_a.onnx": "f" * 64},
         "engines": {"TRT_ssd_a.bin": 1234},
         "build_key": "k1",
     }

@@ -14,6 +14,7 @@ import sys
 import pytest
 import yaml
 
+from builder import graphsums
 from tests.unit.test_engine_pipeline import MODEL, REPO, Device, _explain, graphs_dir
 
 ENGINE = "TRT_{}.bin".format(MODEL)
@@ -104,6 +105,12 @@ def test_onnx_found_in_out_dir(devices, exported, tmp_path):
         (out / source.name).write_bytes(source.read_bytes())
     result = build(devices["orin-trt10"], catalog, out)
     assert result.returncode == 0, _explain(result)
+    # The export's sum, which the builder checked, is recorded for the facts of later runs;
+    # the catalog's graph, outside the output directory, is not (nothing written there).
+    sums = graphsums.recorded(str(out))
+    assert list(sums) == [onnx_path.name]
+    assert sums[onnx_path.name]["sha256"] == hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    assert not (graphs_dir() / MODEL / graphsums.GRAPH_SUMS).exists()
 
 
 def test_missing_onnx_names_the_file_and_the_command(devices, exported, tmp_path):
