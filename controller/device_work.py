@@ -292,8 +292,10 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
       same environment: a later round may need the other engine path's pin set);
       env_ensured: the environment ensured once the round ran (None: none this run);
     - install: the builder's install command, when the round needs the builder and the venv
-      does not hold it (the wheel is one of the pushed files); builder_current: whether the
-      venv holds the run's builder once the round's install ran;
+      does not hold it (the wheel is one of the pushed files); prepare_install: the same, for
+      a device that only readies the next round (prepare, no build or verify this round): the
+      finish step runs it while the round's builds run, so they do not start later for it;
+      builder_current: whether the venv holds the run's builder once the round's install ran;
     - remove: work directories of models the device no longer selects;
     - push: every file the round needs on the device, with its destination directory;
     - processes: the builder processes and their clocks; verifies: {model, argv} of engines
@@ -342,9 +344,12 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
     if timing_cache["device_file"]:
         listing.append(os.path.dirname(timing_cache["device_file"]))
     env = environment(root_dir, host_plan["pin_sets"], paths)
+    readies_only = not (work["build"] or work["confirm"])
     return dict(work, root_dir=root_dir, env=env,
                 env_needed=builder_needed and builder["env_ensured"] != env,
-                env_ensured=env if builder_needed else builder["env_ensured"], install=install,
+                env_ensured=env if builder_needed else builder["env_ensured"],
+                install=None if readies_only else install,
+                prepare_install=install if readies_only else None,
                 builder_current=builder["current"] or install is not None,
                 remove=[model_work_dir(root_dir, model) for model in work["remove"]],
                 push=push, push_commands=push_commands(push), processes=processes,

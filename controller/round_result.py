@@ -106,6 +106,15 @@ def start_failure(started: list[dict[str, Any]]) -> str | None:
         failed.get("msg") or "unreachable")
 
 
+def install_problem(answer: dict[str, Any]) -> str | None:
+    """Why the builder's install (a command's module result) failed, or None."""
+    if answer.get("rc") == 0:
+        return None
+    lines = str(answer.get("stderr") or answer.get("msg") or "").strip().splitlines()
+    return "installing the builder into the venv failed (exit code {}): {}".format(
+        answer.get("rc"), lines[-1] if lines else "no message")
+
+
 class DeviceGone(Exception):
     """The device stopped answering a call after its builds (Ansible makes it unreachable)."""
 
@@ -152,18 +161,27 @@ def finish_round(work: dict[str, Any], started: list[dict[str, Any]], calls: Rou
     fails, and its rescue looks at its disk), and nothing is fetched; a device gone makes it
     unreachable. Either keeps the outcomes read so far (the report reads them). A job that
     did not start fails it too, with the device asked nothing and the outcomes of its earlier
-    rounds kept.
+    rounds kept; so does a failed ``prepare_install`` (first, before the wait).
     """
     problem, gone = start_failure(started), None
+    installed: dict[str, Any] = {}
     if problem is not None:
         started = []  # nothing of this round ran: nothing to wait for, verify or read back
+    elif work["prepare_install"]:
+        # A device that only readies the next round installs the builder now, while the
+        # round's builds run (controller/device_work.py round_work).
+        try:
+            installed = calls.run(work["prepare_install"])
+        except DeviceGone as error:
+            gone = str(error)
+        problem = install_problem(installed) if gone is None else None
     waiting_since = time.monotonic()
-    wait = calls.wait() if work["processes"] and problem is None else {}
+    wait = calls.wait() if work["processes"] and problem is None and gone is None else {}
     builds_wait_s = round(time.monotonic() - waiting_since, 2)
     verifies: list[dict[str, Any]] = []
     listing: dict[str, Any] = {}
     try:
-        if problem is None and not went_silent(wait):
+        if problem is None and gone is None and not went_silent(wait):
             verifies = [verify_result(item, calls.run(item["argv"]))
                         for item in work["verifies"]]
             problem = next(("the verify of {} did not run: {}".format(
@@ -179,7 +197,8 @@ def finish_round(work: dict[str, Any], started: list[dict[str, Any]], calls: Rou
     result = dict(read(started, wait, verifies, listing), fetched=[], fetch_failed=None,
                   builds_wait_s=builds_wait_s, builder_current=work["builder_current"],
                   env_ensured=work["env_ensured"])
-    result["changed"] = bool(wait.get("changed")) or any(v["changed"] for v in verifies)
+    result["changed"] = bool(wait.get("changed") or installed) \
+        or any(v["changed"] for v in verifies)
     if gone is None and problem is None and fetching and not result["silent"]:
         files = [item for item in result["fetch"] + [result["timing_cache_fetch"]] if item]
         try:

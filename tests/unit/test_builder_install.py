@@ -186,7 +186,9 @@ def test_the_device_next_in_line_is_readied_in_round_0_and_round_1_installs_noth
     assert first == test_engine_plan.work(prepare=["m2"]) and needs_builder(first)
     readied = round_work(first, host_plan, device, catalog, store=store, wheel=wheel,
                          builder=builder_state(device, MARKER, None))
-    assert readied["env_needed"] is True and readied["install"] is not None
+    # Installed by the finish step, while the builds run (they do not start later for it).
+    assert readied["env_needed"] is True and readied["install"] is None
+    assert readied["prepare_install"][:2] == ["sh", "-c"] and readied["builder_current"]
     assert [item["label"] for item in readied["push"]] == ["builder wheel"]
     assert readied["processes"] == [] and readied["verifies"] == [] and readied["listing"] == []
     # nano-2 filed m2: nano-3 verifies it in round 1 with what round 0 readied.
@@ -199,4 +201,5 @@ def test_the_device_next_in_line_is_readied_in_round_0_and_round_1_installs_noth
     verifying = round_work(second, host_plan, device, catalog, store=store, wheel=None,
                            builder=builder_state(device, MARKER, previous))
     assert verifying["env_needed"] is False and verifying["install"] is None
+    assert verifying["prepare_install"] is None
     assert [v["model"] for v in verifying["verifies"]] == ["m2"]

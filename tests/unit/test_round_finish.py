@@ -36,7 +36,8 @@ WORK = {"root_dir": ROOT, "build": [BUILT], "collect": [ON_DEVICE], "confirm": [
         "processes": [PROCESS], "verifies": [VERIFY], "wait_s": 2030,
         "listing": ["{}/work/{}".format(ROOT, m) for m in (BUILT, ON_DEVICE)],
         "timing_cache": {"device_file": None}, "builder_current": True,
-        "env_ensured": {"pin_set": "simulated-cp36"}}
+        "env_ensured": {"pin_set": "simulated-cp36"}, "prepare_install": None}
+INSTALL = ["sh", "-c", "pip install the builder wheel", "sh"]
 STARTED = [{"ansible_job_id": "j1", "item": PROCESS}]
 
 
@@ -60,10 +61,12 @@ def listed(*models):
 class FakeDevice:
     """The device's side of the step: what each call answers, and every call made."""
 
-    def __init__(self, wait, *, verify=None, listing=None, fetch_error=None, gone_at=None):
+    def __init__(self, wait, *, verify=None, listing=None, fetch_error=None, gone_at=None,
+                 install=None):
         self.answers = {"wait": wait, "run": verify if verify is not None else {
             "rc": 0, "stdout": record({"ok": True, "fps": 30.0}), "delta": "0:00:01"},
-            "find": listing if listing is not None else listed(BUILT, ON_DEVICE)}
+            "find": listing if listing is not None else listed(BUILT, ON_DEVICE),
+            "install": install if install is not None else {"rc": 0, "stderr": ""}}
         self.fetch_error, self.gone_at = fetch_error, gone_at
         self.calls = []
 
@@ -82,7 +85,8 @@ class FakeDevice:
             return fetched, None
 
         return RoundCalls(wait=lambda: self._call("wait"),
-                          run=lambda argv: self._call("run", argv),
+                          run=lambda argv: self._call(
+                              "install" if argv == INSTALL else "run", argv),
                           find=lambda paths: self._call("find", paths), fetch=fetch)
 
     @property
@@ -162,6 +166,39 @@ def test_a_round_without_builds_does_not_wait(tmp_path):
     result = finish(device, tmp_path, work=work)
     assert device.asked == ["run", "find", "fetch"]
     assert list(result["outcomes"]) == [ON_DEVICE] and len(result["fetched"]) == 2
+
+
+def test_a_device_that_only_readies_the_next_round_installs_the_builder_here(tmp_path):
+    """No build and no verify of its own this round (controller/device_work.py: prepare): its
+    install runs in this step, while the round's builds run, and before anything else."""
+    readies = dict(WORK, build=[], collect=[], processes=[], verifies=[], listing=[],
+                   prepare_install=INSTALL)
+    device = FakeDevice(None)
+    result = finish(device, tmp_path, work=readies)
+    assert device.calls == [("install", INSTALL), ("fetch", [])]  # no wait, nothing to fetch
+    assert result["changed"] is True and not result.get("failed")
+    assert result["outcomes"] == {} and result["builder_current"] is True
+    # With a model already on the device to verify, the install still comes first.
+    device = FakeDevice(None, listing=listed(ON_DEVICE))
+    finish(device, tmp_path, work=dict(readies, collect=[ON_DEVICE], verifies=[VERIFY],
+                                       listing=WORK["listing"][1:]))
+    assert device.asked == ["install", "run", "find", "fetch"]
+
+
+def test_a_failed_install_fails_the_device_asking_nothing_more(tmp_path):
+    readies = dict(WORK, build=[], processes=[], prepare_install=INSTALL)
+    failed = {"rc": 1, "stderr": "Processing ./wheels/x.whl\nOSError: [Errno 28] No space "
+                                 "left on device"}
+    device = FakeDevice(None, install=failed)
+    result = finish(device, tmp_path, work=readies)
+    assert device.asked == ["install"]
+    assert result["failed"] is True and result["msg"] == (
+        "installing the builder into the venv failed (exit code 1): OSError: [Errno 28] No "
+        "space left on device")
+    assert result["fetched"] == []
+    device = FakeDevice(None, gone_at="install")
+    result = finish(device, tmp_path, work=readies)
+    assert device.asked == ["install"] and result["unreachable"] is True
 
 
 def test_a_failed_fetch_is_in_the_result_with_what_arrived(tmp_path):
