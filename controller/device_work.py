@@ -254,10 +254,16 @@ def builder_install(wheel: Path, root_dir: str, marker: dict[str, str]) -> list[
             json.dumps(marker, sort_keys=True), marker_path]
 
 
+def runs_builder(work: dict[str, Any]) -> bool:
+    """Whether a device's round (the plan's round work) runs the builder on it: a build or a
+    confirming verify."""
+    return bool(work["build"] or work["confirm"])
+
+
 def needs_builder(work: dict[str, Any]) -> bool:
-    """Whether a device's round (the plan's round work) runs the builder on it, or readies it
-    for the next round's (prepare)."""
-    return bool(work["build"] or work["confirm"] or work["prepare"])
+    """Whether a device's round runs the builder on it, or readies it for the next round's
+    (prepare)."""
+    return runs_builder(work) or bool(work["prepare"])
 
 
 def builder_state(device: dict[str, Any], marker: dict[str, str],
@@ -344,7 +350,7 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
     if timing_cache["device_file"]:
         listing.append(os.path.dirname(timing_cache["device_file"]))
     env = environment(root_dir, host_plan["pin_sets"], paths)
-    readies_only = not (work["build"] or work["confirm"])
+    readies_only = not runs_builder(work)
     return dict(work, root_dir=root_dir, env=env,
                 env_needed=builder_needed and builder["env_ensured"] != env,
                 env_ensured=env if builder_needed else builder["env_ensured"],

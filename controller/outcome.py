@@ -92,8 +92,7 @@ def _no_record(result: dict[str, Any]) -> tuple[str, str]:
     signal = -rc if rc < 0 else rc - 128 if rc > 128 else None
     if signal in SIGNALS:
         return "oom" if signal == 9 else "bug", "killed by {} (rc {})".format(SIGNALS[signal], rc)
-    tail = [line for line in (result.get("stderr") or "").splitlines() if line.strip()]
-    last = tail[-1].strip() if tail else "nothing on stderr"
+    last = last_line(result.get("stderr")) or "nothing on stderr"
     # Every ending of the builder writes a record; without one, exit 1 is Python's own for an
     # uncaught exception before the builder started (a bug, not a TensorRT refusal).
     kind = KIND_OF_EXIT.get(rc, "bug")
@@ -102,6 +101,13 @@ def _no_record(result: dict[str, Any]) -> tuple[str, str]:
 
 def _text(value: object) -> str:
     return str(value)[:MAX_MESSAGE]
+
+
+def last_line(device_text: object) -> str | None:
+    """The last non-empty line of a text a device sent (a command's stderr), bounded like
+    every device text; None when it has none."""
+    lines = [line for line in str(device_text or "").splitlines() if line.strip()]
+    return _text(lines[-1].strip()) if lines else None
 
 
 def _mapping(value: object) -> dict[str, Any]:

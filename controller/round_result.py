@@ -19,7 +19,7 @@ from typing import Any
 
 from .build_wait import wait_results, went_silent
 from .collect import fetchable, limit_of, timing_cache_fetch
-from .outcome import host_outcomes
+from .outcome import host_outcomes, last_line
 from .plan import refute_confirmations
 from .store import EngineStore
 
@@ -110,9 +110,8 @@ def install_problem(answer: dict[str, Any]) -> str | None:
     """Why the builder's install (a command's module result) failed, or None."""
     if answer.get("rc") == 0:
         return None
-    lines = str(answer.get("stderr") or answer.get("msg") or "").strip().splitlines()
     return "installing the builder into the venv failed (exit code {}): {}".format(
-        answer.get("rc"), lines[-1] if lines else "no message")
+        answer.get("rc"), last_line(answer.get("stderr") or answer.get("msg")) or "no message")
 
 
 class DeviceGone(Exception):

@@ -10,7 +10,8 @@ import pytest
 from builder import cli
 from builder.errors import DiskSpaceError, UserError, VerifyFailed
 from builder.trt.adapter import TensorRTFailure
-from controller.outcome import outcome_of
+from controller.outcome import MAX_MESSAGE, outcome_of
+from controller.round_result import install_problem
 
 
 def fake_command(monkeypatch, raises=None, prints=None):
@@ -95,6 +96,21 @@ def test_the_controller_reads_the_record_not_stderr():
     assert crashed.kind == "bug" and "KeyError: 'x'" in crashed.reason
     killed = outcome_of("m1", "k", {"rc": -9, "stdout": "", "stderr": ""}, built=True)
     assert killed.kind == "oom" and "SIGKILL" in killed.reason
+
+
+def test_a_device_stderr_line_reaches_a_reason_bounded():
+    # The device writes what it likes; the reason keeps its last line, cut to MAX_MESSAGE.
+    flood = outcome_of("m1", "k", {"rc": 1, "stdout": "", "stderr": "first\n" + "x" * 10 ** 6},
+                       built=True)
+    assert flood.reason.startswith("exit 1 without a builder record: xxx")
+    assert len(flood.reason) < MAX_MESSAGE + 50
+    silent = outcome_of("m1", "k", {"rc": 1, "stdout": "", "stderr": "  \n"}, built=True)
+    assert silent.reason.endswith("nothing on stderr")
+    assert install_problem({"rc": 1, "stderr": "y" * 10 ** 6}).endswith("y" * MAX_MESSAGE)
+    assert len(install_problem({"rc": 1, "stderr": "y" * 10 ** 6})) < MAX_MESSAGE + 80
+    assert install_problem({"rc": 2, "msg": "pip: not found\n"}).endswith(
+        "(exit code 2): pip: not found")
+    assert install_problem({"rc": 0, "stderr": "warning"}) is None
 
 
 def test_a_full_device_disk_names_the_device_the_directory_the_figures_and_the_fix():
