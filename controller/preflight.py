@@ -13,8 +13,7 @@ from typing import Any, cast
 import yaml
 
 from builder import __version__ as BUILDER_VERSION
-from builder import buildkey
-from builder.atomic import file_sha256
+from builder import buildkey, graphsums
 from builder.commands.check import catalog_report
 from builder.spec.catalog import load_catalog
 
@@ -23,6 +22,10 @@ from .selection import HostChecker, HostSelection, VarOrigin, fleet_wide_problem
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 GRAPH_CHECK_CACHE = REPOSITORY / ".cache" / "graph-checks"
+# The sums of the catalog's graphs, read on every run for the pin check and the build keys,
+# kept while each graph is unchanged (builder/graphsums.py).
+GRAPH_SUMS_CACHE = REPOSITORY / ".cache" / "graph-sums.json"
+GRAPH_SUMS_CACHE_MAX_BYTES = 1 << 20
 
 
 def raw_variables(host_vars: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -175,7 +178,9 @@ def run_preflight(catalog_path: str, hosts: list[str], hostvars: Mapping[str, An
     """{"problems", "notes", "catalog": {name: spec}, "selections": {host: selection}}.
     ``check_mode``: nothing is written (no graph check marker)."""
     catalog_path = os.path.realpath(catalog_path)
-    report = catalog_report(catalog_path)
+    known_sums = graphsums.read_sums(str(GRAPH_SUMS_CACHE), GRAPH_SUMS_CACHE_MAX_BYTES)
+    sums_before = dict(known_sums)
+    report = catalog_report(catalog_path, known_sums=known_sums)
     problems = [error["text"] for error in report.get("errors", [])]
     catalog = report.get("models") if not problems else None
     origin = VarOrigin(inventory_sources, playbook_dir)
@@ -214,7 +219,8 @@ def run_preflight(catalog_path: str, hosts: list[str], hostvars: Mapping[str, An
         for name in selected:
             # A pinned sha256 was verified by the builder; an unpinned one is computed here.
             spec = catalog[name]
-            exported[name] = dict(spec, sha256=spec.get("sha256") or file_sha256(spec["graph"]))
+            exported[name] = dict(spec, sha256=spec.get("sha256") or graphsums.known_sha256(
+                spec["graph"], known_sums))
         first = values_by_host[hosts[0]] if hosts else {}
         problems += path_problems(exported, catalog_path,
                                   list(first.get("engine_graph_allowed_dirs") or []))
@@ -226,8 +232,28 @@ def run_preflight(catalog_path: str, hosts: list[str], hostvars: Mapping[str, An
             for name, refusal in refusals.items():
                 # Read by the plan (builder/trt/enginepath.py), never sent to a device.
                 exported[name]["uff_refusal"] = refusal
+    if catalog is not None and not check_mode:
+        notes += keep_graph_sums(known_sums, sums_before, catalog)
     return {"problems": problems, "notes": notes, "catalog": exported,
             "selections": {h: s.as_dict() for h, s in selections.items()}}
+
+
+def keep_graph_sums(known_sums: dict[str, Any], before: dict[str, Any],
+                    catalog: dict[str, Any]) -> list[str]:
+    """Write the sums of the catalog's graphs to GRAPH_SUMS_CACHE when they changed (those of
+    graphs no longer in the catalog are dropped). Returns a note when it cannot be written:
+    the run goes on, and the next one reads the graphs again."""
+    graphs = {spec["graph"] for spec in catalog.values() if spec.get("graph")}
+    kept = {path: entry for path, entry in known_sums.items() if path in graphs}
+    if kept == {path: entry for path, entry in before.items() if path in graphs}:
+        return []
+    try:
+        GRAPH_SUMS_CACHE.parent.mkdir(parents=True, exist_ok=True)
+        graphsums.write_sums(str(GRAPH_SUMS_CACHE), kept)
+    except OSError as error:
+        return ["the graph sums were not kept ({}): the next run reads the graphs "
+                "again".format(error)]
+    return []
 
 
 def selections_from(data: dict[str, Any]) -> dict[str, HostSelection]:

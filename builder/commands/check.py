@@ -39,11 +39,13 @@ def add_parser(subparsers):
     return parser
 
 
-def catalog_report(path, models=None, check_graphs=True):
+def catalog_report(path, models=None, check_graphs=True, known_sums=None):
     """What ``check --json`` prints, as a dict: {"catalog", "models": {name: spec}} for a
-    valid catalog, {"errors": [problem]} otherwise. The Ansible preflight calls it in-process."""
+    valid catalog, {"errors": [problem]} otherwise. The Ansible preflight calls it in-process,
+    with its ``known_sums`` (load_catalog)."""
     try:
-        catalog = load_catalog(path, models=models, check_graphs=check_graphs)
+        catalog = load_catalog(path, models=models, check_graphs=check_graphs,
+                               known_sums=known_sums)
     except CatalogError as error:
         return {"errors": [problem.as_dict() for problem in error.problems]}
     return {

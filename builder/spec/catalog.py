@@ -11,6 +11,7 @@ import re
 
 import yaml
 
+from .. import graphsums
 from ..atomic import file_sha256
 from ..errors import UserError
 from ..platform.detect import ONNX_FROM_TEXT
@@ -533,15 +534,19 @@ def _resolve(base_dir, value):
 
 
 class _FileChecker(object):
-    """Existence checks and checksums of the files models refer to (each hashed once)."""
+    """Existence checks and checksums of the files models refer to (each hashed once).
+    ``known_sums``: sums known from earlier loads, taken while a file is unchanged and updated
+    in place (builder/graphsums.py known_sha256); None: every file is read."""
 
-    def __init__(self, base_dir):
+    def __init__(self, base_dir, known_sums=None):
         self.base_dir = base_dir
+        self.known_sums = known_sums
         self._sums = {}
 
     def sha256(self, path):
         if path not in self._sums:
-            self._sums[path] = file_sha256(path)
+            self._sums[path] = file_sha256(path) if self.known_sums is None else \
+                graphsums.known_sha256(path, self.known_sums)
         return self._sums[path]
 
     def require_file(self, path, what, raw):
@@ -657,12 +662,14 @@ def _describe_key_path(key_path):
     return None, ".".join(key_path)
 
 
-def load_catalog(path, models=None, check_graphs=True):
+def load_catalog(path, models=None, check_graphs=True, known_sums=None):
     """Load and validate the catalog at ``path``.
 
     ``models``: validate (and return) only these model names; an unknown name is an error.
     ``check_graphs``: also check that graph / pipeline_config files exist and match the
     ``sha256`` pin (hashing reads every graph; the preflight on the controller wants it).
+    ``known_sums``: {path: entry} of graphs hashed before (the controller's cache), taken while
+    a graph is unchanged and updated with the sums read (builder/graphsums.py).
     Raises CatalogError (a UserError) listing every problem found.
     """
     shown = os.path.normpath(path)
@@ -676,7 +683,7 @@ def load_catalog(path, models=None, check_graphs=True):
     entries = _check_top_level(document.data, collector)
     specs = collections.OrderedDict()
     if entries is not None:
-        files = _FileChecker(os.path.dirname(absolute))
+        files = _FileChecker(os.path.dirname(absolute), known_sums)
         for name in _selected_names(entries, models, collector):
             if not _check_name(name, collector):
                 continue

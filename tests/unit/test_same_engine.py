@@ -4,9 +4,13 @@ lines and the hosts that select the second, and the advice it gives clears the p
 
 from __future__ import annotations
 
+import hashlib
+import time
+
 import pytest
 import yaml
 
+from builder import graphsums
 from controller import preflight
 from tests.unit.catalog_files import write_catalog
 
@@ -72,3 +76,33 @@ def test_only_selected_models_count_and_the_advice_clears_it(site):
     result = run(site, {"front": models["front"]}, {"nano-1": ["front"], "nano-2": ["front"]})
     assert same_engine(result) == []
     assert not [p for p in result["problems"] if "'rear'" in p]
+
+
+def test_a_graph_unchanged_since_the_last_run_is_not_read_again(site, monkeypatch, tmp_path):
+    # The pin check and the unpinned sum read each graph once; the next run takes the sums
+    # from the controller's cache while the files are unchanged, and reads a changed one.
+    monkeypatch.setattr(preflight, "GRAPH_SUMS_CACHE", tmp_path / "cache" / "sums.json")
+    monkeypatch.setattr(graphsums, "RACY_SECONDS", 0.0)
+    catalog = site / "catalog"
+    pinned = dict(SETTINGS, graph="a.pb", sha256=hashlib.sha256(b"one graph").hexdigest())
+    models = {"front": pinned, "rear": dict(SETTINGS, graph="c.pb")}
+    read = []
+    real_sha256 = graphsums.file_sha256
+    monkeypatch.setattr(graphsums, "file_sha256", lambda path: read.append(path) or
+                        real_sha256(path))
+    time.sleep(0.05)
+    first = run(site, models, {"nano-1": ["front", "rear"]})
+    assert not pin_problems(first) and sorted(read) == [str(catalog / "a.pb"),
+                                                         str(catalog / "c.pb")]
+    del read[:]
+    again = run(site, models, {"nano-1": ["front", "rear"]})
+    assert read == [] and not pin_problems(again)
+    assert again["catalog"]["rear"]["sha256"] == hashlib.sha256(b"another graph").hexdigest()
+    (catalog / "a.pb").write_bytes(b"one graph, changed")
+    changed = run(site, models, {"nano-1": ["front", "rear"]})
+    assert read == [str(catalog / "a.pb")]
+    assert pin_problems(changed)
+
+
+def pin_problems(result):
+    return [p for p in result["problems"] if "does not match the pin" in p]
