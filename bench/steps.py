@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bench import timeline
 from bench.fleet_session import REPO_ROOT, BenchError
+from controller import schema
 
 MEASURED = Path(__file__).resolve().parent / "measured.py"
 BASELINE = Path(__file__).resolve().parent / "manual_baseline.py"
@@ -149,12 +150,15 @@ def playbook_step(label, fleet, workload, *, store_dir, scope, log_dir,
     compared with a ping, which would pay for none)."""
     log_path = Path(log_dir) / "{}.log".format(label)
     timeline_path = Path(log_dir) / "{}.timeline.json".format(label)
-    # The catalog and the store as plain values, as a user's inventory gives them (or leaves
-    # them to their defaults): the fleet's group_vars compute them with an env lookup for the
-    # tests, a template the preflight would compile and run on every run (bench/README.md).
+    # The catalog, the store and the signing key as plain values, as a user's inventory gives
+    # them (or leaves them to their defaults): the fleet's group_vars compute them with an env
+    # lookup for the tests, a template the preflight would compile and run on every run
+    # (bench/README.md). The key is the schema's default, as those group_vars make it.
     extra = json.dumps({"engine_models": workload.models, "engine_build_scope": scope,
                         "engine_catalog": str(workload.catalog),
-                        "engine_store_dir": str(store_dir)})
+                        "engine_store_dir": str(store_dir),
+                        "engine_signing_key": str(
+                            Path(tree) / schema.BY_NAME["engine_signing_key"].default)})
     command = [ansible_playbook(), playbook, *inventory_args(fleet), "-e", extra, *args]
     profile_dir = os.environ.get("BENCH_PROFILE_DIR")
     if profile_dir:  # cProfile of ansible-playbook's main process (its workers are forks)

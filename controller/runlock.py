@@ -7,7 +7,7 @@ task.
 
 The store may be on shared storage (NFS: two controllers, an AWX pod and a laptop), where a
 process id means nothing to another machine. So the lock is a lease: a small renewer process
-(``start_renewer``), started by the step that took the lock, touches the lock file every
+(``Renewer``), started by the step that took the lock, touches the lock file every
 RENEW_SECONDS while the run's process lives, and ends when the lock is released, taken over or
 its run is gone. Who else may take a lock over:
 
@@ -298,69 +298,127 @@ def renew(store_dir: Path, token: str, every: float = RENEW_SECONDS,
         time.sleep(check)
 
 
+class Renewer:
+    """The process that renews a run lock's lease, started before the lock is taken: it
+    starts Python and imports this module (some 35 ms) while the preflight checks the run's
+    inputs, then waits on its stdin for the token of the lock to renew (``start``). Without
+    one (``cancel``, or the step that started it ended) it ends at once. Its own session, no
+    terminal, no inherited output: once renewing it outlives the step that started it, never
+    the run (``renew``). As a context manager it is cancelled on leaving unless started."""
+
+    def __init__(self, store_dir: Path, every: float = RENEW_SECONDS,
+                 check: float = CHECK_SECONDS) -> None:
+        self.store_dir = store_dir
+        self.process = subprocess.Popen(
+            # -S: no site (the venv's packages and .pth files): the renewer needs the standard
+            # library and this package alone, found from its working directory.
+            [sys.executable, "-S", "-m", "controller.runlock", "renew", str(store_dir), "-",
+             str(every), str(check)],
+            cwd=str(REPOSITORY), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, start_new_session=True)
+        self.started = False
+
+    def __enter__(self) -> Renewer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.started:
+            self.cancel()
+
+    def start(self, owner_pid: int) -> subprocess.Popen[bytes]:
+        """Renew the lease of ``owner_pid``'s lock (which it must hold); returns the renewer
+        once it has renewed it. When it does not start, the lock is released."""
+        process = self.process
+        assert process.stdin is not None and process.stdout is not None
+        seen = observe(self.store_dir / RUN_LOCK_NAME)
+        if seen is None or not _mine(seen.holder, owner_pid):
+            self.cancel()
+            raise StoreBusy("the run lock of {} is not held by pid {}: nothing to "
+                            "renew".format(self.store_dir, owner_pid))
+        assert seen.holder is not None
+        with contextlib.suppress(BrokenPipeError):  # it died: said below
+            process.stdin.write(str(seen.holder["token"]).encode("utf-8") + b"\n")
+            process.stdin.close()
+        readable, _, _ = select.select([process.stdout], [], [], RENEWER_START_SECONDS)
+        started = bool(readable) and process.stdout.readline().strip() == b"renewing"
+        process.stdout.close()
+        if not started:
+            process.kill()
+            process.wait()
+            release(self.store_dir, owner_pid)
+            raise StoreBusy("the renewer of the run lock of {} did not start within {} "
+                            "(python3 -m controller.runlock renew): the lock was released; "
+                            "run again".format(self.store_dir,
+                                               format_duration(RENEWER_START_SECONDS)))
+        self.started = True
+        return process
+
+    def cancel(self) -> None:
+        """No lock to renew: the renewer ends (closing its stdin says so), reaped here."""
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None and not pipe.closed:
+                with contextlib.suppress(BrokenPipeError):
+                    pipe.close()
+        try:
+            self.process.wait(timeout=RENEWER_START_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
 def start_renewer(store_dir: Path, owner_pid: int, every: float = RENEW_SECONDS,
                   check: float = CHECK_SECONDS) -> subprocess.Popen[bytes]:
     """Start the process that renews the lease of ``owner_pid``'s lock (which it must hold)
-    and return once it has renewed it. Its own session, no terminal, no inherited output:
-    it outlives the step that started it, never the run (``renew``)."""
-    seen = observe(store_dir / RUN_LOCK_NAME)
-    if seen is None or not _mine(seen.holder, owner_pid):
-        raise StoreBusy("the run lock of {} is not held by pid {}: nothing to renew".format(
-            store_dir, owner_pid))
-    assert seen.holder is not None
-    process = subprocess.Popen(
-        # -S: no site (the venv's packages and .pth files): the renewer needs the standard
-        # library and this package alone, found from its working directory.
-        [sys.executable, "-S", "-m", "controller.runlock", "renew", str(store_dir),
-         str(seen.holder["token"]), str(every), str(check)],
-        cwd=str(REPOSITORY), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, start_new_session=True)
-    assert process.stdout is not None
-    readable, _, _ = select.select([process.stdout], [], [], RENEWER_START_SECONDS)
-    started = bool(readable) and process.stdout.readline().strip() == b"renewing"
-    process.stdout.close()
-    if not started:
-        process.kill()
-        process.wait()
-        release(store_dir, owner_pid)
-        raise StoreBusy("the renewer of the run lock of {} did not start within {} "
-                        "(python3 -m controller.runlock renew): the lock was released; run "
-                        "again".format(store_dir, format_duration(RENEWER_START_SECONDS)))
-    return process
+    and return once it has renewed it (Renewer, started now)."""
+    return Renewer(store_dir, every, check).start(owner_pid)
 
 
 def hold_store(store_dir: Path, owner_pid: int, command: str, wait_s: int, *,
-               say: Callable[[str], None]) -> list[str]:
-    """The run's hold on its store (the preflight's step): the run lock, its renewer, then,
-    since no other run can be writing, the leftovers of killed ones removed. Returns what was
-    removed, as lines to show."""
+               say: Callable[[str], None], renewer: Renewer | None = None) -> list[str]:
+    """The run's hold on its store (the preflight's step): the run lock, its renewer
+    (``renewer``, started ahead, else one started now), then, since no other run can be
+    writing, the leftovers of killed ones removed. Returns what was removed, as lines to
+    show. The renewer is started, or cancelled whatever happens."""
     from .store import EngineStore  # noqa: PLC0415 (see LOCK_NAME)
 
-    if not acquire(store_dir, owner_pid, command, wait_s, say=say):
-        return []  # this run holds it already (a second playbook of one command)
-    start_renewer(store_dir, owner_pid)
+    with renewer or Renewer(store_dir) as starting:
+        if not acquire(store_dir, owner_pid, command, wait_s, say=say):
+            return []  # this run holds it already (a second playbook of one command)
+        starting.start(owner_pid)
     return ["removed {} (left by an interrupted run)".format(path)
             for path in EngineStore(store_dir).remove_leftovers()]
 
 
+def _point_at_devnull(fd: int, mode: int) -> None:
+    """Leave the pipe on ``fd`` for /dev/null (the step that started the renewer ends)."""
+    devnull = os.open(os.devnull, mode)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def main(argv: list[str]) -> int:
-    """``python3 -m controller.runlock renew STORE TOKEN EVERY CHECK`` (start_renewer)."""
+    """``python3 -m controller.runlock renew STORE TOKEN EVERY CHECK`` (Renewer). TOKEN ``-``:
+    the first line of stdin, which is then closed (none: nothing to renew, the end)."""
     if len(argv) != 5 or argv[0] != "renew":
         print("usage: python3 -m controller.runlock renew STORE TOKEN EVERY CHECK",
               file=sys.stderr)
         return 2
+    token = argv[2]
+    if token == "-":
+        token = sys.stdin.readline().strip()
+        _point_at_devnull(sys.stdin.fileno(), os.O_RDONLY)
+        if not token:
+            return 0
     told: list[bool] = []
 
     def ready() -> None:
         if not told:
             print("renewing", flush=True)
             # Nobody reads further: leave the pipe, so that no late write can fail.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
+            _point_at_devnull(sys.stdout.fileno(), os.O_WRONLY)
             told.append(True)
 
-    renew(Path(argv[1]), argv[2], float(argv[3]), float(argv[4]), ready=ready)
+    renew(Path(argv[1]), token, float(argv[3]), float(argv[4]), ready=ready)
     return 0
 
 

@@ -4,6 +4,7 @@ controller/preflight.py."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -38,29 +39,33 @@ class ActionModule(ControllerAction):
         # engine_catalog, engine_store_dir, engine_store_wait_s: the run's values, else the
         # defaults of controller/schema.py.
         catalog_path = self.setting(task_vars, "engine_catalog")
-        store_dir = self.setting(task_vars, "engine_store_dir")
-        checked = preflight.run_preflight(
-            catalog_path, list(args["hosts"]), task_vars["hostvars"],
-            task_vars.get("ansible_inventory_sources") or [], task_vars.get("playbook_dir"),
-            check_mode=self.check_mode)
-        problems = checked["problems"]
-        if problems:
-            return {"failed": True, "problems": problems,
-                    "msg": "Preflight found {} problem(s), nothing was changed:\n{}".format(
-                        len(problems), "\n".join(problems))}
-        notes = list(checked["notes"])
-        if not self.check_mode:
-            # The workers' parent is the run's ansible-playbook process: it holds the lock
-            # (renewed by a process of its own while the run lasts: controller/runlock.py).
-            wait_s = int(self.setting(task_vars, "engine_store_wait_s"))
-            notes += runlock.hold_store(Path(store_dir), os.getppid(), " ".join(sys.argv),
-                                        wait_s, say=Display().display)
+        store_dir = Path(self.setting(task_vars, "engine_store_dir"))
+        # The lock's renewer starts now, so that its Python starts while the inputs are
+        # checked; the lock is taken only once they pass (else the renewer is cancelled).
+        with contextlib.nullcontext() if self.check_mode else runlock.Renewer(
+                store_dir) as renewer:
+            checked = preflight.run_preflight(
+                catalog_path, list(args["hosts"]), task_vars["hostvars"],
+                task_vars.get("ansible_inventory_sources") or [], task_vars.get("playbook_dir"),
+                check_mode=self.check_mode)
+            problems = checked["problems"]
+            if problems:
+                return {"failed": True, "problems": problems,
+                        "msg": "Preflight found {} problem(s), nothing was changed:\n{}".format(
+                            len(problems), "\n".join(problems))}
+            notes = list(checked["notes"])
+            if renewer is not None:
+                # The workers' parent is the run's ansible-playbook process: it holds the lock
+                # (renewed by a process of its own while the run lasts: controller/runlock.py).
+                wait_s = int(self.setting(task_vars, "engine_store_wait_s"))
+                notes += runlock.hold_store(store_dir, os.getppid(), " ".join(sys.argv),
+                                            wait_s, say=Display().display, renewer=renewer)
         message = "Preflight OK: {} host(s), models {}".format(
             len(args["hosts"]), ", ".join(checked["catalog"]) or "(none)")
         self.say([message] + notes)
         return {"notes": notes, "msg": message,
                 # Every host reads them from the task's register (controller/action.py).
                 "catalog": checked["catalog"],
-                "store_dir": store_dir,
+                "store_dir": str(store_dir),
                 "catalog_file": os.path.realpath(catalog_path),
                 "selections": checked["selections"]}

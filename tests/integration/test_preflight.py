@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from controller.runlock import RUN_LOCK_NAME
+from tests.integration.conftest import run_lock_renewers
 from tests.integration.envside import (
     REPO,
     TEST_PLAYBOOKS,
@@ -35,10 +37,12 @@ def edit_yaml(path, **values):
     path.write_text("---\n" + yaml.safe_dump(data))
 
 
-def run_preflight(sim, fleet_vars, catalog=None, playbook_path=None):
+def run_preflight(sim, fleet_vars, catalog=None, playbook_path=None, store=None):
+    env = {"ENGINE_TEST_CATALOG": str(catalog or sim.catalog)}
+    if store is not None:
+        env["ENGINE_TEST_STORE"] = str(store)
     return playbook(playbook_path or TEST_PLAYBOOKS / "env_roles.yml",
-                    [sim.inventory, fleet_vars],
-                    env={"ENGINE_TEST_CATALOG": str(catalog or sim.catalog)})
+                    [sim.inventory, fleet_vars], env=env)
 
 
 def assert_no_device_touched(sim):
@@ -75,8 +79,12 @@ def test_bad_precision_in_host_vars(sim, tmp_path):
     fleet_vars = copy_fleet_vars(tmp_path / "vars")
     edit_yaml(fleet_vars / "host_vars" / "xavier-1.yml", engine_precision="fp8",
               engine_workspace_mib=True)
-    result = run_preflight(sim, fleet_vars)
+    store = tmp_path / "store"
+    result = run_preflight(sim, fleet_vars, store=store)
     assert result.rc != 0
+    # The run lock's renewer, started while the inputs were checked, ended with them: no lock
+    # was taken and no renewer is left (controller/runlock.py Renewer).
+    assert run_lock_renewers(store) == [] and not (store / RUN_LOCK_NAME).exists()
     assert ("host 'xavier-1', file host_vars/xavier-1.yml "
             f"({fleet_vars}/host_vars/xavier-1.yml), key 'engine_precision': 'fp8' is not one of "
             "fp16, fp32. Use one of: fp16, fp32.") in result.out

@@ -212,6 +212,46 @@ def test_the_renewer_never_renews_a_lock_that_replaced_its_own(tmp_path):
         holder.wait()
 
 
+def test_a_renewer_started_ahead_renews_once_the_lock_is_taken(tmp_path):
+    # The preflight starts it before checking the inputs, and gives it to hold_store.
+    holder = sleeper()
+    try:
+        renewer = runlock.Renewer(tmp_path, every=0.2, check=0.05)
+        assert runlock.hold_store(tmp_path, holder.pid, "run", 0, say=print,
+                                  renewer=renewer) == []
+        assert renewer.started and renewer.process.poll() is None
+        old = time.time() - 1000
+        os.utime(tmp_path / runlock.RUN_LOCK_NAME, (old, old))
+        assert wait_for(lambda: lease_age(tmp_path) < 5), lease_age(tmp_path)
+        assert runlock.release(tmp_path, holder.pid)
+        assert renewer.process.wait(timeout=5) == 0
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_renewer_started_ahead_ends_when_no_lock_is_taken(tmp_path):
+    # The inputs had problems (the preflight leaves the with block), or this run held the
+    # lock already: the renewer ends at once, reaped, and the store is untouched.
+    with runlock.Renewer(tmp_path / "store") as unused:
+        pass
+    assert unused.process.returncode == 0 and not (tmp_path / "store").exists()
+    holder = sleeper()
+    try:
+        assert runlock.acquire(tmp_path, holder.pid, "first", 0, say=print)
+        second = runlock.Renewer(tmp_path)
+        assert runlock.hold_store(tmp_path, holder.pid, "again", 0, say=print,
+                                  renewer=second) == []
+        assert second.process.returncode == 0 and not second.started
+        busy = runlock.Renewer(tmp_path)
+        with pytest.raises(runlock.StoreBusy):  # another run's lock: nothing to renew
+            busy.start(holder.pid + 1)
+        assert busy.process.returncode == 0
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 # ---------------------------------------------------------------- a killed filing
 KILL_AT_INSTALL = """
 import os, signal, sys
