@@ -60,12 +60,17 @@ def timed_facts(root, state, runs):
     return statistics.median(walls), reported
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def graph_arguments(doc, argv):
+    """The arguments of a graph benchmark (``doc``: its module docstring)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--models", type=int, default=3)
     parser.add_argument("--graph-mib", type=int, default=64)
     parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = graph_arguments(__doc__, argv)
     with tempfile.TemporaryDirectory(prefix="bench-facts-") as scratch:
         root = lay_out(Path(scratch) / "root", "nano-32.7.1")
         state = Path(scratch) / "opt"

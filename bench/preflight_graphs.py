@@ -10,7 +10,6 @@ empty cache and then with the cache the first load left.
     python3 bench/preflight_graphs.py [--models 3] [--graph-mib 64] [--runs 5]
 """
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.facts_graphs import work_dirs  # noqa: E402
+from bench.facts_graphs import graph_arguments, work_dirs  # noqa: E402
 from builder import graphsums  # noqa: E402
 from builder.commands.check import catalog_report  # noqa: E402
 from tests.unit.catalog_files import write_catalog  # noqa: E402
@@ -44,11 +43,7 @@ def timed_loads(catalog, runs, cached):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=3)
-    parser.add_argument("--graph-mib", type=int, default=64)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args(argv)
+    args = graph_arguments(__doc__, argv)
     with tempfile.TemporaryDirectory(prefix="bench-preflight-") as scratch:
         sums = work_dirs(Path(scratch), args.models, args.graph_mib << 20)
         models = {}
