@@ -366,13 +366,6 @@ class Renewer:
             self.process.wait()
 
 
-def start_renewer(store_dir: Path, owner_pid: int, every: float = RENEW_SECONDS,
-                  check: float = CHECK_SECONDS) -> subprocess.Popen[bytes]:
-    """Start the process that renews the lease of ``owner_pid``'s lock (which it must hold)
-    and return once it has renewed it (Renewer, started now)."""
-    return Renewer(store_dir, every, check).start(owner_pid)
-
-
 def hold_store(store_dir: Path, owner_pid: int, command: str, wait_s: int, *,
                say: Callable[[str], None], renewer: Renewer | None = None) -> list[str]:
     """The run's hold on its store (the preflight's step): the run lock, its renewer

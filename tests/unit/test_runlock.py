@@ -171,7 +171,7 @@ def test_the_renewer_keeps_the_lease_fresh_and_release_stops_it(tmp_path):
     holder = sleeper()
     try:
         assert runlock.acquire(tmp_path, holder.pid, "first", 0, say=print)
-        renewer = runlock.start_renewer(tmp_path, holder.pid, every=0.2, check=0.05)
+        renewer = runlock.Renewer(tmp_path, every=0.2, check=0.05).start(holder.pid)
         lock = tmp_path / runlock.RUN_LOCK_NAME
         old = time.time() - 1000
         os.utime(lock, (old, old))  # as if the lease were about to expire
@@ -188,7 +188,7 @@ def test_the_renewer_keeps_the_lease_fresh_and_release_stops_it(tmp_path):
 def test_the_renewer_ends_with_its_run_and_removes_the_lock(tmp_path):
     holder = sleeper()
     assert runlock.acquire(tmp_path, holder.pid, "killed", 0, say=print)
-    renewer = runlock.start_renewer(tmp_path, holder.pid, every=0.2, check=0.05)
+    renewer = runlock.Renewer(tmp_path, every=0.2, check=0.05).start(holder.pid)
     holder.kill()
     holder.wait()
     assert renewer.wait(timeout=5) == 0
@@ -199,7 +199,7 @@ def test_the_renewer_never_renews_a_lock_that_replaced_its_own(tmp_path):
     holder = sleeper()
     try:
         assert runlock.acquire(tmp_path, holder.pid, "first", 0, say=print)
-        renewer = runlock.start_renewer(tmp_path, holder.pid, every=0.2, check=0.05)
+        renewer = runlock.Renewer(tmp_path, every=0.2, check=0.05).start(holder.pid)
         replaced = tmp_path / "replacement"
         foreign_lock(tmp_path, renewed_ago=0).rename(replaced)
         os.replace(replaced, tmp_path / runlock.RUN_LOCK_NAME)  # taken over meanwhile
