@@ -30,6 +30,8 @@ from module_utils.trt_deploy import (
     KEYRING_FILE,
     STAGE_INCOMING,
     STATEMENT,
+)
+from module_utils.trt_deploy_write import (
     version_name,
 )
 
@@ -46,7 +48,8 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 # files at the same relative paths under <root>/bin/lib/ (the builder's own platform
 # detection, not a copy of it), and the launcher made from GUARD_TEMPLATE.
 GUARD_FILES = ("module_utils/trt_engine_guard.py", "module_utils/trt_signature.py",
-               "module_utils/trt_deploy.py", "builder/__init__.py", "builder/errors.py",
+               "module_utils/trt_deploy.py", "module_utils/trt_deploy_write.py",
+               "builder/__init__.py", "builder/errors.py",
                "builder/platform/__init__.py", "builder/platform/detect.py")
 GUARD_TEMPLATE = "roles/engine_deploy/templates/trt-engine-path.j2"
 STAGE_SETTING = "engine_deploy_stage_platforms"

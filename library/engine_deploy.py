@@ -1,7 +1,10 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 """Ansible module (runs on the device, Python 3.6 on JetPack 4): install a pushed TensorRT
-engine as a new version and switch the model's ``current`` link to it, or roll back."""
+engine as a new version and switch the model's ``current`` link to it, or roll back.
+
+Its documentation (ansible-doc) is library/engine_deploy.yml, beside it: what is in this file
+travels to every device on every call (docs/internals.md)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -30,214 +33,31 @@ from ansible.module_utils.trt_deploy import (
     STATEMENT,
     VERSION_RE,
     PlantedLink,
-    copy_file_at,
     describe_link,
-    ensure_dir_at,
     intact_version_at,
-    keyring_document_at,
     kind_at,
-    link_version,
     link_version_at,
     listdir_fd,
-    open_dir_at,
     open_file_at,
     open_root,
-    prune_plan,
     read_json_at,
-    remove_at,
     sha256_fd,
     staged_engine_at,
     staged_platforms_at,
-    switch_link_at,
     versions_at,
 )
+from ansible.module_utils.trt_deploy_write import (
+    NEW_FILE_FLAGS,
+    copy_file_at,
+    ensure_dir_at,
+    keyring_document_at,
+    link_version,
+    open_dir_at,
+    prune_plan,
+    remove_at,
+    switch_link_at,
+)
 from ansible.module_utils.trt_signature import SignatureProblem, check_statement, parse_keyring
-
-DOCUMENTATION = r"""
----
-module: engine_deploy
-short_description: Install a verified TensorRT engine version and switch its current link
-description:
-  - C(state=present) takes the engine and manifest pushed to
-    C(<install_root>/<model>/.incoming/<version>/) (or an already installed
-    C(<install_root>/<model>/<version>/)), checks that the manifest is the expected model,
-    platform and build key and that the engine's sha256 is the expected one, runs the
-    builder's verify command on it (deserialize and run on this device), and only then
-    renames it to C(<install_root>/<model>/<version>/) and points C(current) at it (a
-    temporary link renamed over C(current)). The version that was current becomes
-    C(previous). Older versions beyond O(keep) are removed.
-  - C(state=rollback) verifies the version C(previous) points at and swaps C(current) and
-    C(previous).
-  - C(state=present) and C(state=rollback) also require the engine's C(statement.json) to be
-    signed by a key of C(<install_root>/bin/keys/trusted-keys.json) (the controller's, pushed
-    by the deploy) and to vouch for this model, platform, build key and sha256
-    (module_utils/trt_signature.py); the device checks it itself.
-  - C(state=stage) installs, per item of O(stage), a verified engine under
-    C(<install_root>/<model>/<platform_id>/<variant>/) (engine, manifest, statement), where
-    the guard C(<install_root>/bin/trt-engine-path) finds it - the engine C(current) runs
-    (C(source=current)) or one pushed for another platform to
-    C(<install_root>/<model>/.stage-incoming/<platform_id>/<variant>/) (C(source=pushed)).
-    A staged engine whose bytes do not match its statement is replaced. Platforms of a model
-    that no item names are removed. C(current) is never touched.
-  - C(state=prepare) runs before the push, once for all of a device's models (O(prepare)).
-    It makes C(<install_root>/<model>/.incoming/<version>/) real directories (the push's
-    destination) and removes the links planted where the deploy owns the entry (C(.incoming),
-    what is under it, a version-named entry, C(.deploy-venv), C(.deploy-wheels)), each named
-    in a warning and in C(removed_links). A model directory that is a link is refused.
-  - No link below O(install_root) is followed (module_utils/trt_deploy.py); every entry is
-    reached from its parent's directory file descriptor with O_NOFOLLOW, so nothing is read
-    or written outside O(install_root).
-  - A failure (sha256, manifest, verify, link) leaves C(current) untouched; the result says
-    which check failed in C(deploy_failure).
-options:
-  install_root:
-    description: Root of the installed engines, one directory per model.
-    type: path
-    required: true
-  model:
-    description:
-      - Catalog model name; the engine file must be C(TRT_<model>.bin).
-      - Required with C(state=present) and C(state=rollback).
-    type: str
-  state:
-    description:
-      - C(present) installs O(version); C(rollback) switches back to C(previous);
-        C(prepare) readies the push's destinations of O(prepare); C(env) installs the deploy
-        environment (the pushed builder wheel O(wheel) in C(<install_root>/.deploy-venv)).
-    type: str
-    choices: [present, rollback, prepare, stage, env]
-    default: present
-  prepare_stage:
-    description:
-      - With C(state=prepare), the staged pushes' destinations
-        C({model, platform_id, variant}), made real directories
-        (C(<model>/.stage-incoming/<platform_id>/<variant>/)).
-    type: list
-    elements: dict
-    default: []
-  stage:
-    description:
-      - With C(state=stage), C({model, platform_id, source - current, pushed or staged}) and,
-        for C(pushed) and C(staged), C(variant) (and C(build_key), C(engine_sha256) the
-        statement must carry). C(staged) keeps what is staged there, checked again.
-        C(current) with C(statement - pushed) and C(variant) means a re-signed statement for
-        the engine current runs was pushed to C(.stage-incoming/<platform_id>/<variant>/); it
-        replaces the version's own once checked.
-    type: list
-    elements: dict
-    default: []
-  prepare:
-    description:
-      - With C(state=prepare), the models about to be deployed, each
-        C({model, version}), the version null for a rollback (nothing is pushed).
-    type: list
-    elements: dict
-    default: []
-  guard:
-    description:
-      - With C(state=prepare), the guard C(<install_root>/bin/trt-engine-path) to install,
-        before the models, C({path, content, mode}) each, C(path) relative to
-        C(<install_root>/bin/) (the guard's modules under C(lib/), the launcher, the keyring
-        C(keys/trusted-keys.json), C(guard.json) last), C(mode) an octal string.
-      - Each file is written through a temporary file renamed into place, no link followed;
-        one whose content and mode are already right is not rewritten. Directories are
-        made 0755.
-    type: list
-    elements: dict
-    default: []
-  system_python:
-    description:
-      - With C(state=env), the device's system Python the deploy venv is made over
-        (C(--system-site-packages), as JetPack's TensorRT and PyYAML come from it).
-    type: str
-  wheel:
-    description:
-      - With C(state=env), the builder wheel's file name in C(<install_root>/.deploy-wheels/).
-    type: str
-  env_marker:
-    description:
-      - With C(state=env), what the env marker in C(.deploy-venv/) records (its name is
-        module_utils/trt_deploy.py DEPLOY_ENV_MARKER) once the builder, PyYAML and TensorRT
-        import in the venv (jetson_facts reads it back). Not written when
-        they do not; the result's C(import_rc) and C(import_stderr_lines) say why.
-    type: dict
-  version:
-    description: Version directory name (first 12 hex of the build key and of the engine sha256).
-    type: str
-  build_key:
-    description: Build key the manifest must carry (state=present).
-    type: str
-  engine_sha256:
-    description: sha256 the engine must have (state=present).
-    type: str
-  platform_id:
-    description:
-      - This device's platform_id; the manifest must say the same.
-      - Required with C(state=present) and C(state=rollback).
-    type: str
-  verify_command:
-    description:
-      - Command (argv) that verifies an engine; the engine path and C(--json) are appended.
-        Normally C([<venv>/bin/python, -m, builder, verify]).
-      - Required with C(state=present) and C(state=rollback).
-    type: list
-    elements: str
-  keep:
-    description: How many versions besides C(current) to keep (C(previous) always stays).
-    type: int
-    default: 2
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-author: Jetson engine builder maintainers
-"""
-
-EXAMPLES = r"""
-- name: Install and switch to a pushed engine
-  engine_deploy:
-    install_root: /opt/trt-engines
-    model: ssd_mobilenet_v2_coco
-    version: 3f2a9c0d1e2b-9a8b7c6d5e4f
-    build_key: 3f2a9c0d1e2b...
-    engine_sha256: 9a8b7c6d5e4f...
-    platform_id: jetson-nano_l4t32.7.1_trt8.2.1
-    verify_command: [/opt/trt-engines/.deploy-venv/bin/python, -m, builder, verify]
-"""
-
-RETURN = r"""
-version:
-  description: The version C(current) points at after the task.
-  type: str
-  returned: success
-from_version:
-  description: The version C(current) pointed at before (null for a first install).
-  type: str
-  returned: always
-verify:
-  description: The verify record (ok, fps, median_ms, problems) of the engine that was checked.
-  type: dict
-  returned: when verify ran
-staged:
-  description:
-    - With C(state=stage), per item C({model, platform_id, variant, engine_sha256, status,
-      detail}), status C(staged), C(up to date) or C(refused) (with why; what was staged
-      before stays).
-  type: list
-  elements: dict
-  returned: state=stage
-removed_links:
-  description: The planted links (and misplaced entries) removed, each with its target.
-  type: list
-  elements: str
-  returned: always
-deploy_failure:
-  description: Which check failed - missing, manifest, sha256, signature, verify, no_previous,
-    link, os.
-  type: str
-  returned: failure
-"""
 
 PROGRESS_LINE = re.compile(r"^\[\d{4}-\d\d-\d\dT[\d:]+Z\] ")
 VERIFY_FIELDS = ("ok", "fps", "median_ms", "problems", "runs")
@@ -528,8 +348,7 @@ def _write_guard_file_at(dir_fd, name, path, data, *, mode, removed):
         remove_at(dir_fd, name)
     temporary = ".{}.tmp-{}".format(name, os.getpid())
     remove_at(dir_fd, temporary)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(temporary, flags, 0o600, dir_fd=dir_fd)
+    fd = os.open(temporary, NEW_FILE_FLAGS, 0o600, dir_fd=dir_fd)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -72,22 +72,14 @@ VERSION_RE = re.compile(r"^[0-9a-f]{12}-[0-9a-f]{12}\Z")
 # The manifest fields the facts report per installed engine (keeps the facts payload small).
 STATE_FIELDS = ("build_key", "platform_id", "engine_sha256", "engine_file")
 
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
-FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | _CLOEXEC
+CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | CLOEXEC
+FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | CLOEXEC
 
 
 class PlantedLink(Exception):
     """A symbolic link (or another kind of entry) where the layout has a directory or a
     file; the message names the path and what it points at."""
-
-
-def version_name(build_key, engine_sha256):
-    """Readable, unique version directory name of one engine build."""
-    for name, value in (("build_key", build_key), ("engine_sha256", engine_sha256)):
-        if not re.match(r"^[0-9a-f]{12,}\Z", str(value or "")):
-            raise ValueError("{} {!r} is not a hex digest".format(name, value))
-    return "{}-{}".format(build_key[:12], engine_sha256[:12])
 
 
 def engine_file_name(model):
@@ -125,19 +117,6 @@ def describe_link(path, dir_fd, name):
     return "{} is a symbolic link (to {})".format(path, link_target_at(dir_fd, name))
 
 
-def open_dir_at(dir_fd, name, path):
-    """A file descriptor of the directory ``name`` in ``dir_fd``; PlantedLink when it is a
-    link or not a directory (``path``: its full path, for the message)."""
-    try:
-        return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise PlantedLink(describe_link(path, dir_fd, name)) from error
-        if error.errno == errno.ENOTDIR:
-            raise PlantedLink("{} is not a directory".format(path)) from error
-        raise
-
-
 def open_file_at(dir_fd, name, path):
     """A file descriptor of the regular file ``name`` in ``dir_fd`` (PlantedLink else)."""
     try:
@@ -158,7 +137,7 @@ def open_root(install_root, create=False):
     if create and not os.path.isdir(install_root):
         os.makedirs(install_root, 0o755)
     try:
-        return os.open(install_root, os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC)
+        return os.open(install_root, os.O_RDONLY | os.O_DIRECTORY | CLOEXEC)
     except OSError as error:
         if error.errno in (errno.ENOENT, errno.ENOTDIR) and not create:
             return None
@@ -199,39 +178,6 @@ def sha256_fd(fd):
     """Hex sha256 of the open file ``fd`` (closed after)."""
     with os.fdopen(fd, "rb") as handle:
         return sha256_of(handle)
-
-
-def remove_at(dir_fd, name):
-    """Remove the entry ``name`` of ``dir_fd``: a link or a file is unlinked (a link's target
-    is never touched), a directory is emptied the same way, through file descriptors, and
-    removed. Nothing outside ``dir_fd`` is reached."""
-    kind = kind_at(dir_fd, name)
-    if kind == "missing":
-        return
-    if kind != "dir":
-        os.unlink(name, dir_fd=dir_fd)
-        return
-    fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
-    try:
-        for child in listdir_fd(fd):
-            remove_at(fd, child)
-    finally:
-        os.close(fd)
-    os.rmdir(name, dir_fd=dir_fd)
-
-
-def ensure_dir_at(dir_fd, name, path, removed, mode=0o755):
-    """The directory ``name`` of ``dir_fd``, created when missing; a link (or a file) there is
-    removed first and its description appended to ``removed``. Returns its fd."""
-    kind = kind_at(dir_fd, name)
-    if kind not in ("missing", "dir"):
-        removed.append(describe_link(path, dir_fd, name) if kind == "link"
-                       else "{} is not a directory".format(path))
-        os.unlink(name, dir_fd=dir_fd)
-        kind = "missing"
-    if kind == "missing":
-        os.mkdir(name, mode, dir_fd=dir_fd)
-    return open_dir_at(dir_fd, name, path)
 
 
 # -------------------------------------------------------------------- the layout, read
@@ -434,34 +380,6 @@ def guard_marker(install_root):
     return _json_in_subdir(install_root, GUARD_DIR, GUARD_MARKER)
 
 
-def keyring_document_at(root_fd, root):
-    """(the parsed <root>/bin/keys/trusted-keys.json or None, its path), reached without
-    following a link (PlantedLink / OSError when bin or keys is not a real directory)."""
-    bin_fd = open_dir_at(root_fd, GUARD_DIR, os.path.join(root, GUARD_DIR))
-    try:
-        keys_fd = open_dir_at(bin_fd, GUARD_KEYS, os.path.join(root, GUARD_DIR, GUARD_KEYS))
-    finally:
-        os.close(bin_fd)
-    try:
-        return read_json_at(keys_fd, KEYRING_FILE), os.path.join(root, GUARD_DIR, GUARD_KEYS,
-                                                                 KEYRING_FILE)
-    finally:
-        os.close(keys_fd)
-
-
-def copy_file_at(source_fd, target_fd, name, path, target_name=None):
-    """Copy the regular file ``name`` from one directory fd to another (a new file
-    ``target_name``, default the same name; 0644, fsynced), no link followed on either side."""
-    source = open_file_at(source_fd, name, path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _CLOEXEC
-    target = os.open(target_name or name, flags, 0o644, dir_fd=target_fd)
-    with os.fdopen(source, "rb") as reader, os.fdopen(target, "wb") as writer:
-        for block in iter(lambda: reader.read(1 << 20), b""):
-            writer.write(block)
-        writer.flush()
-        os.fsync(writer.fileno())
-
-
 def root_links(install_root):
     """Links at the root's own entries of the deploy environment (.deploy-venv,
     .deploy-wheels): descriptions."""
@@ -476,35 +394,6 @@ def root_links(install_root):
         os.close(root_fd)
 
 
-# -------------------------------------------------------------------- the layout, written
-
-def switch_link_at(model_fd, name, version, model_dir):
-    """Point <model_dir>/<name> at ``version`` atomically: a temporary link renamed over it.
-    The rename replaces a link itself (never its target); a directory there is refused."""
-    if kind_at(model_fd, name) not in ("missing", "link"):
-        raise PlantedLink("{} is not a link: the deploy does not replace it; move it away"
-                          .format(os.path.join(model_dir, name)))
-    temporary = ".{}.tmp-{}".format(name, os.getpid())
-    if kind_at(model_fd, temporary) != "missing":
-        remove_at(model_fd, temporary)
-    os.symlink(version, temporary, dir_fd=model_fd)
-    os.rename(temporary, name, src_dir_fd=model_fd, dst_dir_fd=model_fd)
-    os.fsync(model_fd)
-
-
-def prune_plan(ordered_versions, keep, current, previous):
-    """Versions to delete: every version but ``current``, ``previous`` and the ``keep`` most
-    recently activated other ones (``keep`` counts previous). ``ordered_versions``: oldest first."""
-    others = [v for v in ordered_versions if v != current]
-    kept = set(others[len(others) - max(int(keep), 0):]) if int(keep) > 0 else set()
-    if previous in others and previous not in kept and kept:
-        kept.discard(min(kept, key=others.index))
-        kept.add(previous)
-    elif previous in others:
-        kept.add(previous)
-    return [v for v in others if v not in kept]
-
-
 # -------------------------------------------------------------------- path-based helpers
 
 def read_json(path):
@@ -517,30 +406,3 @@ def read_json(path):
     return data if isinstance(data, dict) else None
 
 
-def _with_dir(path, action):
-    fd = os.open(path, DIR_FLAGS)
-    try:
-        return action(fd)
-    finally:
-        os.close(fd)
-
-
-def link_version(model_dir, name):
-    """link_version_at for a model directory given by path (None when it is missing)."""
-    try:
-        return _with_dir(model_dir, lambda fd: link_version_at(fd, name))
-    except OSError:
-        return None
-
-
-def versions(model_dir, model=None):
-    """versions_at for a model directory given by path ([] when missing or a link)."""
-    model = model or os.path.basename(os.path.normpath(model_dir))
-    try:
-        return _with_dir(model_dir, lambda fd: versions_at(fd, model))
-    except OSError:
-        return []
-
-
-def switch_link(model_dir, name, version):
-    _with_dir(model_dir, lambda fd: switch_link_at(fd, name, version, model_dir))

@@ -42,14 +42,16 @@ from module_utils.trt_deploy import (
     STATEMENT,
     PlantedLink,
     engine_file_name,
-    keyring_document_at,
-    open_dir_at,
     open_file_at,
     open_root,
     read_json_at,
     sha256_fd,
     staged_platforms_at,
     staged_variants_at,
+)
+from module_utils.trt_deploy_write import (
+    keyring_document_at,
+    open_dir_at,
 )
 from module_utils.trt_signature import (
     MALFORMED,

@@ -1,7 +1,8 @@
 """Unit tests of deploy_engines.yml's pieces without a device: the device-side layout helpers
-(module_utils/trt_deploy.py), the engine_deploy module's checks and its install / rollback on
-a real directory tree, the controller's plan (store lookup by build key, corrupt entries,
-platform changes) and the outcome record (deployments.json under the store lock)."""
+(module_utils/trt_deploy.py, trt_deploy_write.py), the engine_deploy module's checks and its
+install / rollback on a real directory tree, the controller's plan (store lookup by build
+key, corrupt entries, platform changes) and the outcome record (deployments.json under the
+store lock)."""
 
 import hashlib
 import json
@@ -22,6 +23,9 @@ from .store_helpers import staged
 TRT_DEPLOY = load("module_utils/trt_deploy.py", "trt_deploy_under_test")
 # library/engine_deploy.py imports them the way Ansible ships them to a device.
 sys.modules["ansible.module_utils.trt_deploy"] = TRT_DEPLOY
+# Its relative import of trt_deploy finds the module above (its package is Ansible's).
+TRT_DEPLOY_WRITE = load("module_utils/trt_deploy_write.py",
+                        "ansible.module_utils.trt_deploy_write")
 sys.modules["ansible.module_utils.trt_signature"] = load("module_utils/trt_signature.py",
                                                          "trt_signature_under_test")
 DEPLOY = load("library/engine_deploy.py", "engine_deploy_under_test")
@@ -45,11 +49,11 @@ def key_of(text):
 
 def test_version_name_is_readable_unique_and_refuses_non_digests():
     key, digest = key_of("k1"), sha(b"engine")
-    assert TRT_DEPLOY.version_name(key, digest) == "{}-{}".format(key[:12], digest[:12])
-    assert TRT_DEPLOY.VERSION_RE.match(TRT_DEPLOY.version_name(key, digest))
-    assert PLAN.version_name(key, digest) == TRT_DEPLOY.version_name(key, digest)
+    assert TRT_DEPLOY_WRITE.version_name(key, digest) == "{}-{}".format(key[:12], digest[:12])
+    assert TRT_DEPLOY.VERSION_RE.match(TRT_DEPLOY_WRITE.version_name(key, digest))
+    assert PLAN.version_name(key, digest) == TRT_DEPLOY_WRITE.version_name(key, digest)
     with pytest.raises(ValueError, match="build_key"):
-        TRT_DEPLOY.version_name("../../etc", digest)
+        TRT_DEPLOY_WRITE.version_name("../../etc", digest)
 
 
 @pytest.mark.parametrize("ordered, keep, current, previous, removed", [
@@ -61,7 +65,7 @@ def test_version_name_is_readable_unique_and_refuses_non_digests():
 ])
 def test_prune_plan_keeps_current_previous_and_the_newest(ordered, keep, current, previous,
                                                           removed):
-    assert TRT_DEPLOY.prune_plan(ordered, keep, current, previous) == removed
+    assert TRT_DEPLOY_WRITE.prune_plan(ordered, keep, current, previous) == removed
 
 
 def test_switch_link_replaces_current_atomically_and_state_reads_it(tmp_path):
@@ -72,8 +76,8 @@ def test_switch_link_replaces_current_atomically_and_state_reads_it(tmp_path):
         (model_dir / version / "manifest.json").write_text(json.dumps(
             {"build_key": key, "platform_id": NANO, "engine_sha256": "e" + key,
              "engine_file": "TRT_{}.bin".format(MODEL), "spec": {"big": "x" * 1000}}))
-    TRT_DEPLOY.switch_link(str(model_dir), "current", "aaaaaaaaaaaa-111111111111")
-    TRT_DEPLOY.switch_link(str(model_dir), "current", "bbbbbbbbbbbb-222222222222")
+    TRT_DEPLOY_WRITE.switch_link(str(model_dir), "current", "aaaaaaaaaaaa-111111111111")
+    TRT_DEPLOY_WRITE.switch_link(str(model_dir), "current", "bbbbbbbbbbbb-222222222222")
     assert os.readlink(str(model_dir / "current")) == "bbbbbbbbbbbb-222222222222"
     assert not [p for p in model_dir.iterdir() if ".tmp-" in p.name]
     state = TRT_DEPLOY.install_state(str(tmp_path))
@@ -179,7 +183,7 @@ def sign_push(root, directory, manifest, engine):
 def push(root, engine, key, platform_id=NANO):
     """What the role's copy tasks leave: <root>/<model>/.incoming/<version>/{engine, manifest,
     statement} and the keyring."""
-    version = TRT_DEPLOY.version_name(key, sha(engine))
+    version = TRT_DEPLOY_WRITE.version_name(key, sha(engine))
     incoming = root / MODEL / ".incoming" / version
     incoming.mkdir(parents=True)
     (incoming / "TRT_{}.bin".format(MODEL)).write_bytes(engine)
@@ -212,7 +216,7 @@ def test_install_switches_only_after_sha256_and_verify_then_rolls_back(tmp_path)
     third, params = push(root, b"SIMULATED engine three", key_of("k3"))
     result = DEPLOY.install(runner, params)
     assert result["removed"] == [first], "keep=1: only previous survives"
-    assert sorted(TRT_DEPLOY.versions(str(model_dir))) == sorted([second, third])
+    assert sorted(TRT_DEPLOY_WRITE.versions(str(model_dir))) == sorted([second, third])
 
     back = DEPLOY.rollback(runner, {"install_root": str(root), "model": MODEL,
                                     "platform_id": NANO})
@@ -292,7 +296,7 @@ def test_plan_finds_the_entry_by_build_key_never_by_file_name(tmp_path):
     entry = make_store(store, NANO, MODEL, b"SIMULATED nano engine", key)
     plan = plan_for(key, NANO, {}, store)
     assert plan["action"] == "deploy" and plan["push"]
-    assert plan["version"] == TRT_DEPLOY.version_name(key, sha(b"SIMULATED nano engine"))
+    assert plan["version"] == TRT_DEPLOY_WRITE.version_name(key, sha(b"SIMULATED nano engine"))
     assert plan["store_engine"] == str(entry / "TRT_{}.bin".format(MODEL))
 
     # Same file name and platform directory, another key (e.g. other options): refused.
@@ -305,7 +309,7 @@ def test_plan_up_to_date_and_reactivation_without_push(tmp_path):
     store = tmp_path / "engines"
     key = key_of("nano-key")
     make_store(store, NANO, MODEL, b"SIMULATED nano engine", key)
-    version = TRT_DEPLOY.version_name(key, sha(b"SIMULATED nano engine"))
+    version = TRT_DEPLOY_WRITE.version_name(key, sha(b"SIMULATED nano engine"))
     installed = {"current": {"version": version, "build_key": key, "platform_id": NANO,
                              "engine_sha256": sha(b"SIMULATED nano engine")},
                  "versions": [version]}

@@ -15,7 +15,18 @@ import pytest
 
 from controller import deploy_plan
 
-from .test_deploy import DEPLOY, MODEL, NANO, TRT_DEPLOY, FakeRun, key_of, push, sha, sign_push
+from .test_deploy import (
+    DEPLOY,
+    MODEL,
+    NANO,
+    TRT_DEPLOY,
+    TRT_DEPLOY_WRITE,
+    FakeRun,
+    key_of,
+    push,
+    sha,
+    sign_push,
+)
 
 ENGINE = "TRT_{}.bin".format(MODEL)
 
@@ -64,7 +75,7 @@ def prepare(tree, models):
 
 def pushed(tree, engine, key):
     """A push as the role's copy makes it (after prepare): version and install params."""
-    version = TRT_DEPLOY.version_name(key, sha(engine))
+    version = TRT_DEPLOY_WRITE.version_name(key, sha(engine))
     incoming = tree["model_dir"] / ".incoming" / version
     incoming.mkdir(parents=True, exist_ok=True)
     (incoming / ENGINE).write_bytes(engine)
@@ -91,7 +102,7 @@ def assert_outside_untouched(tree):
 def test_a_planted_incoming_link_is_removed_before_the_push(tree):
     incoming = tree["model_dir"] / ".incoming"
     incoming.symlink_to(tree["outside"])
-    version = TRT_DEPLOY.version_name(key_of("k2"), sha(b"SIMULATED engine two"))
+    version = TRT_DEPLOY_WRITE.version_name(key_of("k2"), sha(b"SIMULATED engine two"))
     result, warnings = prepare(tree, [{"model": MODEL, "version": version}])
     assert result["removed_links"] == ["{} is a symbolic link (to {})".format(
         incoming, tree["outside"])]
@@ -106,7 +117,7 @@ def test_a_planted_incoming_link_is_removed_before_the_push(tree):
 
 
 def test_a_planted_link_for_the_push_and_links_inside_it_are_removed(tree):
-    version = TRT_DEPLOY.version_name(key_of("k2"), sha(b"SIMULATED engine two"))
+    version = TRT_DEPLOY_WRITE.version_name(key_of("k2"), sha(b"SIMULATED engine two"))
     incoming = tree["model_dir"] / ".incoming"
     incoming.mkdir()
     (incoming / version).symlink_to(tree["outside"] / "decoy")
@@ -273,7 +284,7 @@ def test_a_directory_tree_with_links_is_removed_without_following_them(tmp_path)
     (doomed / "to-file").symlink_to(outside / "keep" / "file")
     fd = os.open(str(tmp_path / "root"), os.O_RDONLY | os.O_DIRECTORY)
     try:
-        TRT_DEPLOY.remove_at(fd, "doomed")
+        TRT_DEPLOY_WRITE.remove_at(fd, "doomed")
     finally:
         os.close(fd)
     assert not doomed.exists() and (outside / "keep" / "file").read_text() == "x"

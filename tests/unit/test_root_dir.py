@@ -24,12 +24,13 @@ def module_constants(path):
 
 
 def test_the_modules_own_default_is_the_one_home():
-    """library/jetson_facts.py runs alone on the device: its copy must equal the default."""
+    """library/jetson_facts.py runs alone on the device: its copy must equal the default, and
+    so must its documentation (library/jetson_facts.yml, beside it)."""
     constants = module_constants("library/jetson_facts.py")
     assert constants["ROOT_DIR"] == schema.BUILDER_ROOT_DIR
-    documented = yaml.safe_load(constants["DOCUMENTATION"])["options"]["root_dir"]["default"]
-    assert documented == schema.BUILDER_ROOT_DIR
-    assert yaml.safe_load(constants["EXAMPLES"])[0]["jetson_facts"]["root_dir"] == \
+    docs = yaml.safe_load((REPO / "library" / "jetson_facts.yml").read_text())
+    assert docs["DOCUMENTATION"]["options"]["root_dir"]["default"] == schema.BUILDER_ROOT_DIR
+    assert yaml.safe_load(docs["EXAMPLES"])[0]["jetson_facts"]["root_dir"] == \
         schema.BUILDER_ROOT_DIR
 
 
