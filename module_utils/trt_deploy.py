@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
-"""Device-side layout of installed engines (shared by library/engine_deploy.py and
-library/jetson_facts.py). Python 3.6 syntax: this runs on JetPack 4 devices.
+"""Device-side layout of installed engines and its reading (shared by library/engine_deploy.py
+and library/jetson_facts.py; what only the deploy does to it is module_utils/trt_deploy_write.py).
+Python 3.6 syntax: this runs on JetPack 4 devices.
 
 Layout under an install root (default /opt/trt-engines):
 
