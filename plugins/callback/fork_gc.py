@@ -27,7 +27,7 @@ description:
   - Objects frozen are never collected; a play's garbage cycles made before the next play
     starts stay in memory until the run ends.
 requirements:
-  - enable in ansible.cfg (callbacks_enabled = engine_summary, fork_gc)
+  - enable in ansible.cfg (callbacks_enabled = engine_summary, fork_gc, closed_stdout)
 """
 
 # The project's action plugins, by the names tasks call them.
