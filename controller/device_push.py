@@ -5,12 +5,14 @@ deploy (controller/deploy_plan.py) push this way.
 Each file travels to a hidden ``part`` name in its directory and is renamed to its real
 ``path`` once every file is there, so a cut transfer never leaves a partial file under its
 real name. Two remote commands for the whole push, whatever the number of files (a
-``copy`` costs two to four per file)."""
+``copy`` costs two to four per file); the first also removes what a build round drops (the
+work directories of models a device no longer selects)."""
 
 from __future__ import annotations
 
 import posixpath
 import shlex
+from collections.abc import Sequence
 
 # Graphs may be a team's own IP: a build round's files are the connecting user's alone.
 PRIVATE = {"umask": "077", "mode": "600"}
@@ -24,20 +26,23 @@ def pushed_file(src: str, directory: str, name: str, label: str) -> dict[str, st
             "part": "{}/.{}.part".format(directory, name), "path": "{}/{}".format(directory, name)}
 
 
-def push_commands(push: list[dict[str, str]], access: dict[str, str] = PRIVATE
-                  ) -> dict[str, str]:
-    """The device commands around the transfers. ``prepare`` creates the directories (with
-    ``access``'s umask) and removes what sits at the part names (an entry left by a cut push,
-    or a link planted there, which the transfer would otherwise write through); ``finish``
-    gives each file ``access``'s mode and renames it over its real name (``mv -T``: a link
-    or directory at that name is never followed)."""
+def push_commands(push: list[dict[str, str]], access: dict[str, str] = PRIVATE,
+                  remove: Sequence[str] = ()) -> dict[str, str]:
+    """The device commands around the transfers. ``prepare`` first removes the paths of
+    ``remove`` (rm -rf: a link there goes, never what it points at), then creates the
+    directories (with ``access``'s umask) and removes what sits at the part names (an entry
+    left by a cut push, or a link planted there, which the transfer would otherwise write
+    through); ``finish`` gives each file ``access``'s mode and renames it over its real name
+    (``mv -T``: a link or directory at that name is never followed). Empty commands: nothing
+    to do."""
+    prepare = ["rm -rf -- " + " ".join(shlex.quote(path) for path in remove)] if remove else []
     if not push:
-        return {"prepare": "", "finish": ""}
+        return {"prepare": " && ".join(prepare), "finish": ""}
     directories = sorted({posixpath.dirname(item["path"]) for item in push})
     parts = " ".join(shlex.quote(item["part"]) for item in push)
-    prepare = "umask {} && mkdir -p -- {} && rm -rf -- {}".format(
-        access["umask"], " ".join(shlex.quote(d) for d in directories), parts)
+    prepare.append("umask {} && mkdir -p -- {} && rm -rf -- {}".format(
+        access["umask"], " ".join(shlex.quote(d) for d in directories), parts))
     finish = ["chmod {} -- {}".format(access["mode"], parts)]
     finish += ["mv -f -T -- {} {}".format(shlex.quote(item["part"]), shlex.quote(item["path"]))
                for item in push]
-    return {"prepare": prepare, "finish": " && ".join(finish)}
+    return {"prepare": " && ".join(prepare), "finish": " && ".join(finish)}

@@ -298,12 +298,14 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
       same environment: a later round may need the other engine path's pin set);
       env_ensured: the environment ensured once the round ran (None: none this run);
     - install: the builder's install command, when the round needs the builder and the venv
-      does not hold it (the wheel is one of the pushed files); prepare_install: the same, for
+      does not hold it (the wheel is one of the pushed files; the push runs it once its files
+      are in place); prepare_install: the same, for
       a device that only readies the next round (prepare, no build or verify this round): the
       finish step runs it while the round's builds run, so they do not start later for it;
       builder_current: whether the venv holds the run's builder once the round's install ran;
-    - remove: work directories of models the device no longer selects;
     - push: every file the round needs on the device, with its destination directory;
+      push_commands: the device commands around its transfers, whose first also removes the
+      work directories of models the device no longer selects (controller/device_push.py);
     - processes: the builder processes and their clocks; verifies: {model, argv} of engines
       already on the device;
     - listing: what the device lists after its builds (the models' work directories, and the
@@ -357,7 +359,8 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
                 install=None if readies_only else install,
                 prepare_install=install if readies_only else None,
                 builder_current=builder["current"] or install is not None,
-                remove=[model_work_dir(root_dir, model) for model in work["remove"]],
-                push=push, push_commands=push_commands(push), processes=processes,
+                push=push, push_commands=push_commands(push, remove=[
+                    model_work_dir(root_dir, model) for model in work["remove"]]),
+                processes=processes,
                 wait_s=round_wait_s(processes),
                 verifies=verifies, listing=listing, timing_cache=timing_cache)

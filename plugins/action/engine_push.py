@@ -1,12 +1,18 @@
-"""Send a round's files to a device in one go (controller/device_work.py push_commands): one
-remote command creates the directories, each file travels over the connection's own transfer
-(sftp), one remote command puts them in place. Two remote commands for the round instead of
-two per file (ansible.builtin.copy's stat and module)."""
+"""Send a round's files to a device in one go (controller/device_push.py): one remote command
+removes what the round drops and creates the directories, each file travels over the
+connection's own transfer (sftp), one remote command puts them in place, and, when the files
+bring a builder the venv lacks, one more installs it (a build round's ``install``). At most
+three remote commands for the round instead of two per file (ansible.builtin.copy's stat and
+module), one per removed directory (ansible.builtin.file) and a module run for the install."""
 
 from __future__ import annotations
 
+import shlex
+
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.plugins.action import ActionBase
+
+from controller.round_result import install_problem
 
 
 class ActionModule(ActionBase):
@@ -14,25 +20,28 @@ class ActionModule(ActionBase):
     # is made on the device (two remote commands fewer, and a full disk fails the push, which
     # the round's rescue reports as disk, where Ansible's mkdir made the device unreachable).
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("files", "prepare", "finish"))
+    _VALID_ARGS = frozenset(("files", "prepare", "finish", "install"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         files = list(self._task.args.get("files") or [])
-        if not files:
+        prepare = self._task.args.get("prepare") or ""
+        install = self._task.args.get("install")
+        if not files and not prepare:
             result.update(changed=False, msg="nothing to push")
             return result
         if self._task.check_mode:
             result.update(changed=True, msg="would push {} file(s)".format(len(files)))
             return result
-        step = "creating the directories"
+        step = "removing and creating the directories"
         try:
-            self._device_command(self._task.args["prepare"], step)
+            self._device_command(prepare, step)
             for item in files:
                 step = "sending {}".format(item["label"])
                 self._connection.put_file(item["src"], item["part"])
-            step = "putting the files in place"
-            self._device_command(self._task.args["finish"], step)
+            if files:
+                step = "putting the files in place"
+                self._device_command(self._task.args["finish"], step)
         except AnsibleConnectionFailure:
             raise  # the device is gone: Ansible makes it unreachable
         except AnsibleError as error:
@@ -40,6 +49,10 @@ class ActionModule(ActionBase):
                 step, error))
             return result
         result.update(changed=True, pushed=[item["label"] for item in files])
+        if install:
+            problem = install_problem(self._low_level_execute_command(shlex.join(install)))
+            if problem is not None:
+                result.update(failed=True, msg=problem)
         return result
 
     def _device_command(self, command, step):

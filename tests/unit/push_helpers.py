@@ -6,8 +6,8 @@ import subprocess
 from controller.device_push import PRIVATE, push_commands
 
 
-def push_here(push, access=PRIVATE):
-    commands = push_commands(push, access)
+def push_here(push, access=PRIVATE, remove=()):
+    commands = push_commands(push, access, remove=remove)
     subprocess.run(["sh", "-c", commands["prepare"]], check=True)
     for item in push:
         with open(item["part"], "w") as part, open(item["src"]) as source:

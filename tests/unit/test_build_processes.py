@@ -280,3 +280,30 @@ def test_a_rounds_push_is_two_device_commands_around_the_transfers(tmp_path):
         assert not Path(item["part"]).exists()
     assert (root / "work" / "m 1").stat().st_mode & 0o077 == 0
     assert push_commands([]) == {"prepare": "", "finish": ""}
+
+
+def test_the_push_first_removes_the_work_of_models_no_longer_selected(tmp_path):
+    """The first command of a round's push removes the work directories it is given: a real
+    one with its files, and a link planted at one, which goes without what it points at.
+    With nothing to push it is the only command."""
+    from controller.device_push import push_commands, pushed_file  # noqa: PLC0415
+
+    from .push_helpers import push_here  # noqa: PLC0415
+
+    work = tmp_path / "device" / "work"
+    (work / "dropped").mkdir(parents=True)
+    (work / "dropped" / "TRT_dropped.bin").write_text("SIMULATED engine")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("not the device's work")
+    (work / "linked").symlink_to(outside)
+    source = tmp_path / "graph.pb"
+    source.write_text("graph")
+    push_here([pushed_file(str(source), str(work / "kept"), "graph.pb", "graph")],
+              remove=[str(work / "dropped"), str(work / "linked")])
+    assert sorted(p.name for p in work.iterdir()) == ["kept"]
+    assert (outside / "keep.txt").read_text() == "not the device's work"
+    only = push_commands([], remove=[str(work / "kept")])
+    assert only["finish"] == "" and only["prepare"].startswith("rm -rf -- ")
+    subprocess.run(["sh", "-c", only["prepare"]], check=True)
+    assert not (work / "kept").exists()
