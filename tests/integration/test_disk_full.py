@@ -48,7 +48,7 @@ def test_a_full_disk_fails_the_facts_step_as_disk_and_the_other_device_builds(fl
 # device new work each time. The environment is installed by the first one only.
 ROUND_STEPS = [
     ("TASK [jetson_env", 256),
-    ("TASK [engine_build : Push each file of the round", 300),
+    ("TASK [engine_build : Push the files of the round", 300),
     ("TASK [engine_build : Build the engines", 310),
 ]
 
