@@ -1,4 +1,5 @@
-"""The one Ansible-facing piece of the package: the base of the controller-side actions.
+"""The base of the controller-side actions (with controller/callback.py, the base of the
+callback plugins, the package's Ansible-facing pieces).
 
 Each action plugin in plugins/action/ is a few lines: it names its arguments and calls one
 decision of this package. It runs in the controller's Ansible process (no module, no

@@ -10,10 +10,10 @@ import json
 import os
 import time
 
-from ansible.plugins.callback import CallbackBase
 from ansible.plugins.loader import action_loader
 
 from controller.action import ControllerAction
+from controller.callback import ProjectCallback
 
 # Actions that run inside the controller: they never reach a device. The project's are the
 # action plugins built on controller/action.py's ControllerAction that do not ask for a
@@ -37,11 +37,8 @@ def works_on_controller(action):
             and not plugin._requires_connection)
 
 
-class CallbackModule(CallbackBase):
-    CALLBACK_VERSION = 2.0
-    CALLBACK_TYPE = "aggregate"
+class CallbackModule(ProjectCallback):
     CALLBACK_NAME = "bench_timeline"
-    CALLBACK_NEEDS_ENABLED = True
 
     def __init__(self):
         super().__init__()

@@ -4,7 +4,7 @@ import errno
 import os
 import sys
 
-from ansible.plugins.callback import CallbackBase
+from controller.callback import ProjectCallback
 
 DOCUMENTATION = r"""
 name: closed_stdout
@@ -69,11 +69,8 @@ class GuardedOutput:
         sys.stderr.write(READER_GONE)
 
 
-class CallbackModule(CallbackBase):
-    CALLBACK_VERSION = 2.0
-    CALLBACK_TYPE = "aggregate"
+class CallbackModule(ProjectCallback):
     CALLBACK_NAME = "closed_stdout"
-    CALLBACK_NEEDS_ENABLED = True
 
     def v2_playbook_on_start(self, playbook):
         # Before any worker is forked: the main process's threads print through it.

@@ -1,7 +1,7 @@
 """The engine summary table at the end of a run (the build's progress lines are the
 engine_round_finish action's: controller/build_wait.py)."""
 
-from ansible.plugins.callback import CallbackBase
+from controller.callback import ProjectCallback
 
 DOCUMENTATION = r"""
 name: engine_summary
@@ -84,11 +84,8 @@ def first_line(text, limit=4000):
     return joined if len(joined) <= limit else joined[: limit - 3] + "..."
 
 
-class CallbackModule(CallbackBase):
-    CALLBACK_VERSION = 2.0
-    CALLBACK_TYPE = "aggregate"
+class CallbackModule(ProjectCallback):
     CALLBACK_NAME = "engine_summary"
-    CALLBACK_NEEDS_ENABLED = True
 
     def __init__(self):
         super().__init__()

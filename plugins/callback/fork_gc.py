@@ -3,8 +3,9 @@
 import gc
 from pathlib import Path
 
-from ansible.plugins.callback import CallbackBase
 from ansible.plugins.loader import action_loader
+
+from controller.callback import ProjectCallback
 
 DOCUMENTATION = r"""
 name: fork_gc
@@ -35,11 +36,8 @@ PROJECT_ACTIONS = frozenset(
     path.stem for path in (Path(__file__).resolve().parents[1] / "action").glob("*.py"))
 
 
-class CallbackModule(CallbackBase):
-    CALLBACK_VERSION = 2.0
-    CALLBACK_TYPE = "aggregate"
+class CallbackModule(ProjectCallback):
     CALLBACK_NAME = "fork_gc"
-    CALLBACK_NEEDS_ENABLED = True
 
     def v2_playbook_on_play_start(self, play):
         # Sent before the strategy forks any worker of the play (PlaybookExecutor.run).

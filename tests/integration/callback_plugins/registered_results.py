@@ -5,14 +5,11 @@ follows one model through them)."""
 import json
 import os
 
-from ansible.plugins.callback import CallbackBase
+from controller.callback import ProjectCallback
 
 
-class CallbackModule(CallbackBase):
-    CALLBACK_VERSION = 2.0
-    CALLBACK_TYPE = "aggregate"
+class CallbackModule(ProjectCallback):
     CALLBACK_NAME = "registered_results"
-    CALLBACK_NEEDS_ENABLED = True
 
     def _record(self, result):
         path = os.environ.get("ENGINE_TEST_REGISTERED")
