@@ -132,3 +132,28 @@ def file_timing_cache(store_dir: str, host: str, platform_id: str, pushed: list[
     except (StoreError, trust.Untrusted) as error:
         return None, "timing cache not stored: {}".format(error)
     return str(filed), None
+
+
+
+def file_round(store_dir: str, host: str, host_plan: dict[str, Any],
+               round_result: dict[str, Any], *, timing_cache: dict[str, Any],
+               catalog: dict[str, Any], max_bytes: int, check_mode: bool,
+               signing_key: str | None) -> dict[str, Any]:
+    """File what one host's round fetched (``round_result``: the read-back and fetch of
+    controller/round_result.py finish_round) into the store, then clear the host's staging
+    area. On the controller only: it asks nothing of the device.
+
+    {filed, refused, timing_cache, warnings}: ``filed`` (model -> store path), ``refused``
+    (model -> why it was not filed: the read-back's refusals and the store's),
+    ``timing_cache`` (the store path of the device's grown cache, or None) and ``warnings``
+    (a refused cache never fails a build)."""
+    cache_path, cache_warning = None, None
+    if round_result.get("timing_cache_fetch") and not check_mode:  # before staging goes
+        cache_path, cache_warning = file_timing_cache(
+            store_dir, host, host_plan["platform_id"], list(timing_cache.get("pushed") or []))
+    models = sorted({item["model"] for item in round_result.get("fetch") or []})
+    limits = {m: limit_of(m, catalog, max_bytes) for m in models}
+    filed, refused = file_host_engines(store_dir, host, models, host_plan, limits=limits,
+                                       check_mode=check_mode, signing_key=signing_key)
+    return {"filed": filed, "refused": dict(round_result.get("refused") or {}, **refused),
+            "timing_cache": cache_path, "warnings": [cache_warning] if cache_warning else []}

@@ -15,7 +15,7 @@ from builder.atomic import write_text
 from . import runlock
 from .attempts import read_attempts, updated_attempts
 from .report_html import engine_store_document
-from .round_result import FILED, REGISTERED, previous_outcomes
+from .round_result import REGISTERED, previous_outcomes
 from .store import (
     ATTEMPTS_NAME,
     DEPLOYMENTS_NAME,
@@ -36,9 +36,9 @@ def _run_facts(plan: dict[str, Any], hostvars: Mapping[str, Any], hosts: list[st
     for host in hosts:
         if host not in plan["hosts"]:
             continue
-        values = hostvars[host]
-        outcomes[host] = previous_outcomes(values.get(REGISTERED))
-        filed = values.get(FILED) or {}
+        registered = hostvars[host].get(REGISTERED)
+        outcomes[host] = previous_outcomes(registered)
+        filed = registered if isinstance(registered, Mapping) else {}
         collected[host] = dict(filed.get("filed") or {})
         for model, reason in (filed.get("refused") or {}).items():
             outcome = outcomes[host].get(model)

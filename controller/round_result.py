@@ -5,9 +5,9 @@ be fetched into the store's staging area (controller/collect.py).
 The route of a model name through a build run (docs/internals.md, "The route of a model"):
 ``engine_models`` -> selection -> plan entry -> round item -> device record -> round result ->
 store. The round result is this module's ``finish_round`` (the engine_round_finish action: the
-device's wait, verifies, listing, this read-back and the fetch, for one device, without waiting
-for the round's other devices), registered as ``engine_round_result``; the filing step
-(plugins/action/engine_store_collect.py) files its ``fetch`` list.
+device's wait, verifies, listing, this read-back, the fetch and the filing into the store, for
+one device, without waiting for the round's other devices), registered as
+``engine_round_result``, which the next round and the report read.
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ from .outcome import host_outcomes, last_line
 from .plan import refute_confirmations
 from .store import EngineStore
 
-# Where the roles register this round's results (registered, never facts): read_round's, and
-# the filing step's (plugins/action/engine_store_collect.py), which the report reads.
+# Where engine_build registers this round's result (registered, never facts): finish_round's,
+# which the next round and the report read.
 REGISTERED = "engine_round_result"
-FILED = "engine_round_filed"
 
 
 def previous_outcomes(registered: object) -> dict[str, dict[str, Any]]:
@@ -132,6 +131,7 @@ class RoundCalls:
     run: Callable[[list[str]], dict[str, Any]]
     find: Callable[[list[str]], dict[str, Any]]
     fetch: Callable[[list[dict[str, Any]]], tuple[list[str], str | None]]
+    file: Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def verify_result(item: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
@@ -141,18 +141,44 @@ def verify_result(item: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any
     return dict(answer, item=item, changed=answer.get("rc") == 0, failed="rc" not in answer)
 
 
+def _fetch_and_file(result: dict[str, Any], calls: RoundCalls
+                    ) -> tuple[dict[str, Any], str | None, str | None]:
+    """Fetch the files ``result`` (the read-back) allows and file what arrived, also after a
+    failed fetch; ``result`` gains fetched, fetch_failed, timing_cache, the filing's warnings
+    and its refusals in msg. (the filing's result, the device gone, the fetch's problem)."""
+    files = [item for item in result["fetch"] + [result["timing_cache_fetch"]] if item]
+    try:
+        result["fetched"], result["fetch_failed"] = calls.fetch(files)
+    except DeviceGone as error:
+        return {"filed": {}, "refused": {}}, str(error), None
+    result["changed"] = result["changed"] or bool(result["fetched"])
+    filing = calls.file(result)
+    not_filed = ["{}: not filed: {}".format(m, r) for m, r in sorted(filing["refused"].items())
+                 if m not in result["refused"]]
+    result["timing_cache"] = filing["timing_cache"]
+    result["warnings"] = list(result.get("warnings") or []) + filing["warnings"]
+    result["msg"] = list(result["msg"]) + not_filed
+    problem = "; ".join([str(result["fetch_failed"])] + not_filed) \
+        if result["fetch_failed"] else None
+    return filing, None, problem
+
+
 def finish_round(work: dict[str, Any], started: list[dict[str, Any]], calls: RoundCalls,
                  read: Callable[[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]],
                                  Mapping[str, Any]], dict[str, Any]],
-                 *, fetching: bool) -> dict[str, Any]:
+                 *, fetching: bool, earlier: Mapping[str, Any]) -> dict[str, Any]:
     """One device's round after its builds started (``started``: the start task's loop
     results), for this device only: wait for them, then, unless it went silent, verify each
     engine that was already on it and list the round's files; read the round back
-    (``read(started, wait, verifies, listing)``: ``read_round``); fetch the files the
-    read-back allows when ``fetching`` (the run's collect step) and it answers.
+    (``read(started, wait, verifies, listing)``: ``read_round``); when ``fetching`` (the run's
+    collect step) and it answers, fetch the files the read-back allows and file them into the
+    store (``calls.file``), so that its engines are in the store as soon as its own round ends.
 
-    The read-back's keys, plus ``fetched`` (local paths), ``fetch_failed`` (the fetch's
-    error, or None: the filing step, which files what arrived, fails the device with it) and
+    The read-back's keys, plus ``fetched`` (local paths), ``fetch_failed`` (the fetch's error,
+    or None: what arrived is filed, then the device fails with it), ``filed`` (model -> store
+    path) and ``refused`` (model -> why it was not filed), both over every round of the run so
+    far (``earlier``: this host's registered result of its last round, or empty), which the
+    report reads, ``timing_cache`` (the store path of its grown cache, or None),
     ``builds_wait_s`` (how long the wait for the builds took, on the controller's clock) and
     ``builder_current`` and ``env_ensured`` (the venv holds the run's builder; the environment
     ensured: a later round of the run installs neither again, controller/device_work.py).
@@ -195,16 +221,14 @@ def finish_round(work: dict[str, Any], started: list[dict[str, Any]], calls: Rou
         gone = str(error)
     result = dict(read(started, wait, verifies, listing), fetched=[], fetch_failed=None,
                   builds_wait_s=builds_wait_s, builder_current=work["builder_current"],
-                  env_ensured=work["env_ensured"])
+                  env_ensured=work["env_ensured"], timing_cache=None)
     result["changed"] = bool(wait.get("changed") or installed) \
         or any(v["changed"] for v in verifies)
+    filing: dict[str, Any] = {"filed": {}, "refused": {}}
     if gone is None and problem is None and fetching and not result["silent"]:
-        files = [item for item in result["fetch"] + [result["timing_cache_fetch"]] if item]
-        try:
-            result["fetched"], result["fetch_failed"] = calls.fetch(files)
-        except DeviceGone as error:
-            gone = str(error)
-        result["changed"] = result["changed"] or bool(result["fetched"])
+        filing, gone, problem = _fetch_and_file(result, calls)
+    result["filed"] = dict(earlier.get("filed") or {}, **filing["filed"])
+    result["refused"] = dict(earlier.get("refused") or {}, **filing["refused"])
     if gone is not None:
         result.update(unreachable=True, msg=gone)
     elif problem is not None:

@@ -1,8 +1,10 @@
 """Finish one device's build round in one step, for its own device only
 (controller/round_result.py finish_round): wait for its builder processes on the controller's
 clock, verify the engines that were already on it and list the round's files (unless it went
-silent), read the round back (read_round) and fetch what the read-back allows into the store's
-staging area. A device whose builds ended early does not wait for the round's other devices.
+silent), read the round back (read_round), fetch what the read-back allows into the store's
+staging area and file it into the store (controller/collect.py file_round). A device whose
+builds ended early does not wait for the round's other devices: its engines are in the store
+when its own round ends.
 
 The wait (controller/build_wait.py): each time one shell command waits on the device until one
 of the running jobs ended or a window (poll_s) passed (a long poll); only the jobs it names are
@@ -14,7 +16,10 @@ cleaned up on the device (async_status mode=cleanup).
 The fetch: each file over the connection's own transfer (sftp), no remote command
 (ansible.builtin.fetch runs a stat module per file first). What may be fetched, and where to,
 is the read-back: plain files of bounded size, each in its model's own work directory; the
-filing step checks every byte after (controller/store.py).
+filing checks every byte after (controller/store.py: against the plan's platform, model,
+variant and build key, sha256-verified, atomic, under the store's lock), asks nothing of the
+device, and removes the host's staging area, also after a failed fetch: what arrived is
+filed, then the device fails with the fetch's error.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from controller.build_wait import (
     wait_result,
     within,
 )
+from controller.collect import file_round
 from controller.round_result import (
     DeviceGone,
     RoundCalls,
@@ -79,8 +85,14 @@ class ActionModule(ControllerAction):
             find=lambda paths: self._module("ansible.legacy.find", {
                 "paths": paths, "file_type": "any", "follow": False, "hidden": False},
                 task_vars),
-            fetch=self._fetch)
-        return finish_round(work, started, calls, read, fetching=bool(args["collect"]))
+            fetch=self._fetch,
+            file=lambda round_result: file_round(
+                args["plan"]["store_dir"], host, args["plan"]["hosts"][host], round_result,
+                timing_cache=work["timing_cache"], catalog=args["preflight"]["catalog"],
+                max_bytes=max_bytes, check_mode=self.check_mode,
+                signing_key=self.setting(task_vars, "engine_signing_key")))
+        return finish_round(work, started, calls, read, fetching=bool(args["collect"]),
+                            earlier=args["previous"] or {})
 
     def _module(self, name, module_args, task_vars):
         try:

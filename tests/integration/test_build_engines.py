@@ -248,7 +248,7 @@ def test_one_model_follows_the_route(runner):
     assert result["fetch_failed"] is None
     assert {Path(path).name for path in result["fetched"]} >= set(fetch)
     # 5. store: filed under the plan's platform, model and variant
-    filed = registered["engine_round_filed"][-1]
+    filed = registered["engine_round_result"][-1]
     stored = Path(filed["filed"][model])
     assert stored.parts[-3:] == (the_plan["hosts"][host]["platform_id"], model,
                                  entry["variant"])

@@ -110,14 +110,3 @@ def test_a_device_cut_off_at_the_push_is_still_unreachable(fleet, runner):
     rows = [r for r in run.summary() if r["host"] == FULL]
     assert len(rows) == 1 and rows[0]["detail"].startswith("host unreachable"), run.describe()
     assert "(disk)" not in rows[0]["detail"]
-
-
-@pytest.mark.fleet
-def test_a_disk_that_fills_at_the_collect_does_not_keep_the_engine_out(fleet, runner):
-    """The filing asks nothing of the device (the round's last step on it, engine_round_finish,
-    fetched the files already): the verified engine comes home although the device's disk is
-    full by then."""
-    run, filled = run_filling_the_disk_at(fleet, runner, "TASK [engine_collect", 320)
-    assert filled and run.returncode == 0, run.describe()
-    assert (FULL, MODEL) in run.rows_by("built"), run.describe()
-    assert_the_run_let_go_of_its_store(runner.store)

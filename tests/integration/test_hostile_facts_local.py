@@ -114,12 +114,12 @@ def expected(setup):
 def test_the_names_are_derived_and_cover_what_the_controller_reads():
     names = controller_variables()
     for name in ("engine_store_dir", "engine_fetch_max_mib", "engine_catalog",
-                 "engine_collect_round", "engine_build_work", "engine_round_filed",
+                 "engine_build_poll_s", "engine_build_work",
                  "engine_deploy_install_root", "engine_deploy_store_dir", "jetson_env_root_dir",
                  "jetson_facts_root_dir", "engine_plan_result", "preflight_result",
                  "engine_round", "engine_round_result"):
         assert name in names, name
-    assert names["engine_collect_round"] == "roles/engine_collect/defaults/main.yml"
+    assert names["engine_build_poll_s"] == "roles/engine_build/defaults/main.yml"
 
 
 def test_no_answer_of_a_device_changes_a_controller_variable(setup):
@@ -152,7 +152,7 @@ def test_the_attack_is_real_with_injection_on_and_then_the_facts_step_refuses(se
     # Control: with injection on, a module's answer replaces the inventory's values.
     assert before["engine_store_dir"] == "{}/engine_store_dir".format(setup["prefix"])
     assert before["engine_fetch_max_mib"] == 0
-    assert before["engine_collect_round"] == "{}/engine_collect_round".format(setup["prefix"])
+    assert before["engine_build_poll_s"] == "{}/engine_build_poll_s".format(setup["prefix"])
     # ... and the facts step refuses to hand the device's answer over.
     assert code != 0
     message = " ".join(output.split())

@@ -8,7 +8,7 @@ from controller.store import EngineStore
 
 
 def staged(directory, model, platform_id, build_key, options=None, *, payload=None):
-    """A fetched engine + manifest in ``directory`` (as engine_collect leaves them)."""
+    """A fetched engine + manifest in ``directory`` (as the round's fetch leaves them)."""
     options = options or {"precision": "fp16", "workspace_mib": 512, "max_batch": 1,
                           "dla_core": None}
     payload = payload if payload is not None else b"SIMULATED engine " + build_key.encode()

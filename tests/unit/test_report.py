@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from controller import build_wait, report_html
+from controller import build_wait, report, report_html, tags
 from controller import report_md as store_report
 from controller import summary as run_summary
 from controller.attempts import updated_attempts
@@ -686,3 +686,30 @@ def test_jetpack7_platforms_name_their_family_where_the_module_does_not():
     assert "<tspan>jetson-t5000 (Thor)</tspan>" in page
     assert "<tspan>jetson-agx-orin</tspan>" in page
     assert store_report.module_family({"module": "jetson-nano", "soc": "tegra210"}) is None
+
+
+def test_the_run_report_reads_what_each_round_filed_and_refused():
+    """One registered result per host (engine_round_result) carries the outcomes and what its
+    rounds filed into the store or the store refused: built, or failed with the store's why."""
+    entry = {"model": V2, "build_key": "k" * 64, "variant": "fp16-ws512",
+             "engine": "TRT_{}.bin".format(V2), "cached": False, "on_device": False, "rank": 0,
+             "refused": None, "store_problem": None, "engine_path": "uff", "export_key": None,
+             "onnx_precision": None}
+    plan = {"pending": 1, "steps": tags.device_steps(None, None),
+            "hosts": {"nano-1": {"platform_id": NANO, "scope": "platform",
+                                 "models": {V2: entry}, "stale_work": []}}}
+    outcome = {"model": V2, "build_key": entry["build_key"], "status": "built", "kind": None,
+               "reason": None, "elapsed": "0:00:04", "verify": {"ok": True}, "details": {}}
+
+    def row(registered):
+        rows, _, _ = report.run_report(plan, {"nano-1": {"engine_round_result": registered}},
+                                       ["nano-1"], {"nano-1"}, "", check_mode=False)
+        (only,) = rows
+        return only["status"], only["detail"]
+
+    assert row({"outcomes": {V2: outcome}, "filed": {V2: "/store/x"}, "refused": {}}) == (
+        "built", "device run 4 s")
+    status, detail = row({"outcomes": {V2: outcome}, "filed": {},
+                          "refused": {V2: "sha256 does not match"}})
+    assert status == "failed" and detail.startswith(
+        "not brought into the store: sha256 does not match"), detail

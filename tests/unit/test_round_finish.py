@@ -1,12 +1,14 @@
 """A device's round after its builds, in one step for its own device (controller/round_result.py
 finish_round, plugins/action/engine_round_finish.py): wait, verify, list, read back, fetch, with
-a fake device; and the filing step that fails the device after a failed fetch."""
+a fake device, and the filing into a real store on the controller, which fails the device after
+a failed fetch."""
 
 import json
 from dataclasses import asdict
 from types import SimpleNamespace
 
 from controller.build_wait import wait_result
+from controller.collect import file_round
 from controller.outcome import BuildOutcome
 from controller.round_result import (
     DeviceGone,
@@ -20,7 +22,6 @@ from controller.store import EngineStore
 from .plugin_files import load
 from .store_helpers import staged
 
-STORE_COLLECT = load("plugins/action/engine_store_collect.py", "engine_store_collect_under_test")
 ROOT = "/opt/trt-builder"
 PYTHON = ROOT + "/venv/bin/python"
 HOST = "nano-1"
@@ -69,6 +70,7 @@ class FakeDevice:
             "install": install if install is not None else {"rc": 0, "stderr": ""}}
         self.fetch_error, self.gone_at = fetch_error, gone_at
         self.calls = []
+        self.filings = []  # the read-backs the controller filed (no call to the device)
 
     def _call(self, name, *args):
         self.calls.append((name,) + args)
@@ -84,17 +86,24 @@ class FakeDevice:
                 return fetched[:1], self.fetch_error
             return fetched, None
 
+        def file(result):
+            self.filings.append(result)
+            return file_round(str(tmp_path / "store"), HOST, PLAN, result,
+                              timing_cache=WORK["timing_cache"], catalog={},
+                              max_bytes=1 << 20, check_mode=False,
+                              signing_key=str(tmp_path / "signing.key"))
+
         return RoundCalls(wait=lambda: self._call("wait"),
                           run=lambda argv: self._call(
                               "install" if argv == INSTALL else "run", argv),
-                          find=lambda paths: self._call("find", paths), fetch=fetch)
+                          find=lambda paths: self._call("find", paths), fetch=fetch, file=file)
 
     @property
     def asked(self):
         return [call[0] for call in self.calls]
 
 
-def finish(device, tmp_path, *, fetching=True, work=WORK):
+def finish(device, tmp_path, *, fetching=True, work=WORK, earlier=None):
     store = EngineStore(tmp_path / "store")
 
     def read(started, wait, verifies, listing):
@@ -102,7 +111,8 @@ def finish(device, tmp_path, *, fetching=True, work=WORK):
                           verifies=verifies, listing=listing, previous={}, catalog={},
                           max_bytes=1 << 20, store=store)
 
-    return finish_round(work, STARTED, device.calls_to(tmp_path), read, fetching=fetching)
+    return finish_round(work, STARTED, device.calls_to(tmp_path), read, fetching=fetching,
+                        earlier=earlier or {})
 
 
 def test_the_device_is_waited_for_verified_listed_read_back_and_fetched_in_order(tmp_path):
@@ -207,8 +217,9 @@ def test_a_failed_fetch_is_in_the_result_with_what_arrived(tmp_path):
     result = finish(device, tmp_path)
     assert result["fetch_failed"] == "fetching /opt/x failed: no such file"
     assert len(result["fetched"]) == 1
-    # The read-back stays whole: the filing step files what arrived, then fails the device.
+    # The read-back stays whole: what arrived is filed, then the device fails.
     assert result["outcomes"][BUILT]["status"] == "built" and len(result["fetch"]) == 4
+    assert result["failed"] is True and result["msg"].startswith(result["fetch_failed"])
 
 
 def test_a_verify_that_did_not_run_or_a_failed_listing_fails_the_result_without_a_fetch(
@@ -238,29 +249,67 @@ def test_a_device_gone_after_its_builds_is_unreachable_with_its_outcomes(tmp_pat
         assert result["outcomes"][BUILT]["status"] == "built" and result["fetched"] == []
 
 
-def test_the_filing_files_what_arrived_then_fails_the_device_after_a_failed_fetch(tmp_path):
+def stage_fetched(tmp_path, *models):
+    """What the fake device's fetch brings: each model's engine and manifest, staged."""
     store = EngineStore(tmp_path / "store")
-    entry = PLAN["models"][BUILT]
-    staged(store.staging_dir(HOST) / BUILT, BUILT, NANO, entry["build_key"], PLAN["options"])
-    action = STORE_COLLECT.ActionModule(
-        SimpleNamespace(check_mode=False), None, None, None,
-        SimpleNamespace(template=lambda value: value), None)
-    task_vars = {"inventory_hostname": HOST, "engine_fetch_max_mib": 1,
-                 "engine_signing_key": str(tmp_path / "signing.key")}
-    fetch = [{"model": BUILT, "name": "TRT_{}.bin".format(BUILT)}]
-    args = {"plan": {"store_dir": str(store.root), "hosts": {HOST: PLAN}},
-            "preflight": {"catalog": {}}, "previous": None, "timing_cache": {},
-            "round_result": {"fetch": fetch, "timing_cache_fetch": None, "refused": {},
-                             "fetch_failed": "fetching /opt/x failed: connection reset"}}
-    result = action.decide(args, task_vars)
-    assert result["failed"] is True
-    assert result["msg"].startswith("fetching /opt/x failed: connection reset")
-    assert list(result["filed"]) == [BUILT]
+    for model in models:
+        entry = PLAN["models"][model]
+        staged(store.staging_dir(HOST) / model, model, NANO, entry["build_key"],
+               PLAN["options"])
+    return store
+
+
+def test_what_arrived_is_filed_at_once_asking_the_device_nothing_more(tmp_path):
+    """The round files its own engines as soon as its fetch is done (not after the round's
+    other devices): on the controller, into the store, with no call to the device."""
+    store = stage_fetched(tmp_path, BUILT, ON_DEVICE)
+    device = FakeDevice(wait_result([], [built_job()], 2030))
+    earlier = {"filed": {"ssd_z": "/store/z"}, "refused": {"ssd_y": "too big"}}
+    result = finish(device, tmp_path, earlier=earlier)
+    assert device.asked == ["wait", "run", "find", "fetch"]  # nothing after the fetch
+    assert len(device.filings) == 1 and device.filings[0]["fetched"] == result["fetched"]
+    assert not result.get("failed")
+    assert set(result["filed"]) == {BUILT, ON_DEVICE, "ssd_z"}  # with the earlier rounds'
+    assert result["refused"] == {"ssd_y": "too big"}
+    for model in (BUILT, ON_DEVICE):
+        stored = store.lookup(PLAN["models"][model]["build_key"])
+        assert stored is not None and str(stored.dir) == result["filed"][model]
+        assert stored.built_on == HOST
     assert not store.staging_dir(HOST).exists()
-    # The same round without a fetch error files and succeeds.
-    staged(store.staging_dir(HOST) / BUILT, BUILT, NANO, entry["build_key"], PLAN["options"])
-    args["round_result"]["fetch_failed"] = None
-    assert not action.decide(args, task_vars).get("failed")
+
+
+def test_the_store_refusing_an_engine_is_the_models_refusal_not_the_devices_failure(tmp_path):
+    store = stage_fetched(tmp_path, BUILT)  # ON_DEVICE's files did not arrive
+    device = FakeDevice(wait_result([], [built_job()], 2030))
+    result = finish(device, tmp_path)
+    assert not result.get("failed") and list(result["filed"]) == [BUILT]
+    assert list(result["refused"]) == [ON_DEVICE]
+    assert "{}: not filed: ".format(ON_DEVICE) in " ".join(result["msg"])
+    assert store.lookup(PLAN["models"][ON_DEVICE]["build_key"]) is None
+
+
+def test_after_a_failed_fetch_what_arrived_is_filed_then_the_device_fails(tmp_path):
+    store = stage_fetched(tmp_path, BUILT)
+    device = FakeDevice(wait_result([], [built_job()], 2030),
+                        fetch_error="fetching /opt/x failed: connection reset")
+    result = finish(device, tmp_path)
+    assert result["failed"] is True
+    assert result["msg"].startswith("fetching /opt/x failed: connection reset; ")
+    assert "{}: not filed".format(ON_DEVICE) in result["msg"]
+    assert list(result["filed"]) == [BUILT]
+    assert store.lookup(PLAN["models"][BUILT]["build_key"]) is not None
+    assert not store.staging_dir(HOST).exists()
+
+
+def test_nothing_is_filed_without_the_collect_step_or_from_a_device_gone(tmp_path):
+    earlier = {"filed": {"ssd_z": "/store/z"}, "refused": {}}
+    device = FakeDevice(wait_result([], [built_job()], 2030))
+    result = finish(device, tmp_path, fetching=False, earlier=earlier)
+    assert device.filings == [] and result["filed"] == earlier["filed"]
+    device = FakeDevice(wait_result([], [built_job()], 2030), gone_at="fetch")
+    result = finish(device, tmp_path, earlier=earlier)
+    assert result["unreachable"] is True
+    assert device.filings == [] and result["filed"] == earlier["filed"]
 
 
 FINISH = load("plugins/action/engine_round_finish.py", "engine_round_finish_under_test")

@@ -27,7 +27,7 @@ def file_engine(store, model="ssd", build_key="a" * 64, payload=None):
     staged(staging, model, PLATFORM, build_key, payload=payload)
     store.file_engine(staging, platform_id=PLATFORM, model=model, variant=VARIANT,
                       build_key=build_key, built_on="nano-1", max_bytes=1 << 20)
-    shutil.rmtree(str(store.root / ".staging"))  # as engine_collect does
+    shutil.rmtree(str(store.root / ".staging"))  # as the filing does
     return store.lookup(build_key)
 
 

@@ -16,7 +16,7 @@ from ansible.plugins.loader import init_plugin_loader
 from controller import report, tags
 
 REPO = Path(__file__).resolve().parents[2]
-ROLE_STEPS = {"jetson_env": "env", "engine_build": "build", "engine_collect": "collect"}
+ROLE_STEPS = {"jetson_env": "env", "engine_build": "build"}
 TASK_TAGS = [[], ["always"], ["never"], ["build"], ["build", "env"], ["build", "collect"],
              ["always", "deploy"], ["never", "build"]]
 RUN_TAGS = [["all"], ["env"], ["build"], ["collect"], ["facts"], ["tagged"], ["untagged"],
@@ -53,7 +53,13 @@ def test_the_device_steps_are_tagged_and_gated_as_the_controller_says():
         found[step] = tuple(task["tags"])
         # They inherit always from the rounds: the plan's steps decide (controller/tags.py).
         assert task["when"].startswith("engine_plan_result.steps.{}".format(step)), task
+    # The collect step is the fetch and filing of engine_build's last task, switched there.
+    (finish,) = [task for task in yaml.safe_load(
+        (REPO / "roles/engine_build/tasks/main.yml").read_text()) if "engine_round_finish" in task]
+    assert finish["engine_round_finish"]["collect"] == "{{ engine_plan_result.steps.collect }}"
+    found["collect"] = tags.DEVICE_STEPS["collect"]
     assert found == tags.DEVICE_STEPS
+    assert set(tags.DEVICE_STEPS["collect"]) >= set(found["build"])  # no collect without build
 
 
 @pytest.mark.parametrize(("run_tags", "skip_tags", "steps"), [
