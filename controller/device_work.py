@@ -353,7 +353,9 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
         listing.append(os.path.dirname(timing_cache["device_file"]))
     env = environment(root_dir, host_plan["pin_sets"], paths)
     readies_only = not runs_builder(work)
-    return dict(work, root_dir=root_dir, env=env,
+    # The plan's model lists the roles read; its ``remove`` goes into push_commands only.
+    planned = {step: models_ for step, models_ in work.items() if step != "remove"}
+    return dict(planned, root_dir=root_dir, env=env,
                 env_needed=builder_needed and builder["env_ensured"] != env,
                 env_ensured=env if builder_needed else builder["env_ensured"],
                 install=None if readies_only else install,

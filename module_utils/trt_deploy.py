@@ -69,7 +69,11 @@ DEPLOY_ENV_MARKER = "trt-deploy-env.json"
 BUILDER_ENV_MARKER = "trt-builder-env.json"
 # <first 12 hex of the build key>-<first 12 hex of the engine sha256>; \Z, not $: "$" also
 # matches before a trailing newline.
-VERSION_RE = re.compile(r"^[0-9a-f]{12}-[0-9a-f]{12}\Z")
+# An installed engine's version directory: <build_key>-<engine_sha256>, each cut to its first
+# VERSION_DIGEST_CHARS characters (trt_deploy_write.version_name makes it).
+VERSION_DIGEST_CHARS = 12
+VERSION_RE = re.compile(r"^[0-9a-f]{%d}-[0-9a-f]{%d}\Z" % (VERSION_DIGEST_CHARS,
+                                                            VERSION_DIGEST_CHARS))
 # The manifest fields the facts report per installed engine (keeps the facts payload small).
 STATE_FIELDS = ("build_key", "platform_id", "engine_sha256", "engine_file")
 

@@ -23,6 +23,8 @@ from .trt_deploy import (
     GUARD_DIR,
     GUARD_KEYS,
     KEYRING_FILE,
+    VERSION_DIGEST_CHARS,
+    VERSION_RE,
     PlantedLink,
     describe_link,
     kind_at,
@@ -40,11 +42,17 @@ NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | CLOEXEC
 # ----------------------------------------------------------- naming, no-follow primitives
 
 def version_name(build_key, engine_sha256):
-    """Readable, unique version directory name of one engine build."""
+    """Readable, unique version directory name of one engine build: the first characters of
+    each digest, as VERSION_RE (the one description of the name) has them."""
     for name, value in (("build_key", build_key), ("engine_sha256", engine_sha256)):
-        if not re.match(r"^[0-9a-f]{12,}\Z", str(value or "")):
+        if not re.match(r"^[0-9a-f]+\Z", str(value or "")):
             raise ValueError("{} {!r} is not a hex digest".format(name, value))
-    return "{}-{}".format(build_key[:12], engine_sha256[:12])
+    chars = VERSION_DIGEST_CHARS
+    version = "{}-{}".format(build_key[:chars], engine_sha256[:chars])
+    if not VERSION_RE.match(version):
+        raise ValueError("build_key {!r} or engine_sha256 {!r} is shorter than {} characters"
+                         .format(build_key, engine_sha256, VERSION_DIGEST_CHARS))
+    return version
 
 
 def open_dir_at(dir_fd, name, path):

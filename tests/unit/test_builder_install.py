@@ -75,6 +75,9 @@ def test_a_round_without_the_builder_needs_no_wheel(catalog, tmp_path):
                                    "env_ensured": None})
     assert detailed["install"] is None and detailed["push"] == []
     assert detailed["builder_current"] is False  # the next round that builds installs it
+    # The dropped model's work directory goes in the push's first command, and nowhere else.
+    assert detailed["push_commands"]["prepare"] == "rm -rf -- /opt/trt-builder/work/m2"
+    assert "remove" not in detailed
 
 
 def test_a_round_that_needs_the_builder_without_a_wheel_is_a_controller_error(catalog,

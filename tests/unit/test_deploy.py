@@ -54,6 +54,10 @@ def test_version_name_is_readable_unique_and_refuses_non_digests():
     assert PLAN.version_name(key, digest) == TRT_DEPLOY_WRITE.version_name(key, digest)
     with pytest.raises(ValueError, match="build_key"):
         TRT_DEPLOY_WRITE.version_name("../../etc", digest)
+    with pytest.raises(ValueError, match="engine_sha256"):
+        TRT_DEPLOY_WRITE.version_name(key, digest[:12] + "zz")
+    with pytest.raises(ValueError, match="shorter than 12"):
+        TRT_DEPLOY_WRITE.version_name(key[:11], digest)
 
 
 @pytest.mark.parametrize("ordered, keep, current, previous, removed", [
