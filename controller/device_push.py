@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 # Graphs may be a team's own IP: a build round's files are the connecting user's alone.
 PRIVATE = {"umask": "077", "mode": "600"}
@@ -46,3 +47,37 @@ def push_commands(push: list[dict[str, str]], access: dict[str, str] = PRIVATE,
     finish += ["mv -f -T -- {} {}".format(shlex.quote(item["part"]), shlex.quote(item["path"]))
                for item in push]
     return {"prepare": " && ".join(prepare), "finish": " && ".join(finish)}
+
+
+class PushStepFailed(Exception):
+    """A device command or a transfer of a push failed (the device still answers)."""
+
+
+def carry_out(push: list[dict[str, str]], commands: dict[str, str], *,
+              run: Callable[[str], dict[str, Any]], put: Callable[[str, str], None]
+              ) -> str | None:
+    """Carry out a push over a device connection: ``commands['prepare']``, each file of
+    ``push`` sent to its part name (``put(src, part)``), ``commands['finish']``.
+    ``run(command)``: the command's result (rc, stdout, stderr); ``put`` raises PushStepFailed.
+    Why it failed, or None. A device gone is the callables' to raise."""
+    step = "removing and creating the directories"
+    try:
+        _device_command(run, commands["prepare"], step)
+        for item in push:
+            step = "sending {}".format(item["label"])
+            put(item["src"], item["part"])
+        if push:
+            step = "putting the files in place"
+            _device_command(run, commands["finish"], step)
+    except PushStepFailed as error:
+        return "push to the device failed while {}: {}".format(step, error)
+    return None
+
+
+def _device_command(run: Callable[[str], dict[str, Any]], command: str, step: str) -> None:
+    if not command:
+        return
+    done = run(command)
+    if done["rc"] != 0:
+        raise PushStepFailed("exit {}: {}".format(
+            done["rc"], (done.get("stderr") or done.get("stdout") or "").strip()[-500:]))

@@ -53,6 +53,10 @@ STAGING_NAME = ".staging"
 # Where a host's returned timing cache is fetched, below its staging area (a model's
 # directory there cannot start with '.': trust.MODEL_NAME).
 TIMING_CACHE_STAGED = (".timing-cache", "returned.cache")
+# Beside the hosts' staging areas (a host name cannot start with '.'): one empty file per host
+# whose round's own builds are filed (or failed), for the devices that wait in the same round
+# to confirm what it built (controller/confirm_wait.py). Cleared at every round's start.
+ROUND_ENDS_NAME = ".round-ends"
 QUARANTINE_NAME = ".quarantine"
 TIMING_CACHES_NAME = ".timing-caches"
 ONNX_DIR = "onnx"  # controller/onnx_exports.py
@@ -193,6 +197,22 @@ class EngineStore:
     def staging_dir(self, host: str) -> Path:
         return trust.confined(self.root, STAGING_NAME, trust.component(host, "host name",
                                                                        "the inventory"))
+
+    def round_end_sign(self, host: str) -> Path:
+        return trust.confined(self.root, STAGING_NAME, ROUND_ENDS_NAME, trust.component(
+            host, "host name", "the inventory"))
+
+    def sign_round_end(self, host: str) -> None:
+        """Say that ``host``'s builds of this round are filed (or failed)."""
+        sign = self.round_end_sign(host)
+        sign.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        sign.touch()
+
+    def clear_round_ends(self) -> None:
+        """A new round: no host's builds of it ended yet (also a killed run's signs go)."""
+        shutil.rmtree(str(self.root / STAGING_NAME / ROUND_ENDS_NAME), ignore_errors=True)
+        with contextlib.suppress(OSError):  # left when a host staged something
+            (self.root / STAGING_NAME).rmdir()
 
     def _entry_from_manifest(self, directory: Path, manifest: dict[str, Any]) -> StoreEntry:
         return StoreEntry(manifest["platform_id"], manifest["model"], variant_of(manifest),

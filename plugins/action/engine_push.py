@@ -12,6 +12,7 @@ import shlex
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.plugins.action import ActionBase
 
+from controller.device_push import PushStepFailed, carry_out
 from controller.round_result import install_problem
 
 
@@ -33,20 +34,11 @@ class ActionModule(ActionBase):
         if self._task.check_mode:
             result.update(changed=True, msg="would push {} file(s)".format(len(files)))
             return result
-        step = "removing and creating the directories"
-        try:
-            self._device_command(prepare, step)
-            for item in files:
-                step = "sending {}".format(item["label"])
-                self._connection.put_file(item["src"], item["part"])
-            if files:
-                step = "putting the files in place"
-                self._device_command(self._task.args["finish"], step)
-        except AnsibleConnectionFailure:
-            raise  # the device is gone: Ansible makes it unreachable
-        except AnsibleError as error:
-            result.update(failed=True, msg="push to the device failed while {}: {}".format(
-                step, error))
+        # A device gone (AnsibleConnectionFailure) goes up: Ansible makes it unreachable.
+        problem = carry_out(files, {"prepare": prepare, "finish": self._task.args["finish"]},
+                            run=self._low_level_execute_command, put=self.put)
+        if problem is not None:
+            result.update(failed=True, msg=problem)
             return result
         result.update(changed=True, pushed=[item["label"] for item in files])
         if install:
@@ -55,8 +47,10 @@ class ActionModule(ActionBase):
                 result.update(failed=True, msg=problem)
         return result
 
-    def _device_command(self, command, step):
-        done = self._low_level_execute_command(command)
-        if done["rc"] != 0:
-            raise AnsibleError("exit {}: {}".format(
-                done["rc"], (done.get("stderr") or done.get("stdout") or "").strip()[-500:]))
+    def put(self, src, part):
+        try:
+            self._connection.put_file(src, part)
+        except AnsibleConnectionFailure:
+            raise
+        except AnsibleError as error:
+            raise PushStepFailed(str(error)) from error

@@ -6,6 +6,7 @@ from __future__ import annotations
 from controller import plan
 from controller.action import ControllerAction
 from controller.builder_wheel import ensure_wheel, installed_marker
+from controller.confirm_wait import awaited
 from controller.device_work import builder_state, needs_builder, round_work
 from controller.round_result import REGISTERED, previous_outcomes
 from controller.store import EngineStore
@@ -20,6 +21,7 @@ class ActionModule(ControllerAction):
         outcomes = {host: previous_outcomes(hostvars[host].get(REGISTERED))
                     for host in args["hosts"] if host in the_plan["hosts"]}
         store = EngineStore(the_plan["store_dir"])
+        store.clear_round_ends()  # no device's builds of this round ended yet
         works = plan.round_works(the_plan, int(args["round"]), store, outcomes)
         marker = installed_marker(the_plan["builder_digest"], the_plan["builder_version"])
         builder = {host: builder_state(the_plan["devices"][host], marker,
@@ -37,6 +39,10 @@ class ActionModule(ControllerAction):
                                      builder=builder[host],
                                      onnx_files=the_plan.get("onnx_files"))
                     for host, work in works.items()}
+        # A device readied for round 1 confirms in this round what its build key's first
+        # device files meanwhile (controller/confirm_wait.py).
+        for host, waits in awaited(detailed, the_plan["hosts"]).items():
+            detailed[host]["awaits"] = waits
         # Registered as engine_round (a run_once register reaches every host), not facts:
         # with inject_facts_as_vars off facts are no variables, and a device's own answer to a
         # later task could replace a fact of its host, never a registered result.

@@ -41,6 +41,9 @@ from controller.build_wait import (
     within,
 )
 from controller.collect import file_round
+from controller.confirm_wait import wait_for_engines
+from controller.device_push import PushStepFailed, carry_out
+from controller.device_work import round_work
 from controller.round_result import (
     DeviceGone,
     RoundCalls,
@@ -65,16 +68,20 @@ class ActionModule(ControllerAction):
         work = args["work"]
         # The start task's registered result (a loop: one result per builder process).
         started = list((args["started"] or {}).get("results") or [])
-        store = EngineStore(args["plan"]["store_dir"])
+        store_dir = args["plan"]["store_dir"]
+        host_plan = args["plan"]["hosts"][host]
         max_bytes = int(self.setting(task_vars, "engine_fetch_max_mib")) * 2**20
 
-        def read(started, wait, verifies, listing):
-            # Registered (engine_round_result), never facts: a device's later answer could
-            # replace a fact of its host, not a registered result.
-            return read_round(
-                work, args["plan"]["hosts"][host], host=host, started=started, wait=wait,
-                verifies=verifies, listing=listing, previous=previous_outcomes(args["previous"]),
-                catalog=args["preflight"]["catalog"], max_bytes=max_bytes, store=store)
+        def reader(round_work, previous):
+            def read(started, wait, verifies, listing):
+                # Registered (engine_round_result), never facts: a device's later answer could
+                # replace a fact of its host, not a registered result.
+                return read_round(
+                    round_work, host_plan, host=host, started=started, wait=wait,
+                    verifies=verifies, listing=listing, previous=previous,
+                    catalog=args["preflight"]["catalog"], max_bytes=max_bytes,
+                    store=EngineStore(store_dir))  # the store as it is now: others file
+            return read
 
         calls = RoundCalls(
             wait=lambda: self._wait(started, int(work["wait_s"]), float(args["poll_s"] or 30),
@@ -87,12 +94,68 @@ class ActionModule(ControllerAction):
                 task_vars),
             fetch=self._fetch,
             file=lambda round_result: file_round(
-                args["plan"]["store_dir"], host, args["plan"]["hosts"][host], round_result,
+                store_dir, host, host_plan, round_result,
                 timing_cache=work["timing_cache"], catalog=args["preflight"]["catalog"],
                 max_bytes=max_bytes, check_mode=self.check_mode,
                 signing_key=self.setting(task_vars, "engine_signing_key")))
-        return finish_round(work, started, calls, read, fetching=bool(args["collect"]),
-                            earlier=args["previous"] or {})
+        try:
+            result = finish_round(work, started, calls,
+                                  reader(work, previous_outcomes(args["previous"])),
+                                  fetching=bool(args["collect"]), earlier=args["previous"] or {})
+        finally:
+            # This round's builds are filed (or failed): a device waiting to confirm one of
+            # them stops waiting (controller/confirm_wait.py).
+            EngineStore(store_dir).sign_round_end(host)
+        if not (work.get("awaits") and args["collect"]) or result.get("failed") \
+                or result.get("unreachable") or result["silent"]:
+            return result
+        return self._confirm(result, work, args=args, calls=calls, reader=reader,
+                             task_vars=task_vars)
+
+    def _confirm(self, result, work, *, args, calls, reader, task_vars):
+        """Confirm, in this round, the engines the devices this one readied itself for
+        filed meanwhile (controller/confirm_wait.py): push each with its manifest, verify,
+        list, read back, fetch and file, as round 1 would."""
+        host = task_vars["inventory_hostname"]
+        store_dir = args["plan"]["store_dir"]
+        ready = wait_for_engines(
+            work["awaits"], host, lookup=lambda key: EngineStore(store_dir).lookup(key),
+            ended=lambda builder: EngineStore(store_dir).round_end_sign(builder).exists())
+        if not ready:
+            return result
+        confirming = round_work(
+            {"build": [], "collect": ready, "confirm": ready, "prepare": [], "remove": []},
+            args["plan"]["hosts"][host], args["plan"]["devices"][host],
+            args["preflight"]["catalog"], store=EngineStore(store_dir), wheel=None,
+            builder={"marker": None, "current": True, "env_ensured": work["env_ensured"]})
+        try:
+            problem = carry_out(confirming["push"], confirming["push_commands"],
+                                run=self._device_command, put=self._put)
+        except DeviceGone as error:
+            return dict(result, unreachable=True, msg=str(error))
+        if problem is not None:
+            return dict(result, failed=True, msg=problem)
+        confirmed = finish_round(confirming, [], calls,
+                                 reader(confirming, result["outcomes"]), fetching=True,
+                                 earlier=result)
+        return dict(confirmed, changed=True, builds_wait_s=result["builds_wait_s"],
+                    builder_current=result["builder_current"],
+                    env_ensured=result["env_ensured"],
+                    fetched=result["fetched"] + confirmed["fetched"])
+
+    def _device_command(self, command):
+        try:
+            return self._low_level_execute_command(command)
+        except AnsibleConnectionFailure as error:
+            raise DeviceGone(str(error)) from error
+
+    def _put(self, src, part):
+        try:
+            self._connection.put_file(src, part)
+        except AnsibleConnectionFailure as error:
+            raise DeviceGone(str(error)) from error
+        except AnsibleError as error:
+            raise PushStepFailed(str(error)) from error
 
     def _module(self, name, module_args, task_vars):
         try:

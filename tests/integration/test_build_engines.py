@@ -163,6 +163,15 @@ def test_mixed_fleet_end_to_end(fleet, runner, timings):
     for model in MODELS:  # each Nano's engine was verified by the other before it was shared
         summary = entries[(nano_platform, model)][1]
         assert {summary["built_on"], *summary["confirmed_by"]} == set(NANOS), summary
+    # ... in the first round, as soon as the other had filed it: no round had work after it
+    # (controller/confirm_wait.py).
+    works = {}
+    for line in (runner.log_dir / REGISTERED).read_text().splitlines():
+        entry = json.loads(line)
+        if entry["register"] == "engine_round" and not entry["result"].get("skipped"):
+            works[entry["result"]["round"]] = entry["result"]["work"]
+    assert sorted(works[0]) == sorted(NANOS + SOLE), works
+    assert {r: w for r, w in works.items() if r > 0} == {1: {}}, works
     assert not list(runner.store.glob(".staging/*")), "staging area left behind"
     caches = timing_caches(runner.store)
     assert sorted(caches) == sorted(p for p in platforms if p.startswith(TIMING_CACHE_PLATFORMS))

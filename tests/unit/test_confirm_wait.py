@@ -1,0 +1,123 @@
+"""A platform's confirmation within round 0 (controller/confirm_wait.py): who waits for which
+engine, and when the wait ends; the builders' signs in the store."""
+
+from pathlib import Path
+
+from controller.confirm_wait import FILING_SLACK_S, awaited, wait_for_engines
+from controller.store import EngineStore, StoreEntry
+
+KEY_A, KEY_B = "a" * 64, "b" * 64
+
+
+def plan_entry(key, rank, refused=None):
+    return {"build_key": key, "rank": rank, "refused": refused}
+
+
+PLAN_HOSTS = {
+    "nano-1": {"models": {"m_a": plan_entry(KEY_A, 0), "m_b": plan_entry(KEY_B, 1)}},
+    "nano-2": {"models": {"m_a": plan_entry(KEY_A, 1), "m_b": plan_entry(KEY_B, 0)}},
+    "nano-3": {"models": {"m_a": plan_entry(KEY_A, 2)}},
+}
+
+
+def test_each_readied_device_waits_for_its_build_keys_first_device():
+    works = {"nano-1": {"prepare": ["m_b"], "wait_s": 100},
+             "nano-2": {"prepare": ["m_a"], "wait_s": 40},
+             "nano-3": {"prepare": []}}
+    assert awaited(works, PLAN_HOSTS) == {
+        "nano-1": [{"model": "m_b", "build_key": KEY_B, "builder": "nano-2",
+                    "wait_s": 40 + FILING_SLACK_S}],
+        "nano-2": [{"model": "m_a", "build_key": KEY_A, "builder": "nano-1",
+                    "wait_s": 100 + FILING_SLACK_S}]}
+
+
+def test_a_first_device_without_work_this_round_is_waited_for_its_slack_only():
+    """The store may hold its engine already (a confirmation the plan found due)."""
+    works = {"nano-2": {"prepare": ["m_a"], "wait_s": 0}}
+    (wait,) = awaited(works, PLAN_HOSTS)["nano-2"]
+    assert wait["builder"] == "nano-1" and wait["wait_s"] == FILING_SLACK_S
+
+
+def test_no_wait_for_a_refused_first_device():
+    hosts = {"nano-1": {"models": {"m_a": plan_entry(KEY_A, 0, refused="no pin set")}},
+             "nano-2": {"models": {"m_a": plan_entry(KEY_A, 1)}}}
+    assert awaited({"nano-2": {"prepare": ["m_a"], "wait_s": 0}}, hosts) == {}
+
+
+def stored(key, built_on, confirmed_by=()):
+    return StoreEntry("p", "m", "v", key, Path("/store/p/m/v"), "TRT_m.bin", "e" * 64, 1, {},
+                      built_on=built_on, confirmed_by=tuple(confirmed_by))
+
+
+class World:
+    """The store and the builders' signs as seen by the waiting device, changing with time."""
+
+    def __init__(self, events):
+        self.now, self.events = 0.0, events  # events: [(at, build_key or builder, value)]
+        self.entries, self.signs, self.looked = {}, set(), 0
+
+    def sleep(self, seconds):
+        self.now += seconds
+        for at, what, value in self.events:
+            if at <= self.now and value:
+                self.entries[what] = value
+            elif at <= self.now:
+                self.signs.add(what)
+
+    def lookup(self, key):
+        self.looked += 1
+        return self.entries.get(key)
+
+    def wait(self, awaits, host="nano-2"):
+        return wait_for_engines(awaits, host, lookup=self.lookup, ended=self.signs.__contains__,
+                                clock=lambda: self.now, sleep=self.sleep)
+
+
+AWAIT_A = {"model": "m_a", "build_key": KEY_A, "builder": "nano-1", "wait_s": 600}
+AWAIT_B = {"model": "m_b", "build_key": KEY_B, "builder": "nano-3", "wait_s": 600}
+
+
+def test_the_engine_is_confirmed_as_soon_as_it_is_filed():
+    world = World([(12.0, KEY_A, stored(KEY_A, "nano-1")), (12.0, "nano-1", None)])
+    assert world.wait([AWAIT_A]) == ["m_a"]
+    assert world.now == 12.0
+
+
+def test_a_builder_that_signed_without_the_engine_ends_the_wait_with_nothing():
+    world = World([(30.0, "nano-1", None)])
+    assert world.wait([AWAIT_A]) == []
+    assert world.now == 30.0
+
+
+def test_the_wait_ends_at_the_builders_clock_without_a_sign():
+    world = World([])
+    assert world.wait([dict(AWAIT_A, wait_s=20)]) == []
+    assert 20.0 < world.now <= 21.0
+
+
+def test_an_engine_no_longer_due_is_left_out():
+    """Built here, or already confirmed by a device of the platform: nothing to confirm."""
+    world = World([(1.0, KEY_A, stored(KEY_A, "nano-1", ["nano-3"]))])
+    assert world.wait([AWAIT_A]) == []
+    world = World([(1.0, KEY_A, stored(KEY_A, "nano-2"))])
+    assert world.wait([AWAIT_A]) == []
+
+
+def test_each_engine_is_decided_on_its_own():
+    world = World([(5.0, "nano-3", None), (9.0, KEY_A, stored(KEY_A, "nano-1"))])
+    assert world.wait([AWAIT_A, AWAIT_B]) == ["m_a"]
+    assert world.now == 9.0
+
+
+def test_a_builder_signs_the_end_of_its_round_and_a_new_round_clears_the_signs(tmp_path):
+    store = EngineStore(tmp_path / "store")
+    store.sign_round_end("nano-1")
+    assert store.round_end_sign("nano-1").is_file()
+    assert not store.round_end_sign("nano-2").exists()
+    store.clear_round_ends()
+    assert not store.round_end_sign("nano-1").exists()
+    assert not (tmp_path / "store" / ".staging").exists()  # nothing staged: no area left
+    store.staging_dir("nano-2").mkdir(parents=True)
+    store.sign_round_end("nano-1")
+    store.clear_round_ends()
+    assert store.staging_dir("nano-2").is_dir()  # a host's staging area is not a sign
