@@ -29,12 +29,18 @@ FILING_SLACK_S = 300
 POLL_S = 0.5
 
 
-def awaited(works: dict[str, dict[str, Any]], plan_hosts: dict[str, dict[str, Any]]
-            ) -> dict[str, list[dict[str, Any]]]:
+def awaited(works: dict[str, dict[str, Any]], plan_hosts: dict[str, dict[str, Any]], *,
+            forks: int) -> dict[str, list[dict[str, Any]]]:
     """{host: [{model, build_key, builder, wait_s}]}: for each host of round 0 that readies
     itself for round 1 (``prepare``), the engines to wait for: the build key's first device
     (rank 0) and how long its round may take. ``works``: the round's detailed work per host
-    (controller/device_work.py round_work)."""
+    (controller/device_work.py round_work).
+
+    None when the run's ``forks`` cannot run every finish step of the round at once: Ansible
+    queues a host's task until a worker is free, and a waiting step could hold the worker the
+    first device's step needs (round 1 confirms then, as it always did)."""
+    if forks < len(works):
+        return {}
     first = {entry["build_key"]: host for host, host_plan in plan_hosts.items()
              for entry in host_plan["models"].values()
              if entry["rank"] == 0 and not entry["refused"]}

@@ -267,9 +267,9 @@ def round_work(plan: dict[str, Any], host: str, round_index: int, store: EngineS
     bring it home). Platform scope skips what the store gained in earlier rounds and the build
     keys a device already failed with a user error (the input is wrong: another device of the
     same key would fail the same way). prepare (round 0 only): the models this device is next
-    in line for in round 1, where it verifies the engine round 0 builds, or builds it if that
-    failed; round 0 installs its environment and builder for them while the first devices
-    build, so round 1 does not wait for an install.
+    in line for: it verifies the engine round 0 builds (in round 0 already, as soon as it is
+    filed: controller/confirm_wait.py), or builds it in round 1 if that failed; round 0
+    installs its environment and builder for them while the first devices build.
     """
     work: dict[str, list[str]] = {"build": [], "collect": [], "remove": [], "confirm": [],
                                   "prepare": []}

@@ -3,6 +3,8 @@ does what, controller/device_work.py spells it out for the roles."""
 
 from __future__ import annotations
 
+from ansible import context
+
 from controller import plan
 from controller.action import ControllerAction
 from controller.builder_wheel import ensure_wheel, installed_marker
@@ -41,8 +43,9 @@ class ActionModule(ControllerAction):
                     for host, work in works.items()}
         # A device readied for round 1 confirms in this round what its build key's first
         # device files meanwhile (controller/confirm_wait.py).
-        for host, waits in awaited(detailed, the_plan["hosts"]).items():
-            detailed[host]["awaits"] = waits
+        waits = awaited(detailed, the_plan["hosts"], forks=int(context.CLIARGS.get("forks") or 0))
+        for host, host_waits in waits.items():
+            detailed[host]["awaits"] = host_waits
         # Registered as engine_round (a run_once register reaches every host), not facts:
         # with inject_facts_as_vars off facts are no variables, and a device's own answer to a
         # later task could replace a fact of its host, never a registered result.

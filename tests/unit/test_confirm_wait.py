@@ -24,24 +24,27 @@ def test_each_readied_device_waits_for_its_build_keys_first_device():
     works = {"nano-1": {"prepare": ["m_b"], "wait_s": 100},
              "nano-2": {"prepare": ["m_a"], "wait_s": 40},
              "nano-3": {"prepare": []}}
-    assert awaited(works, PLAN_HOSTS) == {
+    assert awaited(works, PLAN_HOSTS, forks=3) == {
         "nano-1": [{"model": "m_b", "build_key": KEY_B, "builder": "nano-2",
                     "wait_s": 40 + FILING_SLACK_S}],
         "nano-2": [{"model": "m_a", "build_key": KEY_A, "builder": "nano-1",
                     "wait_s": 100 + FILING_SLACK_S}]}
+    # Fewer forks than devices in the round: a waiting step could hold the worker the first
+    # device's step needs, so nobody waits (round 1 confirms).
+    assert awaited(works, PLAN_HOSTS, forks=2) == {}
 
 
 def test_a_first_device_without_work_this_round_is_waited_for_its_slack_only():
     """The store may hold its engine already (a confirmation the plan found due)."""
     works = {"nano-2": {"prepare": ["m_a"], "wait_s": 0}}
-    (wait,) = awaited(works, PLAN_HOSTS)["nano-2"]
+    (wait,) = awaited(works, PLAN_HOSTS, forks=128)["nano-2"]
     assert wait["builder"] == "nano-1" and wait["wait_s"] == FILING_SLACK_S
 
 
 def test_no_wait_for_a_refused_first_device():
     hosts = {"nano-1": {"models": {"m_a": plan_entry(KEY_A, 0, refused="no pin set")}},
              "nano-2": {"models": {"m_a": plan_entry(KEY_A, 1)}}}
-    assert awaited({"nano-2": {"prepare": ["m_a"], "wait_s": 0}}, hosts) == {}
+    assert awaited({"nano-2": {"prepare": ["m_a"], "wait_s": 0}}, hosts, forks=128) == {}
 
 
 def stored(key, built_on, confirmed_by=()):
