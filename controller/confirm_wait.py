@@ -51,11 +51,23 @@ def awaited(works: dict[str, dict[str, Any]], plan_hosts: dict[str, dict[str, An
             builder = first.get(key)
             if builder is None or builder == host:
                 continue
-            builder_work = works.get(builder) or {}
-            waits.setdefault(host, []).append({
-                "model": model, "build_key": key, "builder": builder,
-                "wait_s": int(builder_work.get("wait_s") or 0) + FILING_SLACK_S})
+            # A first device without work this round files nothing: what the store holds now
+            # is all there will be.
+            wait_s = int(works[builder]["wait_s"]) + FILING_SLACK_S if builder in works else 0
+            waits.setdefault(host, []).append({"model": model, "build_key": key,
+                                               "builder": builder, "wait_s": wait_s})
     return waits
+
+
+def still_coming(awaits: list[dict[str, Any]], play_hosts: list[str]
+                 ) -> list[dict[str, Any]]:
+    """The waits whose first device is still in the run (``play_hosts``: Ansible's
+    ansible_play_hosts when this device's finish step started). One that failed an earlier
+    step of the round (its push, its environment) left the run: it never reaches its finish
+    step, files nothing and never signs; its build key's engine, if any, is in the store
+    already."""
+    return [dict(item, wait_s=0) if item["builder"] not in play_hosts else item
+            for item in awaits]
 
 
 def wait_for_engines(awaits: list[dict[str, Any]], host: str, *,
@@ -73,7 +85,7 @@ def wait_for_engines(awaits: list[dict[str, Any]], host: str, *,
     while pending:
         for model, item in sorted(pending.items()):
             # The sign first: a builder files its engines before it signs.
-            over = ended(item["builder"]) or clock() - started > item["wait_s"]
+            over = ended(item["builder"]) or clock() - started >= item["wait_s"]
             found = lookup(item["build_key"])
             if found is not None and confirmation_due(found, host):
                 ready.append(model)

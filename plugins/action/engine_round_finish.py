@@ -41,7 +41,7 @@ from controller.build_wait import (
     within,
 )
 from controller.collect import file_round
-from controller.confirm_wait import wait_for_engines
+from controller.confirm_wait import still_coming, wait_for_engines
 from controller.device_push import PushStepFailed, carry_out
 from controller.device_work import round_work
 from controller.round_result import (
@@ -118,8 +118,9 @@ class ActionModule(ControllerAction):
         list, read back, fetch and file, as round 1 would."""
         host = task_vars["inventory_hostname"]
         store_dir = args["plan"]["store_dir"]
+        awaits = still_coming(work["awaits"], list(task_vars.get("ansible_play_hosts") or []))
         ready = wait_for_engines(
-            work["awaits"], host, lookup=lambda key: EngineStore(store_dir).lookup(key),
+            awaits, host, lookup=lambda key: EngineStore(store_dir).lookup(key),
             ended=lambda builder: EngineStore(store_dir).round_end_sign(builder).exists())
         if not ready:
             return result

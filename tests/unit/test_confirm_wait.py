@@ -3,7 +3,7 @@ engine, and when the wait ends; the builders' signs in the store."""
 
 from pathlib import Path
 
-from controller.confirm_wait import FILING_SLACK_S, awaited, wait_for_engines
+from controller.confirm_wait import FILING_SLACK_S, awaited, still_coming, wait_for_engines
 from controller.store import EngineStore, StoreEntry
 
 KEY_A, KEY_B = "a" * 64, "b" * 64
@@ -34,11 +34,22 @@ def test_each_readied_device_waits_for_its_build_keys_first_device():
     assert awaited(works, PLAN_HOSTS, forks=2) == {}
 
 
-def test_a_first_device_without_work_this_round_is_waited_for_its_slack_only():
-    """The store may hold its engine already (a confirmation the plan found due)."""
+def test_a_first_device_without_work_this_round_is_not_waited_for():
+    """The store may hold its engine already (a confirmation the plan found due): what it
+    holds when the wait starts is all there will be."""
     works = {"nano-2": {"prepare": ["m_a"], "wait_s": 0}}
     (wait,) = awaited(works, PLAN_HOSTS, forks=128)["nano-2"]
-    assert wait["builder"] == "nano-1" and wait["wait_s"] == FILING_SLACK_S
+    assert wait["builder"] == "nano-1" and wait["wait_s"] == 0
+
+
+def test_a_first_device_that_left_the_run_is_not_waited_for():
+    """It failed its push or its environment: it never reaches its finish step to sign."""
+    awaits = [AWAIT_A, AWAIT_B]
+    assert still_coming(awaits, ["nano-1", "nano-2", "nano-3"]) == awaits
+    assert still_coming(awaits, ["nano-2", "nano-3"]) == [dict(AWAIT_A, wait_s=0), AWAIT_B]
+    world = World([(30.0, KEY_A, stored(KEY_A, "nano-1"))])
+    assert world.wait(still_coming(awaits, ["nano-2"])) == []
+    assert world.now == 0.0 and world.looked == 2  # one look at the store each, no wait
 
 
 def test_no_wait_for_a_refused_first_device():
@@ -95,7 +106,7 @@ def test_a_builder_that_signed_without_the_engine_ends_the_wait_with_nothing():
 def test_the_wait_ends_at_the_builders_clock_without_a_sign():
     world = World([])
     assert world.wait([dict(AWAIT_A, wait_s=20)]) == []
-    assert 20.0 < world.now <= 21.0
+    assert world.now == 20.0
 
 
 def test_an_engine_no_longer_due_is_left_out():
