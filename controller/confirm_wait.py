@@ -59,14 +59,20 @@ def awaited(works: dict[str, dict[str, Any]], plan_hosts: dict[str, dict[str, An
     return waits
 
 
+# How each wait ended (the finish step's ``confirm_waits``, model -> one of these).
+FILED, NOT_DUE, LEFT, SIGNED, OUT_OF_TIME = (
+    "filed: confirmed in this round", "in the store, not for this device to confirm",
+    "its first device left the run", "its first device's round ended without it",
+    "its first device's round clock ran out: round 1 confirms it")
+
+
 def still_coming(awaits: list[dict[str, Any]], play_hosts: list[str]
                  ) -> list[dict[str, Any]]:
-    """The waits whose first device is still in the run (``play_hosts``: Ansible's
+    """The waits, those whose first device left the run marked (``play_hosts``: Ansible's
     ansible_play_hosts when this device's finish step started). One that failed an earlier
-    step of the round (its push, its environment) left the run: it never reaches its finish
-    step, files nothing and never signs; its build key's engine, if any, is in the store
-    already."""
-    return [dict(item, wait_s=0) if item["builder"] not in play_hosts else item
+    step of the round (its push, its environment) never reaches its finish step, files
+    nothing and never signs: what the store holds now is all there will be."""
+    return [dict(item, wait_s=0, left=True) if item["builder"] not in play_hosts else item
             for item in awaits]
 
 
@@ -74,24 +80,30 @@ def wait_for_engines(awaits: list[dict[str, Any]], host: str, *,
                      lookup: Callable[[str], StoreEntry | None],
                      ended: Callable[[str], bool],
                      clock: Callable[[], float] = time.monotonic,
-                     sleep: Callable[[float], None] = time.sleep) -> list[str]:
-    """The models of ``awaits`` whose engine is in the store for ``host`` to confirm, once each
-    is decided: its engine is there (due for ``host``'s confirmation, or not: then it is left
-    out), its builder signed the end of its round without it, or its wait ran out.
-    ``lookup(build_key)``: the store's entry now; ``ended(builder)``: the builder's sign."""
+                     sleep: Callable[[float], None] = time.sleep) -> dict[str, str]:
+    """{model: how its wait ended} for each of ``awaits``, once each is decided: its engine is
+    there (FILED: due for ``host``'s confirmation, which it makes now; or NOT_DUE), its first
+    device left the run (LEFT), signed the end of its round without it (SIGNED), or its wait
+    ran out (OUT_OF_TIME). ``lookup(build_key)``: the store's entry now; ``ended(builder)``:
+    the builder's sign."""
     pending = {item["model"]: item for item in awaits}
-    ready: list[str] = []
+    decided: dict[str, str] = {}
     started = clock()
     while pending:
         for model, item in sorted(pending.items()):
             # The sign first: a builder files its engines before it signs.
-            over = ended(item["builder"]) or clock() - started >= item["wait_s"]
+            signed = ended(item["builder"])
+            over = clock() - started >= item["wait_s"]
             found = lookup(item["build_key"])
-            if found is not None and confirmation_due(found, host):
-                ready.append(model)
-            elif found is None and not over:
+            if found is not None:
+                decided[model] = FILED if confirmation_due(found, host) else NOT_DUE
+            elif item.get("left"):
+                decided[model] = LEFT
+            elif signed or over:
+                decided[model] = SIGNED if signed else OUT_OF_TIME
+            else:
                 continue
             del pending[model]
         if pending:
             sleep(POLL_S)
-    return sorted(ready)
+    return decided

@@ -41,7 +41,7 @@ from controller.build_wait import (
     within,
 )
 from controller.collect import file_round
-from controller.confirm_wait import still_coming, wait_for_engines
+from controller.confirm_wait import FILED, still_coming, wait_for_engines
 from controller.device_push import PushStepFailed, carry_out
 from controller.device_work import round_work
 from controller.round_result import (
@@ -119,9 +119,11 @@ class ActionModule(ControllerAction):
         host = task_vars["inventory_hostname"]
         store_dir = args["plan"]["store_dir"]
         awaits = still_coming(work["awaits"], list(task_vars.get("ansible_play_hosts") or []))
-        ready = wait_for_engines(
+        waits = wait_for_engines(
             awaits, host, lookup=lambda key: EngineStore(store_dir).lookup(key),
             ended=lambda builder: EngineStore(store_dir).round_end_sign(builder).exists())
+        result = dict(result, confirm_waits=waits)
+        ready = sorted(model for model, how in waits.items() if how == FILED)
         if not ready:
             return result
         confirming = round_work(
@@ -139,10 +141,17 @@ class ActionModule(ControllerAction):
         confirmed = finish_round(confirming, [], calls,
                                  reader(confirming, result["outcomes"]), fetching=True,
                                  earlier=result)
-        return dict(confirmed, changed=True, builds_wait_s=result["builds_wait_s"],
-                    builder_current=result["builder_current"],
-                    env_ensured=result["env_ensured"],
-                    fetched=result["fetched"] + confirmed["fetched"])
+        # The round's result, with the confirmations' outcomes, files and filings added.
+        merged = dict(confirmed, changed=True, confirm_waits=waits,
+                      **{key: result[key] for key in (
+                          "builds_wait_s", "builder_current", "env_ensured", "timing_cache")},
+                      **{key: result[key] + confirmed[key] for key in ("fetch", "fetched")})
+        if not (confirmed.get("failed") or confirmed.get("unreachable")):
+            merged["msg"] = result["msg"] + confirmed["msg"]
+        warnings = (result.get("warnings") or []) + (confirmed.get("warnings") or [])
+        if warnings:
+            merged["warnings"] = warnings
+        return merged
 
     def _device_command(self, command):
         try:

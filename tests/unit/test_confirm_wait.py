@@ -3,7 +3,17 @@ engine, and when the wait ends; the builders' signs in the store."""
 
 from pathlib import Path
 
-from controller.confirm_wait import FILING_SLACK_S, awaited, still_coming, wait_for_engines
+from controller.confirm_wait import (
+    FILED,
+    FILING_SLACK_S,
+    LEFT,
+    NOT_DUE,
+    OUT_OF_TIME,
+    SIGNED,
+    awaited,
+    still_coming,
+    wait_for_engines,
+)
 from controller.store import EngineStore, StoreEntry
 
 KEY_A, KEY_B = "a" * 64, "b" * 64
@@ -46,10 +56,15 @@ def test_a_first_device_that_left_the_run_is_not_waited_for():
     """It failed its push or its environment: it never reaches its finish step to sign."""
     awaits = [AWAIT_A, AWAIT_B]
     assert still_coming(awaits, ["nano-1", "nano-2", "nano-3"]) == awaits
-    assert still_coming(awaits, ["nano-2", "nano-3"]) == [dict(AWAIT_A, wait_s=0), AWAIT_B]
+    assert still_coming(awaits, ["nano-2", "nano-3"]) == [
+        dict(AWAIT_A, wait_s=0, left=True), AWAIT_B]
     world = World([(30.0, KEY_A, stored(KEY_A, "nano-1"))])
-    assert world.wait(still_coming(awaits, ["nano-2"])) == []
+    assert world.wait(still_coming(awaits, ["nano-2"])) == {"m_a": LEFT, "m_b": LEFT}
     assert world.now == 0.0 and world.looked == 2  # one look at the store each, no wait
+    # What it filed before it left is still confirmed.
+    world = World([(0.0, KEY_A, stored(KEY_A, "nano-1"))])
+    world.sleep(0)
+    assert world.wait(still_coming([AWAIT_A], ["nano-2"])) == {"m_a": FILED}
 
 
 def test_no_wait_for_a_refused_first_device():
@@ -93,33 +108,33 @@ AWAIT_B = {"model": "m_b", "build_key": KEY_B, "builder": "nano-3", "wait_s": 60
 
 def test_the_engine_is_confirmed_as_soon_as_it_is_filed():
     world = World([(12.0, KEY_A, stored(KEY_A, "nano-1")), (12.0, "nano-1", None)])
-    assert world.wait([AWAIT_A]) == ["m_a"]
+    assert world.wait([AWAIT_A]) == {"m_a": FILED}
     assert world.now == 12.0
 
 
 def test_a_builder_that_signed_without_the_engine_ends_the_wait_with_nothing():
     world = World([(30.0, "nano-1", None)])
-    assert world.wait([AWAIT_A]) == []
+    assert world.wait([AWAIT_A]) == {"m_a": SIGNED}
     assert world.now == 30.0
 
 
 def test_the_wait_ends_at_the_builders_clock_without_a_sign():
     world = World([])
-    assert world.wait([dict(AWAIT_A, wait_s=20)]) == []
+    assert world.wait([dict(AWAIT_A, wait_s=20)]) == {"m_a": OUT_OF_TIME}
     assert world.now == 20.0
 
 
 def test_an_engine_no_longer_due_is_left_out():
     """Built here, or already confirmed by a device of the platform: nothing to confirm."""
     world = World([(1.0, KEY_A, stored(KEY_A, "nano-1", ["nano-3"]))])
-    assert world.wait([AWAIT_A]) == []
+    assert world.wait([AWAIT_A]) == {"m_a": NOT_DUE}
     world = World([(1.0, KEY_A, stored(KEY_A, "nano-2"))])
-    assert world.wait([AWAIT_A]) == []
+    assert world.wait([AWAIT_A]) == {"m_a": NOT_DUE}
 
 
 def test_each_engine_is_decided_on_its_own():
     world = World([(5.0, "nano-3", None), (9.0, KEY_A, stored(KEY_A, "nano-1"))])
-    assert world.wait([AWAIT_A, AWAIT_B]) == ["m_a"]
+    assert world.wait([AWAIT_A, AWAIT_B]) == {"m_a": FILED, "m_b": SIGNED}
     assert world.now == 9.0
 
 
