@@ -7,11 +7,15 @@ round 1, which starts when the slowest build of the whole fleet has ended. Inste
 finish step waits for the engine it should verify: as soon as its builder has filed it, the
 second device verifies it, while other devices still build.
 
-The wait is on the store alone: the builder's finish step files its engines, then signs that
-its round's builds ended (EngineStore.sign_round_end). An engine that never comes (its build
-failed, the store refused it, the builder went silent) ends the wait at the sign, or at the
-builder's round clock; round 1 then does what it always did: the next device builds, or
-confirms. A confirmation made here leaves round 1 nothing to do for that model.
+The wait is on the store alone. Each device's finish step signs when it begins, and again
+once its round's own builds are filed (or failed): EngineStore.sign_round. An engine that
+never comes ends the wait at once: its build failed or the store refused it (the builder
+signed the end), or the builder left the run in an earlier step of the round, its push or its
+environment, so its finish step did not begin (no start sign within START_GRACE_S; Ansible's
+ansible_play_hosts cannot tell: a host that failed in a block with a rescue stays in it until
+the rescue ran, which is after this step). The builder's round clock bounds the rest. Round 1
+then does what it always did: the next device builds, or confirms. A confirmation made here
+leaves round 1 nothing to do for that model.
 """
 
 from __future__ import annotations
@@ -21,11 +25,14 @@ from collections.abc import Callable
 from typing import Any
 
 from .plan import confirmation_due
-from .store import StoreEntry
+from .store import ROUND_ENDED, ROUND_STARTED, StoreEntry
 
 # Beyond the builder's round clock (its wait_s), the time its verifies, listing, fetch and
 # filing may take before the waiting device gives up (round 1 confirms then).
 FILING_SLACK_S = 300
+# The round's finish steps are queued at once (awaited: forks enough for all), so a builder
+# whose step has not begun this long after the waiting device's wait began never will.
+START_GRACE_S = 30
 POLL_S = 0.5
 
 
@@ -66,41 +73,30 @@ FILED, NOT_DUE, LEFT, SIGNED, OUT_OF_TIME = (
     "its first device's round clock ran out: round 1 confirms it")
 
 
-def still_coming(awaits: list[dict[str, Any]], play_hosts: list[str]
-                 ) -> list[dict[str, Any]]:
-    """The waits, those whose first device left the run marked (``play_hosts``: Ansible's
-    ansible_play_hosts when this device's finish step started). One that failed an earlier
-    step of the round (its push, its environment) never reaches its finish step, files
-    nothing and never signs: what the store holds now is all there will be."""
-    return [dict(item, wait_s=0, left=True) if item["builder"] not in play_hosts else item
-            for item in awaits]
-
-
 def wait_for_engines(awaits: list[dict[str, Any]], host: str, *,
                      lookup: Callable[[str], StoreEntry | None],
-                     ended: Callable[[str], bool],
+                     signed: Callable[[str, str], bool],
                      clock: Callable[[], float] = time.monotonic,
                      sleep: Callable[[float], None] = time.sleep) -> dict[str, str]:
     """{model: how its wait ended} for each of ``awaits``, once each is decided: its engine is
     there (FILED: due for ``host``'s confirmation, which it makes now; or NOT_DUE), its first
-    device left the run (LEFT), signed the end of its round without it (SIGNED), or its wait
-    ran out (OUT_OF_TIME). ``lookup(build_key)``: the store's entry now; ``ended(builder)``:
-    the builder's sign."""
+    device left the run (LEFT: its finish step did not begin), signed the end of its round
+    without it (SIGNED), or its wait ran out (OUT_OF_TIME). ``lookup(build_key)``: the store's
+    entry now; ``signed(builder, ROUND_STARTED or ROUND_ENDED)``: the builder's sign."""
     pending = {item["model"]: item for item in awaits}
     decided: dict[str, str] = {}
-    started = clock()
+    began = clock()
     while pending:
         for model, item in sorted(pending.items()):
-            # The sign first: a builder files its engines before it signs.
-            signed = ended(item["builder"])
-            over = clock() - started >= item["wait_s"]
+            waited = clock() - began
+            # The signs first: a builder files its engines before it signs the end.
+            ended = signed(item["builder"], ROUND_ENDED)
+            left = waited >= START_GRACE_S and not signed(item["builder"], ROUND_STARTED)
             found = lookup(item["build_key"])
             if found is not None:
                 decided[model] = FILED if confirmation_due(found, host) else NOT_DUE
-            elif item.get("left"):
-                decided[model] = LEFT
-            elif signed or over:
-                decided[model] = SIGNED if signed else OUT_OF_TIME
+            elif ended or left or waited >= item["wait_s"]:
+                decided[model] = SIGNED if ended else LEFT if left else OUT_OF_TIME
             else:
                 continue
             del pending[model]

@@ -53,10 +53,12 @@ STAGING_NAME = ".staging"
 # Where a host's returned timing cache is fetched, below its staging area (a model's
 # directory there cannot start with '.': trust.MODEL_NAME).
 TIMING_CACHE_STAGED = (".timing-cache", "returned.cache")
-# Beside the hosts' staging areas (a host name cannot start with '.'): one empty file per host
-# whose round's own builds are filed (or failed), for the devices that wait in the same round
-# to confirm what it built (controller/confirm_wait.py). Cleared at every round's start.
-ROUND_ENDS_NAME = ".round-ends"
+# Beside the hosts' staging areas (a host name cannot start with '.'): empty files that say
+# where each host's round is, for the devices that wait in the same round to confirm what it
+# built (controller/confirm_wait.py): ROUND_STARTED when its finish step began, ROUND_ENDED
+# once its round's own builds are filed (or failed). Cleared at every round's start.
+ROUND_SIGNS_NAME = ".round-signs"
+ROUND_STARTED, ROUND_ENDED = "started", "ended"
 QUARANTINE_NAME = ".quarantine"
 TIMING_CACHES_NAME = ".timing-caches"
 ONNX_DIR = "onnx"  # controller/onnx_exports.py
@@ -198,19 +200,19 @@ class EngineStore:
         return trust.confined(self.root, STAGING_NAME, trust.component(host, "host name",
                                                                        "the inventory"))
 
-    def round_end_sign(self, host: str) -> Path:
-        return trust.confined(self.root, STAGING_NAME, ROUND_ENDS_NAME, trust.component(
-            host, "host name", "the inventory"))
+    def round_sign(self, host: str, what: str) -> Path:
+        """The file that says ``host``'s round reached ``what`` (ROUND_STARTED, ROUND_ENDED)."""
+        return trust.confined(self.root, STAGING_NAME, ROUND_SIGNS_NAME, "{}.{}".format(
+            trust.component(host, "host name", "the inventory"), what))
 
-    def sign_round_end(self, host: str) -> None:
-        """Say that ``host``'s builds of this round are filed (or failed)."""
-        sign = self.round_end_sign(host)
+    def sign_round(self, host: str, what: str) -> None:
+        sign = self.round_sign(host, what)
         sign.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         sign.touch()
 
-    def clear_round_ends(self) -> None:
-        """A new round: no host's builds of it ended yet (also a killed run's signs go)."""
-        shutil.rmtree(str(self.root / STAGING_NAME / ROUND_ENDS_NAME), ignore_errors=True)
+    def clear_round_signs(self) -> None:
+        """A new round: no host's round began or ended yet (also a killed run's signs go)."""
+        shutil.rmtree(str(self.root / STAGING_NAME / ROUND_SIGNS_NAME), ignore_errors=True)
         with contextlib.suppress(OSError):  # left when a host staged something
             (self.root / STAGING_NAME).rmdir()
 

@@ -23,7 +23,7 @@ class ActionModule(ControllerAction):
         outcomes = {host: previous_outcomes(hostvars[host].get(REGISTERED))
                     for host in args["hosts"] if host in the_plan["hosts"]}
         store = EngineStore(the_plan["store_dir"])
-        store.clear_round_ends()  # no device's builds of this round ended yet
+        store.clear_round_signs()  # no device's round began or ended yet
         works = plan.round_works(the_plan, int(args["round"]), store, outcomes)
         marker = installed_marker(the_plan["builder_digest"], the_plan["builder_version"])
         builder = {host: builder_state(the_plan["devices"][host], marker,

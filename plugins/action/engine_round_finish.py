@@ -41,7 +41,7 @@ from controller.build_wait import (
     within,
 )
 from controller.collect import file_round
-from controller.confirm_wait import FILED, still_coming, wait_for_engines
+from controller.confirm_wait import FILED, wait_for_engines
 from controller.device_push import PushStepFailed, carry_out
 from controller.device_work import round_work
 from controller.round_result import (
@@ -51,7 +51,7 @@ from controller.round_result import (
     previous_outcomes,
     read_round,
 )
-from controller.store import EngineStore
+from controller.store import ROUND_ENDED, ROUND_STARTED, EngineStore
 
 DISPLAY = Display()
 
@@ -98,6 +98,9 @@ class ActionModule(ControllerAction):
                 timing_cache=work["timing_cache"], catalog=args["preflight"]["catalog"],
                 max_bytes=max_bytes, check_mode=self.check_mode,
                 signing_key=self.setting(task_vars, "engine_signing_key")))
+        # Devices waiting to confirm what this one builds know it reached its finish step
+        # (controller/confirm_wait.py).
+        EngineStore(store_dir).sign_round(host, ROUND_STARTED)
         try:
             result = finish_round(work, started, calls,
                                   reader(work, previous_outcomes(args["previous"])),
@@ -105,7 +108,7 @@ class ActionModule(ControllerAction):
         finally:
             # This round's builds are filed (or failed): a device waiting to confirm one of
             # them stops waiting (controller/confirm_wait.py).
-            EngineStore(store_dir).sign_round_end(host)
+            EngineStore(store_dir).sign_round(host, ROUND_ENDED)
         if not (work.get("awaits") and args["collect"]) or result.get("failed") \
                 or result.get("unreachable") or result["silent"]:
             return result
@@ -118,10 +121,10 @@ class ActionModule(ControllerAction):
         list, read back, fetch and file, as round 1 would."""
         host = task_vars["inventory_hostname"]
         store_dir = args["plan"]["store_dir"]
-        awaits = still_coming(work["awaits"], list(task_vars.get("ansible_play_hosts") or []))
         waits = wait_for_engines(
-            awaits, host, lookup=lambda key: EngineStore(store_dir).lookup(key),
-            ended=lambda builder: EngineStore(store_dir).round_end_sign(builder).exists())
+            work["awaits"], host, lookup=lambda key: EngineStore(store_dir).lookup(key),
+            signed=lambda builder, what: EngineStore(store_dir).round_sign(
+                builder, what).exists())
         result = dict(result, confirm_waits=waits)
         ready = sorted(model for model, how in waits.items() if how == FILED)
         if not ready:

@@ -10,11 +10,11 @@ from controller.confirm_wait import (
     NOT_DUE,
     OUT_OF_TIME,
     SIGNED,
+    START_GRACE_S,
     awaited,
-    still_coming,
     wait_for_engines,
 )
-from controller.store import EngineStore, StoreEntry
+from controller.store import ROUND_ENDED, ROUND_STARTED, EngineStore, StoreEntry
 
 KEY_A, KEY_B = "a" * 64, "b" * 64
 
@@ -52,38 +52,19 @@ def test_a_first_device_without_work_this_round_is_not_waited_for():
     assert wait["builder"] == "nano-1" and wait["wait_s"] == 0
 
 
-def test_a_first_device_that_left_the_run_is_not_waited_for():
-    """It failed its push or its environment: it never reaches its finish step to sign."""
-    awaits = [AWAIT_A, AWAIT_B]
-    assert still_coming(awaits, ["nano-1", "nano-2", "nano-3"]) == awaits
-    assert still_coming(awaits, ["nano-2", "nano-3"]) == [
-        dict(AWAIT_A, wait_s=0, left=True), AWAIT_B]
-    world = World([(30.0, KEY_A, stored(KEY_A, "nano-1"))])
-    assert world.wait(still_coming(awaits, ["nano-2"])) == {"m_a": LEFT, "m_b": LEFT}
-    assert world.now == 0.0 and world.looked == 2  # one look at the store each, no wait
-    # What it filed before it left is still confirmed.
-    world = World([(0.0, KEY_A, stored(KEY_A, "nano-1"))])
-    world.sleep(0)
-    assert world.wait(still_coming([AWAIT_A], ["nano-2"])) == {"m_a": FILED}
-
-
-def test_no_wait_for_a_refused_first_device():
-    hosts = {"nano-1": {"models": {"m_a": plan_entry(KEY_A, 0, refused="no pin set")}},
-             "nano-2": {"models": {"m_a": plan_entry(KEY_A, 1)}}}
-    assert awaited({"nano-2": {"prepare": ["m_a"], "wait_s": 0}}, hosts, forks=128) == {}
-
-
 def stored(key, built_on, confirmed_by=()):
     return StoreEntry("p", "m", "v", key, Path("/store/p/m/v"), "TRT_m.bin", "e" * 64, 1, {},
                       built_on=built_on, confirmed_by=tuple(confirmed_by))
 
 
 class World:
-    """The store and the builders' signs as seen by the waiting device, changing with time."""
+    """The store and the builders' signs as seen by the waiting device, changing with time.
+    Every builder's finish step has begun unless it is in ``never_began``."""
 
-    def __init__(self, events):
+    def __init__(self, events, never_began=()):
         self.now, self.events = 0.0, events  # events: [(at, build_key or builder, value)]
-        self.entries, self.signs, self.looked = {}, set(), 0
+        self.entries, self.ended, self.looked = {}, set(), 0
+        self.never_began = set(never_began)
 
     def sleep(self, seconds):
         self.now += seconds
@@ -91,14 +72,20 @@ class World:
             if at <= self.now and value:
                 self.entries[what] = value
             elif at <= self.now:
-                self.signs.add(what)
+                self.ended.add(what)
 
     def lookup(self, key):
         self.looked += 1
         return self.entries.get(key)
 
+    def signed(self, builder, what):
+        if what == ROUND_STARTED:
+            return builder not in self.never_began
+        assert what == ROUND_ENDED
+        return builder in self.ended
+
     def wait(self, awaits, host="nano-2"):
-        return wait_for_engines(awaits, host, lookup=self.lookup, ended=self.signs.__contains__,
+        return wait_for_engines(awaits, host, lookup=self.lookup, signed=self.signed,
                                 clock=lambda: self.now, sleep=self.sleep)
 
 
@@ -132,21 +119,35 @@ def test_an_engine_no_longer_due_is_left_out():
     assert world.wait([AWAIT_A]) == {"m_a": NOT_DUE}
 
 
+def test_a_first_device_whose_finish_step_never_began_left_the_run():
+    """It failed its push or its environment (it is still in ansible_play_hosts until its
+    rescue ran, after this step): no sign will come."""
+    world = World([], never_began={"nano-1"})
+    assert world.wait([AWAIT_A]) == {"m_a": LEFT}
+    assert world.now == START_GRACE_S
+    # What it filed in an earlier run is still confirmed at once.
+    world = World([(0.0, KEY_A, stored(KEY_A, "nano-1"))], never_began={"nano-1"})
+    world.sleep(0)
+    assert world.wait([AWAIT_A]) == {"m_a": FILED} and world.now == 0.0
+
+
 def test_each_engine_is_decided_on_its_own():
     world = World([(5.0, "nano-3", None), (9.0, KEY_A, stored(KEY_A, "nano-1"))])
     assert world.wait([AWAIT_A, AWAIT_B]) == {"m_a": FILED, "m_b": SIGNED}
     assert world.now == 9.0
 
 
-def test_a_builder_signs_the_end_of_its_round_and_a_new_round_clears_the_signs(tmp_path):
+def test_a_builder_signs_its_round_and_a_new_round_clears_the_signs(tmp_path):
     store = EngineStore(tmp_path / "store")
-    store.sign_round_end("nano-1")
-    assert store.round_end_sign("nano-1").is_file()
-    assert not store.round_end_sign("nano-2").exists()
-    store.clear_round_ends()
-    assert not store.round_end_sign("nano-1").exists()
+    store.sign_round("nano-1", ROUND_STARTED)
+    store.sign_round("nano-1", ROUND_ENDED)
+    assert store.round_sign("nano-1", ROUND_STARTED).is_file()
+    assert store.round_sign("nano-1", ROUND_ENDED).is_file()
+    assert not store.round_sign("nano-2", ROUND_STARTED).exists()
+    store.clear_round_signs()
+    assert not store.round_sign("nano-1", ROUND_ENDED).exists()
     assert not (tmp_path / "store" / ".staging").exists()  # nothing staged: no area left
     store.staging_dir("nano-2").mkdir(parents=True)
-    store.sign_round_end("nano-1")
-    store.clear_round_ends()
+    store.sign_round("nano-1", ROUND_ENDED)
+    store.clear_round_signs()
     assert store.staging_dir("nano-2").is_dir()  # a host's staging area is not a sign
