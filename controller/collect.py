@@ -134,7 +134,6 @@ def file_timing_cache(store_dir: str, host: str, platform_id: str, pushed: list[
     return str(filed), None
 
 
-
 def file_round(store_dir: str, host: str, host_plan: dict[str, Any],
                round_result: dict[str, Any], *, timing_cache: dict[str, Any],
                catalog: dict[str, Any], max_bytes: int, check_mode: bool,

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
+
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
 
 # Graphs may be a team's own IP: a build round's files are the connecting user's alone.
 PRIVATE = {"umask": "077", "mode": "600"}
@@ -51,6 +54,34 @@ def push_commands(push: list[dict[str, str]], access: dict[str, str] = PRIVATE,
 
 class PushStepFailed(Exception):
     """A device command or a transfer of a push failed (the device still answers)."""
+
+
+@contextmanager
+def connection_lost_as(lost: Callable[[str], Exception] | None) -> Iterator[None]:
+    """A lost connection (AnsibleConnectionFailure) inside the block becomes ``lost(message)``;
+    with None it goes up as it is, and Ansible makes the device unreachable."""
+    try:
+        yield
+    except AnsibleConnectionFailure as error:
+        if lost is None:
+            raise
+        raise lost(str(error)) from error
+
+
+def sender(put_file: Callable[[str, str], None],
+           lost: Callable[[str], Exception] | None = None) -> Callable[[str, str], None]:
+    """carry_out's ``put`` over a connection's ``put_file``: a transfer that fails while the
+    device answers fails the push (PushStepFailed); a lost connection, see
+    connection_lost_as."""
+    def put(src: str, part: str) -> None:
+        with connection_lost_as(lost):
+            try:
+                put_file(src, part)
+            except AnsibleConnectionFailure:
+                raise
+            except AnsibleError as error:
+                raise PushStepFailed(str(error)) from error
+    return put
 
 
 def carry_out(push: list[dict[str, str]], commands: dict[str, str], *,

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import shlex
 
-from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.plugins.action import ActionBase
 
-from controller.device_push import PushStepFailed, carry_out
+from controller.device_push import carry_out, sender
 from controller.round_result import install_problem
 
 
@@ -36,7 +35,8 @@ class ActionModule(ActionBase):
             return result
         # A device gone (AnsibleConnectionFailure) goes up: Ansible makes it unreachable.
         problem = carry_out(files, {"prepare": prepare, "finish": self._task.args["finish"]},
-                            run=self._low_level_execute_command, put=self.put)
+                            run=self._low_level_execute_command,
+                            put=sender(self._connection.put_file))
         if problem is not None:
             result.update(failed=True, msg=problem)
             return result
@@ -46,11 +46,3 @@ class ActionModule(ActionBase):
             if problem is not None:
                 result.update(failed=True, msg=problem)
         return result
-
-    def put(self, src, part):
-        try:
-            self._connection.put_file(src, part)
-        except AnsibleConnectionFailure:
-            raise
-        except AnsibleError as error:
-            raise PushStepFailed(str(error)) from error

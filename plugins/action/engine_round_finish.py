@@ -42,7 +42,7 @@ from controller.build_wait import (
 )
 from controller.collect import file_round
 from controller.confirm_wait import FILED, wait_for_engines
-from controller.device_push import PushStepFailed, carry_out
+from controller.device_push import carry_out, connection_lost_as, sender
 from controller.device_work import round_work
 from controller.round_result import (
     DeviceGone,
@@ -136,7 +136,8 @@ class ActionModule(ControllerAction):
             builder={"marker": None, "current": True, "env_ensured": work["env_ensured"]})
         try:
             problem = carry_out(confirming["push"], confirming["push_commands"],
-                                run=self._device_command, put=self._put)
+                                run=self._device_command,
+                                put=sender(self._connection.put_file, lost=DeviceGone))
         except DeviceGone as error:
             return dict(result, unreachable=True, msg=str(error))
         if problem is not None:
@@ -156,26 +157,15 @@ class ActionModule(ControllerAction):
             merged["warnings"] = warnings
         return merged
 
+    # After the builds, a device that stops answering is gone (DeviceGone).
     def _device_command(self, command):
-        try:
+        with connection_lost_as(DeviceGone):
             return self._low_level_execute_command(command)
-        except AnsibleConnectionFailure as error:
-            raise DeviceGone(str(error)) from error
-
-    def _put(self, src, part):
-        try:
-            self._connection.put_file(src, part)
-        except AnsibleConnectionFailure as error:
-            raise DeviceGone(str(error)) from error
-        except AnsibleError as error:
-            raise PushStepFailed(str(error)) from error
 
     def _module(self, name, module_args, task_vars):
-        try:
+        with connection_lost_as(DeviceGone):
             return self._execute_module(module_name=name, module_args=module_args,
                                         task_vars=task_vars)
-        except AnsibleConnectionFailure as error:
-            raise DeviceGone(str(error)) from error
 
     def _wait(self, started, wait_s, poll_s, host, task_vars):
         """The wait's result (build_wait.wait_result), cut after ``wait_s``."""
@@ -229,9 +219,8 @@ class ActionModule(ControllerAction):
                 dest += posixpath.basename(item["src"])
             os.makedirs(os.path.dirname(dest), mode=0o700, exist_ok=True)
             try:
-                self._connection.fetch_file(item["src"], dest)
-            except AnsibleConnectionFailure as error:
-                raise DeviceGone(str(error)) from error
+                with connection_lost_as(DeviceGone):
+                    self._connection.fetch_file(item["src"], dest)
             except AnsibleError as error:
                 return fetched, "fetching {} failed: {}".format(item["src"], error)
             fetched.append(dest)

@@ -4,7 +4,11 @@ asks of the device, in which order, and how a failed install fails it."""
 import shlex
 from types import SimpleNamespace
 
-from controller.device_push import push_commands, pushed_file
+import pytest
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
+
+from controller.device_push import PushStepFailed, push_commands, pushed_file, sender
+from controller.round_result import DeviceGone
 
 from .plugin_files import load
 
@@ -16,14 +20,17 @@ INSTALL = ["sh", "-c", "pip install \"$1\"", "sh", "/opt/trt-builder/wheels/buil
 class FakeDevice:
     """Every command and transfer, in order; each command answers the next answer given."""
 
-    def __init__(self, *answers):
+    def __init__(self, *answers, put_raises=None):
         self.calls = []
         self.answers = list(answers)
+        self.put_raises = put_raises
         self.connection = SimpleNamespace(_shell=SimpleNamespace(tmpdir=None),
                                           put_file=self.put_file)
 
     def put_file(self, src, dest):
         self.calls.append(("put", src, dest))
+        if self.put_raises is not None:
+            raise self.put_raises
 
     def command(self, command):
         self.calls.append(("run", command))
@@ -76,3 +83,32 @@ def test_nothing_to_do_asks_nothing_of_the_device():
     device = FakeDevice()
     result, _ = push_with(device, [])
     assert result["changed"] is False and device.calls == []
+
+
+def test_a_transfer_that_fails_on_an_answering_device_fails_the_push_after_the_prepare():
+    device = FakeDevice(put_raises=AnsibleError("sftp: No space left on device"))
+    files = [pushed_file("/ctl/graph.pb", WORK + "/ssd", "graph.pb", "ssd/graph.pb")]
+    result, commands = push_with(device, files)
+    assert result["failed"] is True
+    assert result["msg"] == ("push to the device failed while sending ssd/graph.pb: "
+                             "sftp: No space left on device")
+    assert device.calls == [("run", commands["prepare"]),
+                            ("put", "/ctl/graph.pb", files[0]["part"])]
+
+
+def test_a_lost_connection_during_the_push_goes_up_for_ansible_to_mark_the_device():
+    device = FakeDevice(put_raises=AnsibleConnectionFailure("ssh: Connection reset"))
+    files = [pushed_file("/ctl/graph.pb", WORK + "/ssd", "graph.pb", "ssd/graph.pb")]
+    with pytest.raises(AnsibleConnectionFailure):
+        push_with(device, files)
+
+
+@pytest.mark.parametrize("raised, expected", [
+    (AnsibleConnectionFailure("ssh: Connection reset"), DeviceGone),
+    (AnsibleError("sftp: Permission denied"), PushStepFailed),
+])
+def test_the_finish_steps_sender_makes_a_lost_connection_a_gone_device(raised, expected):
+    device = FakeDevice(put_raises=raised)
+    put = sender(device.put_file, lost=DeviceGone)
+    with pytest.raises(expected, match=str(raised)):
+        put("/ctl/engine.bin", WORK + "/ssd/.engine.bin.part")

@@ -11,7 +11,8 @@ from controller.callback import ProjectCallback
 class CallbackModule(ProjectCallback):
     CALLBACK_NAME = "registered_results"
 
-    def _record(self, result):
+    # v2_runner_on_failed also gets ignore_errors=.
+    def _record(self, result, **_):
         path = os.environ.get("ENGINE_TEST_REGISTERED")
         register = result._task.register
         if not path or not register:
