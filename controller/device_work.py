@@ -204,15 +204,17 @@ def deadlines(deadline_s: int, queued_s: int = 0) -> dict[str, int]:
 
 def build_processes(catalog: dict[str, Any], models: list[str], *, python: str, root_dir: str,
                     build_processes: str, options_args: list[str],
-                    deadline_s: int, timing_cache: dict[str, Any] = NO_TIMING_CACHE
-                    ) -> list[dict[str, Any]]:
+                    deadline_s: int, timing_cache: dict[str, Any] = NO_TIMING_CACHE,
+                    builder_from: str | None = None) -> list[dict[str, Any]]:
     """[{"models", "label", "shell", "deadline_s", "async_s", "wait_s"}]: each builder process
     of a device's round, its shell command and its clocks (``deadline_s`` per model).
 
     The command writes each model's one-model catalog into the model's work directory (the
     task runs it under umask 077: a catalog names the team's graphs), then execs the builder
     under `timeout`, whose records (one per model, JSON lines) the controller reads back
-    (controller/outcome.py).
+    (controller/outcome.py). ``builder_from``: the pushed builder wheel on the device, when the
+    venv does not hold the run's builder yet: the processes import the builder from it (pure
+    Python, so zipimport runs it) and start without waiting for its install.
     """
     processes = []
     prepare = []
@@ -227,6 +229,8 @@ def build_processes(catalog: dict[str, Any], models: list[str], *, python: str, 
         each_work_dir = model_work_dir(root_dir, "{model}")
         argv = build_argv(python, group, each_work_dir + "/catalog.yml", each_work_dir,
                           options_args=options_args + timing_cache_args(timing_cache))
+        if builder_from is not None:
+            argv = ["env", "PYTHONPATH=" + builder_from, *argv]
         clocks = deadlines(deadline_s * len(group), queued_s)
         queued_s += clocks["deadline_s"] + KILL_GRACE_S
         # Started together (poll 0), the processes build one at a time: flock on the
@@ -242,6 +246,11 @@ def verify_argv(python: str, engine_path: str) -> list[str]:
     return [python, "-m", "builder", "verify", "--json", "--", engine_path]
 
 
+def pushed_wheel(wheel: Path, root_dir: str) -> str:
+    """Where the builder wheel lands on the device."""
+    return "{}/{}".format(layout.wheels_dir(root_dir), wheel.name)
+
+
 def builder_install(wheel: Path, root_dir: str, marker: dict[str, str]) -> list[str]:
     """The command that installs the pushed builder wheel into the venv, then writes the
     builder marker (builder/layout.py) that the facts read back. The old marker goes first: an
@@ -249,8 +258,7 @@ def builder_install(wheel: Path, root_dir: str, marker: dict[str, str]) -> list[
     marker_path = layout.builder_marker(root_dir)
     script = ('set -e; rm -f "$4"; "$1" -m pip install --quiet --no-deps --no-index '
               '--force-reinstall "$2"; printf \'%s\\n\' "$3" > "$4.part"; mv -f "$4.part" "$4"')
-    return ["sh", "-c", script, "sh", layout.venv_python(root_dir),
-            "{}/{}".format(layout.wheels_dir(root_dir), wheel.name),
+    return ["sh", "-c", script, "sh", layout.venv_python(root_dir), pushed_wheel(wheel, root_dir),
             json.dumps(marker, sort_keys=True), marker_path]
 
 
@@ -298,10 +306,9 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
       same environment: a later round may need the other engine path's pin set);
       env_ensured: the environment ensured once the round ran (None: none this run);
     - install: the builder's install command, when the round needs the builder and the venv
-      does not hold it (the wheel is one of the pushed files; the push runs it once its files
-      are in place); prepare_install: the same, for
-      a device that only readies the next round (prepare, no build or verify this round): the
-      finish step runs it while the round's builds run, so they do not start later for it;
+      does not hold it (the wheel is one of the pushed files). The finish step runs it first,
+      while the round's builds run: they import the builder from the pushed wheel, so neither
+      they nor other devices' builds start later for the install;
       builder_current: whether the venv holds the run's builder once the round's install ran;
     - push: every file the round needs on the device, with its destination directory;
       push_commands: the device commands around its transfers, whose first also removes the
@@ -313,6 +320,15 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
     """
     root_dir = device["root_dir"]
     python = str(layout.venv_python(root_dir))
+    builder_needed = needs_builder(work)
+    install, builder_from, wheel_push = None, None, []
+    if builder_needed and not builder["current"]:
+        if wheel is None:
+            raise ValueError("round_work: the round needs the builder wheel, none was given")
+        install = builder_install(wheel, root_dir, builder["marker"])
+        builder_from = pushed_wheel(wheel, root_dir)
+        wheel_push = [pushed_file(str(wheel), layout.wheels_dir(root_dir), wheel.name,
+                                  "builder wheel")]
     timing_cache = dict(NO_TIMING_CACHE)
     if work["build"]:
         timing_cache = timing_cache_work(store.timing_caches(host_plan["platform_id"]),
@@ -322,7 +338,8 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
         catalog, work["build"], python=python, root_dir=root_dir,
         build_processes=host_plan.get("build_processes", "per_device"),
         options_args=EngineOptions(**host_plan["options"]).builder_args(),
-        deadline_s=host_plan["build_deadline_s"], timing_cache=timing_cache)
+        deadline_s=host_plan["build_deadline_s"], timing_cache=timing_cache,
+        builder_from=builder_from)
     models = host_plan["models"]
     verifies = [{"model": model, "argv": verify_argv(python, "{}/{}".format(
         model_work_dir(root_dir, model), models[model]["engine"]))}
@@ -333,18 +350,11 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
                and models[model]["export_key"] in (onnx_files or {})}
     paths = sorted({models[m]["engine_path"]
                     for m in work["build"] + work["confirm"] + work["prepare"]})
-    builder_needed = needs_builder(work)
     files = files_to_push(catalog, work["build"], device["work"], exports) \
         + stored_engine_files(store, host_plan, work["confirm"])
     push = [pushed_file(item["src"], model_work_dir(root_dir, item["model"]), item["name"],
                         "{}/{}".format(item["model"], item["name"])) for item in files]
-    install = None
-    if builder_needed and not builder["current"]:
-        if wheel is None:
-            raise ValueError("round_work: the round needs the builder wheel, none was given")
-        push.append(pushed_file(str(wheel), layout.wheels_dir(root_dir), wheel.name,
-                                "builder wheel"))
-        install = builder_install(wheel, root_dir, builder["marker"])
+    push += wheel_push
     push += [pushed_file(item["src"], timing_cache["pushed_dir"], item["name"],
                          "timing cache " + item["name"]) for item in timing_cache["push"]]
     listed = work["build"] + work["collect"]
@@ -352,14 +362,12 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
     if timing_cache["device_file"]:
         listing.append(os.path.dirname(timing_cache["device_file"]))
     env = environment(root_dir, host_plan["pin_sets"], paths)
-    readies_only = not runs_builder(work)
     # The plan's model lists the roles read; its ``remove`` goes into push_commands only.
     planned = {step: models_ for step, models_ in work.items() if step != "remove"}
     return dict(planned, root_dir=root_dir, env=env,
                 env_needed=builder_needed and builder["env_ensured"] != env,
                 env_ensured=env if builder_needed else builder["env_ensured"],
-                install=None if readies_only else install,
-                prepare_install=install if readies_only else None,
+                install=install,
                 builder_current=builder["current"] or install is not None,
                 push=push, push_commands=push_commands(push, remove=[
                     model_work_dir(root_dir, model) for model in work["remove"]]),

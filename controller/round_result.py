@@ -186,22 +186,24 @@ def finish_round(work: dict[str, Any], started: list[dict[str, Any]], calls: Rou
     fails, and its rescue looks at its disk), and nothing is fetched; a device gone makes it
     unreachable. Either keeps the outcomes read so far (the report reads them). A job that
     did not start fails it too, with the device asked nothing and the outcomes of its earlier
-    rounds kept; so does a failed ``prepare_install`` (first, before the wait).
+    rounds kept. So does a failed ``install`` (first, before the wait), once the builds that
+    started ended: none is left running on the device.
     """
     problem, gone = start_failure(started), None
     installed: dict[str, Any] = {}
-    if problem is not None:
+    started_failed = problem is not None
+    if started_failed:
         started = []  # nothing of this round ran: nothing to wait for, verify or read back
-    elif work["prepare_install"]:
-        # A device that only readies the next round installs the builder now, while the
-        # round's builds run (controller/device_work.py round_work).
+    elif work["install"]:
+        # The builder's install into the venv runs while the round's builds run: they import
+        # it from the pushed wheel (controller/device_work.py round_work).
         try:
-            installed = calls.run(work["prepare_install"])
+            installed = calls.run(work["install"])
         except DeviceGone as error:
             gone = str(error)
         problem = install_problem(installed) if gone is None else None
     waiting_since = time.monotonic()
-    wait = calls.wait() if work["processes"] and problem is None and gone is None else {}
+    wait = calls.wait() if work["processes"] and not started_failed and gone is None else {}
     builds_wait_s = round(time.monotonic() - waiting_since, 2)
     verifies: list[dict[str, Any]] = []
     listing: dict[str, Any] = {}

@@ -1,18 +1,14 @@
 """Send a round's files to a device in one go (controller/device_push.py): one remote command
 removes what the round drops and creates the directories, each file travels over the
-connection's own transfer (sftp), one remote command puts them in place, and, when the files
-bring a builder the venv lacks, one more installs it (a build round's ``install``). At most
-three remote commands for the round instead of two per file (ansible.builtin.copy's stat and
-module), one per removed directory (ansible.builtin.file) and a module run for the install."""
+connection's own transfer (sftp), one remote command puts them in place. Two remote commands
+for the round instead of two per file (ansible.builtin.copy's stat and module) and one per
+removed directory (ansible.builtin.file)."""
 
 from __future__ import annotations
-
-import shlex
 
 from ansible.plugins.action import ActionBase
 
 from controller.device_push import carry_out, sender
-from controller.round_result import install_problem
 
 
 class ActionModule(ActionBase):
@@ -20,13 +16,12 @@ class ActionModule(ActionBase):
     # is made on the device (two remote commands fewer, and a full disk fails the push, which
     # the round's rescue reports as disk, where Ansible's mkdir made the device unreachable).
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("files", "prepare", "finish", "install"))
+    _VALID_ARGS = frozenset(("files", "prepare", "finish"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         files = list(self._task.args.get("files") or [])
         prepare = self._task.args.get("prepare") or ""
-        install = self._task.args.get("install")
         if not files and not prepare:
             result.update(changed=False, msg="nothing to push")
             return result
@@ -41,8 +36,4 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg=problem)
             return result
         result.update(changed=True, pushed=[item["label"] for item in files])
-        if install:
-            problem = install_problem(self._low_level_execute_command(shlex.join(install)))
-            if problem is not None:
-                result.update(failed=True, msg=problem)
         return result

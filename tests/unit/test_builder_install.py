@@ -62,6 +62,13 @@ def test_the_wheel_goes_with_the_push_only_where_the_venv_lacks_the_builder(cata
     assert lacking["install"][:2] == ["sh", "-c"] and lacking["builder_current"] is True
     assert [i for i in holding["push"] if i["label"] == "builder wheel"] == []
     assert holding["install"] is None and holding["builder_current"] is True
+    # The builds do not wait for the install (the finish step's): they import the builder
+    # from the pushed wheel; where the venv holds it, from the venv.
+    from_wheel = "env PYTHONPATH=/opt/trt-builder/wheels/{} ".format(WHEEL_NAME)
+    assert [from_wheel + "/opt/trt-builder/venv/bin/python -m builder build" in p["shell"]
+            for p in lacking["processes"]] == [True]
+    assert [("PYTHONPATH" in p["shell"], "venv/bin/python -m builder build" in p["shell"])
+            for p in holding["processes"]] == [(False, True)]
 
 
 def test_a_round_without_the_builder_needs_no_wheel(catalog, tmp_path):
@@ -190,8 +197,8 @@ def test_the_device_next_in_line_is_readied_in_round_0_and_round_1_installs_noth
     readied = round_work(first, host_plan, device, catalog, store=store, wheel=wheel,
                          builder=builder_state(device, MARKER, None))
     # Installed by the finish step, while the builds run (they do not start later for it).
-    assert readied["env_needed"] is True and readied["install"] is None
-    assert readied["prepare_install"][:2] == ["sh", "-c"] and readied["builder_current"]
+    assert readied["env_needed"] is True
+    assert readied["install"][:2] == ["sh", "-c"] and readied["builder_current"]
     assert [item["label"] for item in readied["push"]] == ["builder wheel"]
     assert readied["processes"] == [] and readied["verifies"] == [] and readied["listing"] == []
     # nano-2 filed m2: nano-3 verifies it in round 1 with what round 0 readied.
@@ -204,5 +211,4 @@ def test_the_device_next_in_line_is_readied_in_round_0_and_round_1_installs_noth
     verifying = round_work(second, host_plan, device, catalog, store=store, wheel=None,
                            builder=builder_state(device, MARKER, previous))
     assert verifying["env_needed"] is False and verifying["install"] is None
-    assert verifying["prepare_install"] is None
     assert [v["model"] for v in verifying["verifies"]] == ["m2"]

@@ -1,7 +1,6 @@
 """The push step of a round (plugins/action/engine_push.py) with a fake connection: what it
 asks of the device, in which order, and how a failed install fails it."""
 
-import shlex
 from types import SimpleNamespace
 
 import pytest
@@ -14,7 +13,6 @@ from .plugin_files import load
 
 PUSH = load("plugins/action/engine_push.py", "engine_push_under_test")
 WORK = "/opt/trt-builder/work"
-INSTALL = ["sh", "-c", "pip install \"$1\"", "sh", "/opt/trt-builder/wheels/builder.whl"]
 
 
 class FakeDevice:
@@ -37,39 +35,37 @@ class FakeDevice:
         return self.answers.pop(0) if self.answers else {"rc": 0, "stdout": "", "stderr": ""}
 
 
-def push_with(device, files, remove=(), install=None):
+def push_with(device, files, remove=()):
     commands = push_commands(files, remove=list(remove))
     task = SimpleNamespace(check_mode=False, async_val=0, args={
-        "files": files, "prepare": commands["prepare"], "finish": commands["finish"],
-        "install": install or []})
+        "files": files, "prepare": commands["prepare"], "finish": commands["finish"]})
     action = PUSH.ActionModule(task, device.connection, None, None, None, None)
     action._low_level_execute_command = device.command
     return action.run(task_vars={}), commands
 
 
-def test_removals_files_then_the_install_in_three_commands():
+def test_removals_and_files_in_two_commands():
     device = FakeDevice()
     files = [pushed_file("/ctl/graph.pb", WORK + "/ssd", "graph.pb", "ssd/graph.pb"),
              pushed_file("/ctl/builder.whl", "/opt/trt-builder/wheels", "builder.whl", "wheel")]
-    result, commands = push_with(device, files, remove=[WORK + "/dropped"], install=INSTALL)
+    result, commands = push_with(device, files, remove=[WORK + "/dropped"])
     assert not result.get("failed") and result["changed"] is True
+    assert result["pushed"] == ["ssd/graph.pb", "wheel"]
     assert device.calls == [("run", commands["prepare"]),
                             ("put", "/ctl/graph.pb", files[0]["part"]),
                             ("put", "/ctl/builder.whl", files[1]["part"]),
-                            ("run", commands["finish"]),
-                            ("run", shlex.join(INSTALL))]
+                            ("run", commands["finish"])]
     assert commands["prepare"].startswith("rm -rf -- " + WORK + "/dropped && umask 077")
 
 
-def test_a_failed_install_fails_the_push_with_its_last_line():
-    device = FakeDevice({"rc": 0}, {"rc": 0},
-                        {"rc": 1, "stderr": "Processing builder.whl\nERROR: No space left on "
-                                            "device\n"})
+def test_a_failed_device_command_fails_the_push_with_its_last_line():
+    device = FakeDevice({"rc": 0}, {"rc": 1, "stderr": "mv: cannot move: No space left on "
+                                                      "device\n"})
     files = [pushed_file("/ctl/builder.whl", "/opt/trt-builder/wheels", "builder.whl", "wheel")]
-    result, _ = push_with(device, files, install=INSTALL)
+    result, _ = push_with(device, files)
     assert result["failed"] is True
-    assert result["msg"] == ("installing the builder into the venv failed (exit code 1): "
-                             "ERROR: No space left on device")
+    assert result["msg"] == ("push to the device failed while putting the files in place: "
+                             "exit 1: mv: cannot move: No space left on device")
 
 
 def test_only_removals_take_one_command_and_no_transfer():

@@ -37,7 +37,7 @@ WORK = {"root_dir": ROOT, "build": [BUILT], "collect": [ON_DEVICE], "confirm": [
         "processes": [PROCESS], "verifies": [VERIFY], "wait_s": 2030,
         "listing": ["{}/work/{}".format(ROOT, m) for m in (BUILT, ON_DEVICE)],
         "timing_cache": {"device_file": None}, "builder_current": True,
-        "env_ensured": {"pin_set": "simulated-cp36"}, "prepare_install": None}
+        "env_ensured": {"pin_set": "simulated-cp36"}, "install": None}
 INSTALL = ["sh", "-c", "pip install the builder wheel", "sh"]
 STARTED = [{"ansible_job_id": "j1", "item": PROCESS}]
 
@@ -178,11 +178,22 @@ def test_a_round_without_builds_does_not_wait(tmp_path):
     assert list(result["outcomes"]) == [ON_DEVICE] and len(result["fetched"]) == 2
 
 
+def test_the_builders_install_runs_first_while_the_builds_run(tmp_path):
+    """The round's builds import the builder from the pushed wheel (controller/device_work.py
+    round_work): its install into the venv runs in this step, before the wait."""
+    installing = dict(WORK, install=INSTALL)
+    device = FakeDevice(wait_result([], [built_job()], 2030))
+    result = finish(device, tmp_path, work=installing)
+    assert device.asked == ["install", "wait", "run", "find", "fetch"]
+    assert result["changed"] is True and not result.get("failed")
+    assert result["outcomes"][BUILT]["status"] == "built"
+
+
 def test_a_device_that_only_readies_the_next_round_installs_the_builder_here(tmp_path):
     """No build and no verify of its own this round (controller/device_work.py: prepare): its
-    install runs in this step, while the round's builds run, and before anything else."""
+    install runs in this step, and before anything else."""
     readies = dict(WORK, build=[], collect=[], processes=[], verifies=[], listing=[],
-                   prepare_install=INSTALL)
+                   install=INSTALL)
     device = FakeDevice(None)
     result = finish(device, tmp_path, work=readies)
     assert device.calls == [("install", INSTALL), ("fetch", [])]  # no wait, nothing to fetch
@@ -195,19 +206,24 @@ def test_a_device_that_only_readies_the_next_round_installs_the_builder_here(tmp
     assert device.asked == ["install", "run", "find", "fetch"]
 
 
-def test_a_failed_install_fails_the_device_asking_nothing_more(tmp_path):
-    readies = dict(WORK, build=[], processes=[], prepare_install=INSTALL)
+def test_a_failed_install_fails_the_device_once_its_builds_ended(tmp_path):
+    """The builds that started still run (from the wheel): they are waited for, so none is
+    left running, and then nothing more is asked; nothing is fetched or filed."""
     failed = {"rc": 1, "stderr": "Processing ./wheels/x.whl\nOSError: [Errno 28] No space "
                                  "left on device"}
-    device = FakeDevice(None, install=failed)
-    result = finish(device, tmp_path, work=readies)
-    assert device.asked == ["install"]
+    device = FakeDevice(wait_result([], [built_job()], 2030), install=failed)
+    result = finish(device, tmp_path, work=dict(WORK, install=INSTALL))
+    assert device.asked == ["install", "wait"]
     assert result["failed"] is True and result["msg"] == (
         "installing the builder into the venv failed (exit code 1): OSError: [Errno 28] No "
         "space left on device")
-    assert result["fetched"] == []
-    device = FakeDevice(None, gone_at="install")
+    assert result["fetched"] == [] and result["filed"] == {} and device.filings == []
+    readies = dict(WORK, build=[], processes=[], install=INSTALL)
+    device = FakeDevice(None, install=failed)
     result = finish(device, tmp_path, work=readies)
+    assert device.asked == ["install"] and result["failed"] is True
+    device = FakeDevice(None, gone_at="install")
+    result = finish(device, tmp_path, work=dict(WORK, install=INSTALL))
     assert device.asked == ["install"] and result["unreachable"] is True
 
 
