@@ -26,6 +26,7 @@ from module_utils.trt_signature import KEY_ID_RE
 
 from . import trust
 from .diskspace import MOVE_ROOT_DIR
+from .pin_sets import ENV_MARKER_KEYS
 from .selection import HostSelection
 
 INVENTORY_NAMES = {"dla_core": "engine_dla_core", "workspace_mib": "engine_workspace_mib",
@@ -54,6 +55,11 @@ class DevicePlatform:
     root_dir: str
     free_mib: int | None
     env_installed: bool
+    # The venv's environment marker (pin_sets.env_marker; None: none, or not five short texts)
+    # and the two facts a marker records: JetPack's TensorRT package version, the system Python.
+    env_marker: dict[str, str | None] | None
+    tensorrt_full: str | None
+    python: str | None
     # The builder the venv holds, as its install recorded it ({builder_version, builder_digest};
     # None: none recorded, or not two short texts): compared with the run's builder.
     builder_marker: dict[str, str] | None
@@ -106,6 +112,18 @@ def _count(value: object, what: str, source: str, nullable: bool) -> int | None:
     return value
 
 
+def _env_marker(value: object) -> dict[str, str | None] | None:
+    """The venv's environment marker when it has the keys of pin_sets.env_marker as short
+    texts (or null), else None: like a garbled builder marker, it only costs the device the
+    environment's install."""
+    if not isinstance(value, dict) or set(value) != set(ENV_MARKER_KEYS):
+        return None
+    if all(text is None or (isinstance(text, str) and len(text) <= 128)
+           for text in value.values()):
+        return cast("dict[str, str | None]", dict(value))
+    return None
+
+
 def _builder_marker(value: object) -> dict[str, str] | None:
     """The venv's builder marker when it has the two keys as short texts, else None: a marker
     the device garbled only costs it the builder's install, so it is not refused."""
@@ -148,6 +166,9 @@ def device_platform(host: str, answer: dict[str, Any], engine_names: dict[str, s
         root_dir=trust.device_path(state.get("root_dir"), "root_dir", source),
         free_mib=free if isinstance(free, int) and not isinstance(free, bool) else None,
         env_installed=isinstance(state.get("env_marker"), dict),
+        env_marker=_env_marker(state.get("env_marker")),
+        tensorrt_full=trust.text(platform.get("tensorrt_full"), "tensorrt_full", source, 64),
+        python=trust.text(platform.get("python"), "python", source, 32),
         builder_marker=_builder_marker(state.get("builder_marker")),
         work=_work_state(host, state.get("models"), engine_names))
 

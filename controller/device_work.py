@@ -17,6 +17,7 @@ from builder.platform.detect import TIMING_CACHE_FROM
 from builder.trt.adapter import parse_version
 
 from .device_push import push_commands, pushed_file
+from .pin_sets import env_marker, the_table
 from .selection import EngineOptions
 from .trust import Untrusted
 
@@ -46,19 +47,24 @@ def round_wait_s(processes: list[dict[str, Any]]) -> int:
     return max((process["wait_s"] for process in processes), default=0) + POLL_HANG_S
 
 
-def environment(root_dir: str, pin_sets: dict[str, str], engine_paths: list[str]
-                ) -> dict[str, Any]:
+def environment(root_dir: str, pin_sets: dict[str, str], engine_paths: list[str], *,
+                device: dict[str, Any], swap_mib: int) -> dict[str, Any]:
     """What the jetson_env role installs for a device's round: the builder directory (as the
-    device reported it), its venv and the venv's python, the pinned environment, and whether
-    the round builds from UFF. The ONNX path's pin set when every build of the round is from
-    ONNX, else the UFF path's (the plan chose both: HostPlan.pin_sets). A UFF round needs
-    JetPack's uff and graphsurgeon, which the plan gave it only where the device's TensorRT
-    has a UFF parser (builder/trt/enginepath.py): the role checks them when ``uff`` is true,
-    and knows no TensorRT generation itself."""
+    device reported it), its venv and the venv's python, the pinned environment, whether the
+    round builds from UFF, and the marker the venv then holds (``marker``,
+    pin_sets.env_marker: ``device``'s tensorrt_full and python, the plan's ``swap_mib``).
+    The ONNX path's pin set when every build of the round is from ONNX, else the UFF path's
+    (the plan chose both: HostPlan.pin_sets). A UFF round needs JetPack's uff and
+    graphsurgeon, which the plan gave it only where the device's TensorRT has a UFF parser
+    (builder/trt/enginepath.py): the role checks them when ``uff`` is true, and knows no
+    TensorRT generation itself."""
     path = "onnx" if engine_paths and "uff" not in engine_paths else "uff"
+    pin_set = pin_sets.get(path, "")
+    marker = env_marker(the_table(), pin_set, tensorrt_full=device.get("tensorrt_full"),
+                        python=device.get("python"), swap_mib=swap_mib) if pin_set else None
     return {"root_dir": root_dir, "venv": layout.venv_dir(root_dir),
-            "python": layout.venv_python(root_dir), "pin_set": pin_sets.get(path, ""),
-            "uff": path == "uff"}
+            "python": layout.venv_python(root_dir), "pin_set": pin_set,
+            "uff": path == "uff", "marker": marker}
 
 
 def model_work_dir(root_dir: str, model: str) -> str:
@@ -301,9 +307,10 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
     builder wheel on the controller (None: no device needs it this round). ``builder``: what
     the venv holds already (``builder_state``).
     The roles loop over these items and spell no path or version themselves:
-    - env: root_dir, venv python and pin set (jetson_env); env_needed: whether the round
-      includes jetson_env (it needs the builder, and no earlier round of the run ensured this
-      same environment: a later round may need the other engine path's pin set);
+    - env: root_dir, venv python, pin set and marker (jetson_env); env_needed: whether the
+      round includes jetson_env (it needs the builder, the device's marker is not this
+      environment's, and no earlier round of the run ensured this same environment: a later
+      round may need the other engine path's pin set);
       env_ensured: the environment ensured once the round ran (None: none this run);
     - install: the builder's install command, when the round needs the builder and the venv
       does not hold it (the wheel is one of the pushed files). The finish step runs it first,
@@ -361,11 +368,16 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
     listing = [model_work_dir(root_dir, model) for model in listed]
     if timing_cache["device_file"]:
         listing.append(os.path.dirname(timing_cache["device_file"]))
-    env = environment(root_dir, host_plan["pin_sets"], paths)
+    env = environment(root_dir, host_plan["pin_sets"], paths, device=device,
+                      swap_mib=host_plan.get("swap_mib", 0))
+    # The role is included only where the venv lacks this environment: the device's marker (as
+    # its facts read it, unless an earlier round of this run installed another) is not it.
+    env_held = env["marker"] is not None and builder["env_ensured"] is None \
+        and device.get("env_marker") == env["marker"]
     # The plan's model lists the roles read; its ``remove`` goes into push_commands only.
     planned = {step: models_ for step, models_ in work.items() if step != "remove"}
     return dict(planned, root_dir=root_dir, env=env,
-                env_needed=builder_needed and builder["env_ensured"] != env,
+                env_needed=builder_needed and builder["env_ensured"] != env and not env_held,
                 env_ensured=env if builder_needed else builder["env_ensured"],
                 install=install,
                 builder_current=builder["current"] or install is not None,

@@ -13,6 +13,8 @@ Jinja; tests/unit/test_pin_set_plan.py renders that task against ``chosen_pin_se
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ SHOWN_FILE = "roles/jetson_env/vars/main.yml"
 # engine path -> the inventory variable that names its pin set, and the table by L4T release
 VARIABLES = {"uff": "jetson_env_pin_set", "onnx": "jetson_env_onnx_pin_set"}
 TABLES = {"uff": "jetson_env_pin_set_by_l4t", "onnx": "jetson_env_onnx_pin_set_by_l4t"}
+# What an environment marker records (env_marker).
+ENV_MARKER_KEYS = ("pin_set", "pins_sha256", "tensorrt", "python", "swap_mib")
 
 
 @dataclass(frozen=True)
@@ -36,13 +40,41 @@ class PinSetTable:
     names: tuple[str, ...]
     # engine path -> {L4T major.minor: pin set name}
     by_l4t: dict[str, dict[str, str]]
+    # pin set name -> the sha256 of its pins (pins_digest), which the environment marker keeps
+    pins_sha256: dict[str, str]
 
     @classmethod
     def load(cls, path: Path = PIN_SETS_FILE) -> PinSetTable:
         data: dict[str, Any] = yaml.load(path.read_text(), Loader=SAFE_LOADER)
-        return cls(tuple(sorted(data["jetson_env_pin_sets"])),
+        sets = data["jetson_env_pin_sets"]
+        return cls(tuple(sorted(sets)),
                    {engine_path: {str(line): str(name) for line, name in data[table].items()}
-                    for engine_path, table in TABLES.items()})
+                    for engine_path, table in TABLES.items()},
+                   {name: pins_digest(pin_set["pins"]) for name, pin_set in sets.items()})
+
+
+def pins_digest(pins: list[dict[str, Any]]) -> str:
+    """The sha256 of a pin set's pins, as JSON with sorted keys (json.dumps' separators: the
+    text the role's Jinja ``to_json(sort_keys=true) | hash('sha256')`` made for the markers
+    that devices already hold)."""
+    return hashlib.sha256(json.dumps(pins, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def swap_mib_for(memory_mib: int | None, swap_mib: int, swap_below_mib: int) -> int:
+    """The swap file a device gets (jetson_env_swap_mib), only when it has less memory than
+    jetson_env_swap_below_mib (an unknown memory counts as less); 0: swap left alone."""
+    return swap_mib if swap_mib > 0 and (memory_mib or 0) < swap_below_mib else 0
+
+
+def env_marker(table: PinSetTable, pin_set: str, *, tensorrt_full: str | None,
+               python: str | None, swap_mib: int) -> dict[str, str | None]:
+    """What the venv's environment marker (jetson_env_marker_name) holds once the jetson_env
+    role installed ``pin_set`` on a device of that TensorRT package version and system Python:
+    the plan includes the role only where the device's marker differs, and the role writes
+    this one. A JetPack upgrade changes ``tensorrt_full``, so the environment is installed
+    again for it."""
+    return dict(zip(ENV_MARKER_KEYS, (pin_set, table.pins_sha256.get(pin_set, ""),
+                                      tensorrt_full, python, str(swap_mib))))
 
 
 @functools.cache

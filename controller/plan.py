@@ -63,6 +63,8 @@ class HostPlan:
     # Engine path (uff | onnx) -> the pinned environment this device gets for it ('' when
     # none: its builds are refused above); the round picks one (controller/device_work.py).
     pin_sets: dict[str, str] = field(default_factory=dict)
+    # The swap file the environment sets up on this device (pin_sets.swap_mib_for; 0: none).
+    swap_mib: int = 0
 
 
 def already_done(entry: dict[str, Any], scope: str) -> bool:
@@ -133,7 +135,9 @@ def make_plan(selections: dict[str, HostSelection], devices: dict[str, DevicePla
                              stale_work=sorted(set(device.work) - set(selection.models)),
                              build_processes=selection.build_processes,
                              build_deadline_s=selection.build_deadline_s
-                             or detect.default_build_deadline_s(device.platform_id))
+                             or detect.default_build_deadline_s(device.platform_id),
+                             swap_mib=pin_sets.swap_mib_for(device.memory_mib, selection.swap_mib,
+                                                            selection.swap_below_mib))
         for model in selection.models:
             spec = catalog[model]
             key = engine_build_key(spec, device.platform_id, selection.options)

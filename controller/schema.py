@@ -129,6 +129,9 @@ USER_VARIABLES = (
     Variable("jetson_env_swap_mib", "int", 0,
              "swap file to create on low-memory devices (0: leave swap alone)",
              minimum=0, maximum=65536),
+    Variable("jetson_env_swap_below_mib", "int", 6144,
+             "only devices with less memory than this (MiB) get the swap file",
+             minimum=0, maximum=1048576),
 )
 
 # The deploy's own variables (deploy_engines.yml, roles/engine_deploy): per group or host. The

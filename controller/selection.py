@@ -76,13 +76,17 @@ class HostSelection:
     # engine_build_deadline_s: seconds per model before a build counts as hung (0: the
     # platform's default, detect.default_build_deadline_s).
     build_deadline_s: int = 0
+    # jetson_env_swap_mib and jetson_env_swap_below_mib (pin_sets.swap_mib_for).
+    swap_mib: int = 0
+    swap_below_mib: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"host": self.host, "models": list(self.models), "options": self.options.as_dict(),
                 "scope": self.scope, "origins": dict(self.origins),
                 "build_processes": self.build_processes,
                 "expected_platforms": [list(pair) for pair in self.expected_platforms],
-                "build_deadline_s": self.build_deadline_s}
+                "build_deadline_s": self.build_deadline_s, "swap_mib": self.swap_mib,
+                "swap_below_mib": self.swap_below_mib}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HostSelection:
@@ -93,7 +97,9 @@ class HostSelection:
                    expected_platforms=tuple(
                        (str(value), str(where))
                        for value, where in data.get("expected_platforms") or ()),
-                   build_deadline_s=int(data.get("build_deadline_s") or 0))
+                   build_deadline_s=int(data.get("build_deadline_s") or 0),
+                   swap_mib=int(data.get("swap_mib") or 0),
+                   swap_below_mib=int(data.get("swap_below_mib") or 0))
 
 
 def load_yaml(path: Path) -> Any:
@@ -274,7 +280,9 @@ class HostChecker:
                              {key: self.origin(key) for key in keys},
                              build_processes=values["engine_build_processes"],
                              expected_platforms=self.expected_platforms(),
-                             build_deadline_s=values["engine_build_deadline_s"])
+                             build_deadline_s=values["engine_build_deadline_s"],
+                             swap_mib=values["jetson_env_swap_mib"],
+                             swap_below_mib=values["jetson_env_swap_below_mib"])
 
     def expected_platforms(self) -> tuple[tuple[str, str], ...]:
         """What the inventory says this device is: each group of the host named like a kind,

@@ -18,6 +18,7 @@ from controller.builder_wheel import installed_marker
 from controller.device import device_platform
 from controller.device_work import builder_install, builder_state, needs_builder, round_work
 from controller.store import EngineStore
+from controller.trust import Untrusted
 from tests.unit import test_engine_plan
 from tests.unit.store_helpers import file_entry
 from tests.unit.test_engine_plan import NANO, devices, make
@@ -121,6 +122,37 @@ def test_the_facts_marker_is_kept_only_as_two_short_texts(sent, kept):
     assert device.builder_marker == kept
 
 
+ENV_MARKER = {"pin_set": "simulated-cp36", "pins_sha256": "a" * 64,
+              "tensorrt": "8.2.1.8-1+cuda10.2", "python": "3.6.15", "swap_mib": "0"}
+
+
+@pytest.mark.parametrize("sent, kept", [
+    (ENV_MARKER, ENV_MARKER),
+    (dict(ENV_MARKER, tensorrt=None), dict(ENV_MARKER, tensorrt=None)),
+    (dict(ENV_MARKER, extra="x"), None),          # not a marker the role writes
+    (dict(ENV_MARKER, swap_mib=0), None),
+    (dict(ENV_MARKER, python="3" * 129), None),
+    ("simulated-cp36", None),
+    (None, None),
+])
+def test_the_environment_marker_is_kept_only_as_the_roles_five_texts(sent, kept):
+    """A garbled marker only costs the device the environment's install: it is not refused."""
+    device = device_platform("nano-1", {
+        "jetson": {"platform_id": NANO, "tensorrt": "8.2.1", "python": "3.6.15",
+                   "tensorrt_full": "8.2.1.8-1+cuda10.2"},
+        "jetson_state": {"root_dir": "/opt/trt-builder", "env_marker": sent}}, {})
+    assert device.env_marker == kept
+    assert (device.tensorrt_full, device.python) == ("8.2.1.8-1+cuda10.2", "3.6.15")
+
+
+def test_a_tensorrt_package_version_that_is_no_line_of_text_is_refused():
+    with pytest.raises(Untrusted, match="tensorrt_full"):
+        device_platform("nano-1", {
+            "jetson": {"platform_id": NANO, "tensorrt": "8.2.1",
+                       "tensorrt_full": "8.2.1\n$(reboot)"},
+            "jetson_state": {"root_dir": "/opt/trt-builder"}}, {})
+
+
 @pytest.fixture
 def venv(tmp_path):
     """<root>/venv/bin/python: a stand-in for pip that logs its arguments, and fails when
@@ -181,6 +213,34 @@ def test_a_later_round_ensures_the_environment_only_when_it_needs_another(catalo
                           builder=builder_state(device, MARKER, dict(previous,
                                                                      env_ensured=other)))
     assert switched["env_needed"] is True and switched["env_ensured"] == switched["env"]
+
+
+def test_the_environment_is_installed_only_where_the_devices_marker_is_not_the_rounds(
+        catalog, tmp_path, wheel):
+    """The plan makes the marker the role would write (controller/pin_sets.py env_marker) and
+    includes jetson_env only where the device's, as its facts read it, differs: a JetPack
+    upgrade (another TensorRT package) or another pin set installs again."""
+    hosts = devices({"nano-1": NANO})
+    plan = make(hosts, catalog, tmp_path / "store")
+    host_plan = plan["hosts"]["nano-1"]
+    store = EngineStore(tmp_path / "store")
+    build = test_engine_plan.work(build=["m1"])
+    facts = dict(hosts["nano-1"].as_dict(), tensorrt_full="8.2.1.8-1+cuda10.2", python="3.6.9")
+
+    def work_on(device, previous=None):
+        return round_work(build, host_plan, device, catalog, store=store, wheel=wheel,
+                          builder=builder_state(device, MARKER, previous))
+
+    marker = work_on(facts)["env"]["marker"]
+    assert marker == {"pin_set": "simulated-cp36", "pins_sha256": marker["pins_sha256"],
+                      "tensorrt": "8.2.1.8-1+cuda10.2", "python": "3.6.9", "swap_mib": "0"}
+    assert work_on(dict(facts, env_marker=None))["env_needed"] is True
+    assert work_on(dict(facts, env_marker=marker))["env_needed"] is False
+    upgraded = dict(facts, env_marker=dict(marker, tensorrt="8.0.1.6-1+cuda10.2"))
+    assert work_on(upgraded)["env_needed"] is True
+    # An earlier round of this run installed another environment: the facts' marker is stale.
+    other = dict(work_on(facts)["env"], pin_set="another-pin-set")
+    assert work_on(dict(facts, env_marker=marker), {"env_ensured": other})["env_needed"] is True
 
 
 def test_the_device_next_in_line_is_readied_in_round_0_and_round_1_installs_nothing(

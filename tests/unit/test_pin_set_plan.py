@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar
 
 from builder.errors import UserError
 from builder.trt.adapter import BuildOptions
@@ -135,11 +137,45 @@ def test_the_round_work_carries_the_pin_set_the_role_chose_before(catalog, tmp_p
     platform, paths, named_uff, named_onnx, installed = case
     named = {path: name for path, name in (("uff", named_uff), ("onnx", named_onnx)) if name}
     plan = make(devices({"dev-1": platform}), catalog, tmp_path, named_pin_sets={"dev-1": named})
-    env = environment("/data/tb", plan["hosts"]["dev-1"]["pin_sets"], paths)
+    device = {"tensorrt_full": "8.5.2.2-1+cuda11.4", "python": "3.8.10"}
+    env = environment("/data/tb", plan["hosts"]["dev-1"]["pin_sets"], paths, device=device,
+                      swap_mib=plan["hosts"]["dev-1"]["swap_mib"])
     assert env == {"root_dir": "/data/tb", "venv": "/data/tb/venv",
                    "python": "/data/tb/venv/bin/python", "pin_set": installed,
-                   "uff": "uff" in paths}
+                   "uff": "uff" in paths,
+                   "marker": {"pin_set": installed, "pins_sha256": TABLE.pins_sha256[installed],
+                              "tensorrt": "8.5.2.2-1+cuda11.4", "python": "3.8.10",
+                              "swap_mib": "0"}}
     assert installed in TABLE.names
+
+
+def test_the_markers_pins_digest_is_the_one_devices_already_hold():
+    """The role wrote each marker's pins_sha256 with Jinja before the plan made the marker:
+    the controller's digest must be the same text, or every device would install again."""
+    sets = yaml.safe_load(pin_sets.PIN_SETS_FILE.read_text())["jetson_env_pin_sets"]
+    for name, pin_set in sets.items():
+        templar = Templar(loader=DataLoader(), variables={"pins": pin_set["pins"]})
+        by_jinja = templar.template("{{ pins | ansible.builtin.to_json(sort_keys=true) "
+                                    "| ansible.builtin.hash('sha256') }}")
+        assert TABLE.pins_sha256[name] == by_jinja, name
+
+
+@pytest.mark.parametrize("memory_mib, swap_mib, below_mib, expected", [
+    (3964, 4096, 6144, 4096),    # a Nano with swap asked for
+    (7850, 4096, 6144, 0),       # a TX2 or Xavier NX with 8 GB: none
+    (None, 4096, 6144, 4096),    # memory unknown: counted as less
+    (3964, 0, 6144, 0),          # swap left alone
+    (7850, 2048, 16384, 2048),   # a higher threshold
+])
+def test_the_plan_gives_the_swap_file_only_below_the_threshold(memory_mib, swap_mib, below_mib,
+                                                               expected):
+    assert pin_sets.swap_mib_for(memory_mib, swap_mib, below_mib) == expected
+
+
+def test_the_marker_has_the_keys_the_facts_are_checked_for():
+    marker = pin_sets.env_marker(TABLE, "jetpack46-cp36", tensorrt_full="8.2.1.8-1+cuda10.2",
+                                 python="3.6.9", swap_mib=4096)
+    assert tuple(marker) == pin_sets.ENV_MARKER_KEYS and marker["swap_mib"] == "4096"
 
 
 def test_the_role_chooses_nothing_and_spells_no_path():
