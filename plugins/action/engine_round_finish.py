@@ -1,10 +1,11 @@
 """Finish one device's build round in one step, for its own device only
-(controller/round_result.py finish_round): wait for its builder processes on the controller's
-clock, verify the engines that were already on it and list the round's files (unless it went
-silent), read the round back (read_round), fetch what the read-back allows into the store's
-staging area and file it into the store (controller/collect.py file_round). A device whose
-builds ended early does not wait for the round's other devices: its engines are in the store
-when its own round ends.
+(controller/round_result.py finish_round): install the builder into the venv when the round
+brought its wheel (the builds import it from the wheel meanwhile), wait for its builder
+processes on the controller's clock, verify the engines that were already on it and list the
+round's files (unless it went silent), read the round back (read_round), fetch what the
+read-back allows into the store's staging area and file it into the store
+(controller/collect.py file_round). A device whose builds ended early does not wait for the
+round's other devices: its engines are in the store when its own round ends.
 
 The wait (controller/build_wait.py): each time one shell command waits on the device until one
 of the running jobs ended or a window (poll_s) passed (a long poll); only the jobs it names are
