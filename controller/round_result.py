@@ -179,7 +179,8 @@ def finish_round(work: dict[str, Any], started: list[dict[str, Any]], calls: Rou
     path) and ``refused`` (model -> why it was not filed), both over every round of the run so
     far (``earlier``: this host's registered result of its last round, or empty), which the
     report reads, ``timing_cache`` (the store path of its grown cache, or None),
-    ``builds_wait_s`` (how long the wait for the builds took, on the controller's clock) and
+    ``builds_wait_s`` (how long the step waited for the builds, on the controller's clock,
+    from its start: the builder's install runs while they run) and
     ``builder_current`` and ``env_ensured`` (the venv holds the run's builder; the environment
     ensured: a later round of the run installs neither again, controller/device_work.py).
     A verify that did not run or a listing that failed fails the result (the device's round
@@ -192,6 +193,7 @@ def finish_round(work: dict[str, Any], started: list[dict[str, Any]], calls: Rou
     problem, gone = start_failure(started), None
     installed: dict[str, Any] = {}
     started_failed = problem is not None
+    waiting_since = time.monotonic()  # the builds run from here on, during the install too
     if started_failed:
         started = []  # nothing of this round ran: nothing to wait for, verify or read back
     elif work["install"]:
@@ -202,7 +204,6 @@ def finish_round(work: dict[str, Any], started: list[dict[str, Any]], calls: Rou
         except DeviceGone as error:
             gone = str(error)
         problem = install_problem(installed) if gone is None else None
-    waiting_since = time.monotonic()
     wait = calls.wait() if work["processes"] and not started_failed and gone is None else {}
     builds_wait_s = round(time.monotonic() - waiting_since, 2)
     verifies: list[dict[str, Any]] = []
