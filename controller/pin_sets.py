@@ -6,8 +6,10 @@ JetPack has no pin set is refused in the plan, with the release and the fix, bef
 is installed or pushed. The choice: a device whose builds are all ONNX takes the ONNX pin set
 (no TensorFlow), one with a UFF build the TensorFlow set; each is the inventory's
 (jetson_env_onnx_pin_set, jetson_env_pin_set) or, left empty, the table's for the device's
-L4T major.minor. roles/jetson_env/tasks/main.yml makes the same choice for its round in
-Jinja; tests/unit/test_pin_set_plan.py renders that task against ``chosen_pin_set``.
+L4T major.minor; the round work carries it to the role (controller/device_work.py
+environment()), which chooses nothing. So does the marker of an installed environment
+(``env_marker``): the plan compares it with the device's to include the role only where the
+venv lacks the round's environment, and the role writes it.
 """
 
 from __future__ import annotations

@@ -77,8 +77,8 @@ class HostSelection:
     # platform's default, detect.default_build_deadline_s).
     build_deadline_s: int = 0
     # jetson_env_swap_mib and jetson_env_swap_below_mib (pin_sets.swap_mib_for).
-    swap_mib: int = 0
-    swap_below_mib: int = 0
+    swap_mib: int = schema.BY_NAME["jetson_env_swap_mib"].default
+    swap_below_mib: int = schema.BY_NAME["jetson_env_swap_below_mib"].default
 
     def as_dict(self) -> dict[str, Any]:
         return {"host": self.host, "models": list(self.models), "options": self.options.as_dict(),
@@ -98,8 +98,8 @@ class HostSelection:
                        (str(value), str(where))
                        for value, where in data.get("expected_platforms") or ()),
                    build_deadline_s=int(data.get("build_deadline_s") or 0),
-                   swap_mib=int(data.get("swap_mib") or 0),
-                   swap_below_mib=int(data.get("swap_below_mib") or 0))
+                   swap_mib=int(data.get("swap_mib", cls.swap_mib)),
+                   swap_below_mib=int(data.get("swap_below_mib", cls.swap_below_mib)))
 
 
 def load_yaml(path: Path) -> Any:
