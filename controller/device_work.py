@@ -268,16 +268,10 @@ def builder_install(wheel: Path, root_dir: str, marker: dict[str, str]) -> list[
             json.dumps(marker, sort_keys=True), marker_path]
 
 
-def runs_builder(work: dict[str, Any]) -> bool:
-    """Whether a device's round (the plan's round work) runs the builder on it: a build or a
-    confirming verify."""
-    return bool(work["build"] or work["confirm"])
-
-
 def needs_builder(work: dict[str, Any]) -> bool:
-    """Whether a device's round runs the builder on it, or readies it for the next round's
-    (prepare)."""
-    return runs_builder(work) or bool(work["prepare"])
+    """Whether a device's round (the plan's round work) runs the builder on it (a build or a
+    confirming verify), or readies it for the next round's (prepare)."""
+    return bool(work["build"] or work["confirm"] or work["prepare"])
 
 
 def builder_state(device: dict[str, Any], marker: dict[str, str],
@@ -369,7 +363,7 @@ def round_work(work: dict[str, Any], host_plan: dict[str, Any], device: dict[str
     if timing_cache["device_file"]:
         listing.append(os.path.dirname(timing_cache["device_file"]))
     env = environment(root_dir, host_plan["pin_sets"], paths, device=device,
-                      swap_mib=host_plan.get("swap_mib", 0))
+                      swap_mib=host_plan["swap_mib"])
     # The role is included only where the venv lacks this environment: the device's marker (as
     # its facts read it, unless an earlier round of this run installed another) is not it.
     env_held = env["marker"] is not None and builder["env_ensured"] is None \
