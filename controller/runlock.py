@@ -23,7 +23,6 @@ lock on shared storage") says which storage this is safe on.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import getpass
 import json
 import os
@@ -39,16 +38,20 @@ from typing import Any
 
 from .durations import format_duration
 
-# Beside the store's root layout (controller/store.py), the names of its two lock files live
-# here: the lease renewer, a process of its own that every run starts, imports this module
-# alone, without the store and what it imports (a tenth of a second of the run's preflight).
-LOCK_NAME = ".lock"  # the store's short fcntl lock (EngineStore.locked)
-RUN_LOCK_NAME = ".run-lock"
+# The lock file, its names and its renewal: controller/lease.py (what the renewer imports).
+from .lease import (
+    CHECK_SECONDS,
+    READY_LINE,
+    RENEW_SECONDS,
+    RUN_LOCK_NAME,
+    Observed,
+    holder_alive,
+    observe,
+    process_start,
+    take_over,
+)
 
 POLL_SECONDS = 2.0
-# The renewer touches the lock this often, and looks this often whether it should stop.
-RENEW_SECONDS = 15.0
-CHECK_SECONDS = 1.0
 # Another machine's lock untouched for this long is expired. With the renewal every 15 s it
 # tolerates a clock difference of about 2.5 minutes between the machines (and the file
 # server) before a live lock could look expired; a slower clock only makes the wait longer,
@@ -60,15 +63,6 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 class StoreBusy(Exception):
     """Another run holds the store; the message says who and what to do."""
-
-
-def process_start(pid: int) -> str | None:
-    """The start time of ``pid`` in clock ticks since boot (None: no such process)."""
-    try:
-        with open("/proc/{}/stat".format(pid)) as handle:
-            return handle.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
 
 
 def machine() -> dict[str, str]:
@@ -88,42 +82,10 @@ def same_machine(holder: dict[str, Any], mine: dict[str, str]) -> bool:
     return bool(holder.get("host") == mine["host"])  # a lock of the format before leases
 
 
-def holder_alive(holder: dict[str, Any]) -> bool:
-    """Only meaningful for a holder on this machine (``same_machine``)."""
-    pid = holder.get("pid")
-    return isinstance(pid, int) and process_start(pid) == holder.get("start")
-
-
 def describe(holder: dict[str, Any]) -> str:
     return "run of pid {} by {} on host {} since {} ({})".format(
         holder.get("pid"), holder.get("user"), holder.get("host"), holder.get("since"),
         holder.get("command", "?"))
-
-
-class Observed:
-    """The lock file as read once: its holder (None: unreadable), which version of it
-    (inode, modification time) and the lease's age by this machine's clock."""
-
-    def __init__(self, holder: dict[str, Any] | None, stamp: tuple[int, int], age: float):
-        self.holder = holder
-        self.stamp = stamp
-        self.age = age
-
-
-def observe(path: Path, wall: Callable[[], float] = time.time) -> Observed | None:
-    """The lock as it is now (None: there is none). Opened, not only stat'ed: on NFS an open
-    revalidates the file's attributes (close-to-open), a stat may answer from a cache."""
-    try:
-        with open(str(path), "rb") as handle:
-            info = os.fstat(handle.fileno())
-            try:
-                holder = json.loads(handle.read(1 << 16).decode("utf-8"))
-            except (OSError, ValueError):
-                holder = None
-    except FileNotFoundError:
-        return None
-    return Observed(holder if isinstance(holder, dict) else None,
-                    (info.st_ino, info.st_mtime_ns), wall() - info.st_mtime)
 
 
 def lease_text(age: float) -> str:
@@ -150,20 +112,6 @@ def _create(path: Path, me: dict[str, Any]) -> bool:
         return os.stat(str(draft)).st_nlink == 2
     finally:
         draft.unlink()
-
-
-def _take_over(store_dir: Path, path: Path, judged: tuple[int, int]) -> None:
-    """Remove the lock judged stale, if it is still the very file judged: takers of one store
-    (and a renewer whose run is gone) do this one at a time, under the store's fcntl lock, so
-    two never remove a lock a third has just made."""
-    with open(str(store_dir / LOCK_NAME), "a") as serial:
-        fcntl.flock(serial, fcntl.LOCK_EX)
-        now = observe(path)
-        if now is None or now.stamp != judged:
-            return  # released, renewed or taken over meanwhile: judge again
-        stale = path.with_name(RUN_LOCK_NAME + ".stale-{}".format(os.getpid()))
-        os.rename(str(path), str(stale))
-        stale.unlink()
 
 
 class _Watch:
@@ -230,7 +178,7 @@ def acquire(store_dir: Path, owner_pid: int, command: str, wait_s: int, *,
             return False
         if verdict == "stale":
             say("taking over the run lock {}".format(busy))
-            _take_over(store_dir, path, seen.stamp)
+            take_over(store_dir, seen.stamp)
             continue
         if wait_s <= 0:
             raise StoreBusy("the engine store {} is in use by {}. Wait for it to finish, or "
@@ -264,44 +212,10 @@ def release(store_dir: Path, owner_pid: int) -> bool:
     return False
 
 
-def renew(store_dir: Path, token: str, every: float = RENEW_SECONDS,
-          check: float = CHECK_SECONDS, ready: Callable[[], None] = lambda: None) -> str:
-    """Keep the lease of the lock ``token`` names fresh while its run lives; returns why it
-    stopped. Touches the very file it read (futimens on its descriptor: on NFS the server
-    sets the time), so it never renews a lock that replaced its own."""
-    path = store_dir / RUN_LOCK_NAME
-    renewed_at: float | None = None
-    while True:
-        try:
-            fd = os.open(str(path), os.O_RDONLY)
-        except FileNotFoundError:
-            return "released"
-        try:
-            try:
-                holder = json.loads(os.read(fd, 1 << 16).decode("utf-8"))
-            except ValueError:
-                holder = None
-            if not isinstance(holder, dict) or holder.get("token") != token:
-                return "no longer this run's lock"
-            if not holder_alive(holder):
-                # Its run was killed: nobody else can release it, and a run on another
-                # machine need not wait for the lease to expire. Removed as a taker would.
-                info = os.fstat(fd)
-                _take_over(store_dir, path, (info.st_ino, info.st_mtime_ns))
-                return "its run is gone"
-            if renewed_at is None or time.monotonic() - renewed_at >= every:
-                os.utime(fd)
-                renewed_at = time.monotonic()
-                ready()
-        finally:
-            os.close(fd)
-        time.sleep(check)
-
-
 class Renewer:
     """The process that renews a run lock's lease, started before the lock is taken: it
-    starts Python and imports this module (some 35 ms) while the preflight checks the run's
-    inputs, then waits on its stdin for the token of the lock to renew (``start``). Without
+    starts Python and imports controller/lease.py (some 20 ms) while the preflight checks the
+    run's inputs, then waits on its stdin for the token of the lock to renew (``start``). Without
     one (``cancel``, or the step that started it ended) it ends at once. Its own session, no
     terminal, no inherited output: once renewing it outlives the step that started it, never
     the run (``renew``). As a context manager it is cancelled on leaving unless started."""
@@ -312,7 +226,7 @@ class Renewer:
         self.process = subprocess.Popen(
             # -S: no site (the venv's packages and .pth files): the renewer needs the standard
             # library and this package alone, found from its working directory.
-            [sys.executable, "-S", "-m", "controller.runlock", "renew", str(store_dir), "-",
+            [sys.executable, "-S", "-m", "controller.lease", "renew", str(store_dir), "-",
              str(every), str(check)],
             cwd=str(REPOSITORY), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -340,14 +254,14 @@ class Renewer:
             process.stdin.write(str(seen.holder["token"]).encode("utf-8") + b"\n")
             process.stdin.close()
         readable, _, _ = select.select([process.stdout], [], [], RENEWER_START_SECONDS)
-        started = bool(readable) and process.stdout.readline().strip() == b"renewing"
+        started = bool(readable) and process.stdout.readline().strip() == READY_LINE
         process.stdout.close()
         if not started:
             process.kill()
             process.wait()
             release(self.store_dir, owner_pid)
             raise StoreBusy("the renewer of the run lock of {} did not start within {} "
-                            "(python3 -m controller.runlock renew): the lock was released; "
+                            "(python3 -m controller.lease renew): the lock was released; "
                             "run again".format(self.store_dir,
                                                format_duration(RENEWER_START_SECONDS)))
         self.started = True
@@ -372,7 +286,8 @@ def hold_store(store_dir: Path, owner_pid: int, command: str, wait_s: int, *,
     (``renewer``, started ahead, else one started now), then, since no other run can be
     writing, the leftovers of killed ones removed. Returns what was removed, as lines to
     show. The renewer is started, or cancelled whatever happens."""
-    from .store import EngineStore  # noqa: PLC0415 (see LOCK_NAME)
+    # Imported here: the store and what it imports cost every import of this module.
+    from .store import EngineStore  # noqa: PLC0415
 
     with renewer or Renewer(store_dir) as starting:
         if not acquire(store_dir, owner_pid, command, wait_s, say=say):
@@ -380,40 +295,3 @@ def hold_store(store_dir: Path, owner_pid: int, command: str, wait_s: int, *,
         starting.start(owner_pid)
     return ["removed {} (left by an interrupted run)".format(path)
             for path in EngineStore(store_dir).remove_leftovers()]
-
-
-def _point_at_devnull(fd: int, mode: int) -> None:
-    """Leave the pipe on ``fd`` for /dev/null (the step that started the renewer ends)."""
-    devnull = os.open(os.devnull, mode)
-    os.dup2(devnull, fd)
-    os.close(devnull)
-
-
-def main(argv: list[str]) -> int:
-    """``python3 -m controller.runlock renew STORE TOKEN EVERY CHECK`` (Renewer). TOKEN ``-``:
-    the first line of stdin, which is then closed (none: nothing to renew, the end)."""
-    if len(argv) != 5 or argv[0] != "renew":
-        print("usage: python3 -m controller.runlock renew STORE TOKEN EVERY CHECK",
-              file=sys.stderr)
-        return 2
-    token = argv[2]
-    if token == "-":
-        token = sys.stdin.readline().strip()
-        _point_at_devnull(sys.stdin.fileno(), os.O_RDONLY)
-        if not token:
-            return 0
-    told: list[bool] = []
-
-    def ready() -> None:
-        if not told:
-            print("renewing", flush=True)
-            # Nobody reads further: leave the pipe, so that no late write can fail.
-            _point_at_devnull(sys.stdout.fileno(), os.O_WRONLY)
-            told.append(True)
-
-    renew(Path(argv[1]), token, float(argv[3]), float(argv[4]), ready=ready)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

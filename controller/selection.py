@@ -18,6 +18,7 @@ import yaml
 from builder.platform import detect
 
 from . import guards, schema
+from .yaml_loader import safe_load
 
 YAML_SUFFIXES = ("", ".yml", ".yaml", ".json")
 FALLBACK_FILE = "group_vars/<group>.yml or host_vars/{host}.yml"
@@ -104,7 +105,7 @@ class HostSelection:
 
 def load_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
+        return safe_load(path.read_text())
     except (OSError, yaml.YAMLError):
         return None  # an unreadable vars file was already reported by the inventory loader
 

@@ -44,7 +44,7 @@ from module_utils.trt_deploy import STATEMENT as STATEMENT_NAME
 from module_utils.trt_signature import EXPIRED, MISSING, SignatureProblem
 
 from . import signing, trust
-from .runlock import LOCK_NAME  # the store lock file's name: see there
+from .lease import LOCK_NAME  # the store lock file's name: see there
 from .selection import EngineOptions
 
 # The store's root layout.

@@ -32,11 +32,11 @@ SUMMARY_BANNER = "ENGINE SUMMARY"
 
 
 def run_lock_renewers(store):
-    """Renewer processes of the store's run lock (python3 -m controller.runlock renew STORE)."""
+    """Renewer processes of the store's run lock (python3 -m controller.lease renew STORE)."""
     listing = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True,
                              check=True).stdout
     return [line for line in listing.splitlines()
-            if "controller.runlock renew {} ".format(store) in line]
+            if "controller.lease renew {} ".format(store) in line]
 
 
 def wait_until_the_run_let_go(store):

@@ -302,12 +302,18 @@ def test_a_killed_filings_temporary_is_removed_by_the_next_run_under_the_lock(tm
     assert "interrupted run" not in checked.stdout, checked.stdout
 
 
-def test_the_renewer_starts_on_the_standard_library_without_the_store():
-    """Every run starts the renewer (python3 -S -m controller.runlock): it must import neither
-    the store nor anything outside the standard library, or each run's preflight pays for it."""
-    probe = ("import sys, controller.runlock; "
+def test_the_renewer_imports_only_what_renewing_needs():
+    """Every run starts the renewer (python3 -S -m controller.lease) and waits for its first
+    renewal: it must import neither the store, nor the run lock's module, nor the standard
+    modules only taking a lock needs (host and user names, subprocesses, typing, pathlib)."""
+    probe = ("import sys, controller.lease; "
              "print(sorted(m for m in sys.modules if m.startswith('controller')))")
     done = subprocess.run([sys.executable, "-S", "-c", probe], cwd=str(runlock.REPOSITORY),
                           capture_output=True, text=True, check=True)
-    assert json.loads(done.stdout.replace("'", '"')) == [
-        "controller", "controller.durations", "controller.runlock"], done.stdout
+    assert json.loads(done.stdout.replace("'", '"')) == ["controller", "controller.lease"], \
+        done.stdout
+    heavy = ("socket", "subprocess", "getpass", "uuid", "typing", "pathlib")
+    probe = "import sys, controller.lease; print(' '.join(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-S", "-c", probe], cwd=str(runlock.REPOSITORY),
+                          capture_output=True, text=True, check=True)
+    assert not set(heavy) & set(done.stdout.split()), done.stdout
