@@ -64,7 +64,19 @@ def sh(clone, command, timeout=900):
                           timeout=timeout, check=False, env=env)
 
 
-def test_sample_check_and_inspect(clone):
+@pytest.fixture
+def readme_outputs():
+    """The README's by-hand commands write to /tmp/inspect and /tmp/onnx, as written: each is
+    removed afterwards unless it was there before (a user's own)."""
+    outputs = [Path("/tmp/inspect"), Path("/tmp/onnx")]
+    there_before = [path for path in outputs if path.exists()]
+    yield
+    for path in outputs:
+        if path not in there_before:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def test_sample_check_and_inspect(clone, readme_outputs):
     made = sh(clone, readme_command("make sample"))
     assert made.returncode == 0, made.stdout + made.stderr
     assert (clone / "models/sample/ssd_mobilenet_v2_coco/frozen_inference_graph.pb").is_file()
