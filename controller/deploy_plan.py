@@ -40,10 +40,10 @@ from .builder_wheel import builder_source_digest, ensure_wheel, installed_marker
 from .device import DevicePlatform, deployed_models, device_platform, platform_disagreement
 from .device_push import SHARED, push_commands, pushed_file
 from .keys import host_build_keys
+from .repository import REPOSITORY
 from .selection import HostSelection
 from .store import EngineStore, StoreEntry
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 # The guard <root>/bin/trt-engine-path (engine_deploy state=prepare, guard): these repository
 # files at the same relative paths under <root>/bin/lib/ (the builder's own platform
 # detection, not a copy of it), and the launcher made from GUARD_TEMPLATE.

@@ -18,9 +18,9 @@ from builder.commands.check import catalog_report
 from builder.spec.catalog import load_catalog
 
 from . import guards, schema, trust
+from .repository import REPOSITORY
 from .selection import HostChecker, HostSelection, VarOrigin, fleet_wide_problems
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 GRAPH_CHECK_CACHE = REPOSITORY / ".cache" / "graph-checks"
 # The sums of the catalog's graphs, read on every run for the pin check and the build keys,
 # kept while each graph is unchanged (builder/graphsums.py).

@@ -48,8 +48,10 @@ from .lease import (
     holder_alive,
     observe,
     process_start,
+    run_lock_path,
     take_over,
 )
+from .repository import REPOSITORY
 
 POLL_SECONDS = 2.0
 # Another machine's lock untouched for this long is expired. With the renewal every 15 s it
@@ -58,7 +60,6 @@ POLL_SECONDS = 2.0
 # and the watching rule bounds it.
 LEASE_SECONDS = 180.0
 RENEWER_START_SECONDS = 20.0
-REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 class StoreBusy(Exception):
@@ -159,7 +160,7 @@ def acquire(store_dir: Path, owner_pid: int, command: str, wait_s: int, *,
     process already holds it. Waits up to ``wait_s`` for another live run (StoreBusy after).
     A stale lock is taken over and ``say`` tells whose it was."""
     store_dir.mkdir(parents=True, exist_ok=True)
-    path = store_dir / RUN_LOCK_NAME
+    path = Path(run_lock_path(store_dir))
     mine = machine()
     me = dict(mine, pid=owner_pid, start=process_start(owner_pid), user=getpass.getuser(),
               since=time.strftime("%Y-%m-%d %H:%M:%S"), command=command,
@@ -204,7 +205,7 @@ def _mine(holder: dict[str, Any] | None, owner_pid: int) -> bool:
 def release(store_dir: Path, owner_pid: int) -> bool:
     """Remove the run lock if ``owner_pid`` holds it; True when removed. Its renewer sees
     that within CHECK_SECONDS and ends."""
-    path = store_dir / RUN_LOCK_NAME
+    path = Path(run_lock_path(store_dir))
     seen = observe(path)
     if seen is not None and _mine(seen.holder, owner_pid):
         path.unlink()
@@ -244,7 +245,7 @@ class Renewer:
         once it has renewed it. When it does not start, the lock is released."""
         process = self.process
         assert process.stdin is not None and process.stdout is not None
-        seen = observe(self.store_dir / RUN_LOCK_NAME)
+        seen = observe(run_lock_path(self.store_dir))
         if seen is None or not _mine(seen.holder, owner_pid):
             self.cancel()
             raise StoreBusy("the run lock of {} is not held by pid {}: nothing to "

@@ -1,6 +1,7 @@
 """Import a plugin or module file of the repository by path (plugins/ and library/ are not
 packages): the unit tests call their pure functions without an Ansible run."""
 
+import functools
 import importlib.util
 import sys
 from pathlib import Path
@@ -15,3 +16,13 @@ def load(path, name):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@functools.cache
+def ansible_plugins():
+    """Ansible's plugin loaders, set up once per test process as ansible-playbook sets them up
+    (a second set-up only warns), with the repository's modules (library/) among them."""
+    from ansible.plugins.loader import init_plugin_loader, module_loader  # noqa: PLC0415
+
+    init_plugin_loader()
+    module_loader.add_directory(str(REPO / "library"))

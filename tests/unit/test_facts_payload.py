@@ -11,17 +11,16 @@ import zipfile
 import pytest
 from ansible.executor.module_common import modify_module
 from ansible.parsing.dataloader import DataLoader
-from ansible.plugins.loader import init_plugin_loader, module_loader
+from ansible.plugins.loader import module_loader
 from ansible.template import Templar
 
-from .plugin_files import REPO
+from .plugin_files import ansible_plugins
 
 
 @pytest.fixture(scope="module")
 def packed():
     """module name -> {file name in the payload: its text}."""
-    init_plugin_loader()
-    module_loader.add_directory(str(REPO / "library"))
+    ansible_plugins()
 
     def pack(name):
         data, _, _ = modify_module(

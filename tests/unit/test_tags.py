@@ -3,19 +3,17 @@
 safety steps cannot be skipped by their step's name, and a run whose tags leave the build out
 reports its plan instead of failures."""
 
-import functools
 import itertools
-from pathlib import Path
 
 import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.playbook.task import Task
-from ansible.plugins.loader import init_plugin_loader
 
 from controller import report, tags
 
-REPO = Path(__file__).resolve().parents[2]
+from .plugin_files import REPO, ansible_plugins
+
 ROLE_STEPS = {"jetson_env": "env", "engine_build": "build"}
 TASK_TAGS = [[], ["always"], ["never"], ["build"], ["build", "env"], ["build", "collect"],
              ["always", "deploy"], ["never", "build"]]
@@ -25,13 +23,8 @@ SKIP_TAGS = [[], ["env"], ["collect"], ["build"], ["all"], ["always"], ["tagged"
              ["untagged"], ["all", "always"]]
 
 
-@functools.cache
-def plugin_loader():
-    init_plugin_loader()  # Task.load resolves the action, as ansible-playbook does
-
-
 def ansible_runs(task_tags, run_tags, skip_tags):
-    plugin_loader()
+    ansible_plugins()  # Task.load resolves the action, as ansible-playbook does
     task = Task.load({"name": "t", "ansible.builtin.debug": {}, "tags": task_tags},
                      loader=DataLoader())
     return task.evaluate_tags(run_tags, skip_tags, {})
