@@ -61,7 +61,12 @@ class CallbackModule(ProjectCallback):
         names = [name for name in module_payloads.device_modules(play) if name not in self.built]
         if names and self.child is None:
             self.built.update(names)
-            self.child = module_payloads.build_ahead(names)
+            try:
+                self.child = module_payloads.build_ahead(names)
+            except OSError as error:  # no process to spare: each step packs its own
+                Display().vvv("fork_gc: the device modules' payloads are not built ahead "
+                              "({})".format(error))
+                return
             atexit.register(self._reap, wait=True)  # before Ansible removes the cache
 
     def v2_playbook_on_task_start(self, task, is_conditional):

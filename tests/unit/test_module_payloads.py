@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -134,3 +135,16 @@ def test_the_callback_starts_one_build_per_run_and_reaps_it(playbook, tmp_path, 
     assert callback.child is None
     with pytest.raises(ChildProcessError):  # reaped: no zombie left
         os.waitpid(children[0], os.WNOHANG)
+
+
+def test_the_run_goes_on_when_the_child_cannot_be_forked(monkeypatch):
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(module_payloads.os, "fork", no_fork)
+    module = fork_gc()
+    monkeypatch.setattr(module.gc, "freeze", lambda: None)
+    callback = module.CallbackModule()
+    callback.v2_playbook_on_play_start(plays("build_engines.yml")[0])
+    assert callback.child is None
+    callback.v2_playbook_on_task_start(SimpleNamespace(action="jetson_facts"), False)
