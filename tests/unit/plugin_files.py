@@ -1,9 +1,13 @@
 """Import a plugin or module file of the repository by path (plugins/ and library/ are not
 packages): the unit tests call their pure functions without an Ansible run."""
 
+import base64
 import functools
 import importlib.util
+import io
+import re
 import sys
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,3 +30,9 @@ def ansible_plugins():
 
     init_plugin_loader()
     module_loader.add_directory(str(REPO / "library"))
+
+
+def payload_archive(module_data):
+    """The zip inside an AnsiballZ module as Ansible's modify_module returns it (its bytes)."""
+    zipped = re.search(rb"ZIPDATA = '([A-Za-z0-9+/=]+)'", module_data).group(1)
+    return zipfile.ZipFile(io.BytesIO(base64.b64decode(zipped)))

@@ -3,18 +3,13 @@
 controller (library/jetson_facts.yml) and the deploy's writing half of the layout code
 (module_utils/trt_deploy_write.py) is not in it; the deploy module still gets both halves."""
 
-import base64
-import io
-import re
-import zipfile
-
 import pytest
 from ansible.executor.module_common import modify_module
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import module_loader
 from ansible.template import Templar
 
-from .plugin_files import ansible_plugins
+from .plugin_files import ansible_plugins, payload_archive
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +22,7 @@ def packed():
             name, module_loader.find_plugin(name), {}, Templar(loader=DataLoader()),
             task_vars={"ansible_python_interpreter": "/usr/bin/python3"},
             module_compression="ZIP_DEFLATED")
-        zipped = re.search(rb"ZIPDATA = '([A-Za-z0-9+/=]+)'", data).group(1)
-        archive = zipfile.ZipFile(io.BytesIO(base64.b64decode(zipped)))
+        archive = payload_archive(data)
         return {info.filename: archive.read(info).decode("utf-8")
                 for info in archive.infolist()}
 

@@ -23,13 +23,14 @@ from tests.unit.test_fork_gc import fork_gc
 # module_utils files the payload holds, and the cache's files (Ansible removes the directory
 # when the process exits).
 SEND_AFTER = r"""
-import base64, io, json, os, re, sys, zipfile
+import json, os, sys
 from ansible import constants
 from ansible.executor import module_common
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import init_plugin_loader, module_loader
 from ansible.template import Templar
 from controller import module_payloads
+from tests.unit.plugin_files import payload_archive
 
 init_plugin_loader()
 name, ahead = sys.argv[1], sys.argv[2] == "ahead"
@@ -44,8 +45,7 @@ data, _, shebang = module_common.modify_module(
     name, module_loader.find_plugin(name), {"root_dir": "/opt/x"}, Templar(loader=DataLoader()),
     task_vars={"ansible_python_interpreter": "/usr/bin/python3.6"},
     module_compression="ZIP_DEFLATED")
-payload = zipfile.ZipFile(io.BytesIO(base64.b64decode(
-    re.search(rb"ZIPDATA = '([^']*)'", data).group(1))))
+payload = payload_archive(data)
 print(json.dumps({"status": status, "scanned": scanned, "shebang": shebang,
                   "files": sorted(payload.namelist()), "args": b"/opt/x" in data,
                   "cache": os.listdir(os.path.join(constants.DEFAULT_LOCAL_TMP,
